@@ -1,0 +1,644 @@
+// Data plane (Wasm): the accept filter (SIMD-probed hash table), burst classification, fan-out into client rings, and the two-bank reader protocol.
+
+import {
+  align, B_CTRL, B_FLAGS, B_PROMISC_COUNT, C_BROADCAST, C_BYTES, C_FRAMES, C_MULTICAST, C_RING_DROPS, CLIENT_COUNTER_BYTES, CTRL_EMPTY,
+  ENTRY, F_ALLMULTI, F_HASH, F_HASH_TYPE_SHIFT, F_PROMISC, GROUP_WIDTH, H_ACTIVE, H_BANK0, H_BANK1, H_BANK_BYTES, H_BURST, H_CLAIMS,
+  H_CLIENT_COUNTERS, H_CLIENTS, H_DELIVERER, H_GROUPS, H_LANE0, H_LANE_BYTES, H_LANES, H_MAGIC, H_MAX_FRAME, H_POOL_BYTES, H_RING_BYTES,
+  H_RINGS, H_SEED_HI, H_SEED_LO, H_SLOTS, H_STAGING, H_TOTAL, H_VERSION, H_WORDS, HASH_BYTES, HEADER_BYTES, L_COUNTERS, L_STATE,
+  LANE_COUNTERS, LAYOUT_VERSION, LINE, M_EUI64, M_GROUP, M_HARDWARE, M_INDEX, M_STAGE_SHIFT, MAGIC, MAX_LANES, MISS, R_BROADCAST,
+  R_DROP_BAD_DESC, R_DROP_MC, R_DROP_OVERSIZE, R_DROP_RUNT, R_DROP_UNKNOWN, R_MC_ALL, R_MC_EXACT, R_MC_HASH, R_PROMISC, R_SOFTWARE,
+  R_UNICAST, REC_HEADER, REC_WRAP, RING_DATA, RING_HEAD, RING_TAIL, RULE_COUNT, STAGE_EXACT, STAGE_HASH, STAGING_BYTES, V_NO_REF,
+  V_REF_SHIFT, V_SOFTWARE, X_DELIVERIES, X_READER_RETRIES, X_RING_CORRUPT, X_RING_FULL,
+} from './layout';
+
+// Cached from the header by plan() or attach(); every instance (thread) has its own copy.
+let base: usize = 0;
+let clients: u32 = 0;
+let words: u32 = 0;
+let slots: u32 = 0;
+let slotMask: u32 = 0;
+let groups: u32 = 0;
+let poolBytes: u32 = 0;
+let burst: u32 = 0;
+let ringBytes: u32 = 0;
+let maxFrame: u32 = 0;
+let lanes: u32 = 0;
+let seed: u64 = 0;
+let bank0: usize = 0;
+let bank1: usize = 0;
+let laneBase: usize = 0;
+let laneBytes: usize = 0;
+let clientCounters: usize = 0;
+let rings: usize = 0;
+let staging: usize = 0;
+// Bank-relative offsets, derived from the sizes above.
+let entriesOff: usize = 0;
+let hashOff: usize = 0;
+let bcastOff: usize = 0;
+let promiscOff: usize = 0;
+let groupsOff: usize = 0;
+// Lane-relative offsets.
+let descOff: usize = 0;
+let verdictOff: usize = 0;
+let keysOff: usize = 0;
+let kindsOff: usize = 0;
+let touchedOff: usize = 0;
+let poolOff: usize = 0;
+
+const HASH_MUL: u64 = 0x9e37_79b9_7f4a_7c15;
+
+function derive(): void {
+  const n = <usize>slots;
+  entriesOff = align(B_CTRL + n + GROUP_WIDTH, 16);
+  hashOff = align(entriesOff + n * ENTRY, LINE);
+  bcastOff = hashOff + HASH_BYTES;
+  promiscOff = bcastOff + <usize>words * 4;
+  groupsOff = promiscOff + <usize>words * 4;
+  descOff = align(L_COUNTERS + <usize>LANE_COUNTERS * 8, LINE);
+  verdictOff = descOff + <usize>burst * 8;
+  keysOff = align(verdictOff + <usize>burst * 4, 16);
+  kindsOff = keysOff + <usize>burst * 8;
+  touchedOff = align(kindsOff + <usize>burst, 4);
+  poolOff = align(touchedOff + <usize>words * 4, LINE);
+  slotMask = slots - 1;
+}
+
+function load32(field: usize): u32 {
+  return load<u32>(base + field);
+}
+
+function readHeader(): void {
+  clients = load32(H_CLIENTS);
+  words = load32(H_WORDS);
+  slots = load32(H_SLOTS);
+  groups = load32(H_GROUPS);
+  poolBytes = load32(H_POOL_BYTES);
+  burst = load32(H_BURST);
+  ringBytes = load32(H_RING_BYTES);
+  maxFrame = load32(H_MAX_FRAME);
+  lanes = load32(H_LANES);
+  seed = (<u64>load32(H_SEED_HI) << 32) | <u64>load32(H_SEED_LO);
+  bank0 = <usize>load32(H_BANK0);
+  bank1 = <usize>load32(H_BANK1);
+  laneBase = <usize>load32(H_LANE0);
+  laneBytes = <usize>load32(H_LANE_BYTES);
+  clientCounters = <usize>load32(H_CLIENT_COUNTERS);
+  rings = <usize>load32(H_RINGS);
+  staging = <usize>load32(H_STAGING);
+  derive();
+}
+
+function nextPow2(n: u32): u32 {
+  return n <= 1 ? 1 : <u32>1 << (32 - clz(n - 1));
+}
+
+/**
+ * Lays out every region for the given sizes, writes the header, and returns the bytes the memory
+ * needs (0 when a size is out of range). It writes only the header, so it also runs on a scratch memory.
+ */
+export function plan(
+  maxClients: u32, maxEntries: u32, maxGroups: u32, pool: u32, burstMax: u32, ring: u32, frameMax: u32, laneCount: u32, seedLo: u32, seedHi: u32,
+): usize {
+  if (maxClients < 1 || maxClients > 0xffff || maxGroups > 0xffff || laneCount < 1 || laneCount > MAX_LANES) return 0;
+  if (burstMax < 1 || burstMax > 1 << 20 || frameMax < 14 || frameMax > 1 << 18 || pool < frameMax || pool > 1 << 30) return 0;
+  if (maxEntries < 1 || maxEntries > 1 << 22) return 0;
+  const ringData = nextPow2(ring < frameMax + 16 ? frameMax + 16 : ring);
+  base = align(__heap_base, LINE);
+  clients = maxClients;
+  words = (maxClients + 31) >> 5;
+  slots = nextPow2((maxEntries + maxGroups) * 2);
+  if (slots < <u32>GROUP_WIDTH) slots = <u32>GROUP_WIDTH;
+  groups = maxGroups;
+  poolBytes = pool;
+  burst = burstMax;
+  ringBytes = ringData;
+  maxFrame = frameMax;
+  lanes = laneCount;
+  derive();
+  const bankBytes = align(groupsOff + <usize>groups * <usize>words * 4, LINE);
+  const laneSize = align(poolOff + <usize>pool, LINE);
+  let at = base + HEADER_BYTES;
+  bank0 = at; at += bankBytes;
+  bank1 = at; at += bankBytes;
+  laneBase = at; laneBytes = laneSize; at += laneSize * <usize>laneCount;
+  clientCounters = at; at = align(at + <usize>maxClients * CLIENT_COUNTER_BYTES, LINE);
+  rings = at; at += <usize>maxClients * (RING_DATA + <usize>ringData);
+  staging = at; at += STAGING_BYTES;
+  const total = at;
+  if (total > <usize>0xffff_0000) return 0;
+  if (total <= <usize>memory.size() << 16) {
+    store<u32>(base + H_MAGIC, MAGIC);
+    store<u32>(base + H_VERSION, LAYOUT_VERSION);
+    store<u32>(base + H_CLIENTS, clients);
+    store<u32>(base + H_WORDS, words);
+    store<u32>(base + H_SLOTS, slots);
+    store<u32>(base + H_GROUPS, groups);
+    store<u32>(base + H_POOL_BYTES, poolBytes);
+    store<u32>(base + H_BURST, burst);
+    store<u32>(base + H_RING_BYTES, ringBytes);
+    store<u32>(base + H_MAX_FRAME, maxFrame);
+    store<u32>(base + H_LANES, lanes);
+    store<u32>(base + H_SEED_LO, seedLo);
+    store<u32>(base + H_SEED_HI, seedHi);
+    store<u32>(base + H_BANK0, <u32>bank0);
+    store<u32>(base + H_BANK1, <u32>bank1);
+    store<u32>(base + H_BANK_BYTES, <u32>bankBytes);
+    store<u32>(base + H_LANE0, <u32>laneBase);
+    store<u32>(base + H_LANE_BYTES, <u32>laneSize);
+    store<u32>(base + H_CLIENT_COUNTERS, <u32>clientCounters);
+    store<u32>(base + H_RINGS, <u32>rings);
+    store<u32>(base + H_STAGING, <u32>staging);
+    store<u32>(base + H_TOTAL, <u32>total);
+    seed = (<u64>seedHi << 32) | <u64>seedLo;
+    resetBank(bank0);
+    resetBank(bank1);
+  }
+  return total;
+}
+
+/** Reads the layout from a memory another instance planned; returns 1, or 0 when the memory is not a planned one. */
+export function attach(): u32 {
+  base = align(__heap_base, LINE);
+  if (load<u32>(base + H_MAGIC) != MAGIC || load<u32>(base + H_VERSION) != LAYOUT_VERSION) return 0;
+  readHeader();
+  return 1;
+}
+
+function resetBank(bank: usize): void {
+  memory.fill(bank, 0, B_CTRL);
+  memory.fill(bank + B_CTRL, CTRL_EMPTY, <usize>slots + GROUP_WIDTH);
+  memory.fill(bank + entriesOff, 0, groupsOff + <usize>groups * <usize>words * 4 - entriesOff);
+}
+
+// ---- pointers for the TypeScript side -------------------------------------------------
+
+/** Returns the address of bank 0 or 1. */
+export function bankPtr(b: u32): usize { return b == 0 ? bank0 : bank1; }
+/** Returns the address of lane `lane`, or 0 outside 0..lanes-1. */
+export function lanePtr(lane: u32): usize { return lane < lanes ? laneBase + <usize>lane * laneBytes : 0; }
+export function laneCountersPtr(lane: u32): usize { return lanePtr(lane) + L_COUNTERS; }
+export function descriptorsPtr(lane: u32): usize { return lanePtr(lane) + descOff; }
+export function verdictsPtr(lane: u32): usize { return lanePtr(lane) + verdictOff; }
+export function keysPtr(lane: u32): usize { return lanePtr(lane) + keysOff; }
+export function kindsPtr(lane: u32): usize { return lanePtr(lane) + kindsOff; }
+export function poolPtr(lane: u32): usize { return lanePtr(lane) + poolOff; }
+export function clientCountersPtr(): usize { return clientCounters; }
+export function ringPtr(client: u32): usize { return client < clients ? rings + <usize>client * (RING_DATA + <usize>ringBytes) : 0; }
+export function stagingPtr(): usize { return staging; }
+export function headerPtr(): usize { return base; }
+export function activeBank(): u32 { return atomic.load<u32>(base + H_ACTIVE); }
+export function tableSlots(): u32 { return slots; }
+
+// ---- the table ---------------------------------------------------------------------
+
+// @ts-ignore: decorator
+@inline function mix(k: u64): u64 {
+  let h = (k ^ seed) * HASH_MUL;
+  return h ^ (h >> 32);
+}
+
+/** Returns the meta word of key `k` of kind `kind` (0 MAC-48, 1 EUI-64) in `bank`, or MISS. */
+// @ts-ignore: decorator
+@inline function lookup(bank: usize, k: u64, kind: u32): u32 {
+  const h = mix(k);
+  let pos = <u32>h & slotMask;
+  const tag = i8x16.splat(<i8>(h >> 57));
+  const empty = i8x16.splat(<i8>CTRL_EMPTY);
+  const ctrl = bank + B_CTRL;
+  const entries = bank + entriesOff;
+  // Bounded even on a corrupt table: one pass over every group at most.
+  for (let probe: u32 = 0; probe <= slotMask >> 4; probe++) {
+    const g = v128.load(ctrl + <usize>pos);
+    let m = i8x16.bitmask(i8x16.eq(g, tag));
+    const e = i8x16.bitmask(i8x16.eq(g, empty));
+    // Entries sit before the first empty slot of their probe run, so later matches are strangers.
+    if (e != 0) m &= (e & (0 - e)) - 1;
+    while (m != 0) {
+      const idx = (pos + ctz(m)) & slotMask;
+      const ent = entries + <usize>idx * ENTRY;
+      if (load<u64>(ent) == k) {
+        const meta = load<u32>(ent, 8);
+        if (((meta & M_EUI64) != 0) == (kind != 0)) return meta;
+      }
+      m &= m - 1;
+    }
+    if (e != 0) return MISS;
+    pos = (pos + <u32>GROUP_WIDTH) & slotMask;
+  }
+  return MISS;
+}
+
+function setCtrl(bank: usize, idx: u32, v: u8): void {
+  const ctrl = bank + B_CTRL;
+  store<u8>(ctrl + <usize>idx, v);
+  // The first group is mirrored past the end, so a 16-byte load near the end needs no wrap.
+  if (idx < <u32>GROUP_WIDTH) store<u8>(ctrl + <usize>slots + <usize>idx, v);
+}
+
+function stagedKey(len: u32): u64 {
+  return len == 8 ? load<u64>(staging) : (<u64>load<u16>(staging, 4) << 32) | <u64>load<u32>(staging);
+}
+
+function findIndex(bank: usize, k: u64, kind: u32): i32 {
+  const h = mix(k);
+  let pos = <u32>h & slotMask;
+  const entries = bank + entriesOff;
+  for (let i: u32 = 0; i < slots; i++) {
+    const idx = (pos + i) & slotMask;
+    if (load<u8>(bank + B_CTRL + <usize>idx) == CTRL_EMPTY) return -1;
+    const ent = entries + <usize>idx * ENTRY;
+    if (load<u64>(ent) == k && ((load<u32>(ent, 8) & M_EUI64) != 0) == (kind != 0)) return <i32>idx;
+  }
+  return -1;
+}
+
+/**
+ * Inserts or updates the key staged in the staging buffer (6 or 8 bytes) with `meta` in `bank`.
+ * Returns 1, or 0 when the length is wrong or the table is full. Only for a bank no reader uses.
+ */
+export function tablePut(bank: u32, len: u32, meta: u32): u32 {
+  if (len != 6 && len != 8) return 0;
+  const b = bankPtr(bank);
+  const kind: u32 = len == 8 ? 1 : 0;
+  const k = stagedKey(len);
+  const m = kind != 0 ? meta | M_EUI64 : meta & ~M_EUI64;
+  const found = findIndex(b, k, kind);
+  if (found >= 0) {
+    store<u32>(b + entriesOff + <usize>found * ENTRY, m, 8);
+    return 1;
+  }
+  const h = mix(k);
+  for (let i: u32 = 0; i < slots; i++) {
+    const idx = (<u32>h + i) & slotMask;
+    if (load<u8>(b + B_CTRL + <usize>idx) != CTRL_EMPTY) continue;
+    const ent = b + entriesOff + <usize>idx * ENTRY;
+    store<u64>(ent, k);
+    store<u32>(ent, m, 8);
+    setCtrl(b, idx, <u8>(h >> 57));
+    return 1;
+  }
+  return 0;
+}
+
+/** Removes the staged key from `bank` by shifting its run back (no tombstones). Returns 1 if it was there. */
+export function tableDelete(bank: u32, len: u32): u32 {
+  if (len != 6 && len != 8) return 0;
+  const b = bankPtr(bank);
+  const found = findIndex(b, stagedKey(len), len == 8 ? 1 : 0);
+  if (found < 0) return 0;
+  let hole = <u32>found;
+  let j = hole;
+  const entries = b + entriesOff;
+  for (let n: u32 = 0; n < slots; n++) {
+    j = (j + 1) & slotMask;
+    if (load<u8>(b + B_CTRL + <usize>j) == CTRL_EMPTY) break;
+    const ent = entries + <usize>j * ENTRY;
+    const home = <u32>mix(load<u64>(ent)) & slotMask;
+    // Move j into the hole unless its home lies cyclically in (hole, j]: then the hole does not break its run.
+    const stays = hole <= j ? home > hole && home <= j : home > hole || home <= j;
+    if (!stays) {
+      memory.copy(entries + <usize>hole * ENTRY, ent, ENTRY);
+      setCtrl(b, hole, load<u8>(b + B_CTRL + <usize>j));
+      hole = j;
+    }
+  }
+  setCtrl(b, hole, CTRL_EMPTY);
+  return 1;
+}
+
+/** Returns the meta word of the staged key in `bank`, or MISS (for tests and tools). */
+export function tableGet(bank: u32, len: u32): u32 {
+  if (len != 6 && len != 8) return MISS;
+  return lookup(bankPtr(bank), stagedKey(len), len == 8 ? 1 : 0);
+}
+
+// ---- the rest of a bank ----------------------------------------------------------------
+
+/** Sets the NIC flags word of `bank` (promiscuous, all-multicast, hash on, hash filter type). */
+export function bankSetFlags(bank: u32, flags: u32): void {
+  store<u32>(bankPtr(bank) + B_FLAGS, flags);
+}
+
+function setBit(at: usize, bit: u32, on: bool): void {
+  const w = at + (<usize>(bit >> 5) << 2);
+  const mask: u32 = 1 << (bit & 31);
+  store<u32>(w, on ? load<u32>(w) | mask : load<u32>(w) & ~mask);
+}
+
+/** Sets one client's broadcast and promiscuous bits in `bank`; keeps the promiscuous count exact. */
+export function bankSetClient(bank: u32, client: u32, broadcast: bool, promiscuous: bool): void {
+  if (client >= clients) return;
+  const b = bankPtr(bank);
+  const was = (load<u32>(b + promiscOff + (<usize>(client >> 5) << 2)) >> (client & 31)) & 1;
+  setBit(b + bcastOff, client, broadcast);
+  setBit(b + promiscOff, client, promiscuous);
+  const now: u32 = promiscuous ? 1 : 0;
+  store<u32>(b + B_PROMISC_COUNT, load<u32>(b + B_PROMISC_COUNT) + now - was);
+}
+
+/** Sets or clears a client's membership of group index `g` in `bank`. */
+export function bankSetMember(bank: u32, g: u32, client: u32, on: bool): void {
+  if (g >= groups || client >= clients) return;
+  setBit(bankPtr(bank) + groupsOff + <usize>g * <usize>words * 4, client, on);
+}
+
+/** Clears every member of group index `g` in `bank`. */
+export function bankClearGroup(bank: u32, g: u32): void {
+  if (g >= groups) return;
+  memory.fill(bankPtr(bank) + groupsOff + <usize>g * <usize>words * 4, 0, <usize>words * 4);
+}
+
+/** Sets or clears bit `i` (0..4095) of the multicast hash in `bank`. */
+export function bankSetHashBit(bank: u32, i: u32, on: bool): void {
+  const b = bankPtr(bank) + hashOff;
+  const at = b + <usize>((i & 4095) >> 3);
+  const mask = <u8>(<u32>1 << (i & 7));
+  store<u8>(at, on ? load<u8>(at) | mask : load<u8>(at) & ~mask);
+}
+
+/** Makes `to` an exact copy of `from` (used to bring a stale bank up to date in one step). */
+export function bankCopy(from: u32, to: u32): void {
+  if (from == to) return;
+  memory.copy(bankPtr(to), bankPtr(from), <usize>load32(H_BANK_BYTES));
+}
+
+/** Publishes `bank` to readers: every burst that starts afterwards uses it. */
+export function publish(bank: u32): void {
+  atomic.store<u32>(base + H_ACTIVE, bank & 1);
+}
+
+/** Returns how many lanes are inside a burst on `bank` right now; a writer waits for 0 before touching it. */
+export function readersOn(bank: u32): u32 {
+  let n: u32 = 0;
+  for (let l: u32 = 0; l < lanes; l++) if (atomic.load<u32>(lanePtr(l) + L_STATE) == bank + 1) n++;
+  return n;
+}
+
+/** Claims lane `lane` for this thread; returns 1 on success, 0 if it is taken or out of range. */
+export function claimLane(lane: u32): u32 {
+  if (lane >= lanes) return 0;
+  return atomic.cmpxchg<u32>(base + H_CLAIMS + <usize>lane * 4, 0, lane + 1) == 0 ? 1 : 0;
+}
+
+/** Gives lane `lane` back. */
+export function releaseLane(lane: u32): void {
+  if (lane < lanes) atomic.store<u32>(base + H_CLAIMS + <usize>lane * 4, 0);
+}
+
+/** Makes `lane` the only producer into client rings; returns 1 if it now is, 0 if another lane is. */
+export function claimDelivery(lane: u32): u32 {
+  if (lane >= lanes) return 0;
+  const prev = atomic.cmpxchg<u32>(base + H_DELIVERER, 0, lane + 1);
+  return prev == 0 || prev == lane + 1 ? 1 : 0;
+}
+
+/** Stops `lane` being the ring producer. */
+export function releaseDelivery(lane: u32): void {
+  atomic.cmpxchg<u32>(base + H_DELIVERER, lane + 1, 0);
+}
+
+// ---- the reader protocol ---------------------------------------------------------------
+
+/**
+ * Enters a burst: announces the bank this lane reads, then checks it is still the published one.
+ * A writer flips first and scans second, so either it sees the announcement and waits, or the
+ * reader sees the flip and retries on the new bank. Readers never wait for a writer.
+ */
+function enter(lanePtrV: usize): usize {
+  for (;;) {
+    const c = atomic.load<u32>(base + H_ACTIVE);
+    atomic.store<u32>(lanePtrV + L_STATE, c + 1);
+    if (atomic.load<u32>(base + H_ACTIVE) == c) return c == 0 ? bank0 : bank1;
+    bump(lanePtrV, X_READER_RETRIES);
+  }
+  return 0;
+}
+
+// @ts-ignore: decorator
+@inline function leave(lanePtrV: usize): void {
+  atomic.store<u32>(lanePtrV + L_STATE, 0);
+}
+
+// @ts-ignore: decorator
+@inline function bump(lanePtrV: usize, counter: u32): void {
+  const at = lanePtrV + L_COUNTERS + (<usize>counter << 3);
+  store<u64>(at, load<u64>(at) + 1);
+}
+
+// ---- classification ----------------------------------------------------------------------
+
+/** Verdict for a destination key (`k`: the bytes little-endian, `kind` 0 MAC-48 / 1 EUI-64), `a45` its last two bytes little-endian. */
+// @ts-ignore: decorator
+@inline function decide(bank: usize, k: u64, kind: u32, a45: u32): u32 {
+  const flags = load<u32>(bank + B_FLAGS);
+  const anyPromisc = load<u32>(bank + B_PROMISC_COUNT) != 0;
+  if ((<u32>k & 1) != 0) {
+    if (kind == 0 ? k == 0xffff_ffff_ffff : k == 0xffff_ffff_ffff_ffff) return R_BROADCAST | (V_NO_REF << V_REF_SHIFT);
+    const meta = lookup(bank, k, kind);
+    if (meta != MISS) {
+      const stage = (meta >> M_STAGE_SHIFT) & 3;
+      const ref = (meta & M_INDEX) << V_REF_SHIFT;
+      if (stage == STAGE_EXACT) return R_MC_EXACT | ref;
+      return (stage == STAGE_HASH ? R_MC_HASH : R_MC_ALL) | V_SOFTWARE | ref;
+    }
+    let admitted = (flags & (F_ALLMULTI | F_PROMISC)) != 0;
+    if (!admitted && (flags & F_HASH) != 0) {
+      // Shifts 4, 3, 2, 0 for filter types 0..3, packed one nibble each.
+      const shift = (<u32>0x0234 >> (((flags >> F_HASH_TYPE_SHIFT) & 3) << 2)) & 0xf;
+      const i = (a45 >> shift) & 0xfff;
+      admitted = (load<u8>(bank + hashOff + <usize>(i >> 3)) & (<u8>1 << <u8>(i & 7))) != 0;
+    }
+    if (!admitted) return R_DROP_MC | (V_NO_REF << V_REF_SHIFT);
+    return (anyPromisc ? R_PROMISC : R_DROP_MC) | V_SOFTWARE | (V_NO_REF << V_REF_SHIFT);
+  }
+  const meta = lookup(bank, k, kind);
+  if (meta != MISS) {
+    const ref = (meta & M_INDEX) << V_REF_SHIFT;
+    return (meta & M_HARDWARE) != 0 ? R_UNICAST | ref : R_SOFTWARE | V_SOFTWARE | ref;
+  }
+  if ((flags & F_PROMISC) == 0) return R_DROP_UNKNOWN | (V_NO_REF << V_REF_SHIFT);
+  return (anyPromisc ? R_PROMISC : R_DROP_UNKNOWN) | V_SOFTWARE | (V_NO_REF << V_REF_SHIFT);
+}
+
+/** Verdict for descriptor i of a lane: checks the window once, at the edge, then reads the destination. */
+// @ts-ignore: decorator
+@inline function classifyOne(bank: usize, lp: usize, i: u32): u32 {
+  const d = lp + descOff + (<usize>i << 3);
+  const off = load<u32>(d);
+  const len = load<u32>(d, 4);
+  if (len > poolBytes || off > poolBytes - len) return R_DROP_BAD_DESC | (V_NO_REF << V_REF_SHIFT);
+  if (len < 14) return R_DROP_RUNT | (V_NO_REF << V_REF_SHIFT);
+  if (len > maxFrame) return R_DROP_OVERSIZE | (V_NO_REF << V_REF_SHIFT);
+  const p = lp + poolOff + <usize>off;
+  const lo = load<u32>(p);
+  const hi = load<u16>(p, 4);
+  return decide(bank, (<u64>hi << 32) | <u64>lo, 0, <u32>hi);
+}
+
+/**
+ * Classifies `count` frames described in lane `lane` ({u32 offset, u32 length} into the lane's pool)
+ * and writes one verdict word each. Returns the number classified (0 for a bad lane or count).
+ */
+export function classifyBurst(lane: u32, count: u32): u32 {
+  if (lane >= lanes || count > burst) return 0;
+  const lp = lanePtr(lane);
+  const bank = enter(lp);
+  const verdicts = lp + verdictOff;
+  for (let i: u32 = 0; i < count; i++) {
+    const v = classifyOne(bank, lp, i);
+    store<u32>(verdicts + (<usize>i << 2), v);
+    bump(lp, v & 0x1f);
+  }
+  leave(lp);
+  return count;
+}
+
+/**
+ * Classifies `count` keys of lane `lane` (8 bytes each; kind byte 0 = MAC-48 in the first 6 bytes,
+ * 1 = EUI-64) and writes one verdict word each. Returns the number classified.
+ */
+export function classifyKeys(lane: u32, count: u32): u32 {
+  if (lane >= lanes || count > burst) return 0;
+  const lp = lanePtr(lane);
+  const bank = enter(lp);
+  for (let i: u32 = 0; i < count; i++) {
+    const p = lp + keysOff + (<usize>i << 3);
+    const kind: u32 = load<u8>(lp + kindsOff + <usize>i) != 0 ? 1 : 0;
+    const k = kind != 0 ? load<u64>(p) : (<u64>load<u16>(p, 4) << 32) | <u64>load<u32>(p);
+    const a45 = kind != 0 ? <u32>load<u16>(p, 6) : <u32>load<u16>(p, 4);
+    const v = decide(bank, k, kind, a45);
+    store<u32>(lp + verdictOff + (<usize>i << 2), v);
+    bump(lp, v & 0x1f);
+  }
+  leave(lp);
+  return count;
+}
+
+// ---- delivery -----------------------------------------------------------------------------
+
+/** Copies one frame into a client's ring; full or corrupt rings drop it and count for that client only. */
+function enqueue(lp: usize, client: u32, src: usize, len: u32, verdict: u32, rule: u32, multicast: bool): void {
+  const r = rings + <usize>client * (RING_DATA + <usize>ringBytes);
+  const cc = clientCounters + <usize>client * CLIENT_COUNTER_BYTES;
+  const head = atomic.load<u32>(r + RING_HEAD);
+  const tail = atomic.load<u32>(r + RING_TAIL);
+  const used = head - tail;
+  // Indices are free-running byte counts on 8-byte records; anything else is a corrupt ring.
+  if (used > ringBytes || ((head | tail) & 7) != 0) {
+    bump(lp, X_RING_CORRUPT);
+    store<u64>(cc + C_RING_DROPS, load<u64>(cc + C_RING_DROPS) + 1);
+    return;
+  }
+  const need = (REC_HEADER + len + 7) & ~7;
+  const pos = head & (ringBytes - 1);
+  const toEnd = ringBytes - pos;
+  const pad: u32 = toEnd < need ? toEnd : 0;
+  if (ringBytes - used < need + pad) {
+    bump(lp, X_RING_FULL);
+    store<u64>(cc + C_RING_DROPS, load<u64>(cc + C_RING_DROPS) + 1);
+    return;
+  }
+  const data = r + RING_DATA;
+  let at = pos;
+  if (pad != 0) {
+    store<u32>(data + <usize>pos, REC_WRAP);
+    at = 0;
+  }
+  store<u32>(data + <usize>at, len);
+  store<u32>(data + <usize>at, verdict, 4);
+  memory.copy(data + <usize>at + REC_HEADER, src, len);
+  atomic.store<u32>(r + RING_HEAD, head + pad + need);
+  setBit(lp + touchedOff, client, true);
+  store<u64>(cc + C_FRAMES, load<u64>(cc + C_FRAMES) + 1);
+  store<u64>(cc + C_BYTES, load<u64>(cc + C_BYTES) + <u64>len);
+  if (rule == R_BROADCAST) store<u64>(cc + C_BROADCAST, load<u64>(cc + C_BROADCAST) + 1);
+  else if (multicast) store<u64>(cc + C_MULTICAST, load<u64>(cc + C_MULTICAST) + 1);
+  bump(lp, X_DELIVERIES);
+}
+
+/** Delivers to every client set in `set` (and `extra`, a second bitmap or 0), skipping `exclude` and `skip`. */
+function fanOut(lp: usize, set: usize, extra: usize, exclude: u32, skip: u32, src: usize, len: u32, verdict: u32, rule: u32, multicast: bool): void {
+  for (let w: u32 = 0; w < words; w++) {
+    let bits = load<u32>(set + (<usize>w << 2));
+    if (extra != 0) bits |= load<u32>(extra + (<usize>w << 2));
+    while (bits != 0) {
+      const c = (w << 5) + ctz(bits);
+      if (c != exclude && c != skip && c < clients) enqueue(lp, c, src, len, verdict, rule, multicast);
+      bits &= bits - 1;
+    }
+  }
+}
+
+/**
+ * Classifies `count` frames of lane `lane` like classifyBurst, then copies each into the ring of
+ * every receiving client except `exclude` (a client id; 0xffffffff for none). Wakes each ring that
+ * got frames. Returns the number classified, or 0 when this lane is not the ring producer.
+ */
+export function rxBurst(lane: u32, count: u32, exclude: u32): u32 {
+  if (lane >= lanes || count > burst) return 0;
+  if (atomic.load<u32>(base + H_DELIVERER) != lane + 1) return 0;
+  const lp = lanePtr(lane);
+  const bank = enter(lp);
+  const verdicts = lp + verdictOff;
+  const promisc = bank + promiscOff;
+  const anyPromisc = load<u32>(bank + B_PROMISC_COUNT) != 0;
+  for (let i: u32 = 0; i < count; i++) {
+    const v = classifyOne(bank, lp, i);
+    store<u32>(verdicts + (<usize>i << 2), v);
+    const rule = v & 0x1f;
+    bump(lp, rule);
+    if (rule >= R_DROP_UNKNOWN) continue;
+    const d = lp + descOff + (<usize>i << 3);
+    const src = lp + poolOff + <usize>load<u32>(d);
+    const len = load<u32>(d, 4);
+    const multicast = (load<u8>(src) & 1) != 0;
+    const ref = v >> V_REF_SHIFT;
+    if (rule == R_BROADCAST) {
+      fanOut(lp, bank + bcastOff, anyPromisc ? promisc : 0, exclude, V_NO_REF, src, len, v, rule, multicast);
+    } else if (rule == R_MC_EXACT || rule == R_MC_HASH || rule == R_MC_ALL) {
+      fanOut(lp, bank + groupsOff + <usize>ref * <usize>words * 4, anyPromisc ? promisc : 0, exclude, V_NO_REF, src, len, v, rule, multicast);
+    } else if (rule == R_PROMISC) {
+      fanOut(lp, promisc, 0, exclude, V_NO_REF, src, len, v, rule, multicast);
+    } else {
+      // Unicast to one client, plus any promiscuous ones (without delivering twice).
+      if (ref != exclude && ref < clients) enqueue(lp, ref, src, len, v, rule, multicast);
+      if (anyPromisc) fanOut(lp, promisc, 0, exclude, ref, src, len, v, rule, multicast);
+    }
+  }
+  leave(lp);
+  // Doorbells: one wake per ring that received something in this burst.
+  const touched = lp + touchedOff;
+  for (let w: u32 = 0; w < words; w++) {
+    let bits = load<u32>(touched + (<usize>w << 2));
+    if (bits == 0) continue;
+    store<u32>(touched + (<usize>w << 2), 0);
+    while (bits != 0) {
+      const c = (w << 5) + ctz(bits);
+      atomic.notify(rings + <usize>c * (RING_DATA + <usize>ringBytes) + RING_HEAD, 1);
+      bits &= bits - 1;
+    }
+  }
+  return count;
+}
+
+
+/** Returns the number of rules (the verdict ids 0..n-1), so the TypeScript side can check it agrees. */
+export function ruleCount(): u32 { return RULE_COUNT; }
+/** Returns the number of u64 counters per lane (rules, then extras). */
+export function laneCounterCount(): u32 { return LANE_COUNTERS; }
+/** Returns the address of `bank`'s broadcast bitmap (one bit per client). */
+export function bankBroadcastPtr(bank: u32): usize { return bankPtr(bank) + bcastOff; }
+/** Returns the address of `bank`'s promiscuous bitmap. */
+export function bankPromiscPtr(bank: u32): usize { return bankPtr(bank) + promiscOff; }
+/** Returns the address of group `g`'s member bitmap in `bank`, or 0 outside the group capacity. */
+export function bankGroupPtr(bank: u32, g: u32): usize { return g < groups ? bankPtr(bank) + groupsOff + <usize>g * <usize>words * 4 : 0; }
+/** Returns the ring data size in bytes (a power of two). */
+export function ringDataBytes(): u32 { return ringBytes; }
+/** Returns the bytes the planned layout spans. */
+export function totalBytes(): u32 { return load32(H_TOTAL); }
+/** Returns the bytes of each lane's frame pool. */
+export function poolBytesPerLane(): u32 { return poolBytes; }
+/** Returns the client capacity (ids 0..n-1). */
+export function clientCapacity(): u32 { return clients; }
+/** Returns the number of lanes. */
+export function laneCount(): u32 { return lanes; }

@@ -1,0 +1,3 @@
+// Data plane (Wasm): the module's entry; everything it exports is in dataplane.ts.
+
+export * from './dataplane';

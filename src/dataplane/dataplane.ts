@@ -1,0 +1,648 @@
+// Data plane: the Wasm filter over one fixed WebAssembly.Memory, kept in step with a Nic, with zero-copy bursts and per-client rings.
+
+import { MacslotError, show } from '../errors.js';
+import { mtaIndex } from '../filter/hash.js';
+import { RULES, type Rule, type Verdict } from '../filter/reference.js';
+import type { Nic } from '../nic/nic.js';
+import type { GroupStage, NicEvent, Placement } from '../nic/types.js';
+import { Mac } from '../wire/mac.js';
+import { compileDataPlane, type Build } from './module.js';
+import { RxRing } from './ring.js';
+
+/** Sizes of the data plane's memory. Every field has a default; the memory never grows after creation. */
+export interface DataPlaneOptions {
+  /** Threads that may run bursts at once (the creating one included). Default 4. */
+  lanes?: number;
+  /** Most frames per burst call. Default 256. */
+  burst?: number;
+  /** Bytes of each lane's frame pool. Default burst × 2048. */
+  poolBytes?: number;
+  /** Bytes of each client's receive ring (rounded up to a power of two). Default 64 KiB. */
+  ringBytes?: number;
+  /** Most clients the data plane serves. Default 64. */
+  maxClients?: number;
+  /** Most active MACs. Default 4096. */
+  maxAddresses?: number;
+  /** Most multicast groups joined at once. Default 256. */
+  maxGroups?: number;
+  /** Which embedded module to run. Default `release`. */
+  build?: Build;
+  /** Use a SharedArrayBuffer-backed memory. Default: whenever the platform allows it. */
+  shared?: boolean;
+  /** Seed of the table's keyed hash. Default random. */
+  seed?: number;
+}
+
+/** What a worker needs to attach: structured-cloneable, pass it with postMessage. */
+export interface DataPlaneHandle {
+  readonly module: WebAssembly.Module;
+  readonly memory: WebAssembly.Memory;
+  readonly maxFrameLength: number;
+}
+
+/** Per-client receive counters. */
+export interface ClientCounters {
+  readonly frames: number;
+  readonly bytes: number;
+  readonly broadcast: number;
+  readonly multicast: number;
+  readonly ringDrops: number;
+}
+
+/** NIC-wide counters summed over every lane. */
+export interface DataPlaneCounters {
+  readonly rules: Readonly<Record<Rule, number>>;
+  readonly ringFull: number;
+  readonly ringCorrupt: number;
+  readonly readerRetries: number;
+  readonly deliveries: number;
+  /** Frames `send` dropped because their source MAC was not the sender's. */
+  readonly spoofed: number;
+}
+
+interface Exports {
+  plan(clients: number, entries: number, groups: number, pool: number, burst: number, ring: number, maxFrame: number, lanes: number, seedLo: number, seedHi: number): number;
+  attach(): number;
+  descriptorsPtr(lane: number): number;
+  verdictsPtr(lane: number): number;
+  keysPtr(lane: number): number;
+  kindsPtr(lane: number): number;
+  poolPtr(lane: number): number;
+  laneCountersPtr(lane: number): number;
+  clientCountersPtr(): number;
+  ringPtr(client: number): number;
+  ringDataBytes(): number;
+  stagingPtr(): number;
+  activeBank(): number;
+  tablePut(bank: number, len: number, meta: number): number;
+  tableDelete(bank: number, len: number): number;
+  bankSetFlags(bank: number, flags: number): void;
+  bankSetClient(bank: number, client: number, broadcast: number, promiscuous: number): void;
+  bankSetMember(bank: number, g: number, client: number, on: number): void;
+  bankClearGroup(bank: number, g: number): void;
+  bankSetHashBit(bank: number, i: number, on: number): void;
+  bankCopy(from: number, to: number): void;
+  bankBroadcastPtr(bank: number): number;
+  bankPromiscPtr(bank: number): number;
+  bankGroupPtr(bank: number, g: number): number;
+  publish(bank: number): void;
+  readersOn(bank: number): number;
+  claimLane(lane: number): number;
+  releaseLane(lane: number): void;
+  claimDelivery(lane: number): number;
+  releaseDelivery(lane: number): void;
+  classifyBurst(lane: number, count: number): number;
+  classifyKeys(lane: number, count: number): number;
+  rxBurst(lane: number, count: number, exclude: number): number;
+  ruleCount(): number;
+  laneCounterCount(): number;
+  poolBytesPerLane(): number;
+  clientCapacity(): number;
+  laneCount(): number;
+}
+
+// Meta and verdict encodings, as assembly/layout.ts defines them.
+const M_HARDWARE = 1 << 17;
+const M_GROUP = 1 << 18;
+const M_STAGE_SHIFT = 20;
+const STAGE: Record<GroupStage, number> = { exact: 0, hash: 1, all: 2 };
+const F_PROMISC = 1;
+const F_ALLMULTI = 2;
+const F_HASH = 4;
+const F_HASH_TYPE_SHIFT = 8;
+const V_SOFTWARE = 0x80;
+const NO_CLIENT = 0xffff_ffff;
+const CLIENT_COUNTER_WORDS = 10;
+const PAGE = 65536;
+const WRITER_SPIN_LIMIT_MS = 2000;
+
+type Op =
+  | { op: 'put'; mac: Mac; meta: number }
+  | { op: 'del'; mac: Mac }
+  | { op: 'flags'; flags: number }
+  | { op: 'client'; id: number; broadcast: boolean; promiscuous: boolean }
+  | { op: 'member'; g: number; id: number; on: boolean }
+  | { op: 'clear-group'; g: number }
+  | { op: 'hash'; bit: number; on: boolean };
+
+function positive(value: number | undefined, name: string, fallback: number, max: number): number {
+  const v = value ?? fallback;
+  if (!Number.isInteger(v) || v < 1 || v > max) throw new MacslotError('INVALID_ARGUMENT', `${name} must be an integer in 1..${max}, got ${show(value)}`);
+  return v;
+}
+
+function sharedAvailable(): boolean {
+  const g = globalThis as { SharedArrayBuffer?: unknown; crossOriginIsolated?: boolean };
+  return typeof g.SharedArrayBuffer === 'function' && g.crossOriginIsolated !== false;
+}
+
+function u64(view: Uint32Array, word: number): number {
+  return view[word]! + view[word + 1]! * 0x1_0000_0000;
+}
+
+/**
+ * The per-frame filter in WebAssembly. Create it from a Nic on the control thread (it follows the
+ * NIC's changes), or attach to an existing one's memory from a worker with `DataPlane.attach`.
+ */
+export class DataPlane {
+  readonly memory: WebAssembly.Memory;
+  readonly module: WebAssembly.Module;
+  /** This thread's lane: its pool, descriptors and verdicts are its own. */
+  readonly lane: number;
+  readonly maxFrameLength: number;
+  /** The lane's frame pool: write frames here, then describe them in `descriptors`. */
+  readonly pool: Uint8Array;
+  /** Pairs of (offset into `pool`, length), one pair per frame of the next burst. */
+  readonly descriptors: Uint32Array;
+  /** One verdict word per frame after a burst: rule in bits 0..4, software path bit 7, client or group in bits 16..31. */
+  readonly verdicts: Uint32Array;
+  /** Most frames per burst. */
+  readonly burst: number;
+  readonly #x: Exports;
+  readonly #nic: Nic | undefined;
+  readonly #unsubscribe: (() => void) | undefined;
+  readonly #keys: Uint8Array;
+  readonly #kinds: Uint8Array;
+  readonly #staging: Uint8Array;
+  readonly #words: number;
+  readonly #maxClients: number;
+  #pending: Op[] = [];
+  #closed = false;
+  #spoofed = 0;
+  // Mirror of what the banks hold, so each NIC event turns into a few precise bank operations.
+  readonly #groups = new Map<string, { g: number; stage: GroupStage }>();
+  readonly #freeGroups: number[] = [];
+  readonly #hashRefs = new Uint16Array(4096);
+  readonly #activeCount = new Map<number, number>();
+  readonly #clientBits = new Map<number, { broadcast: boolean; promiscuous: boolean }>();
+  #flags = 0;
+  #hashType = 0;
+  #uplink: ((frame: Uint8Array, from: number) => void) | undefined;
+
+  private constructor(x: Exports, module: WebAssembly.Module, memory: WebAssembly.Memory, lane: number, maxFrame: number, nic: Nic | undefined, maxGroups: number) {
+    this.#x = x;
+    this.module = module;
+    this.memory = memory;
+    this.lane = lane;
+    this.maxFrameLength = maxFrame;
+    const buf = memory.buffer;
+    const desc = x.descriptorsPtr(lane);
+    const verdicts = x.verdictsPtr(lane);
+    this.burst = (verdicts - desc) / 8;
+    this.descriptors = new Uint32Array(buf, desc, this.burst * 2);
+    this.verdicts = new Uint32Array(buf, verdicts, this.burst);
+    this.#keys = new Uint8Array(buf, x.keysPtr(lane), this.burst * 8);
+    this.#kinds = new Uint8Array(buf, x.kindsPtr(lane), this.burst);
+    this.pool = new Uint8Array(buf, x.poolPtr(lane), x.poolBytesPerLane());
+    this.#staging = new Uint8Array(buf, x.stagingPtr(), 8);
+    this.#maxClients = x.clientCapacity();
+    this.#words = (this.#maxClients + 31) >> 5;
+    this.#nic = nic;
+    for (let g = maxGroups - 1; g >= 0; g--) this.#freeGroups.push(g);
+    this.#unsubscribe = nic?.on((e) => this.#follow(e));
+  }
+
+  /**
+   * Creates the data plane for `nic` in a new fixed-size memory, programmed with the NIC's current
+   * filter and following every later change. Throws INVALID_ARGUMENT for sizes out of range.
+   */
+  static async create(nic: Nic, options: DataPlaneOptions = {}): Promise<DataPlane> {
+    const lanes = positive(options.lanes, 'lanes', 4, 16);
+    const burst = positive(options.burst, 'burst', 256, 1 << 20);
+    const maxFrame = nic.maxFrameLength;
+    const poolBytes = positive(options.poolBytes, 'poolBytes', burst * 2048, 1 << 30);
+    const ringBytes = positive(options.ringBytes, 'ringBytes', 65536, 1 << 28);
+    const maxClients = positive(options.maxClients, 'maxClients', 64, 65535);
+    const maxAddresses = positive(options.maxAddresses, 'maxAddresses', 4096, 1 << 22);
+    const maxGroups = positive(options.maxGroups, 'maxGroups', 256, 65535);
+    const shared = options.shared ?? sharedAvailable();
+    const seedWords = new Uint32Array(2);
+    if (options.seed !== undefined) {
+      seedWords[0] = options.seed >>> 0;
+      seedWords[1] = Math.floor(options.seed / 0x1_0000_0000) >>> 0;
+    } else globalThis.crypto.getRandomValues(seedWords);
+    const module = await compileDataPlane(options.build);
+    const args = [maxClients, maxAddresses, maxGroups, poolBytes, burst, ringBytes, maxFrame, lanes, seedWords[0]!, seedWords[1]!] as const;
+    // A scratch instance computes the layout's size: the layout lives in one place, the Wasm module.
+    const scratch = instantiate(module, new WebAssembly.Memory({ initial: 1, maximum: 1, shared }));
+    const bytes = scratch.plan(...args);
+    if (bytes === 0) throw new MacslotError('INVALID_ARGUMENT', `data plane sizes out of range: ${show(options)}`);
+    const pages = Math.ceil(bytes / PAGE);
+    if (pages > 16384) throw new MacslotError('INVALID_ARGUMENT', `data plane needs ${bytes} bytes, over the 1 GiB limit: ${show(options)}`);
+    const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared });
+    const x = instantiate(module, memory);
+    if (x.plan(...args) !== bytes || x.ruleCount() !== RULES.length) throw new MacslotError('DATA_PLANE', 'the embedded module does not match this library version');
+    x.claimLane(0);
+    x.claimDelivery(0);
+    const dp = new DataPlane(x, module, memory, 0, maxFrame, nic, maxGroups);
+    dp.#loadFrom(nic);
+    return dp;
+  }
+
+  /** Attaches to a data plane created elsewhere (typically in a worker); claims a free lane. Throws DATA_PLANE when none is free. */
+  static async attach(handle: DataPlaneHandle, options: { lane?: number } = {}): Promise<DataPlane> {
+    const x = instantiate(handle.module, handle.memory);
+    if (x.attach() !== 1) throw new MacslotError('DATA_PLANE', 'the memory given to attach holds no data plane');
+    let lane = -1;
+    if (options.lane !== undefined) {
+      if (x.claimLane(options.lane) === 1) lane = options.lane;
+    } else {
+      for (let l = 1; l < x.laneCount() && lane < 0; l++) if (x.claimLane(l) === 1) lane = l;
+    }
+    if (lane < 0) throw new MacslotError('DATA_PLANE', `no free lane${options.lane !== undefined ? ` (lane ${options.lane} is taken or out of range)` : ''}`);
+    return new DataPlane(x, handle.module, handle.memory, lane, handle.maxFrameLength, undefined, 0);
+  }
+
+  /** Returns what a worker needs to attach. */
+  handle(): DataPlaneHandle {
+    return { module: this.module, memory: this.memory, maxFrameLength: this.maxFrameLength };
+  }
+
+  /** Makes this lane the one that copies frames into client rings (rxBurst); returns false if another lane holds that role. */
+  claimDelivery(): boolean {
+    return this.#x.claimDelivery(this.lane) === 1;
+  }
+
+  /** Gives up the ring-producer role. */
+  releaseDelivery(): void {
+    this.#x.releaseDelivery(this.lane);
+  }
+
+  // ---- bursts -----------------------------------------------------------------------
+
+  /** Classifies the first `count` described frames into `verdicts`; returns `count`. Throws INVALID_ARGUMENT above `burst`. */
+  classifyBurst(count: number): number {
+    this.#checkCount(count);
+    return this.#x.classifyBurst(this.lane, count);
+  }
+
+  /**
+   * Classifies the first `count` described frames and copies each into the rings of its receivers,
+   * never to `exclude` (a client id). Returns `count`. Throws DATA_PLANE when another lane is the ring producer.
+   */
+  rxBurst(count: number, exclude?: number): number {
+    this.#checkCount(count);
+    if (count === 0) return 0;
+    const n = this.#x.rxBurst(this.lane, count, exclude ?? NO_CLIENT);
+    if (n !== count) throw new MacslotError('DATA_PLANE', `lane ${this.lane} is not the ring producer; call claimDelivery() first`);
+    return n;
+  }
+
+  /** Copies `frames` into the pool and describes them; returns how many fit (pool or burst full). */
+  load(frames: readonly Uint8Array[]): number {
+    let off = 0;
+    let i = 0;
+    for (; i < frames.length && i < this.burst; i++) {
+      const f = frames[i]!;
+      if (off + f.length > this.pool.length) break;
+      this.pool.set(f, off);
+      this.descriptors[2 * i] = off;
+      this.descriptors[2 * i + 1] = f.length;
+      off = (off + f.length + 7) & ~7;
+    }
+    return i;
+  }
+
+  /** Returns the verdict of one frame (a copy goes through the pool). Never throws for any byte content. */
+  classify(frame: Uint8Array): Verdict {
+    this.#single(frame);
+    this.#x.classifyBurst(this.lane, 1);
+    return this.decode(this.verdicts[0]!);
+  }
+
+  /** Classifies and delivers one frame; returns its verdict. Throws DATA_PLANE when this lane is not the ring producer. */
+  receive(frame: Uint8Array): Verdict {
+    this.#single(frame);
+    this.rxBurst(1);
+    return this.decode(this.verdicts[0]!);
+  }
+
+  /** Classifies and delivers every frame, in bursts; returns the number delivered through the filter. */
+  receiveBurst(frames: readonly Uint8Array[]): number {
+    let done = 0;
+    while (done < frames.length) {
+      const n = this.load(frames.slice(done, done + this.burst));
+      if (n === 0) {
+        // Bigger than the whole pool: still classified (as bad descriptor), never silently skipped.
+        this.descriptors[0] = 0;
+        this.descriptors[1] = frames[done]!.length;
+        this.rxBurst(1);
+        done++;
+        continue;
+      }
+      this.rxBurst(n);
+      done += n;
+    }
+    return done;
+  }
+
+  /** Classifies destination keys (MAC-48 or EUI-64) directly, for link layers other than Ethernet; returns one verdict each. */
+  classifyKeys(keys: readonly Mac[]): Verdict[] {
+    const out: Verdict[] = [];
+    for (let start = 0; start < keys.length; start += this.burst) {
+      const chunk = keys.slice(start, start + this.burst);
+      chunk.forEach((k, i) => {
+        this.#keys.fill(0, i * 8, i * 8 + 8);
+        k.writeTo(this.#keys, i * 8);
+        this.#kinds[i] = k.kind === 'eui64' ? 1 : 0;
+      });
+      this.#x.classifyKeys(this.lane, chunk.length);
+      for (let i = 0; i < chunk.length; i++) out.push(this.decode(this.verdicts[i]!));
+    }
+    return out;
+  }
+
+  /** Turns a verdict word into a rule, a path and the delivery set, read from the published filter. */
+  decode(word: number): Verdict {
+    const rule = RULES[word & 0x1f] ?? 'drop-bad-descriptor';
+    const path = (word & V_SOFTWARE) !== 0 ? 'software' : 'hardware';
+    const ref = word >>> 16;
+    const bank = this.#x.activeBank();
+    const promisc = this.#bitmap(this.#x.bankPromiscPtr(bank));
+    let set: number[];
+    switch (rule) {
+      case 'broadcast': set = [...this.#bitmap(this.#x.bankBroadcastPtr(bank)), ...promisc]; break;
+      case 'multicast-exact': case 'multicast-hash': case 'multicast-all': set = [...this.#bitmap(this.#x.bankGroupPtr(bank, ref)), ...promisc]; break;
+      case 'unicast-exact': case 'software': set = [ref, ...promisc]; break;
+      case 'promiscuous': set = promisc; break;
+      default: set = [];
+    }
+    return { deliver: [...new Set(set)].sort((a, b) => a - b), rule, path };
+  }
+
+  #bitmap(ptr: number): number[] {
+    const out: number[] = [];
+    if (ptr === 0) return out;
+    const w = new Uint32Array(this.memory.buffer, ptr, this.#words);
+    for (let i = 0; i < w.length; i++) for (let b = w[i]!; b !== 0; b &= b - 1) out.push(i * 32 + (31 - Math.clz32(b & -b)));
+    return out;
+  }
+
+  #single(frame: Uint8Array): void {
+    if (frame.length <= this.pool.length) this.pool.set(frame, 0);
+    this.descriptors[0] = 0;
+    this.descriptors[1] = frame.length;
+  }
+
+  #checkCount(count: number): void {
+    if (!Number.isInteger(count) || count < 0 || count > this.burst) throw new MacslotError('INVALID_ARGUMENT', `burst count must be 0..${this.burst}, got ${show(count)}`);
+  }
+
+  // ---- rings, counters, transmit ----------------------------------------------------
+
+  /** Returns the receive ring of client `id` (its frames, in order). Throws INVALID_ARGUMENT outside the client capacity. */
+  ring(id: number): RxRing {
+    if (!Number.isInteger(id) || id < 0 || id >= this.#maxClients) throw new MacslotError('INVALID_ARGUMENT', `client id ${show(id)} is outside 0..${this.#maxClients - 1}`);
+    return new RxRing(this.memory.buffer, this.#x.ringPtr(id), this.#x.ringDataBytes(), this.maxFrameLength, id);
+  }
+
+  /** Returns client `id`'s receive counters. */
+  clientCounters(id: number): ClientCounters {
+    const v = new Uint32Array(this.memory.buffer, this.#x.clientCountersPtr() + id * CLIENT_COUNTER_WORDS * 4, CLIENT_COUNTER_WORDS);
+    return { frames: u64(v, 0), bytes: u64(v, 2), broadcast: u64(v, 4), multicast: u64(v, 6), ringDrops: u64(v, 8) };
+  }
+
+  /** Returns the NIC-wide counters summed over every lane. */
+  counters(): DataPlaneCounters {
+    const n = this.#x.laneCounterCount();
+    const sums = new Array<number>(n).fill(0);
+    for (let l = 0; l < this.#x.laneCount(); l++) {
+      const v = new Uint32Array(this.memory.buffer, this.#x.laneCountersPtr(l), n * 2);
+      for (let i = 0; i < n; i++) sums[i]! += u64(v, 2 * i);
+    }
+    const rules = Object.fromEntries(RULES.map((r, i) => [r, sums[i]!])) as Record<Rule, number>;
+    const k = RULES.length;
+    return { rules, ringFull: sums[k]!, ringCorrupt: sums[k + 1]!, readerRetries: sums[k + 2]!, deliveries: sums[k + 3]!, spoofed: this.#spoofed };
+  }
+
+  /** Sets where frames sent by clients go after local delivery (the wire). */
+  setUplink(fn: ((frame: Uint8Array, from: number) => void) | undefined): void {
+    this.#uplink = fn;
+  }
+
+  /**
+   * Transmits `frame` from client `id`: stamps the client's active MAC as source (or, with
+   * `antiSpoof`, drops and counts a frame whose source is not one of the client's MACs),
+   * delivers it to every other local client that accepts it, and hands it to the uplink.
+   * Returns false when the frame was dropped.
+   */
+  send(id: number, frame: Uint8Array, options: { antiSpoof?: boolean } = {}): boolean {
+    const nic = this.#nic;
+    if (nic === undefined) throw new MacslotError('DATA_PLANE', 'send needs the data plane created from the Nic');
+    const client = nic.client(id);
+    if (client === undefined) throw new MacslotError('INVALID_ARGUMENT', `no open client with id ${show(id)}`);
+    const own = client.slots().map((s) => nic.addressGet(s)).filter((s) => s.active && s.mac.kind === 'mac48');
+    if (frame.length < 14 || frame.length > this.maxFrameLength || own.length === 0) {
+      this.#spoofed += own.length === 0 ? 1 : 0;
+      return false;
+    }
+    const out = frame.slice();
+    if (options.antiSpoof) {
+      const src = Mac.fromBytes(out, 6, 6);
+      if (!own.some((s) => s.mac.equals(src))) {
+        this.#spoofed++;
+        return false;
+      }
+    } else own[0]!.mac.writeTo(out, 6);
+    this.#single(out);
+    this.rxBurst(1, id);
+    this.#uplink?.(out, id);
+    return true;
+  }
+
+  /** Stops following the NIC and gives the lane back. Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#unsubscribe?.();
+    this.#x.releaseDelivery(this.lane);
+    this.#x.releaseLane(this.lane);
+  }
+
+  // ---- programming (the writer side) ------------------------------------------------
+
+  #loadFrom(nic: Nic): void {
+    const state = nic.filterState();
+    this.#hashType = state.hashFilterType ?? 0;
+    const ops: Op[] = [{ op: 'flags', flags: this.#flagsFor(nic) }];
+    for (const info of nic.slots()) {
+      if (!info.active) continue;
+      const owner = nic.client(info.owner ?? '');
+      if (owner === undefined) continue;
+      ops.push({ op: 'put', mac: info.mac, meta: this.#unicastMeta(owner.id, info.placement) });
+      this.#activeCount.set(owner.id, (this.#activeCount.get(owner.id) ?? 0) + 1);
+    }
+    for (const [key, g] of state.groups) {
+      const mac = typeof key === 'number' ? Mac.fromNumber(key) : Mac.parse(key);
+      ops.push(...this.#groupAdd(mac, g.stage));
+      const idx = this.#groups.get(mac.toString())!.g;
+      for (const id of g.members) ops.push({ op: 'member', g: idx, id, on: true });
+    }
+    for (const c of nic.clients()) ops.push(...this.#refreshClient(c.id));
+    // Both banks start identical: program bank 0, copy it, publish it.
+    for (const op of ops) this.#apply(0, op);
+    this.#x.bankCopy(0, 1);
+    this.#x.publish(0);
+  }
+
+  #flagsFor(nic: Nic): number {
+    const s = nic.addressSupport();
+    const state = nic.filterState();
+    let f = 0;
+    if (s.mode === 'promiscuous') f |= F_PROMISC;
+    if (s.promiscReasons.includes('multicast-overflow')) f |= F_ALLMULTI;
+    if (state.hashFilterType !== null) f |= F_HASH | (state.hashFilterType << F_HASH_TYPE_SHIFT);
+    return f;
+  }
+
+  #unicastMeta(clientId: number, placement: Placement | undefined): number {
+    return (clientId & 0xffff) | (placement === 'software' ? 0 : M_HARDWARE);
+  }
+
+  #groupAdd(mac: Mac, stage: GroupStage): Op[] {
+    const g = this.#freeGroups.pop();
+    if (g === undefined) throw new MacslotError('NO_FREE_SLOT', `the data plane holds no more multicast groups; cannot add ${mac.toString()}`);
+    this.#groups.set(mac.toString(), { g, stage });
+    return [{ op: 'clear-group', g }, { op: 'put', mac, meta: M_GROUP | g | (STAGE[stage] << M_STAGE_SHIFT) }, ...this.#hashRef(mac, stage, +1)];
+  }
+
+  #hashRef(mac: Mac, stage: GroupStage, delta: 1 | -1): Op[] {
+    if (stage !== 'hash') return [];
+    const bit = mtaIndex(mac.byte(mac.length - 2), mac.byte(mac.length - 1), this.#hashType);
+    const before = this.#hashRefs[bit]!;
+    this.#hashRefs[bit] = before + delta;
+    if (before === 0 && delta > 0) return [{ op: 'hash', bit, on: true }];
+    if (before === 1 && delta < 0) return [{ op: 'hash', bit, on: false }];
+    return [];
+  }
+
+  #refreshClient(id: number): Op[] {
+    const c = this.#nic?.client(id);
+    const next = { broadcast: c !== undefined && c.broadcast && (this.#activeCount.get(id) ?? 0) > 0, promiscuous: c?.promiscuous ?? false };
+    const prev = this.#clientBits.get(id) ?? { broadcast: false, promiscuous: false };
+    if (prev.broadcast === next.broadcast && prev.promiscuous === next.promiscuous) return [];
+    this.#clientBits.set(id, next);
+    if (id >= this.#maxClients) return [];
+    return [{ op: 'client', id, ...next }];
+  }
+
+  /** Turns one NIC event into bank operations and commits them. */
+  #follow(e: NicEvent): void {
+    if (this.#closed) return;
+    const ops: Op[] = [];
+    switch (e.type) {
+      case 'reserved':
+        if (e.active) {
+          ops.push({ op: 'put', mac: e.mac, meta: this.#unicastMeta(e.clientId, e.placement) });
+          this.#activeCount.set(e.clientId, (this.#activeCount.get(e.clientId) ?? 0) + 1);
+        }
+        break;
+      case 'modified':
+        if (e.previous) ops.push({ op: 'del', mac: e.previous });
+        else this.#activeCount.set(e.clientId, (this.#activeCount.get(e.clientId) ?? 0) + 1);
+        ops.push({ op: 'put', mac: e.mac, meta: this.#unicastMeta(e.clientId, e.placement) });
+        break;
+      case 'released':
+        if (e.mac) {
+          ops.push({ op: 'del', mac: e.mac });
+          this.#activeCount.set(e.clientId, (this.#activeCount.get(e.clientId) ?? 1) - 1);
+        }
+        break;
+      case 'placed':
+        ops.push({ op: 'put', mac: e.mac, meta: this.#unicastMeta(e.clientId, e.placement) });
+        break;
+      case 'joined': {
+        const key = e.group.toString();
+        if (!this.#groups.has(key)) ops.push(...this.#groupAdd(e.group, e.stage ?? 'exact'));
+        ops.push({ op: 'member', g: this.#groups.get(key)!.g, id: e.clientId, on: true });
+        break;
+      }
+      case 'left': {
+        const key = e.group.toString();
+        const entry = this.#groups.get(key);
+        if (entry === undefined) break;
+        ops.push({ op: 'member', g: entry.g, id: e.clientId, on: e.member });
+        if (e.stage === undefined) {
+          ops.push({ op: 'del', mac: e.group }, ...this.#hashRef(e.group, entry.stage, -1));
+          this.#groups.delete(key);
+          this.#freeGroups.push(entry.g);
+        }
+        break;
+      }
+      case 'group-stage': {
+        const entry = this.#groups.get(e.group.toString());
+        if (entry === undefined) break;
+        ops.push(...this.#hashRef(e.group, entry.stage, -1));
+        entry.stage = e.stage;
+        ops.push({ op: 'put', mac: e.group, meta: M_GROUP | entry.g | (STAGE[e.stage] << M_STAGE_SHIFT) }, ...this.#hashRef(e.group, e.stage, +1));
+        break;
+      }
+      case 'mode': {
+        const f = (this.#flags & ~(F_PROMISC | F_ALLMULTI)) | (e.mode === 'promiscuous' ? F_PROMISC : 0) | (e.reasons.includes('multicast-overflow') ? F_ALLMULTI : 0);
+        ops.push({ op: 'flags', flags: f });
+        break;
+      }
+      case 'client-opened':
+      case 'client-changed':
+      case 'client-closed':
+        break;
+    }
+    if ('clientId' in e) ops.push(...this.#refreshClient(e.clientId));
+    if (ops.length > 0) this.#commit(ops);
+  }
+
+  #apply(bank: number, o: Op): void {
+    const x = this.#x;
+    switch (o.op) {
+      case 'put':
+      case 'del': {
+        this.#staging.fill(0);
+        o.mac.writeTo(this.#staging, 0);
+        const ok = o.op === 'put' ? x.tablePut(bank, o.mac.length, o.meta) : x.tableDelete(bank, o.mac.length);
+        if (o.op === 'put' && ok !== 1) throw new MacslotError('NO_FREE_SLOT', `the data plane table is full; cannot add ${o.mac.toString()}`);
+        break;
+      }
+      case 'flags':
+        this.#flags = o.flags;
+        x.bankSetFlags(bank, o.flags);
+        break;
+      case 'client':
+        x.bankSetClient(bank, o.id, o.broadcast ? 1 : 0, o.promiscuous ? 1 : 0);
+        break;
+      case 'member':
+        x.bankSetMember(bank, o.g, o.id, o.on ? 1 : 0);
+        break;
+      case 'clear-group':
+        x.bankClearGroup(bank, o.g);
+        break;
+      case 'hash':
+        x.bankSetHashBit(bank, o.bit, o.on ? 1 : 0);
+        break;
+    }
+  }
+
+  /**
+   * Left-right commit: bring the idle bank up to date (once no reader is inside it), apply the new
+   * operations there, publish it, and keep the operations to replay on the other bank next time.
+   * Readers never wait; the writer waits at most for bursts that started before the last publish.
+   */
+  #commit(ops: Op[]): void {
+    const x = this.#x;
+    const target = 1 - x.activeBank();
+    const started = Date.now();
+    let spins = 0;
+    while (x.readersOn(target) !== 0) {
+      if ((++spins & 1023) === 0 && Date.now() - started > WRITER_SPIN_LIMIT_MS) {
+        throw new MacslotError('DATA_PLANE', `a lane stayed inside bank ${target} for over ${WRITER_SPIN_LIMIT_MS} ms; the change is queued`);
+      }
+    }
+    for (const op of this.#pending) this.#apply(target, op);
+    for (const op of ops) this.#apply(target, op);
+    x.publish(target);
+    this.#pending = ops;
+  }
+}
+
+function instantiate(module: WebAssembly.Module, memory: WebAssembly.Memory): Exports {
+  return new WebAssembly.Instance(module, { env: { memory } }).exports as unknown as Exports;
+}

@@ -1,0 +1,51 @@
+// Public API of the platform-neutral core. Node-only helpers live under `macslot/node`.
+
+export { MacslotError, isMacslotError, type MacslotErrorCode } from './errors.js';
+export {
+  Mac,
+  BROADCAST,
+  ETH_GROUP_BIT,
+  ETH_LOCAL_BIT,
+  parseMac,
+  formatMac,
+  isMulticastEtherAddr,
+  isBroadcastEtherAddr,
+  isUnicastEtherAddr,
+  isLocalEtherAddr,
+  isZeroEtherAddr,
+  isValidEtherAddr,
+  type MacKind,
+  type MacLike,
+  type MacNotation,
+} from './wire/mac.js';
+export * from './wire/ethernet.js';
+export {
+  MacBlock,
+  ethRandomAddr,
+  randomAddr,
+  cryptoRandom,
+  type MacBlockSpec,
+  type RandomSource,
+  type TakenSet,
+} from './alloc/generate.js';
+export { Nic, NicClient } from './nic/nic.js';
+export type {
+  AddressKind,
+  AddressSupport,
+  ClientOptions,
+  GroupStage,
+  NicConfig,
+  NicEvent,
+  NicMode,
+  OverflowPolicy,
+  Placement,
+  PromiscReason,
+  Reservation,
+  SlotInfo,
+} from './nic/types.js';
+export { HASH_BITS, mtaIndex } from './filter/hash.js';
+export type { FilterState, GroupEntry, UnicastEntry } from './filter/state.js';
+export { RULES, classifyFrame, classifyKey, type Path, type Rule, type Verdict } from './filter/reference.js';
+export { DataPlane, type ClientCounters, type DataPlaneCounters, type DataPlaneHandle, type DataPlaneOptions } from './dataplane/dataplane.js';
+export { RxRing } from './dataplane/ring.js';
+export { compileDataPlane, wasmBytes, type Build } from './dataplane/module.js';

@@ -1,0 +1,105 @@
+// Interface layer: the NIC's configuration, slot records, capability report and change events.
+
+import type { RandomSource } from '../alloc/generate.js';
+import type { Mac, MacLike } from '../wire/mac.js';
+
+/** What happens when no hardware entry is left for an active unicast MAC. */
+export type OverflowPolicy = 'promiscuous' | 'reject';
+/** Why the NIC is promiscuous (or all-multicast); kept as a set so one path never clears another's need. */
+export type PromiscReason = 'user' | 'unicast-overflow' | 'multicast-overflow' | 'no-capability';
+/** What the hardware accepts: only its filters, every multicast frame, or everything. */
+export type NicMode = 'filtered' | 'all-multicast' | 'promiscuous';
+/** Where a slot's active MAC came from. */
+export type AddressKind = 'primary' | 'factory' | 'local' | 'cloned';
+/** Which filter stage holds an active unicast MAC. */
+export type Placement = 'primary' | 'unicast' | 'multicast' | 'software';
+/** Which stage admits a multicast group: an exact entry, the 4096-bit hash, or all-multicast. */
+export type GroupStage = 'exact' | 'hash' | 'all';
+
+/** How a NIC is built. Only `primary` is required. */
+export interface NicConfig {
+  /** The NIC's own address, slot 0: never reservable, modifiable or removable by clients. */
+  primary: MacLike;
+  /** Factory (burned-in) MACs for slots 1..F: base plus count, or an explicit list. Absent: none. */
+  factory?: { base: MacLike; count: number } | readonly MacLike[];
+  /** Exact unicast filter entries beside the primary. Default: one per factory MAC. */
+  unicastEntries?: number;
+  /** Exact multicast entries; general unicast MACs may borrow them. Default 16. */
+  multicastEntries?: number;
+  /** The imperfect 4096-bit multicast hash (Intel MTA). `false` disables it; `filterType` picks the bits (MO 0..3). Default on, type 0. */
+  multicastHash?: boolean | { filterType: 0 | 1 | 2 | 3 };
+  /** No entry left: go promiscuous and filter in software (default), or refuse with NO_FREE_SLOT. */
+  overflow?: OverflowPolicy;
+  /** Put a reserved factory MAC in the accept filter as soon as it is reserved. Default true. */
+  autoActivate?: boolean;
+  /** Most clients open at once, the primary client included. Default 1024. */
+  maxClients?: number;
+  /** Most active unicast MACs at once, the primary included. Default 4096. */
+  maxAddresses?: number;
+  /** Longest frame accepted, in bytes without FCS. Default 1522. */
+  maxFrameLength?: number;
+  /** Name of the client that owns the primary address. Default "primary". */
+  primaryClient?: string;
+  /** Random source for system-chosen MACs (addressAdd without a MAC). Default Web Crypto. */
+  random?: RandomSource;
+}
+
+/** What `addressSupport()` reports, after the seed's Address Support interface. */
+export interface AddressSupport {
+  /** True when the NIC has factory MACs beyond its primary. */
+  readonly multipleFactory: boolean;
+  /** Factory slots in all (1..F). */
+  readonly totalSlots: number;
+  /** Factory slots not reserved. */
+  readonly availableSlots: number;
+  readonly firstFactory: Mac | undefined;
+  readonly lastFactory: Mac | undefined;
+  readonly totalUnicastEntries: number;
+  readonly availableUnicastEntries: number;
+  readonly totalMulticastEntries: number;
+  readonly availableMulticastEntries: number;
+  readonly mode: NicMode;
+  readonly promiscReasons: readonly PromiscReason[];
+}
+
+/** What `addressGet(slot)` reports, after the seed's Address Get interface. */
+export interface SlotInfo {
+  readonly slot: number;
+  /** The active MAC, or the factory MAC of a slot with none active. */
+  readonly mac: Mac;
+  readonly reserved: boolean;
+  /** True when `mac` is in the accept filter. */
+  readonly active: boolean;
+  /** Name of the owning client while reserved. */
+  readonly owner: string | undefined;
+  readonly kind: AddressKind;
+  /** Filter stage of an active MAC. */
+  readonly placement: Placement | undefined;
+}
+
+/** A reservation's result: the slot and its MAC. */
+export interface Reservation {
+  readonly slot: number;
+  readonly mac: Mac;
+}
+
+/** Options for `nic.openClient`. */
+export interface ClientOptions {
+  /** The NIC's owner grants this client promiscuous mode. Default false. */
+  allowPromiscuous?: boolean;
+  /** Receive broadcast frames. Default true. */
+  broadcast?: boolean;
+}
+
+/** A change the data plane, a log or a UI can follow. `generation` grows by one per event; `clientId` is the client's bit in delivery sets. */
+export type NicEvent = { readonly generation: number } & (
+  | { readonly type: 'reserved'; readonly slot: number; readonly mac: Mac; readonly active: boolean; readonly placement: Placement | undefined; readonly client: string; readonly clientId: number }
+  | { readonly type: 'modified'; readonly slot: number; readonly mac: Mac; readonly previous: Mac | undefined; readonly placement: Placement; readonly client: string; readonly clientId: number }
+  | { readonly type: 'released'; readonly slot: number; readonly mac: Mac | undefined; readonly client: string; readonly clientId: number }
+  | { readonly type: 'placed'; readonly slot: number; readonly mac: Mac; readonly placement: Placement; readonly clientId: number }
+  | { readonly type: 'joined' | 'left'; readonly group: Mac; readonly client: string; readonly clientId: number; readonly stage: GroupStage | undefined; readonly member: boolean }
+  | { readonly type: 'group-stage'; readonly group: Mac; readonly stage: GroupStage }
+  | { readonly type: 'client-opened' | 'client-closed'; readonly client: string; readonly clientId: number }
+  | { readonly type: 'client-changed'; readonly client: string; readonly clientId: number; readonly promiscuous: boolean; readonly broadcast: boolean }
+  | { readonly type: 'mode'; readonly mode: NicMode; readonly reasons: readonly PromiscReason[] }
+);
