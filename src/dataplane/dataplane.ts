@@ -9,7 +9,7 @@ import { Mac } from '../wire/mac.js';
 import { compileDataPlane, type Build } from './module.js';
 import { RxRing } from './ring.js';
 
-/** Sizes of the data plane's memory. Every field has a default; the memory never grows after creation. */
+/** Sizes of the data plane's memory; client and address capacity follow the NIC. The memory never grows after creation. */
 export interface DataPlaneOptions {
   /** Threads that may run bursts at once (the creating one included). Default 4. */
   lanes?: number;
@@ -17,12 +17,8 @@ export interface DataPlaneOptions {
   burst?: number;
   /** Bytes of each lane's frame pool. Default burst × 2048. */
   poolBytes?: number;
-  /** Bytes of each client's receive ring (rounded up to a power of two). Default 64 KiB. */
+  /** Bytes of each client's receive ring (rounded up to a power of two, at least one largest frame). Default 16 KiB. */
   ringBytes?: number;
-  /** Most clients the data plane serves. Default 64. */
-  maxClients?: number;
-  /** Most active MACs. Default 4096. */
-  maxAddresses?: number;
   /** Most multicast groups joined at once. Default 256. */
   maxGroups?: number;
   /** Which embedded module to run. Default `release`. */
@@ -211,9 +207,10 @@ export class DataPlane {
     const burst = positive(options.burst, 'burst', 256, 1 << 20);
     const maxFrame = nic.maxFrameLength;
     const poolBytes = positive(options.poolBytes, 'poolBytes', burst * 2048, 1 << 30);
-    const ringBytes = positive(options.ringBytes, 'ringBytes', 65536, 1 << 28);
-    const maxClients = positive(options.maxClients, 'maxClients', 64, 65535);
-    const maxAddresses = positive(options.maxAddresses, 'maxAddresses', 4096, 1 << 22);
+    const ringBytes = positive(options.ringBytes, 'ringBytes', 16384, 1 << 28);
+    // Client and address capacity come from the NIC, so every id it hands out has a ring and a bit.
+    const maxClients = nic.maxClients;
+    const maxAddresses = nic.maxAddresses;
     const maxGroups = positive(options.maxGroups, 'maxGroups', 256, 65535);
     const shared = options.shared ?? sharedAvailable();
     const seedWords = new Uint32Array(2);

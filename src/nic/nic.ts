@@ -142,6 +142,16 @@ export class Nic {
     this.#active.set(this.primary.key, slot0);
   }
 
+  /** Most clients open at once (ids are 0..maxClients-1). */
+  get maxClients(): number {
+    return this.#maxClients;
+  }
+
+  /** Most active unicast MACs at once, the primary included. */
+  get maxAddresses(): number {
+    return this.#maxAddresses;
+  }
+
   /** Monotonic count of filter changes; a data plane compares it to know it is current. */
   get generation(): number {
     return this.#generation;
