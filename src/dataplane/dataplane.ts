@@ -21,7 +21,7 @@ export interface DataPlaneOptions {
   ringBytes?: number;
   /** Most multicast groups joined at once. Default 256. */
   maxGroups?: number;
-  /** Which embedded module to run. Default `release`. */
+  /** Which embedded module to run with shared memory. Default `release`; ordinary memory always runs `release-unshared`. */
   build?: Build;
   /** Use a SharedArrayBuffer-backed memory. Default: whenever the platform allows it. */
   shared?: boolean;
@@ -218,7 +218,8 @@ export class DataPlane {
       seedWords[0] = options.seed >>> 0;
       seedWords[1] = Math.floor(options.seed / 0x1_0000_0000) >>> 0;
     } else globalThis.crypto.getRandomValues(seedWords);
-    const module = await compileDataPlane(options.build);
+    // A module declares its memory shared or not; pick the one that matches the memory.
+    const module = await compileDataPlane(shared ? (options.build ?? 'release') : 'release-unshared');
     const args = [maxClients, maxAddresses, maxGroups, poolBytes, burst, ringBytes, maxFrame, lanes, seedWords[0]!, seedWords[1]!] as const;
     // A scratch instance computes the layout's size: the layout lives in one place, the Wasm module.
     const scratch = instantiate(module, new WebAssembly.Memory({ initial: 1, maximum: 1, shared }));

@@ -1,0 +1,173 @@
+// The Wasm data plane's interfaces: memory kinds, live reprogramming, rings, fan-out at full capacity, transmit and lanes.
+import { describe, expect, it } from 'vitest';
+import { DataPlane, Mac, MacslotError, Nic, classifyFrame } from 'macslot';
+
+const PRIMARY = '00:14:4f:00:00:00';
+const frameTo = (dst: string, src = '02:99:00:00:00:01', length = 60): Uint8Array => {
+  const f = new Uint8Array(length);
+  Mac.parse(dst).writeTo(f, 0);
+  Mac.parse(src).writeTo(f, 6);
+  f[12] = 0x08;
+  f[length - 1] = length & 0xff;
+  return f;
+};
+
+async function setup(options: Parameters<typeof DataPlane.create>[1] = {}) {
+  const nic = new Nic({ primary: PRIMARY, factory: { base: '00:14:4f:00:00:01', count: 4 }, maxClients: 8 });
+  const dp = await DataPlane.create(nic, options);
+  const a = nic.openClient('a');
+  const b = nic.openClient('b');
+  const ra = a.addressReserve();
+  const rb = b.addressReserve();
+  return { nic, dp, a, b, ra, rb };
+}
+
+describe('memory', () => {
+  it.each([
+    { name: 'shared memory', shared: true },
+    { name: 'ordinary memory', shared: false },
+  ])('classifies over $name', async ({ shared }) => {
+    const { nic, dp, ra, a } = await setup({ shared });
+    expect(dp.memory.buffer instanceof SharedArrayBuffer).toBe(shared);
+    expect(dp.classify(frameTo(ra.mac.toString()))).toEqual({ deliver: [a.id], rule: 'unicast-exact', path: 'hardware' });
+    expect(dp.classify(frameTo(ra.mac.toString()))).toEqual(classifyFrame(nic.filterState(), frameTo(ra.mac.toString())));
+  });
+
+  it('never grows its memory', async () => {
+    const { dp, a } = await setup();
+    const bytes = dp.memory.buffer.byteLength;
+    for (let i = 0; i < 200; i++) a.addressRemove(a.addressAdd().slot);
+    dp.receiveBurst(Array.from({ length: 1000 }, () => frameTo('ff:ff:ff:ff:ff:ff')));
+    expect(dp.memory.buffer.byteLength).toBe(bytes);
+  });
+
+  it('rejects sizes out of range with INVALID_ARGUMENT', async () => {
+    const nic = new Nic({ primary: PRIMARY });
+    await expect(DataPlane.create(nic, { burst: 0 })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    await expect(DataPlane.create(nic, { lanes: 17 })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+  });
+});
+
+describe('live reprogramming', () => {
+  it('sees every change in the next burst', async () => {
+    const { dp, a, b, ra } = await setup();
+    const dst = frameTo('02:00:00:00:00:77');
+    expect(dp.classify(dst).rule).toBe('drop-unknown');
+    const added = b.addressAdd('02:00:00:00:00:77');
+    expect(dp.classify(dst).deliver).toEqual([b.id]);
+    b.addressModify(added.slot, '02:00:00:00:00:78');
+    expect(dp.classify(dst).rule).toBe('drop-unknown');
+    expect(dp.classify(frameTo('02:00:00:00:00:78')).deliver).toEqual([b.id]);
+    a.multicastJoin('33:33:00:00:00:fb');
+    expect(dp.classify(frameTo('33:33:00:00:00:fb')).deliver).toEqual([a.id]);
+    a.addressUnreserve(ra.slot);
+    expect(dp.classify(frameTo(ra.mac.toString())).rule).toBe('drop-unknown');
+    a.close();
+    expect(dp.classify(frameTo('33:33:00:00:00:fb')).rule).toBe('drop-multicast');
+  });
+});
+
+describe('rings', () => {
+  it('delivers each client its frames, in order, with the verdict word', async () => {
+    const { dp, a, b, ra, rb } = await setup();
+    const frames = [frameTo(ra.mac.toString(), undefined, 60), frameTo(rb.mac.toString(), undefined, 61), frameTo(ra.mac.toString(), undefined, 1514), frameTo('ff:ff:ff:ff:ff:ff', undefined, 99)];
+    expect(dp.receiveBurst(frames)).toBe(4);
+    const got: [number, string][] = [];
+    dp.ring(a.id).poll((f, v) => got.push([f.length, dp.decode(v).rule]));
+    expect(got).toEqual([
+      [60, 'unicast-exact'],
+      [1514, 'unicast-exact'],
+      [99, 'broadcast'],
+    ]);
+    const bFrames = dp.ring(b.id).drain();
+    expect(bFrames.map((f) => f.length)).toEqual([61, 99]);
+    expect([...bFrames[0]!]).toEqual([...frames[1]!]);
+    expect(dp.clientCounters(a.id)).toEqual({ frames: 3, bytes: 60 + 1514 + 99, broadcast: 1, multicast: 0, ringDrops: 0 });
+    expect(dp.ring(a.id).read()).toBeUndefined();
+  });
+
+  it('wraps around the ring many times without losing or reordering frames', async () => {
+    const { dp, a, ra } = await setup({ ringBytes: 4096 });
+    let next = 0;
+    let expected = 0;
+    for (let round = 0; round < 300; round++) {
+      const frames = Array.from({ length: 3 }, () => {
+        const f = frameTo(ra.mac.toString(), undefined, 60 + (next % 700));
+        new DataView(f.buffer).setUint32(20, next++);
+        return f;
+      });
+      dp.receiveBurst(frames);
+      dp.ring(a.id).poll((f) => expect(new DataView(f.buffer, f.byteOffset).getUint32(20)).toBe(expected++));
+    }
+    expect(expected).toBe(next);
+    expect(dp.clientCounters(a.id).ringDrops).toBe(0);
+  });
+
+  it('drops for a full ring only, and counts it', async () => {
+    const { dp, a, b, ra, rb } = await setup({ ringBytes: 4096 });
+    for (let i = 0; i < 10; i++) dp.receiveBurst([frameTo(ra.mac.toString(), undefined, 1000), frameTo(rb.mac.toString(), undefined, 60)]);
+    expect(dp.clientCounters(a.id).ringDrops).toBeGreaterThan(0);
+    expect(dp.clientCounters(b.id)).toMatchObject({ frames: 10, ringDrops: 0 });
+    expect(dp.counters().ringFull).toBe(dp.clientCounters(a.id).ringDrops);
+    expect(dp.ring(b.id).drain()).toHaveLength(10);
+  });
+});
+
+describe('capacity', () => {
+  it('fans broadcast out to 1,024 clients and matches 4,096 active MACs', async () => {
+    const nic = new Nic({ primary: PRIMARY, unicastEntries: 4096, maxClients: 1024, maxAddresses: 4097 });
+    const dp = await DataPlane.create(nic, { ringBytes: 2048 });
+    const clients = Array.from({ length: 1023 }, (_, i) => nic.openClient(`vm${i}`));
+    const macs: string[] = [];
+    for (let i = 0; i < 4096; i++) macs.push(clients[i % clients.length]!.addressAdd(Mac.fromNumber(0x0200_0000_0000 + i)).mac.toString());
+    for (const [i, m] of macs.entries()) if (i % 97 === 0) expect(dp.classify(frameTo(m)).deliver).toEqual([clients[i % clients.length]!.id]);
+    dp.receive(frameTo('ff:ff:ff:ff:ff:ff'));
+    const receivers = [nic.primaryClient, ...clients].filter((c) => dp.clientCounters(c.id).broadcast === 1);
+    expect(receivers).toHaveLength(1024);
+  });
+});
+
+describe('transmit', () => {
+  it('stamps the source, bridges locally without echo, and passes to the uplink', async () => {
+    const { dp, a, b, ra, rb } = await setup();
+    const wire: [string, number][] = [];
+    dp.setUplink((f, from) => wire.push([Mac.fromBytes(f, 6, 6).toString(), from]));
+    expect(dp.send(a.id, frameTo('ff:ff:ff:ff:ff:ff', '02:66:66:66:66:66'))).toBe(true);
+    expect(dp.send(a.id, frameTo(rb.mac.toString()))).toBe(true);
+    expect(wire).toEqual([
+      [ra.mac.toString(), a.id],
+      [ra.mac.toString(), a.id],
+    ]);
+    expect(dp.ring(a.id).drain()).toHaveLength(0);
+    const atB = dp.ring(b.id).drain();
+    expect(atB).toHaveLength(2);
+    expect(Mac.fromBytes(atB[1]!, 6, 6).equals(ra.mac)).toBe(true);
+  });
+
+  it('drops and counts spoofed sources with anti-spoof on', async () => {
+    const { dp, a, b, ra, rb } = await setup();
+    expect(dp.send(a.id, frameTo(rb.mac.toString(), '02:66:66:66:66:66'), { antiSpoof: true })).toBe(false);
+    expect(dp.counters().spoofed).toBe(1);
+    expect(dp.ring(b.id).drain()).toHaveLength(0);
+    expect(dp.send(a.id, frameTo(rb.mac.toString(), ra.mac.toString()), { antiSpoof: true })).toBe(true);
+    expect(dp.ring(b.id).drain()).toHaveLength(1);
+  });
+});
+
+describe('lanes', () => {
+  it('gives each attached lane its own pool and the ring role to one lane only', async () => {
+    const { dp, ra, a } = await setup({ lanes: 2 });
+    const other = await DataPlane.attach(dp.handle());
+    expect(other.lane).toBe(1);
+    expect(other.pool.byteOffset).not.toBe(dp.pool.byteOffset);
+    expect(other.classify(frameTo(ra.mac.toString())).deliver).toEqual([a.id]);
+    expect(() => other.receive(frameTo(ra.mac.toString()))).toThrow(MacslotError);
+    await expect(DataPlane.attach(dp.handle())).rejects.toMatchObject({ code: 'DATA_PLANE' });
+    other.close();
+    dp.releaseDelivery();
+    const again = await DataPlane.attach(dp.handle());
+    expect(again.claimDelivery()).toBe(true);
+    expect(again.receive(frameTo(ra.mac.toString())).deliver).toEqual([a.id]);
+    expect(dp.counters().rules['unicast-exact']).toBe(2);
+  });
+});
