@@ -8,7 +8,7 @@ import {
   LANE_COUNTERS, LAYOUT_VERSION, LINE, M_EUI64, M_GROUP, M_HARDWARE, M_INDEX, M_STAGE_SHIFT, MAGIC, MAX_LANES, MISS, R_BROADCAST,
   R_DROP_BAD_DESC, R_DROP_MC, R_DROP_OVERSIZE, R_DROP_RUNT, R_DROP_UNKNOWN, R_MC_ALL, R_MC_EXACT, R_MC_HASH, R_PROMISC, R_SOFTWARE,
   R_UNICAST, REC_HEADER, REC_WRAP, RING_DATA, RING_HEAD, RING_TAIL, RULE_COUNT, STAGE_EXACT, STAGE_HASH, STAGING_BYTES, V_NO_REF,
-  V_REF_SHIFT, V_SOFTWARE, X_DELIVERIES, X_READER_RETRIES, X_RING_CORRUPT, X_RING_FULL,
+  STRIPES, V_REF_SHIFT, V_SOFTWARE, X_DELIVERIES, X_READER_RETRIES, X_RING_CORRUPT, X_RING_FULL,
 } from './layout';
 
 // Cached from the header by plan() or attach(); every instance (thread) has its own copy.
@@ -54,7 +54,7 @@ function derive(): void {
   bcastOff = hashOff + HASH_BYTES;
   promiscOff = bcastOff + <usize>words * 4;
   groupsOff = promiscOff + <usize>words * 4;
-  descOff = align(L_COUNTERS + <usize>LANE_COUNTERS * 8, LINE);
+  descOff = align(L_COUNTERS + <usize>(LANE_COUNTERS * STRIPES) * 8, LINE);
   verdictOff = descOff + <usize>burst * 8;
   keysOff = align(verdictOff + <usize>burst * 4, 16);
   kindsOff = keysOff + <usize>burst * 8;
@@ -421,7 +421,14 @@ function enter(lanePtrV: usize): usize {
 
 // @ts-ignore: decorator
 @inline function bump(lanePtrV: usize, counter: u32): void {
-  const at = lanePtrV + L_COUNTERS + (<usize>counter << 3);
+  const at = lanePtrV + L_COUNTERS + (<usize>(counter * STRIPES) << 3);
+  store<u64>(at, load<u64>(at) + 1);
+}
+
+/** Counts a verdict in the copy picked by the frame index (see STRIPES). */
+// @ts-ignore: decorator
+@inline function bumpStriped(lanePtrV: usize, counter: u32, i: u32): void {
+  const at = lanePtrV + L_COUNTERS + (<usize>(counter * STRIPES + (i & (STRIPES - 1))) << 3);
   store<u64>(at, load<u64>(at) + 1);
 }
 
@@ -429,9 +436,7 @@ function enter(lanePtrV: usize): usize {
 
 /** Verdict for a destination key (`k`: the bytes little-endian, `kind` 0 MAC-48 / 1 EUI-64), `a45` its last two bytes little-endian. */
 // @ts-ignore: decorator
-@inline function decide(bank: usize, k: u64, kind: u32, a45: u32): u32 {
-  const flags = load<u32>(bank + B_FLAGS);
-  const anyPromisc = load<u32>(bank + B_PROMISC_COUNT) != 0;
+@inline function decide(bank: usize, k: u64, kind: u32, a45: u32, flags: u32, anyPromisc: bool): u32 {
   if ((<u32>k & 1) != 0) {
     if (kind == 0 ? k == 0xffff_ffff_ffff : k == 0xffff_ffff_ffff_ffff) return R_BROADCAST | (V_NO_REF << V_REF_SHIFT);
     const meta = lookup(bank, k, kind);
@@ -462,7 +467,7 @@ function enter(lanePtrV: usize): usize {
 
 /** Verdict for descriptor i of a lane: checks the window once, at the edge, then reads the destination. */
 // @ts-ignore: decorator
-@inline function classifyOne(bank: usize, lp: usize, i: u32): u32 {
+@inline function classifyOne(bank: usize, lp: usize, i: u32, flags: u32, anyPromisc: bool): u32 {
   const d = lp + descOff + (<usize>i << 3);
   const off = load<u32>(d);
   const len = load<u32>(d, 4);
@@ -472,7 +477,7 @@ function enter(lanePtrV: usize): usize {
   const p = lp + poolOff + <usize>off;
   const lo = load<u32>(p);
   const hi = load<u16>(p, 4);
-  return decide(bank, (<u64>hi << 32) | <u64>lo, 0, <u32>hi);
+  return decide(bank, (<u64>hi << 32) | <u64>lo, 0, <u32>hi, flags, anyPromisc);
 }
 
 /**
@@ -484,12 +489,15 @@ export function classifyBurst(lane: u32, count: u32): u32 {
   const lp = lanePtr(lane);
   const bank = enter(lp);
   const verdicts = lp + verdictOff;
+  // The bank cannot change during a burst, so its flags are read once.
+  const flags = load<u32>(bank + B_FLAGS);
+  const anyPromisc = load<u32>(bank + B_PROMISC_COUNT) != 0;
   for (let i: u32 = 0; i < count; i++) {
-    const v = classifyOne(bank, lp, i);
-    store<u32>(verdicts + (<usize>i << 2), v);
-    bump(lp, v & 0x1f);
+    store<u32>(verdicts + (<usize>i << 2), classifyOne(bank, lp, i, flags, anyPromisc));
   }
   leave(lp);
+  // Counting in a second pass keeps the classify loop free of read-modify-write traffic.
+  for (let i: u32 = 0; i < count; i++) bumpStriped(lp, load<u32>(verdicts + (<usize>i << 2)) & 0x1f, i);
   return count;
 }
 
@@ -506,9 +514,9 @@ export function classifyKeys(lane: u32, count: u32): u32 {
     const kind: u32 = load<u8>(lp + kindsOff + <usize>i) != 0 ? 1 : 0;
     const k = kind != 0 ? load<u64>(p) : (<u64>load<u16>(p, 4) << 32) | <u64>load<u32>(p);
     const a45 = kind != 0 ? <u32>load<u16>(p, 6) : <u32>load<u16>(p, 4);
-    const v = decide(bank, k, kind, a45);
+    const v = decide(bank, k, kind, a45, load<u32>(bank + B_FLAGS), load<u32>(bank + B_PROMISC_COUNT) != 0);
     store<u32>(lp + verdictOff + (<usize>i << 2), v);
-    bump(lp, v & 0x1f);
+    bumpStriped(lp, v & 0x1f, i);
   }
   leave(lp);
   return count;
@@ -582,11 +590,12 @@ export function rxBurst(lane: u32, count: u32, exclude: u32): u32 {
   const verdicts = lp + verdictOff;
   const promisc = bank + promiscOff;
   const anyPromisc = load<u32>(bank + B_PROMISC_COUNT) != 0;
+  const flags = load<u32>(bank + B_FLAGS);
   for (let i: u32 = 0; i < count; i++) {
-    const v = classifyOne(bank, lp, i);
+    const v = classifyOne(bank, lp, i, flags, anyPromisc);
     store<u32>(verdicts + (<usize>i << 2), v);
     const rule = v & 0x1f;
-    bump(lp, rule);
+    bumpStriped(lp, rule, i);
     if (rule >= R_DROP_UNKNOWN) continue;
     const d = lp + descOff + (<usize>i << 3);
     const src = lp + poolOff + <usize>load<u32>(d);
@@ -624,8 +633,10 @@ export function rxBurst(lane: u32, count: u32, exclude: u32): u32 {
 
 /** Returns the number of rules (the verdict ids 0..n-1), so the TypeScript side can check it agrees. */
 export function ruleCount(): u32 { return RULE_COUNT; }
-/** Returns the number of u64 counters per lane (rules, then extras). */
+/** Returns the number of counters per lane (rules, then extras). */
 export function laneCounterCount(): u32 { return LANE_COUNTERS; }
+/** Returns the copies of each counter; a counter's value is the sum of its copies (u64 each, adjacent). */
+export function counterStripes(): u32 { return STRIPES; }
 /** Returns the address of `bank`'s broadcast bitmap (one bit per client). */
 export function bankBroadcastPtr(bank: u32): usize { return bankPtr(bank) + bcastOff; }
 /** Returns the address of `bank`'s promiscuous bitmap. */

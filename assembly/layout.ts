@@ -48,6 +48,8 @@
 @inline export const X_READER_RETRIES: u32 = 14;
 @inline export const X_DELIVERIES: u32 = 15;
 @inline export const LANE_COUNTERS: u32 = 16;
+/** Each counter has this many copies, picked by frame index, so consecutive frames never wait on one memory word. */
+@inline export const STRIPES: u32 = 4;
 
 // Rule ids, in the order of the TypeScript RULES list.
 @inline export const R_BROADCAST: u32 = 0;

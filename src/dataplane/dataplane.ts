@@ -92,6 +92,7 @@ interface Exports {
   rxBurst(lane: number, count: number, exclude: number): number;
   ruleCount(): number;
   laneCounterCount(): number;
+  counterStripes(): number;
   poolBytesPerLane(): number;
   clientCapacity(): number;
   laneCount(): number;
@@ -404,9 +405,10 @@ export class DataPlane {
   counters(): DataPlaneCounters {
     const n = this.#x.laneCounterCount();
     const sums = new Array<number>(n).fill(0);
+    const stripes = this.#x.counterStripes();
     for (let l = 0; l < this.#x.laneCount(); l++) {
-      const v = new Uint32Array(this.memory.buffer, this.#x.laneCountersPtr(l), n * 2);
-      for (let i = 0; i < n; i++) sums[i]! += u64(v, 2 * i);
+      const v = new Uint32Array(this.memory.buffer, this.#x.laneCountersPtr(l), n * stripes * 2);
+      for (let i = 0; i < n * stripes; i++) sums[Math.floor(i / stripes)]! += u64(v, 2 * i);
     }
     const rules = Object.fromEntries(RULES.map((r, i) => [r, sums[i]!])) as Record<Rule, number>;
     const k = RULES.length;
