@@ -12,6 +12,8 @@ const WRAP = 0xffff_ffff;
 /** Reads the frames the data plane delivered to one client. Safe to use from another thread than the producer. */
 export class RxRing {
   readonly client: number;
+  /** Address of the ring in the data plane's memory: producer index at +0, consumer index at +64, records from +128. */
+  readonly byteOffset: number;
   readonly #idx: Int32Array;
   readonly #data: Uint8Array;
   readonly #words: DataView;
@@ -21,6 +23,7 @@ export class RxRing {
   /** Wraps the ring at `ptr` of `buffer`; used by DataPlane.ring(). */
   constructor(buffer: ArrayBufferLike, ptr: number, dataBytes: number, maxFrame: number, client: number) {
     this.client = client;
+    this.byteOffset = ptr;
     this.#idx = new Int32Array(buffer, ptr, DATA / 4);
     this.#data = new Uint8Array(buffer, ptr + DATA, dataBytes);
     this.#words = new DataView(buffer, ptr + DATA, dataBytes);
