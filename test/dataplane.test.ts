@@ -1,4 +1,5 @@
 // The Wasm data plane's interfaces: memory kinds, live reprogramming, rings, fan-out at full capacity, transmit and lanes.
+import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { DataPlane, Mac, MacslotError, Nic, classifyFrame } from 'macslot';
 
@@ -169,5 +170,25 @@ describe('lanes', () => {
     expect(again.claimDelivery()).toBe(true);
     expect(again.receive(frameTo(ra.mac.toString())).deliver).toEqual([a.id]);
     expect(dp.counters().rules['unicast-exact']).toBe(2);
+  });
+});
+
+describe('doorbells', () => {
+  it('wakes a consumer sleeping in another thread when its ring gets frames', async () => {
+    const { dp, a, ra } = await setup();
+    const worker = new Worker(new URL('./fixtures/ring-waiter.mjs', import.meta.url), { workerData: { handle: dp.handle(), client: a.id } });
+    const messages: { ready?: boolean; woke?: boolean; waitedMs?: number; lengths?: number[] }[] = [];
+    const done = new Promise<void>((resolve, reject) => {
+      worker.on('message', (m) => (messages.push(m), m.ready ? undefined : resolve()));
+      worker.once('error', reject);
+    });
+    while (messages.length === 0) await new Promise((r) => setTimeout(r, 10));
+    // Give the consumer time to fall asleep, so the frame must arrive by notify rather than by a first look.
+    await new Promise((r) => setTimeout(r, 100));
+    dp.receive(frameTo(ra.mac.toString(), undefined, 77));
+    await done;
+    await worker.terminate();
+    expect(messages[1]).toMatchObject({ woke: true, lengths: [77] });
+    expect(messages[1]!.waitedMs!).toBeLessThan(10_000);
   });
 });
