@@ -185,9 +185,7 @@ export function poolPtr(lane: u32): usize { return lanePtr(lane) + poolOff; }
 export function clientCountersPtr(): usize { return clientCounters; }
 export function ringPtr(client: u32): usize { return client < clients ? rings + <usize>client * (RING_DATA + <usize>ringBytes) : 0; }
 export function stagingPtr(): usize { return staging; }
-export function headerPtr(): usize { return base; }
 export function activeBank(): u32 { return atomic.load<u32>(base + H_ACTIVE); }
-export function tableSlots(): u32 { return slots; }
 
 // ---- the table ---------------------------------------------------------------------
 
@@ -304,12 +302,6 @@ export function tableDelete(bank: u32, len: u32): u32 {
   }
   setCtrl(b, hole, CTRL_EMPTY);
   return 1;
-}
-
-/** Returns the meta word of the staged key in `bank`, or MISS (for tests and tools). */
-export function tableGet(bank: u32, len: u32): u32 {
-  if (len != 6 && len != 8) return MISS;
-  return lookup(bankPtr(bank), stagedKey(len), len == 8 ? 1 : 0);
 }
 
 // ---- the rest of a bank ----------------------------------------------------------------
@@ -645,8 +637,6 @@ export function bankPromiscPtr(bank: u32): usize { return bankPtr(bank) + promis
 export function bankGroupPtr(bank: u32, g: u32): usize { return g < groups ? bankPtr(bank) + groupsOff + <usize>g * <usize>words * 4 : 0; }
 /** Returns the ring data size in bytes (a power of two). */
 export function ringDataBytes(): u32 { return ringBytes; }
-/** Returns the bytes the planned layout spans. */
-export function totalBytes(): u32 { return load32(H_TOTAL); }
 /** Returns the bytes of each lane's frame pool. */
 export function poolBytesPerLane(): u32 { return poolBytes; }
 /** Returns the client capacity (ids 0..n-1). */

@@ -4,10 +4,10 @@ import { compileDataPlane, wasmBytes } from 'macslot';
 
 const EXPORTS = [
   'plan', 'attach', 'bankPtr', 'lanePtr', 'laneCountersPtr', 'descriptorsPtr', 'verdictsPtr', 'keysPtr', 'kindsPtr', 'poolPtr',
-  'clientCountersPtr', 'ringPtr', 'stagingPtr', 'headerPtr', 'activeBank', 'tableSlots', 'tablePut', 'tableDelete', 'tableGet',
+  'clientCountersPtr', 'ringPtr', 'stagingPtr', 'activeBank', 'tablePut', 'tableDelete', 
   'bankSetFlags', 'bankSetClient', 'bankSetMember', 'bankClearGroup', 'bankSetHashBit', 'bankCopy', 'publish', 'readersOn',
   'claimLane', 'releaseLane', 'claimDelivery', 'releaseDelivery', 'classifyBurst', 'classifyKeys', 'rxBurst', 'ruleCount',
-  'laneCounterCount', 'counterStripes', 'bankBroadcastPtr', 'bankPromiscPtr', 'bankGroupPtr', 'ringDataBytes', 'totalBytes',
+  'laneCounterCount', 'counterStripes', 'bankBroadcastPtr', 'bankPromiscPtr', 'bankGroupPtr', 'ringDataBytes', 
   'poolBytesPerLane', 'clientCapacity', 'laneCount', 'memory',
 ].sort();
 
