@@ -204,6 +204,16 @@ export function activeBank(): u32 { return atomic.load<u32>(base + H_ACTIVE); }
   const empty = i8x16.splat(<i8>CTRL_EMPTY);
   const ctrl = bank + B_CTRL;
   const entries = bank + entriesOff;
+  // At half load most keys sit in their home slot and most misses meet an empty one: settle those without SIMD.
+  const home = load<u8>(ctrl + <usize>pos);
+  if (home == CTRL_EMPTY) return MISS;
+  if (home == <u8>(h >> 57)) {
+    const ent = entries + <usize>pos * ENTRY;
+    if (load<u64>(ent) == k) {
+      const meta = load<u32>(ent, 8);
+      if (((meta & M_EUI64) != 0) == (kind != 0)) return meta;
+    }
+  }
   // Bounded even on a corrupt table: one pass over every group at most.
   for (let probe: u32 = 0; probe <= slotMask >> 4; probe++) {
     const g = v128.load(ctrl + <usize>pos);
