@@ -93,7 +93,10 @@ export class Nic {
   readonly #listeners = new Set<Listener>();
   #unicastUsed = 0;
   #multicastUsed = 0;
+  // Kept as counts so every change stays O(1) when nothing overflowed, at any number of active MACs.
+  readonly #counts = { software: 0, borrowed: 0, hash: 0, all: 0, promiscuous: 0 };
   #seq = 0;
+  #addedHint = 0;
   #generation = 0;
   #mode: { mode: NicMode; reasons: readonly PromiscReason[] };
   #stateCache: FilterState | undefined;
@@ -275,11 +278,9 @@ export class Nic {
 
   #computeMode(): { mode: NicMode; reasons: readonly PromiscReason[] } {
     const reasons = new Set<PromiscReason>();
-    for (const c of this.#clients) if (c?.open && c.promiscuous) reasons.add('user');
-    for (const s of this.#active.values()) {
-      if (s.placement === 'software') reasons.add(this.#unicastEntries + this.#multicastEntries > 0 ? 'unicast-overflow' : 'no-capability');
-    }
-    for (const g of this.#groups.values()) if (g.stage === 'all') reasons.add('multicast-overflow');
+    if (this.#counts.promiscuous > 0) reasons.add('user');
+    if (this.#counts.software > 0) reasons.add(this.#unicastEntries + this.#multicastEntries > 0 ? 'unicast-overflow' : 'no-capability');
+    if (this.#counts.all > 0) reasons.add('multicast-overflow');
     const list = PROMISC_ORDER.filter((r) => reasons.has(r));
     const promiscuous = list.some((r) => r !== 'multicast-overflow');
     return { mode: promiscuous ? 'promiscuous' : list.length > 0 ? 'all-multicast' : 'filtered', reasons: list };
@@ -313,7 +314,7 @@ export class Nic {
       setPromiscuous: (on) => this.#setFlags(state, on, state.broadcast),
       setBroadcast: (on) => this.#setFlags(state, state.promiscuous, on),
       close: () => this.#close(state),
-      info: () => ({ open: state.open, promiscuous: state.promiscuous, broadcast: state.broadcast, slots: [...state.slots].sort((a, b) => a - b), groups: [...state.groups.keys()] }),
+      state: () => state,
     });
     this.#handles.set(id, handle);
     this.#emit({ type: 'client-opened', client: name, clientId: id });
@@ -377,7 +378,9 @@ export class Nic {
 
   /** Moves software-held MACs and hashed groups into freed hardware entries, so promiscuous mode ends as soon as it can. */
   #rebalance(): void {
-    const waiting = [...this.#active.values()].filter((s) => s.placement === 'software').sort((a, b) => a.seq - b.seq);
+    const freeUnicast = (): boolean => this.#unicastUsed < this.#unicastEntries;
+    const freeMulticast = (): boolean => this.#multicastUsed < this.#multicastEntries;
+    const waiting = this.#counts.software > 0 && (freeUnicast() || freeMulticast()) ? [...this.#active.values()].filter((s) => s.placement === 'software').sort((a, b) => a.seq - b.seq) : [];
     for (const s of waiting) {
       let p: Placement;
       if (this.#unicastUsed < this.#unicastEntries) p = 'unicast';
@@ -385,30 +388,45 @@ export class Nic {
       else break;
       if (p === 'unicast') this.#unicastUsed++;
       else this.#multicastUsed++;
-      s.placement = p;
+      this.#setPlacement(s, p);
       this.#emit({ type: 'placed', slot: s.slot, mac: s.active!, placement: p, clientId: s.owner!.id });
     }
     // A unicast MAC borrowing a multicast entry moves back when a unicast entry frees, so groups get their entries.
-    for (const s of this.#active.values()) {
-      if (s.placement !== 'multicast' || this.#unicastUsed >= this.#unicastEntries) continue;
+    for (const s of this.#counts.borrowed > 0 && freeUnicast() ? this.#active.values() : []) {
+      if (s.placement !== 'multicast' || !freeUnicast()) continue;
       this.#multicastUsed--;
       this.#unicastUsed++;
-      s.placement = 'unicast';
+      this.#setPlacement(s, 'unicast');
       this.#emit({ type: 'placed', slot: s.slot, mac: s.active!, placement: 'unicast', clientId: s.owner!.id });
     }
     for (const stage of ['all', 'hash'] as const) {
+      if (this.#counts[stage] === 0 || !freeMulticast()) continue;
       for (const g of this.#groups.values()) {
-        if (g.stage !== stage || this.#multicastUsed >= this.#multicastEntries) continue;
+        if (g.stage !== stage || !freeMulticast()) continue;
         if (g.stage === 'hash') this.#hashRefs[this.#hashIndex(g.mac)]!--;
         this.#multicastUsed++;
-        g.stage = 'exact';
+        this.#setStage(g, 'exact');
         this.#emit({ type: 'group-stage', group: g.mac, stage: 'exact' });
       }
     }
   }
 
+  #setPlacement(s: SlotState, p: Placement | undefined): void {
+    if (s.placement === 'software') this.#counts.software--;
+    if (s.placement === 'multicast') this.#counts.borrowed--;
+    if (p === 'software') this.#counts.software++;
+    if (p === 'multicast') this.#counts.borrowed++;
+    s.placement = p;
+  }
+
+  #setStage(g: GroupState, stage: GroupStage | undefined): void {
+    if (g.stage === 'hash' || g.stage === 'all') this.#counts[g.stage]--;
+    if (stage === 'hash' || stage === 'all') this.#counts[stage]++;
+    if (stage !== undefined) g.stage = stage;
+  }
+
   #activate(s: SlotState, mac: Mac): void {
-    s.placement = this.#place(mac);
+    this.#setPlacement(s, this.#place(mac));
     s.active = mac;
     s.seq = ++this.#seq;
     this.#active.set(mac.key, s);
@@ -419,7 +437,7 @@ export class Nic {
     this.#active.delete(s.active.key);
     this.#unplace(s.placement);
     s.active = undefined;
-    s.placement = undefined;
+    this.#setPlacement(s, undefined);
   }
 
   #reserve(client: ClientState, options: { slot?: number } = {}): Reservation {
@@ -451,8 +469,10 @@ export class Nic {
     this.#live(client);
     const mac = macLike === undefined ? randomAddr({ random: this.#random, taken: (m) => this.#active.has(m.key) }) : Mac.from(macLike);
     this.#checkActivatable(mac, undefined);
-    let n = this.#factoryCount + 1;
+    // Lowest free added-slot number; the hint keeps this O(1) amortized with thousands of added MACs.
+    let n = Math.max(this.#addedHint, this.#factoryCount + 1);
     while (this.#slots.has(n)) n++;
+    this.#addedHint = n + 1;
     const s: SlotState = { slot: n, factory: undefined, owner: client, active: undefined, placement: undefined, seq: 0 };
     this.#activate(s, mac);
     this.#slots.set(n, s);
@@ -489,7 +509,10 @@ export class Nic {
     this.#deactivate(s);
     s.owner = undefined;
     client.slots.delete(s.slot);
-    if (!isFactory) this.#slots.delete(s.slot);
+    if (!isFactory) {
+      this.#slots.delete(s.slot);
+      this.#addedHint = Math.min(this.#addedHint, s.slot);
+    }
     this.#emit({ type: 'released', slot: s.slot, mac, client: client.name, clientId: client.id });
     this.#settle();
   }
@@ -512,7 +535,8 @@ export class Nic {
       else throw new MacslotError('NO_FREE_SLOT', `cannot join ${key}: all ${this.#multicastEntries} multicast entries are in use, there is no hash filter, and overflow is "reject"`);
       if (stage === 'exact') this.#multicastUsed++;
       if (stage === 'hash') this.#hashRefs[this.#hashIndex(mac)]!++;
-      g = { mac, refs: new Map(), stage };
+      g = { mac, refs: new Map(), stage: 'exact' };
+      this.#setStage(g, stage);
       this.#groups.set(key, g);
     }
     g.refs.set(client.id, (g.refs.get(client.id) ?? 0) + 1);
@@ -539,6 +563,7 @@ export class Nic {
     if (g.refs.size === 0) {
       if (g.stage === 'exact') this.#multicastUsed--;
       if (g.stage === 'hash') this.#hashRefs[this.#hashIndex(mac)]!--;
+      this.#setStage(g, undefined);
       this.#groups.delete(key);
     }
     this.#emit({ type: 'left', group: mac, client: client.name, clientId: client.id, stage: g.refs.size > 0 ? g.stage : undefined, member: g.refs.has(client.id) });
@@ -552,6 +577,7 @@ export class Nic {
       throw new MacslotError('NOT_PERMITTED', `client ${show(client.name)} was not granted promiscuous mode by the NIC's owner`);
     }
     if (promiscuous === client.promiscuous && broadcast === client.broadcast) return;
+    this.#counts.promiscuous += Number(promiscuous) - Number(client.promiscuous);
     client.promiscuous = promiscuous;
     client.broadcast = broadcast;
     this.#emit({ type: 'client-changed', client: client.name, clientId: client.id, promiscuous, broadcast });
@@ -582,7 +608,7 @@ interface ClientOps {
   setPromiscuous(on: boolean): void;
   setBroadcast(on: boolean): void;
   close(): void;
-  info(): { open: boolean; promiscuous: boolean; broadcast: boolean; slots: number[]; groups: string[] };
+  state(): Readonly<ClientState>;
 }
 
 /** A guest, VM, zone or application's handle on a NIC. It may change only what it reserved. */
@@ -647,20 +673,20 @@ export class NicClient {
   }
   /** True until `close()`. */
   get open(): boolean {
-    return this.#ops.info().open;
+    return this.#ops.state().open;
   }
   get promiscuous(): boolean {
-    return this.#ops.info().promiscuous;
+    return this.#ops.state().promiscuous;
   }
   get broadcast(): boolean {
-    return this.#ops.info().broadcast;
+    return this.#ops.state().broadcast;
   }
   /** Returns the slot numbers this client holds, ascending. */
   slots(): number[] {
-    return this.#ops.info().slots;
+    return [...this.#ops.state().slots].sort((a, b) => a - b);
   }
   /** Returns the groups this client has joined, canonical text. */
   groups(): string[] {
-    return this.#ops.info().groups;
+    return [...this.#ops.state().groups.keys()];
   }
 }
