@@ -1,0 +1,303 @@
+// Benchmark driver: every variant on the same frames in one run, checksummed, printed as a table and written as JSON and SVG.
+// Usage: npm run bench [-- --quick] [--json bench/results/latest.json] [--svg bench/results/throughput.svg]
+
+import { execFileSync } from 'node:child_process';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { cpus, totalmem } from 'node:os';
+import { dirname } from 'node:path';
+import { parseArgs } from 'node:util';
+import { Worker } from 'node:worker_threads';
+import { Bench } from 'tinybench';
+import { DataPlane, Mac, wasmBytes } from '../dist/index.js';
+import { ceiling, mapByNumber, mapByString, reference, type Classifier } from './baselines.js';
+import { chart } from './chart.js';
+import { nativeRun } from './native/run.js';
+import { fillFrames, fold, scenario } from './traffic.js';
+
+const { values: args } = parseArgs({
+  options: { quick: { type: 'boolean', default: false }, json: { type: 'string' }, svg: { type: 'string' } },
+});
+const QUICK = args.quick!;
+const FRAMES = QUICK ? 1 << 18 : 1 << 20;
+const MAC_COUNTS = QUICK ? [64, 4096] : [64, 1024, 4096];
+const ITER = QUICK ? 3 : 7;
+const SLOW_FRAMES = QUICK ? 1 << 14 : 1 << 16;
+
+interface Row {
+  variant: string;
+  scenario: 'stream' | 'cache';
+  sizes: '64' | 'mix';
+  macs: number;
+  burst: number | 'whole';
+  mpps: number;
+  nsPerFrame: number;
+  checksum: number | null;
+  frames: number;
+}
+const rows: Row[] = [];
+const failures: string[] = [];
+const progress = (msg: string): void => void process.stderr.write(`\r\x1b[2K[bench] ${msg}`);
+
+async function time(name: string, fn: () => void): Promise<number> {
+  const bench = new Bench({ name, time: 0, iterations: ITER, warmupIterations: 3, warmupTime: 0 });
+  bench.add(name, fn);
+  await bench.run();
+  const r = bench.tasks[0]!.result as { state: string; latency?: { p50: number } };
+  if (r.state !== 'completed' || r.latency === undefined) throw new Error(`${name}: ${r.state}`);
+  return r.latency.p50;
+}
+
+function record(row: Omit<Row, 'mpps' | 'nsPerFrame'>, ms: number): void {
+  rows.push({ ...row, mpps: row.frames / ms / 1000, nsPerFrame: (ms * 1e6) / row.frames });
+}
+
+/** Runs `count` frames of the lane through the data plane in bursts of `burst`; returns the verdict checksum. */
+function wasmPass(dp: DataPlane, all: Uint32Array, count: number, burst: number, deliver: boolean, checksum: boolean): number {
+  let sum = 0;
+  for (let start = 0; start < count; start += burst) {
+    const n = Math.min(burst, count - start);
+    if (burst !== count) dp.descriptors.set(all.subarray(2 * start, 2 * (start + n)));
+    if (deliver) {
+      dp.rxBurst(n);
+      resetRings(dp);
+    } else dp.classifyBurst(n);
+    if (checksum) for (let i = 0; i < n; i++) sum = fold(sum, dp.verdicts[i]! & 0x1f, dp.verdicts[i]! >>> 16);
+  }
+  return sum;
+}
+
+let ringViews: Int32Array[] = [];
+function resetRings(dp: DataPlane): void {
+  // An instant consumer: frees each ring so delivery is measured, not back-pressure.
+  for (const v of ringViews) Atomics.store(v, 16, Atomics.load(v, 0));
+  void dp;
+}
+
+async function classification(macs: number): Promise<void> {
+  const s = scenario(macs);
+  const dp = await DataPlane.create(s.nic, { burst: FRAMES, poolBytes: FRAMES * 64 + 2048, lanes: 3, ringBytes: 1 << 16, seed: 42 });
+  ringViews = [s.nic.primaryClient, ...s.clients].map((c) => new Int32Array(dp.memory.buffer, dp.ring(c.id).byteOffset, 32));
+  const all = new Uint32Array(FRAMES * 2);
+  for (const sc of ['stream', 'cache'] as const) {
+    for (const sizes of ['64', 'mix'] as const) {
+      if (sc === 'cache' && sizes === 'mix') continue;
+      fillFrames(s, dp.pool, all, FRAMES, sizes, sc === 'cache' ? (2 << 20) / 64 : 0, macs);
+      dp.descriptors.set(all);
+      const base = { scenario: sc, sizes, macs, frames: FRAMES } as const;
+      const bursts: (number | 'whole')[] = sizes === '64' && sc === 'stream' ? ['whole', 256, 32] : ['whole'];
+      let expected: number | undefined;
+      for (const b of bursts) {
+        const burst = b === 'whole' ? FRAMES : b;
+        progress(`${macs} MACs, ${sc}, ${sizes} B, Wasm classify, burst ${b}`);
+        const ms = await time('wasm', () => wasmPass(dp, all, FRAMES, burst, false, false));
+        const sum = wasmPass(dp, all, FRAMES, burst, false, true);
+        expected ??= sum;
+        record({ ...base, variant: 'Wasm classify', burst: b, checksum: sum }, ms);
+      }
+      progress(`${macs} MACs, ${sc}, ${sizes} B, Wasm classify + deliver`);
+      const msD = await time('deliver', () => wasmPass(dp, all, FRAMES, 256, true, false));
+      record({ ...base, variant: 'Wasm classify + deliver', burst: 256, checksum: wasmPass(dp, all, FRAMES, 256, true, true) }, msD);
+      dp.descriptors.set(all);
+      const view = all;
+      const baselines: [string, Classifier, number][] = [
+        ['JS Map (number key)', mapByNumber(s), FRAMES],
+        ['JS Map (string key)', mapByString(s), FRAMES],
+        ['TS reference filter', reference(s.nic.filterState()), SLOW_FRAMES],
+        ['memory-read ceiling (JS)', ceiling(), FRAMES],
+      ];
+      for (const [name, fn, n] of baselines) {
+        progress(`${macs} MACs, ${sc}, ${sizes} B, ${name}`);
+        const ms = await time(name, () => fn(dp.pool, view, n));
+        const sum = name.startsWith('memory') ? null : fn(dp.pool, view, n);
+        const want = n === FRAMES ? expected! : wasmPass(dp, all, n, n, false, true);
+        if (sum !== null && sum !== want) failures.push(`${name} at ${macs} MACs (${sc}, ${sizes}): checksum ${sum} ≠ Wasm ${want}`);
+        record({ ...base, frames: n, variant: name, burst: 'whole', checksum: sum }, ms);
+      }
+      if (sizes === '64') {
+        const native = nativeRun(dp.pool.subarray(0, (sc === 'cache' ? (2 << 20) : FRAMES * 64)), all, FRAMES, s.macs, s.groups, s.nic, ITER);
+        if (native.ok) {
+          if (native.checksum !== expected) failures.push(`native C at ${macs} MACs (${sc}): checksum ${native.checksum} ≠ Wasm ${expected}`);
+          rows.push({ ...base, variant: 'C -O3 (same algorithm)', burst: 'whole', mpps: native.mpps, nsPerFrame: 1000 / native.mpps, checksum: native.checksum });
+        } else if (!notes.includes(native.reason)) notes.push(native.reason);
+      }
+    }
+  }
+  dp.close();
+}
+
+async function fallback(macs: number): Promise<void> {
+  const s = scenario(macs, true);
+  const dp = await DataPlane.create(s.nic, { burst: SLOW_FRAMES, poolBytes: SLOW_FRAMES * 64 + 2048, lanes: 1, seed: 42 });
+  const all = new Uint32Array(SLOW_FRAMES * 2);
+  fillFrames(s, dp.pool, all, SLOW_FRAMES, '64', 0, macs);
+  dp.descriptors.set(all);
+  progress(`${macs} MACs, promiscuous fallback`);
+  const sw = reference(s.nic.filterState());
+  const ms = await time('fallback', () => sw(dp.pool, all, SLOW_FRAMES));
+  const sum = sw(dp.pool, all, SLOW_FRAMES);
+  const want = wasmPass(dp, all, SLOW_FRAMES, SLOW_FRAMES, false, true);
+  if (sum !== want) failures.push(`promiscuous fallback at ${macs} MACs: checksum ${sum} ≠ Wasm ${want}`);
+  record({ variant: 'promiscuous fallback (software filter)', scenario: 'stream', sizes: '64', macs, burst: 'whole', frames: SLOW_FRAMES, checksum: sum }, ms);
+  dp.close();
+}
+
+async function workers(macs: number): Promise<Record<string, number>> {
+  const s = scenario(macs);
+  const dp = await DataPlane.create(s.nic, { burst: FRAMES, poolBytes: FRAMES * 64 + 2048, lanes: 3, seed: 42 });
+  const macList = s.macs.map((m) => m.toString());
+  const groups = s.groups.map((g) => g.toString());
+  const run = (n: number): Promise<number[]> =>
+    Promise.all(
+      Array.from({ length: n }, (_, i) => {
+        const w = new Worker(new URL('./worker.mjs', import.meta.url), { workerData: { handle: dp.handle(), macs: macList, groups, frames: FRAMES, iterations: ITER, seed: i + 1 } });
+        return new Promise<number>((resolve, reject) => {
+          w.once('message', (m: { mpps: number }) => void w.terminate().then(() => resolve(m.mpps)));
+          w.once('error', reject);
+        });
+      }),
+    );
+  progress(`two workers, ${macs} MACs`);
+  const rssBefore = process.memoryUsage().rss;
+  const one = (await run(1))[0]!;
+  const rssOne = process.memoryUsage().rss - rssBefore;
+  const two = (await run(2)).reduce((a, b) => a + b, 0);
+  dp.close();
+  return { oneWorkerMpps: one, twoWorkersMpps: two, scaling: two / one, workerRssBytes: rssOne };
+}
+
+async function controlPlane(): Promise<Record<string, number>> {
+  progress('control plane');
+  const s = scenario(4096);
+  const dp = await DataPlane.create(s.nic, { burst: 256, seed: 42 });
+  const client = s.clients[0]!;
+  const lat: number[] = [];
+  const probe = new Uint8Array(64);
+  for (let i = 0; i < (QUICK ? 2000 : 20000); i++) {
+    const mac = Mac.fromNumber(0x0a00_0000_0000 + i);
+    mac.writeTo(probe);
+    const t = performance.now();
+    const { slot } = client.addressAdd(mac);
+    const v = dp.classify(probe);
+    lat.push(performance.now() - t);
+    if (v.rule !== 'unicast-exact') failures.push(`control plane: change ${i} not visible to the next burst`);
+    client.addressRemove(slot);
+  }
+  lat.sort((a, b) => a - b);
+  const rebuild: number[] = [];
+  for (let i = 0; i < (QUICK ? 3 : 10); i++) {
+    const t = performance.now();
+    (await DataPlane.create(s.nic, { burst: 256, lanes: 1, seed: 42 })).close();
+    rebuild.push(performance.now() - t);
+  }
+  rebuild.sort((a, b) => a - b);
+  // Throughput while 1,000 changes per second arrive.
+  const all = new Uint32Array(512);
+  fillFrames(s, dp.pool, all, 256, '64', 0, 7);
+  dp.descriptors.set(all);
+  const until = performance.now() + (QUICK ? 300 : 1000);
+  let frames = 0;
+  let changes = 0;
+  let nextChange = performance.now();
+  const t0 = performance.now();
+  while (performance.now() < until) {
+    for (let k = 0; k < 64; k++) frames += dp.classifyBurst(256);
+    if (performance.now() >= nextChange) {
+      client.addressRemove(client.addressAdd().slot);
+      changes++;
+      nextChange += 1;
+    }
+  }
+  const churnMpps = frames / (performance.now() - t0) / 1000;
+  const heap0 = process.memoryUsage().heapUsed;
+  for (let i = 0; i < 2000; i++) dp.classifyBurst(256);
+  const heapDelta = process.memoryUsage().heapUsed - heap0;
+  dp.close();
+  return {
+    changeVisibleP50Us: lat[Math.floor(lat.length * 0.5)]! * 1000,
+    changeVisibleP99Us: lat[Math.floor(lat.length * 0.99)]! * 1000,
+    attachAndLoad4096Us: rebuild[Math.floor(rebuild.length / 2)]! * 1000,
+    mppsWhileChanging: churnMpps,
+    changesPerSecond: changes / ((performance.now() - t0) / 1000),
+    hotPathHeapBytesPer2000Bursts: heapDelta,
+  };
+}
+
+async function warmup(): Promise<Record<string, number>> {
+  progress('warm-up');
+  const s = scenario(1024);
+  const dp = await DataPlane.create(s.nic, { burst: 32768, poolBytes: 32768 * 64, lanes: 1, seed: 42 });
+  const all = new Uint32Array(65536);
+  fillFrames(s, dp.pool, all, 32768, '64', 0, 3);
+  dp.descriptors.set(all);
+  const ns: number[] = [];
+  for (let i = 0; i < 30; i++) {
+    const t = performance.now();
+    dp.classifyBurst(32768);
+    ns.push(((performance.now() - t) * 1e6) / 32768);
+  }
+  const steady = [...ns.slice(10)].sort((a, b) => a - b)[10]!;
+  const until = ns.findIndex((v) => v <= steady * 1.1) + 1;
+  dp.close();
+  return { firstCallNsPerFrame: ns[0]!, steadyNsPerFrame: steady, callsUntilSteady: until };
+}
+
+function memory(): Record<string, number> {
+  // Table slots are a power of two at most half full; each bank holds ctrl (1 B) + entry (12 B) per slot; there are two banks.
+  const per = (macs: number): number => {
+    let slots = 16;
+    while (slots < (macs + 256) * 2) slots *= 2;
+    return (2 * slots * 13) / macs;
+  };
+  return { bytesPerMacAt4096: per(4096), bytesPerMacAt1024: per(1024), wasmBytes: wasmBytes('release').length };
+}
+
+const notes: string[] = [];
+function cpuModel(): string {
+  return cpus()[0]?.model ?? 'unknown';
+}
+
+const started = Date.now();
+for (const m of MAC_COUNTS) {
+  await classification(m);
+  await fallback(m);
+}
+const extra = { workers: await workers(1024), controlPlane: await controlPlane(), warmup: await warmup(), memory: memory() };
+progress('done\n');
+
+const machine = { cpu: cpuModel(), cores: cpus().length, memoryBytes: totalmem(), node: process.version, date: new Date().toISOString(), quick: QUICK, seconds: (Date.now() - started) / 1000 };
+let gcc = 'none';
+try {
+  gcc = execFileSync('cc', ['--version'], { encoding: 'utf8' }).split('\n')[0]!;
+} catch {
+  notes.push('no C compiler found: the native comparison was skipped');
+}
+const result = { machine: { ...machine, cc: gcc }, rows, ...extra, notes, failures };
+
+const fmt = (n: number): string => (n >= 100 ? n.toFixed(0) : n >= 10 ? n.toFixed(1) : n.toFixed(2));
+const head = ['variant', 'scenario', 'size', 'MACs', 'burst', 'Mpps', 'ns/frame', 'vs Map'];
+const mapRate = (r: Row): number | undefined => rows.find((x) => x.variant === 'JS Map (number key)' && x.macs === r.macs && x.scenario === r.scenario && x.sizes === r.sizes)?.mpps;
+const lines = rows.map((r) => [r.variant, r.scenario, r.sizes, String(r.macs), String(r.burst), fmt(r.mpps), fmt(r.nsPerFrame), mapRate(r) ? `${(r.mpps / mapRate(r)!).toFixed(2)}×` : '']);
+const widths = head.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
+const show = (l: string[]): string => l.map((c, i) => c.padEnd(widths[i]!)).join('  ');
+console.log(`macslot bench — ${machine.cpu}, ${machine.cores} cores, Node ${machine.node}${QUICK ? ' (quick)' : ''}`);
+console.log(show(head));
+for (const l of lines) console.log(show(l));
+console.log('\nworkers', JSON.stringify(extra.workers));
+console.log('control plane', JSON.stringify(extra.controlPlane));
+console.log('warm-up', JSON.stringify(extra.warmup));
+console.log('memory', JSON.stringify(extra.memory));
+for (const n of notes) console.log(`note: ${n}`);
+
+if (args.json) {
+  await mkdir(dirname(args.json), { recursive: true });
+  await writeFile(args.json, JSON.stringify(result, null, 2) + '\n');
+}
+if (args.svg) {
+  await mkdir(dirname(args.svg), { recursive: true });
+  await writeFile(args.svg, chart(rows));
+}
+if (failures.length > 0) {
+  console.error(`\nCHECKSUM MISMATCH — variants disagree:\n${failures.join('\n')}`);
+  process.exit(1);
+}
+console.log(`\nall variants agree (checksums match); ${machine.seconds.toFixed(0)} s`);
