@@ -6,7 +6,6 @@ const here = (p: string): string => fileURLToPath(new URL(p, import.meta.url));
 export default defineConfig({
   resolve: {
     alias: [
-      { find: /^macslot\/node$/, replacement: here('./src/node/index.ts') },
       { find: /^macslot$/, replacement: here('./src/index.ts') },
     ],
   },
