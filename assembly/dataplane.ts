@@ -7,7 +7,7 @@ import {
   H_RINGS, H_SEED_HI, H_SEED_LO, H_SLOTS, H_STAGING, H_TOTAL, H_VERSION, H_WORDS, HASH_BYTES, HEADER_BYTES, L_COUNTERS, L_STATE,
   LANE_COUNTERS, LAYOUT_VERSION, LINE, M_EUI64, M_GROUP, M_HARDWARE, M_INDEX, M_STAGE_SHIFT, MAGIC, MAX_LANES, MISS, R_BROADCAST,
   R_DROP_BAD_DESC, R_DROP_MC, R_DROP_OVERSIZE, R_DROP_RUNT, R_DROP_UNKNOWN, R_MC_ALL, R_MC_EXACT, R_MC_HASH, R_PROMISC, R_SOFTWARE,
-  R_UNICAST, REC_HEADER, REC_WRAP, RING_DATA, RING_HEAD, RING_TAIL, RULE_COUNT, STAGE_EXACT, STAGE_HASH, STAGING_BYTES, V_NO_REF,
+  R_UNICAST, REC_HEADER, REC_WRAP, RING_DATA, RING_HEAD, RING_SLEEPERS, RING_TAIL, RULE_COUNT, STAGE_EXACT, STAGE_HASH, STAGING_BYTES, V_NO_REF,
   STRIPES, V_REF_SHIFT, V_SOFTWARE, X_DELIVERIES, X_READER_RETRIES, X_RING_CORRUPT, X_RING_FULL,
 } from './layout';
 
@@ -625,7 +625,10 @@ export function rxBurst(lane: u32, count: u32, exclude: u32): u32 {
     store<u32>(touched + (<usize>w << 2), 0);
     while (bits != 0) {
       const c = (w << 5) + ctz(bits);
-      atomic.notify(rings + <usize>c * (RING_DATA + <usize>ringBytes) + RING_HEAD, 1);
+      const r = rings + <usize>c * (RING_DATA + <usize>ringBytes);
+      // The head was published with a sequentially consistent store before this load: either the
+      // sleeper sees the new head before it waits, or this load sees its flag and wakes it.
+      if (atomic.load<u32>(r + RING_SLEEPERS) != 0) atomic.notify(r + RING_HEAD, 1);
       bits &= bits - 1;
     }
   }

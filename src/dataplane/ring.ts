@@ -2,9 +2,10 @@
 
 import { MacslotError } from '../errors.js';
 
-/** Ring header: producer index at byte 0, consumer index at byte 64, data from byte 128 (as laid out in assembly/layout.ts). */
+/** Ring header: producer index at byte 0, consumer index at byte 64, sleeper flag at byte 68, data from byte 128 (as laid out in assembly/layout.ts). */
 const HEAD = 0;
 const TAIL = 64 / 4;
+const SLEEPERS = 68 / 4;
 const DATA = 128;
 const REC_HEADER = 8;
 const WRAP = 0xffff_ffff;
@@ -83,9 +84,15 @@ export class RxRing {
    * Uses Atomics.wait, so it throws where blocking is not allowed (a browser's main thread).
    */
   wait(timeoutMs: number): boolean {
-    const head = Atomics.load(this.#idx, HEAD);
-    if (head !== Atomics.load(this.#idx, TAIL)) return true;
-    Atomics.wait(this.#idx, HEAD, head, timeoutMs);
-    return Atomics.load(this.#idx, HEAD) !== Atomics.load(this.#idx, TAIL);
+    // Announce the sleep before the last look, so the producer either sees the flag or we see its frame.
+    Atomics.store(this.#idx, SLEEPERS, 1);
+    try {
+      const head = Atomics.load(this.#idx, HEAD);
+      if (head !== Atomics.load(this.#idx, TAIL)) return true;
+      Atomics.wait(this.#idx, HEAD, head, timeoutMs);
+      return Atomics.load(this.#idx, HEAD) !== Atomics.load(this.#idx, TAIL);
+    } finally {
+      Atomics.store(this.#idx, SLEEPERS, 0);
+    }
   }
 }
