@@ -105,6 +105,8 @@
 // A client ring: producer index, consumer index (each on its own line), then the data.
 @inline export const RING_HEAD: usize = 0;
 @inline export const RING_TAIL: usize = 64;
+/** Producer-owned: the head as advanced during the current burst, published to RING_HEAD once per burst. */
+@inline export const RING_SHADOW: usize = 4;
 /** Consumer-owned: non-zero while a consumer sleeps (or is about to) on RING_HEAD, so the producer only wakes rings someone waits on. */
 @inline export const RING_SLEEPERS: usize = 68;
 @inline export const RING_DATA: usize = 128;
