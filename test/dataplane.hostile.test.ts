@@ -1,141 +1,351 @@
-// Hostile input to the data plane: every malformed descriptor and corrupt ring is a counted drop, never a trap or a hang.
+// Hostile input to the data plane: malformed descriptors, bad burst counts and corrupt or full rings are counted drops, never a
+// trap, a stray write or a stuck data plane; and the table stays exact through heavy add/remove churn.
+import { Buffer } from 'node:buffer';
 import { describe, expect, it } from 'vitest';
-import { DataPlane, Mac, Nic, type Rule } from 'macslot';
+import { DataPlane, Mac, Nic, RULES, type Rule } from 'macslot';
 
-const frameTo = (dst: string, length = 60): Uint8Array => {
-  const f = new Uint8Array(length);
+const PRIMARY = '00:14:4f:00:00:00';
+const MA = '02:00:00:00:00:0a';
+const MB = '02:00:00:00:00:0b';
+const BCAST = 'ff:ff:ff:ff:ff:ff';
+const POOL = 65536;
+const MAX_FRAME = 1514;
+const RING = 16384;
+
+const frameTo = (dst: string, length = 60, fill = 0x5a): Uint8Array => {
+  const f = new Uint8Array(length).fill(fill);
   Mac.parse(dst).writeTo(f, 0);
   return f;
 };
 
-async function setup(ringBytes = 16384) {
-  const nic = new Nic({ primary: '00:14:4f:00:00:00', maxFrameLength: 1514, maxClients: 8 });
-  const dp = await DataPlane.create(nic, { ringBytes, burst: 64, poolBytes: 65536 });
+async function setup(ringBytes = RING) {
+  const nic = new Nic({ primary: PRIMARY, unicastEntries: 4, maxFrameLength: MAX_FRAME, maxClients: 8 });
+  const dp = await DataPlane.create(nic, { ringBytes, burst: 64, poolBytes: POOL, lanes: 1, seed: 11 });
   const a = nic.openClient('a');
   const b = nic.openClient('b');
-  const ma = a.addressAdd('02:00:00:00:00:0a').mac.toString();
-  const mb = b.addressAdd('02:00:00:00:00:0b').mac.toString();
-  return { nic, dp, a, b, ma, mb };
+  a.addressAdd(MA);
+  b.addressAdd(MB);
+  const p = nic.primaryClient;
+  return { nic, dp, a, b, p, rings: { p: dp.ring(p.id), a: dp.ring(a.id), b: dp.ring(b.id) } };
 }
 
-const POOL = 65536;
+type Setup = Awaited<ReturnType<typeof setup>>;
+
+const ruleTotal = (dp: DataPlane): number => Object.values(dp.counters().rules).reduce((x, y) => x + y, 0);
+
+/** A broadcast after the hostile input still reaches every receiver: nothing was left stuck. */
+function stillWorks({ dp, rings }: Setup): void {
+  const f = frameTo(BCAST, 64, 0x77);
+  expect(dp.receive(f).rule).toBe('broadcast');
+  for (const ring of [rings.p, rings.a, rings.b]) expect(ring.drain()).toEqual([f]);
+}
+
+// ---- descriptors --------------------------------------------------------------------------------------------------
+
+const RUNTS = Array.from({ length: 14 }, (_, n) => ({ name: `length ${n}`, offset: 0, length: n, rule: 'drop-runt' as Rule }));
 const DESCRIPTORS: { name: string; offset: number; length: number; rule: Rule }[] = [
-  { name: 'zero length', offset: 0, length: 0, rule: 'drop-runt' },
-  { name: 'one byte', offset: 0, length: 1, rule: 'drop-runt' },
-  { name: '13 bytes', offset: 0, length: 13, rule: 'drop-runt' },
-  { name: 'one past the maximum frame', offset: 0, length: 1515, rule: 'drop-oversize' },
+  ...RUNTS,
+  { name: 'length 0 exactly at the pool end', offset: POOL, length: 0, rule: 'drop-runt' },
+  { name: 'length maxFrameLength + 1', offset: 0, length: MAX_FRAME + 1, rule: 'drop-oversize' },
+  { name: 'the whole pool as one frame', offset: 0, length: POOL, rule: 'drop-oversize' },
+  { name: 'offset exactly at the pool end', offset: POOL, length: 60, rule: 'drop-bad-descriptor' },
   { name: 'offset past the pool', offset: POOL + 8, length: 60, rule: 'drop-bad-descriptor' },
-  { name: 'ends one byte past the pool', offset: POOL - 59, length: 60, rule: 'drop-bad-descriptor' },
-  { name: 'offset plus length wraps around 2^32', offset: 0xffff_fff0, length: 0x20, rule: 'drop-bad-descriptor' },
-  { name: 'length 2^32 - 1', offset: 0, length: 0xffff_ffff, rule: 'drop-bad-descriptor' },
-  { name: 'length larger than the pool', offset: 0, length: POOL + 1, rule: 'drop-bad-descriptor' },
+  { name: 'offset + length one past the pool end', offset: POOL - 59, length: 60, rule: 'drop-bad-descriptor' },
+  { name: 'runt past the pool', offset: POOL + 1, length: 5, rule: 'drop-bad-descriptor' },
+  { name: 'offset + length wraps around 2^32 (0xfffffff0 + 0x20)', offset: 0xffff_fff0, length: 0x20, rule: 'drop-bad-descriptor' },
+  { name: 'offset 0xffffffff, length 1', offset: 0xffff_ffff, length: 1, rule: 'drop-bad-descriptor' },
+  { name: 'length 0xffffffff', offset: 0, length: 0xffff_ffff, rule: 'drop-bad-descriptor' },
+  { name: 'length 0xffffffff at offset 1', offset: 1, length: 0xffff_ffff, rule: 'drop-bad-descriptor' },
+  { name: 'length one more than the pool', offset: 0, length: POOL + 1, rule: 'drop-bad-descriptor' },
+];
+
+// The bounds are tight: the largest legal windows still go through.
+const ACCEPTED: { name: string; offset: number; length: number }[] = [
+  { name: 'shortest frame flush against the pool end', offset: POOL - 14, length: 14 },
+  { name: 'frame of exactly maxFrameLength', offset: 0, length: MAX_FRAME },
+  { name: 'largest frame flush against the pool end', offset: POOL - MAX_FRAME, length: MAX_FRAME },
 ];
 
 describe('malformed descriptors', () => {
   it.each(DESCRIPTORS)('$name → $rule, counted, nothing delivered', async ({ offset, length, rule }) => {
-    const { dp, a, ma } = await setup();
-    expect(dp.pool.length).toBe(POOL);
-    dp.pool.set(frameTo(ma), 0);
-    dp.pool.set(frameTo(ma), POOL - 60);
-    dp.descriptors.set([offset, length, POOL - 60, 60]);
-    expect(dp.rxBurst(2)).toBe(2);
-    expect(dp.decode(dp.verdicts[0]!)).toEqual({ deliver: [], rule, path: 'hardware' });
-    expect(dp.counters().rules[rule]).toBe(1);
-    // The well-formed frame behind it, flush against the pool's end, still goes through.
-    expect(dp.decode(dp.verdicts[1]!).rule).toBe('unicast-exact');
-    expect(dp.ring(a.id).drain().map((f) => f.length)).toEqual([60]);
+    const s = await setup();
+    const { dp, a, b, rings } = s;
+    // Bytes addressed to a wherever a bad window could land, so a drop is never just an unknown destination.
+    dp.pool.set(frameTo(MA, 2048), 0);
+    dp.pool.set(frameTo(MB, 60, 0x11), 4096);
+    dp.pool.set(frameTo(MA, 60, 0x22), POOL - 60);
+    dp.descriptors.set([4096, 60, offset, length, POOL - 60, 60]);
+    const sentinel = 0xdead_beef;
+    dp.verdicts.fill(sentinel, 0, 3);
+
+    expect(dp.classifyBurst(3)).toBe(3);
+    const classified = Array.from(dp.verdicts.subarray(0, 3));
+    expect(dp.rxBurst(3)).toBe(3);
+    expect(Array.from(dp.verdicts.subarray(0, 3))).toEqual(classified);
+    expect(dp.decode(dp.verdicts[1]!)).toEqual({ deliver: [], rule, path: 'hardware' });
+    // Its neighbours in the same burst are untouched by it.
+    expect(dp.decode(dp.verdicts[0]!)).toEqual({ deliver: [b.id], rule: 'unicast-exact', path: 'hardware' });
+    expect(dp.decode(dp.verdicts[2]!)).toEqual({ deliver: [a.id], rule: 'unicast-exact', path: 'hardware' });
+
+    const c = dp.counters();
+    expect(c.rules[rule]).toBe(2);
+    expect(c.rules['unicast-exact']).toBe(4);
+    expect(RULES.reduce((n, r) => n + c.rules[r], 0)).toBe(6);
+    expect({ deliveries: c.deliveries, ringFull: c.ringFull, ringCorrupt: c.ringCorrupt }).toEqual({ deliveries: 2, ringFull: 0, ringCorrupt: 0 });
+    expect(rings.a.drain()).toEqual([frameTo(MA, 60, 0x22)]);
+    expect(rings.b.drain()).toEqual([frameTo(MB, 60, 0x11)]);
+    expect(rings.p.drain()).toEqual([]);
+    expect(dp.clientCounters(a.id)).toEqual({ frames: 1, bytes: 60, broadcast: 0, multicast: 0, ringDrops: 0 });
+    stillWorks(s);
   });
 
-  it('exactly at the pool end is fine', async () => {
-    const { dp, ma } = await setup();
-    dp.pool.set(frameTo(ma, 14), POOL - 14);
-    dp.descriptors.set([POOL - 14, 14]);
-    dp.classifyBurst(1);
-    expect(dp.decode(dp.verdicts[0]!).rule).toBe('unicast-exact');
+  it.each(ACCEPTED)('$name is delivered', async ({ offset, length }) => {
+    const s = await setup();
+    const f = frameTo(MA, length, 0x33);
+    s.dp.pool.set(f, offset);
+    s.dp.descriptors.set([offset, length]);
+    expect(s.dp.rxBurst(1)).toBe(1);
+    expect(s.dp.decode(s.dp.verdicts[0]!)).toEqual({ deliver: [s.a.id], rule: 'unicast-exact', path: 'hardware' });
+    expect(s.rings.a.drain()).toEqual([f]);
   });
 
-  it('refuses a count above the burst size without running it', async () => {
-    const { dp } = await setup();
-    expect(() => dp.classifyBurst(dp.burst + 1)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
-    expect(() => dp.rxBurst(-1)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
-    expect(Object.values(dp.counters().rules).reduce((x, y) => x + y, 0)).toBe(0);
-  });
-
-  it('survives random descriptors and pool bytes', async () => {
-    const { dp } = await setup();
-    let s = 99;
-    const rnd = () => (s = (s * 1103515245 + 12345) >>> 0);
+  it('survives random descriptors over random pool bytes', async () => {
+    const s = await setup();
+    const { dp } = s;
+    let x = 99;
+    const rnd = (): number => (x = (Math.imul(x, 1103515245) + 12345) >>> 0);
     for (let round = 0; round < 200; round++) {
-      for (let i = 0; i < dp.pool.length; i += 4096) dp.pool[i + (rnd() & 4095)] = rnd() & 0xff;
-      for (let i = 0; i < dp.burst * 2; i++) dp.descriptors[i] = rnd() % 3 === 0 ? rnd() : rnd() % (POOL + 64);
+      for (let i = 0; i < 64; i++) dp.pool[rnd() % POOL] = rnd() & 0xff;
+      // Mostly windows near or past the pool's end, some anywhere in 32 bits.
+      for (let i = 0; i < dp.burst; i++) {
+        dp.descriptors[2 * i] = rnd() % 3 === 0 ? rnd() : rnd() % (POOL + 64);
+        dp.descriptors[2 * i + 1] = rnd() % 3 === 0 ? rnd() : rnd() % (MAX_FRAME + 64);
+      }
       expect(dp.rxBurst(dp.burst)).toBe(dp.burst);
-      for (let id = 0; id < 3; id++) dp.ring(id).drain();
+      for (const ring of Object.values(s.rings)) for (const f of ring.drain()) expect(f.length).toBeGreaterThanOrEqual(14);
     }
-    expect(Object.values(dp.counters().rules).reduce((x, y) => x + y, 0)).toBe(200 * dp.burst);
+    expect(ruleTotal(dp)).toBe(200 * dp.burst);
+    expect(dp.counters().ringCorrupt).toBe(0);
+    stillWorks(s);
   });
 });
 
-const RINGS: { name: string; head: (h: number, t: number) => number; tail: (h: number, t: number) => number }[] = [
+// ---- burst counts --------------------------------------------------------------------------------------------------
+
+/** The raw exports, reached the way a worker would: the module instantiated over the same memory. */
+interface Raw {
+  attach(): number;
+  classifyBurst(lane: number, count: number): number;
+  classifyKeys(lane: number, count: number): number;
+  rxBurst(lane: number, count: number, exclude: number): number;
+}
+
+const COUNTS: { name: string; count: (burst: number) => number }[] = [
+  { name: 'burst + 1', count: (n) => n + 1 },
+  { name: '2 × burst', count: (n) => 2 * n },
+  { name: '2^31', count: () => 2 ** 31 },
+  { name: '2^32 - 1', count: () => 2 ** 32 - 1 },
+];
+
+describe('burst counts above the burst size', () => {
+  it.each(COUNTS)('$name: TypeScript throws INVALID_ARGUMENT, Wasm returns 0 without trapping or writing', async ({ count }) => {
+    const s = await setup();
+    const { dp } = s;
+    const n = count(dp.burst);
+    dp.pool.set(frameTo(MA), 0);
+    for (let i = 0; i < dp.burst; i++) dp.descriptors.set([0, 60], 2 * i);
+    dp.verdicts.fill(0xdead_beef);
+    expect(() => dp.classifyBurst(n)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+    expect(() => dp.rxBurst(n)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+
+    const raw = new WebAssembly.Instance(dp.module, { env: { memory: dp.memory } }).exports as unknown as Raw;
+    expect(raw.attach()).toBe(1);
+    expect(raw.classifyBurst(dp.lane, n)).toBe(0);
+    expect(raw.rxBurst(dp.lane, n, 0xffff_ffff)).toBe(0);
+    expect(raw.classifyKeys(dp.lane, n)).toBe(0);
+
+    expect(Array.from(new Set(dp.verdicts))).toEqual([0xdead_beef]);
+    expect(ruleTotal(dp)).toBe(0);
+    expect(s.rings.a.drain()).toEqual([]);
+    // The same raw instance runs a legal burst, so the zeros above were refusals, not a broken instance.
+    expect(raw.classifyBurst(dp.lane, dp.burst)).toBe(dp.burst);
+    expect(dp.counters().rules['unicast-exact']).toBe(dp.burst);
+    stillWorks(s);
+  });
+
+  it.each([
+    { name: 'negative', count: -1 },
+    { name: 'fractional', count: 1.5 },
+    { name: 'NaN', count: Number.NaN },
+  ])('$name count: INVALID_ARGUMENT', async ({ count }) => {
+    const { dp } = await setup();
+    expect(() => dp.classifyBurst(count)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+    expect(() => dp.rxBurst(count)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+    expect(ruleTotal(dp)).toBe(0);
+  });
+});
+
+// ---- rings ---------------------------------------------------------------------------------------------------------
+
+/** Producer index at ring+0 and consumer index at ring+64, as free-running byte counts (src/dataplane/ring.ts). */
+function indices(dp: DataPlane, ringOffset: number): Int32Array {
+  return new Int32Array(dp.memory.buffer, ringOffset, 32);
+}
+
+const CORRUPT: { name: string; head: (h: number) => number; tail: (h: number) => number }[] = [
   { name: 'tail ahead of head', head: (h) => h, tail: (h) => h + 64 },
-  { name: 'unaligned tail', head: (h) => h, tail: (_, t) => t + 3 },
-  { name: 'unaligned head', head: (h) => h + 5, tail: (_, t) => t },
-  { name: 'head far beyond the ring size', head: (h) => h + 0x1000_0000, tail: (_, t) => t },
+  { name: 'tail one record ahead of head', head: (h) => h, tail: (h) => h + 8 },
+  { name: 'unaligned tail', head: (h) => h + 64, tail: (h) => h + 3 },
+  { name: 'unaligned head', head: (h) => h + 5, tail: (h) => h },
+  { name: 'head one record beyond a full ring', head: (h) => h + RING + 8, tail: (h) => h },
+  { name: 'huge difference (2^28 bytes pending)', head: (h) => h + 0x1000_0000, tail: (h) => h },
+  { name: 'garbage in both words', head: () => 0xdead_beef, tail: () => 0x1234_5677 },
 ];
 
 describe('corrupt ring indices', () => {
-  it.each(RINGS)('$name: that client drops and counts, others receive', async ({ head, tail }) => {
-    const { dp, a, b, ma, mb } = await setup();
-    dp.receiveBurst([frameTo(ma), frameTo(mb)]);
-    dp.ring(a.id).drain();
-    dp.ring(b.id).drain();
-    const idx = new Int32Array(dp.memory.buffer, dp.ring(a.id).byteOffset, 32);
-    const [h, t] = [idx[0]!, idx[16]!];
-    idx[0] = head(h, t) | 0;
-    idx[16] = tail(h, t) | 0;
-    const before = dp.memory.buffer.slice(0);
-    dp.receiveBurst([frameTo(ma), frameTo(mb), frameTo('ff:ff:ff:ff:ff:ff')]);
-    expect(dp.counters().ringCorrupt).toBe(2);
-    expect(dp.clientCounters(a.id)).toMatchObject({ frames: 1, ringDrops: 2 });
-    expect(dp.ring(b.id).drain().map((f) => f.length)).toEqual([60, 60]);
-    // Nothing was written into the corrupt ring's records.
-    const ringData = dp.ring(a.id).byteOffset + 128;
-    expect(new Uint8Array(dp.memory.buffer, ringData, 16384)).toEqual(new Uint8Array(before, ringData, 16384));
+  it.each(CORRUPT)('$name: that client drops and counts ringCorrupt, others still receive', async ({ head, tail }) => {
+    const s = await setup();
+    const { dp, a, b, p, rings } = s;
+    dp.receiveBurst([frameTo(MA), frameTo(MB)]);
+    rings.a.drain();
+    rings.b.drain();
+    const idx = indices(dp, rings.a.byteOffset);
+    const h = idx[0]!;
+    idx[0] = head(h) | 0;
+    idx[16] = tail(h) | 0;
+    const corrupt = [idx[0], idx[16]];
+    const data = new Uint8Array(dp.memory.buffer, rings.a.byteOffset + 128, RING);
+    const before = data.slice();
+
+    const toB = frameTo(MB, 80, 0x44);
+    const bcast = frameTo(BCAST, 70, 0x55);
+    dp.receiveBurst([frameTo(MA), toB, bcast]);
+    const c = dp.counters();
+    expect({ ringCorrupt: c.ringCorrupt, ringFull: c.ringFull }).toEqual({ ringCorrupt: 2, ringFull: 0 });
+    expect(dp.clientCounters(a.id)).toEqual({ frames: 1, bytes: 60, broadcast: 0, multicast: 0, ringDrops: 2 });
+    expect(dp.clientCounters(b.id)).toEqual({ frames: 3, bytes: 60 + 80 + 70, broadcast: 1, multicast: 0, ringDrops: 0 });
+    expect(rings.b.drain()).toEqual([toB, bcast]);
+    expect(rings.p.drain()).toEqual([bcast]);
+    expect(dp.clientCounters(p.id).ringDrops).toBe(0);
+    // The producer wrote nothing into the corrupt ring: not its records, not its indices.
+    expect([idx[0], idx[16]]).toEqual(corrupt);
+    expect(Buffer.compare(data, before)).toBe(0);
+
+    // Once the consumer's index is sane again, delivery resumes.
+    idx[0] = h;
+    idx[16] = h;
+    const again = frameTo(MA, 90, 0x66);
+    dp.receive(again);
+    expect(rings.a.drain()).toEqual([again]);
+    expect(dp.clientCounters(a.id)).toMatchObject({ frames: 2, ringDrops: 2 });
   });
 
-  it('a full ring drops for its client only', async () => {
-    const { dp, a, b, ma, mb } = await setup(2048);
-    let atB = 0;
-    for (let i = 0; i < 40; i++) {
-      dp.receiveBurst([frameTo(ma, 200), frameTo(mb, 60)]);
-      atB += dp.ring(b.id).drain().length;
-    }
-    const drops = dp.clientCounters(a.id).ringDrops;
-    expect(drops).toBeGreaterThan(0);
-    expect(dp.counters().ringFull).toBe(drops);
-    expect(dp.clientCounters(a.id).frames + drops).toBe(40);
-    expect(dp.clientCounters(b.id).ringDrops).toBe(0);
-    expect(atB).toBe(40);
+  it('indices running past 2^32 are no corruption', async () => {
+    const s = await setup();
+    const { dp, rings } = s;
+    const idx = indices(dp, rings.a.byteOffset);
+    // Empty, 16 bytes before the counters wrap: the next records straddle 2^32.
+    idx[0] = 0xffff_fff0 | 0;
+    idx[16] = 0xffff_fff0 | 0;
+    const frames = [frameTo(MA, 60, 1), frameTo(MA, 61, 2), frameTo(MA, 62, 3)];
+    dp.receiveBurst(frames);
+    expect(dp.counters().ringCorrupt).toBe(0);
+    expect(rings.a.drain()).toEqual(frames);
+    expect(idx[0]! >>> 0).toBeLessThan(0x1000);
+    expect(idx[0]).toBe(idx[16]);
   });
 });
 
+describe('full rings', () => {
+  it('a full ring drops for its client only, counted as ringFull and that client\'s ringDrops', async () => {
+    const s = await setup(2048);
+    const { dp, a, b, p, rings } = s;
+    // Equal 208-byte records: nine fit in 2048 bytes, and the wrap's padding leaves no room for a tenth.
+    const kept = Math.floor(2048 / 208);
+    const order: Uint8Array[] = [];
+    let atB = 0;
+    let atP = 0;
+    for (let i = 0; i < 40; i++) {
+      const toA = frameTo(MA, 200, i);
+      const bcast = frameTo(BCAST, 200, 0x80 + i);
+      order.push(toA, bcast);
+      dp.receiveBurst([toA, frameTo(MB), bcast]);
+      atB += rings.b.drain().length;
+      atP += rings.p.drain().length;
+    }
+    expect(dp.clientCounters(a.id)).toMatchObject({ frames: kept, ringDrops: 80 - kept });
+    expect(dp.counters()).toMatchObject({ ringFull: 80 - kept, ringCorrupt: 0 });
+    expect({ b: dp.clientCounters(b.id).ringDrops, p: dp.clientCounters(p.id).ringDrops, atB, atP }).toEqual({ b: 0, p: 0, atB: 80, atP: 40 });
+    // a kept the oldest frames, whole and in order; the drops left no partial record behind.
+    expect(rings.a.drain()).toEqual(order.slice(0, kept));
+    const next = frameTo(MA, 100, 0x99);
+    dp.receive(next);
+    expect(rings.a.drain()).toEqual([next]);
+  });
+
+  it.each([
+    { name: 'records that fill the ring exactly all fit', length: 248, fits: 8 },
+    { name: 'one byte more each and the last one drops', length: 249, fits: 7 },
+  ])('$name', async ({ length, fits }) => {
+    const { dp, a, rings } = await setup(2048);
+    dp.receiveBurst(Array.from({ length: 8 }, (_, i) => frameTo(MA, length, i)));
+    expect(dp.clientCounters(a.id)).toMatchObject({ frames: fits, ringDrops: 8 - fits });
+    expect(dp.counters().ringFull).toBe(8 - fits);
+    expect(rings.a.drain().map((f) => f[length - 1])).toEqual(Array.from({ length: fits }, (_, i) => i));
+  });
+});
+
+// ---- table churn ---------------------------------------------------------------------------------------------------
+
 describe('table churn', () => {
-  it('stays exact through 100,000 add/remove cycles', async () => {
-    const nic = new Nic({ primary: '00:14:4f:00:00:00', unicastEntries: 256, maxAddresses: 300, maxClients: 4 });
-    const dp = await DataPlane.create(nic);
-    const c = nic.openClient('c');
-    const present = new Map<string, number>();
-    let s = 7;
-    const rnd = () => (s = (s * 1103515245 + 12345) >>> 0);
-    const universe = Array.from({ length: 512 }, (_, i) => Mac.fromNumber(0x0200_0000_0000 + i * 0x1_0001).toString());
-    for (let i = 0; i < 100_000; i++) {
-      const m = universe[rnd() % universe.length]!;
-      const slot = present.get(m);
+  it('finds every present MAC and no removed one through 100,000 adds and removes in random order', async () => {
+    // 255 addresses over a 512-slot table: half full, so removals keep shifting long probe runs.
+    const nic = new Nic({ primary: PRIMARY, unicastEntries: 255, multicastEntries: 0, maxAddresses: 255, maxClients: 2 });
+    const dp = await DataPlane.create(nic, { maxGroups: 1, burst: 256, lanes: 1, seed: 0x5eed });
+    const c = nic.openClient('churn');
+    let x = 7;
+    const rnd = (n: number): number => (x = (Math.imul(x, 1103515245) + 12345) >>> 0) % n;
+    // MAC-48 and EUI-64 keys, including EUI-64s whose 64-bit table key equals a MAC-48's.
+    const universe: Mac[] = [];
+    for (let i = 0; i < 400; i++) universe.push(Mac.fromNumber(0x0200_0000_0000 + i * 0x1_0001));
+    for (let i = 0; i < 100; i++) {
+      const b = new Uint8Array(8);
+      universe[i]!.writeTo(b, 0);
+      universe.push(Mac.fromBytes(b));
+      universe.push(Mac.parse(`02:00:00:ff:fe:00:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 0xff).toString(16).padStart(2, '0')}`));
+    }
+    const present = new Map<number, number>(); // universe index → slot
+    const check = (): void => {
+      const verdicts = dp.classifyKeys(universe);
+      const wrong = universe
+        .map((m, i) => ({ mac: m.toString(), present: present.has(i), rule: verdicts[i]!.rule, deliver: verdicts[i]!.deliver }))
+        .filter((v) => (v.present ? v.rule !== 'unicast-exact' || v.deliver.join() !== String(c.id) : v.rule !== 'drop-unknown'));
+      expect(wrong).toEqual([]);
+    };
+    let ops = 0;
+    while (ops < 100_000) {
+      const i = rnd(universe.length);
+      const slot = present.get(i);
       if (slot !== undefined) {
         c.addressRemove(slot);
-        present.delete(m);
-      } else if (present.size < 255) present.set(m, c.addressAdd(m).slot);
+        present.delete(i);
+        ops++;
+        // Often the very MAC just removed comes straight back.
+        if (rnd(3) === 0) {
+          present.set(i, c.addressAdd(universe[i]!).slot);
+          ops++;
+        }
+      } else if (present.size < 254) {
+        present.set(i, c.addressAdd(universe[i]!).slot);
+        ops++;
+      }
+      if (ops % 2_000 < 2) check();
     }
-    const want = universe.map((m) => (present.has(m) ? 'unicast-exact' : 'drop-unknown'));
-    expect(universe.map((m) => dp.classify(frameTo(m)).rule)).toEqual(want);
+    check();
+    expect(present.size).toBeGreaterThan(200);
+    // Frames agree with the keys.
+    const mac48 = universe.filter((m) => m.kind === 'mac48');
+    const rules = mac48.map((m) => dp.classify(frameTo(m.toString())).rule);
+    expect(rules).toEqual(mac48.map((m) => (present.has(universe.indexOf(m)) ? 'unicast-exact' : 'drop-unknown')));
   });
 });
