@@ -7,6 +7,7 @@ export default defineConfig({
   resolve: {
     alias: [
       { find: /^macslot$/, replacement: here('./src/index.ts') },
+      { find: /^macslot\/node$/, replacement: here('./src/node/index.ts') },
     ],
   },
   test: {
