@@ -358,6 +358,11 @@ export function bankSetHashBit(bank: u32, i: u32, on: bool): void {
   store<u8>(at, on ? load<u8>(at) | mask : load<u8>(at) & ~mask);
 }
 
+/** Empties `bank`: no keys, groups, client bits or flags; a full rebuild starts from here. */
+export function bankReset(bank: u32): void {
+  resetBank(bankPtr(bank));
+}
+
 /** Makes `to` an exact copy of `from` (used to bring a stale bank up to date in one step). */
 export function bankCopy(from: u32, to: u32): void {
   if (from == to) return;

@@ -6,7 +6,7 @@ import { compileDataPlane, wasmBytes, type Build } from 'macslot';
 const FUNCTIONS = [
   'plan', 'attach', 'bankPtr', 'lanePtr', 'laneCountersPtr', 'descriptorsPtr', 'verdictsPtr', 'keysPtr', 'kindsPtr', 'poolPtr',
   'clientCountersPtr', 'ringPtr', 'stagingPtr', 'activeBank', 'tablePut', 'tableDelete', 'bankSetFlags', 'bankSetClient',
-  'bankSetMember', 'bankClearGroup', 'bankSetHashBit', 'bankCopy', 'publish', 'readersOn', 'claimLane', 'releaseLane',
+  'bankSetMember', 'bankClearGroup', 'bankSetHashBit', 'bankReset', 'bankCopy', 'publish', 'readersOn', 'claimLane', 'releaseLane',
   'claimDelivery', 'releaseDelivery', 'classifyBurst', 'classifyKeys', 'rxBurst', 'ruleCount', 'laneCounterCount',
   'counterStripes', 'bankBroadcastPtr', 'bankPromiscPtr', 'bankGroupPtr', 'ringDataBytes', 'poolBytesPerLane',
   'clientCapacity', 'laneCount',

@@ -66,6 +66,57 @@ describe('live reprogramming', () => {
     a.close();
     expect(dp.classify(frameTo('33:33:00:00:00:fb')).rule).toBe('drop-multicast');
   });
+
+  it('reload rebuilds the same filter from the NIC, and later changes reach both banks', async () => {
+    const nic = new Nic({ primary: PRIMARY, factory: { base: '00:14:4f:00:00:01', count: 4 }, unicastEntries: 3, multicastEntries: 2, maxClients: 8 });
+    const dp = await DataPlane.create(nic);
+    const [a, b, c] = ['a', 'b', 'c'].map((n) => nic.openClient(n));
+    a!.addressReserve();
+    b!.addressAdd('02:00:00:00:00:0b');
+    c!.addressAdd('02:00:00:00:00:0c'); // overflows into a borrowed multicast entry
+    c!.addressAdd('02:00:00:00:00:0d'); // and then into software: the NIC goes promiscuous
+    c!.setPromiscuous(false);
+    b!.setBroadcast(false);
+    // Join and leave first, so the banks number the groups differently from a fresh rebuild.
+    a!.multicastJoin('01:00:5e:00:00:01');
+    a!.multicastJoin('01:00:5e:00:00:fb');
+    a!.multicastLeave('01:00:5e:00:00:01');
+    b!.multicastJoin('01:00:5e:00:00:fb');
+    c!.multicastJoin('33:33:00:00:00:01');
+    a!.multicastJoin('33:33:00:00:00:02'); // no exact entry left: the hash stage
+    const probes = [
+      ...nic.slots().map((s) => s.mac.toString()),
+      'ff:ff:ff:ff:ff:ff', '01:00:5e:00:00:fb', '33:33:00:00:00:01', '33:33:00:00:00:02', '33:33:00:00:00:03', '02:00:00:00:00:99',
+    ].map((m) => frameTo(m));
+    const verdicts = () => probes.map((f) => dp.classify(f));
+    const before = verdicts();
+    expect(before).toEqual(probes.map((f) => classifyFrame(nic.filterState(), f)));
+    expect(new Set(before.map((v) => v.rule)).size).toBeGreaterThanOrEqual(5);
+    dp.reload();
+    expect(verdicts()).toEqual(before);
+    // Two changes flip both banks: each must hold the reloaded filter plus the change.
+    c!.multicastJoin('01:00:5e:00:00:fb');
+    expect(dp.classify(frameTo('01:00:5e:00:00:fb')).deliver).toEqual([a!.id, b!.id, c!.id]);
+    const added = a!.addressAdd('02:00:00:00:00:aa');
+    expect(dp.classify(frameTo('02:00:00:00:00:aa')).deliver).toEqual([a!.id]);
+    b!.addressRemove(b!.slots().find((s) => nic.addressGet(s).mac.toString() === '02:00:00:00:00:0b')!);
+    expect(dp.classify(frameTo('02:00:00:00:00:0b')).rule).not.toBe('unicast-exact');
+    expect(dp.classify(frameTo('02:00:00:00:00:aa')).deliver).toEqual([a!.id]);
+    expect(dp.classify(frameTo('01:00:5e:00:00:fb')).deliver).toEqual([a!.id, b!.id, c!.id]);
+    a!.addressRemove(added.slot);
+    expect(dp.classify(frameTo('02:00:00:00:00:aa')).deliver).not.toContain(a!.id);
+    dp.reload();
+    expect(verdicts()).toEqual(probes.map((f) => classifyFrame(nic.filterState(), f)));
+  });
+
+  it('reload refuses on an attached lane and after close', async () => {
+    const { dp } = await setup({ lanes: 2 });
+    const other = await DataPlane.attach(dp.handle());
+    expect(() => other.reload()).toThrow(expect.objectContaining({ code: 'NOT_SUPPORTED' }));
+    dp.close();
+    expect(() => dp.reload()).toThrow(expect.objectContaining({ code: 'CLIENT_CLOSED' }));
+    other.close();
+  });
 });
 
 describe('rings', () => {

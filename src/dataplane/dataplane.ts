@@ -78,6 +78,7 @@ interface Exports {
   bankClearGroup(bank: number, g: number): void;
   bankSetHashBit(bank: number, i: number, on: number): void;
   bankCopy(from: number, to: number): void;
+  bankReset(bank: number): void;
   bankBroadcastPtr(bank: number): number;
   bankPromiscPtr(bank: number): number;
   bankGroupPtr(bank: number, g: number): number;
@@ -163,14 +164,17 @@ export class DataPlane {
   readonly #staging: Uint8Array;
   readonly #words: number;
   readonly #maxClients: number;
-  #pending: Op[] = [];
+  readonly #maxGroups: number;
+  // Operations the idle bank still lacks, or 'copy' after a reload: the idle bank is then rebuilt from the active one.
+  #pending: Op[] | 'copy' = [];
   #closed = false;
   #spoofed = 0;
   // Mirror of what the banks hold, so each NIC event turns into a few precise bank operations.
   readonly #groups = new Map<string, { g: number; stage: GroupStage }>();
   readonly #freeGroups: number[] = [];
   readonly #hashRefs = new Uint16Array(4096);
-  readonly #activeCount = new Map<number, number>();
+  // Active unicast MACs per client id (ids are below the NIC's client capacity).
+  readonly #activeCount: Int32Array;
   readonly #clientBits = new Map<number, { broadcast: boolean; promiscuous: boolean }>();
   #flags = 0;
   #hashType = 0;
@@ -195,6 +199,8 @@ export class DataPlane {
     this.#maxClients = x.clientCapacity();
     this.#words = (this.#maxClients + 31) >> 5;
     this.#nic = nic;
+    this.#maxGroups = maxGroups;
+    this.#activeCount = new Int32Array(Math.max(this.#maxClients, nic?.maxClients ?? 0));
     for (let g = maxGroups - 1; g >= 0; g--) this.#freeGroups.push(g);
     this.#unsubscribe = nic?.on((e) => this.#follow(e));
   }
@@ -450,6 +456,23 @@ export class DataPlane {
     return true;
   }
 
+  /**
+   * Rebuilds the whole filter from the NIC's current state in the idle bank and publishes it, e.g.
+   * after a bank was found corrupt. Readers never wait. Throws NOT_SUPPORTED on a data plane attached
+   * without its NIC, CLIENT_CLOSED after close(), DATA_PLANE when a lane stays inside the idle bank.
+   */
+  reload(): void {
+    if (this.#closed) throw new MacslotError('CLIENT_CLOSED', `this data plane (lane ${this.lane}) is closed`);
+    if (this.#nic === undefined) throw new MacslotError('NOT_SUPPORTED', `lane ${this.lane} was attached from a handle; only the data plane created with the NIC can rebuild the filter`);
+    const x = this.#x;
+    const target = 1 - x.activeBank();
+    this.#waitIdle(target);
+    x.bankReset(target);
+    this.#program(this.#nic, target);
+    x.publish(target);
+    this.#pending = 'copy';
+  }
+
   /** Stops following the NIC and gives the lane back. Idempotent. */
   close(): void {
     if (this.#closed) return;
@@ -461,17 +484,25 @@ export class DataPlane {
 
   // ---- programming (the writer side) ------------------------------------------------
 
-  #loadFrom(nic: Nic): void {
+  /** Forgets the mirror of the banks and programs `bank`, which must be empty, with the NIC's whole filter. */
+  #program(nic: Nic, bank: number): void {
     const state = nic.filterState();
     this.#hashType = state.hashFilterType ?? 0;
-    const ops: Op[] = [{ op: 'flags', flags: this.#flagsFor(nic) }];
-    for (const info of nic.slots()) {
-      if (!info.active) continue;
-      const owner = nic.client(info.owner ?? '');
-      if (owner === undefined) continue;
-      ops.push({ op: 'put', mac: info.mac, meta: this.#unicastMeta(owner.id, info.placement) });
-      this.#activeCount.set(owner.id, (this.#activeCount.get(owner.id) ?? 0) + 1);
+    this.#groups.clear();
+    this.#freeGroups.length = 0;
+    for (let g = this.#maxGroups - 1; g >= 0; g--) this.#freeGroups.push(g);
+    this.#hashRefs.fill(0);
+    this.#activeCount.fill(0);
+    this.#clientBits.clear();
+    this.#apply(bank, { op: 'flags', flags: this.#flagsFor(nic) });
+    // The bulk of a rebuild: no operation objects, no Mac objects for MAC-48 keys.
+    for (const [key, e] of state.unicast) {
+      const meta = (e.client & 0xffff) | (e.hardware ? M_HARDWARE : 0);
+      if (typeof key === 'number') this.#put48(bank, key, meta);
+      else this.#apply(bank, { op: 'put', mac: Mac.parse(key), meta });
+      this.#activeCount[e.client]!++;
     }
+    const ops: Op[] = [];
     for (const [key, g] of state.groups) {
       const mac = typeof key === 'number' ? Mac.fromNumber(key) : Mac.parse(key);
       ops.push(...this.#groupAdd(mac, g.stage));
@@ -479,8 +510,26 @@ export class DataPlane {
       for (const id of g.members) ops.push({ op: 'member', g: idx, id, on: true });
     }
     for (const c of nic.clients()) ops.push(...this.#refreshClient(c.id));
+    for (const op of ops) this.#apply(bank, op);
+  }
+
+  /** Puts a MAC-48 given by its 48-bit key; throws NO_FREE_SLOT when the table is full. */
+  #put48(bank: number, key: number, meta: number): void {
+    const st = this.#staging;
+    const hi = Math.floor(key / 0x1_0000_0000);
+    const lo = key >>> 0;
+    st[0] = hi >>> 8;
+    st[1] = hi & 0xff;
+    st[2] = lo >>> 24;
+    st[3] = (lo >>> 16) & 0xff;
+    st[4] = (lo >>> 8) & 0xff;
+    st[5] = lo & 0xff;
+    if (this.#x.tablePut(bank, 6, meta) !== 1) throw new MacslotError('NO_FREE_SLOT', `the data plane table is full; cannot add ${Mac.fromNumber(key).toString()}`);
+  }
+
+  #loadFrom(nic: Nic): void {
     // Both banks start identical: program bank 0, copy it, publish it.
-    for (const op of ops) this.#apply(0, op);
+    this.#program(nic, 0);
     this.#x.bankCopy(0, 1);
     this.#x.publish(0);
   }
@@ -518,7 +567,7 @@ export class DataPlane {
 
   #refreshClient(id: number): Op[] {
     const c = this.#nic?.client(id);
-    const next = { broadcast: c !== undefined && c.broadcast && (this.#activeCount.get(id) ?? 0) > 0, promiscuous: c?.promiscuous ?? false };
+    const next = { broadcast: c !== undefined && c.broadcast && this.#activeCount[id]! > 0, promiscuous: c?.promiscuous ?? false };
     const prev = this.#clientBits.get(id) ?? { broadcast: false, promiscuous: false };
     if (prev.broadcast === next.broadcast && prev.promiscuous === next.promiscuous) return [];
     this.#clientBits.set(id, next);
@@ -534,18 +583,18 @@ export class DataPlane {
       case 'reserved':
         if (e.active) {
           ops.push({ op: 'put', mac: e.mac, meta: this.#unicastMeta(e.clientId, e.placement) });
-          this.#activeCount.set(e.clientId, (this.#activeCount.get(e.clientId) ?? 0) + 1);
+          this.#activeCount[e.clientId]!++;
         }
         break;
       case 'modified':
         if (e.previous) ops.push({ op: 'del', mac: e.previous });
-        else this.#activeCount.set(e.clientId, (this.#activeCount.get(e.clientId) ?? 0) + 1);
+        else this.#activeCount[e.clientId]!++;
         ops.push({ op: 'put', mac: e.mac, meta: this.#unicastMeta(e.clientId, e.placement) });
         break;
       case 'released':
         if (e.mac) {
           ops.push({ op: 'del', mac: e.mac });
-          this.#activeCount.set(e.clientId, (this.#activeCount.get(e.clientId) ?? 1) - 1);
+          this.#activeCount[e.clientId]!--;
         }
         break;
       case 'placed':
@@ -596,7 +645,6 @@ export class DataPlane {
     switch (o.op) {
       case 'put':
       case 'del': {
-        this.#staging.fill(0);
         o.mac.writeTo(this.#staging, 0);
         const ok = o.op === 'put' ? x.tablePut(bank, o.mac.length, o.meta) : x.tableDelete(bank, o.mac.length);
         if (o.op === 'put' && ok !== 1) throw new MacslotError('NO_FREE_SLOT', `the data plane table is full; cannot add ${o.mac.toString()}`);
@@ -629,17 +677,24 @@ export class DataPlane {
   #commit(ops: Op[]): void {
     const x = this.#x;
     const target = 1 - x.activeBank();
-    const started = Date.now();
-    let spins = 0;
-    while (x.readersOn(target) !== 0) {
-      if ((++spins & 1023) === 0 && Date.now() - started > WRITER_SPIN_LIMIT_MS) {
-        throw new MacslotError('DATA_PLANE', `a lane stayed inside bank ${target} for over ${WRITER_SPIN_LIMIT_MS} ms; the change is queued`);
-      }
-    }
-    for (const op of this.#pending) this.#apply(target, op);
+    this.#waitIdle(target);
+    if (this.#pending === 'copy') x.bankCopy(1 - target, target);
+    else for (const op of this.#pending) this.#apply(target, op);
     for (const op of ops) this.#apply(target, op);
     x.publish(target);
     this.#pending = ops;
+  }
+
+  /** Waits until no lane reads `bank`; throws DATA_PLANE when one stays inside it past the limit. */
+  #waitIdle(bank: number): void {
+    const x = this.#x;
+    const started = Date.now();
+    let spins = 0;
+    while (x.readersOn(bank) !== 0) {
+      if ((++spins & 1023) === 0 && Date.now() - started > WRITER_SPIN_LIMIT_MS) {
+        throw new MacslotError('DATA_PLANE', `a lane stayed inside bank ${bank} for over ${WRITER_SPIN_LIMIT_MS} ms; the change is queued`);
+      }
+    }
   }
 }
 
