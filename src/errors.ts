@@ -18,7 +18,10 @@ export type MacslotErrorCode =
   | 'TOO_MANY_CLIENTS'
   | 'BLOCK_EXHAUSTED'
   | 'RING_CORRUPT'
-  | 'DATA_PLANE';
+  | 'DATA_PLANE'
+  // Capture files and the command line's configuration.
+  | 'CAPTURE_INVALID'
+  | 'CONFIG_INVALID';
 
 /** The error thrown by every control-plane call; `code` is stable, the message names the offending value. */
 export class MacslotError extends Error {

@@ -49,3 +49,24 @@ export { RULES, classifyFrame, classifyKey, type Path, type Rule, type Verdict }
 export { DataPlane, type ClientCounters, type DataPlaneCounters, type DataPlaneHandle, type DataPlaneOptions } from './dataplane/dataplane.js';
 export { RxRing } from './dataplane/ring.js';
 export { compileDataPlane, wasmBytes, type Build } from './dataplane/module.js';
+
+// ---- Capture files and the configuration file ----
+export {
+  LINKTYPE_ETHERNET,
+  MAX_RECORD,
+  MAX_BLOCK,
+  type CaptureFormat,
+} from './capture/format.js';
+export { CaptureReader, scanCapture, type CaptureSummary } from './capture/reader.js';
+export { CaptureWriter, type CaptureWriterOptions } from './capture/writer.js';
+export {
+  parseConfig,
+  loadConfig,
+  buildFromConfig,
+  seededRandom,
+  type MacslotConfig,
+  type NicFileConfig,
+  type ClientFileConfig,
+  type ConfiguredNic,
+} from './config/config.js';
+

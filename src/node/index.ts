@@ -1,3 +1,4 @@
 // Node-only API (`macslot/node`): helpers that need the file system or processes. The core stays platform-neutral.
 
-export {};
+// ---- Capture files on disk ----
+export { AtomicFile, CaptureFile, captureChunks, readCaptureFile } from './capture.js';

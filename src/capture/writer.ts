@@ -1,0 +1,203 @@
+// Capture files: pcap (µs or ns) and pcapng writers that fill one fixed buffer and hand it to a sink.
+
+import { MacslotError, show } from '../errors.js';
+import {
+  BT_EPB,
+  BT_IDB,
+  BT_SHB,
+  LINKTYPE_ETHERNET,
+  MAX_RECORD,
+  OPT_IF_TSRESOL,
+  PCAP_MAGIC_NS,
+  PCAP_MAGIC_US,
+  PCAPNG_BOM,
+  type CaptureFormat,
+} from './format.js';
+
+/** How a capture is written. */
+export interface CaptureWriterOptions {
+  /** Default `pcap` (microseconds). pcapng timestamps are written in nanoseconds. */
+  format?: CaptureFormat;
+  /** Link type of every frame. Default 1, Ethernet. */
+  linkType?: number;
+  /** Longest captured part of a frame; longer frames are cut and keep their original length. Default 262144. */
+  snaplen?: number;
+  /** Bytes buffered before the sink is called. Default 256 KiB. */
+  bufferBytes?: number;
+}
+
+const NS = 1_000_000_000;
+// Word copies write host-order words; the fast path is taken only where that is little-endian, as the files are.
+const LITTLE_HOST = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
+/**
+ * Writes frames as pcap or pcapng through `sink`, which receives views of one internal buffer and
+ * must use (or copy) them before returning. Nothing is allocated per frame.
+ */
+export class CaptureWriter {
+  readonly format: CaptureFormat;
+  readonly linkType: number;
+  readonly snaplen: number;
+  /** Frames written. */
+  frames = 0;
+  /** Bytes of the file so far, headers included. */
+  bytes = 0;
+  readonly #sink: (bytes: Uint8Array) => void;
+  readonly #buf: Uint8Array;
+  readonly #view: DataView;
+  readonly #words: Int32Array;
+  #lastSource: Uint8Array | undefined;
+  #sourceWords: Int32Array | undefined;
+  #len = 0;
+  #closed = false;
+
+  /** Starts a capture (its header is buffered at once); throws INVALID_ARGUMENT on a bad option. */
+  constructor(sink: (bytes: Uint8Array) => void, options: CaptureWriterOptions = {}) {
+    const format = options.format ?? 'pcap';
+    if (format !== 'pcap' && format !== 'pcap-ns' && format !== 'pcapng') throw new MacslotError('INVALID_ARGUMENT', `capture format ${show(format)} is not pcap, pcap-ns or pcapng`);
+    const linkType = options.linkType ?? LINKTYPE_ETHERNET;
+    if (!Number.isInteger(linkType) || linkType < 0 || linkType > 0xffff) throw new MacslotError('INVALID_ARGUMENT', `link type ${show(linkType)} is not 0..65535`);
+    const snaplen = options.snaplen ?? MAX_RECORD;
+    if (!Number.isInteger(snaplen) || snaplen < 1 || snaplen > MAX_RECORD) throw new MacslotError('INVALID_ARGUMENT', `snaplen ${show(snaplen)} is not 1..${MAX_RECORD}`);
+    const bufferBytes = Math.max(options.bufferBytes ?? 256 * 1024, MAX_RECORD + 64);
+    this.format = format;
+    this.linkType = linkType;
+    this.snaplen = snaplen;
+    this.#sink = sink;
+    this.#buf = new Uint8Array(bufferBytes);
+    this.#view = new DataView(this.#buf.buffer);
+    this.#words = new Int32Array(this.#buf.buffer, 0, this.#buf.length >> 2);
+    const v = this.#view;
+    if (format === 'pcapng') {
+      // Section header: version 1.0, section length unknown (-1), no options.
+      v.setUint32(0, BT_SHB, true);
+      v.setUint32(4, 28, true);
+      v.setUint32(8, PCAPNG_BOM, true);
+      v.setUint16(12, 1, true);
+      v.setUint16(14, 0, true);
+      v.setInt32(16, -1, true);
+      v.setInt32(20, -1, true);
+      v.setUint32(24, 28, true);
+      // One interface with nanosecond timestamps (if_tsresol = 9), then end of options.
+      v.setUint32(28, BT_IDB, true);
+      v.setUint32(32, 32, true);
+      v.setUint16(36, linkType, true);
+      v.setUint16(38, 0, true);
+      v.setUint32(40, snaplen, true);
+      v.setUint16(44, OPT_IF_TSRESOL, true);
+      v.setUint16(46, 1, true);
+      v.setUint32(48, 9, true);
+      v.setUint32(52, 0, true);
+      v.setUint32(56, 32, true);
+      this.#len = 60;
+    } else {
+      v.setUint32(0, format === 'pcap-ns' ? PCAP_MAGIC_NS : PCAP_MAGIC_US, true);
+      v.setUint16(4, 2, true);
+      v.setUint16(6, 4, true);
+      v.setInt32(8, 0, true);
+      v.setUint32(12, 0, true);
+      v.setUint32(16, snaplen, true);
+      v.setUint32(20, linkType, true);
+      this.#len = 24;
+    }
+    this.bytes = this.#len;
+  }
+
+  /**
+   * Appends the frame `source[offset, offset + length)` with its timestamp and wire length
+   * (default `length`). Throws INVALID_ARGUMENT on a bad timestamp or length, or after close().
+   */
+  write(source: Uint8Array, offset: number, length: number, seconds = 0, nanoseconds = 0, originalLength = length): void {
+    if (this.#closed) throw new MacslotError('INVALID_ARGUMENT', 'write after close');
+    if (!(length >= 0 && length <= MAX_RECORD && offset >= 0 && offset + length <= source.length)) {
+      throw new MacslotError('INVALID_ARGUMENT', `frame window ${show({ offset, length })} is outside its ${source.length}-byte source or above ${MAX_RECORD} bytes`);
+    }
+    if (!(seconds >= 0 && seconds <= 0xffff_ffff && nanoseconds >= 0 && nanoseconds < NS)) {
+      throw new MacslotError('INVALID_ARGUMENT', `timestamp ${show({ seconds, nanoseconds })} is outside the 32-bit seconds a capture holds`);
+    }
+    const cap = length < this.snaplen ? length : this.snaplen;
+    const orig = originalLength < cap ? cap : originalLength;
+    const padded = (cap + 3) & ~3;
+    const need = this.format === 'pcapng' ? 32 + padded : 16 + cap;
+    if (this.#len + need > this.#buf.length) this.flush();
+    const v = this.#view;
+    let p = this.#len;
+    const secs = Math.floor(seconds);
+    const nanos = Math.floor(nanoseconds);
+    if (this.format === 'pcapng') {
+      // 64-bit nanosecond count split exactly into 32-bit halves without BigInt.
+      const sh = Math.floor(secs / 65536);
+      const sl = secs - sh * 65536;
+      const a = sh * NS;
+      let hi = Math.floor(a / 65536);
+      let lo = (a - hi * 65536) * 65536 + sl * NS + nanos;
+      const carry = Math.floor(lo / 0x1_0000_0000);
+      hi += carry;
+      lo -= carry * 0x1_0000_0000;
+      v.setUint32(p, BT_EPB, true);
+      v.setUint32(p + 4, need, true);
+      v.setUint32(p + 8, 0, true);
+      v.setUint32(p + 12, hi, true);
+      v.setUint32(p + 16, lo, true);
+      v.setUint32(p + 20, cap, true);
+      v.setUint32(p + 24, orig, true);
+      p += 28;
+    } else {
+      v.setUint32(p, secs, true);
+      v.setUint32(p + 4, this.format === 'pcap-ns' ? nanos : Math.floor(nanos / 1000), true);
+      v.setUint32(p + 8, cap, true);
+      v.setUint32(p + 12, orig, true);
+      p += 16;
+    }
+    const buf = this.#buf;
+    if (cap <= 256) {
+      // Short frames: a loop beats creating a subarray per frame, and whole words beat bytes when both sides are aligned.
+      if (source !== this.#lastSource) {
+        this.#lastSource = source;
+        this.#sourceWords = LITTLE_HOST && (source.byteOffset & 3) === 0 ? new Int32Array(source.buffer, source.byteOffset, source.length >> 2) : undefined;
+      }
+      const sw = this.#sourceWords;
+      let i = 0;
+      if (sw !== undefined && ((p | offset) & 3) === 0) {
+        const dw = this.#words;
+        const d0 = p >> 2;
+        const s0 = offset >> 2;
+        const n = cap >> 2;
+        for (let k = 0; k < n; k++) dw[d0 + k] = sw[s0 + k]!;
+        i = n << 2;
+      }
+      for (; i < cap; i++) buf[p + i] = source[offset + i]!;
+    } else buf.set(source.subarray(offset, offset + cap), p);
+    p += cap;
+    if (this.format === 'pcapng') {
+      for (; (p & 3) !== 0; p++) buf[p] = 0;
+      v.setUint32(p, need, true);
+      p += 4;
+    }
+    this.#len = p;
+    this.bytes += need;
+    this.frames++;
+  }
+
+  /** Appends a whole frame; see `write`. */
+  writeFrame(frame: Uint8Array, seconds = 0, nanoseconds = 0, originalLength = frame.length): void {
+    this.write(frame, 0, frame.length, seconds, nanoseconds, originalLength);
+  }
+
+  /** Hands everything buffered to the sink. */
+  flush(): void {
+    if (this.#len === 0) return;
+    const n = this.#len;
+    this.#len = 0;
+    this.#sink(this.#buf.subarray(0, n));
+  }
+
+  /** Flushes and refuses further writes; returns the file's size in bytes. Idempotent. */
+  close(): number {
+    if (!this.#closed) {
+      this.flush();
+      this.#closed = true;
+    }
+    return this.bytes;
+  }
+}

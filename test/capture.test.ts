@@ -1,0 +1,315 @@
+// Capture files: the streaming pcap/pcapng reader and the writers, round trips, chunking, and a table of hostile files.
+import { describe, expect, it } from 'vitest';
+import { CaptureReader, CaptureWriter, MAX_RECORD, isMacslotError, scanCapture, type CaptureFormat } from 'macslot';
+
+interface Rec { data: Uint8Array; sec: number; ns: number; orig?: number; linkType?: number; iface?: number }
+
+const frame = (n: number, len = 60): Uint8Array => Uint8Array.from({ length: len }, (_, i) => (n * 7 + i) & 0xff);
+
+/** A pcap file built byte by byte, independent of the writer under test. */
+function pcap(opts: { le: boolean; ns: boolean; snaplen?: number; linkType?: number }, recs: Rec[]): Uint8Array {
+  const size = 24 + recs.reduce((a, r) => a + 16 + r.data.length, 0);
+  const b = new Uint8Array(size);
+  const v = new DataView(b.buffer);
+  v.setUint32(0, opts.ns ? 0xa1b23c4d : 0xa1b2c3d4, opts.le);
+  v.setUint16(4, 2, opts.le);
+  v.setUint16(6, 4, opts.le);
+  v.setUint32(16, opts.snaplen ?? 65535, opts.le);
+  v.setUint32(20, opts.linkType ?? 1, opts.le);
+  let p = 24;
+  for (const r of recs) {
+    v.setUint32(p, r.sec, opts.le);
+    v.setUint32(p + 4, opts.ns ? r.ns : r.ns / 1000, opts.le);
+    v.setUint32(p + 8, r.data.length, opts.le);
+    v.setUint32(p + 12, r.orig ?? r.data.length, opts.le);
+    b.set(r.data, p + 16);
+    p += 16 + r.data.length;
+  }
+  return b;
+}
+
+/** pcapng blocks built by hand. */
+const ng = {
+  block(type: number, body: Uint8Array, le = true, lenOverride?: number, trailerOverride?: number): Uint8Array {
+    const padded = (body.length + 3) & ~3;
+    const len = 12 + padded;
+    const b = new Uint8Array(len);
+    const v = new DataView(b.buffer);
+    v.setUint32(0, type, le);
+    v.setUint32(4, lenOverride ?? len, le);
+    b.set(body, 8);
+    v.setUint32(len - 4, trailerOverride ?? len, le);
+    return b;
+  },
+  shb(le = true): Uint8Array {
+    const body = new Uint8Array(16);
+    const v = new DataView(body.buffer);
+    v.setUint32(0, 0x1a2b3c4d, le);
+    v.setUint16(4, 1, le);
+    v.setInt32(8, -1, le);
+    v.setInt32(12, -1, le);
+    return ng.block(0x0a0d0d0a, body, le);
+  },
+  idb(linkType: number, tsresol?: number, le = true, snaplen = 0): Uint8Array {
+    const body = new Uint8Array(8 + (tsresol === undefined ? 0 : 12));
+    const v = new DataView(body.buffer);
+    v.setUint16(0, linkType, le);
+    v.setUint32(4, snaplen, le);
+    if (tsresol !== undefined) {
+      v.setUint16(8, 9, le);
+      v.setUint16(10, 1, le);
+      v.setUint8(12, tsresol);
+    }
+    return ng.block(1, body, le);
+  },
+  epb(iface: number, hi: number, lo: number, data: Uint8Array, orig = data.length, le = true): Uint8Array {
+    const body = new Uint8Array(20 + ((data.length + 3) & ~3));
+    const v = new DataView(body.buffer);
+    v.setUint32(0, iface, le);
+    v.setUint32(4, hi, le);
+    v.setUint32(8, lo, le);
+    v.setUint32(12, data.length, le);
+    v.setUint32(16, orig, le);
+    body.set(data, 20);
+    return ng.block(6, body, le);
+  },
+  spb(data: Uint8Array, le = true): Uint8Array {
+    const body = new Uint8Array(4 + ((data.length + 3) & ~3));
+    new DataView(body.buffer).setUint32(0, data.length, le);
+    body.set(data, 4);
+    return ng.block(3, body, le);
+  },
+  opb(iface: number, hi: number, lo: number, data: Uint8Array, le = true): Uint8Array {
+    const body = new Uint8Array(20 + ((data.length + 3) & ~3));
+    const v = new DataView(body.buffer);
+    v.setUint16(0, iface, le);
+    v.setUint32(4, hi, le);
+    v.setUint32(8, lo, le);
+    v.setUint32(12, data.length, le);
+    v.setUint32(16, data.length, le);
+    body.set(data, 20);
+    return ng.block(2, body, le);
+  },
+};
+const hi = (t: bigint): number => Number(t >> 32n);
+const lo = (t: bigint): number => Number(t & 0xffff_ffffn);
+const concat = (...parts: Uint8Array[]): Uint8Array => {
+  const out = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
+  let o = 0;
+  for (const p of parts) (out.set(p, o), (o += p.length));
+  return out;
+};
+
+interface Got { data: number[]; sec: number; ns: number; orig: number; linkType: number; iface: number; offset: number }
+function readAll(bytes: Uint8Array, chunk = bytes.length || 1, name = 'test.pcap'): { frames: Got[]; reader: CaptureReader } {
+  const reader = new CaptureReader(name);
+  const frames: Got[] = [];
+  for (let o = 0; o < bytes.length; o += chunk) {
+    reader.push(bytes.subarray(o, o + chunk));
+    while (reader.next()) frames.push({ data: [...reader.data], sec: reader.seconds, ns: reader.nanoseconds, orig: reader.originalLength, linkType: reader.linkType, iface: reader.interfaceId, offset: reader.offset });
+  }
+  reader.end();
+  return { frames, reader };
+}
+
+const RECS: Rec[] = [
+  { data: frame(1), sec: 1_700_000_000, ns: 123_456_000 },
+  { data: frame(2, 14), sec: 1_700_000_001, ns: 999_999_000 },
+  { data: frame(3, 1514), sec: 0xffff_fffe, ns: 0 },
+  { data: frame(4, 0), sec: 5, ns: 1000 },
+];
+
+describe('pcap reading', () => {
+  it.each([
+    { le: true, ns: false },
+    { le: false, ns: false },
+    { le: true, ns: true },
+    { le: false, ns: true },
+  ])('reads le=$le ns=$ns with every frame, timestamp and offset', ({ le, ns }) => {
+    const { frames, reader } = readAll(pcap({ le, ns }, RECS));
+    expect(reader.format).toBe(ns ? 'pcap-ns' : 'pcap');
+    expect(frames.map((f) => f.data)).toEqual(RECS.map((r) => [...r.data]));
+    expect(frames.map((f) => [f.sec, f.ns])).toEqual(RECS.map((r) => [r.sec, r.ns]));
+    expect(frames.map((f) => f.offset)).toEqual([24, 24 + 76, 24 + 76 + 30, 24 + 76 + 30 + 1530]);
+  });
+
+  it('keeps nanoseconds that a microsecond file cannot hold apart', () => {
+    const { frames } = readAll(pcap({ le: true, ns: true }, [{ data: frame(1), sec: 1, ns: 123_456_789 }]));
+    expect(frames[0]!.ns).toBe(123_456_789);
+  });
+
+  it('reports snaplen truncation: captured bytes below the original length', () => {
+    const { frames } = readAll(pcap({ le: true, ns: false, snaplen: 40 }, [{ data: frame(1, 40), sec: 1, ns: 0, orig: 1514 }]));
+    expect(frames[0]!.data.length).toBe(40);
+    expect(frames[0]!.orig).toBe(1514);
+  });
+
+  it('gives the same frames for every chunk size, records straddling chunks included', () => {
+    const bytes = pcap({ le: true, ns: false }, RECS);
+    const whole = readAll(bytes).frames;
+    for (const chunk of [1, 2, 3, 7, 16, 17, 24, 100, 1531]) expect(readAll(bytes, chunk).frames).toEqual(whole);
+  });
+
+  it('reports link types other than Ethernet on every frame', () => {
+    const { frames } = readAll(pcap({ le: true, ns: false, linkType: 101 }, RECS));
+    expect(new Set(frames.map((f) => f.linkType))).toEqual(new Set([101]));
+  });
+
+  it('refuses push() before the previous chunk is drained', () => {
+    const r = new CaptureReader('x');
+    r.push(pcap({ le: true, ns: false }, RECS));
+    expect(r.next()).toBe(true);
+    expect(() => r.push(new Uint8Array(4))).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+  });
+
+  it('scanCapture reads async chunks and returns totals', async () => {
+    const bytes = pcap({ le: true, ns: false }, RECS);
+    async function* chunks(): AsyncGenerator<Uint8Array> {
+      for (let o = 0; o < bytes.length; o += 33) yield bytes.slice(o, o + 33);
+    }
+    let n = 0;
+    const s = await scanCapture(chunks(), 'a.pcap', () => void n++);
+    expect(s).toEqual({ format: 'pcap', frames: 4, bytes: bytes.length, skippedBlocks: 0, sections: 0 });
+    expect(n).toBe(4);
+  });
+});
+
+describe('pcapng reading', () => {
+  const f1 = frame(1);
+  const f2 = frame(2, 61);
+  const f3 = frame(3, 100);
+  it('reads several interfaces with their own link type and if_tsresol, several sections, SPB, OPB, and counts unknown blocks', () => {
+    const bytes = concat(
+      ng.shb(),
+      ng.idb(1), // µs by default
+      ng.idb(1, 9), // ns
+      ng.idb(101, 3), // ms, raw IP
+      ng.epb(0, hi(1_700_000_000_123_456n), lo(1_700_000_000_123_456n), f1), // µs
+      ng.block(0x0000_0bad, new Uint8Array(8)), // unknown: skipped and counted
+      ng.epb(1, hi(1_700_000_000_123_456_789n), lo(1_700_000_000_123_456_789n), f2), // ns
+      ng.epb(2, hi(1_700_000_000_123n), lo(1_700_000_000_123n), f3), // ms
+      ng.block(5, new Uint8Array(12)), // interface statistics: skipped
+      ng.shb(false), // a big-endian section: interfaces start over
+      ng.idb(1, 6, false, 64),
+      ng.spb(frame(4, 80), false),
+      ng.opb(0, 0, 5_000_001, f1, false),
+    );
+    for (const chunk of [bytes.length, 1, 5, 64]) {
+      const { frames, reader } = readAll(bytes, chunk, 'multi.pcapng');
+      expect(reader.format).toBe('pcapng');
+      expect(reader.sections).toBe(2);
+      expect(reader.skippedBlocks).toBe(2);
+      expect(frames.map((f) => [f.iface, f.linkType, f.sec, f.ns, f.data.length, f.orig])).toEqual([
+        [0, 1, 1_700_000_000, 123_456_000, 60, 60],
+        [1, 1, 1_700_000_000, 123_456_789, 61, 61],
+        [2, 101, 1_700_000_000, 123_000_000, 100, 100],
+        [0, 1, 0, 0, 64, 80], // SPB: cut to the interface's snaplen, no timestamp
+        [0, 1, 5, 1000, 60, 60],
+      ]);
+      expect(frames[1]!.data).toEqual([...f2]);
+    }
+  });
+
+  it('reads binary (power of two) timestamp resolutions', () => {
+    const bytes = concat(ng.shb(), ng.idb(1, 0x80 | 10), ng.epb(0, 0, 3 * 1024 + 512, f1));
+    const { frames } = readAll(bytes);
+    expect([frames[0]!.sec, frames[0]!.ns]).toEqual([3, 500_000_000]);
+  });
+});
+
+describe('writers', () => {
+  it.each(['pcap', 'pcap-ns', 'pcapng'] as CaptureFormat[])('%s round-trips frames, timestamps and original lengths', (format) => {
+    const parts: Uint8Array[] = [];
+    const w = new CaptureWriter((b) => parts.push(b.slice()), { format, bufferBytes: 1 });
+    const recs = [...RECS, { data: frame(9, 70), sec: 1, ns: 1000, orig: 1500 }];
+    for (const r of recs) w.writeFrame(r.data, r.sec, r.ns, r.orig);
+    const size = w.close();
+    const file = concat(...parts);
+    expect(file.length).toBe(size);
+    const { frames, reader } = readAll(file);
+    expect(reader.format).toBe(format);
+    expect(frames.map((f) => [f.data, f.sec, f.ns, f.orig])).toEqual(recs.map((r) => [[...r.data], r.sec, r.ns, r.orig ?? r.data.length]));
+  });
+
+  it('cuts frames at snaplen and keeps their original length', () => {
+    const parts: Uint8Array[] = [];
+    const w = new CaptureWriter((b) => parts.push(b.slice()), { snaplen: 20 });
+    w.writeFrame(frame(1, 60));
+    w.close();
+    const { frames } = readAll(concat(...parts));
+    expect([frames[0]!.data.length, frames[0]!.orig]).toEqual([20, 60]);
+  });
+
+  it('keeps 64-bit nanosecond pcapng timestamps exact', () => {
+    const parts: Uint8Array[] = [];
+    const w = new CaptureWriter((b) => parts.push(b.slice()), { format: 'pcapng' });
+    w.writeFrame(frame(1), 0xffff_ffff, 999_999_999);
+    w.close();
+    const { frames } = readAll(concat(...parts));
+    expect([frames[0]!.sec, frames[0]!.ns]).toEqual([0xffff_ffff, 999_999_999]);
+  });
+
+  it('refuses bad timestamps, lengths and formats with the value in the message', () => {
+    const w = new CaptureWriter(() => {});
+    expect(() => w.writeFrame(frame(1), -1)).toThrow(/INVALID_ARGUMENT.*-1/);
+    expect(() => w.write(frame(1), 50, 20)).toThrow(/INVALID_ARGUMENT.*"offset":50/);
+    expect(() => new CaptureWriter(() => {}, { format: 'erf' as CaptureFormat })).toThrow(/"erf"/);
+  });
+});
+
+// One named test per malformed case. Each must name the file and the byte offset, and never hang.
+const good = pcap({ le: true, ns: false }, RECS.slice(0, 2));
+const setU32 = (b: Uint8Array, at: number, v: number, le = true): Uint8Array => {
+  const c = b.slice();
+  new DataView(c.buffer).setUint32(at, v, le);
+  return c;
+};
+const ngGood = concat(ng.shb(), ng.idb(1), ng.epb(0, 0, 0, frame(1)));
+const HOSTILE: { name: string; bytes: Uint8Array; offset: number; message: RegExp }[] = [
+  { name: 'wrong magic', bytes: setU32(good, 0, 0x12345678), offset: 0, message: /magic 0x12345678/ },
+  { name: 'ns-3 3.24 wrong nanosecond magic', bytes: setU32(good, 0, 0xa1b23cd4), offset: 0, message: /magic 0xa1b23cd4/ },
+  { name: 'empty file', bytes: new Uint8Array(0), offset: 0, message: /truncated header/ },
+  { name: 'truncated pcap header', bytes: good.subarray(0, 20), offset: 0, message: /truncated header: 20 of 24/ },
+  { name: 'truncated record header', bytes: good.subarray(0, 24 + 10), offset: 24, message: /truncated record: 10 of 16/ },
+  { name: 'truncated record data', bytes: good.subarray(0, 24 + 16 + 30), offset: 24, message: /truncated record: 46 of 76/ },
+  { name: 'pcap record length above 256 KiB', bytes: setU32(good, 24 + 8, MAX_RECORD + 1), offset: 24, message: /record length 262145 is above/ },
+  { name: 'pcap record length of 4 GiB', bytes: setU32(good, 24 + 8, 0xffff_ffff), offset: 24, message: /record length 4294967295/ },
+  { name: 'pcap version other than 2', bytes: setU32(good, 4, 0x0004_0001), offset: 4, message: /version 1/ },
+  { name: 'pcapng block length not a multiple of 4', bytes: setU32(ngGood, 28 + 4, 30), offset: 32, message: /block length 30 is not a multiple of 4/ },
+  { name: 'pcapng block trailer disagrees with its header', bytes: setU32(ngGood, 28 + 20 - 4, 24), offset: 44, message: /trailer length 24 disagrees with its header length 20/ },
+  { name: 'pcapng zero block length (would loop)', bytes: setU32(ngGood, 28 + 4, 0), offset: 32, message: /block length 0 is below the 12-byte minimum/ },
+  { name: 'pcapng block length of 4 GiB', bytes: setU32(ngGood, 48 + 4, 0xffff_fffc), offset: 52, message: /block length 4294967292 is above/ },
+  { name: 'pcapng captured length above 256 KiB', bytes: setU32(ngGood, 48 + 20, MAX_RECORD + 4), offset: 68, message: /captured length 262148 is above/ },
+  { name: 'pcapng captured length past its block', bytes: setU32(ngGood, 48 + 20, 64), offset: 68, message: /captured length 64 runs past its 92-byte block/ },
+  { name: 'pcapng packet on an undescribed interface', bytes: setU32(ngGood, 48 + 8, 3), offset: 56, message: /interface 3 is not described/ },
+  { name: 'pcapng bad byte-order magic', bytes: setU32(ngGood, 8, 0x11223344), offset: 8, message: /byte-order magic 0x11223344/ },
+  { name: 'pcapng truncated block', bytes: ngGood.subarray(0, ngGood.length - 3), offset: 48, message: /truncated block: 89 of 92/ },
+  { name: 'pcapng option running past its block', bytes: concat(ng.shb(), ng.block(1, Uint8Array.from([1, 0, 0, 0, 0, 0, 0, 0, 9, 0, 200, 0]))), offset: 44, message: /option 9 of length 200 runs past/ },
+];
+
+describe('hostile files', () => {
+  it.each(HOSTILE)('$name', ({ bytes, offset, message }) => {
+    for (const chunk of [bytes.length || 1, 3]) {
+      let err: unknown;
+      try {
+        readAll(bytes, chunk, 'evil.pcap');
+      } catch (e) {
+        err = e;
+      }
+      expect(isMacslotError(err, 'CAPTURE_INVALID')).toBe(true);
+      expect((err as Error).message).toContain(`"evil.pcap" at byte offset ${offset}:`);
+      expect((err as Error).message).toMatch(message);
+    }
+  });
+
+  it('throws on a bogus 4 GiB length as soon as the 16-byte header arrives, before buffering anything more', () => {
+    const r = new CaptureReader('evil.pcap');
+    r.push(setU32(good, 24 + 8, 0xffff_fff0).subarray(0, 24 + 16));
+    expect(() => r.next()).toThrow(/CAPTURE_INVALID/);
+  });
+
+  it('advances through 2^18 zero-length records without hanging', () => {
+    const bytes = pcap({ le: true, ns: false }, Array.from({ length: 1 << 18 }, () => ({ data: new Uint8Array(0), sec: 0, ns: 0 })));
+    expect(readAll(bytes, 1 << 16).reader.frames).toBe(1 << 18);
+  });
+});
