@@ -12,7 +12,7 @@ import { DataPlane, Mac, wasmBytes } from '../dist/index.js';
 import { ceiling, mapByNumber, mapByString, reference, type Classifier } from './baselines.js';
 import { chart } from './chart.js';
 import { nativeRun } from './native/run.js';
-import { fillFrames, fold, scenario } from './traffic.js';
+import { FRAME_STRIDE, fillFrames, fold, scenario } from './traffic.js';
 
 const { values: args } = parseArgs({
   options: { quick: { type: 'boolean', default: false }, json: { type: 'string' }, svg: { type: 'string' } },
@@ -168,7 +168,8 @@ async function workers(macs: number): Promise<Record<string, number>> {
 async function controlPlane(): Promise<Record<string, number>> {
   progress('control plane');
   const s = scenario(4096);
-  const dp = await DataPlane.create(s.nic, { burst: 256, seed: 42 });
+  const CHURN_FRAMES = 65_536;
+  const dp = await DataPlane.create(s.nic, { burst: 256, poolBytes: CHURN_FRAMES * FRAME_STRIDE + 2048, seed: 42 });
   const client = s.clients[0]!;
   const lat: number[] = [];
   const probe = new Uint8Array(64);
@@ -202,16 +203,21 @@ async function controlPlane(): Promise<Record<string, number>> {
   s.macs[s.macs.length - 1]!.writeTo(probeAll);
   if (dp.classify(probeAll).rule !== 'unicast-exact') failures.push('control plane: a MAC went missing across rebuilds');
   // Throughput while 1,000 changes per second arrive.
-  const all = new Uint32Array(512);
-  fillFrames(s, dp.pool, all, 256, '64', 0, 7);
-  dp.descriptors.set(all);
+  // 65,536 distinct frames walked in bursts of 256: a replayed handful would let the branch predictor learn them.
+  const all = new Uint32Array(CHURN_FRAMES * 2);
+  fillFrames(s, dp.pool, all, CHURN_FRAMES, '64', 0, 7);
+  let at = 0;
   const until = performance.now() + (QUICK ? 300 : 1000);
   let frames = 0;
   let changes = 0;
   let nextChange = performance.now();
   const t0 = performance.now();
   while (performance.now() < until) {
-    for (let k = 0; k < 64; k++) frames += dp.classifyBurst(256);
+    for (let k = 0; k < 64; k++) {
+      dp.descriptors.set(all.subarray(at, at + 512));
+      at = (at + 512) % all.length;
+      frames += dp.classifyBurst(256);
+    }
     if (performance.now() >= nextChange) {
       client.addressRemove(client.addressAdd().slot);
       changes++;
