@@ -255,6 +255,30 @@ describe('writers', () => {
     expect(() => w.write(frame(1), 50, 20)).toThrow(/INVALID_ARGUMENT.*"offset":50/);
     expect(() => new CaptureWriter(() => {}, { format: 'erf' as CaptureFormat })).toThrow(/"erf"/);
   });
+
+  it.each([{ ns: false }, { ns: true }])('writeRecord copies pcap records byte for byte (ns: $ns)', ({ ns }) => {
+    const recs = [{ data: frame(1, 64), sec: 5, ns: 7000 }, { data: frame(2, 61), sec: 6, ns: 9000, orig: 1500 }, { data: frame(3, 300), sec: 7, ns: 0 }];
+    const src = pcap({ le: true, ns }, recs);
+    const parts: Uint8Array[] = [];
+    const w = new CaptureWriter((b) => parts.push(b.slice()), { format: ns ? 'pcap-ns' : 'pcap', bufferBytes: 1 });
+    let p = 24;
+    for (const r of recs) {
+      w.writeRecord(src, p, 16 + r.data.length);
+      p += 16 + r.data.length;
+    }
+    expect(w.close()).toBe(src.length);
+    // The file headers differ only in snaplen; every record is the source's, byte for byte.
+    expect(concat(...parts).subarray(24)).toEqual(src.subarray(24));
+    expect(readAll(concat(...parts)).frames.map((f) => [f.data, f.sec, f.ns, f.orig])).toEqual(recs.map((r) => [[...r.data], r.sec, r.ns, r.orig ?? r.data.length]));
+  });
+
+  it('writeRecord refuses pcapng, windows outside the source, and windows that are not one record', () => {
+    const src = pcap({ le: true, ns: false }, [{ data: frame(1, 60), sec: 1, ns: 0 }]);
+    expect(() => new CaptureWriter(() => {}, { format: 'pcapng' }).writeRecord(src, 24, 76)).toThrow(/INVALID_ARGUMENT.*pcapng/);
+    expect(() => new CaptureWriter(() => {}).writeRecord(src, 30, 76)).toThrow(/INVALID_ARGUMENT.*"offset":30/);
+    expect(() => new CaptureWriter(() => {}).writeRecord(src, 24, 70)).toThrow(/INVALID_ARGUMENT.*60-byte frame/);
+    expect(() => new CaptureWriter(() => {}, { snaplen: 20 }).writeRecord(src, 24, 76)).toThrow(/INVALID_ARGUMENT.*at most 20 bytes/);
+  });
 });
 
 // One named test per malformed case. Each must name the file and the byte offset, and never hang.

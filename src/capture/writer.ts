@@ -149,34 +149,62 @@ export class CaptureWriter {
       v.setUint32(p + 12, orig, true);
       p += 16;
     }
-    const buf = this.#buf;
-    if (cap <= 256) {
-      // Short frames: a loop beats creating a subarray per frame, and whole words beat bytes when both sides are aligned.
-      if (source !== this.#lastSource) {
-        this.#lastSource = source;
-        this.#sourceWords = LITTLE_HOST && (source.byteOffset & 3) === 0 ? new Int32Array(source.buffer, source.byteOffset, source.length >> 2) : undefined;
-      }
-      const sw = this.#sourceWords;
-      let i = 0;
-      if (sw !== undefined && ((p | offset) & 3) === 0) {
-        const dw = this.#words;
-        const d0 = p >> 2;
-        const s0 = offset >> 2;
-        const n = cap >> 2;
-        for (let k = 0; k < n; k++) dw[d0 + k] = sw[s0 + k]!;
-        i = n << 2;
-      }
-      for (; i < cap; i++) buf[p + i] = source[offset + i]!;
-    } else buf.set(source.subarray(offset, offset + cap), p);
+    this.#copy(source, offset, p, cap);
     p += cap;
     if (this.format === 'pcapng') {
-      for (; (p & 3) !== 0; p++) buf[p] = 0;
+      for (; (p & 3) !== 0; p++) this.#buf[p] = 0;
       v.setUint32(p, need, true);
       p += 4;
     }
     this.#len = p;
     this.bytes += need;
     this.frames++;
+  }
+
+  /**
+   * Appends `source[offset, offset + length)` verbatim: one whole pcap record (16-byte header, then
+   * the frame) already in this writer's format, little-endian, within its snaplen. For copying records
+   * between captures of the same format without re-encoding them. Throws INVALID_ARGUMENT on a pcapng
+   * writer, a window outside `source` or not holding exactly one record, or after close().
+   */
+  writeRecord(source: Uint8Array, offset: number, length: number): void {
+    if (this.#closed) throw new MacslotError('INVALID_ARGUMENT', 'write after close');
+    if (this.format === 'pcapng') throw new MacslotError('INVALID_ARGUMENT', 'writeRecord copies pcap records; this writer writes pcapng');
+    if (!(length >= 16 && offset >= 0 && offset + length <= source.length)) {
+      throw new MacslotError('INVALID_ARGUMENT', `record window ${show({ offset, length })} is outside its ${source.length}-byte source`);
+    }
+    const cap = source[offset + 8]! | (source[offset + 9]! << 8) | (source[offset + 10]! << 16) | (source[offset + 11]! << 24);
+    if (cap !== length - 16 || cap > this.snaplen) throw new MacslotError('INVALID_ARGUMENT', `record window ${show({ offset, length })} holds a ${cap >>> 0}-byte frame, not one record of at most ${this.snaplen} bytes`);
+    if (this.#len + length > this.#buf.length) this.flush();
+    this.#copy(source, offset, this.#len, length);
+    this.#len += length;
+    this.bytes += length;
+    this.frames++;
+  }
+
+  /** Copies `n` bytes of `source` from `offset` into the buffer at `p`. */
+  #copy(source: Uint8Array, offset: number, p: number, n: number): void {
+    const buf = this.#buf;
+    if (n > 256) {
+      buf.set(source.subarray(offset, offset + n), p);
+      return;
+    }
+    // Short frames: a loop beats creating a subarray per frame, and whole words beat bytes when both sides are aligned.
+    if (source !== this.#lastSource) {
+      this.#lastSource = source;
+      this.#sourceWords = LITTLE_HOST && (source.byteOffset & 3) === 0 ? new Int32Array(source.buffer, source.byteOffset, source.length >> 2) : undefined;
+    }
+    const sw = this.#sourceWords;
+    let i = 0;
+    if (sw !== undefined && ((p | offset) & 3) === 0) {
+      const dw = this.#words;
+      const d0 = p >> 2;
+      const s0 = offset >> 2;
+      const k1 = n >> 2;
+      for (let k = 0; k < k1; k++) dw[d0 + k] = sw[s0 + k]!;
+      i = k1 << 2;
+    }
+    for (; i < n; i++) buf[p + i] = source[offset + i]!;
   }
 
   /** Appends a whole frame; see `write`. */

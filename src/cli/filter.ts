@@ -56,6 +56,8 @@ export async function runFilter(o: FilterOptions, io: Io): Promise<FilterReport>
   const secs = new Float64Array(BURST);
   const nanos = new Float64Array(BURST);
   const origs = new Uint32Array(BURST);
+  // Where each frame's pcap record starts in the pool when it can be copied verbatim, else -1.
+  const records = new Int32Array(BURST);
   const maxId = Math.max(...clients.map((c) => c.id)) + 1;
   const names = new Map(clients.map((c) => [c.id, c.name]));
   const nr = RULES.length;
@@ -122,7 +124,11 @@ export async function runFilter(o: FilterOptions, io: Io): Promise<FilterReport>
         frames[id]!++;
         bytes[id]! += len;
         rules[id * nr + rule]!++;
-        files[id]?.writer.write(pool, off, len, secs[i]!, nanos[i]!, origs[i]!);
+        const f = files[id];
+        if (f === undefined) continue;
+        const rec = records[i]!;
+        if (rec >= 0) f.writer.writeRecord(pool, rec, len + 16);
+        else f.writer.write(pool, off, len, secs[i]!, nanos[i]!, origs[i]!);
       }
     }
     n = 0;
@@ -136,6 +142,8 @@ export async function runFilter(o: FilterOptions, io: Io): Promise<FilterReport>
       const chunk = got === CHUNK ? chunkView : pool.subarray(0, got);
       reader.push(chunk);
       let spill = CHUNK;
+      // A little-endian pcap copied into pcap outputs of its own resolution keeps every record byte for byte.
+      const verbatim = o.format === 'pcap' && reader.littleEndian && (reader.format === 'pcap' || reader.format === 'pcap-ns');
       while (reader.next()) {
         if (reader.linkType !== LINKTYPE_ETHERNET) {
           otherLinkTypes.set(reader.linkType, (otherLinkTypes.get(reader.linkType) ?? 0) + 1);
@@ -144,11 +152,13 @@ export async function runFilter(o: FilterOptions, io: Io): Promise<FilterReport>
         ethernet++;
         const len = reader.capturedLength;
         let off = reader.dataOffset;
+        let rec = -1;
         if (reader.buffer !== chunk) {
           pool.set(reader.data, spill);
           off = spill;
           spill += (len + 7) & ~7;
-        }
+        } else if (verbatim && reader.originalLength >= len && reader.nanoseconds < 1e9) rec = off - 16;
+        records[n] = rec;
         desc[2 * n] = off;
         desc[2 * n + 1] = len;
         secs[n] = reader.seconds;
