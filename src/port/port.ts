@@ -1,0 +1,22 @@
+// Ports: the one small interface every frame source and sink implements (sockets, emulators, taps, the NIC's own clients).
+
+/** Why a port stopped: its peer went away, it was closed locally, or it failed. */
+export type PortCloseReason = { readonly kind: 'peer' | 'local' } | { readonly kind: 'error'; readonly error: Error };
+
+/**
+ * A bidirectional frame port. `send` hands one frame to the peer; frames from the peer arrive at the
+ * receiver set with `onFrame`. A frame passed to a receiver is only valid during the call: a receiver
+ * that keeps it must copy it, because producers reuse their buffers.
+ */
+export interface FramePort {
+  /** A name for logs and tables, e.g. `unix:/tmp/sw.sock#3` or `v86:net0`. */
+  readonly name: string;
+  /** Sends one frame; returns false when the frame was dropped (closed, oversized, or the peer is not reading). Never throws. */
+  send(frame: Uint8Array): boolean;
+  /** Sets the receiver of frames from the peer (one receiver; setting again replaces it). */
+  onFrame(receiver: (frame: Uint8Array) => void): void;
+  /** Sets the listener called once when the port closes, for any reason. */
+  onClose(listener: (reason: PortCloseReason) => void): void;
+  /** Closes the port and releases what it holds. Idempotent. */
+  close(): void;
+}
