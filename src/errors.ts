@@ -21,7 +21,13 @@ export type MacslotErrorCode =
   | 'DATA_PLANE'
   // Capture files and the command line's configuration.
   | 'CAPTURE_INVALID'
-  | 'CONFIG_INVALID';
+  | 'CONFIG_INVALID'
+  // The MAC manager and its stores.
+  | 'QUOTA_EXCEEDED'
+  | 'STORE_CORRUPT'
+  | 'STORE_VERSION'
+  | 'STORE_LOCKED'
+  | 'STORE_IO';
 
 /** The error thrown by every control-plane call; `code` is stable, the message names the offending value. */
 export class MacslotError extends Error {

@@ -70,3 +70,29 @@ export {
   type ConfiguredNic,
 } from './config/config.js';
 
+// ---- The MAC manager and its stores ----
+export {
+  MacManager,
+  type AllocateRequest,
+  type AllocationPolicy,
+  type GuestUsage,
+  type Lease,
+  type LeasePolicy,
+  type MacManagerOptions,
+  type Quota,
+  type StoreConflict,
+} from './manager/manager.js';
+export {
+  MemoryStore,
+  STORE_VERSION,
+  emptyStoreData,
+  parseStoreData,
+  serializeStoreData,
+  type MacRecord,
+  type MacStore,
+  type RecordPolicy,
+  type StoreData,
+} from './manager/store.js';
+export { BrowserStore, type BrowserBackend, type BrowserStoreOptions, type LockManagerLike, type StorageLike } from './manager/browser-store.js';
+export { deriveMac, deriveKey } from './manager/derive.js';
+export { sipHash24 } from './manager/siphash.js';

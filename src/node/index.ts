@@ -2,3 +2,6 @@
 
 // ---- Capture files on disk ----
 export { AtomicFile, CaptureFile, captureChunks, readCaptureFile } from './capture.js';
+
+// ---- The MAC store on disk ----
+export { FileStore, defaultStorePath, type FileStoreOptions, type FileSystem, type StorePathEnv } from './file-store.js';

@@ -1,0 +1,323 @@
+// The MAC manager: policies, collisions across NICs, neighbours and managers sharing a store, quotas, direct reservations, leases, persistence, and SipHash against its published vectors.
+import { describe, expect, it } from 'vitest';
+import { Mac, MacManager, MacslotError, MemoryStore, Nic, deriveMac, sipHash24, type MacManagerOptions, type StoreData } from 'macslot';
+
+const nicA = (extra: Partial<ConstructorParameters<typeof Nic>[0]> = {}): Nic => new Nic({ primary: '00:14:4f:00:00:00', factory: { base: '00:14:4f:00:00:01', count: 4 }, ...extra });
+const nicB = (): Nic => new Nic({ primary: '00:14:4f:00:01:00', factory: { base: '00:14:4f:00:01:01', count: 2 } });
+
+async function codeOf(p: Promise<unknown> | (() => unknown)): Promise<string | undefined> {
+  try {
+    await (typeof p === 'function' ? p() : p);
+  } catch (err) {
+    expect(err).toBeInstanceOf(MacslotError);
+    return (err as MacslotError).code;
+  }
+  return undefined;
+}
+
+async function messageOf(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (err) {
+    return (err as Error).message;
+  }
+  throw new Error('expected a rejection');
+}
+
+// The 64 published SipHash-2-4 vectors: key 00..0f, message 00..(n-1), output as little-endian bytes.
+const SIP_VECTORS = [
+  '310e0edd47db6f72', 'fd67dc93c539f874', '5a4fa9d909806c0d', '2d7efbd796666785', 'b7877127e09427cf', '8da699cd64557618', 'cee3fe586e46c9cb', '37d1018bf50002ab',
+  '6224939a79f5f593', 'b0e4a90bdf82009e', 'f3b9dd94c5bb5d7a', 'a7ad6b22462fb3f4', 'fbe50e86bc8f1e75', '903d84c02756ea14', 'eef27a8e90ca23f7', 'e545be4961ca29a1',
+  'db9bc2577fcc2a3f', '9447be2cf5e99a69', '9cd38d96f0b3c14b', 'bd6179a71dc96dbb', '98eea21af25cd6be', 'c7673b2eb0cbf2d0', '883ea3e395675393', 'c8ce5ccd8c030ca8',
+  '94af49f6c650adb8', 'eab8858ade92e1bc', 'f315bb5bb835d817', 'adcf6b0763612e2f', 'a5c91da7acaa4dde', '716595876650a2a6', '28ef495c53a387ad', '42c341d8fa92d832',
+  'ce7cf2722f512771', 'e37859f94623f3a7', '381205bb1ab0e012', 'ae97a10fd434e015', 'b4a31508beff4d31', '81396229f0907902', '4d0cf49ee5d4dcca', '5c73336a76d8bf9a',
+  'd0a704536ba93e0e', '925958fcd6420cad', 'a915c29bc8067318', '952b79f3bc0aa6d4', 'f21df2e41d4535f9', '87577519048f53a9', '10a56cf5dfcd9adb', 'eb75095ccd986cd0',
+  '51a9cb9ecba312e6', '96afadfc2ce666c7', '72fe52975a4364ee', '5a1645b276d592a1', 'b274cb8ebf87870a', '6f9bb4203de7b381', 'eaecb2a30b22a87f', '9924a43cc1315724',
+  'bd838d3aafbf8db7', '0b1a2a3265d51aea', '135079a3231ce660', '932b2846e4d70666', 'e1915f5cb1eca46c', 'f325965ca16d629f', '575ff28e60381be5', '724506eb4c328a95',
+];
+const hex = (b: Uint8Array): string => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+
+describe('SipHash-2-4', () => {
+  it('matches all 64 published vectors (every message length 0..63, so every tail length)', () => {
+    const key = Uint8Array.from({ length: 16 }, (_, i) => i);
+    const got = SIP_VECTORS.map((_, n) => hex(sipHash24(key, Uint8Array.from({ length: n }, (_, i) => i))));
+    expect(got).toEqual(SIP_VECTORS);
+  });
+
+  it('rejects a key that is not 16 bytes, naming it', () => {
+    expect(() => sipHash24(new Uint8Array(15), new Uint8Array(0))).toThrow(/INVALID_ARGUMENT.*bytes\[15\]/);
+  });
+});
+
+describe('derived MACs', () => {
+  it('are stable, locally administered unicast, and differ by identity and by secret', () => {
+    const a = deriveMac('vm-1/0', 'secret');
+    expect(deriveMac('vm-1/0', 'secret').equals(a)).toBe(true);
+    expect(a.isLocal && a.isUnicast && !a.isZero).toBe(true);
+    expect(deriveMac('vm-2/0', 'secret').equals(a)).toBe(false);
+    expect(deriveMac('vm-1/0', 'other').equals(a)).toBe(false);
+    // Independent of SipHash's own key handling: the first six hash bytes under the random rule.
+    const key = Uint8Array.from({ length: 16 }, (_, i) => i);
+    const h = sipHash24(key, new TextEncoder().encode('vm-1/0'));
+    const expected = h.slice(0, 6);
+    expected[0] = (expected[0]! & 0xfe) | 0x02;
+    expect(deriveMac('vm-1/0', key).toString()).toBe(Mac.fromBytes(expected).toString());
+  });
+
+  it('stay under a prefix', () => {
+    for (let i = 0; i < 200; i++) expect(deriveMac(`g${i}`, 's', { prefix: '02:08:20/24' }).oui).toBe('02:08:20');
+  });
+
+  it.each([
+    ['empty identity', () => deriveMac('', 's'), '""'],
+    ['empty secret', () => deriveMac('x', ''), '""'],
+    ['short binary secret', () => deriveMac('x', new Uint8Array(3)), 'bytes[3]'],
+  ])('reject %s with INVALID_ARGUMENT naming the value', (_, fn, shown) => {
+    expect(fn).toThrow(MacslotError);
+    expect(fn).toThrow(shown);
+  });
+});
+
+describe('policies', () => {
+  it('record which policy produced each MAC, auto going factory → block → random', async () => {
+    const m = new MacManager({ nics: { eth0: new Nic({ primary: '00:14:4f:00:00:00', factory: ['00:14:4f:00:00:01'] }) }, block: '02:08:20:00:00:00/40' });
+    const f = await m.allocate({ guest: 'a', policy: 'factory' });
+    expect([f.policy, f.mac.toString(), f.slot]).toEqual(['factory', '00:14:4f:00:00:01', 1]);
+    const b = await m.allocate({ guest: 'b', policy: 'auto' });
+    expect([b.policy, b.requested, b.mac.toString()]).toEqual(['block', 'auto', '02:08:20:00:00:00']);
+    const r = await m.allocate({ guest: 'c', policy: 'random' });
+    expect(r.policy).toBe('random');
+    expect(r.mac.isLocal && r.mac.isUnicast).toBe(true);
+    const x = await m.allocate({ guest: 'd', policy: 'fixed', mac: '02:00:00:00:00:99' });
+    expect([x.policy, x.mac.toString()]).toEqual(['fixed', '02:00:00:00:00:99']);
+    const p = await m.allocate({ guest: 'e', policy: 'random', prefix: '06:11:22/24' });
+    expect(p.mac.oui).toBe('06:11:22');
+    const nb = new MacManager({ nics: nicB(), secret: 'k' });
+    const d = await nb.allocate({ guest: 'g', policy: 'derived' });
+    expect([d.policy, d.mac.toString()]).toEqual(['derived', deriveMac('g/0@nic0', 'k').toString()]);
+    // The handle is the guest's client on the NIC, and the NIC shows the MAC active for it.
+    expect(f.client.name).toBe('a');
+    expect(m.nic('eth0').addressGet(f.slot).owner).toBe('a');
+    expect(m.nic('eth0').addressGet(x.slot).mac.toString()).toBe('02:00:00:00:00:99');
+  });
+
+  it('auto without a block falls back to random once factory slots run out', async () => {
+    const m = new MacManager({ nics: new Nic({ primary: '00:14:4f:00:00:00', factory: ['00:14:4f:00:00:01'] }) });
+    expect((await m.allocate({ guest: 'a' })).policy).toBe('factory');
+    expect((await m.allocate({ guest: 'b' })).policy).toBe('random');
+  });
+
+  it('an exhausted block gives BLOCK_EXHAUSTED naming the block, and the guest holds nothing', async () => {
+    const m = new MacManager({ nics: nicA(), block: { base: '02:00:00:00:00:01', count: 2 } });
+    await m.allocate({ guest: 'a', iface: '0', policy: 'block' });
+    await m.allocate({ guest: 'a', iface: '1', policy: 'block' });
+    const msg = await messageOf(m.allocate({ guest: 'b', policy: 'block' }));
+    expect(msg).toMatch(/^BLOCK_EXHAUSTED: block 02:00:00:00:00:01\.\.02:00:00:00:00:02/);
+    expect(m.usage('b').macs).toBe(0);
+    expect(m.nic('nic0').client('b')).toBeUndefined();
+  });
+
+  it.each([
+    ['unknown policy', { guest: 'a', policy: 'sticky' }, 'INVALID_ARGUMENT', '"sticky"'],
+    ['empty guest', { guest: '' }, 'INVALID_ARGUMENT', '""'],
+    ['unknown NIC', { guest: 'a', nic: 'eth9' }, 'INVALID_ARGUMENT', '"eth9"'],
+    ['fixed without a MAC', { guest: 'a', policy: 'fixed' }, 'INVALID_ARGUMENT', '"a"'],
+    ['a MAC that does not parse', { guest: 'a', policy: 'fixed', mac: 'zz' }, 'INVALID_MAC', '"zz"'],
+    ['a multicast fixed MAC', { guest: 'a', policy: 'fixed', mac: '01:00:5e:00:00:01' }, 'MAC_IN_USE', '01:00:5e:00:00:01'],
+    ['block policy without a block', { guest: 'a', policy: 'block' }, 'INVALID_ARGUMENT', '"a"'],
+    ['derived without a secret', { guest: 'a', policy: 'derived' }, 'INVALID_ARGUMENT', '"a"'],
+    ['negative TTL', { guest: 'a', ttlMs: -5 }, 'INVALID_ARGUMENT', '-5'],
+    ['the primary client as guest', { guest: 'primary' }, 'INVALID_ARGUMENT', '"primary"'],
+  ])('rejects %s', async (_, req, code, shown) => {
+    const m = new MacManager({ nics: nicA() });
+    const err = await m.allocate(req as never).then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(MacslotError);
+    expect((err as MacslotError).code).toBe(code);
+    expect((err as MacslotError).message).toContain(shown);
+  });
+
+  it.each([
+    ['no NICs', { nics: [] }],
+    ['a NIC listed twice', (() => { const n = nicA(); return { nics: [n, n] }; })()],
+    ['a bad quota', { nics: nicA(), quota: { hardwareShare: 1.5 } }],
+    ['a bad block', { nics: nicA(), block: '03:00:00/24' }],
+    ['a short binary secret', { nics: nicA(), secret: new Uint8Array(4) }],
+  ])('refuses to build with %s', (_, options) => {
+    expect(() => new MacManager(options as MacManagerOptions)).toThrow(/INVALID_ARGUMENT/);
+  });
+});
+
+describe('no collisions', () => {
+  it('across NICs: a MAC active on one NIC is MAC_IN_USE on another, factory MACs included', async () => {
+    const m = new MacManager({ nics: { a: nicA(), b: nicB() } });
+    await m.allocate({ guest: 'g1', nic: 'a', policy: 'fixed', mac: '02:00:00:00:00:01' });
+    expect(await messageOf(m.allocate({ guest: 'g2', nic: 'b', policy: 'fixed', mac: '02:00:00:00:00:01' }))).toMatch(/MAC_IN_USE: 02:00:00:00:00:01 is active on a slot \d+ \(client "g1"\)/);
+    expect(await codeOf(m.allocate({ guest: 'g2', nic: 'b', policy: 'fixed', mac: '00:14:4f:00:00:03' }))).toBe('MAC_IN_USE');
+    expect(await codeOf(m.allocate({ guest: 'g2', nic: 'b', policy: 'fixed', mac: '00:14:4f:00:00:00' }))).toBe('MAC_IN_USE');
+  });
+
+  it('against known neighbours, for fixed MACs, factory slots and generated ones', async () => {
+    const m = new MacManager({ nics: nicA(), neighbours: ['02:00:00:00:00:07', '00:14:4f:00:00:01'], block: { base: '02:00:00:00:00:06', count: 3 } });
+    expect(await messageOf(m.allocate({ guest: 'g', policy: 'fixed', mac: '02:00:00:00:00:07' }))).toContain('neighbour');
+    expect((await m.allocate({ guest: 'g', iface: 'f', policy: 'factory' })).mac.toString()).toBe('00:14:4f:00:00:02');
+    const macs = [];
+    for (const i of ['x', 'y']) macs.push((await m.allocate({ guest: 'g', iface: i, policy: 'block' })).mac.toString());
+    expect(macs).toEqual(['02:00:00:00:00:06', '02:00:00:00:00:08']);
+  });
+
+  it('across managers sharing one store, including remembered MACs of released guests', async () => {
+    const store = new MemoryStore();
+    const one = new MacManager({ nics: nicA(), store, block: { base: '02:00:00:00:00:01', count: 3 } });
+    const two = new MacManager({ nics: new Nic({ primary: '00:14:4f:00:09:00' }), store, block: { base: '02:00:00:00:00:01', count: 3 } });
+    const a = await one.allocate({ guest: 'a', policy: 'block' });
+    const b = await two.allocate({ guest: 'b', policy: 'block' });
+    expect(a.mac.equals(b.mac)).toBe(false);
+    expect(await messageOf(two.allocate({ guest: 'c', policy: 'fixed', mac: a.mac }))).toMatch(/held by guest "a"/);
+    await one.release(a);
+    expect(await messageOf(two.allocate({ guest: 'c', policy: 'fixed', mac: a.mac }))).toMatch(/remembered for guest "a"/);
+    const c = await two.allocate({ guest: 'c', policy: 'block' });
+    expect([a.mac, b.mac].some((m) => m.equals(c.mac))).toBe(false);
+    expect(await codeOf(two.allocate({ guest: 'd', policy: 'block' }))).toBe('BLOCK_EXHAUSTED');
+  });
+});
+
+describe('quotas', () => {
+  it('cap MACs per guest over every NIC with QUOTA_EXCEEDED, and one guest cannot starve another', async () => {
+    const m = new MacManager({ nics: { a: nicA(), b: nicB() }, quota: { maxMacs: 2 } });
+    await m.allocate({ guest: 'g', nic: 'a', iface: '0' });
+    await m.allocate({ guest: 'g', nic: 'b', iface: '0' });
+    expect(await messageOf(m.allocate({ guest: 'g', nic: 'a', iface: '1' }))).toBe('QUOTA_EXCEEDED: guest "g" holds 2 MACs and its quota is 2');
+    expect(await codeOf(m.allocate({ guest: 'h', nic: 'a' }))).toBeUndefined();
+    m.setQuota('g', { maxMacs: 3 });
+    expect(await codeOf(m.allocate({ guest: 'g', nic: 'a', iface: '1' }))).toBeUndefined();
+  });
+
+  it('limit a guest to its share of a NIC\'s hardware slots', async () => {
+    const m = new MacManager({ nics: nicA(), quota: { hardwareShare: 0.5 } });
+    await m.allocate({ guest: 'g', iface: '0', policy: 'factory' });
+    await m.allocate({ guest: 'g', iface: '1', policy: 'random' });
+    expect(await messageOf(m.allocate({ guest: 'g', iface: '2', policy: 'factory' }))).toContain('share 0.5 of 4 hardware slots allows 2');
+    expect((await m.allocate({ guest: 'h', iface: '0', policy: 'factory' })).policy).toBe('factory');
+  });
+
+  it('count reservations a guest made directly on the NIC', async () => {
+    const nic = nicA();
+    const m = new MacManager({ nics: nic, quota: { maxMacs: 2 } });
+    const own = nic.openClient('g');
+    own.addressReserve();
+    own.addressAdd('02:00:00:00:00:44');
+    expect(m.usage('g')).toMatchObject({ macs: 2, direct: 2 });
+    expect(await codeOf(m.allocate({ guest: 'g' }))).toBe('QUOTA_EXCEEDED');
+    // The store learns of them at the next transaction too, so another manager will not hand them out.
+    await m.sync();
+    const data: StoreData = await m.store.read();
+    expect(data.records['02:00:00:00:00:44']).toMatchObject({ guest: 'g', policy: 'direct', holder: m.session });
+    own.addressRemove(own.slots().at(-1)!);
+    expect(await codeOf(m.allocate({ guest: 'g' }))).toBeUndefined();
+    expect((await m.store.read()).records['02:00:00:00:00:44']).toBeUndefined();
+  });
+});
+
+describe('leases', () => {
+  it('lapse after their TTL, are swept from the NIC, and may then go to someone else', async () => {
+    let now = 1_000;
+    const store = new MemoryStore();
+    const m1 = new MacManager({ nics: nicA(), store, clock: () => now });
+    const m2 = new MacManager({ nics: nicB(), store, clock: () => now });
+    const l = await m1.allocate({ guest: 'a', policy: 'fixed', mac: '02:00:00:00:00:10', ttlMs: 500 });
+    expect(l.expires).toBe(1_500);
+    expect(await codeOf(m2.allocate({ guest: 'b', policy: 'fixed', mac: '02:00:00:00:00:10' }))).toBe('MAC_IN_USE');
+    now = 1_400;
+    expect((await m1.renew(l)).expires).toBe(1_900);
+    now = 1_899;
+    expect(await m1.sweep()).toEqual([]);
+    now = 1_900;
+    expect((await m1.sweep()).map((s) => s.mac.toString())).toEqual(['02:00:00:00:00:10']);
+    expect(m1.leases()).toEqual([]);
+    expect(m1.nic('nic0').addressSupport().availableSlots).toBe(4);
+    expect(await codeOf(m1.renew(l))).toBe('NOT_RESERVED');
+    expect((await m2.allocate({ guest: 'b', policy: 'fixed', mac: '02:00:00:00:00:10' })).mac.toString()).toBe('02:00:00:00:00:10');
+  });
+});
+
+describe('persistence', () => {
+  it('gives each identity its MAC back in the next session, for every policy', async () => {
+    const store = new MemoryStore();
+    const session = (): MacManager => new MacManager({ nics: { eth0: nicA() }, store, block: '02:08:20/24', secret: 's' });
+    const m1 = session();
+    const first = await m1.allocateMany([
+      { guest: 'vm1', policy: 'factory' },
+      { guest: 'vm2', policy: 'random' },
+      { guest: 'vm3', policy: 'block', order: 'random' },
+      { guest: 'vm4', policy: 'fixed', mac: '02:aa:00:00:00:01' },
+      { guest: 'vm5', policy: 'derived' },
+    ]);
+    await m1.close();
+    const m2 = session();
+    // A different order, so a sequential picker would hand out different MACs if nothing were remembered.
+    const again = await m2.allocateMany(['vm5', 'vm4', 'vm3', 'vm2', 'vm1'].map((guest) => ({ guest })));
+    const byGuest = new Map(again.map((l) => [l.guest, l]));
+    for (const l of first) {
+      const r = byGuest.get(l.guest)!;
+      expect([r.mac.toString(), r.policy, r.restored]).toEqual([l.mac.toString(), l.policy, true]);
+    }
+    expect(m2.nic('eth0').addressGet(byGuest.get('vm1')!.slot).mac.toString()).toBe(first[0]!.mac.toString());
+  });
+
+  it('errs clearly when the remembered MAC is taken, or reallocates when asked to', async () => {
+    const store = new MemoryStore();
+    const m1 = new MacManager({ nics: nicA(), store });
+    const l = await m1.allocate({ guest: 'vm', policy: 'random' });
+    await m1.close();
+    const m2 = new MacManager({ nics: nicA(), store, neighbours: [l.mac] });
+    expect(await messageOf(m2.allocate({ guest: 'vm' }))).toBe(`MAC_IN_USE: the remembered MAC ${l.mac} of guest "vm" interface "0" on nic0 is a known neighbour on the network; pass onConflict: "reallocate" to get a new one`);
+    const r = await m2.allocate({ guest: 'vm', onConflict: 'reallocate' });
+    expect(r.mac.equals(l.mac)).toBe(false);
+    expect(r.previous?.toString()).toBe(l.mac.toString());
+    expect(r.restored).toBe(false);
+  });
+
+  it('refuses an identity still held by another live session unless reclaimed', async () => {
+    const store = new MemoryStore();
+    const crashed = new MacManager({ nics: nicA(), store });
+    const l = await crashed.allocate({ guest: 'vm', policy: 'random' });
+    // No close(): the session died holding the lease.
+    const next = new MacManager({ nics: nicA(), store });
+    expect(await messageOf(next.allocate({ guest: 'vm' }))).toContain(`held by session ${crashed.session}`);
+    const r = await next.allocate({ guest: 'vm', reclaim: true });
+    expect([r.mac.toString(), r.restored]).toEqual([l.mac.toString(), true]);
+  });
+
+  it('follows a guest that changes its MAC itself, and forgets on request', async () => {
+    const store = new MemoryStore();
+    const m = new MacManager({ nics: nicA(), store });
+    const l = await m.allocate({ guest: 'vm', policy: 'random' });
+    l.client.addressModify(l.slot, '02:00:00:00:0b:0b');
+    expect(m.leases('vm')[0]!.mac.toString()).toBe('02:00:00:00:0b:0b');
+    await m.sync();
+    const recs = (await store.read()).records;
+    expect(Object.keys(recs)).toEqual(['02:00:00:00:0b:0b']);
+    await m.release(l, { forget: true });
+    expect((await store.read()).records).toEqual({});
+    expect(await codeOf(m.release(l))).toBe('NOT_RESERVED');
+  });
+
+  it('rolls back every NIC change of a batch that fails', async () => {
+    const m = new MacManager({ nics: nicA(), quota: { maxMacs: 2 } });
+    const before = m.nic('nic0').slots().length;
+    expect(await codeOf(m.allocateMany([{ guest: 'g', iface: '0' }, { guest: 'g', iface: '1' }, { guest: 'g', iface: '2' }]))).toBe('QUOTA_EXCEEDED');
+    expect(m.nic('nic0').slots().filter((s) => s.slot > 0 && s.reserved).length).toBe(0);
+    expect(m.nic('nic0').slots().length).toBe(before);
+    expect(m.leases()).toEqual([]);
+    expect((await m.store.read()).records).toEqual({});
+  });
+
+  it('a store commit that fails leaves the NIC as it was', async () => {
+    const inner = new MemoryStore();
+    const failing = { location: 'test:failing', read: () => inner.read(), transact: async <T>(fn: (d: StoreData) => T): Promise<T> => { await inner.transact((d) => fn(structuredClone(d))); throw new MacslotError('STORE_IO', 'disk full'); } };
+    const m = new MacManager({ nics: nicA(), store: failing });
+    expect(await codeOf(m.allocate({ guest: 'g', policy: 'factory' }))).toBe('STORE_IO');
+    expect(m.nic('nic0').addressSupport().availableSlots).toBe(4);
+    expect(m.leases()).toEqual([]);
+  });
+});
