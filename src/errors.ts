@@ -27,7 +27,10 @@ export type MacslotErrorCode =
   | 'STORE_CORRUPT'
   | 'STORE_VERSION'
   | 'STORE_LOCKED'
-  | 'STORE_IO';
+  | 'STORE_IO'
+  // Frame ports, their peers and the switch.
+  | 'PORT_CLOSED'
+  | 'PEER_INVALID';
 
 /** The error thrown by every control-plane call; `code` is stable, the message names the offending value. */
 export class MacslotError extends Error {

@@ -96,3 +96,44 @@ export {
 export { BrowserStore, type BrowserBackend, type BrowserStoreOptions, type LockManagerLike, type StorageLike } from './manager/browser-store.js';
 export { deriveMac, deriveKey } from './manager/derive.js';
 export { sipHash24 } from './manager/siphash.js';
+
+// ---- Emulator adapters: v86 ----
+export {
+  attachV86,
+  type V86AttachOptions,
+  type V86Attachment,
+  type V86Bus,
+  type V86Counters,
+  type V86Event,
+  type V86GuestDrop,
+  type V86HostDrop,
+  type V86Like,
+  type V86Traffic,
+} from './adapters/v86.js';
+
+// ---- Frame ports, their middleware, and the switch ----
+export { DropCounter, type FramePort, type PortCloseReason } from './port/port.js';
+export { FrameDecoder, encodeFrame, QEMU_FRAMING, QEMU_MAX_FRAME, VDE_FRAMING, VDE_MAX_FRAME, type StreamFraming } from './port/framing.js';
+export { memoryPortPair } from './port/memory.js';
+export {
+  PcapngTap,
+  tapPort,
+  tracePort,
+  faultPort,
+  describeFrame,
+  type PcapngTapOptions,
+  type FaultOptions,
+  type FaultCounts,
+  type FaultyPort,
+} from './port/middleware.js';
+export {
+  bindClient,
+  bindUplink,
+  type BindClientOptions,
+  type BindUplinkOptions,
+  type ClientBinding,
+  type FlowCounters,
+  type PortBinding,
+  type PortCounters,
+} from './port/attach.js';
+export { Switch, type SwitchClientSpec, type SwitchCounters, type SwitchOptions, type SwitchPort, type SwitchPortInfo } from './switch/switch.js';

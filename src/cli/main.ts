@@ -10,6 +10,7 @@ import { runExplain } from './explain.js';
 import { runFilter } from './filter.js';
 import { DEFAULT_MIX, runGen } from './gen.js';
 import { runInspect } from './inspect.js';
+import { runSwitch } from './switch.js';
 import { MacslotError, show } from '../errors.js';
 
 const USAGE = `usage: macslot <command> [options]
@@ -21,6 +22,7 @@ commands:
   inspect   the NIC's address support and slot table for a configuration
   bench     run the benchmark suite
   gen       write a synthetic capture for a configuration
+  switch    switch one NIC among emulator ports (QEMU, vde_plug, WebSocket relays)
 
 Run "macslot <command> --help" for a command's options.
 
@@ -33,15 +35,16 @@ interface Command {
   readonly help: string;
   readonly options: Options;
   readonly positionals: number;
-  readonly run: (values: Record<string, string | boolean | undefined>, positionals: string[], io: Io) => Promise<number> | number;
+  readonly run: (values: Record<string, string | boolean | string[] | undefined>, positionals: string[], io: Io) => Promise<number> | number;
 }
 
-const format = (v: string | boolean | undefined, allowed: readonly string[], fallback: string): string => {
+const format = (v: string | boolean | string[] | undefined, allowed: readonly string[], fallback: string): string => {
   const f = typeof v === 'string' ? v : fallback;
   if (!allowed.includes(f)) throw new MacslotError('INVALID_ARGUMENT', `--format ${show(f)} is not one of ${allowed.join(', ')}`);
   return f;
 };
-const str = (v: string | boolean | undefined): string | undefined => (typeof v === 'string' ? v : undefined);
+const str = (v: string | boolean | string[] | undefined): string | undefined => (typeof v === 'string' ? v : undefined);
+const list = (v: string | boolean | string[] | undefined): string[] => (Array.isArray(v) ? v : typeof v === 'string' ? [v] : []);
 
 const COMMANDS: Record<string, Command> = {
   demo: {
@@ -175,6 +178,72 @@ options:
       return 0;
     },
   },
+  switch: {
+    help: `usage: macslot switch --listen <where> [--listen …] [--config nic.json] [--uplink <uplink>] [--vde <VNL> …] [--json]
+
+Switches one NIC among ports in bridge mode: each connection gets its own
+client and MAC; unicast goes only to its owner, broadcast and joined
+multicast to every other accepting client (never back to the sender), and a
+frame whose source MAC is not the sender's is dropped. Runs until SIGINT or
+SIGTERM, then prints the counters.
+
+options:
+  --listen <where>     repeatable; each frame is one message of the peer's protocol:
+                         unix:PATH[@NAME]       QEMU -netdev stream (u32 BE length + frame)
+                         tcp:HOST:PORT[@NAME]   the same over TCP (also legacy -netdev socket)
+                         udp:HOST:PORT          QEMU -netdev dgram (one frame per datagram)
+                         ws:HOST:PORT           WebSocket relay (one frame per binary message;
+                                                the URL path names the client: ws://h:p/vm-a)
+                       @NAME gives every connection of that listener the client NAME
+  --config <file>      the NIC and its clients (JSON, as for inspect), plus an optional
+                       "switch" object: {"allocation", "leaseTtlMs", "antiSpoof"}.
+                       Clients are handed out by name or in the order connections
+                       arrive; "address" may also be "auto". Default: a NIC with
+                       primary 02:6d:73:00:00:01 and no clients.
+  --uplink <uplink>    the NIC's wire side: none (default), passt (started in a
+                       temporary directory), stream:PATH (a QEMU stream socket, e.g. a
+                       passt you started) or vde:VNL (vde_plug)
+  --vde <VNL>          repeatable; start vde_plug VNL and attach it as a client port
+  --allocation <p>     MACs for connections beyond the listed clients: auto (default:
+                       factory, then random), random, factory, or none to refuse them
+  --lease-ttl <ms>     keep a disconnected client's MAC this long for its return (default 0)
+  --allow-spoof        let ports send with any source MAC
+  --max-queue <bytes>  bytes held for a peer that stops reading before frames are
+                       dropped (default 1048576)
+  --json               counters as one JSON line instead of a table
+
+Counters are printed to stdout on SIGUSR1 and at exit. On a terminal a live
+per-port table (frames, bytes, drops by reason) is redrawn every second on
+stderr; log lines (connections, refusals, the first drop of each reason per
+port) always go to stderr.`,
+    options: {
+      listen: { type: 'string', multiple: true },
+      config: { type: 'string' },
+      uplink: { type: 'string' },
+      vde: { type: 'string', multiple: true },
+      allocation: { type: 'string' },
+      'lease-ttl': { type: 'string' },
+      'allow-spoof': { type: 'boolean' },
+      'max-queue': { type: 'string' },
+      json: { type: 'boolean' },
+    },
+    positionals: 0,
+    run: (v, _p, io) =>
+      runSwitch(
+        {
+          config: str(v.config),
+          listen: list(v.listen),
+          uplink: str(v.uplink),
+          vde: list(v.vde),
+          allocation: str(v.allocation),
+          leaseTtl: str(v['lease-ttl']),
+          allowSpoof: v['allow-spoof'] === true,
+          json: v.json === true,
+          maxQueue: str(v['max-queue']),
+        },
+        io,
+      ),
+  },
 };
 
 /** Runs the command line with `argv` (without node and script); resolves to the exit code: 0 done, 1 failed, 2 bad usage. */
@@ -193,7 +262,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
     io.out(command.help + '\n');
     return 0;
   }
-  let parsed: { values: Record<string, string | boolean | undefined>; positionals: string[] };
+  let parsed: { values: Record<string, string | boolean | string[] | undefined>; positionals: string[] };
   try {
     parsed = parseArgs({ args: rest, options: command.options, allowPositionals: command.positionals > 0, strict: true }) as typeof parsed;
     if (parsed.positionals.length > command.positionals) throw new Error(`unexpected argument ${JSON.stringify(parsed.positionals[command.positionals])}`);

@@ -19,4 +19,37 @@ export interface FramePort {
   onClose(listener: (reason: PortCloseReason) => void): void;
   /** Closes the port and releases what it holds. Idempotent. */
   close(): void;
+  /** Returns the frames this port dropped itself, by reason (framing errors, a full send queue, …). Optional: ports that never drop omit it. */
+  drops?(): Readonly<Record<string, number>>;
+}
+
+/** Counts drops by reason and says each one once in the log, so a hostile peer costs one line per reason, not one per frame. */
+export class DropCounter {
+  readonly #counts: Record<string, number> = {};
+  readonly #log: ((line: string) => void) | undefined;
+  readonly #name: string;
+
+  /** Creates a counter for the port called `name`; `log` receives the first drop of each reason. */
+  constructor(name: string, log?: (line: string) => void) {
+    this.#name = name;
+    this.#log = log;
+  }
+
+  /** Counts one drop of `reason`; logs `detail` when it is the first of its reason. Never throws. */
+  drop(reason: string, detail: string): void {
+    const n = (this.#counts[reason] ?? 0) + 1;
+    this.#counts[reason] = n;
+    if (n === 1 && this.#log !== undefined) {
+      try {
+        this.#log(`${this.#name}: dropped (${reason}): ${detail}`);
+      } catch {
+        // A failing logger must not turn a drop into an exception on the data path.
+      }
+    }
+  }
+
+  /** Returns a snapshot of the counts. */
+  snapshot(): Readonly<Record<string, number>> {
+    return { ...this.#counts };
+  }
 }

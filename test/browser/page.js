@@ -226,7 +226,7 @@ async function run() {
     for (const f of ringFrames) for (const id of classifyFrame(state, f).deliver) expected.get(id)?.push(f);
     const busiest = ids.reduce((best, id) => (expected.get(id).length > expected.get(best).length ? id : best), ids[0]);
     result.ring.expected = [...expected.values()].reduce((s, l) => s + l.length, 0);
-    await ask('armed', { type: 'watch', id: busiest, ids });
+    await ask('armed', { type: 'watch', id: busiest, ids, counts: ids.map((id) => expected.get(id).length) });
     // Claim the reply before producing: the worker's answer is a later task, so it cannot arrive unclaimed.
     const ringsPromise = ask('rings');
     dp.load(ringFrames);

@@ -1,0 +1,116 @@
+// Benchmark: frames per second through `macslot switch` over UNIX stream sockets (QEMU framing), next to a plain flooding relay, in one run.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { FrameDecoder, Nic, QEMU_FRAMING, Switch, encodeFrame } from '../src/index.js';
+import { serveSwitch } from '../src/node/index.js';
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
+const FRAME = 64;
+const BATCH = 64;
+const HIGH_WATER = 64 * 1024;
+
+const mac = (i: number): string => `02:00:00:00:${((i >> 8) & 0xff).toString(16).padStart(2, '0')}:${(i & 0xff).toString(16).padStart(2, '0')}`;
+const bytes = (m: string): number[] => m.split(':').map((h) => parseInt(h, 16));
+
+/** A flooding relay, as most emulator relays are: every frame goes to every other connection. */
+async function floodingRelay(path: string): Promise<Server> {
+  const conns = new Set<Socket>();
+  const server = createServer((s) => {
+    conns.add(s);
+    s.setNoDelay(true);
+    const dec = new FrameDecoder(QEMU_FRAMING, (f) => {
+      const out = encodeFrame(QEMU_FRAMING, f);
+      for (const c of conns) if (c !== s && c.writableLength < 1 << 20) c.write(out);
+    });
+    s.on('data', (c) => dec.push(c));
+    s.on('close', () => conns.delete(s));
+    s.on('error', () => {});
+  });
+  await new Promise<void>((r) => server.listen(path, r));
+  return server;
+}
+
+/** Connects `n` clients; client i sends to client (i+1) mod n. Returns frames that reached their destination per second, and all deliveries per second. */
+async function drive(path: string, n: number, attached: (count: number) => Promise<void>): Promise<{ fps: number; deliveries: number }> {
+  const socks: Socket[] = [];
+  let good = 0;
+  let all = 0;
+  let counting = false;
+  for (let i = 0; i < n; i++) {
+    const s = connect(path);
+    await new Promise<void>((r) => s.once('connect', r));
+    const me = bytes(mac(i + 1));
+    const dec = new FrameDecoder(QEMU_FRAMING, (f) => {
+      if (!counting) return;
+      all++;
+      if (f[0] === me[0] && f[5] === me[5] && f[4] === me[4]) good++;
+    });
+    s.on('data', (c) => dec.push(c));
+    s.on('error', () => {});
+    socks.push(s);
+    await attached(i + 1);
+  }
+  const batches = socks.map((_, i) => {
+    const f = new Uint8Array(FRAME);
+    f.set(bytes(mac(((i + 1) % n) + 1)), 0);
+    f.set(bytes(mac(i + 1)), 6);
+    f[12] = 0x88;
+    f[13] = 0xb5;
+    const one = encodeFrame(QEMU_FRAMING, f);
+    const b = new Uint8Array(one.length * BATCH);
+    for (let k = 0; k < BATCH; k++) b.set(one, k * one.length);
+    return b;
+  });
+  let running = true;
+  const pump = (): void => {
+    if (!running) return;
+    socks.forEach((s, i) => {
+      if (s.writableLength < HIGH_WATER) s.write(batches[i]!);
+    });
+    setImmediate(pump);
+  };
+  pump();
+  await new Promise((r) => setTimeout(r, 300));
+  counting = true;
+  const t0 = performance.now();
+  await new Promise((r) => setTimeout(r, SECONDS * 1000));
+  const dt = (performance.now() - t0) / 1000;
+  counting = false;
+  running = false;
+  const out = { fps: good / dt, deliveries: all / dt };
+  for (const s of socks) s.destroy();
+  return out;
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'macslot-bench-switch-'));
+const rows: string[] = [];
+try {
+  for (const n of [2, 16]) {
+    const nic = new Nic({ primary: '02:00:00:00:ff:ff', unicastEntries: 32 });
+    const clients = Array.from({ length: n }, (_, i) => ({ name: `vm${i + 1}`, address: mac(i + 1) }));
+    const sw = await Switch.create({ nic, clients, allocation: 'none' });
+    const sp = join(dir, `sw${n}.sock`);
+    const served = await serveSwitch(sw, { listen: [{ kind: 'unix', path: sp }] });
+    const s = await drive(sp, n, async (count) => {
+      while (sw.ports().length < count) await new Promise((r) => setTimeout(r, 1));
+    });
+    await served.close();
+
+    const rp = join(dir, `relay${n}.sock`);
+    const relay = await floodingRelay(rp);
+    const r = await drive(rp, n, async () => new Promise((res) => setTimeout(res, 5)));
+    await new Promise<void>((res) => relay.close(() => res()));
+    const k = (x: number): string => (x / 1000).toFixed(0) + ' k';
+    rows.push(`| ${n} | ${k(s.fps)} | ${k(s.deliveries)} | ${k(r.fps)} | ${k(r.deliveries)} | ${(s.fps / r.fps).toFixed(2)}× |`);
+  }
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
+console.log(`Frames of ${FRAME} B, client i → client i+1, over UNIX stream sockets (QEMU framing), ${SECONDS} s per cell, clients in the same process.`);
+console.log('"to destination": frames that reached the client they were addressed to; "all deliveries": every frame written to any client.\n');
+console.log('| clients | switch: to destination /s | switch: all deliveries /s | flooding relay: to destination /s | flooding relay: all deliveries /s | switch / relay |');
+console.log('|---|---|---|---|---|---|');
+for (const r of rows) console.log(r);
+console.log(`\ncommand: npm run bench:switch   (BENCH_SECONDS=${SECONDS}, Node ${process.version})`);

@@ -1,0 +1,164 @@
+// Command line: `macslot switch` — one NIC switched among emulator ports, with a live per-port table and counters as JSON on request.
+
+import { readFileSync } from 'node:fs';
+import { parseConfig, seededRandom } from '../config/config.js';
+import { MacslotError, isMacslotError, show } from '../errors.js';
+import { Nic } from '../nic/nic.js';
+import { parseListen, parseUplink, serveSwitch } from '../node/switch.js';
+import type { PortCounters } from '../port/attach.js';
+import { Switch, type SwitchClientSpec, type SwitchCounters, type SwitchOptions } from '../switch/switch.js';
+import { count, intOption, type Io } from './common.js';
+import { table } from './table.js';
+
+/** The parsed options of `macslot switch`. */
+export interface SwitchCliOptions {
+  config: string | undefined;
+  listen: readonly string[];
+  uplink: string | undefined;
+  vde: readonly string[];
+  allocation: string | undefined;
+  leaseTtl: string | undefined;
+  allowSpoof: boolean;
+  json: boolean;
+  maxQueue: string | undefined;
+}
+
+const SWITCH_FIELDS = ['allocation', 'leaseTtlMs', 'antiSpoof'] as const;
+const DEFAULT_PRIMARY = '02:6d:73:00:00:01';
+
+/** Returns the switch options of a configuration file (nic, clients, seed, and an optional `switch` object); throws CONFIG_INVALID naming the path. */
+export function switchConfig(text: string, source: string): { nic: Nic; clients: SwitchClientSpec[]; allocation?: string; leaseTtlMs?: number; antiSpoof?: boolean } {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw new MacslotError('CONFIG_INVALID', `${show(source)} is not JSON: ${(err as Error).message}`);
+  }
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new MacslotError('CONFIG_INVALID', `${source}: (root): ${show(raw)} is not an object`);
+  const { switch: sw, ...rest } = raw as Record<string, unknown>;
+  // `auto` is a switch-only address policy; the common validator checks everything else about each client.
+  const autos = new Set<number>();
+  if (Array.isArray(rest.clients)) {
+    rest.clients = rest.clients.map((c: unknown, i: number) => {
+      if (c !== null && typeof c === 'object' && (c as { address?: unknown }).address === 'auto') {
+        autos.add(i);
+        const { address: _drop, ...others } = c as Record<string, unknown>;
+        return others;
+      }
+      return c;
+    });
+  }
+  let config;
+  try {
+    config = parseConfig(rest);
+  } catch (err) {
+    throw isMacslotError(err) ? new MacslotError('CONFIG_INVALID', `${source}: ${err.message.replace(/^CONFIG_INVALID: /, '')}`) : err;
+  }
+  for (const c of config.clients) if (c.promiscuous) throw new MacslotError('CONFIG_INVALID', `${source}: clients: ${show(c.name)} asks for promiscuous mode, which a switch port cannot have`);
+  const out: ReturnType<typeof switchConfig> = {
+    nic: new Nic({ ...config.nic, ...(config.seed !== undefined ? { random: seededRandom(config.seed) } : {}) }),
+    clients: config.clients.map((c, i) => ({
+      name: c.name,
+      ...(autos.has(i) ? { address: 'auto' } : c.address !== undefined ? { address: c.address } : {}),
+      ...(c.multicast ? { multicast: c.multicast } : {}),
+      ...(c.broadcast !== undefined ? { broadcast: c.broadcast } : {}),
+    })),
+  };
+  if (sw !== undefined) {
+    if (sw === null || typeof sw !== 'object' || Array.isArray(sw)) throw new MacslotError('CONFIG_INVALID', `${source}: switch: ${show(sw)} is not an object`);
+    for (const [k, v] of Object.entries(sw)) {
+      if (!(SWITCH_FIELDS as readonly string[]).includes(k)) throw new MacslotError('CONFIG_INVALID', `${source}: switch.${k}: ${show(v)} is not a known field (known: ${SWITCH_FIELDS.join(', ')})`);
+    }
+    const s = sw as Record<string, unknown>;
+    if (s.allocation !== undefined) {
+      if (typeof s.allocation !== 'string' || !['random', 'factory', 'auto', 'none'].includes(s.allocation)) throw new MacslotError('CONFIG_INVALID', `${source}: switch.allocation: ${show(s.allocation)} is not random, factory, auto or none`);
+      out.allocation = s.allocation;
+    }
+    if (s.leaseTtlMs !== undefined) {
+      if (typeof s.leaseTtlMs !== 'number' || !Number.isInteger(s.leaseTtlMs) || s.leaseTtlMs < 0 || s.leaseTtlMs > 2 ** 31 - 1) throw new MacslotError('CONFIG_INVALID', `${source}: switch.leaseTtlMs: ${show(s.leaseTtlMs)} is not an integer in 0..${2 ** 31 - 1}`);
+      out.leaseTtlMs = s.leaseTtlMs;
+    }
+    if (s.antiSpoof !== undefined) {
+      if (typeof s.antiSpoof !== 'boolean') throw new MacslotError('CONFIG_INVALID', `${source}: switch.antiSpoof: ${show(s.antiSpoof)} is not true or false`);
+      out.antiSpoof = s.antiSpoof;
+    }
+  }
+  return out;
+}
+
+function drops(d: Readonly<Record<string, number>>): string {
+  const e = Object.entries(d).filter(([, v]) => v > 0);
+  return e.length === 0 ? '-' : e.map(([k, v]) => `${k}=${count(v)}`).join(' ');
+}
+
+/** Returns the per-port table: one row per port, the uplink, and the sum of closed ports. */
+export function countersTable(c: SwitchCounters): string {
+  const row = (p: PortCounters, client: string, mac: string): string[] => [p.name, client, mac, count(p.rx.frames), count(p.rx.bytes), count(p.tx.frames), count(p.tx.bytes), drops(p.drops)];
+  const rows = c.ports.map((p) => row(p, p.client, p.mac ?? '-'));
+  if (c.uplink) rows.push(row(c.uplink, '(uplink)', '-'));
+  if (c.closed.ports > 0) rows.push(row({ name: `(${c.closed.ports} closed)`, ...c.closed }, '-', '-'));
+  const refused = Object.entries(c.refused);
+  const tail = refused.length > 0 ? `\n  refused: ${refused.map(([k, v]) => `${k}=${v}`).join(' ')}` : '';
+  return table(['PORT', 'CLIENT', 'MAC', 'RX FRAMES', 'RX BYTES', 'TX FRAMES', 'TX BYTES', 'DROPS'], rows) + tail;
+}
+
+/** Runs the switch until SIGINT or SIGTERM; resolves with the exit code. Throws INVALID_ARGUMENT or CONFIG_INVALID on bad options before starting. */
+export async function runSwitch(o: SwitchCliOptions, io: Io): Promise<number> {
+  const listen = o.listen.map(parseListen);
+  const uplink = o.uplink === undefined ? { kind: 'none' as const } : parseUplink(o.uplink);
+  if (listen.length === 0 && o.vde.length === 0) throw new MacslotError('INVALID_ARGUMENT', 'nothing to switch: give at least one --listen or --vde');
+  let text: string | undefined;
+  if (o.config !== undefined) {
+    try {
+      text = readFileSync(o.config, 'utf8');
+    } catch (err) {
+      throw new MacslotError('CONFIG_INVALID', `cannot read ${show(o.config)}: ${(err as Error).message}`);
+    }
+  }
+  const cfg = text !== undefined ? switchConfig(text, o.config!) : { nic: new Nic({ primary: DEFAULT_PRIMARY }), clients: [] };
+  const allocation = o.allocation ?? ('allocation' in cfg ? cfg.allocation : undefined);
+  if (allocation !== undefined && !['random', 'factory', 'auto', 'none'].includes(allocation)) throw new MacslotError('INVALID_ARGUMENT', `--allocation ${show(allocation)} is not random, factory, auto or none`);
+  const leaseTtlMs = o.leaseTtl !== undefined ? intOption(o.leaseTtl, '--lease-ttl', 0, 0, 2 ** 31 - 1) : 'leaseTtlMs' in cfg ? cfg.leaseTtlMs : undefined;
+  const maxQueueBytes = o.maxQueue !== undefined ? intOption(o.maxQueue, '--max-queue', 0, 1) : undefined;
+  const log = (line: string): void => io.err(`${new Date().toISOString()} ${line}\n`);
+  const options: SwitchOptions = {
+    nic: cfg.nic,
+    clients: cfg.clients,
+    antiSpoof: o.allowSpoof ? false : ('antiSpoof' in cfg ? cfg.antiSpoof : undefined) ?? true,
+    log,
+    ...(allocation !== undefined ? { allocation: allocation as SwitchOptions['allocation'] & string } : {}),
+    ...(leaseTtlMs !== undefined ? { leaseTtlMs } : {}),
+  };
+  const sw = await Switch.create(options);
+  let served;
+  try {
+    served = await serveSwitch(sw, { listen, uplink, vde: o.vde, log, ...(maxQueueBytes !== undefined ? { maxQueueBytes } : {}) });
+  } catch (err) {
+    await sw.close();
+    throw err;
+  }
+  const print = (): void => {
+    const c = sw.counters();
+    io.out(o.json ? JSON.stringify(c) + '\n' : countersTable(c) + '\n');
+  };
+  let lines = 0;
+  const draw = (): void => {
+    const t = countersTable(sw.counters());
+    // Redraw in place: move up over the previous table and clear to the end of the screen.
+    io.err(`${lines > 0 ? `\x1b[${lines}A` : ''}\x1b[J${t}\n`);
+    lines = t.split('\n').length;
+  };
+  const timer = io.tty ? setInterval(draw, 1000) : undefined;
+  const onUsr1 = (): void => print();
+  process.on('SIGUSR1', onUsr1);
+  const code = await new Promise<number>((resolve) => {
+    const stop = (): void => resolve(0);
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+  if (timer !== undefined) clearInterval(timer);
+  process.off('SIGUSR1', onUsr1);
+  print();
+  await served.close();
+  return code;
+}

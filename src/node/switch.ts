@@ -1,0 +1,146 @@
+// Node switch: the listeners and child peers around a Switch — stream, datagram and WebSocket listeners, vde_plug ports and the uplink.
+
+import { MacslotError, show } from '../errors.js';
+import type { FramePort } from '../port/port.js';
+import type { Switch } from '../switch/switch.js';
+import { listenDgram } from './dgram.js';
+import { connectStream, spawnPasst, spawnVdePlug, type PasstPeer } from './peers.js';
+import { listenStream, type Listener } from './stream.js';
+import { listenWebSocket } from './websocket.js';
+
+/** Where the switch listens. `name` gives every connection of that listener one configured client. */
+export type ListenSpec =
+  | { readonly kind: 'unix'; readonly path: string; readonly name?: string }
+  | { readonly kind: 'tcp'; readonly host: string; readonly port: number; readonly name?: string }
+  | { readonly kind: 'udp'; readonly host: string; readonly port: number }
+  | { readonly kind: 'ws'; readonly host: string; readonly port: number };
+
+/** The switch's wire side: passt started in a temporary directory, an existing stream socket (e.g. a passt you run), vde_plug on a VNL, or none. */
+export type UplinkSpec = { readonly kind: 'none' } | { readonly kind: 'passt' } | { readonly kind: 'stream'; readonly path: string } | { readonly kind: 'vde'; readonly vnl: string };
+
+function hostPort(text: string, what: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(text);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || !(port >= 0 && port <= 65535)) throw new MacslotError('INVALID_ARGUMENT', `${what} ${show(text)} is not HOST:PORT`);
+  return { host: m[1] ?? m[2]!, port };
+}
+
+/**
+ * Returns the listen spec of `unix:PATH[@NAME]`, `tcp:HOST:PORT[@NAME]`, `udp:HOST:PORT` or
+ * `ws:HOST:PORT` (also `ws://HOST:PORT`). Throws INVALID_ARGUMENT naming the bad text.
+ */
+export function parseListen(text: string): ListenSpec {
+  const at = text.lastIndexOf('@');
+  const [body, name] = at > 0 && (text.startsWith('unix:') || text.startsWith('tcp:')) ? [text.slice(0, at), text.slice(at + 1)] : [text, undefined];
+  if (name !== undefined && name.length === 0) throw new MacslotError('INVALID_ARGUMENT', `--listen ${show(text)} has an empty client name after @`);
+  const withName = name === undefined ? {} : { name };
+  if (body.startsWith('unix:') && body.length > 5) return { kind: 'unix', path: body.slice(5), ...withName };
+  if (body.startsWith('tcp:')) return { kind: 'tcp', ...hostPort(body.slice(4), '--listen tcp:'), ...withName };
+  if (body.startsWith('udp:')) return { kind: 'udp', ...hostPort(body.slice(4), '--listen udp:') };
+  if (body.startsWith('ws://')) return { kind: 'ws', ...hostPort(body.slice(5).replace(/\/$/, ''), '--listen ws://') };
+  if (body.startsWith('ws:')) return { kind: 'ws', ...hostPort(body.slice(3), '--listen ws:') };
+  throw new MacslotError('INVALID_ARGUMENT', `--listen ${show(text)} is not unix:PATH, tcp:HOST:PORT, udp:HOST:PORT or ws:HOST:PORT`);
+}
+
+/** Returns the uplink spec of `none`, `passt`, `stream:PATH` or `vde:VNL`. Throws INVALID_ARGUMENT naming the bad text. */
+export function parseUplink(text: string): UplinkSpec {
+  if (text === 'none') return { kind: 'none' };
+  if (text === 'passt') return { kind: 'passt' };
+  if (text.startsWith('stream:') && text.length > 7) return { kind: 'stream', path: text.slice(7) };
+  if (text.startsWith('vde:') && text.length > 4) return { kind: 'vde', vnl: text.slice(4) };
+  throw new MacslotError('INVALID_ARGUMENT', `--uplink ${show(text)} is not none, passt, stream:PATH or vde:VNL`);
+}
+
+/** A switch being served: where it listens, and how to stop. */
+export interface ServedSwitch {
+  readonly switch: Switch;
+  readonly addresses: readonly string[];
+  readonly passt: PasstPeer | undefined;
+  /** Stops listening, closes every port and child, then the switch. */
+  close(): Promise<void>;
+}
+
+/** What to serve besides the listeners. */
+export interface ServeOptions {
+  listen?: readonly ListenSpec[];
+  uplink?: UplinkSpec;
+  /** vde_plug VNLs, each started as a child and attached as a client port. */
+  vde?: readonly string[];
+  /** Bytes held for a peer that stops reading. Default 1 MiB. */
+  maxQueueBytes?: number;
+  log?: (line: string) => void;
+}
+
+/**
+ * Serves `sw`: listens where told, starts the uplink and the vde_plug ports, and attaches every
+ * connection. Resolves once all listen; rejects with INVALID_ARGUMENT or PEER_INVALID (after undoing
+ * what it started) when a listener or the uplink cannot start.
+ */
+export async function serveSwitch(sw: Switch, options: ServeOptions): Promise<ServedSwitch> {
+  const log = options.log;
+  const common = { ...(log ? { log } : {}), ...(options.maxQueueBytes !== undefined ? { maxQueueBytes: options.maxQueueBytes } : {}) };
+  const listeners: Listener[] = [];
+  const children: FramePort[] = [];
+  let passt: PasstPeer | undefined;
+  const attach = (port: FramePort, name?: string): void => {
+    sw.attach(port, name === undefined ? {} : { name }).catch(() => {
+      // Refusals are counted and logged by the switch, which also closed the port.
+    });
+  };
+  const undo = async (): Promise<void> => {
+    await Promise.all(listeners.map((l) => l.close()));
+    for (const c of children) c.close();
+    await passt?.close();
+  };
+  try {
+    for (const spec of options.listen ?? []) {
+      switch (spec.kind) {
+        case 'unix':
+          listeners.push(await listenStream({ path: spec.path }, (p) => attach(p, spec.name), common));
+          break;
+        case 'tcp':
+          listeners.push(await listenStream({ host: spec.host, port: spec.port }, (p) => attach(p, spec.name), common));
+          break;
+        case 'udp':
+          listeners.push(await listenDgram({ host: spec.host, port: spec.port }, (p) => attach(p), common));
+          break;
+        case 'ws':
+          listeners.push(await listenWebSocket({ host: spec.host, port: spec.port }, (p, name) => attach(p, name), common));
+          break;
+      }
+    }
+    const up = options.uplink ?? { kind: 'none' };
+    if (up.kind === 'passt') {
+      passt = await spawnPasst(common);
+      sw.attachUplink(passt.port);
+    } else if (up.kind === 'stream') {
+      sw.attachUplink(await connectStream(up.path, common));
+    } else if (up.kind === 'vde') {
+      const p = spawnVdePlug(up.vnl, common);
+      children.push(p);
+      sw.attachUplink(p);
+    }
+    for (const vnl of options.vde ?? []) {
+      const p = spawnVdePlug(vnl, common);
+      children.push(p);
+      attach(p);
+    }
+  } catch (err) {
+    await undo();
+    throw err;
+  }
+  for (const l of listeners) log?.(`listening on ${l.address}`);
+  let closing: Promise<void> | undefined;
+  return {
+    switch: sw,
+    addresses: listeners.map((l) => l.address),
+    passt,
+    close: () => {
+      closing ??= (async () => {
+        await undo();
+        await sw.close();
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,136 @@
+// Node ports: WebSocket relays (one Ethernet frame per binary message), the protocol of v86's relay_url and similar relays.
+
+import type { IncomingMessage } from 'node:http';
+import { WebSocket, WebSocketServer } from 'ws';
+import { MacslotError, show } from '../errors.js';
+import { QEMU_MAX_FRAME } from '../port/framing.js';
+import { DropCounter, type FramePort, type PortCloseReason } from '../port/port.js';
+import type { Listener } from './stream.js';
+
+/** How a WebSocket port behaves. */
+export interface WebSocketPortOptions {
+  name?: string;
+  /** Bytes buffered for a peer that is not reading before frames are dropped. Default 1 MiB. */
+  maxQueueBytes?: number;
+  log?: (line: string) => void;
+}
+
+class WsPort implements FramePort {
+  readonly name: string;
+  readonly #ws: WebSocket;
+  readonly #maxQueue: number;
+  readonly #drops: DropCounter;
+  #receiver: ((frame: Uint8Array) => void) | undefined;
+  #closeListener: ((reason: PortCloseReason) => void) | undefined;
+  #closed = false;
+
+  constructor(ws: WebSocket, o: WebSocketPortOptions) {
+    this.name = o.name ?? 'ws';
+    this.#ws = ws;
+    this.#maxQueue = o.maxQueueBytes ?? 1 << 20;
+    this.#drops = new DropCounter(this.name, o.log);
+    ws.binaryType = 'nodebuffer';
+    ws.on('message', (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean) => {
+      if (this.#closed) return;
+      if (!isBinary) return this.#drops.drop('text-message', 'a text message is not a frame');
+      const frame = Array.isArray(data) ? Buffer.concat(data) : data instanceof ArrayBuffer ? new Uint8Array(data) : data;
+      try {
+        this.#receiver?.(frame);
+      } catch {
+        // The receiver's failure stays with it.
+      }
+    });
+    ws.on('close', () => this.#shut({ kind: 'peer' }));
+    ws.on('error', (err: Error & { code?: string }) => {
+      if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') this.#drops.drop('oversize', `a message above ${QEMU_MAX_FRAME} bytes; closing the peer`);
+      else this.#drops.drop('protocol', err.message);
+      this.#shut({ kind: 'error', error: new MacslotError('PEER_INVALID', `${this.name}: ${err.message}`) });
+    });
+  }
+
+  send(frame: Uint8Array): boolean {
+    if (this.#closed || this.#ws.readyState !== WebSocket.OPEN) return false;
+    if (this.#ws.bufferedAmount + frame.length > this.#maxQueue) {
+      this.#drops.drop('backpressure', `the peer is not reading; ${this.#ws.bufferedAmount} bytes are queued (limit ${this.#maxQueue})`);
+      return false;
+    }
+    // A copy: ws may send after this call returns, and the caller's view is only valid now.
+    this.#ws.send(Buffer.from(frame), { binary: true });
+    return true;
+  }
+  onFrame(receiver: (frame: Uint8Array) => void): void {
+    this.#receiver = receiver;
+  }
+  onClose(listener: (reason: PortCloseReason) => void): void {
+    this.#closeListener = listener;
+  }
+  close(): void {
+    this.#shut({ kind: 'local' });
+  }
+  drops(): Readonly<Record<string, number>> {
+    return this.#drops.snapshot();
+  }
+  #shut(reason: PortCloseReason): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#receiver = undefined;
+    if (this.#ws.readyState === WebSocket.OPEN || this.#ws.readyState === WebSocket.CONNECTING) this.#ws.terminate();
+    const l = this.#closeListener;
+    this.#closeListener = undefined;
+    l?.(reason);
+  }
+}
+
+/** Returns a port over an open (or opening) WebSocket; closing the port terminates the socket. */
+export function webSocketPort(ws: WebSocket, options: WebSocketPortOptions = {}): FramePort {
+  return new WsPort(ws, options);
+}
+
+/**
+ * Listens for WebSocket relay clients on `host:port` (port 0 picks one) and calls `onPort` with a
+ * port and the name in the URL path (`ws://host:port/vm-a` → "vm-a"; none for `/`). Messages above
+ * QEMU's frame size close the peer. Resolves once listening; rejects with INVALID_ARGUMENT when it cannot.
+ */
+export async function listenWebSocket(address: { host: string; port: number }, onPort: (port: FramePort, name: string | undefined) => void, options: WebSocketPortOptions = {}): Promise<Listener> {
+  const wss = new WebSocketServer({ host: address.host, port: address.port, maxPayload: QEMU_MAX_FRAME });
+  await new Promise<void>((resolve, reject) => {
+    wss.once('listening', resolve);
+    wss.once('error', (err) => reject(new MacslotError('INVALID_ARGUMENT', `cannot listen on ws://${address.host}:${address.port}: ${err.message}`)));
+  });
+  wss.on('error', () => {});
+  const a = wss.address();
+  const where = typeof a === 'string' || a === null ? `ws://${address.host}:${address.port}` : typeof a === 'string' ? a : `ws://${a.address.includes(':') ? `[${a.address}]` : a.address}:${a.port}`;
+  let n = 0;
+  wss.on('connection', (ws: WebSocket, req: IncomingMessage) => {
+    const path = decodeURIComponent((req.url ?? '/').split('?')[0]!.replace(/^\/+/, ''));
+    const port = webSocketPort(ws, { ...options, name: `${where}/${path}#${++n}` });
+    try {
+      onPort(port, path === '' ? undefined : path);
+    } catch {
+      port.close();
+    }
+  });
+  return {
+    address: where,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const c of wss.clients) c.terminate();
+        wss.close(() => resolve());
+      }),
+  };
+}
+
+/** Connects to a WebSocket relay at `url`; resolves with the port, rejects with PEER_INVALID when it cannot connect. */
+export async function connectWebSocket(url: string, options: WebSocketPortOptions = {}): Promise<FramePort> {
+  const ws = new WebSocket(url, { maxPayload: QEMU_MAX_FRAME });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', resolve);
+      ws.once('error', reject);
+    });
+  } catch (err) {
+    ws.terminate();
+    throw new MacslotError('PEER_INVALID', `cannot connect to ${show(url)}: ${(err as Error).message}`);
+  }
+  return webSocketPort(ws, { ...options, name: options.name ?? url });
+}

@@ -1,0 +1,62 @@
+// Ports: an in-memory pair of connected ports, for tests and for wiring two parts of one process together.
+
+import type { FramePort, PortCloseReason } from './port.js';
+
+class MemoryPort implements FramePort {
+  readonly name: string;
+  peer: MemoryPort | undefined;
+  #receiver: ((frame: Uint8Array) => void) | undefined;
+  #closeListener: ((reason: PortCloseReason) => void) | undefined;
+  #closed = false;
+
+  constructor(name: string) {
+    this.name = name;
+  }
+
+  send(frame: Uint8Array): boolean {
+    const peer = this.peer;
+    if (this.#closed || peer === undefined || peer.#closed) return false;
+    // A copy, so the receiver never sees the sender reuse its buffer, just as across a socket.
+    peer.#deliver(frame.slice());
+    return true;
+  }
+
+  #deliver(frame: Uint8Array): void {
+    try {
+      this.#receiver?.(frame);
+    } catch {
+      // The receiver's failure is its own; the sender's send already succeeded.
+    }
+  }
+
+  onFrame(receiver: (frame: Uint8Array) => void): void {
+    this.#receiver = receiver;
+  }
+
+  onClose(listener: (reason: PortCloseReason) => void): void {
+    this.#closeListener = listener;
+  }
+
+  close(): void {
+    this.shut({ kind: 'local' });
+    this.peer?.shut({ kind: 'peer' });
+  }
+
+  shut(reason: PortCloseReason): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#receiver = undefined;
+    const l = this.#closeListener;
+    this.#closeListener = undefined;
+    l?.(reason);
+  }
+}
+
+/** Returns two connected ports: a frame sent on one arrives, copied, at the other's receiver. Closing either closes both. */
+export function memoryPortPair(nameA = 'memory:a', nameB = 'memory:b'): [FramePort, FramePort] {
+  const a = new MemoryPort(nameA);
+  const b = new MemoryPort(nameB);
+  a.peer = b;
+  b.peer = a;
+  return [a, b];
+}

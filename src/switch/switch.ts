@@ -1,0 +1,386 @@
+// Switch: one NIC shared by many ports in bridge mode — a client (and its slot) per connection, frames delivered only where the filter says.
+
+import { DataPlane, type DataPlaneOptions } from '../dataplane/dataplane.js';
+import { MacslotError, isMacslotError, show } from '../errors.js';
+import { MacManager, type AllocateRequest } from '../manager/manager.js';
+import type { Nic, NicClient } from '../nic/nic.js';
+import { bindClient, bindUplink, type ClientBinding, type FlowCounters, type PortBinding, type PortCounters } from '../port/attach.js';
+import type { FramePort } from '../port/port.js';
+import { Mac } from '../wire/mac.js';
+
+/** A client the switch hands to a connection: by name, or to connections in arrival order. */
+export interface SwitchClientSpec {
+  name: string;
+  /** `factory`, `factory:N`, `random`, `random:<prefix>`, `auto` or a MAC. Default: the switch's `allocation`. */
+  address?: string;
+  /** Groups joined when the client is set up. */
+  multicast?: readonly string[];
+  /** Receive broadcast. Default true. */
+  broadcast?: boolean;
+}
+
+/** How a switch is built. Only `nic` is required. */
+export interface SwitchOptions {
+  nic: Nic;
+  /** Options of the data plane the switch creates. */
+  dataPlane?: DataPlaneOptions;
+  /** Clients handed out by name, or in arrival order to connections that give none. */
+  clients?: readonly SwitchClientSpec[];
+  /** Address policy of connections beyond the listed clients: `random`, `factory`, `auto` through the manager, or `none` to refuse them. Default `auto`. */
+  allocation?: 'random' | 'factory' | 'auto' | 'none';
+  /** The manager that allocates `random`/`factory`/`auto` MACs. Default: a new one over `nic`. */
+  manager?: MacManager;
+  /** Drop frames whose source MAC is not the sender's. Default true. */
+  antiSpoof?: boolean;
+  /** Keep a disconnected client's slot this long for the same name (0: release at once). Default 0. */
+  leaseTtlMs?: number;
+  /** Receives one line per notable event: connections, refusals, the first drop of each reason per port. */
+  log?: (line: string) => void;
+}
+
+/** A connected port as the switch reports it. */
+export interface SwitchPortInfo extends PortCounters {
+  readonly id: number;
+  readonly client: string;
+  readonly mac: string | undefined;
+}
+
+/** What `counters()` returns; plain data, ready for JSON. */
+export interface SwitchCounters {
+  readonly ports: readonly SwitchPortInfo[];
+  readonly uplink: PortCounters | null;
+  /** Sums over ports that have disconnected. */
+  readonly closed: { readonly ports: number; readonly rx: FlowCounters; readonly tx: FlowCounters; readonly drops: Readonly<Record<string, number>> };
+  /** Connections refused, by error code. */
+  readonly refused: Readonly<Record<string, number>>;
+  /** Clients kept under a lease after their port disconnected. */
+  readonly leased: readonly string[];
+  /** Frames the data plane dropped because their source was not the sender's, over all ports. */
+  readonly spoofed: number;
+}
+
+/** A port attached to the switch. */
+export interface SwitchPort {
+  readonly id: number;
+  readonly port: FramePort;
+  readonly client: NicClient;
+  /** The client's active MAC. */
+  readonly mac: Mac | undefined;
+  /** Returns the port's counters. */
+  counters(): SwitchPortInfo;
+  /** Closes the port; its client is released or leased as configured. */
+  close(): void;
+}
+
+interface Holding {
+  readonly name: string;
+  readonly client: NicClient;
+  readonly release: () => Promise<void>;
+  timer: unknown;
+}
+
+const SPEC_ADDRESS = /^(factory|factory:\d+|random|random:.+|auto)$/;
+
+function unref(t: unknown): void {
+  (t as { unref?: () => void } | null)?.unref?.();
+}
+
+/** One NIC switched among ports: unicast only to its owner, broadcast and joined multicast to every accepting client but the sender. */
+export class Switch {
+  readonly nic: Nic;
+  readonly dataPlane: DataPlane;
+  readonly manager: MacManager;
+  readonly antiSpoof: boolean;
+  readonly leaseTtlMs: number;
+  readonly allocation: 'random' | 'factory' | 'auto' | 'none';
+  readonly #specs: readonly SwitchClientSpec[];
+  readonly #ownManager: boolean;
+  readonly #log: (line: string) => void;
+  readonly #ports = new Map<number, { port: SwitchPortImpl; binding: ClientBinding; holding: Holding }>();
+  /** Names held: by a live port, or leased after a disconnect. */
+  readonly #held = new Map<string, { holding: Holding; live: boolean }>();
+  /** Names being set up, so two connections never race for one. */
+  readonly #pending = new Set<string>();
+  readonly #closedTotals = { ports: 0, rx: { frames: 0, bytes: 0 }, tx: { frames: 0, bytes: 0 }, drops: {} as Record<string, number> };
+  readonly #refused: Record<string, number> = {};
+  readonly #releasing = new Set<Promise<void>>();
+  #uplink: PortBinding | undefined;
+  #nextId = 1;
+  #anon = 0;
+  #closed = false;
+
+  private constructor(o: SwitchOptions, dp: DataPlane, manager: MacManager, ownManager: boolean) {
+    this.nic = o.nic;
+    this.dataPlane = dp;
+    this.manager = manager;
+    this.#ownManager = ownManager;
+    this.antiSpoof = o.antiSpoof ?? true;
+    this.leaseTtlMs = o.leaseTtlMs ?? 0;
+    this.allocation = o.allocation ?? 'auto';
+    this.#specs = o.clients ?? [];
+    const log = o.log;
+    this.#log = (line) => {
+      try {
+        log?.(line);
+      } catch {
+        // The log is advisory.
+      }
+    };
+  }
+
+  /** Resolves with a switch over `options.nic`; rejects with INVALID_ARGUMENT for a bad option (a duplicate or malformed client, a bad TTL or policy). */
+  static async create(options: SwitchOptions): Promise<Switch> {
+    if (options === null || typeof options !== 'object') throw new MacslotError('INVALID_ARGUMENT', `switch options must be an object, got ${show(options)}`);
+    const ttl = options.leaseTtlMs ?? 0;
+    if (typeof ttl !== 'number' || !Number.isInteger(ttl) || ttl < 0 || ttl > 2 ** 31 - 1) throw new MacslotError('INVALID_ARGUMENT', `leaseTtlMs must be an integer in 0..${2 ** 31 - 1}, got ${show(ttl)}`);
+    const alloc = options.allocation ?? 'auto';
+    if (!['random', 'factory', 'auto', 'none'].includes(alloc)) throw new MacslotError('INVALID_ARGUMENT', `allocation must be random, factory, auto or none, got ${show(alloc)}`);
+    const names = new Set<string>();
+    for (const [i, c] of (options.clients ?? []).entries()) {
+      if (c === null || typeof c !== 'object' || typeof c.name !== 'string' || c.name.length === 0) throw new MacslotError('INVALID_ARGUMENT', `clients[${i}] needs a non-empty name, got ${show(c)}`);
+      if (names.has(c.name)) throw new MacslotError('INVALID_ARGUMENT', `clients[${i}].name ${show(c.name)} appears twice`);
+      names.add(c.name);
+      if (c.address !== undefined && !SPEC_ADDRESS.test(c.address)) {
+        let ok = false;
+        try {
+          ok = Mac.parse(c.address).isValidUnicast;
+        } catch {
+          ok = false;
+        }
+        if (!ok) throw new MacslotError('INVALID_ARGUMENT', `clients[${i}].address ${show(c.address)} is not factory, factory:N, random, random:<prefix>, auto or a unicast MAC`);
+      }
+    }
+    const dp = await DataPlane.create(options.nic, options.dataPlane);
+    const manager = options.manager ?? new MacManager({ nics: { nic0: options.nic } });
+    return new Switch(options, dp, manager, options.manager === undefined);
+  }
+
+  /**
+   * Resolves with the port attached to a client: the one named `name` (a listed client or a lease
+   * kept for it), else the first listed client not connected, else a new one under `allocation`.
+   * Rejects with PORT_CLOSED after close(), NAME_IN_USE when the name is connected, TOO_MANY_CLIENTS
+   * when no client can be handed out, or the manager's error (MAC_IN_USE, NO_FREE_SLOT, …); the port
+   * is closed and the refusal counted and logged in every such case.
+   */
+  async attach(port: FramePort, options: { name?: string } = {}): Promise<SwitchPort> {
+    let closedEarly = false;
+    port.onClose(() => (closedEarly = true));
+    let name: string | undefined;
+    try {
+      if (this.#closed) throw new MacslotError('PORT_CLOSED', `the switch is closed; refusing ${show(port.name)}`);
+      name = this.#pickName(options.name);
+      this.#pending.add(name);
+      const holding = await this.#take(name, options.name !== undefined);
+      this.#pending.delete(name);
+      if (closedEarly || this.#closed) {
+        this.#held.set(name, { holding, live: false });
+        this.#release(name);
+        throw new MacslotError('PORT_CLOSED', `${show(port.name)} closed while its client ${show(name)} was set up`);
+      }
+      this.#held.set(name, { holding, live: true });
+      const id = this.#nextId++;
+      const sp = new SwitchPortImpl(this, id, port, holding.client);
+      const binding = bindClient(this.dataPlane, holding.client, port, {
+        antiSpoof: this.antiSpoof,
+        log: this.#log,
+        onClose: (reason) => this.#disconnect(id, reason.kind === 'error' ? `error: ${reason.error.message}` : reason.kind),
+      });
+      this.#ports.set(id, { port: sp, binding, holding });
+      this.#log(`${port.name}: connected as ${holding.client.name} ${sp.mac?.toString() ?? '(no MAC)'}`);
+      return sp;
+    } catch (err) {
+      if (name !== undefined) this.#pending.delete(name);
+      const code = isMacslotError(err) ? err.code : 'ERROR';
+      this.#refused[code] = (this.#refused[code] ?? 0) + 1;
+      this.#log(`${port.name}: refused: ${err instanceof Error ? err.message : String(err)}`);
+      port.close();
+      throw err;
+    }
+  }
+
+  /** Attaches the uplink (the wire side); returns its binding. Throws INVALID_ARGUMENT when one is attached, PORT_CLOSED after close(). */
+  attachUplink(port: FramePort): PortBinding {
+    if (this.#closed) throw new MacslotError('PORT_CLOSED', `the switch is closed; refusing uplink ${show(port.name)}`);
+    const b = bindUplink(this.dataPlane, port, {
+      log: this.#log,
+      onClose: (reason) => {
+        if (this.#uplink === b) this.#uplink = undefined;
+        this.#log(`${port.name}: uplink closed (${reason.kind === 'error' ? reason.error.message : reason.kind})`);
+      },
+    });
+    this.#uplink = b;
+    this.#log(`${port.name}: uplink attached`);
+    return b;
+  }
+
+  /** Returns the live ports. */
+  ports(): SwitchPort[] {
+    return [...this.#ports.values()].map((p) => p.port);
+  }
+
+  /** Returns every counter as plain data (JSON-ready). Never throws. */
+  counters(): SwitchCounters {
+    const t = this.#closedTotals;
+    return {
+      ports: [...this.#ports.values()].map((p) => p.port.counters()),
+      uplink: this.#uplink?.counters() ?? null,
+      closed: { ports: t.ports, rx: { ...t.rx }, tx: { ...t.tx }, drops: { ...t.drops } },
+      refused: { ...this.#refused },
+      leased: [...this.#held].filter(([, h]) => !h.live).map(([n]) => n),
+      spoofed: this.dataPlane.counters().spoofed,
+    };
+  }
+
+  /** Resolves once every port and the uplink are closed and every client released. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const p of [...this.#ports.values()]) p.port.port.close();
+    this.#uplink?.port.close();
+    const names = [...this.#held.keys()];
+    await Promise.all(names.map((n) => this.#release(n)));
+    if (this.#ownManager) await this.manager.close().catch(() => {});
+    this.dataPlane.close();
+  }
+
+  /** Returns port `id`'s counters; used by SwitchPort. */
+  portCounters(id: number, client: NicClient, mac: Mac | undefined): SwitchPortInfo {
+    const p = this.#ports.get(id);
+    const c = p?.binding.counters() ?? { name: '', rx: { frames: 0, bytes: 0 }, tx: { frames: 0, bytes: 0 }, drops: {} };
+    return { id, client: client.name, mac: mac?.toString(), ...c };
+  }
+
+  #pickName(requested: string | undefined): string {
+    if (requested !== undefined) {
+      if (typeof requested !== 'string' || requested.length === 0 || requested.length > 256) throw new MacslotError('INVALID_ARGUMENT', `port name must be a non-empty string of at most 256 characters, got ${show(requested)}`);
+      if (this.#pending.has(requested) || this.#held.get(requested)?.live === true) throw new MacslotError('NAME_IN_USE', `client ${show(requested)} is already connected`);
+      if (!this.#specs.some((s) => s.name === requested) && !this.#held.has(requested) && this.allocation === 'none') {
+        throw new MacslotError('TOO_MANY_CLIENTS', `client ${show(requested)} is not in the configuration and allocation is "none"`);
+      }
+      return requested;
+    }
+    const free = this.#specs.find((s) => !this.#pending.has(s.name) && this.#held.get(s.name)?.live !== true);
+    if (free !== undefined) return free.name;
+    if (this.allocation === 'none') throw new MacslotError('TOO_MANY_CLIENTS', `all ${this.#specs.length} configured clients are connected and allocation is "none"`);
+    for (;;) {
+      const n = `port-${++this.#anon}`;
+      if (!this.#held.has(n) && !this.#pending.has(n) && this.nic.client(n) === undefined) return n;
+    }
+  }
+
+  /** Sets up (or takes back from its lease) the client called `name`. */
+  async #take(name: string, wanted: boolean): Promise<Holding> {
+    const kept = this.#held.get(name);
+    if (kept !== undefined && !kept.live) {
+      clearTimeout(kept.holding.timer as number);
+      kept.holding.timer = undefined;
+      if (kept.holding.client.open) return kept.holding;
+      this.#held.delete(name);
+    }
+    const spec = this.#specs.find((s) => s.name === name);
+    const address = spec?.address ?? this.allocation;
+    let holding: Holding;
+    if (address.startsWith('factory:')) {
+      const client = this.nic.openClient(name, { broadcast: spec?.broadcast ?? true });
+      try {
+        client.addressReserve({ slot: Number(address.slice(8)) });
+      } catch (err) {
+        client.close();
+        throw err;
+      }
+      holding = { name, client, release: async () => client.close(), timer: undefined };
+    } else {
+      const req: AllocateRequest = { guest: name, nic: 'nic0' };
+      if (address === 'random' || address === 'factory' || address === 'auto') req.policy = address;
+      else if (address.startsWith('random:')) Object.assign(req, { policy: 'random', prefix: address.slice(7) });
+      else Object.assign(req, { policy: 'fixed', mac: address });
+      if (this.#ownManager === false) delete req.nic;
+      const lease = await this.manager.allocate(req);
+      const client = lease.client;
+      if (spec?.broadcast === false) client.setBroadcast(false);
+      holding = {
+        name,
+        client,
+        release: async () => {
+          // Generated names never come back, so their records would only grow the store.
+          await this.manager.release(lease, { forget: spec === undefined && !wanted }).catch(() => {});
+          // The manager closes the clients it opened; one opened before it stays open otherwise.
+          if (client.open && client.slots().length === 0) client.close();
+        },
+        timer: undefined,
+      };
+    }
+    try {
+      for (const g of spec?.multicast ?? []) holding.client.multicastJoin(g);
+    } catch (err) {
+      await holding.release();
+      throw err;
+    }
+    return holding;
+  }
+
+  #disconnect(id: number, why: string): void {
+    const p = this.#ports.get(id);
+    if (p === undefined) return;
+    const c = p.port.counters();
+    this.#ports.delete(id);
+    const t = this.#closedTotals;
+    t.ports++;
+    t.rx.frames += c.rx.frames;
+    t.rx.bytes += c.rx.bytes;
+    t.tx.frames += c.tx.frames;
+    t.tx.bytes += c.tx.bytes;
+    for (const [k, v] of Object.entries(c.drops)) t.drops[k] = (t.drops[k] ?? 0) + v;
+    const name = p.holding.name;
+    const h = this.#held.get(name);
+    if (h === undefined) return;
+    h.live = false;
+    if (this.leaseTtlMs > 0 && !this.#closed) {
+      this.#log(`${p.port.port.name}: disconnected (${why}); ${name} keeps ${p.port.mac?.toString() ?? 'its slot'} for ${this.leaseTtlMs} ms`);
+      h.holding.timer = setTimeout(() => void this.#release(name), this.leaseTtlMs);
+      unref(h.holding.timer);
+    } else {
+      this.#log(`${p.port.port.name}: disconnected (${why}); ${name} released`);
+      void this.#release(name);
+    }
+  }
+
+  #release(name: string): Promise<void> {
+    const h = this.#held.get(name);
+    if (h === undefined || h.live) return Promise.resolve();
+    this.#held.delete(name);
+    clearTimeout(h.holding.timer as number);
+    const p = h.holding.release().finally(() => this.#releasing.delete(p));
+    this.#releasing.add(p);
+    return p;
+  }
+
+  /** Resolves once every release in progress has finished, so slots can be counted. Never rejects. */
+  async settled(): Promise<void> {
+    while (this.#releasing.size > 0) await Promise.allSettled([...this.#releasing]);
+  }
+}
+
+class SwitchPortImpl implements SwitchPort {
+  readonly id: number;
+  readonly port: FramePort;
+  readonly client: NicClient;
+  readonly #sw: Switch;
+  constructor(sw: Switch, id: number, port: FramePort, client: NicClient) {
+    this.#sw = sw;
+    this.id = id;
+    this.port = port;
+    this.client = client;
+  }
+  get mac(): Mac | undefined {
+    if (!this.client.open) return undefined;
+    const s = this.client.slots().map((n) => this.client.addressGet(n)).find((i) => i.active);
+    return s?.mac;
+  }
+  counters(): SwitchPortInfo {
+    return this.#sw.portCounters(this.id, this.client, this.mac);
+  }
+  close(): void {
+    this.port.close();
+  }
+}

@@ -1,0 +1,198 @@
+// Real peers around the built `macslot switch` and the switch API: passt as the uplink, two vde_plug processes, and a QEMU guest booting iPXE.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createSocket } from 'node:dgram';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { Nic, Switch, memoryPortPair, type SwitchCounters } from 'macslot';
+import { serveSwitch, spawnPasst } from 'macslot/node';
+import { dhcpDiscover, dhcpMessageType, icmpv6Type, macText, needTool, routerSolicitation, tagOf, tagged, until } from './support/frames.js';
+import { streamPeer } from './support/peer.js';
+
+const ROOT = new URL('..', import.meta.url).pathname;
+const CLI = join(ROOT, 'dist/cli/main.js');
+const dir = mkdtempSync(join(tmpdir(), 'macslot-peers-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** The built CLI as a child, with its stdout, stderr and a way to wait for a stderr line. */
+function startCli(args: string[]) {
+  const child: ChildProcess = spawn(process.execPath, [CLI, 'switch', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
+  child.stderr!.on('data', (b: Buffer) => (err += b.toString()));
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  return {
+    child,
+    exited,
+    out: () => out,
+    err: () => err,
+    waitErr: (re: RegExp, ms = 10000) => until(() => re.test(err), ms, `${re} on the switch's stderr (so far: ${err.slice(-500)})`),
+  };
+}
+
+describe('passt as the uplink (acceptance 1)', () => {
+  it('a client behind `macslot switch` gets passt’s DHCPOFFER and router advertisement', async (ctx) => {
+    if (!(await needTool('passt'))) return ctx.skip();
+    const mac = '02:00:00:00:00:42';
+    const config = join(dir, 'passt.json');
+    writeFileSync(config, JSON.stringify({ nic: { primary: '02:00:00:00:00:01' }, clients: [{ name: 'vm', address: mac, multicast: ['33:33:00:00:00:01'] }] }));
+    const sock = join(dir, 'passt-sw.sock');
+    const cli = startCli(['--config', config, '--listen', `unix:${sock}`, '--uplink', 'passt', '--json']);
+    try {
+      await cli.waitErr(/listening on unix:/);
+      const peer = await streamPeer(sock);
+      await cli.waitErr(/connected as vm 02:00:00:00:00:42/);
+      peer.send(dhcpDiscover(mac, 0x12345678));
+      peer.send(routerSolicitation(mac));
+      await until(() => peer.got.some((f) => dhcpMessageType(f) === 2) && peer.got.some((f) => icmpv6Type(f) === 134), 15000, `DHCPOFFER and RA from passt (got ${peer.got.length} frames; switch said: ${cli.err().slice(-800)})`);
+      const offer = peer.got.find((f) => dhcpMessageType(f) === 2)!;
+      // The offer is for our transaction and our MAC.
+      expect(new DataView(offer.buffer, offer.byteOffset + 14 + 20 + 8 + 4, 4).getUint32(0)).toBe(0x12345678);
+      expect(macText(offer, 14 + 20 + 8 + 28)).toBe(mac);
+      cli.child.kill('SIGUSR1');
+      await until(() => cli.out().includes('\n'), 5000, 'counters on SIGUSR1');
+      const c = JSON.parse(cli.out().split('\n')[0]!) as SwitchCounters;
+      expect(c.ports).toHaveLength(1);
+      expect(c.ports[0]!.rx.frames).toBe(2);
+      expect(c.ports[0]!.tx.frames).toBeGreaterThanOrEqual(2);
+      expect(c.uplink!.tx.frames).toBe(2);
+      expect(c.uplink!.name).toMatch(/^passt:/);
+      peer.socket.destroy();
+    } finally {
+      cli.child.kill('SIGTERM');
+    }
+    expect(await cli.exited).toBe(0);
+  }, 30_000);
+});
+
+describe('vde_plug (acceptance 5)', () => {
+  it('two vde_plug processes exchange frames through the switch, filtered by destination', async (ctx) => {
+    if (!(await needTool('vde_plug'))) return ctx.skip();
+    // Each vde_plug bridges a switch port to a UDP socket of this test (vdeplug4's udp:// plugin: one frame per datagram).
+    const sockets = await Promise.all(
+      [0, 1].map(
+        () =>
+          new Promise<ReturnType<typeof createSocket>>((resolve) => {
+            const s = createSocket('udp4');
+            s.bind(0, '127.0.0.1', () => resolve(s));
+          }),
+      ),
+    );
+    const testPorts = sockets.map((s) => s.address().port);
+    const plugPorts = await Promise.all(
+      [0, 1].map(
+        () =>
+          new Promise<number>((resolve) => {
+            // A free port for vde_plug's side: bind, read it, let go.
+            const s = createSocket('udp4');
+            s.bind(0, '127.0.0.1', () => {
+              const p = s.address().port;
+              s.close(() => resolve(p));
+            });
+          }),
+      ),
+    );
+    const got: Uint8Array[][] = [[], []];
+    sockets.forEach((s, i) => s.on('message', (m) => got[i]!.push(new Uint8Array(m))));
+    const A = '02:00:00:00:00:0a';
+    const B = '02:00:00:00:00:0b';
+    const nic = new Nic({ primary: '02:00:00:00:00:01' });
+    const logs: string[] = [];
+    const sw = await Switch.create({ nic, clients: [{ name: 'a', address: A }, { name: 'b', address: B }], log: (l) => logs.push(l) });
+    const served = await serveSwitch(sw, { vde: plugPorts.map((p, i) => `udp://127.0.0.1:${p}->127.0.0.1:${testPorts[i]}`), log: (l) => logs.push(l) });
+    try {
+      await until(() => sw.ports().length === 2, 5000, 'both vde_plug ports');
+      const byName = Object.fromEntries(sw.ports().map((p) => [p.client.name, p]));
+      // vde_plug's port names carry their VNL, so map client → which UDP socket reaches it.
+      const idx = (name: string) => plugPorts.findIndex((p) => byName[name]!.port.name.includes(`:${p}->`));
+      const send = (client: string, frame: Uint8Array) => sockets[idx(client)]!.send(frame, plugPorts[idx(client)]!, '127.0.0.1');
+      // vde_plug may need a moment before its udp side is bound; retry the first frame until it passes.
+      await until(
+        () => {
+          if (got[idx('b')]!.length === 0) send('a', tagged(B, A, 1));
+          return got[idx('b')]!.length > 0;
+        },
+        5000,
+        'the first frame through two vde_plug processes',
+      );
+      got[0] = [];
+      got[1] = [];
+      send('a', tagged(B, A, 2));
+      send('b', tagged(A, B, 3));
+      send('a', tagged('02:00:00:00:00:0c', A, 4));
+      send('b', tagged('ff:ff:ff:ff:ff:ff', B, 5));
+      send('a', tagged('ff:ff:ff:ff:ff:ff', B, 6));
+      await until(() => got[idx('b')]!.length >= 1 && got[idx('a')]!.length >= 2, 5000, 'the frames through vde_plug');
+      await new Promise((r) => setTimeout(r, 200));
+      expect(got[idx('b')]!.map(tagOf)).toEqual([2]);
+      expect(got[idx('a')]!.map(tagOf)).toEqual([3, 5]);
+      const c = sw.counters().ports.find((p) => p.client === 'a')!;
+      expect(c.drops.spoofed).toBe(1);
+      expect(logs.some((l) => /vde:udp.*dropped \(spoofed\)/.test(l))).toBe(true);
+    } finally {
+      await served.close();
+      sockets.forEach((s) => s.close());
+    }
+  }, 30_000);
+});
+
+describe('QEMU (acceptance 4)', () => {
+  it('a QEMU guest booting iPXE over -netdev stream sends DHCPDISCOVER through the switch to the uplink', async (ctx) => {
+    if (!(await needTool('qemu-system-x86_64'))) return ctx.skip();
+    const mac = '52:54:00:12:34:56';
+    const nic = new Nic({ primary: '02:00:00:00:00:01' });
+    const sw = await Switch.create({ nic, clients: [{ name: 'qemu', address: mac }] });
+    const [up, upFar] = memoryPortPair('uplink', 'wire');
+    const wire: Uint8Array[] = [];
+    upFar.onFrame((f) => wire.push(f.slice()));
+    const sock = join(dir, 'qemu.sock');
+    const served = await serveSwitch(sw, { listen: [{ kind: 'unix', path: sock }] });
+    sw.attachUplink(up);
+    const qemu = spawn(
+      'qemu-system-x86_64',
+      ['-machine', 'accel=tcg', '-m', '128', '-display', 'none', '-serial', 'none', '-monitor', 'none', '-nodefaults', '-boot', 'n', '-device', `e1000,netdev=n0,mac=${mac}`, '-netdev', `stream,id=n0,server=off,addr.type=unix,addr.path=${sock}`],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    let qerr = '';
+    qemu.stderr!.on('data', (b: Buffer) => (qerr += b.toString()));
+    try {
+      await until(() => wire.some((f) => dhcpMessageType(f) === 1) || qemu.exitCode !== null, 25000, `a DHCPDISCOVER from QEMU on the uplink (qemu said: ${qerr.slice(-300)})`);
+      expect(qemu.exitCode).toBeNull();
+      const discover = wire.find((f) => dhcpMessageType(f) === 1)!;
+      expect(macText(discover, 6)).toBe(mac);
+      const port = sw.counters().ports.find((p) => p.client === 'qemu')!;
+      expect(port.rx.frames).toBeGreaterThanOrEqual(1);
+      expect(port.drops.spoofed ?? 0).toBe(0);
+    } finally {
+      qemu.kill('SIGKILL');
+      await served.close();
+    }
+  }, 40_000);
+});
+
+describe('spawnPasst', () => {
+  it('rejects with PEER_INVALID naming the program when passt cannot start', async () => {
+    await expect(spawnPasst({ command: join(dir, 'no-such-passt'), timeoutMs: 1000 })).rejects.toThrow(/PEER_INVALID: passt did not offer .*no-such-passt/);
+  });
+});
+
+describe('macslot switch usage', () => {
+  it('refuses bad options before starting, naming the value', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const run = (...args: string[]) => spawnSync(process.execPath, [CLI, 'switch', ...args], { encoding: 'utf8' });
+    const none = run();
+    expect([none.status, none.stderr]).toEqual([1, 'macslot switch: INVALID_ARGUMENT: nothing to switch: give at least one --listen or --vde\n']);
+    const bad = run('--listen', 'bogus:1');
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toContain('--listen "bogus:1" is not unix:PATH');
+    const up = run('--listen', 'unix:/tmp/x.sock', '--uplink', 'carrier-pigeon');
+    expect(up.stderr).toContain('--uplink "carrier-pigeon" is not none, passt, stream:PATH or vde:VNL');
+    const cfg = join(dir, 'bad-switch.json');
+    writeFileSync(cfg, JSON.stringify({ nic: { primary: '02:00:00:00:00:01' }, switch: { leaseTtlMs: -5 } }));
+    const c = run('--config', cfg, '--listen', `unix:${join(dir, 'never.sock')}`);
+    expect(c.status).toBe(1);
+    expect(c.stderr).toContain('switch.leaseTtlMs: -5 is not an integer');
+  });
+});
