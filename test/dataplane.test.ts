@@ -204,6 +204,25 @@ describe('transmit', () => {
     expect(dp.send(a.id, frameTo(rb.mac.toString(), ra.mac.toString()), { antiSpoof: true })).toBe(true);
     expect(dp.ring(b.id).drain()).toHaveLength(1);
   });
+
+  it('anti-spoof follows every change of ownership: modify, add, release, another client, reload', async () => {
+    const { dp, a, b, ra, rb } = await setup();
+    const from = (src: string, id = a.id): boolean => dp.send(id, frameTo(rb.mac.toString(), src), { antiSpoof: true });
+    a.addressModify(ra.slot, '02:00:00:00:00:a1');
+    expect([from(ra.mac.toString()), from('02:00:00:00:00:a1')]).toEqual([false, true]);
+    const added = a.addressAdd('02:00:00:00:00:a2');
+    expect(from('02:00:00:00:00:a2')).toBe(true);
+    expect(from('02:00:00:00:00:a2', b.id)).toBe(false); // b may not use a's MAC
+    a.addressRemove(added.slot);
+    expect(from('02:00:00:00:00:a2')).toBe(false);
+    b.addressAdd('02:00:00:00:00:a2'); // the freed MAC now belongs to b
+    expect([from('02:00:00:00:00:a2'), from('02:00:00:00:00:a2', b.id)]).toEqual([false, true]);
+    dp.reload();
+    expect([from('02:00:00:00:00:a1'), from(ra.mac.toString()), from(rb.mac.toString(), b.id)]).toEqual([true, false, true]);
+    a.addressUnreserve(ra.slot);
+    expect(from('02:00:00:00:00:a1')).toBe(false);
+    expect(dp.counters().spoofed).toBe(6);
+  });
 });
 
 describe('lanes', () => {

@@ -175,6 +175,8 @@ export class DataPlane {
   readonly #hashRefs = new Uint16Array(4096);
   // Active unicast MACs per client id (ids are below the NIC's client capacity).
   readonly #activeCount: Int32Array;
+  // Active unicast MAC (by Mac.key) → owning client id, so anti-spoof checks cost one lookup per frame.
+  readonly #owners = new Map<number | string, number>();
   readonly #clientBits = new Map<number, { broadcast: boolean; promiscuous: boolean }>();
   #flags = 0;
   #hashType = 0;
@@ -437,19 +439,25 @@ export class DataPlane {
     if (nic === undefined) throw new MacslotError('DATA_PLANE', 'send needs the data plane created from the Nic');
     const client = nic.client(id);
     if (client === undefined) throw new MacslotError('INVALID_ARGUMENT', `no open client with id ${show(id)}`);
-    const own = client.slots().map((s) => nic.addressGet(s)).filter((s) => s.active && s.mac.kind === 'mac48');
-    if (frame.length < 14 || frame.length > this.maxFrameLength || own.length === 0) {
-      this.#spoofed += own.length === 0 ? 1 : 0;
-      return false;
-    }
-    const out = frame.slice();
+    let out: Uint8Array;
     if (options.antiSpoof) {
-      const src = Mac.fromBytes(out, 6, 6);
-      if (!own.some((s) => s.mac.equals(src))) {
+      // The per-frame path of a switch: one lookup of the source among the active MACs, no objects.
+      if (frame.length < 14 || frame.length > this.maxFrameLength) return false;
+      const src = (frame[6]! * 0x10000 + frame[7]! * 0x100 + frame[8]!) * 0x100_0000 + ((frame[9]! << 16) | (frame[10]! << 8) | frame[11]!);
+      if (this.#owners.get(src) !== id) {
         this.#spoofed++;
         return false;
       }
-    } else own[0]!.mac.writeTo(out, 6);
+      out = frame.slice();
+    } else {
+      const own = client.slots().map((s) => nic.addressGet(s)).filter((s) => s.active && s.mac.kind === 'mac48');
+      if (frame.length < 14 || frame.length > this.maxFrameLength || own.length === 0) {
+        this.#spoofed += own.length === 0 ? 1 : 0;
+        return false;
+      }
+      out = frame.slice();
+      own[0]!.mac.writeTo(out, 6);
+    }
     this.#single(out);
     this.rxBurst(1, id);
     this.#uplink?.(out, id);
@@ -493,6 +501,7 @@ export class DataPlane {
     for (let g = this.#maxGroups - 1; g >= 0; g--) this.#freeGroups.push(g);
     this.#hashRefs.fill(0);
     this.#activeCount.fill(0);
+    this.#owners.clear();
     this.#clientBits.clear();
     this.#apply(bank, { op: 'flags', flags: this.#flagsFor(nic) });
     // The bulk of a rebuild: no operation objects, no Mac objects for MAC-48 keys.
@@ -501,6 +510,7 @@ export class DataPlane {
       if (typeof key === 'number') this.#put48(bank, key, meta);
       else this.#apply(bank, { op: 'put', mac: Mac.parse(key), meta });
       this.#activeCount[e.client]!++;
+      this.#owners.set(key, e.client);
     }
     const ops: Op[] = [];
     for (const [key, g] of state.groups) {
@@ -584,17 +594,22 @@ export class DataPlane {
         if (e.active) {
           ops.push({ op: 'put', mac: e.mac, meta: this.#unicastMeta(e.clientId, e.placement) });
           this.#activeCount[e.clientId]!++;
+          this.#owners.set(e.mac.key, e.clientId);
         }
         break;
       case 'modified':
-        if (e.previous) ops.push({ op: 'del', mac: e.previous });
-        else this.#activeCount[e.clientId]!++;
+        if (e.previous) {
+          ops.push({ op: 'del', mac: e.previous });
+          this.#owners.delete(e.previous.key);
+        } else this.#activeCount[e.clientId]!++;
         ops.push({ op: 'put', mac: e.mac, meta: this.#unicastMeta(e.clientId, e.placement) });
+        this.#owners.set(e.mac.key, e.clientId);
         break;
       case 'released':
         if (e.mac) {
           ops.push({ op: 'del', mac: e.mac });
           this.#activeCount[e.clientId]!--;
+          this.#owners.delete(e.mac.key);
         }
         break;
       case 'placed':
