@@ -14,15 +14,31 @@ const HIGH_WATER = 64 * 1024;
 const mac = (i: number): string => `02:00:00:00:${((i >> 8) & 0xff).toString(16).padStart(2, '0')}:${(i & 0xff).toString(16).padStart(2, '0')}`;
 const bytes = (m: string): number[] => m.split(':').map((h) => parseInt(h, 16));
 
-/** A flooding relay, as most emulator relays are: every frame goes to every other connection. */
+/**
+ * A flooding relay, as most emulator relays are: every frame goes to every other connection. It
+ * batches its writes per turn of the event loop exactly as the switch's ports do, so the comparison
+ * measures flooding against filtering, not syscall counts.
+ */
 async function floodingRelay(path: string): Promise<Server> {
   const conns = new Set<Socket>();
+  const corked = new Set<Socket>();
   const server = createServer((s) => {
     conns.add(s);
     s.setNoDelay(true);
     const dec = new FrameDecoder(QEMU_FRAMING, (f) => {
       const out = encodeFrame(QEMU_FRAMING, f);
-      for (const c of conns) if (c !== s && c.writableLength < 1 << 20) c.write(out);
+      for (const c of conns) {
+        if (c === s || c.writableLength >= 1 << 20) continue;
+        if (!corked.has(c)) {
+          corked.add(c);
+          c.cork();
+          process.nextTick(() => {
+            corked.delete(c);
+            c.uncork();
+          });
+        }
+        c.write(out);
+      }
     });
     s.on('data', (c) => dec.push(c));
     s.on('close', () => conns.delete(s));

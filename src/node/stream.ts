@@ -39,6 +39,7 @@ class StreamPort implements FramePort {
   #receiver: ((frame: Uint8Array) => void) | undefined;
   #closeListener: ((reason: PortCloseReason) => void) | undefined;
   #closed = false;
+  #corked = false;
 
   constructor(input: Readable, output: Writable, dispose: () => void, o: StreamPortOptions) {
     this.name = o.name ?? 'stream';
@@ -90,6 +91,15 @@ class StreamPort implements FramePort {
     if (this.#out.writableLength + frame.length + f.prefixBytes > this.#maxQueue) {
       this.#drops.drop('backpressure', `the peer is not reading; ${this.#out.writableLength} bytes are queued (limit ${this.#maxQueue})`);
       return false;
+    }
+    // Frames sent in one turn of the event loop leave in one writev instead of one syscall each.
+    if (!this.#corked) {
+      this.#corked = true;
+      this.#out.cork();
+      process.nextTick(() => {
+        this.#corked = false;
+        this.#out.uncork();
+      });
     }
     // encodeFrame copies, so the caller's buffer (a ring view) may be reused at once.
     this.#out.write(encodeFrame(f, frame));
