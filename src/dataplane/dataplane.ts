@@ -501,17 +501,15 @@ export class DataPlane {
     for (let g = this.#maxGroups - 1; g >= 0; g--) this.#freeGroups.push(g);
     this.#hashRefs.fill(0);
     this.#activeCount.fill(0);
-    this.#owners.clear();
     this.#clientBits.clear();
     this.#apply(bank, { op: 'flags', flags: this.#flagsFor(nic) });
     // The bulk of a rebuild: no operation objects, no Mac objects for MAC-48 keys.
-    for (const [key, e] of state.unicast) {
+    state.unicast.forEach((e, key) => {
       const meta = (e.client & 0xffff) | (e.hardware ? M_HARDWARE : 0);
       if (typeof key === 'number') this.#put48(bank, key, meta);
       else this.#apply(bank, { op: 'put', mac: Mac.parse(key), meta });
       this.#activeCount[e.client]!++;
-      this.#owners.set(key, e.client);
-    }
+    });
     const ops: Op[] = [];
     for (const [key, g] of state.groups) {
       const mac = typeof key === 'number' ? Mac.fromNumber(key) : Mac.parse(key);
@@ -538,6 +536,8 @@ export class DataPlane {
   }
 
   #loadFrom(nic: Nic): void {
+    // Ownership does not depend on a bank's layout, so events keep it current and a reload leaves it be.
+    for (const [key, e] of nic.filterState().unicast) this.#owners.set(key, e.client);
     // Both banks start identical: program bank 0, copy it, publish it.
     this.#program(nic, 0);
     this.#x.bankCopy(0, 1);
