@@ -3,7 +3,7 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { MacslotError, show } from '../errors.js';
 import { QEMU_MAX_FRAME } from '../port/framing.js';
-import { DropCounter, type FramePort, type PortCloseReason } from '../port/port.js';
+import { DropCounter, Inlet, type FramePort, type PortCloseReason } from '../port/port.js';
 import type { Listener } from './stream.js';
 
 /** How a datagram listener behaves. */
@@ -23,7 +23,7 @@ class DgramPort implements FramePort {
   readonly #maxQueue: number;
   readonly #drops: DropCounter;
   readonly #forget: () => void;
-  #receiver: ((frame: Uint8Array) => void) | undefined;
+  readonly #inlet: Inlet;
   #closeListener: ((reason: PortCloseReason) => void) | undefined;
   #closed = false;
   lastSeen = Date.now();
@@ -36,16 +36,13 @@ class DgramPort implements FramePort {
     this.#forget = forget;
     this.name = `udp:${host}:${port}`;
     this.#drops = new DropCounter(this.name, log);
+    this.#inlet = new Inlet(this.#drops);
   }
 
   deliver(frame: Uint8Array): void {
     this.lastSeen = Date.now();
     if (frame.length > QEMU_MAX_FRAME) return this.#drops.drop('oversize', `a ${frame.length}-byte datagram is above ${QEMU_MAX_FRAME}`);
-    try {
-      this.#receiver?.(frame);
-    } catch {
-      // The receiver's failure stays with it.
-    }
+    this.#inlet.push(frame);
   }
 
   send(frame: Uint8Array): boolean {
@@ -68,7 +65,7 @@ class DgramPort implements FramePort {
   }
 
   onFrame(receiver: (frame: Uint8Array) => void): void {
-    this.#receiver = receiver;
+    this.#inlet.set(receiver);
   }
   onClose(listener: (reason: PortCloseReason) => void): void {
     this.#closeListener = listener;
@@ -82,7 +79,7 @@ class DgramPort implements FramePort {
   shut(reason: PortCloseReason): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#receiver = undefined;
+    this.#inlet.clear();
     this.#forget();
     const l = this.#closeListener;
     this.#closeListener = undefined;

@@ -5,7 +5,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import { MacslotError, show } from '../errors.js';
 import { FrameDecoder, QEMU_FRAMING, encodeFrame, type StreamFraming } from '../port/framing.js';
-import { DropCounter, type FramePort, type PortCloseReason } from '../port/port.js';
+import { DropCounter, Inlet, type FramePort, type PortCloseReason } from '../port/port.js';
 
 /** How a stream port behaves. */
 export interface StreamPortOptions {
@@ -36,7 +36,7 @@ class StreamPort implements FramePort {
   readonly #maxQueue: number;
   readonly #drops: DropCounter;
   readonly #log: ((line: string) => void) | undefined;
-  #receiver: ((frame: Uint8Array) => void) | undefined;
+  readonly #inlet: Inlet;
   #closeListener: ((reason: PortCloseReason) => void) | undefined;
   #closed = false;
   #corked = false;
@@ -48,13 +48,8 @@ class StreamPort implements FramePort {
     this.#maxQueue = queueLimit(o.maxQueueBytes);
     this.#log = o.log;
     this.#drops = new DropCounter(this.name, o.log);
-    this.#decoder = new FrameDecoder(o.framing ?? QEMU_FRAMING, (frame) => {
-      try {
-        this.#receiver?.(frame);
-      } catch {
-        // A receiver's failure must not desynchronise the stream or reach the socket's error path.
-      }
-    });
+    this.#inlet = new Inlet(this.#drops);
+    this.#decoder = new FrameDecoder(o.framing ?? QEMU_FRAMING, (frame) => this.#inlet.push(frame));
     input.on('data', (chunk: Buffer) => {
       if (this.#closed) return;
       if (!this.#decoder.push(chunk)) {
@@ -107,7 +102,7 @@ class StreamPort implements FramePort {
   }
 
   onFrame(receiver: (frame: Uint8Array) => void): void {
-    this.#receiver = receiver;
+    this.#inlet.set(receiver);
   }
 
   onClose(listener: (reason: PortCloseReason) => void): void {
@@ -133,7 +128,7 @@ class StreamPort implements FramePort {
   #shut(reason: PortCloseReason): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#receiver = undefined;
+    this.#inlet.clear();
     try {
       this.#dispose();
     } catch {

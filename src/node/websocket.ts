@@ -4,7 +4,7 @@ import type { IncomingMessage } from 'node:http';
 import { WebSocket, WebSocketServer } from 'ws';
 import { MacslotError, show } from '../errors.js';
 import { QEMU_MAX_FRAME } from '../port/framing.js';
-import { DropCounter, type FramePort, type PortCloseReason } from '../port/port.js';
+import { DropCounter, Inlet, type FramePort, type PortCloseReason } from '../port/port.js';
 import type { Listener } from './stream.js';
 
 /** How a WebSocket port behaves. */
@@ -20,7 +20,7 @@ class WsPort implements FramePort {
   readonly #ws: WebSocket;
   readonly #maxQueue: number;
   readonly #drops: DropCounter;
-  #receiver: ((frame: Uint8Array) => void) | undefined;
+  readonly #inlet: Inlet;
   #closeListener: ((reason: PortCloseReason) => void) | undefined;
   #closed = false;
 
@@ -29,16 +29,13 @@ class WsPort implements FramePort {
     this.#ws = ws;
     this.#maxQueue = o.maxQueueBytes ?? 1 << 20;
     this.#drops = new DropCounter(this.name, o.log);
+    this.#inlet = new Inlet(this.#drops);
     ws.binaryType = 'nodebuffer';
     ws.on('message', (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean) => {
       if (this.#closed) return;
       if (!isBinary) return this.#drops.drop('text-message', 'a text message is not a frame');
       const frame = Array.isArray(data) ? Buffer.concat(data) : data instanceof ArrayBuffer ? new Uint8Array(data) : data;
-      try {
-        this.#receiver?.(frame);
-      } catch {
-        // The receiver's failure stays with it.
-      }
+      this.#inlet.push(frame);
     });
     ws.on('close', () => this.#shut({ kind: 'peer' }));
     ws.on('error', (err: Error & { code?: string }) => {
@@ -59,7 +56,7 @@ class WsPort implements FramePort {
     return true;
   }
   onFrame(receiver: (frame: Uint8Array) => void): void {
-    this.#receiver = receiver;
+    this.#inlet.set(receiver);
   }
   onClose(listener: (reason: PortCloseReason) => void): void {
     this.#closeListener = listener;
@@ -73,7 +70,7 @@ class WsPort implements FramePort {
   #shut(reason: PortCloseReason): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#receiver = undefined;
+    this.#inlet.clear();
     if (this.#ws.readyState === WebSocket.OPEN || this.#ws.readyState === WebSocket.CONNECTING) this.#ws.terminate();
     const l = this.#closeListener;
     this.#closeListener = undefined;

@@ -1,11 +1,11 @@
 // Ports: an in-memory pair of connected ports, for tests and for wiring two parts of one process together.
 
-import type { FramePort, PortCloseReason } from './port.js';
+import { Inlet, type FramePort, type PortCloseReason } from './port.js';
 
 class MemoryPort implements FramePort {
   readonly name: string;
   peer: MemoryPort | undefined;
-  #receiver: ((frame: Uint8Array) => void) | undefined;
+  readonly #inlet = new Inlet();
   #closeListener: ((reason: PortCloseReason) => void) | undefined;
   #closed = false;
 
@@ -22,15 +22,11 @@ class MemoryPort implements FramePort {
   }
 
   #deliver(frame: Uint8Array): void {
-    try {
-      this.#receiver?.(frame);
-    } catch {
-      // The receiver's failure is its own; the sender's send already succeeded.
-    }
+    this.#inlet.push(frame);
   }
 
   onFrame(receiver: (frame: Uint8Array) => void): void {
-    this.#receiver = receiver;
+    this.#inlet.set(receiver);
   }
 
   onClose(listener: (reason: PortCloseReason) => void): void {
@@ -45,7 +41,7 @@ class MemoryPort implements FramePort {
   shut(reason: PortCloseReason): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#receiver = undefined;
+    this.#inlet.clear();
     const l = this.#closeListener;
     this.#closeListener = undefined;
     l?.(reason);

@@ -53,3 +53,50 @@ export class DropCounter {
     return { ...this.#counts };
   }
 }
+
+/**
+ * Hands a port's incoming frames to its receiver. Frames that arrive before a receiver is set (a
+ * switch attaches a connection asynchronously, while its peer may already be talking) wait as copies,
+ * up to `limit`; beyond that they are dropped and counted as `no-receiver`, never lost silently.
+ */
+export class Inlet {
+  readonly #limit: number;
+  readonly #drops: DropCounter | undefined;
+  #receiver: ((frame: Uint8Array) => void) | undefined;
+  #early: Uint8Array[] = [];
+
+  /** Creates an inlet that holds at most `limit` early frames and counts the rest in `drops`. */
+  constructor(drops?: DropCounter, limit = 256) {
+    this.#drops = drops;
+    this.#limit = limit;
+  }
+
+  /** Sets the receiver and hands it the frames that waited, in order. */
+  set(receiver: (frame: Uint8Array) => void): void {
+    this.#receiver = receiver;
+    const early = this.#early;
+    this.#early = [];
+    for (const f of early) this.push(f);
+  }
+
+  /** Delivers `frame` (valid during the call only); a receiver's exception stays with it. Never throws. */
+  push(frame: Uint8Array): void {
+    const r = this.#receiver;
+    if (r === undefined) {
+      if (this.#early.length < this.#limit) this.#early.push(frame.slice());
+      else this.#drops?.drop('no-receiver', `${this.#limit} frames already wait for a receiver`);
+      return;
+    }
+    try {
+      r(frame);
+    } catch {
+      // The receiver's failure must not reach the producer (a socket's error path, an emulator's loop).
+    }
+  }
+
+  /** Forgets the receiver and every waiting frame (the port closed). */
+  clear(): void {
+    this.#receiver = undefined;
+    this.#early = [];
+  }
+}

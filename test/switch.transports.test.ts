@@ -1,0 +1,142 @@
+// The switch over its other transports: WebSocket (one frame per binary message, with the URL path naming
+// the client) and UDP datagrams (QEMU's -netdev dgram: one frame per datagram, clients in arrival order).
+import { createSocket, type Socket } from 'node:dgram';
+import { afterEach, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
+import { DropCounter, Inlet, Mac, Nic, Switch } from 'macslot';
+import { serveSwitch, type ListenSpec, type ServedSwitch } from 'macslot/node';
+
+const A = '52:54:00:00:00:0a';
+const B = '52:54:00:00:00:0b';
+const C = '52:54:00:00:00:0c';
+
+function frame(dst: string, src: string, tag: number): Uint8Array {
+  const f = new Uint8Array(64);
+  Mac.parse(dst).writeTo(f, 0);
+  Mac.parse(src).writeTo(f, 6);
+  f[12] = 0x88;
+  f[13] = 0xb5;
+  f[20] = tag;
+  return f;
+}
+
+/** Frames a peer received, by tag, with a way to wait until some arrive. */
+class Inbox {
+  readonly tags: number[] = [];
+  #wake: (() => void) | undefined;
+  push(bytes: Uint8Array): void {
+    this.tags.push(bytes[20]!);
+    this.#wake?.();
+  }
+  async until(count: number, ms = 3000): Promise<number[]> {
+    const end = Date.now() + ms;
+    while (this.tags.length < count && Date.now() < end) await new Promise<void>((r) => ((this.#wake = r), setTimeout(r, 20)));
+    return this.tags;
+  }
+}
+
+let served: ServedSwitch | undefined;
+const closers: (() => void)[] = [];
+afterEach(async () => {
+  for (const c of closers.splice(0)) c();
+  await served?.close();
+  served = undefined;
+});
+
+async function serve(listen: readonly ListenSpec[], clients = [{ name: 'vm-a', address: A }, { name: 'vm-b', address: B }, { name: 'vm-c', address: C }]) {
+  const nic = new Nic({ primary: '02:6d:73:00:00:01', unicastEntries: 8 });
+  const sw = await Switch.create({ nic, clients, allocation: 'none' });
+  served = await serveSwitch(sw, { listen });
+  return { sw, address: served.addresses[0]! };
+}
+
+async function connectWs(url: string): Promise<{ ws: WebSocket; inbox: Inbox }> {
+  const ws = new WebSocket(url);
+  ws.binaryType = 'nodebuffer';
+  const inbox = new Inbox();
+  ws.on('message', (data: Buffer) => inbox.push(new Uint8Array(data)));
+  await new Promise<void>((resolve, reject) => {
+    ws.once('open', () => resolve());
+    ws.once('error', reject);
+  });
+  closers.push(() => ws.terminate());
+  return { ws, inbox };
+}
+
+describe('WebSocket', () => {
+  it('gives each URL path its client, delivers unicast to its owner only and broadcast to all but the sender', async () => {
+    const { sw, address } = await serve([{ kind: 'ws', host: '127.0.0.1', port: 0 }]);
+    expect(address).toMatch(/^ws:\/\/127\.0\.0\.1:\d+$/);
+    const b = await connectWs(`${address}/vm-b`);
+    const a = await connectWs(`${address}/vm-a`);
+    const c = await connectWs(`${address}/vm-c`);
+    while (sw.ports().length < 3) await new Promise((r) => setTimeout(r, 5));
+    expect(sw.ports().map((p) => [p.client.name, p.mac?.toString()]).sort()).toEqual([['vm-a', A], ['vm-b', B], ['vm-c', C]]);
+
+    a.ws.send(frame(B, A, 1)); // unicast to vm-b
+    a.ws.send(frame('ff:ff:ff:ff:ff:ff', A, 2)); // broadcast
+    a.ws.send(frame(C, B, 3)); // spoofed: vm-a sending as vm-b
+    b.ws.send(frame('02:99:00:00:00:01', B, 4)); // unknown unicast: nobody
+    c.ws.send(frame(A, C, 5)); // unicast to vm-a
+    expect(await b.inbox.until(2)).toEqual([1, 2]);
+    expect(await c.inbox.until(1)).toEqual([2]);
+    expect(await a.inbox.until(1)).toEqual([5]);
+    // Nothing else arrives late: not the spoofed frame, not an echo of the broadcast.
+    await new Promise((r) => setTimeout(r, 100));
+    expect([a.inbox.tags, b.inbox.tags, c.inbox.tags]).toEqual([[5], [1, 2], [2]]);
+    const counters = sw.counters();
+    expect(counters.spoofed).toBe(1);
+  });
+});
+
+describe('UDP datagrams (QEMU -netdev dgram)', () => {
+  it('takes clients in arrival order and filters between them', async () => {
+    const { sw, address } = await serve([{ kind: 'udp', host: '127.0.0.1', port: 0 }]);
+    const port = Number(/:(\d+)$/.exec(address)![1]);
+    expect(port).toBeGreaterThan(0);
+    const peers: { sock: Socket; inbox: Inbox }[] = [];
+    for (let i = 0; i < 2; i++) {
+      const sock = createSocket('udp4');
+      const inbox = new Inbox();
+      sock.on('message', (m) => inbox.push(new Uint8Array(m)));
+      await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
+      closers.push(() => sock.close());
+      peers.push({ sock, inbox });
+    }
+    const send = (i: number, f: Uint8Array): Promise<void> => new Promise((r) => peers[i]!.sock.send(f, port, '127.0.0.1', () => r()));
+    // The first datagram of each peer makes it a client: vm-a first, then vm-b.
+    await send(0, frame('ff:ff:ff:ff:ff:ff', A, 1));
+    while (sw.ports().length < 1) await new Promise((r) => setTimeout(r, 5));
+    await send(1, frame('ff:ff:ff:ff:ff:ff', B, 2));
+    while (sw.ports().length < 2) await new Promise((r) => setTimeout(r, 5));
+    expect(sw.ports().map((p) => p.client.name)).toEqual(['vm-a', 'vm-b']);
+    await send(0, frame(B, A, 3));
+    await send(1, frame(A, B, 4));
+    await send(1, frame(C, B, 5)); // vm-c is not connected: dropped
+    expect(await peers[0]!.inbox.until(2)).toEqual([2, 4]);
+    expect(await peers[1]!.inbox.until(1)).toEqual([3]);
+    await new Promise((r) => setTimeout(r, 100));
+    expect([peers[0]!.inbox.tags, peers[1]!.inbox.tags]).toEqual([[2, 4], [3]]);
+  });
+});
+
+describe('Inlet', () => {
+  it('holds frames that arrive before a receiver as copies, in order, and counts those beyond its limit', () => {
+    const drops = new DropCounter('test');
+    const inlet = new Inlet(drops, 2);
+    const buf = new Uint8Array([1]);
+    inlet.push(buf);
+    buf[0] = 2; // the producer reuses its buffer
+    inlet.push(buf);
+    inlet.push(buf);
+    const got: number[] = [];
+    inlet.set((f) => got.push(f[0]!));
+    expect(got).toEqual([1, 2]);
+    expect(drops.snapshot()).toEqual({ 'no-receiver': 1 });
+    inlet.push(Uint8Array.of(9));
+    expect(got).toEqual([1, 2, 9]);
+    inlet.clear();
+    inlet.push(Uint8Array.of(7));
+    expect(got).toEqual([1, 2, 9]);
+  });
+});
