@@ -112,7 +112,7 @@ export {
 } from './adapters/v86.js';
 
 // ---- Frame ports, their middleware, and the switch ----
-export { DropCounter, Inlet, type FramePort, type PortCloseReason } from './port/port.js';
+export { DropCounter, Inlet, PortBase, type FramePort, type PortCloseReason } from './port/port.js';
 export { FrameDecoder, encodeFrame, QEMU_FRAMING, QEMU_MAX_FRAME, VDE_FRAMING, VDE_MAX_FRAME, type StreamFraming } from './port/framing.js';
 export { memoryPortPair } from './port/memory.js';
 export {

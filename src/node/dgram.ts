@@ -3,7 +3,7 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { MacslotError, show } from '../errors.js';
 import { QEMU_MAX_FRAME } from '../port/framing.js';
-import { DropCounter, Inlet, type FramePort, type PortCloseReason } from '../port/port.js';
+import { PortBase, type FramePort } from '../port/port.js';
 import type { Listener } from './stream.js';
 
 /** How a datagram listener behaves. */
@@ -15,38 +15,31 @@ export interface DgramOptions {
   log?: (line: string) => void;
 }
 
-class DgramPort implements FramePort {
-  readonly name: string;
+class DgramPort extends PortBase {
   readonly #socket: Socket;
   readonly #host: string;
   readonly #port: number;
   readonly #maxQueue: number;
-  readonly #drops: DropCounter;
   readonly #forget: () => void;
-  readonly #inlet: Inlet;
-  #closeListener: ((reason: PortCloseReason) => void) | undefined;
-  #closed = false;
   lastSeen = Date.now();
 
   constructor(socket: Socket, host: string, port: number, maxQueue: number, forget: () => void, log: ((line: string) => void) | undefined) {
+    super(`udp:${host}:${port}`, log);
     this.#socket = socket;
     this.#host = host;
     this.#port = port;
     this.#maxQueue = maxQueue;
     this.#forget = forget;
-    this.name = `udp:${host}:${port}`;
-    this.#drops = new DropCounter(this.name, log);
-    this.#inlet = new Inlet(this.#drops);
   }
 
   deliver(frame: Uint8Array): void {
     this.lastSeen = Date.now();
-    if (frame.length > QEMU_MAX_FRAME) return this.#drops.drop('oversize', `a ${frame.length}-byte datagram is above ${QEMU_MAX_FRAME}`);
-    this.#inlet.push(frame);
+    if (frame.length > QEMU_MAX_FRAME) return this.dropped.drop('oversize', `a ${frame.length}-byte datagram is above ${QEMU_MAX_FRAME}`);
+    this.inlet.push(frame);
   }
 
   send(frame: Uint8Array): boolean {
-    if (this.#closed) return false;
+    if (this.closed) return false;
     let queued = 0;
     try {
       queued = this.#socket.getSendQueueSize();
@@ -54,36 +47,18 @@ class DgramPort implements FramePort {
       return false;
     }
     if (queued + frame.length > this.#maxQueue) {
-      this.#drops.drop('backpressure', `${queued} bytes are waiting to be sent (limit ${this.#maxQueue})`);
+      this.dropped.drop('backpressure', `${queued} bytes are waiting to be sent (limit ${this.#maxQueue})`);
       return false;
     }
     // Buffer.from copies: the datagram is sent later, the caller's view is only valid now.
     this.#socket.send(Buffer.from(frame), this.#port, this.#host, (err) => {
-      if (err) this.#drops.drop('send-error', err.message);
+      if (err) this.dropped.drop('send-error', err.message);
     });
     return true;
   }
 
-  onFrame(receiver: (frame: Uint8Array) => void): void {
-    this.#inlet.set(receiver);
-  }
-  onClose(listener: (reason: PortCloseReason) => void): void {
-    this.#closeListener = listener;
-  }
-  close(): void {
-    this.shut({ kind: 'local' });
-  }
-  drops(): Readonly<Record<string, number>> {
-    return this.#drops.snapshot();
-  }
-  shut(reason: PortCloseReason): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#inlet.clear();
+  protected dispose(): void {
     this.#forget();
-    const l = this.#closeListener;
-    this.#closeListener = undefined;
-    l?.(reason);
   }
 }
 

@@ -5,7 +5,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import { MacslotError, show } from '../errors.js';
 import { FrameDecoder, QEMU_FRAMING, encodeFrame, type StreamFraming } from '../port/framing.js';
-import { DropCounter, Inlet, type FramePort, type PortCloseReason } from '../port/port.js';
+import { PortBase, type FramePort } from '../port/port.js';
 
 /** How a stream port behaves. */
 export interface StreamPortOptions {
@@ -28,40 +28,33 @@ function queueLimit(v: number | undefined): number {
 }
 
 /** A FramePort over a readable and a writable byte stream with a length prefix per frame. */
-class StreamPort implements FramePort {
-  readonly name: string;
+class StreamPort extends PortBase {
   readonly #out: Writable;
-  readonly #dispose: () => void;
+  readonly #release: () => void;
   readonly #decoder: FrameDecoder;
   readonly #maxQueue: number;
-  readonly #drops: DropCounter;
   readonly #log: ((line: string) => void) | undefined;
-  readonly #inlet: Inlet;
-  #closeListener: ((reason: PortCloseReason) => void) | undefined;
-  #closed = false;
   #corked = false;
 
-  constructor(input: Readable, output: Writable, dispose: () => void, o: StreamPortOptions) {
-    this.name = o.name ?? 'stream';
+  constructor(input: Readable, output: Writable, release: () => void, o: StreamPortOptions) {
+    super(o.name ?? 'stream', o.log);
     this.#out = output;
-    this.#dispose = dispose;
+    this.#release = release;
     this.#maxQueue = queueLimit(o.maxQueueBytes);
     this.#log = o.log;
-    this.#drops = new DropCounter(this.name, o.log);
-    this.#inlet = new Inlet(this.#drops);
-    this.#decoder = new FrameDecoder(o.framing ?? QEMU_FRAMING, (frame) => this.#inlet.push(frame));
+    this.#decoder = new FrameDecoder(o.framing ?? QEMU_FRAMING, (frame) => this.inlet.push(frame));
     input.on('data', (chunk: Buffer) => {
-      if (this.#closed) return;
+      if (this.closed) return;
       if (!this.#decoder.push(chunk)) {
         const n = this.#decoder.broken!;
-        this.#drops.drop('invalid-length', `length prefix ${n} is above the framing's maximum ${this.#decoder.framing.maxFrame}; closing the peer`);
+        this.dropped.drop('invalid-length', `length prefix ${n} is above the framing's maximum ${this.#decoder.framing.maxFrame}; closing the peer`);
         this.#say(`${this.name}: closed: bogus length ${n} (maximum ${this.#decoder.framing.maxFrame})`);
-        this.#shut({ kind: 'error', error: new MacslotError('PEER_INVALID', `${this.name} announced a ${n}-byte frame, above ${this.#decoder.framing.maxFrame}`) });
+        this.shut({ kind: 'error', error: new MacslotError('PEER_INVALID', `${this.name} announced a ${n}-byte frame, above ${this.#decoder.framing.maxFrame}`) });
       }
     });
     const ended = (): void => {
-      if (this.#decoder.pending > 0) this.#drops.drop('truncated', `the peer went away ${this.#decoder.pending} bytes into a frame`);
-      this.#shut({ kind: 'peer' });
+      if (this.#decoder.pending > 0) this.dropped.drop('truncated', `the peer went away ${this.#decoder.pending} bytes into a frame`);
+      this.shut({ kind: 'peer' });
     };
     input.on('end', ended);
     input.on('close', ended);
@@ -70,21 +63,21 @@ class StreamPort implements FramePort {
       const code = (err as { code?: string }).code;
       // A reset or broken pipe is how peers usually leave; it is not the port's fault.
       if (code === 'ECONNRESET' || code === 'EPIPE') return ended();
-      this.#shut({ kind: 'error', error: err });
+      this.shut({ kind: 'error', error: err });
     };
     input.on('error', failed);
     output.on('error', failed);
   }
 
   send(frame: Uint8Array): boolean {
-    if (this.#closed) return false;
+    if (this.closed) return false;
     const f = this.#decoder.framing;
     if (frame.length > f.maxFrame) {
-      this.#drops.drop('oversize', `a ${frame.length}-byte frame is longer than the framing's ${f.maxFrame}`);
+      this.dropped.drop('oversize', `a ${frame.length}-byte frame is longer than the framing's ${f.maxFrame}`);
       return false;
     }
     if (this.#out.writableLength + frame.length + f.prefixBytes > this.#maxQueue) {
-      this.#drops.drop('backpressure', `the peer is not reading; ${this.#out.writableLength} bytes are queued (limit ${this.#maxQueue})`);
+      this.dropped.drop('backpressure', `the peer is not reading; ${this.#out.writableLength} bytes are queued (limit ${this.#maxQueue})`);
       return false;
     }
     // Frames sent in one turn of the event loop leave in one writev instead of one syscall each.
@@ -101,22 +94,6 @@ class StreamPort implements FramePort {
     return true;
   }
 
-  onFrame(receiver: (frame: Uint8Array) => void): void {
-    this.#inlet.set(receiver);
-  }
-
-  onClose(listener: (reason: PortCloseReason) => void): void {
-    this.#closeListener = listener;
-  }
-
-  close(): void {
-    this.#shut({ kind: 'local' });
-  }
-
-  drops(): Readonly<Record<string, number>> {
-    return this.#drops.snapshot();
-  }
-
   #say(line: string): void {
     try {
       this.#log?.(line);
@@ -125,18 +102,8 @@ class StreamPort implements FramePort {
     }
   }
 
-  #shut(reason: PortCloseReason): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#inlet.clear();
-    try {
-      this.#dispose();
-    } catch {
-      // Already gone.
-    }
-    const l = this.#closeListener;
-    this.#closeListener = undefined;
-    l?.(reason);
+  protected dispose(): void {
+    this.#release();
   }
 }
 

@@ -4,7 +4,7 @@ import type { IncomingMessage } from 'node:http';
 import { WebSocket, WebSocketServer } from 'ws';
 import { MacslotError, show } from '../errors.js';
 import { QEMU_MAX_FRAME } from '../port/framing.js';
-import { DropCounter, Inlet, type FramePort, type PortCloseReason } from '../port/port.js';
+import { PortBase, type FramePort } from '../port/port.js';
 import type { Listener } from './stream.js';
 
 /** How a WebSocket port behaves. */
@@ -15,66 +15,41 @@ export interface WebSocketPortOptions {
   log?: (line: string) => void;
 }
 
-class WsPort implements FramePort {
-  readonly name: string;
+class WsPort extends PortBase {
   readonly #ws: WebSocket;
   readonly #maxQueue: number;
-  readonly #drops: DropCounter;
-  readonly #inlet: Inlet;
-  #closeListener: ((reason: PortCloseReason) => void) | undefined;
-  #closed = false;
 
   constructor(ws: WebSocket, o: WebSocketPortOptions) {
-    this.name = o.name ?? 'ws';
+    super(o.name ?? 'ws', o.log);
     this.#ws = ws;
     this.#maxQueue = o.maxQueueBytes ?? 1 << 20;
-    this.#drops = new DropCounter(this.name, o.log);
-    this.#inlet = new Inlet(this.#drops);
     ws.binaryType = 'nodebuffer';
     ws.on('message', (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean) => {
-      if (this.#closed) return;
-      if (!isBinary) return this.#drops.drop('text-message', 'a text message is not a frame');
+      if (this.closed) return;
+      if (!isBinary) return this.dropped.drop('text-message', 'a text message is not a frame');
       const frame = Array.isArray(data) ? Buffer.concat(data) : data instanceof ArrayBuffer ? new Uint8Array(data) : data;
-      this.#inlet.push(frame);
+      this.inlet.push(frame);
     });
-    ws.on('close', () => this.#shut({ kind: 'peer' }));
+    ws.on('close', () => this.shut({ kind: 'peer' }));
     ws.on('error', (err: Error & { code?: string }) => {
-      if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') this.#drops.drop('oversize', `a message above ${QEMU_MAX_FRAME} bytes; closing the peer`);
-      else this.#drops.drop('protocol', err.message);
-      this.#shut({ kind: 'error', error: new MacslotError('PEER_INVALID', `${this.name}: ${err.message}`) });
+      if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') this.dropped.drop('oversize', `a message above ${QEMU_MAX_FRAME} bytes; closing the peer`);
+      else this.dropped.drop('protocol', err.message);
+      this.shut({ kind: 'error', error: new MacslotError('PEER_INVALID', `${this.name}: ${err.message}`) });
     });
   }
 
   send(frame: Uint8Array): boolean {
-    if (this.#closed || this.#ws.readyState !== WebSocket.OPEN) return false;
+    if (this.closed || this.#ws.readyState !== WebSocket.OPEN) return false;
     if (this.#ws.bufferedAmount + frame.length > this.#maxQueue) {
-      this.#drops.drop('backpressure', `the peer is not reading; ${this.#ws.bufferedAmount} bytes are queued (limit ${this.#maxQueue})`);
+      this.dropped.drop('backpressure', `the peer is not reading; ${this.#ws.bufferedAmount} bytes are queued (limit ${this.#maxQueue})`);
       return false;
     }
     // A copy: ws may send after this call returns, and the caller's view is only valid now.
     this.#ws.send(Buffer.from(frame), { binary: true });
     return true;
   }
-  onFrame(receiver: (frame: Uint8Array) => void): void {
-    this.#inlet.set(receiver);
-  }
-  onClose(listener: (reason: PortCloseReason) => void): void {
-    this.#closeListener = listener;
-  }
-  close(): void {
-    this.#shut({ kind: 'local' });
-  }
-  drops(): Readonly<Record<string, number>> {
-    return this.#drops.snapshot();
-  }
-  #shut(reason: PortCloseReason): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#inlet.clear();
+  protected dispose(): void {
     if (this.#ws.readyState === WebSocket.OPEN || this.#ws.readyState === WebSocket.CONNECTING) this.#ws.terminate();
-    const l = this.#closeListener;
-    this.#closeListener = undefined;
-    l?.(reason);
   }
 }
 

@@ -1,50 +1,25 @@
 // Ports: an in-memory pair of connected ports, for tests and for wiring two parts of one process together.
 
-import { Inlet, type FramePort, type PortCloseReason } from './port.js';
+import { PortBase, type FramePort } from './port.js';
 
-class MemoryPort implements FramePort {
-  readonly name: string;
+class MemoryPort extends PortBase {
   peer: MemoryPort | undefined;
-  readonly #inlet = new Inlet();
-  #closeListener: ((reason: PortCloseReason) => void) | undefined;
-  #closed = false;
-
-  constructor(name: string) {
-    this.name = name;
-  }
 
   send(frame: Uint8Array): boolean {
     const peer = this.peer;
-    if (this.#closed || peer === undefined || peer.#closed) return false;
+    if (this.closed || peer === undefined || peer.closed) return false;
     // A copy, so the receiver never sees the sender reuse its buffer, just as across a socket.
-    peer.#deliver(frame.slice());
+    peer.inlet.push(frame.slice());
     return true;
   }
 
-  #deliver(frame: Uint8Array): void {
-    this.#inlet.push(frame);
-  }
-
-  onFrame(receiver: (frame: Uint8Array) => void): void {
-    this.#inlet.set(receiver);
-  }
-
-  onClose(listener: (reason: PortCloseReason) => void): void {
-    this.#closeListener = listener;
-  }
-
-  close(): void {
-    this.shut({ kind: 'local' });
+  override close(): void {
+    super.close();
     this.peer?.shut({ kind: 'peer' });
   }
 
-  shut(reason: PortCloseReason): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#inlet.clear();
-    const l = this.#closeListener;
-    this.#closeListener = undefined;
-    l?.(reason);
+  protected dispose(): void {
+    // Nothing to release: the pair lives in memory.
   }
 }
 

@@ -100,3 +100,63 @@ export class Inlet {
     this.#early = [];
   }
 }
+
+/**
+ * What every transport's port shares: the inlet, the drop counts, the close listener and closing
+ * exactly once. A transport implements `send` and releases itself in `dispose`.
+ */
+export abstract class PortBase implements FramePort {
+  readonly name: string;
+  protected readonly dropped: DropCounter;
+  protected readonly inlet: Inlet;
+  #closeListener: ((reason: PortCloseReason) => void) | undefined;
+  #closed = false;
+
+  /** Names the port; `log` receives the first drop of each reason. */
+  constructor(name: string, log?: (line: string) => void) {
+    this.name = name;
+    this.dropped = new DropCounter(name, log);
+    this.inlet = new Inlet(this.dropped);
+  }
+
+  /** Returns true once the port has closed. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  abstract send(frame: Uint8Array): boolean;
+
+  /** Releases the transport; runs once, when the port closes. */
+  protected abstract dispose(): void;
+
+  onFrame(receiver: (frame: Uint8Array) => void): void {
+    this.inlet.set(receiver);
+  }
+
+  onClose(listener: (reason: PortCloseReason) => void): void {
+    this.#closeListener = listener;
+  }
+
+  close(): void {
+    this.shut({ kind: 'local' });
+  }
+
+  drops(): Readonly<Record<string, number>> {
+    return this.dropped.snapshot();
+  }
+
+  /** Closes the port for `reason`: forgets the receiver, releases the transport, tells the listener. Idempotent. */
+  shut(reason: PortCloseReason): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.inlet.clear();
+    try {
+      this.dispose();
+    } catch {
+      // The transport is already gone; closing must still complete.
+    }
+    const l = this.#closeListener;
+    this.#closeListener = undefined;
+    l?.(reason);
+  }
+}
