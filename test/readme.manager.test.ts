@@ -3,20 +3,9 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
-
-const root = fileURLToPath(new URL('..', import.meta.url));
-
-/** Returns the first ```ts block after `heading` in the README. */
-function example(heading: string): string {
-  const readme = readFileSync(join(root, 'README.md'), 'utf8');
-  const at = readme.indexOf(`\n${heading}\n`);
-  expect(at, `README has no "${heading}" section`).toBeGreaterThan(0);
-  const m = /```ts\n([\s\S]*?)```/.exec(readme.slice(at));
-  expect(m).not.toBeNull();
-  return m![1]!;
-}
+import { example, root } from './support/readme.js';
 
 describe('README', () => {
   it('the stable-MAC example gives every guest the same MAC in the second session', () => {

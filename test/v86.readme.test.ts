@@ -1,22 +1,11 @@
 // README: the v86 example under "Use macslot with your emulator" runs as written against the built package and prints what it promises.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { example, root } from './support/readme.js';
 import { HAVE_GUEST, REQUIRED } from './fixtures/v86.js';
-
-const root = fileURLToPath(new URL('..', import.meta.url));
-
-/** Returns the first ```ts block after `heading` in the README. */
-function example(heading: string): string {
-  const readme = readFileSync(join(root, 'README.md'), 'utf8');
-  const at = readme.indexOf(`\n${heading}\n`);
-  expect(at, `README has no "${heading}" section`).toBeGreaterThan(0);
-  const m = /```ts\n([\s\S]*?)```/.exec(readme.slice(at));
-  expect(m).not.toBeNull();
-  return m![1]!;
-}
 
 (HAVE_GUEST || REQUIRED ? describe : describe.skip)('README', () => {
   it('the v86 example boots two guests whose MACs become slot MACs, and each hears the other', () => {

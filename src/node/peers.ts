@@ -95,18 +95,13 @@ export async function spawnPasst(options: SpawnPeerOptions & { extraArgs?: reado
     }
     await new Promise((r) => setTimeout(r, 20));
   }
-  const socket = connect(socketPath);
+  let port: FramePort;
   try {
-    await new Promise<void>((resolve, reject) => {
-      socket.once('connect', resolve);
-      socket.once('error', reject);
-    });
+    port = await connectStream(socketPath, { ...options, name: options.name ?? `passt:${socketPath}` });
   } catch (err) {
-    socket.destroy();
     await cleanup();
-    throw new MacslotError('PEER_INVALID', `cannot connect to passt at ${show(socketPath)}: ${(err as Error).message}`);
+    throw err;
   }
-  const port = socketPort(socket, { ...options, name: options.name ?? `passt:${socketPath}` });
   child.on('exit', () => port.close());
   lines(child, port.name, options.log);
   let closing: Promise<void> | undefined;
