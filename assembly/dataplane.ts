@@ -7,7 +7,7 @@ import {
   H_RINGS, H_SEED_HI, H_SEED_LO, H_SLOTS, H_STAGING, H_TOTAL, H_VERSION, H_WORDS, HASH_BYTES, HEADER_BYTES, L_COUNTERS, L_STATE,
   LANE_COUNTERS, LAYOUT_VERSION, LINE, M_EUI64, M_GROUP, M_HARDWARE, M_INDEX, M_STAGE_SHIFT, MAGIC, MAX_LANES, MISS, R_BROADCAST,
   R_DROP_BAD_DESC, R_DROP_MC, R_DROP_OVERSIZE, R_DROP_RUNT, R_DROP_UNKNOWN, R_MC_ALL, R_MC_EXACT, R_MC_HASH, R_PROMISC, R_SOFTWARE,
-  R_UNICAST, REC_HEADER, REC_WRAP, RING_DATA, RING_HEAD, RING_SHADOW, RING_SLEEPERS, RING_TAIL, RULE_COUNT, STAGE_EXACT, STAGE_HASH, STAGING_BYTES, V_NO_REF,
+  R_UNICAST, REC_HEADER, REC_WRAP, RING_DATA, RING_HEAD, RING_SHADOW, RING_SLEEPERS, RING_TAIL, RULE_COUNT, STAGE_EXACT, STAGE_HASH, STAGED_RECORD, STAGED_RECORDS, STAGING_BYTES, V_NO_REF,
   STRIPES, V_REF_SHIFT, V_SOFTWARE, X_DELIVERIES, X_READER_RETRIES, X_RING_CORRUPT, X_RING_FULL,
 } from './layout';
 
@@ -287,6 +287,41 @@ export function tablePut(bank: u32, len: u32, meta: u32): u32 {
   }
   return 0;
 }
+
+/**
+ * Inserts `count` staged records (see STAGED_RECORD) into `bank`, which must not hold their keys yet
+ * (a bank being rebuilt): no lookup first, one call for many keys. Returns how many were inserted;
+ * fewer than `count` means the table is full (or `count` was above STAGED_RECORDS: then 0).
+ */
+export function tableLoad(bank: u32, count: u32): u32 {
+  if (count > STAGED_RECORDS) return 0;
+  const b = bankPtr(bank);
+  const entries = b + entriesOff;
+  for (let r: u32 = 0; r < count; r++) {
+    const rec = staging + <usize>r * STAGED_RECORD;
+    const kind = load<u32>(rec, 8);
+    const k = kind != 0 ? load<u64>(rec) : <u64>load<u32>(rec) | (<u64>(load<u32>(rec, 4) & 0xffff) << 32);
+    const meta = load<u32>(rec, 12);
+    const m = kind != 0 ? meta | M_EUI64 : meta & ~M_EUI64;
+    const h = mix(k);
+    let placed = false;
+    for (let i: u32 = 0; i < slots; i++) {
+      const idx = (<u32>h + i) & slotMask;
+      if (load<u8>(b + B_CTRL + <usize>idx) != CTRL_EMPTY) continue;
+      const ent = entries + <usize>idx * ENTRY;
+      store<u64>(ent, k);
+      store<u32>(ent, m, 8);
+      setCtrl(b, idx, <u8>(h >> 57));
+      placed = true;
+      break;
+    }
+    if (!placed) return r;
+  }
+  return count;
+}
+
+/** Returns how many records tableLoad takes per call. */
+export function stagedRecords(): u32 { return STAGED_RECORDS; }
 
 /** Removes the staged key from `bank` by shifting its run back (no tombstones). Returns 1 if it was there. */
 export function tableDelete(bank: u32, len: u32): u32 {

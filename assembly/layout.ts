@@ -2,7 +2,7 @@
 
 /** "macs": marks a planned memory. */
 @inline export const MAGIC: u32 = 0x7363_616d;
-@inline export const LAYOUT_VERSION: u32 = 1;
+@inline export const LAYOUT_VERSION: u32 = 2;
 /** Lanes: one per thread running bursts, each with its own pool, descriptors, verdicts and counters. */
 @inline export const MAX_LANES: u32 = 16;
 @inline export const LINE: usize = 64;
@@ -113,7 +113,11 @@
 /** Record: u32 length, u32 verdict, then the frame padded to 8 bytes. */
 @inline export const REC_HEADER: u32 = 8;
 @inline export const REC_WRAP: u32 = 0xffff_ffff;
-@inline export const STAGING_BYTES: usize = 64;
+/** The writer's staging area: one key for tablePut/tableDelete, or up to STAGED_RECORDS records for tableLoad. */
+@inline export const STAGING_BYTES: usize = 16384;
+/** A tableLoad record: u32 key bytes 0..3, u32 key bytes 4..7 (little-endian), u32 kind (0 MAC-48, 1 EUI-64), u32 meta. */
+@inline export const STAGED_RECORD: usize = 16;
+@inline export const STAGED_RECORDS: u32 = <u32>(STAGING_BYTES / STAGED_RECORD);
 
 @inline export function align(n: usize, a: usize): usize {
   return (n + a - 1) & ~(a - 1);

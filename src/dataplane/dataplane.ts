@@ -71,6 +71,8 @@ interface Exports {
   stagingPtr(): number;
   activeBank(): number;
   tablePut(bank: number, len: number, meta: number): number;
+  tableLoad(bank: number, count: number): number;
+  stagedRecords(): number;
   tableDelete(bank: number, len: number): number;
   bankSetFlags(bank: number, flags: number): void;
   bankSetClient(bank: number, client: number, broadcast: number, promiscuous: number): void;
@@ -162,6 +164,8 @@ export class DataPlane {
   readonly #keys: Uint8Array;
   readonly #kinds: Uint8Array;
   readonly #staging: Uint8Array;
+  // The staging area as tableLoad records (u32 key low, u32 key high, u32 kind, u32 meta).
+  readonly #records: Uint32Array;
   readonly #words: number;
   readonly #maxClients: number;
   readonly #maxGroups: number;
@@ -198,6 +202,7 @@ export class DataPlane {
     this.#kinds = new Uint8Array(buf, x.kindsPtr(lane), this.burst);
     this.pool = new Uint8Array(buf, x.poolPtr(lane), x.poolBytesPerLane());
     this.#staging = new Uint8Array(buf, x.stagingPtr(), 8);
+    this.#records = new Uint32Array(buf, x.stagingPtr(), x.stagedRecords() * 4);
     this.#maxClients = x.clientCapacity();
     this.#words = (this.#maxClients + 31) >> 5;
     this.#nic = nic;
@@ -503,13 +508,36 @@ export class DataPlane {
     this.#activeCount.fill(0);
     this.#clientBits.clear();
     this.#apply(bank, { op: 'flags', flags: this.#flagsFor(nic) });
-    // The bulk of a rebuild: no operation objects, no Mac objects for MAC-48 keys.
+    // The bulk of a rebuild: MAC-48 keys go to Wasm as staged records, many per call, with no objects.
+    const rec = this.#records;
+    const perCall = rec.length >> 2;
+    let n = 0;
+    const flush = (): void => {
+      if (n > 0 && this.#x.tableLoad(bank, n) !== n) throw new MacslotError('NO_FREE_SLOT', `the data plane table is full; cannot load ${state.unicast.size} unicast MACs`);
+      n = 0;
+    };
+    // EUI-64 keys take the one-key path, after the records: it stages its key where record 0 lies.
+    const eui64: Op[] = [];
+    const counts = this.#activeCount;
     state.unicast.forEach((e, key) => {
       const meta = (e.client & 0xffff) | (e.hardware ? M_HARDWARE : 0);
-      if (typeof key === 'number') this.#put48(bank, key, meta);
-      else this.#apply(bank, { op: 'put', mac: Mac.parse(key), meta });
-      this.#activeCount[e.client]!++;
+      counts[e.client]!++;
+      if (typeof key !== 'number') {
+        eui64.push({ op: 'put', mac: Mac.parse(key), meta });
+        return;
+      }
+      // Key bytes b0..b5 (b0 first on the wire) as two little-endian words, as the filter loads them.
+      const hi = Math.floor(key / 0x1_0000_0000);
+      const lo = key >>> 0;
+      const at = n << 2;
+      rec[at] = (hi >>> 8) | ((hi & 0xff) << 8) | (((lo >>> 24) & 0xff) << 16) | (((lo >>> 16) & 0xff) << 24);
+      rec[at + 1] = ((lo >>> 8) & 0xff) | ((lo & 0xff) << 8);
+      rec[at + 2] = 0;
+      rec[at + 3] = meta;
+      if (++n === perCall) flush();
     });
+    flush();
+    for (const op of eui64) this.#apply(bank, op);
     const ops: Op[] = [];
     for (const [key, g] of state.groups) {
       const mac = typeof key === 'number' ? Mac.fromNumber(key) : Mac.parse(key);
@@ -519,20 +547,6 @@ export class DataPlane {
     }
     for (const c of nic.clients()) ops.push(...this.#refreshClient(c.id));
     for (const op of ops) this.#apply(bank, op);
-  }
-
-  /** Puts a MAC-48 given by its 48-bit key; throws NO_FREE_SLOT when the table is full. */
-  #put48(bank: number, key: number, meta: number): void {
-    const st = this.#staging;
-    const hi = Math.floor(key / 0x1_0000_0000);
-    const lo = key >>> 0;
-    st[0] = hi >>> 8;
-    st[1] = hi & 0xff;
-    st[2] = lo >>> 24;
-    st[3] = (lo >>> 16) & 0xff;
-    st[4] = (lo >>> 8) & 0xff;
-    st[5] = lo & 0xff;
-    if (this.#x.tablePut(bank, 6, meta) !== 1) throw new MacslotError('NO_FREE_SLOT', `the data plane table is full; cannot add ${Mac.fromNumber(key).toString()}`);
   }
 
   #loadFrom(nic: Nic): void {
