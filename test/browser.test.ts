@@ -12,7 +12,7 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const present = existsSync(chromiumPath);
 // CI sets this so a missing browser fails the run instead of passing it silently as a skip.
-const required = process.env.MACSLOT_REQUIRE_BROWSER === '1';
+const required = process.env.MACSLOT_REQUIRE_BROWSER === '1' || process.env.CI === 'true';
 // Without these flags Chromium keeps reaching for update, sync and QUIC endpoints the sandboxed network does not have.
 const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const RESULT_TIMEOUT_MS = 45_000;
@@ -80,7 +80,7 @@ function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
 
 describe('browser', () => {
   it.skipIf(!present && !required)('runs the data plane in a Web Worker over shared memory, matching the reference filter', async () => {
-    if (!present) throw new Error(`MACSLOT_REQUIRE_BROWSER=1 but there is no Chromium at ${chromiumPath} (set CHROMIUM_PATH, or apt-get install chromium)`);
+    if (!present) throw new Error(`a browser is required (CI=true or MACSLOT_REQUIRE_BROWSER=1) but there is no Chromium at ${chromiumPath} (set CHROMIUM_PATH, or apt-get install chromium)`);
     if (!existsSync(resolve(root, 'dist/index.js'))) throw new Error('dist/index.js is missing; run npm run build first');
     const problems: string[] = [];
     const server = await serve();
