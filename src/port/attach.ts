@@ -6,7 +6,7 @@ import { MacslotError, isMacslotError, show } from '../errors.js';
 import { RULES } from '../filter/reference.js';
 import type { NicClient } from '../nic/nic.js';
 import { ETH_HLEN } from '../wire/ethernet.js';
-import type { FramePort, PortCloseReason } from './port.js';
+import { DropCounter, type FramePort, type PortCloseReason } from './port.js';
 
 /** Frames and bytes in one direction. */
 export interface FlowCounters {
@@ -59,26 +59,17 @@ const LOCAL_RULES = new Set(['unicast-exact', 'software']);
 class Counted {
   readonly rx: FlowCounters = { frames: 0, bytes: 0 };
   readonly tx: FlowCounters = { frames: 0, bytes: 0 };
-  readonly #drops: Record<string, number> = {};
-  readonly #log: ((line: string) => void) | undefined;
+  readonly #drops: DropCounter;
   readonly port: FramePort;
   constructor(port: FramePort, log: ((line: string) => void) | undefined) {
     this.port = port;
-    this.#log = log;
+    this.#drops = new DropCounter(port.name, log);
   }
   drop(reason: string, detail: string): void {
-    const n = (this.#drops[reason] ?? 0) + 1;
-    this.#drops[reason] = n;
-    if (n === 1 && this.#log !== undefined) {
-      try {
-        this.#log(`${this.port.name}: dropped (${reason}): ${detail}`);
-      } catch {
-        // Logging never turns a drop into an exception on the data path.
-      }
-    }
+    this.#drops.drop(reason, detail);
   }
   snapshot(extra: Record<string, number> = {}): PortCounters {
-    const drops: Record<string, number> = { ...this.#drops };
+    const drops: Record<string, number> = { ...this.#drops.snapshot() };
     let own: Readonly<Record<string, number>> = {};
     try {
       own = this.port.drops?.() ?? {};
