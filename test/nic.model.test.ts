@@ -217,6 +217,12 @@ function checkInvariants(m: Model, r: Real): void {
   // Owners alone changed their slots: the real owners and MACs are exactly the model's.
   expect(new Map(slots.filter((s) => s.reserved).map((s) => [s.slot, s.owner]))).toEqual(m.owner);
   expect(new Map(active.map((s) => [s.slot, s.mac.toString()]))).toEqual(m.active);
+  // Each open client's slot list and count agree with the owners above.
+  for (const c of m.clients.values()) {
+    if (!c.handle.open) continue;
+    const owned = [...m.owner].filter(([, o]) => o === c.handle.name).map(([slot]) => slot).sort((a, b) => a - b);
+    expect([c.handle.slots(), c.handle.slotCount]).toEqual([owned, owned.length]);
+  }
   // Capacity counts are exact.
   const state = r.filterState();
   const sup = r.addressSupport();

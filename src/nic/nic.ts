@@ -705,6 +705,10 @@ export class NicClient {
   get broadcast(): boolean {
     return this.#ops.state().broadcast;
   }
+  /** How many slots this client holds; cheaper than `slots().length` on a per-frame path. */
+  get slotCount(): number {
+    return this.#ops.state().slots.size;
+  }
   /** Returns the slot numbers this client holds, ascending. */
   slots(): number[] {
     return [...this.#ops.state().slots].sort((a, b) => a - b);

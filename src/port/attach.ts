@@ -204,7 +204,7 @@ class Fabric {
     if (this.clients.get(b.client.id) !== b || !b.client.open) return b.drop('closed', 'a frame arrived after the client was detached');
     if (frame.length < ETH_HLEN) return b.drop('runt', `a ${frame.length}-byte frame is shorter than an Ethernet header`);
     if (frame.length > this.dp.maxFrameLength) return b.drop('oversize', `a ${frame.length}-byte frame is longer than the NIC's ${this.dp.maxFrameLength}`);
-    if (b.client.slots().length === 0) return b.drop('no-address', `client ${show(b.client.name)} holds no MAC`);
+    if (b.client.slotCount === 0) return b.drop('no-address', `client ${show(b.client.name)} holds no MAC`);
     let ok = false;
     try {
       // The data plane copies the frame before anything else sees it, so the producer may reuse its buffer.
