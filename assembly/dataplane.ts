@@ -167,7 +167,8 @@ export function attach(): u32 {
 function resetBank(bank: usize): void {
   memory.fill(bank, 0, B_CTRL);
   memory.fill(bank + B_CTRL, CTRL_EMPTY, <usize>slots + GROUP_WIDTH);
-  memory.fill(bank + entriesOff, 0, groupsOff + <usize>groups * <usize>words * 4 - entriesOff);
+  // Entries behind an empty control byte are never read, so only the hash bits and bitmaps after them are cleared.
+  memory.fill(bank + hashOff, 0, groupsOff + <usize>groups * <usize>words * 4 - hashOff);
 }
 
 // ---- pointers for the TypeScript side -------------------------------------------------

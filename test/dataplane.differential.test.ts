@@ -272,6 +272,8 @@ async function compare(build: Build, cfg: Config, script: { before: Op[]; segmen
 
     for (const [s, segment] of script.segments.entries()) {
       for (const op of segment) apply(world, op);
+      // Now and then rebuild the whole filter from what the data plane has followed: a rebuild must change no verdict.
+      if (random() < 0.3) dp.reload();
       const state = nic.filterState();
       const ctx = drawContext(nic, state, random);
       const decoded = new Map<number, Verdict>();

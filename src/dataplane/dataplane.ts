@@ -8,6 +8,7 @@ import type { GroupStage, NicEvent, Placement } from '../nic/types.js';
 import { Mac } from '../wire/mac.js';
 import { compileDataPlane, type Build } from './module.js';
 import { RxRing } from './ring.js';
+import { RECORD_WORDS, UnicastMirror } from './mirror.js';
 
 /** Sizes of the data plane's memory; client and address capacity follow the NIC. The memory never grows after creation. */
 export interface DataPlaneOptions {
@@ -164,7 +165,7 @@ export class DataPlane {
   readonly #keys: Uint8Array;
   readonly #kinds: Uint8Array;
   readonly #staging: Uint8Array;
-  // The staging area as tableLoad records (u32 key low, u32 key high, u32 kind, u32 meta).
+  // The staging area as tableLoad records (see RECORD_WORDS).
   readonly #records: Uint32Array;
   readonly #words: number;
   readonly #maxClients: number;
@@ -179,8 +180,9 @@ export class DataPlane {
   readonly #hashRefs = new Uint16Array(4096);
   // Active unicast MACs per client id (ids are below the NIC's client capacity).
   readonly #activeCount: Int32Array;
-  // Active unicast MAC (by Mac.key) → owning client id, so anti-spoof checks cost one lookup per frame.
-  readonly #owners = new Map<number | string, number>();
+  // The active unicast MACs as bulk-load records, with their owners: anti-spoof checks cost one
+  // lookup per frame, and a rebuild copies records instead of walking the NIC's state.
+  readonly #mirror: UnicastMirror;
   readonly #clientBits = new Map<number, { broadcast: boolean; promiscuous: boolean }>();
   #flags = 0;
   #hashType = 0;
@@ -208,6 +210,7 @@ export class DataPlane {
     this.#nic = nic;
     this.#maxGroups = maxGroups;
     this.#activeCount = new Int32Array(Math.max(this.#maxClients, nic?.maxClients ?? 0));
+    this.#mirror = new UnicastMirror(nic?.maxAddresses ?? 0);
     for (let g = maxGroups - 1; g >= 0; g--) this.#freeGroups.push(g);
     this.#unsubscribe = nic?.on((e) => this.#follow(e));
   }
@@ -449,7 +452,7 @@ export class DataPlane {
       // The per-frame path of a switch: one lookup of the source among the active MACs, no objects.
       if (frame.length < 14 || frame.length > this.maxFrameLength) return false;
       const src = (frame[6]! * 0x10000 + frame[7]! * 0x100 + frame[8]!) * 0x100_0000 + ((frame[9]! << 16) | (frame[10]! << 8) | frame[11]!);
-      if (this.#owners.get(src) !== id) {
+      if (this.#mirror.owner(src) !== id) {
         this.#spoofed++;
         return false;
       }
@@ -498,6 +501,7 @@ export class DataPlane {
   // ---- programming (the writer side) ------------------------------------------------
 
   /** Forgets the mirror of the banks and programs `bank`, which must be empty, with the NIC's whole filter. */
+  /** Forgets the bank-layout mirrors and programs `bank`, which must be empty, with the NIC's whole filter. */
   #program(nic: Nic, bank: number): void {
     const state = nic.filterState();
     this.#hashType = state.hashFilterType ?? 0;
@@ -505,39 +509,17 @@ export class DataPlane {
     this.#freeGroups.length = 0;
     for (let g = this.#maxGroups - 1; g >= 0; g--) this.#freeGroups.push(g);
     this.#hashRefs.fill(0);
-    this.#activeCount.fill(0);
     this.#clientBits.clear();
     this.#apply(bank, { op: 'flags', flags: this.#flagsFor(nic) });
-    // The bulk of a rebuild: MAC-48 keys go to Wasm as staged records, many per call, with no objects.
-    const rec = this.#records;
-    const perCall = rec.length >> 2;
-    let n = 0;
-    const flush = (): void => {
-      if (n > 0 && this.#x.tableLoad(bank, n) !== n) throw new MacslotError('NO_FREE_SLOT', `the data plane table is full; cannot load ${state.unicast.size} unicast MACs`);
-      n = 0;
-    };
-    // EUI-64 keys take the one-key path, after the records: it stages its key where record 0 lies.
-    const eui64: Op[] = [];
-    const counts = this.#activeCount;
-    state.unicast.forEach((e, key) => {
-      const meta = (e.client & 0xffff) | (e.hardware ? M_HARDWARE : 0);
-      counts[e.client]!++;
-      if (typeof key !== 'number') {
-        eui64.push({ op: 'put', mac: Mac.parse(key), meta });
-        return;
-      }
-      // Key bytes b0..b5 (b0 first on the wire) as two little-endian words, as the filter loads them.
-      const hi = Math.floor(key / 0x1_0000_0000);
-      const lo = key >>> 0;
-      const at = n << 2;
-      rec[at] = (hi >>> 8) | ((hi & 0xff) << 8) | (((lo >>> 24) & 0xff) << 16) | (((lo >>> 16) & 0xff) << 24);
-      rec[at + 1] = ((lo >>> 8) & 0xff) | ((lo & 0xff) << 8);
-      rec[at + 2] = 0;
-      rec[at + 3] = meta;
-      if (++n === perCall) flush();
-    });
-    flush();
-    for (const op of eui64) this.#apply(bank, op);
+    // The bulk of a rebuild: the mirror's records go to Wasm through the staging area, many per call.
+    const staged = this.#records;
+    const perCall = staged.length / RECORD_WORDS;
+    const all = this.#mirror.records();
+    for (let at = 0; at < this.#mirror.count; at += perCall) {
+      const n = Math.min(perCall, this.#mirror.count - at);
+      staged.set(all.subarray(at * RECORD_WORDS, (at + n) * RECORD_WORDS));
+      if (this.#x.tableLoad(bank, n) !== n) throw new MacslotError('NO_FREE_SLOT', `the data plane table is full; cannot load ${this.#mirror.count} unicast MACs`);
+    }
     const ops: Op[] = [];
     for (const [key, g] of state.groups) {
       const mac = typeof key === 'number' ? Mac.fromNumber(key) : Mac.parse(key);
@@ -550,8 +532,12 @@ export class DataPlane {
   }
 
   #loadFrom(nic: Nic): void {
-    // Ownership does not depend on a bank's layout, so events keep it current and a reload leaves it be.
-    for (const [key, e] of nic.filterState().unicast) this.#owners.set(key, e.client);
+    // Ownership and the active MACs do not depend on a bank's layout: events keep them current from here on.
+    for (const [key, e] of nic.filterState().unicast) {
+      const mac = typeof key === 'number' ? Mac.fromNumber(key) : Mac.parse(key);
+      this.#mirror.put(mac, (e.client & 0xffff) | (e.hardware ? M_HARDWARE : 0));
+      this.#activeCount[e.client]!++;
+    }
     // Both banks start identical: program bank 0, copy it, publish it.
     this.#program(nic, 0);
     this.#x.bankCopy(0, 1);
@@ -566,6 +552,12 @@ export class DataPlane {
     if (s.promiscReasons.includes('multicast-overflow')) f |= F_ALLMULTI;
     if (state.hashFilterType !== null) f |= F_HASH | (state.hashFilterType << F_HASH_TYPE_SHIFT);
     return f;
+  }
+
+  /** Records an active unicast MAC in the mirror and returns the operation that puts it in a bank. */
+  #mirrorPut(mac: Mac, meta: number): Op {
+    if (!this.#mirror.put(mac, meta)) throw new MacslotError('NO_FREE_SLOT', `the data plane mirrors at most ${this.#nic?.maxAddresses ?? 0} active MACs; cannot add ${mac.toString()}`);
+    return { op: 'put', mac, meta };
   }
 
   #unicastMeta(clientId: number, placement: Placement | undefined): number {
@@ -606,28 +598,26 @@ export class DataPlane {
     switch (e.type) {
       case 'reserved':
         if (e.active) {
-          ops.push({ op: 'put', mac: e.mac, meta: this.#unicastMeta(e.clientId, e.placement) });
+          ops.push(this.#mirrorPut(e.mac, this.#unicastMeta(e.clientId, e.placement)));
           this.#activeCount[e.clientId]!++;
-          this.#owners.set(e.mac.key, e.clientId);
         }
         break;
       case 'modified':
         if (e.previous) {
           ops.push({ op: 'del', mac: e.previous });
-          this.#owners.delete(e.previous.key);
+          this.#mirror.delete(e.previous.key);
         } else this.#activeCount[e.clientId]!++;
-        ops.push({ op: 'put', mac: e.mac, meta: this.#unicastMeta(e.clientId, e.placement) });
-        this.#owners.set(e.mac.key, e.clientId);
+        ops.push(this.#mirrorPut(e.mac, this.#unicastMeta(e.clientId, e.placement)));
         break;
       case 'released':
         if (e.mac) {
           ops.push({ op: 'del', mac: e.mac });
           this.#activeCount[e.clientId]!--;
-          this.#owners.delete(e.mac.key);
+          this.#mirror.delete(e.mac.key);
         }
         break;
       case 'placed':
-        ops.push({ op: 'put', mac: e.mac, meta: this.#unicastMeta(e.clientId, e.placement) });
+        ops.push(this.#mirrorPut(e.mac, this.#unicastMeta(e.clientId, e.placement)));
         break;
       case 'joined': {
         const key = e.group.toString();
