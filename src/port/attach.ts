@@ -6,6 +6,7 @@ import { MacslotError, isMacslotError, show } from '../errors.js';
 import { RULES } from '../filter/reference.js';
 import type { NicClient } from '../nic/nic.js';
 import { ETH_HLEN } from '../wire/ethernet.js';
+import { Mac } from '../wire/mac.js';
 import { DropCounter, type FramePort, type PortCloseReason } from './port.js';
 
 /** Frames and bytes in one direction. */
@@ -65,8 +66,21 @@ class Counted {
     this.port = port;
     this.#drops = new DropCounter(port.name, log);
   }
-  drop(reason: string, detail: string): void {
+  drop(reason: string, detail: string | (() => string)): void {
     this.#drops.drop(reason, detail);
+  }
+  /** Sends `frame` out of the port and counts it; a refusal is counted here unless the port counts its own drops. */
+  sendOut(frame: Uint8Array): void {
+    let ok = false;
+    try {
+      ok = this.port.send(frame);
+    } catch {
+      ok = false;
+    }
+    if (ok) {
+      this.tx.frames++;
+      this.tx.bytes += frame.length;
+    } else if (this.port.drops === undefined) this.drop('not-sent', 'the port refused a frame');
   }
   snapshot(extra: Record<string, number> = {}): PortCounters {
     const drops: Record<string, number> = { ...this.#drops.snapshot() };
@@ -212,7 +226,7 @@ class Fabric {
     } catch (err) {
       return b.drop('error', isMacslotError(err) ? err.message : String(err));
     }
-    if (!ok) return b.drop('spoofed', `source ${show(Array.from(frame.subarray(6, 12), (x) => x.toString(16).padStart(2, '0')).join(':'))} is not a MAC of client ${show(b.client.name)}`);
+    if (!ok) return b.drop('spoofed', () => `source ${show(Mac.fromBytes(frame, 6, 6).toString())} is not a MAC of client ${show(b.client.name)}`);
     b.rx.frames++;
     b.rx.bytes += frame.length;
   }
@@ -223,16 +237,7 @@ class Fabric {
     // Bridge mode: a unicast frame for a local owner never touches the wire.
     const rule = RULES[this.dp.verdicts[0]! & 0x1f];
     if (rule !== undefined && LOCAL_RULES.has(rule)) return;
-    let ok = false;
-    try {
-      ok = u.port.send(frame);
-    } catch {
-      ok = false;
-    }
-    if (ok) {
-      u.tx.frames++;
-      u.tx.bytes += frame.length;
-    } else if (u.port.drops === undefined) u.drop('not-sent', 'the uplink refused a frame');
+    u.sendOut(frame);
   }
 
   #fromUplink(b: UplinkBindingImpl, frame: Uint8Array): void {
@@ -247,7 +252,7 @@ class Fabric {
       return b.drop('error', isMacslotError(err) ? err.message : String(err));
     }
     const rule = RULES[dp.verdicts[0]! & 0x1f] ?? 'drop-bad-descriptor';
-    if (rule.startsWith('drop-')) return b.drop(rule.slice(5) === 'unknown' ? 'no-owner' : `filter-${rule.slice(5)}`, `no client accepts a frame for ${Array.from(frame.subarray(0, 6), (x) => x.toString(16).padStart(2, '0')).join(':')}`);
+    if (rule.startsWith('drop-')) return b.drop(rule.slice(5) === 'unknown' ? 'no-owner' : `filter-${rule.slice(5)}`, () => `no client accepts a frame for ${Mac.fromBytes(frame, 0, 6).toString()}`);
     b.rx.frames++;
     b.rx.bytes += frame.length;
   }
@@ -256,18 +261,7 @@ class Fabric {
     for (const b of this.clients.values()) {
       if (b.ring.pending === 0) continue;
       try {
-        b.ring.poll((f) => {
-          let ok = false;
-          try {
-            ok = b.port.send(f);
-          } catch {
-            ok = false;
-          }
-          if (ok) {
-            b.tx.frames++;
-            b.tx.bytes += f.length;
-          } else if (b.port.drops === undefined) b.drop('not-sent', 'the port refused a frame');
-        });
+        b.ring.poll((f) => b.sendOut(f));
       } catch (err) {
         b.drop('ring-corrupt', isMacslotError(err) ? err.message : String(err));
       }

@@ -35,13 +35,16 @@ export class DropCounter {
     this.#log = log;
   }
 
-  /** Counts one drop of `reason`; logs `detail` when it is the first of its reason. Never throws. */
-  drop(reason: string, detail: string): void {
+  /**
+   * Counts one drop of `reason`; logs `detail` when it is the first of its reason. A function detail is
+   * only called then, so a flood of drops formats one message, not one per frame. Never throws.
+   */
+  drop(reason: string, detail: string | (() => string)): void {
     const n = (this.#counts[reason] ?? 0) + 1;
     this.#counts[reason] = n;
     if (n === 1 && this.#log !== undefined) {
       try {
-        this.#log(`${this.#name}: dropped (${reason}): ${detail}`);
+        this.#log(`${this.#name}: dropped (${reason}): ${typeof detail === 'string' ? detail : detail()}`);
       } catch {
         // A failing logger must not turn a drop into an exception on the data path.
       }
