@@ -114,7 +114,7 @@ async function classification(macs: number): Promise<void> {
         record({ ...base, frames: n, variant: name, burst: 'whole', checksum: sum }, ms);
       }
       if (sizes === '64') {
-        const native = nativeRun(dp.pool.subarray(0, (sc === 'cache' ? (2 << 20) : FRAMES * 64)), all, FRAMES, s.macs, s.groups, s.nic, ITER);
+        const native = nativeRun(dp.pool.subarray(0, (sc === 'cache' ? (2 << 20) : FRAMES * 64)), all, FRAMES, s.macs, s.groups, s.nic, ITER, dp.maxFrameLength);
         if (native.ok) {
           if (native.checksum !== expected) failures.push(`native C at ${macs} MACs (${sc}): checksum ${native.checksum} ≠ Wasm ${expected}`);
           rows.push({ ...base, variant: 'C -O3 (same algorithm)', burst: 'whole', mpps: native.mpps, nsPerFrame: 1000 / native.mpps, checksum: native.checksum });

@@ -25,7 +25,7 @@ function build(): true | string {
 }
 
 /** Runs the native classifier on the same frames; returns its Mpps and checksum, or why it could not. */
-export function nativeRun(pool: Uint8Array, desc: Uint32Array, count: number, macs: Mac[], groups: Mac[], nic: Nic, iterations: number): { ok: true; mpps: number; checksum: number } | { ok: false; reason: string } {
+export function nativeRun(pool: Uint8Array, desc: Uint32Array, count: number, macs: Mac[], groups: Mac[], nic: Nic, iterations: number, maxFrame: number): { ok: true; mpps: number; checksum: number } | { ok: false; reason: string } {
   const b = build();
   if (b !== true) return { ok: false, reason: b };
   const owners = new Map(nic.slots().map((s) => [s.mac.toString(), s.owner]));
@@ -36,9 +36,11 @@ export function nativeRun(pool: Uint8Array, desc: Uint32Array, count: number, ma
     table[i * 8 + 6] = id & 0xff;
     table[i * 8 + 7] = id >> 8;
   });
-  const header = new Uint32Array([count, pool.length, macs.length, groups.length, iterations]);
+  const header = new Uint32Array([count, pool.length, macs.length, groups.length, iterations, maxFrame]);
   const file = join(tmpdir(), `macslot-bench-${process.pid}.bin`);
   writeFileSync(file, Buffer.concat([Buffer.from(header.buffer), Buffer.from(table), Buffer.from(desc.buffer, desc.byteOffset, count * 8), Buffer.from(pool)]));
-  const [mpps, checksum] = execFileSync(BINARY, [file], { encoding: 'utf8' }).trim().split(' ').map(Number);
+  const [mpps, checksum, counted] = execFileSync(BINARY, [file], { encoding: 'utf8' }).trim().split(' ').map(Number);
+  // The counters are part of the work measured; their total proves every pass counted every frame.
+  if (counted !== count * (Math.min(iterations, 64) + 3)) return { ok: false, reason: `native comparison counted ${counted} verdicts, expected ${count * (Math.min(iterations, 64) + 3)}` };
   return { ok: true, mpps: mpps!, checksum: checksum! };
 }

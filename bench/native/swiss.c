@@ -1,4 +1,5 @@
-// Native comparison: the data plane's table algorithm (home-slot check, then 16-wide SSE2 tag probing) in C, on the same frames.
+// Native comparison: the data plane's per-frame work in C on the same frames: descriptor and length checks at the
+// edge, the table algorithm (home-slot check, then 16-wide SSE2 tag probing), and striped verdict counters.
 #include <emmintrin.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -8,7 +9,8 @@
 
 #define EMPTY 0x80
 #define MISS 0xffffffffu
-enum { R_BROADCAST = 0, R_MC_EXACT = 1, R_UNICAST = 4, R_DROP_UNKNOWN = 7, R_DROP_MC = 8 };
+enum { R_BROADCAST = 0, R_MC_EXACT = 1, R_UNICAST = 4, R_DROP_UNKNOWN = 7, R_DROP_MC = 8, R_DROP_RUNT = 9, R_DROP_OVERSIZE = 10, R_DROP_BAD_DESC = 11 };
+#define STRIPES 4
 
 static uint64_t seed = 42;
 static uint32_t mask;
@@ -70,9 +72,9 @@ int main(int argc, char **argv) {
   if (argc < 2) return 2;
   FILE *f = fopen(argv[1], "rb");
   if (!f) return 2;
-  uint32_t hdr[5];
-  if (fread(hdr, 4, 5, f) != 5) return 2;
-  uint32_t n = hdr[0], poolLen = hdr[1], nMacs = hdr[2], nGroups = hdr[3], iters = hdr[4];
+  uint32_t hdr[6];
+  if (fread(hdr, 4, 6, f) != 6) return 2;
+  uint32_t n = hdr[0], poolLen = hdr[1], nMacs = hdr[2], nGroups = hdr[3], iters = hdr[4], maxFrame = hdr[5];
   uint8_t (*macs)[8] = malloc((size_t)(nMacs + nGroups) * 8);
   uint32_t *desc = malloc((size_t)n * 8);
   uint8_t *pool = malloc(poolLen + 64);
@@ -87,25 +89,33 @@ int main(int argc, char **argv) {
     put(key6(macs[i]), i < nMacs ? client : 0x10000u);
   }
   uint32_t *verdicts = malloc((size_t)n * 4);
+  uint64_t counters[16 * STRIPES] = {0};
   double best[64]; int32_t sum = 0;
   if (iters > 64) iters = 64;
   for (uint32_t it = 0; it < iters + 3; it++) {
     struct timespec a, b;
     clock_gettime(CLOCK_MONOTONIC, &a);
     for (uint32_t i = 0; i < n; i++) {
-      const uint8_t *p = pool + desc[2 * i];
-      uint64_t k = key6(p);
+      uint32_t off = desc[2 * i], len = desc[2 * i + 1];
       uint32_t v;
+      if (len > poolLen || off > poolLen - len) { verdicts[i] = R_DROP_BAD_DESC; continue; }
+      if (len < 14) { verdicts[i] = R_DROP_RUNT; continue; }
+      if (len > maxFrame) { verdicts[i] = R_DROP_OVERSIZE; continue; }
+      const uint8_t *p = pool + off;
+      uint64_t k = key6(p);
       if (k == 0xffffffffffffull) v = R_BROADCAST;
       else if (p[0] & 1) v = lookup(k) != MISS ? R_MC_EXACT : R_DROP_MC;
       else { uint32_t m = lookup(k); v = m != MISS ? R_UNICAST | (m << 16) : R_DROP_UNKNOWN; }
       verdicts[i] = v;
     }
+    for (uint32_t i = 0; i < n; i++) counters[(verdicts[i] & 0x1f) * STRIPES + (i & (STRIPES - 1))]++;
     clock_gettime(CLOCK_MONOTONIC, &b);
     if (it >= 3) best[it - 3] = (double)(b.tv_sec - a.tv_sec) * 1e3 + (double)(b.tv_nsec - a.tv_nsec) / 1e6;
   }
   for (uint32_t i = 0; i < n; i++) sum = fold(sum, verdicts[i] & 0x1f, verdicts[i] >> 16);
   for (uint32_t i = 0; i < iters; i++) for (uint32_t j = i + 1; j < iters; j++) if (best[j] < best[i]) { double t = best[i]; best[i] = best[j]; best[j] = t; }
-  printf("%.3f %d\n", n / best[iters / 2] / 1000.0, sum);
+  uint64_t counted = 0;
+  for (uint32_t i = 0; i < 16 * STRIPES; i++) counted += counters[i];
+  printf("%.3f %d %llu\n", n / best[iters / 2] / 1000.0, sum, (unsigned long long)counted);
   return 0;
 }
