@@ -192,19 +192,28 @@ export function activeBank(): u32 { return atomic.load<u32>(base + H_ACTIVE); }
 
 // @ts-ignore: decorator
 @inline function mix(k: u64): u64 {
-  let h = (k ^ seed) * HASH_MUL;
+  return mixWith(k, seed);
+}
+
+// @ts-ignore: decorator
+@inline function mixWith(k: u64, sd: u64): u64 {
+  const h = (k ^ sd) * HASH_MUL;
   return h ^ (h >> 32);
 }
 
 /** Returns the meta word of key `k` of kind `kind` (0 MAC-48, 1 EUI-64) in `bank`, or MISS. */
 // @ts-ignore: decorator
 @inline function lookup(bank: usize, k: u64, kind: u32): u32 {
-  const h = mix(k);
-  let pos = <u32>h & slotMask;
+  return lookupIn(bank + B_CTRL, bank + entriesOff, slotMask, seed, k, kind);
+}
+
+/** lookup() with the table's parameters passed in, so a burst loop can hold them in locals. */
+// @ts-ignore: decorator
+@inline function lookupIn(ctrl: usize, entries: usize, mask: u32, sd: u64, k: u64, kind: u32): u32 {
+  const h = mixWith(k, sd);
+  let pos = <u32>h & mask;
   const tag = i8x16.splat(<i8>(h >> 57));
   const empty = i8x16.splat(<i8>CTRL_EMPTY);
-  const ctrl = bank + B_CTRL;
-  const entries = bank + entriesOff;
   // At half load most keys sit in their home slot and most misses meet an empty one: settle those without SIMD.
   const home = load<u8>(ctrl + <usize>pos);
   if (home == CTRL_EMPTY) return MISS;
@@ -216,14 +225,14 @@ export function activeBank(): u32 { return atomic.load<u32>(base + H_ACTIVE); }
     }
   }
   // Bounded even on a corrupt table: one pass over every group at most.
-  for (let probe: u32 = 0; probe <= slotMask >> 4; probe++) {
+  for (let probe: u32 = 0; probe <= mask >> 4; probe++) {
     const g = v128.load(ctrl + <usize>pos);
     let m = i8x16.bitmask(i8x16.eq(g, tag));
     const e = i8x16.bitmask(i8x16.eq(g, empty));
     // Entries sit before the first empty slot of their probe run, so later matches are strangers.
     if (e != 0) m &= (e & (0 - e)) - 1;
     while (m != 0) {
-      const idx = (pos + ctz(m)) & slotMask;
+      const idx = (pos + ctz(m)) & mask;
       const ent = entries + <usize>idx * ENTRY;
       if (load<u64>(ent) == k) {
         const meta = load<u32>(ent, 8);
@@ -232,7 +241,7 @@ export function activeBank(): u32 { return atomic.load<u32>(base + H_ACTIVE); }
       m &= m - 1;
     }
     if (e != 0) return MISS;
-    pos = (pos + <u32>GROUP_WIDTH) & slotMask;
+    pos = (pos + <u32>GROUP_WIDTH) & mask;
   }
   return MISS;
 }
@@ -480,9 +489,15 @@ function enter(lanePtrV: usize): usize {
 /** Verdict for a destination key (`k`: the bytes little-endian, `kind` 0 MAC-48 / 1 EUI-64), `a45` its last two bytes little-endian. */
 // @ts-ignore: decorator
 @inline function decide(bank: usize, k: u64, kind: u32, a45: u32, flags: u32, anyPromisc: bool): u32 {
+  return decideIn(bank + B_CTRL, bank + entriesOff, slotMask, seed, bank + hashOff, k, kind, a45, flags, anyPromisc);
+}
+
+/** decide() with the table's parameters passed in. */
+// @ts-ignore: decorator
+@inline function decideIn(ctrl: usize, entries: usize, mask: u32, sd: u64, hash: usize, k: u64, kind: u32, a45: u32, flags: u32, anyPromisc: bool): u32 {
   if ((<u32>k & 1) != 0) {
     if (kind == 0 ? k == 0xffff_ffff_ffff : k == 0xffff_ffff_ffff_ffff) return R_BROADCAST | (V_NO_REF << V_REF_SHIFT);
-    const meta = lookup(bank, k, kind);
+    const meta = lookupIn(ctrl, entries, mask, sd, k, kind);
     if (meta != MISS) {
       const stage = (meta >> M_STAGE_SHIFT) & 3;
       const ref = (meta & M_INDEX) << V_REF_SHIFT;
@@ -494,12 +509,12 @@ function enter(lanePtrV: usize): usize {
       // Shifts 4, 3, 2, 0 for filter types 0..3, packed one nibble each.
       const shift = (<u32>0x0234 >> (((flags >> F_HASH_TYPE_SHIFT) & 3) << 2)) & 0xf;
       const i = (a45 >> shift) & 0xfff;
-      admitted = (load<u8>(bank + hashOff + <usize>(i >> 3)) & (<u8>1 << <u8>(i & 7))) != 0;
+      admitted = (load<u8>(hash + <usize>(i >> 3)) & (<u8>1 << <u8>(i & 7))) != 0;
     }
     if (!admitted) return R_DROP_MC | (V_NO_REF << V_REF_SHIFT);
     return (anyPromisc ? R_PROMISC : R_DROP_MC) | V_SOFTWARE | (V_NO_REF << V_REF_SHIFT);
   }
-  const meta = lookup(bank, k, kind);
+  const meta = lookupIn(ctrl, entries, mask, sd, k, kind);
   if (meta != MISS) {
     const ref = (meta & M_INDEX) << V_REF_SHIFT;
     return (meta & M_HARDWARE) != 0 ? R_UNICAST | ref : R_SOFTWARE | V_SOFTWARE | ref;
@@ -508,19 +523,24 @@ function enter(lanePtrV: usize): usize {
   return (anyPromisc ? R_PROMISC : R_DROP_UNKNOWN) | V_SOFTWARE | (V_NO_REF << V_REF_SHIFT);
 }
 
-/** Verdict for descriptor i of a lane: checks the window once, at the edge, then reads the destination. */
+/** Verdict for the descriptor at `d` into a pool at `pool` of `poolLen` bytes: checks the window once, at the edge, then reads the destination. */
 // @ts-ignore: decorator
-@inline function classifyOne(bank: usize, lp: usize, i: u32, flags: u32, anyPromisc: bool): u32 {
-  const d = lp + descOff + (<usize>i << 3);
+@inline function classifyAt(ctrl: usize, entries: usize, mask: u32, sd: u64, hash: usize, d: usize, pool: usize, poolLen: u32, frameMax: u32, flags: u32, anyPromisc: bool): u32 {
   const off = load<u32>(d);
   const len = load<u32>(d, 4);
-  if (len > poolBytes || off > poolBytes - len) return R_DROP_BAD_DESC | (V_NO_REF << V_REF_SHIFT);
+  if (len > poolLen || off > poolLen - len) return R_DROP_BAD_DESC | (V_NO_REF << V_REF_SHIFT);
   if (len < 14) return R_DROP_RUNT | (V_NO_REF << V_REF_SHIFT);
-  if (len > maxFrame) return R_DROP_OVERSIZE | (V_NO_REF << V_REF_SHIFT);
-  const p = lp + poolOff + <usize>off;
+  if (len > frameMax) return R_DROP_OVERSIZE | (V_NO_REF << V_REF_SHIFT);
+  const p = pool + <usize>off;
   const lo = load<u32>(p);
   const hi = load<u16>(p, 4);
-  return decide(bank, (<u64>hi << 32) | <u64>lo, 0, <u32>hi, flags, anyPromisc);
+  return decideIn(ctrl, entries, mask, sd, hash, (<u64>hi << 32) | <u64>lo, 0, <u32>hi, flags, anyPromisc);
+}
+
+/** Verdict for descriptor i of a lane. */
+// @ts-ignore: decorator
+@inline function classifyOne(bank: usize, lp: usize, i: u32, flags: u32, anyPromisc: bool): u32 {
+  return classifyAt(bank + B_CTRL, bank + entriesOff, slotMask, seed, bank + hashOff, lp + descOff + (<usize>i << 3), lp + poolOff, poolBytes, maxFrame, flags, anyPromisc);
 }
 
 /**
@@ -535,8 +555,23 @@ export function classifyBurst(lane: u32, count: u32): u32 {
   // The bank cannot change during a burst, so its flags are read once.
   const flags = load<u32>(bank + B_FLAGS);
   const anyPromisc = load<u32>(bank + B_PROMISC_COUNT) != 0;
-  for (let i: u32 = 0; i < count; i++) {
-    store<u32>(verdicts + (<usize>i << 2), classifyOne(bank, lp, i, flags, anyPromisc));
+  // Burst-invariant values come from the header into locals, which the loop keeps in registers; a
+  // mutable global is reloaded on every use.
+  const mask = load<u32>(base + H_SLOTS) - 1;
+  const sd = (<u64>load<u32>(base + H_SEED_HI) << 32) | <u64>load<u32>(base + H_SEED_LO);
+  const poolLen = load<u32>(base + H_POOL_BYTES);
+  const frameMax = load<u32>(base + H_MAX_FRAME);
+  const ctrl = bank + B_CTRL;
+  const entries = ctrl + (entriesOff - B_CTRL);
+  const hash = ctrl + (hashOff - B_CTRL);
+  const pool = lp + poolOff;
+  let d = lp + descOff;
+  let out = verdicts;
+  const end = verdicts + (<usize>count << 2);
+  while (out < end) {
+    store<u32>(out, classifyAt(ctrl, entries, mask, sd, hash, d, pool, poolLen, frameMax, flags, anyPromisc));
+    d += 8;
+    out += 4;
   }
   leave(lp);
   // Counting in a second pass keeps the classify loop free of read-modify-write traffic.
