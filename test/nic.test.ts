@@ -310,3 +310,50 @@ describe('ownership and events', () => {
     expect(nic.generation).toBe(gens.at(-1));
   });
 });
+
+describe('churn', () => {
+  it('the same MACs and groups coming and going thousands of times leave exactly the state a fresh NIC would have', () => {
+    const nic = base({ unicastEntries: 256, multicastEntries: 4, maxAddresses: 300 });
+    const a = nic.openClient('a');
+    const kept = new Map<number, string>();
+    for (let i = 0; i < 3000; i++) {
+      const mac = `02:00:00:00:00:0${i % 7}`;
+      a.addressRemove(a.addressAdd(mac).slot);
+      a.multicastJoin('01:00:5e:00:00:07');
+      a.multicastLeave('01:00:5e:00:00:07');
+      // Every third round keeps a distinct MAC, and drops one of the kept ones now and then.
+      if (i % 3 === 0 && kept.size < 200) {
+        const k = `02:00:00:01:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 0xff).toString(16).padStart(2, '0')}`;
+        kept.set(a.addressAdd(k).slot, k);
+      }
+      if (i % 5 === 0 && kept.size > 0) {
+        const [slot] = kept.keys();
+        a.addressRemove(slot!);
+        kept.delete(slot!);
+      }
+    }
+    expect(a.slots()).toEqual([...kept.keys()].sort((x, y) => x - y));
+    expect(a.groups()).toEqual([]);
+    const unicast = nic.filterState().unicast;
+    expect([...unicast.keys()].map((k) => (typeof k === 'number' ? Mac.fromNumber(k) : Mac.parse(k)).toString()).sort()).toEqual([PRIMARY, ...kept.values()].sort());
+    expect(nic.filterState().groups.size).toBe(0);
+    expect(verdict(nic, '02:00:00:00:00:03').rule).toBe('drop-unknown');
+    expect(verdict(nic, [...kept.values()][0]!).rule).toBe('unicast-exact');
+    a.addressAdd('02:00:00:00:00:03');
+    expect(verdict(nic, '02:00:00:00:00:03').rule).toBe('unicast-exact');
+  });
+
+  it('a listener that unsubscribes during an event leaves the others that event and later ones', () => {
+    const nic = base();
+    const seen: string[] = [];
+    const off = nic.on(() => {
+      seen.push('first');
+      off();
+    });
+    nic.on(() => seen.push('second'));
+    const a = nic.openClient('a');
+    a.addressAdd('02:00:00:00:00:01');
+    expect(seen).toEqual(['first', 'second', 'second']);
+  });
+});
+

@@ -3,6 +3,7 @@
 import { MacslotError, show } from '../errors.js';
 import { mtaIndex } from '../filter/hash.js';
 import { RULES, type Rule, type Verdict } from '../filter/reference.js';
+import { ChurnMap } from '../nic/churn-map.js';
 import type { Nic } from '../nic/nic.js';
 import type { GroupStage, NicEvent, Placement } from '../nic/types.js';
 import { Mac } from '../wire/mac.js';
@@ -113,6 +114,8 @@ const F_HASH = 4;
 const F_HASH_TYPE_SHIFT = 8;
 const V_SOFTWARE = 0x80;
 const NO_CLIENT = 0xffff_ffff;
+/** Shared by every change that needs no bank operation; never mutated. */
+const NO_OPS: readonly Op[] = [];
 const CLIENT_COUNTER_WORDS = 10;
 const PAGE = 65536;
 const WRITER_SPIN_LIMIT_MS = 2000;
@@ -175,7 +178,7 @@ export class DataPlane {
   #closed = false;
   #spoofed = 0;
   // Mirror of what the banks hold, so each NIC event turns into a few precise bank operations.
-  readonly #groups = new Map<string, { g: number; stage: GroupStage }>();
+  readonly #groups = new ChurnMap<number | string, { g: number; stage: GroupStage }>();
   readonly #freeGroups: number[] = [];
   readonly #hashRefs = new Uint16Array(4096);
   // Active unicast MACs per client id (ids are below the NIC's client capacity).
@@ -500,7 +503,6 @@ export class DataPlane {
 
   // ---- programming (the writer side) ------------------------------------------------
 
-  /** Forgets the mirror of the banks and programs `bank`, which must be empty, with the NIC's whole filter. */
   /** Forgets the bank-layout mirrors and programs `bank`, which must be empty, with the NIC's whole filter. */
   #program(nic: Nic, bank: number): void {
     const state = nic.filterState();
@@ -524,7 +526,7 @@ export class DataPlane {
     for (const [key, g] of state.groups) {
       const mac = typeof key === 'number' ? Mac.fromNumber(key) : Mac.parse(key);
       ops.push(...this.#groupAdd(mac, g.stage));
-      const idx = this.#groups.get(mac.toString())!.g;
+      const idx = this.#groups.get(mac.key)!.g;
       for (const id of g.members) ops.push({ op: 'member', g: idx, id, on: true });
     }
     for (const c of nic.clients()) ops.push(...this.#refreshClient(c.id));
@@ -567,7 +569,7 @@ export class DataPlane {
   #groupAdd(mac: Mac, stage: GroupStage): Op[] {
     const g = this.#freeGroups.pop();
     if (g === undefined) throw new MacslotError('NO_FREE_SLOT', `the data plane holds no more multicast groups; cannot add ${mac.toString()}`);
-    this.#groups.set(mac.toString(), { g, stage });
+    this.#groups.set(mac.key, { g, stage });
     return [{ op: 'clear-group', g }, { op: 'put', mac, meta: M_GROUP | g | (STAGE[stage] << M_STAGE_SHIFT) }, ...this.#hashRef(mac, stage, +1)];
   }
 
@@ -581,14 +583,15 @@ export class DataPlane {
     return [];
   }
 
-  #refreshClient(id: number): Op[] {
+  #refreshClient(id: number): readonly Op[] {
     const c = this.#nic?.client(id);
-    const next = { broadcast: c !== undefined && c.broadcast && this.#activeCount[id]! > 0, promiscuous: c?.promiscuous ?? false };
-    const prev = this.#clientBits.get(id) ?? { broadcast: false, promiscuous: false };
-    if (prev.broadcast === next.broadcast && prev.promiscuous === next.promiscuous) return [];
-    this.#clientBits.set(id, next);
-    if (id >= this.#maxClients) return [];
-    return [{ op: 'client', id, ...next }];
+    const broadcast = c !== undefined && c.broadcast && this.#activeCount[id]! > 0;
+    const promiscuous = c?.promiscuous ?? false;
+    const prev = this.#clientBits.get(id);
+    if ((prev?.broadcast ?? false) === broadcast && (prev?.promiscuous ?? false) === promiscuous) return NO_OPS;
+    this.#clientBits.set(id, { broadcast, promiscuous });
+    if (id >= this.#maxClients) return NO_OPS;
+    return [{ op: 'client', id, broadcast, promiscuous }];
   }
 
   /** Turns one NIC event into bank operations and commits them. */
@@ -620,13 +623,13 @@ export class DataPlane {
         ops.push(this.#mirrorPut(e.mac, this.#unicastMeta(e.clientId, e.placement)));
         break;
       case 'joined': {
-        const key = e.group.toString();
+        const key = e.group.key;
         if (!this.#groups.has(key)) ops.push(...this.#groupAdd(e.group, e.stage ?? 'exact'));
         ops.push({ op: 'member', g: this.#groups.get(key)!.g, id: e.clientId, on: true });
         break;
       }
       case 'left': {
-        const key = e.group.toString();
+        const key = e.group.key;
         const entry = this.#groups.get(key);
         if (entry === undefined) break;
         ops.push({ op: 'member', g: entry.g, id: e.clientId, on: e.member });
@@ -638,7 +641,7 @@ export class DataPlane {
         break;
       }
       case 'group-stage': {
-        const entry = this.#groups.get(e.group.toString());
+        const entry = this.#groups.get(e.group.key);
         if (entry === undefined) break;
         ops.push(...this.#hashRef(e.group, entry.stage, -1));
         entry.stage = e.stage;

@@ -1,6 +1,7 @@
 // Data plane loader: a packed mirror of the active unicast MACs, kept by the NIC's events, in the record
 // format the Wasm table loads in bulk. A rebuild then copies it instead of walking the NIC's state.
 
+import { ChurnMap } from '../nic/churn-map.js';
 import type { Mac } from '../wire/mac.js';
 
 /** Words per record: key bytes 0..3 and 4..7 (little-endian), kind (0 MAC-48, 1 EUI-64), meta. */
@@ -9,7 +10,7 @@ export const RECORD_WORDS = 4;
 /** Active unicast MACs as packed records, with each one's owner. Order is not kept: removal moves the last record into the gap. */
 export class UnicastMirror {
   readonly #records: Uint32Array;
-  readonly #index = new Map<number | string, number>();
+  readonly #index = new ChurnMap<number | string, number>();
   // The key of each record, so removal can re-point the record it moves in O(1).
   readonly #keys: (number | string)[] = [];
   #count = 0;
@@ -46,9 +47,12 @@ export class UnicastMirror {
     }
     const r = this.#records;
     const at = i * RECORD_WORDS;
-    const b = (n: number): number => (n < mac.length ? mac.byte(n) : 0);
-    r[at] = (b(0) | (b(1) << 8) | (b(2) << 16) | (b(3) << 24)) >>> 0;
-    r[at + 1] = (b(4) | (b(5) << 8) | (b(6) << 16) | (b(7) << 24)) >>> 0;
+    let lo = 0;
+    let hi = 0;
+    for (let n = 0; n < 4; n++) lo |= mac.byte(n) << (8 * n);
+    for (let n = 4; n < mac.length; n++) hi |= mac.byte(n) << (8 * (n - 4));
+    r[at] = lo >>> 0;
+    r[at + 1] = hi >>> 0;
     r[at + 2] = mac.length === 8 ? 1 : 0;
     r[at + 3] = meta;
     return true;

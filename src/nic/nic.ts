@@ -6,6 +6,7 @@ import { HASH_BITS, mtaIndex } from '../filter/hash.js';
 import type { FilterState, GroupEntry, UnicastEntry } from '../filter/state.js';
 import { DEFAULT_MAX_FRAME, ETH_HLEN } from '../wire/ethernet.js';
 import { Mac, type MacLike } from '../wire/mac.js';
+import { ChurnMap, ChurnSet } from './churn-map.js';
 import type {
   AddressKind,
   AddressSupport,
@@ -35,8 +36,8 @@ interface ClientState {
   readonly id: number;
   readonly name: string;
   open: boolean;
-  readonly slots: Set<number>;
-  readonly groups: Map<string, number>;
+  readonly slots: ChurnSet<number>;
+  readonly groups: ChurnMap<string, number>;
   promiscuous: boolean;
   broadcast: boolean;
   allowPromiscuous: boolean;
@@ -44,7 +45,7 @@ interface ClientState {
 
 interface GroupState {
   readonly mac: Mac;
-  readonly refs: Map<number, number>;
+  readonly refs: ChurnMap<number, number>;
   stage: GroupStage;
 }
 
@@ -107,12 +108,14 @@ export class Nic {
   readonly #random: RandomSource;
   // Slot-indexed array, not a Map: a Map re-keyed with the same slot on every add/remove keeps deleted entries in that key's chain until it rehashes, which made addressAdd grow to tens of µs.
   readonly #slots = new SlotTable();
-  readonly #active = new Map<number | string, SlotState>();
-  readonly #groups = new Map<string, GroupState>();
+  // Keys come and go and come back (the same MAC added and removed again): see ChurnMap.
+  readonly #active = new ChurnMap<number | string, SlotState>();
+  readonly #groups = new ChurnMap<string, GroupState>();
   readonly #clients: (ClientState | undefined)[] = [];
   readonly #handles = new Map<number, NicClient>();
   readonly #hashRefs = new Uint16Array(HASH_BITS);
-  readonly #listeners = new Set<Listener>();
+  // Replaced, never mutated, on (un)subscribe: an emit walks the array it started with and copies nothing.
+  #listeners: readonly Listener[] = [];
   #unicastUsed = 0;
   #multicastUsed = 0;
   // Kept as counts so every change stays O(1) when nothing overflowed, at any number of active MACs.
@@ -184,8 +187,10 @@ export class Nic {
 
   /** Subscribes to change events; returns the function that unsubscribes. */
   on(listener: Listener): () => void {
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
+    this.#listeners = [...this.#listeners, listener];
+    return () => {
+      this.#listeners = this.#listeners.filter((l) => l !== listener);
+    };
   }
 
   /** Opens a client handle; throws NAME_IN_USE, TOO_MANY_CLIENTS or INVALID_ARGUMENT. */
@@ -278,7 +283,7 @@ export class Nic {
     // Stamped in place: each event literal is built for this call only, and a spread copy cost more than the rest of a change.
     const full = event as { generation: number } & typeof event;
     full.generation = this.#generation;
-    for (const l of [...this.#listeners]) {
+    for (const l of this.#listeners) {
       try {
         l(full as NicEvent);
       } catch (err) {
@@ -320,8 +325,8 @@ export class Nic {
       id,
       name,
       open: true,
-      slots: new Set(),
-      groups: new Map(),
+      slots: new ChurnSet(),
+      groups: new ChurnMap(),
       promiscuous: false,
       broadcast: options.broadcast ?? true,
       allowPromiscuous: options.allowPromiscuous ?? false,
@@ -559,7 +564,7 @@ export class Nic {
       else throw new MacslotError('NO_FREE_SLOT', `cannot join ${key}: all ${this.#multicastEntries} multicast entries are in use, there is no hash filter, and overflow is "reject"`);
       if (stage === 'exact') this.#multicastUsed++;
       if (stage === 'hash') this.#hashRefs[this.#hashIndex(mac)]!++;
-      g = { mac, refs: new Map(), stage: 'exact' };
+      g = { mac, refs: new ChurnMap(), stage: 'exact' };
       this.#setStage(g, stage);
       this.#groups.set(key, g);
     }
