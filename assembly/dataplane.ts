@@ -285,28 +285,39 @@ export function tablePut(bank: u32, len: u32, meta: u32): u32 {
     store<u32>(b + entriesOff + <usize>found * ENTRY, m, 8);
     return 1;
   }
-  return place(b, k, m);
+  return insert(b + B_CTRL, b + entriesOff, slotMask, seed, k, m);
 }
 
-/** Puts key `k` with meta `m` in the first empty slot of its run in bank `b`, 16 control bytes at a time; returns 1, or 0 when the table is full. */
+/**
+ * Puts key `k` with meta `m` in the first empty slot of its run (the home slot, most often, at the loads the
+ * table is sized for; else 16 control bytes at a time); returns 1, or 0 when the table is full.
+ */
 // @ts-ignore: decorator
-@inline function place(b: usize, k: u64, m: u32): u32 {
-  const h = mix(k);
-  let pos = <u32>h & slotMask;
-  const empty = i8x16.splat(<i8>CTRL_EMPTY);
-  for (let probe: u32 = 0; probe <= slotMask >> 4; probe++) {
-    const e = i8x16.bitmask(i8x16.eq(v128.load(b + B_CTRL + <usize>pos), empty));
-    if (e != 0) {
-      const idx = (pos + ctz(e)) & slotMask;
-      const ent = b + entriesOff + <usize>idx * ENTRY;
-      store<u64>(ent, k);
-      store<u32>(ent, m, 8);
-      setCtrl(b, idx, <u8>(h >> 57));
-      return 1;
+@inline function insert(ctrl: usize, entries: usize, mask: u32, sd: u64, k: u64, m: u32): u32 {
+  const h = mixWith(k, sd);
+  let idx = <u32>h & mask;
+  if (load<u8>(ctrl + <usize>idx) != CTRL_EMPTY) {
+    let pos = idx;
+    let found = false;
+    for (let probe: u32 = 0; probe <= mask >> 4; probe++) {
+      const e = i8x16.bitmask(i8x16.eq(v128.load(ctrl + <usize>pos), i8x16.splat(<i8>CTRL_EMPTY)));
+      if (e != 0) {
+        idx = (pos + ctz(e)) & mask;
+        found = true;
+        break;
+      }
+      pos = (pos + <u32>GROUP_WIDTH) & mask;
     }
-    pos = (pos + <u32>GROUP_WIDTH) & slotMask;
+    if (!found) return 0;
   }
-  return 0;
+  const ent = entries + <usize>idx * ENTRY;
+  store<u64>(ent, k);
+  store<u32>(ent, m, 8);
+  const tag = <u8>(h >> 57);
+  store<u8>(ctrl + <usize>idx, tag);
+  // The first group is mirrored past the end, so a 16-byte load near the end needs no wrap.
+  if (idx < <u32>GROUP_WIDTH) store<u8>(ctrl + <usize>mask + 1 + <usize>idx, tag);
+  return 1;
 }
 
 /**
@@ -317,13 +328,17 @@ export function tablePut(bank: u32, len: u32, meta: u32): u32 {
 export function tableLoad(bank: u32, count: u32): u32 {
   if (count > STAGED_RECORDS) return 0;
   const b = bankPtr(bank);
-  for (let r: u32 = 0; r < count; r++) {
-    const rec = staging + <usize>r * STAGED_RECORD;
+  // Loop-invariant values in locals: a mutable global is reloaded on every use.
+  const ctrl = b + B_CTRL;
+  const entries = b + entriesOff;
+  const mask = load<u32>(base + H_SLOTS) - 1;
+  const sd = (<u64>load<u32>(base + H_SEED_HI) << 32) | <u64>load<u32>(base + H_SEED_LO);
+  const end = staging + <usize>count * STAGED_RECORD;
+  for (let rec = staging; rec < end; rec += STAGED_RECORD) {
     const kind = load<u32>(rec, 8);
-    const k = kind != 0 ? load<u64>(rec) : <u64>load<u32>(rec) | (<u64>(load<u32>(rec, 4) & 0xffff) << 32);
+    const k = kind != 0 ? load<u64>(rec) : load<u64>(rec) & 0xffff_ffff_ffff;
     const meta = load<u32>(rec, 12);
-    const m = kind != 0 ? meta | M_EUI64 : meta & ~M_EUI64;
-    if (place(b, k, m) == 0) return r;
+    if (insert(ctrl, entries, mask, sd, k, kind != 0 ? meta | M_EUI64 : meta & ~M_EUI64) == 0) return <u32>((rec - staging) / STAGED_RECORD);
   }
   return count;
 }
