@@ -171,19 +171,48 @@ async function controlPlane(): Promise<Record<string, number>> {
   const CHURN_FRAMES = 65_536;
   const dp = await DataPlane.create(s.nic, { burst: 256, poolBytes: CHURN_FRAMES * FRAME_STRIDE + 2048, seed: 42 });
   const client = s.clients[0]!;
-  const lat: number[] = [];
   const probe = new Uint8Array(64);
-  for (let i = 0; i < (QUICK ? 2000 : 20000); i++) {
-    const mac = Mac.fromNumber(0x0a00_0000_0000 + i);
+  const sees = (mac: Mac, rule: string): boolean => {
     mac.writeTo(probe);
-    const t = performance.now();
-    const { slot } = client.addressAdd(mac);
-    const v = dp.classify(probe);
-    lat.push(performance.now() - t);
-    if (v.rule !== 'unicast-exact') failures.push(`control plane: change ${i} not visible to the next burst`);
+    return dp.classify(probe).rule === rule;
+  };
+  // Each change is timed from the call to its return: the NIC has then committed it to the idle bank and
+  // published that bank, so every burst that starts afterwards uses it. Each is then checked, untimed, by
+  // classifying a frame to the MAC in a fresh burst.
+  const ROUNDS = QUICK ? 2000 : 20000;
+  const reserve: number[] = [];
+  const modify: number[] = [];
+  const unreserve: number[] = [];
+  const same: number[] = [];
+  const macs = Array.from({ length: ROUNDS * 2 }, (_, i) => Mac.fromNumber(0x0a00_0000_0000 + i));
+  const sameMac = Mac.fromNumber(0x0a00_ffff_0000);
+  for (let i = -ROUNDS / 4; i < ROUNDS; i++) {
+    // The first quarter warms up the path and is not recorded.
+    const a = macs[(i + ROUNDS) % ROUNDS]!;
+    const b = macs[ROUNDS + ((i + ROUNDS) % ROUNDS)]!;
+    let t = performance.now();
+    const { slot } = client.addressAdd(a);
+    const tReserve = performance.now() - t;
+    if (!sees(a, 'unicast-exact')) failures.push(`control plane: reserve ${i} not visible to the next burst`);
+    t = performance.now();
+    client.addressModify(slot, b);
+    const tModify = performance.now() - t;
+    if (!sees(b, 'unicast-exact') || !sees(a, 'drop-unknown')) failures.push(`control plane: modify ${i} not visible to the next burst`);
+    t = performance.now();
     client.addressRemove(slot);
+    const tUnreserve = performance.now() - t;
+    if (!sees(b, 'drop-unknown')) failures.push(`control plane: unreserve ${i} not visible to the next burst`);
+    // The same MAC added and removed again and again: each add must cost what any other does.
+    t = performance.now();
+    client.addressRemove(client.addressAdd(sameMac).slot);
+    const tSame = performance.now() - t;
+    if (i < 0) continue;
+    reserve.push(tReserve);
+    modify.push(tModify);
+    unreserve.push(tUnreserve);
+    same.push(tSame);
   }
-  lat.sort((a, b) => a - b);
+  const pct = (xs: number[], p: number): number => [...xs].sort((x, y) => x - y)[Math.floor(xs.length * p)]! * 1000;
   const rebuild: number[] = [];
   for (let i = 0; i < (QUICK ? 3 : 10); i++) {
     const t = performance.now();
@@ -193,10 +222,11 @@ async function controlPlane(): Promise<Record<string, number>> {
   rebuild.sort((a, b) => a - b);
   // A full rebuild of the table alone: every entry re-derived from the NIC into the idle bank, then published.
   const reload: number[] = [];
-  for (let i = 0; i < (QUICK ? 20 : 200); i++) {
+  for (let i = -(QUICK ? 100 : 1000); i < (QUICK ? 100 : 1000); i++) {
     const t = performance.now();
     dp.reload();
-    reload.push(performance.now() - t);
+    // The first half warms up the path and is not recorded.
+    if (i >= 0) reload.push(performance.now() - t);
   }
   reload.sort((a, b) => a - b);
   const probeAll = new Uint8Array(64);
@@ -230,8 +260,14 @@ async function controlPlane(): Promise<Record<string, number>> {
   const heapDelta = process.memoryUsage().heapUsed - heap0;
   dp.close();
   return {
-    changeVisibleP50Us: lat[Math.floor(lat.length * 0.5)]! * 1000,
-    changeVisibleP99Us: lat[Math.floor(lat.length * 0.99)]! * 1000,
+    reserveP50Us: pct(reserve, 0.5),
+    reserveP99Us: pct(reserve, 0.99),
+    modifyP50Us: pct(modify, 0.5),
+    modifyP99Us: pct(modify, 0.99),
+    unreserveP50Us: pct(unreserve, 0.5),
+    unreserveP99Us: pct(unreserve, 0.99),
+    sameMacAddRemoveP50Us: pct(same, 0.5),
+    sameMacAddRemoveP99Us: pct(same, 0.99),
     attachAndLoad4096Us: rebuild[Math.floor(rebuild.length / 2)]! * 1000,
     rebuild4096P50Us: reload[Math.floor(reload.length * 0.5)]! * 1000,
     rebuild4096P99Us: reload[Math.floor(reload.length * 0.99)]! * 1000,
