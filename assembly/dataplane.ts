@@ -187,6 +187,8 @@ export function clientCountersPtr(): usize { return clientCounters; }
 export function ringPtr(client: u32): usize { return client < clients ? rings + <usize>client * (RING_DATA + <usize>ringBytes) : 0; }
 export function stagingPtr(): usize { return staging; }
 export function activeBank(): u32 { return atomic.load<u32>(base + H_ACTIVE); }
+/** Returns the bytes of one bank (the whole accept filter: table, hash filter, client and group bitmaps). */
+export function bankBytes(): u32 { return load32(H_BANK_BYTES); }
 
 // ---- the table ---------------------------------------------------------------------
 

@@ -5,7 +5,7 @@ import { compileDataPlane, wasmBytes, type Build } from 'macslot';
 // Every `export function` of assembly/dataplane.ts, in source order; anything else exported is surface nobody reviewed.
 const FUNCTIONS = [
   'plan', 'attach', 'bankPtr', 'lanePtr', 'laneCountersPtr', 'descriptorsPtr', 'verdictsPtr', 'keysPtr', 'kindsPtr', 'poolPtr',
-  'clientCountersPtr', 'ringPtr', 'stagingPtr', 'activeBank', 'tablePut', 'tableLoad', 'stagedRecords', 'tableDelete', 'bankSetFlags', 'bankSetClient',
+  'clientCountersPtr', 'ringPtr', 'stagingPtr', 'activeBank', 'bankBytes', 'tablePut', 'tableLoad', 'stagedRecords', 'tableDelete', 'bankSetFlags', 'bankSetClient',
   'bankSetMember', 'bankClearGroup', 'bankSetHashBit', 'bankReset', 'bankCopy', 'publish', 'readersOn', 'claimLane', 'releaseLane',
   'claimDelivery', 'releaseDelivery', 'classifyBurst', 'classifyKeys', 'rxBurst', 'ruleCount', 'laneCounterCount',
   'counterStripes', 'bankBroadcastPtr', 'bankPromiscPtr', 'bankGroupPtr', 'ringDataBytes', 'poolBytesPerLane',

@@ -42,6 +42,24 @@ describe('memory', () => {
     expect(dp.memory.buffer.byteLength).toBe(bytes);
   });
 
+  it('reports the bytes of its filter: two banks that grow with the address and group capacity, inside the memory', async () => {
+    const sized = async (maxAddresses: number, maxGroups: number) => {
+      const dp = await DataPlane.create(new Nic({ primary: PRIMARY, maxAddresses, unicastEntries: maxAddresses }), { maxGroups, lanes: 1 });
+      dp.close();
+      return dp;
+    };
+    const small = await sized(64, 16);
+    const more = await sized(4096, 16);
+    const groups = await sized(64, 4096);
+    expect(small.filterBytes).toBeGreaterThan(0);
+    expect(small.filterBytes % 2).toBe(0);
+    // Every address needs at least a key (6 bytes) in each bank.
+    expect(more.filterBytes).toBeGreaterThanOrEqual(4096 * 6 * 2);
+    expect(more.filterBytes).toBeGreaterThan(small.filterBytes);
+    expect(groups.filterBytes).toBeGreaterThan(small.filterBytes);
+    expect(more.filterBytes).toBeLessThan(more.memory.buffer.byteLength);
+  });
+
   it('rejects sizes out of range with INVALID_ARGUMENT', async () => {
     const nic = new Nic({ primary: PRIMARY });
     await expect(DataPlane.create(nic, { burst: 0 })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });

@@ -72,6 +72,7 @@ interface Exports {
   ringDataBytes(): number;
   stagingPtr(): number;
   activeBank(): number;
+  bankBytes(): number;
   tablePut(bank: number, len: number, meta: number): number;
   tableLoad(bank: number, count: number): number;
   stagedRecords(): number;
@@ -162,6 +163,8 @@ export class DataPlane {
   readonly verdicts: Uint32Array;
   /** Most frames per burst. */
   readonly burst: number;
+  /** Bytes the accept filter takes in the memory: both banks (table, hash filter, client and group bitmaps). */
+  readonly filterBytes: number;
   readonly #x: Exports;
   readonly #nic: Nic | undefined;
   readonly #unsubscribe: (() => void) | undefined;
@@ -201,6 +204,7 @@ export class DataPlane {
     const desc = x.descriptorsPtr(lane);
     const verdicts = x.verdictsPtr(lane);
     this.burst = (verdicts - desc) / 8;
+    this.filterBytes = 2 * x.bankBytes();
     this.descriptors = new Uint32Array(buf, desc, this.burst * 2);
     this.verdicts = new Uint32Array(buf, verdicts, this.burst);
     this.#keys = new Uint8Array(buf, x.keysPtr(lane), this.burst * 8);
