@@ -12,7 +12,7 @@ import { DataPlane, Mac, wasmBytes } from '../dist/index.js';
 import { ceiling, mapByNumber, mapByString, reference, type Classifier } from './baselines.js';
 import { chart } from './chart.js';
 import { nativeRun } from './native/run.js';
-import { FRAME_STRIDE, fillFrames, fold, scenario } from './traffic.js';
+import { FRAME_STRIDE, fillFrames, foldVerdicts, scenario } from './traffic.js';
 
 const { values: args } = parseArgs({
   options: { quick: { type: 'boolean', default: false }, json: { type: 'string' }, svg: { type: 'string' } },
@@ -61,7 +61,7 @@ function wasmPass(dp: DataPlane, all: Uint32Array, count: number, burst: number,
       dp.rxBurst(n);
       resetRings(dp);
     } else dp.classifyBurst(n);
-    if (checksum) for (let i = 0; i < n; i++) sum = fold(sum, dp.verdicts[i]! & 0x1f, dp.verdicts[i]! >>> 16);
+    if (checksum) sum = foldVerdicts(sum, dp.verdicts, n);
   }
   return sum;
 }
@@ -99,6 +99,7 @@ async function classification(macs: number): Promise<void> {
       record({ ...base, variant: 'Wasm classify + deliver', burst: 256, checksum: wasmPass(dp, all, FRAMES, 256, true, true) }, msD);
       dp.descriptors.set(all);
       const view = all;
+      const out = new Uint32Array(FRAMES);
       const baselines: [string, Classifier, number][] = [
         ['JS Map (number key)', mapByNumber(s), FRAMES],
         ['JS Map (string key)', mapByString(s), FRAMES],
@@ -107,8 +108,8 @@ async function classification(macs: number): Promise<void> {
       ];
       for (const [name, fn, n] of baselines) {
         progress(`${macs} MACs, ${sc}, ${sizes} B, ${name}`);
-        const ms = await time(name, () => fn(dp.pool, view, n));
-        const sum = name.startsWith('memory') ? null : fn(dp.pool, view, n);
+        const ms = await time(name, () => fn(dp.pool, view, n, out));
+        const sum = name.startsWith('memory') ? null : foldVerdicts(0, out, n);
         const want = n === FRAMES ? expected! : wasmPass(dp, all, n, n, false, true);
         if (sum !== null && sum !== want) failures.push(`${name} at ${macs} MACs (${sc}, ${sizes}): checksum ${sum} ≠ Wasm ${want}`);
         record({ ...base, frames: n, variant: name, burst: 'whole', checksum: sum }, ms);
@@ -133,8 +134,9 @@ async function fallback(macs: number): Promise<void> {
   dp.descriptors.set(all);
   progress(`${macs} MACs, promiscuous fallback`);
   const sw = reference(s.nic.filterState());
-  const ms = await time('fallback', () => sw(dp.pool, all, SLOW_FRAMES));
-  const sum = sw(dp.pool, all, SLOW_FRAMES);
+  const out = new Uint32Array(SLOW_FRAMES);
+  const ms = await time('fallback', () => sw(dp.pool, all, SLOW_FRAMES, out));
+  const sum = foldVerdicts(0, out, SLOW_FRAMES);
   const want = wasmPass(dp, all, SLOW_FRAMES, SLOW_FRAMES, false, true);
   if (sum !== want) failures.push(`promiscuous fallback at ${macs} MACs: checksum ${sum} ≠ Wasm ${want}`);
   record({ variant: 'promiscuous fallback (software filter)', scenario: 'stream', sizes: '64', macs, burst: 'whole', frames: SLOW_FRAMES, checksum: sum }, ms);

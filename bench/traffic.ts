@@ -76,3 +76,9 @@ export function fold(sum: number, rule: number, client: number): number {
   const v = rule === UNICAST || rule === SOFTWARE ? rule * 0x10001 + client : rule * 0x10001;
   return (Math.imul(sum, 31) + v) | 0;
 }
+
+/** Folds the first `n` verdict words (rule in bits 0..4, client in bits 16..31) into `sum`. */
+export function foldVerdicts(sum: number, verdicts: Uint32Array, n: number): number {
+  for (let i = 0; i < n; i++) sum = fold(sum, verdicts[i]! & 0x1f, verdicts[i]! >>> 16);
+  return sum;
+}
