@@ -1,16 +1,10 @@
 #!/usr/bin/env node
-// Command line: the `macslot` entry point, its subcommands and their help.
+// Command line: the `macslot` entry point, its subcommands and their help. Each subcommand's module loads only when it runs.
 
 import { parseArgs } from 'node:util';
 import type { CaptureFormat } from '../capture/format.js';
-import { runBench } from './bench.js';
 import { intOption, required, type Io } from './common.js';
-import { runDemo } from './demo.js';
-import { runExplain } from './explain.js';
-import { runFilter } from './filter.js';
-import { DEFAULT_MIX, runGen } from './gen.js';
-import { runInspect } from './inspect.js';
-import { runSwitch } from './switch.js';
+import { DEFAULT_MIX } from './gen.js';
 import { MacslotError, show } from '../errors.js';
 
 const USAGE = `usage: macslot <command> [options]
@@ -61,6 +55,7 @@ software filtering, and what that costs in throughput.`,
     options: {},
     positionals: 0,
     run: async (_v, _p, io) => {
+      const { runDemo } = await import('./demo.js');
       await runDemo((line) => io.out(line + '\n'));
       return 0;
     },
@@ -83,6 +78,7 @@ A progress bar with rate and ETA is drawn on stderr when it is a terminal.`,
     options: { config: { type: 'string' }, out: { type: 'string' }, format: { type: 'string' }, dropped: { type: 'boolean' }, json: { type: 'boolean' } },
     positionals: 1,
     run: async (v, p, io) => {
+      const { runFilter } = await import('./filter.js');
       await runFilter(
         {
           capture: required(p[0], 'the capture file argument'),
@@ -112,6 +108,7 @@ options:
     options: { config: { type: 'string' }, json: { type: 'boolean' } },
     positionals: 1,
     run: async (v, p, io) => {
+      const { runExplain } = await import('./explain.js');
       await runExplain({ input: required(p[0], 'a capture file or hex frame'), config: required(str(v.config), '--config'), json: v.json === true }, io);
       return 0;
     },
@@ -123,7 +120,8 @@ Sets up the configuration and prints addressSupport() and addressGet() for
 every slot, as tables or, with --json, as one JSON object.`,
     options: { config: { type: 'string' }, json: { type: 'boolean' } },
     positionals: 0,
-    run: (v, _p, io) => {
+    run: async (v, _p, io) => {
+      const { runInspect } = await import('./inspect.js');
       runInspect({ config: required(str(v.config), '--config'), json: v.json === true }, io);
       return 0;
     },
@@ -142,7 +140,7 @@ options:
   --dry-run       print the command instead of running it`,
     options: { quick: { type: 'boolean' }, json: { type: 'string' }, filter: { type: 'boolean' }, size: { type: 'string' }, 'dry-run': { type: 'boolean' } },
     positionals: 0,
-    run: (v, _p, io) => runBench({ quick: v.quick === true, json: str(v.json), filter: v.filter === true, size: str(v.size), dryRun: v['dry-run'] === true }, io),
+    run: async (v, _p, io) => (await import('./bench.js')).runBench({ quick: v.quick === true, json: str(v.json), filter: v.filter === true, size: str(v.size), dryRun: v['dry-run'] === true }, io),
   },
   gen: {
     help: `usage: macslot gen <out.pcap> --config nic.json --frames N [--mix …] [--seed S] [--size B] [--format pcap|pcap-ns|pcapng]
@@ -162,7 +160,8 @@ options:
   --format <f>      pcap (default), pcap-ns or pcapng`,
     options: { config: { type: 'string' }, frames: { type: 'string' }, mix: { type: 'string' }, seed: { type: 'string' }, size: { type: 'string' }, format: { type: 'string' } },
     positionals: 1,
-    run: (v, p, io) => {
+    run: async (v, p, io) => {
+      const { runGen } = await import('./gen.js');
       runGen(
         {
           out: required(p[0], 'the output file argument'),
@@ -228,8 +227,8 @@ port) always go to stderr.`,
       json: { type: 'boolean' },
     },
     positionals: 0,
-    run: (v, _p, io) =>
-      runSwitch(
+    run: async (v, _p, io) =>
+      (await import('./switch.js')).runSwitch(
         {
           config: str(v.config),
           listen: list(v.listen),

@@ -56,6 +56,7 @@ export interface ClientBinding extends PortBinding {
 // Frames arriving while a frame is being switched (a port that answers synchronously) wait here; bounded so a loop cannot grow it.
 const MAX_REENTRANT = 4096;
 const LOCAL_RULES = new Set(['unicast-exact', 'software']);
+const EMPTY_FRAME = new Uint8Array(0);
 
 class Counted {
   readonly rx: FlowCounters = { frames: 0, bytes: 0 };
@@ -138,6 +139,8 @@ class Fabric {
   uplink: UplinkBindingImpl | undefined;
   #busy = false;
   readonly #queue: (() => void)[] = [];
+  // One uplink frame at a time goes through dp.load; reusing this array keeps that path free of allocations.
+  readonly #one: Uint8Array[] = [EMPTY_FRAME];
 
   constructor(dp: DataPlane) {
     this.dp = dp;
@@ -245,7 +248,10 @@ class Fabric {
     if (frame.length < ETH_HLEN) return b.drop('runt', `a ${frame.length}-byte frame is shorter than an Ethernet header`);
     if (frame.length > this.dp.maxFrameLength) return b.drop('oversize', `a ${frame.length}-byte frame is longer than the NIC's ${this.dp.maxFrameLength}`);
     const dp = this.dp;
-    if (dp.load([frame]) !== 1) return b.drop('oversize', `a ${frame.length}-byte frame does not fit the data plane's pool`);
+    this.#one[0] = frame;
+    const loaded = dp.load(this.#one);
+    this.#one[0] = EMPTY_FRAME;
+    if (loaded !== 1) return b.drop('oversize', `a ${frame.length}-byte frame does not fit the data plane's pool`);
     try {
       dp.rxBurst(1);
     } catch (err) {
