@@ -1,6 +1,6 @@
 // attachV86 against a stand-in for v86's bus (MAC taking and following, clashes, hostile frames, copies, netN, closing), and a real virtio card.
 import { describe, expect, it, vi } from 'vitest';
-import { DataPlane, Mac, MacslotError, Nic, attachV86, bindClient, bindUplink, memoryPortPair, type V86Event, type V86Like } from 'macslot';
+import { DataPlane, Mac, MacslotError, Nic, attachV86, bindClient, bindUplink, memoryPortPair, type NicClient, type V86Event, type V86Like } from 'macslot';
 import { HAVE_GUEST, REQUIRED, bootIpxe, frame, waitFor } from './fixtures/v86.js';
 
 type Fn = (data: unknown) => void;
@@ -51,6 +51,14 @@ async function setup() {
   return { nic, dp, vm, peer, peerMac, peerEnd, wire };
 }
 
+/** A stand-in card attached to `vm` and bound to the data plane, as an emulator embedding macslot would wire it. */
+function attachBound(dp: DataPlane, vm: NicClient, options?: Parameters<typeof attachV86>[2]) {
+  const card = new FakeCard();
+  const port = attachV86(card, vm, options);
+  bindClient(dp, vm, port);
+  return { card, port };
+}
+
 function record(port: { on(l: (e: V86Event) => void): () => void }): V86Event[] {
   const events: V86Event[] = [];
   port.on((e) => events.push(e));
@@ -61,9 +69,7 @@ describe('taking the guest MAC', () => {
   it('makes the announced MAC the active MAC of the slot the client holds (a cloned MAC), and gives the slot back on close', async () => {
     const { nic, dp, vm } = await setup();
     const { slot, mac: factory } = vm.addressReserve();
-    const card = new FakeCard();
-    const port = attachV86(card, vm);
-    bindClient(dp, vm, port);
+    const { card, port } = attachBound(dp, vm);
     const events = record(port);
     card.announce(GUEST);
     expect(nic.addressGet(slot)).toMatchObject({ owner: 'vm', active: true, kind: 'cloned' });
@@ -78,9 +84,7 @@ describe('taking the guest MAC', () => {
 
   it('takes the MAC from the first frame when no announcement came, in a slot it adds and removes on close', async () => {
     const { nic, dp, vm, wire } = await setup();
-    const card = new FakeCard();
-    const port = attachV86(card, vm);
-    bindClient(dp, vm, port);
+    const { card, port } = attachBound(dp, vm);
     expect(vm.slots()).toEqual([]);
     card.transmit(frame('ff:ff:ff:ff:ff:ff', GUEST));
     expect(vm.slots()).toHaveLength(1);
@@ -96,9 +100,7 @@ describe('taking the guest MAC', () => {
   it('follows the guest when its frames start carrying a new source MAC (an NE2000 driver rewriting its station address)', async () => {
     const { dp, vm, wire } = await setup();
     const { slot, mac: factory } = vm.addressReserve();
-    const card = new FakeCard();
-    const port = attachV86(card, vm);
-    bindClient(dp, vm, port);
+    const { card, port } = attachBound(dp, vm);
     const events = record(port);
     card.announce(GUEST);
     card.transmit(frame('ff:ff:ff:ff:ff:ff', GUEST));
@@ -116,9 +118,7 @@ describe('taking the guest MAC', () => {
 
   it('with follow off, drops frames from another source as spoofed instead of moving the MAC', async () => {
     const { dp, vm, wire } = await setup();
-    const card = new FakeCard();
-    const port = attachV86(card, vm, { follow: false });
-    bindClient(dp, vm, port);
+    const { card, port } = attachBound(dp, vm, { follow: false });
     card.announce(GUEST);
     card.transmit(frame('ff:ff:ff:ff:ff:ff', OTHER));
     expect(port.guestMac?.toString()).toBe(GUEST);
@@ -131,9 +131,7 @@ describe('a MAC active in another client', () => {
   it('surfaces as MAC_IN_USE, counted, drops the guest frames instead of sharing, and takes the MAC once it is free', async () => {
     const { nic, dp, vm, peer, wire } = await setup();
     const held = peer.addressAdd(GUEST);
-    const card = new FakeCard();
-    const port = attachV86(card, vm);
-    bindClient(dp, vm, port);
+    const { card, port } = attachBound(dp, vm);
     const events = record(port);
     expect(() => card.announce(GUEST)).not.toThrow();
     expect(events).toHaveLength(1);
@@ -174,9 +172,7 @@ describe('a MAC active in another client', () => {
 describe('frames from the guest', () => {
   it('drops and counts hostile or odd frames without throwing into the emulator', async () => {
     const { dp, vm, wire } = await setup();
-    const card = new FakeCard();
-    const port = attachV86(card, vm);
-    bindClient(dp, vm, port);
+    const { card, port } = attachBound(dp, vm);
     card.announce(GUEST);
     const odd: unknown[] = [
       undefined,
@@ -233,9 +229,7 @@ describe('frames from the guest', () => {
 describe('frames to the guest', () => {
   it('bound with bindClient, hands the card only what the filter gives the client, and never the guest its own source', async () => {
     const { dp, vm, peerEnd, peerMac } = await setup();
-    const card = new FakeCard();
-    const port = attachV86(card, vm);
-    bindClient(dp, vm, port);
+    const { card, port } = attachBound(dp, vm);
     card.announce(GUEST);
     peerEnd.send(frame(GUEST, peerMac.toString(), 60, 1));
     peerEnd.send(frame('00:22:15:00:00:99', peerMac.toString(), 60, 2));
