@@ -1,6 +1,11 @@
 // The MAC manager: policies, collisions across NICs, neighbours and managers sharing a store, quotas, direct reservations, leases, persistence, and SipHash against its published vectors.
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { Mac, MacManager, MacslotError, MemoryStore, Nic, deriveMac, sipHash24, type MacManagerOptions, type StoreData } from 'macslot';
+import { Mac, MacManager, MacslotError, MemoryStore, Nic, deriveMac, serializeStoreData, sipHash24, type MacManagerOptions, type MacRecord, type StoreData } from 'macslot';
+import { FileStore } from 'macslot/node';
 
 const nicA = (extra: Partial<ConstructorParameters<typeof Nic>[0]> = {}): Nic => new Nic({ primary: '00:14:4f:00:00:00', factory: { base: '00:14:4f:00:00:01', count: 4 }, ...extra });
 const nicB = (): Nic => new Nic({ primary: '00:14:4f:00:01:00', factory: { base: '00:14:4f:00:01:01', count: 2 } });
@@ -321,3 +326,70 @@ describe('persistence', () => {
     expect(m.leases()).toEqual([]);
   });
 });
+
+describe('store transactions', () => {
+  const KEYS = ['02:00:00:00:00:01', '02:00:00:00:00:02', '02:00:00:00:00:03', '02:00:00:00:00:04'];
+  const record = fc.record({
+    guest: fc.constantFrom('a', 'b', 'vm "x"'),
+    nic: fc.constantFrom('eth0', 'eth1'),
+    iface: fc.constantFrom('0', '1'),
+    policy: fc.constantFrom<MacRecord['policy']>('random', 'block', 'direct'),
+    holder: fc.constantFrom<string | null>(null, 's1'),
+    expires: fc.constantFrom<number | null>(null, 5),
+    updated: fc.integer({ min: 0, max: 9 }),
+  });
+  type Edit = { op: 'put'; key: string; rec: MacRecord } | { op: 'field'; key: string; holder: string | null } | { op: 'delete'; key: string } | { op: 'throw' };
+  const edit: fc.Arbitrary<Edit> = fc.oneof(
+    fc.record({ op: fc.constant('put' as const), key: fc.constantFrom(...KEYS), rec: record }),
+    fc.record({ op: fc.constant('field' as const), key: fc.constantFrom(...KEYS), holder: fc.constantFrom<string | null>(null, 's2') }),
+    fc.record({ op: fc.constant('delete' as const), key: fc.constantFrom(...KEYS) }),
+    fc.constant({ op: 'throw' as const }),
+  );
+
+  it.each([
+    { name: 'MemoryStore', runs: 300 },
+    { name: 'FileStore', runs: 60 },
+  ])('$name: every transaction leaves exactly the text of a plain copy of its edits, and a record kept afterwards cannot change the store', async ({ name, runs }) => {
+    const dir = mkdtempSync(join(tmpdir(), 'macslot-tx-'));
+    let n = 0;
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.array(edit, { maxLength: 4 }), { maxLength: 10 }), async (transactions) => {
+        const path = join(dir, `store-${n++}.json`);
+        const store = name === 'FileStore' ? new FileStore({ path }) : new MemoryStore();
+        // What the store holds as text: the file itself, or (in memory) a fresh store's serialization of what it reads.
+        const text = async (): Promise<string> => (name === 'FileStore' ? readFileSync(path, 'utf8') : serializeStoreData(await store.read()));
+        let model: StoreData = { version: 2, records: {} };
+        const kept: MacRecord[] = [];
+        for (const edits of transactions) {
+          const next: StoreData = structuredClone(model);
+          const apply = (data: StoreData, keep: boolean): void => {
+            for (const e of edits) {
+              if (e.op === 'throw') throw new Error('abandoned');
+              if (e.op === 'put') data.records[e.key] = { ...e.rec };
+              else if (e.op === 'delete') delete data.records[e.key];
+              else if (data.records[e.key] !== undefined) data.records[e.key]!.holder = e.holder;
+            }
+            if (keep) for (const r of Object.values(data.records)) kept.push(r);
+          };
+          let threw = false;
+          try {
+            apply(next, false);
+          } catch {
+            threw = true;
+          }
+          await store.transact((data) => apply(data, true)).catch(() => undefined);
+          if (!threw) model = next;
+          // Edits made to records after their transaction ended must not reach the store.
+          for (const r of kept) r.guest = 'late';
+          kept.length = 0;
+          if (name === 'MemoryStore' || existsSync(path)) expect(await text()).toBe(serializeStoreData(model));
+          // A second store on the same text parses it afresh, so the two agree only if the text is right.
+          if (name === 'FileStore' && existsSync(path)) expect(serializeStoreData(await new FileStore({ path }).read())).toBe(serializeStoreData(model));
+        }
+      }),
+      { numRuns: runs, seed: 7 },
+    );
+    rmSync(dir, { recursive: true, force: true });
+  });
+});
+

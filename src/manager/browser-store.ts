@@ -1,7 +1,7 @@
 // Persistence layer: the browser store, in IndexedDB (one readwrite transaction per change, which the browser serializes across tabs) or localStorage where that is all there is.
 
 import { MacslotError, show } from '../errors.js';
-import { emptyStoreData, parseStoreData, SerialQueue, serializeStoreData, type MacStore, type StoreData } from './store.js';
+import { emptyStoreData, SerialQueue, serializeStoreData, StoreCodec, type MacStore, type StoreData } from './store.js';
 
 /** The part of the Web Storage API the store uses. */
 export interface StorageLike {
@@ -53,11 +53,13 @@ export class BrowserStore implements MacStore {
   readonly #locks: LockManagerLike | undefined;
   readonly #key: string;
   readonly #queue = new SerialQueue();
+  readonly #codec: StoreCodec;
 
   private constructor(backend: BrowserBackend, name: string, db: IDBDatabase | undefined, storage: StorageLike | undefined, locks: LockManagerLike | undefined) {
     this.backend = backend;
     this.#key = `macslot:${name}`;
     this.location = `${backend}:${this.#key}`;
+    this.#codec = new StoreCodec(this.location);
     this.#db = db;
     this.#storage = storage;
     this.#locks = locks;
@@ -130,9 +132,9 @@ export class BrowserStore implements MacStore {
           const stored: unknown = get.result;
           if (stored !== undefined && typeof stored !== 'string') throw new MacslotError('STORE_CORRUPT', `the MAC store ${this.location} holds ${show(stored)}, not text; it was left untouched`);
           const before = stored ?? serializeStoreData(emptyStoreData());
-          const data = stored === undefined ? emptyStoreData() : parseStoreData(stored, this.location);
+          const data = stored === undefined ? emptyStoreData() : this.#codec.parse(stored);
           result = fn(data);
-          const after = serializeStoreData(data);
+          const after = this.#codec.serialize(data);
           if (after !== before) objects.put(after, KEY);
         } catch (err) {
           failure = err;
@@ -149,9 +151,9 @@ export class BrowserStore implements MacStore {
       const storage = this.#storage!;
       const stored = storage.getItem(this.#key);
       const before = stored ?? serializeStoreData(emptyStoreData());
-      const data = stored === null ? emptyStoreData() : parseStoreData(stored, this.location);
+      const data = stored === null ? emptyStoreData() : this.#codec.parse(stored);
       const result = fn(data);
-      const after = serializeStoreData(data);
+      const after = this.#codec.serialize(data);
       if (after !== before) {
         try {
           storage.setItem(this.#key, after);

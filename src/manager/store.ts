@@ -135,6 +135,87 @@ export function serializeStoreData(data: StoreData): string {
   return `{\n  "version": ${STORE_VERSION},\n  "records": {${lines}}\n}\n`;
 }
 
+function sameRecord(a: MacRecord, b: MacRecord): boolean {
+  return a.guest === b.guest && a.nic === b.nic && a.iface === b.iface && a.policy === b.policy && a.holder === b.holder && a.expires === b.expires && a.updated === b.updated;
+}
+
+// A copy of each record with exactly its schema fields, in schema order (one object shape, and the text's field order);
+// anything that is not an object is kept as it is, for the check to refuse.
+function cloneData(data: StoreData): StoreData {
+  const records: Record<string, MacRecord> = {};
+  for (const key in data.records) {
+    const r = data.records[key];
+    if (r === undefined) continue;
+    records[key] = r !== null && typeof r === 'object' ? { guest: r.guest, nic: r.nic, iface: r.iface, policy: r.policy, holder: r.holder, expires: r.expires, updated: r.updated } : r;
+  }
+  return { version: data.version, records };
+}
+
+/**
+ * One store's parse and serialize, remembering the last text it read or wrote with that text's checked data. A
+ * transaction on a store nobody else changed then copies the records instead of parsing and checking every one,
+ * and serializing reuses the text of each record that did not change: a change to one of thousands of records
+ * no longer costs a parse, a check and a stringify of them all. Records keep the fields of the schema only.
+ */
+export class StoreCodec {
+  readonly #location: string;
+  #text: string | undefined;
+  // The checked data #text holds, and each record's serialized line; private copies, never handed out.
+  #data: StoreData | undefined;
+  #lines = new Map<string, string>();
+
+  /** A codec for the store at `location` (named in errors). */
+  constructor(location: string) {
+    this.#location = location;
+  }
+
+  /** Returns the data `text` holds, as parseStoreData does (and throws what it throws), as a copy the caller owns. */
+  parse(text: string): StoreData {
+    if (text === this.#text && this.#data !== undefined) return cloneData(this.#data);
+    const data = cloneData(parseStoreData(text, this.#location));
+    this.#remember(text, cloneData(data), new Map());
+    return data;
+  }
+
+  /** Returns the text of `data` in serializeStoreData's form, with each record's schema fields. Never fails. */
+  serialize(data: StoreData): string {
+    const copy = cloneData(data);
+    const prev = this.#data?.records;
+    const lines = new Map<string, string>();
+    const parts: string[] = [];
+    let checked = data.version === STORE_VERSION;
+    for (const key in copy.records) {
+      const r = copy.records[key]!;
+      const old = prev?.[key];
+      let line = old !== undefined && r !== null && typeof r === 'object' && sameRecord(old, r) ? this.#lines.get(key) : undefined;
+      if (line === undefined) {
+        line = `${JSON.stringify(key)}:${JSON.stringify(r)}`;
+        // A record that fails the check is written as it is, and the next read parses and refuses it.
+        if (checked) {
+          try {
+            checkRecord(key, r, this.#location);
+          } catch {
+            checked = false;
+          }
+        }
+      }
+      lines.set(key, line);
+      parts.push(line);
+    }
+    const body = parts.length === 0 ? '' : `\n    ${parts.join(',\n    ')}\n  `;
+    const text = `{\n  "version": ${STORE_VERSION},\n  "records": {${body}}\n}\n`;
+    if (checked) this.#remember(text, copy, lines);
+    else this.#remember(undefined, undefined, new Map());
+    return text;
+  }
+
+  #remember(text: string | undefined, data: StoreData | undefined, lines: Map<string, string>): void {
+    this.#text = text;
+    this.#data = data;
+    this.#lines = lines;
+  }
+}
+
 /** Runs tasks one after another, so a store's transactions in one process never overlap. */
 export class SerialQueue {
   #tail: Promise<unknown> = Promise.resolve();
@@ -151,24 +232,26 @@ export class MemoryStore implements MacStore {
   readonly location: string;
   #text: string;
   readonly #queue = new SerialQueue();
+  readonly #codec: StoreCodec;
 
   /** Starts empty, or from `initial` (validated); throws STORE_CORRUPT or STORE_VERSION for bad initial data. */
   constructor(initial?: StoreData | string, name = 'memory') {
     this.location = `memory:${name}`;
+    this.#codec = new StoreCodec(this.location);
     // Held as text so every transaction starts from an independent copy and a bad write cannot alias live objects.
     this.#text = initial === undefined ? serializeStoreData(emptyStoreData()) : serializeStoreData(parseStoreData(typeof initial === 'string' ? initial : JSON.stringify(initial), this.location));
   }
 
   transact<T>(fn: (data: StoreData) => T): Promise<T> {
     return this.#queue.run(() => {
-      const data = parseStoreData(this.#text, this.location);
+      const data = this.#codec.parse(this.#text);
       const result = fn(data);
-      this.#text = serializeStoreData(data);
+      this.#text = this.#codec.serialize(data);
       return result;
     });
   }
 
   read(): Promise<StoreData> {
-    return this.#queue.run(() => parseStoreData(this.#text, this.location));
+    return this.#queue.run(() => this.#codec.parse(this.#text));
   }
 }

@@ -4,7 +4,7 @@ import * as nodeFs from 'node:fs';
 import { hostname, homedir } from 'node:os';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { MacslotError, show } from '../errors.js';
-import { emptyStoreData, parseStoreData, SerialQueue, serializeStoreData, type MacStore, type StoreData } from '../manager/store.js';
+import { emptyStoreData, SerialQueue, StoreCodec, type MacStore, type StoreData } from '../manager/store.js';
 
 /** The file operations the store uses; pass a wrapper to inject faults. Node's `fs` fits. */
 export interface FileSystem {
@@ -108,6 +108,7 @@ export class FileStore implements MacStore {
   readonly #dir: string;
   readonly #tempPrefix: string;
   readonly #queue = new SerialQueue();
+  readonly #codec: StoreCodec;
   readonly #host = hostname();
 
   /** Uses `options.path` (or the default path); throws INVALID_ARGUMENT for a bad option. Nothing touches the disk until the first call. */
@@ -118,6 +119,7 @@ export class FileStore implements MacStore {
     if (typeof p !== 'string' || p.length === 0) throw new MacslotError('INVALID_ARGUMENT', `store path must be a non-empty string, got ${show(p)}`);
     this.path = isAbsolute(p) ? p : resolve(p);
     this.location = this.path;
+    this.#codec = new StoreCodec(this.location);
     this.lockPath = `${this.path}.lock`;
     this.#dir = dirname(this.path);
     this.#tempPrefix = `${basename(this.path)}.tmp-`;
@@ -134,9 +136,9 @@ export class FileStore implements MacStore {
       try {
         this.#sweepTemps();
         const before = this.#readText();
-        const data = before === undefined ? emptyStoreData() : parseStoreData(before, this.location);
+        const data = before === undefined ? emptyStoreData() : this.#codec.parse(before);
         const result = fn(data);
-        const after = serializeStoreData(data);
+        const after = this.#codec.serialize(data);
         if (after !== before) this.#write(after);
         return result;
       } finally {
@@ -149,7 +151,7 @@ export class FileStore implements MacStore {
     // Reads need no lock: the file is only ever replaced whole, so any read sees one complete version.
     return this.#queue.run(() => {
       const text = this.#readText();
-      return text === undefined ? emptyStoreData() : parseStoreData(text, this.location);
+      return text === undefined ? emptyStoreData() : this.#codec.parse(text);
     });
   }
 
