@@ -22,6 +22,8 @@ for (let i = 0; i < iterations; i++) {
   times.push(performance.now() - t);
 }
 times.sort((a, b) => a - b);
+// The process's resident memory while this worker is live and has touched its pool's pages.
+const rss = process.memoryUsage().rss;
 // Give the lane back before reporting, so the next run can claim it.
 dp.close();
-parentPort.postMessage({ mpps: frames / times[Math.floor(times.length / 2)] / 1000 });
+parentPort.postMessage({ mpps: frames / times[Math.floor(times.length / 2)] / 1000, rss });
