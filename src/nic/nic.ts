@@ -124,6 +124,7 @@ export class Nic {
   #addedHint = 0;
   #generation = 0;
   #mode: { mode: NicMode; reasons: readonly PromiscReason[] };
+  #modeKeyNow: number;
   #stateCache: FilterState | undefined;
   /** The client that owns slot 0 (the primary address); it cannot be closed. */
   readonly primaryClient: NicClient;
@@ -163,6 +164,7 @@ export class Nic {
     this.#slots.set(0, { slot: 0, factory: this.primary, owner: undefined, active: this.primary, placement: 'primary', seq: 0 });
     factory.forEach((mac, i) => this.#slots.set(i + 1, { slot: i + 1, factory: mac, owner: undefined, active: undefined, placement: undefined, seq: 0 }));
     this.#mode = this.#computeMode();
+    this.#modeKeyNow = this.#modeKey();
     this.primaryClient = this.#open(config.primaryClient ?? 'primary', { allowPromiscuous: true });
     const slot0 = this.#slots.get(0)!;
     slot0.owner = this.#clients[0]!;
@@ -298,6 +300,10 @@ export class Nic {
   /** Re-derives the mode after a change and emits it when it moved; must run before listeners see the change's effects. */
   #settle(): void {
     this.#rebalance();
+    // The mode depends on these three counts alone: when none crossed zero there is nothing to recompute.
+    const key = this.#modeKey();
+    if (key === this.#modeKeyNow) return;
+    this.#modeKeyNow = key;
     const next = this.#computeMode();
     if (next.mode !== this.#mode.mode || next.reasons.join() !== this.#mode.reasons.join()) {
       this.#mode = next;
@@ -305,6 +311,9 @@ export class Nic {
     }
   }
 
+  #modeKey(): number {
+    return (this.#counts.promiscuous > 0 ? 1 : 0) | (this.#counts.software > 0 ? 2 : 0) | (this.#counts.all > 0 ? 4 : 0);
+  }
   #computeMode(): { mode: NicMode; reasons: readonly PromiscReason[] } {
     const reasons = new Set<PromiscReason>();
     if (this.#counts.promiscuous > 0) reasons.add('user');
@@ -407,6 +416,8 @@ export class Nic {
 
   /** Moves software-held MACs and hashed groups into freed hardware entries, so promiscuous mode ends as soon as it can. */
   #rebalance(): void {
+    // Nothing waits for an entry: the common case, left without building anything.
+    if (this.#counts.software === 0 && this.#counts.borrowed === 0 && this.#counts.all === 0 && this.#counts.hash === 0) return;
     const freeUnicast = (): boolean => this.#unicastUsed < this.#unicastEntries;
     const freeMulticast = (): boolean => this.#multicastUsed < this.#multicastEntries;
     const waiting = this.#counts.software > 0 && (freeUnicast() || freeMulticast()) ? [...this.#active.values()].filter((s) => s.placement === 'software').sort((a, b) => a.seq - b.seq) : [];
