@@ -120,6 +120,7 @@ export {
   tapPort,
   tracePort,
   faultPort,
+  learnMacPort,
   describeFrame,
   type PcapngTapOptions,
   type FaultOptions,

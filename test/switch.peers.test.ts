@@ -153,11 +153,13 @@ describe('vde_plug (acceptance 5)', () => {
 });
 
 describe('QEMU (acceptance 4)', () => {
-  it('a QEMU guest booting iPXE over -netdev stream sends DHCPDISCOVER through the switch to the uplink', async (ctx) => {
+  it.each([
+    { how: 'with its MAC configured', mac: '52:54:00:12:34:56', options: { clients: [{ name: 'qemu', address: '52:54:00:12:34:56' }] } },
+    { how: 'with its MAC learnt from its first frame', mac: '52:54:00:ab:cd:ef', options: { clients: [{ name: 'qemu', address: 'learn' }] } },
+  ])('a QEMU guest booting iPXE over -netdev stream sends DHCPDISCOVER through the switch to the uplink, $how', async ({ mac, options }, ctx) => {
     if (!(await needTool('qemu-system-x86_64'))) return ctx.skip();
-    const mac = '52:54:00:12:34:56';
     const nic = new Nic({ primary: '02:00:00:00:00:01' });
-    const sw = await Switch.create({ nic, clients: [{ name: 'qemu', address: mac }] });
+    const sw = await Switch.create({ nic, ...options });
     const [up, upFar] = memoryPortPair('uplink', 'wire');
     const wire: Uint8Array[] = [];
     upFar.onFrame((f) => wire.push(f.slice()));
@@ -179,6 +181,7 @@ describe('QEMU (acceptance 4)', () => {
       const port = sw.counters().ports.find((p) => p.client === 'qemu')!;
       expect(port.rx.frames).toBeGreaterThanOrEqual(1);
       expect(port.drops.spoofed ?? 0).toBe(0);
+      expect(port.mac).toBe(mac);
     } finally {
       qemu.kill('SIGKILL');
       await served.close();
@@ -208,5 +211,10 @@ describe('macslot switch usage', () => {
     const c = run('--config', cfg, '--listen', `unix:${join(dir, 'never.sock')}`);
     expect(c.status).toBe(1);
     expect(c.stderr).toContain('switch.leaseTtlMs: -5 is not an integer');
+    writeFileSync(cfg, JSON.stringify({ nic: { primary: '02:00:00:00:00:01' }, switch: { allocation: 'learning' } }));
+    const a = run('--config', cfg, '--listen', `unix:${join(dir, 'never.sock')}`);
+    expect([a.status, a.stderr]).toEqual([1, `macslot switch: CONFIG_INVALID: ${cfg}: switch.allocation: "learning" is not auto, random, factory, learn, none\n`]);
+    const flag = run('--allocation', 'learning', '--listen', `unix:${join(dir, 'never.sock')}`);
+    expect(flag.stderr).toContain('--allocation "learning" is not auto, random, factory, learn, none');
   });
 });

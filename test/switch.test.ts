@@ -179,11 +179,70 @@ describe('Switch in bridge mode', () => {
     expect(nic.clients().map((c) => c.name)).toEqual(['primary']);
   });
 
+  it('learn: a port takes the MAC its guest sends from, exclusively, and gives it back on disconnect', async () => {
+    const nic = new Nic({ primary: '02:00:00:00:00:01' });
+    const sw = await Switch.create({ nic, allocation: 'learn' });
+    const [n1, f1] = memoryPortPair();
+    const p1 = await sw.attach(n1);
+    const got1 = peer(f1);
+    const [up, upFar] = memoryPortPair('mem:uplink', 'peer:uplink');
+    sw.attachUplink(up);
+    const upGot = peer(upFar);
+    expect(p1.mac).toBeUndefined();
+    // A multicast or zero source teaches nothing; the frame is dropped for want of an address.
+    f1.send(tagged('ff:ff:ff:ff:ff:ff', '01:00:5e:00:00:01', 1));
+    f1.send(tagged('ff:ff:ff:ff:ff:ff', '00:00:00:00:00:00', 2));
+    expect(p1.mac).toBeUndefined();
+    // The first unicast source becomes the port's MAC, and that frame goes on.
+    f1.send(tagged('ff:ff:ff:ff:ff:ff', A, 3));
+    expect(p1.mac?.toString()).toBe(A);
+    expect(upGot.map(tagOf)).toEqual([3]);
+    upFar.send(tagged(A, '02:99:00:00:00:01', 4));
+    expect(got1.map(tagOf)).toEqual([4]);
+    // Another source from the same guest is now a spoof, not a second MAC.
+    f1.send(tagged('ff:ff:ff:ff:ff:ff', B, 5));
+    expect(upGot.map(tagOf)).toEqual([3]);
+    // A second guest sending from A does not get it while the first holds it.
+    const [n2, f2] = memoryPortPair();
+    const p2 = await sw.attach(n2);
+    f2.send(tagged('ff:ff:ff:ff:ff:ff', A, 6));
+    f2.send(tagged('ff:ff:ff:ff:ff:ff', A, 7));
+    expect(p2.mac).toBeUndefined();
+    expect(upGot.map(tagOf)).toEqual([3]);
+    expect(got1).toHaveLength(1);
+    expect(sw.counters().ports[1]!.drops['mac-in-use']).toBe(2);
+    expect(sw.counters().ports[0]!.drops).toMatchObject({ 'no-address': 2, spoofed: 1 });
+    // Once the first disconnects, A is free and the second takes it with its next frame.
+    f1.close();
+    await sw.settled();
+    f2.send(tagged('ff:ff:ff:ff:ff:ff', A, 8));
+    expect(p2.mac?.toString()).toBe(A);
+    expect(upGot.map(tagOf)).toEqual([3, 8]);
+    await sw.close();
+    expect(nic.clients().map((c) => c.name)).toEqual(['primary']);
+  });
+
+  it('learn as a listed client: a named client takes its MAC from its guest, others keep theirs', async () => {
+    const nic = new Nic({ primary: '02:00:00:00:00:01' });
+    const sw = await Switch.create({ nic, clients: [{ name: 'fixed', address: B }, { name: 'guest', address: 'learn' }], allocation: 'none' });
+    const fixed = await sw.attach(memoryPortPair()[0]);
+    const [n, f] = memoryPortPair();
+    const guest = await sw.attach(n);
+    expect([fixed.mac?.toString(), guest.client.name, guest.mac]).toEqual([B, 'guest', undefined]);
+    // B is the fixed client's: the guest cannot learn it.
+    f.send(tagged('ff:ff:ff:ff:ff:ff', B, 1));
+    expect(guest.mac).toBeUndefined();
+    f.send(tagged('ff:ff:ff:ff:ff:ff', C, 2));
+    expect(guest.mac?.toString()).toBe(C);
+    await sw.close();
+  });
+
   it('rejects bad options with INVALID_ARGUMENT naming the value', async () => {
     const nic = new Nic({ primary: '02:00:00:00:00:01' });
     await expect(Switch.create({ nic, leaseTtlMs: -1 })).rejects.toThrow(/leaseTtlMs.*-1/);
     await expect(Switch.create({ nic, clients: [{ name: 'x', address: 'bogus' }] })).rejects.toThrow(/"bogus"/);
     await expect(Switch.create({ nic, clients: [{ name: 'x' }, { name: 'x' }] })).rejects.toThrow(/"x" appears twice/);
+    await expect(Switch.create({ nic, allocation: 'learning' as never })).rejects.toThrow(/allocation must be random, factory, auto, learn or none, got "learning"/);
   });
 });
 

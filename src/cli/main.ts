@@ -197,14 +197,15 @@ options:
   --config <file>      the NIC and its clients (JSON, as for inspect), plus an optional
                        "switch" object: {"allocation", "leaseTtlMs", "antiSpoof"}.
                        Clients are handed out by name or in the order connections
-                       arrive; "address" may also be "auto". Default: a NIC with
-                       primary 02:6d:73:00:00:01 and no clients.
+                       arrive; "address" may also be "auto" or "learn". Default: a
+                       NIC with primary 02:6d:73:00:00:01 and no clients.
   --uplink <uplink>    the NIC's wire side: none (default), passt (started in a
                        temporary directory), stream:PATH (a QEMU stream socket, e.g. a
                        passt you started) or vde:VNL (vde_plug)
   --vde <VNL>          repeatable; start vde_plug VNL and attach it as a client port
   --allocation <p>     MACs for connections beyond the listed clients: auto (default:
-                       factory, then random), random, factory, or none to refuse them
+                       factory, then random), random, factory, learn (the MAC the guest
+                       sends from, taken on its first frame), or none to refuse them
   --lease-ttl <ms>     keep a disconnected client's MAC this long for its return (default 0)
   --allow-spoof        let ports send with any source MAC
   --max-queue <bytes>  bytes held for a peer that stops reading before frames are

@@ -24,6 +24,7 @@ export interface SwitchCliOptions {
 }
 
 const SWITCH_FIELDS = ['allocation', 'leaseTtlMs', 'antiSpoof'] as const;
+const ALLOCATIONS: readonly string[] = ['auto', 'random', 'factory', 'learn', 'none'];
 const DEFAULT_PRIMARY = '02:6d:73:00:00:01';
 
 /** Returns the switch options of a configuration file (nic, clients, seed, and an optional `switch` object); throws CONFIG_INVALID naming the path. */
@@ -36,12 +37,13 @@ export function switchConfig(text: string, source: string): { nic: Nic; clients:
   }
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new MacslotError('CONFIG_INVALID', `${source}: (root): ${show(raw)} is not an object`);
   const { switch: sw, ...rest } = raw as Record<string, unknown>;
-  // `auto` is a switch-only address policy; the common validator checks everything else about each client.
-  const autos = new Set<number>();
+  // `auto` and `learn` are switch-only address policies; the common validator checks everything else about each client.
+  const switchOnly = new Map<number, string>();
   if (Array.isArray(rest.clients)) {
     rest.clients = rest.clients.map((c: unknown, i: number) => {
-      if (c !== null && typeof c === 'object' && (c as { address?: unknown }).address === 'auto') {
-        autos.add(i);
+      const address = c !== null && typeof c === 'object' ? (c as { address?: unknown }).address : undefined;
+      if (address === 'auto' || address === 'learn') {
+        switchOnly.set(i, address);
         const { address: _drop, ...others } = c as Record<string, unknown>;
         return others;
       }
@@ -59,7 +61,7 @@ export function switchConfig(text: string, source: string): { nic: Nic; clients:
     nic: new Nic({ ...config.nic, ...(config.seed !== undefined ? { random: seededRandom(config.seed) } : {}) }),
     clients: config.clients.map((c, i) => ({
       name: c.name,
-      ...(autos.has(i) ? { address: 'auto' } : c.address !== undefined ? { address: c.address } : {}),
+      ...(switchOnly.has(i) ? { address: switchOnly.get(i)! } : c.address !== undefined ? { address: c.address } : {}),
       ...(c.multicast ? { multicast: c.multicast } : {}),
       ...(c.broadcast !== undefined ? { broadcast: c.broadcast } : {}),
     })),
@@ -71,7 +73,7 @@ export function switchConfig(text: string, source: string): { nic: Nic; clients:
     }
     const s = sw as Record<string, unknown>;
     if (s.allocation !== undefined) {
-      if (typeof s.allocation !== 'string' || !['random', 'factory', 'auto', 'none'].includes(s.allocation)) throw new MacslotError('CONFIG_INVALID', `${source}: switch.allocation: ${show(s.allocation)} is not random, factory, auto or none`);
+      if (typeof s.allocation !== 'string' || !ALLOCATIONS.includes(s.allocation)) throw new MacslotError('CONFIG_INVALID', `${source}: switch.allocation: ${show(s.allocation)} is not ${ALLOCATIONS.join(', ')}`);
       out.allocation = s.allocation;
     }
     if (s.leaseTtlMs !== undefined) {
@@ -117,7 +119,7 @@ export async function runSwitch(o: SwitchCliOptions, io: Io): Promise<number> {
   }
   const cfg = text !== undefined ? switchConfig(text, o.config!) : { nic: new Nic({ primary: DEFAULT_PRIMARY }), clients: [] };
   const allocation = o.allocation ?? ('allocation' in cfg ? cfg.allocation : undefined);
-  if (allocation !== undefined && !['random', 'factory', 'auto', 'none'].includes(allocation)) throw new MacslotError('INVALID_ARGUMENT', `--allocation ${show(allocation)} is not random, factory, auto or none`);
+  if (allocation !== undefined && !ALLOCATIONS.includes(allocation)) throw new MacslotError('INVALID_ARGUMENT', `--allocation ${show(allocation)} is not ${ALLOCATIONS.join(', ')}`);
   const leaseTtlMs = o.leaseTtl !== undefined ? intOption(o.leaseTtl, '--lease-ttl', 0, 0, 2 ** 31 - 1) : 'leaseTtlMs' in cfg ? cfg.leaseTtlMs : undefined;
   const maxQueueBytes = o.maxQueue !== undefined ? intOption(o.maxQueue, '--max-queue', 0, 1) : undefined;
   const log = (line: string): void => io.err(`${new Date().toISOString()} ${line}\n`);

@@ -1,7 +1,10 @@
-// Ports: middleware that wraps any FramePort without changing it — a pcapng tap, a tracer and a seeded fault injector.
+// Ports: middleware that wraps any FramePort — a pcapng tap, a tracer, a seeded fault injector, and a MAC learner for
+// guests whose MAC nobody configured.
 
-import { MacslotError, show } from '../errors.js';
-import { formatMac } from '../wire/mac.js';
+import { MacslotError, isMacslotError, show } from '../errors.js';
+import type { NicClient } from '../nic/nic.js';
+import { ETH_HLEN } from '../wire/ethernet.js';
+import { formatMac, Mac } from '../wire/mac.js';
 import type { FramePort, PortCloseReason } from './port.js';
 
 /** Passes everything through; subclasses override the two directions. */
@@ -330,3 +333,64 @@ class FaultPort extends PortWrapper implements FaultyPort {
 export function faultPort(port: FramePort, options: FaultOptions): FaultyPort {
   return new FaultPort(port, options);
 }
+
+// ---- MAC learner ------------------------------------------------------------------------
+
+class LearnPort extends PortWrapper {
+  readonly #client: NicClient;
+  readonly #refusals: Record<string, number> = {};
+  // The source last refused and the NIC's generation then: until the NIC changes, asking again for it cannot succeed.
+  #refusedSource = -1;
+  #refusedAt = -1;
+  #reason = '';
+
+  constructor(inner: FramePort, client: NicClient) {
+    super(inner);
+    this.#client = client;
+  }
+  protected fromPeer(frame: Uint8Array): void {
+    const c = this.#client;
+    // Only while the client holds no MAC, and only a unicast source: the group bit is the first byte's low bit.
+    if (c.open && c.slotCount === 0 && frame.length >= ETH_HLEN && (frame[6]! & 1) === 0 && !this.#take(c, frame)) return;
+    this.deliver(frame);
+  }
+  protected toPeer(frame: Uint8Array): boolean {
+    return this.inner.send(frame);
+  }
+  override drops(): Readonly<Record<string, number>> {
+    const own = super.drops();
+    if (Object.keys(this.#refusals).length === 0) return own;
+    const all: Record<string, number> = { ...own };
+    for (const [k, v] of Object.entries(this.#refusals)) all[k] = (all[k] ?? 0) + v;
+    return all;
+  }
+  /** Makes the frame's source the client's MAC; returns false when the NIC refuses it (the frame is then dropped and counted). */
+  #take(c: NicClient, frame: Uint8Array): boolean {
+    const source = ((frame[6]! << 8) | frame[7]!) * 2 ** 32 + (((frame[8]! << 24) | (frame[9]! << 16) | (frame[10]! << 8) | frame[11]!) >>> 0);
+    if (source !== this.#refusedSource || this.#refusedAt !== c.nic.generation) {
+      // Zero is no address; the frame goes on, and the data plane drops it for want of one.
+      if (source === 0) return true;
+      try {
+        c.addressAdd(Mac.fromBytes(frame, 6, 6));
+        return true;
+      } catch (err) {
+        this.#refusedSource = source;
+        this.#refusedAt = c.nic.generation;
+        this.#reason = isMacslotError(err) ? err.code.toLowerCase().replaceAll('_', '-') : 'error';
+      }
+    }
+    this.#refusals[this.#reason] = (this.#refusals[this.#reason] ?? 0) + 1;
+    return false;
+  }
+}
+
+/**
+ * Returns `port` wrapped so the first frame with a unicast source makes that source `client`'s MAC (an added slot),
+ * for guests whose MAC nobody configured. Unlike a learning bridge it is exclusive: a MAC active for anyone else is
+ * not taken, and the guest's frames are dropped (counted by the refusal's code, e.g. `mac-in-use`) until the NIC
+ * changes and the MAC is free. Once the client holds a MAC, frames pass untouched. Never throws.
+ */
+export function learnMacPort(port: FramePort, client: NicClient): FramePort {
+  return new LearnPort(port, client);
+}
+

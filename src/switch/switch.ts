@@ -5,13 +5,14 @@ import { MacslotError, isMacslotError, show } from '../errors.js';
 import { MacManager, type AllocateRequest } from '../manager/manager.js';
 import type { Nic, NicClient } from '../nic/nic.js';
 import { bindClient, bindUplink, type ClientBinding, type FlowCounters, type PortBinding, type PortCounters } from '../port/attach.js';
+import { learnMacPort } from '../port/middleware.js';
 import type { FramePort } from '../port/port.js';
 import { Mac } from '../wire/mac.js';
 
 /** A client the switch hands to a connection: by name, or to connections in arrival order. */
 export interface SwitchClientSpec {
   name: string;
-  /** `factory`, `factory:N`, `random`, `random:<prefix>`, `auto` or a MAC. Default: the switch's `allocation`. */
+  /** `factory`, `factory:N`, `random`, `random:<prefix>`, `auto`, `learn` (the guest's own source MAC) or a MAC. Default: the switch's `allocation`. */
   address?: string;
   /** Groups joined when the client is set up. */
   multicast?: readonly string[];
@@ -26,8 +27,11 @@ export interface SwitchOptions {
   dataPlane?: DataPlaneOptions;
   /** Clients handed out by name, or in arrival order to connections that give none. */
   clients?: readonly SwitchClientSpec[];
-  /** Address policy of connections beyond the listed clients: `random`, `factory`, `auto` through the manager, or `none` to refuse them. Default `auto`. */
-  allocation?: 'random' | 'factory' | 'auto' | 'none';
+  /**
+   * Address policy of connections beyond the listed clients: `random`, `factory`, `auto` through the manager,
+   * `learn` to take the MAC the guest sends from (see learnMacPort), or `none` to refuse them. Default `auto`.
+   */
+  allocation?: 'random' | 'factory' | 'auto' | 'learn' | 'none';
   /** The manager that allocates `random`/`factory`/`auto` MACs. Default: a new one over `nic`. */
   manager?: MacManager;
   /** Drop frames whose source MAC is not the sender's. Default true. */
@@ -76,10 +80,12 @@ interface Holding {
   readonly name: string;
   readonly client: NicClient;
   readonly release: () => Promise<void>;
+  /** The client's MAC is the one its guest sends from. */
+  readonly learn: boolean;
   timer: unknown;
 }
 
-const SPEC_ADDRESS = /^(factory|factory:\d+|random|random:.+|auto)$/;
+const SPEC_ADDRESS = /^(factory|factory:\d+|random|random:.+|auto|learn)$/;
 
 function unref(t: unknown): void {
   (t as { unref?: () => void } | null)?.unref?.();
@@ -92,7 +98,7 @@ export class Switch {
   readonly manager: MacManager;
   readonly antiSpoof: boolean;
   readonly leaseTtlMs: number;
-  readonly allocation: 'random' | 'factory' | 'auto' | 'none';
+  readonly allocation: 'random' | 'factory' | 'auto' | 'learn' | 'none';
   readonly #specs: readonly SwitchClientSpec[];
   readonly #ownManager: boolean;
   readonly #log: (line: string) => void;
@@ -134,7 +140,7 @@ export class Switch {
     const ttl = options.leaseTtlMs ?? 0;
     if (typeof ttl !== 'number' || !Number.isInteger(ttl) || ttl < 0 || ttl > 2 ** 31 - 1) throw new MacslotError('INVALID_ARGUMENT', `leaseTtlMs must be an integer in 0..${2 ** 31 - 1}, got ${show(ttl)}`);
     const alloc = options.allocation ?? 'auto';
-    if (!['random', 'factory', 'auto', 'none'].includes(alloc)) throw new MacslotError('INVALID_ARGUMENT', `allocation must be random, factory, auto or none, got ${show(alloc)}`);
+    if (!['random', 'factory', 'auto', 'learn', 'none'].includes(alloc)) throw new MacslotError('INVALID_ARGUMENT', `allocation must be random, factory, auto, learn or none, got ${show(alloc)}`);
     const names = new Set<string>();
     for (const [i, c] of (options.clients ?? []).entries()) {
       if (c === null || typeof c !== 'object' || typeof c.name !== 'string' || c.name.length === 0) throw new MacslotError('INVALID_ARGUMENT', `clients[${i}] needs a non-empty name, got ${show(c)}`);
@@ -147,7 +153,7 @@ export class Switch {
         } catch {
           ok = false;
         }
-        if (!ok) throw new MacslotError('INVALID_ARGUMENT', `clients[${i}].address ${show(c.address)} is not factory, factory:N, random, random:<prefix>, auto or a unicast MAC`);
+        if (!ok) throw new MacslotError('INVALID_ARGUMENT', `clients[${i}].address ${show(c.address)} is not factory, factory:N, random, random:<prefix>, auto, learn or a unicast MAC`);
       }
     }
     const dp = await DataPlane.create(options.nic, options.dataPlane);
@@ -180,13 +186,13 @@ export class Switch {
       this.#held.set(name, { holding, live: true });
       const id = this.#nextId++;
       const sp = new SwitchPortImpl(this, id, port, holding.client);
-      const binding = bindClient(this.dataPlane, holding.client, port, {
+      const binding = bindClient(this.dataPlane, holding.client, holding.learn ? learnMacPort(port, holding.client) : port, {
         antiSpoof: this.antiSpoof,
         log: this.#log,
         onClose: (reason) => this.#disconnect(id, reason.kind === 'error' ? `error: ${reason.error.message}` : reason.kind),
       });
       this.#ports.set(id, { port: sp, binding, holding });
-      this.#log(`${port.name}: connected as ${holding.client.name} ${sp.mac?.toString() ?? '(no MAC)'}`);
+      this.#log(`${port.name}: connected as ${holding.client.name} ${sp.mac?.toString() ?? (holding.learn ? '(MAC from its first frame)' : '(no MAC)')}`);
       return sp;
     } catch (err) {
       if (name !== undefined) this.#pending.delete(name);
@@ -280,7 +286,11 @@ export class Switch {
     const spec = this.#specs.find((s) => s.name === name);
     const address = spec?.address ?? this.allocation;
     let holding: Holding;
-    if (address.startsWith('factory:')) {
+    if (address === 'learn') {
+      // No MAC yet: the port's learner adds the guest's own on its first frame, and closing the client releases it.
+      const client = this.nic.openClient(name, { broadcast: spec?.broadcast ?? true });
+      holding = { name, client, release: async () => client.close(), learn: true, timer: undefined };
+    } else if (address.startsWith('factory:')) {
       const client = this.nic.openClient(name, { broadcast: spec?.broadcast ?? true });
       try {
         client.addressReserve({ slot: Number(address.slice(8)) });
@@ -288,7 +298,7 @@ export class Switch {
         client.close();
         throw err;
       }
-      holding = { name, client, release: async () => client.close(), timer: undefined };
+      holding = { name, client, release: async () => client.close(), learn: false, timer: undefined };
     } else {
       const req: AllocateRequest = { guest: name, nic: 'nic0' };
       if (address === 'random' || address === 'factory' || address === 'auto') req.policy = address;
@@ -307,6 +317,7 @@ export class Switch {
           // The manager closes the clients it opened; one opened before it stays open otherwise.
           if (client.open && client.slots().length === 0) client.close();
         },
+        learn: false,
         timer: undefined,
       };
     }
