@@ -153,10 +153,10 @@ describe('vde_plug (acceptance 5)', () => {
 });
 
 describe('QEMU (acceptance 4)', () => {
-  it.each([
+  it.for([
     { how: 'with its MAC configured', mac: '52:54:00:12:34:56', options: { clients: [{ name: 'qemu', address: '52:54:00:12:34:56' }] } },
     { how: 'with its MAC learnt from its first frame', mac: '52:54:00:ab:cd:ef', options: { clients: [{ name: 'qemu', address: 'learn' }] } },
-  ])('a QEMU guest booting iPXE over -netdev stream sends DHCPDISCOVER through the switch to the uplink, $how', async ({ mac, options }, ctx) => {
+  ])('a QEMU guest booting iPXE over -netdev stream sends DHCPDISCOVER through the switch to the uplink, $how', { timeout: 40_000 }, async ({ mac, options }, ctx) => {
     if (!(await needTool('qemu-system-x86_64'))) return ctx.skip();
     const nic = new Nic({ primary: '02:00:00:00:00:01' });
     const sw = await Switch.create({ nic, ...options });
@@ -186,7 +186,7 @@ describe('QEMU (acceptance 4)', () => {
       qemu.kill('SIGKILL');
       await served.close();
     }
-  }, 40_000);
+  });
 });
 
 describe('spawnPasst', () => {
