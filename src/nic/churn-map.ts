@@ -10,6 +10,8 @@ export class ChurnMap<K, V> {
   #map = new Map<K, V | undefined>();
   #size = 0;
   #empty = 0;
+  // Iterations in progress walk the current Map, so it is not replaced under them.
+  #iterating = 0;
 
   /** Returns the number of live entries. */
   get size(): number {
@@ -42,11 +44,11 @@ export class ChurnMap<K, V> {
     this.#map.set(key, undefined);
     this.#size--;
     this.#empty++;
-    if (this.#empty > 64 && this.#empty > this.#size) this.#compact();
+    if (this.#empty > 64 && this.#empty > this.#size && this.#iterating === 0) this.#compact();
     return true;
   }
 
-  /** Removes every entry. */
+  /** Removes every entry (an iteration in progress sees the entries it started with). */
   clear(): void {
     this.#map = new Map();
     this.#size = 0;
@@ -55,17 +57,22 @@ export class ChurnMap<K, V> {
 
   /** Returns the live [key, value] pairs, in insertion order of their entries. */
   *entries(): IterableIterator<[K, V]> {
-    for (const [k, v] of this.#map) if (v !== undefined) yield [k, v];
+    this.#iterating++;
+    try {
+      for (const [k, v] of this.#map) if (v !== undefined) yield [k, v];
+    } finally {
+      this.#iterating--;
+    }
   }
 
   /** Returns the live keys. */
   *keys(): IterableIterator<K> {
-    for (const [k, v] of this.#map) if (v !== undefined) yield k;
+    for (const [k] of this.entries()) yield k;
   }
 
   /** Returns the live values. */
   *values(): IterableIterator<V> {
-    for (const v of this.#map.values()) if (v !== undefined) yield v;
+    for (const [, v] of this.entries()) yield v;
   }
 
   [Symbol.iterator](): IterableIterator<[K, V]> {
