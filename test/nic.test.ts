@@ -355,5 +355,18 @@ describe('churn', () => {
     a.addressAdd('02:00:00:00:00:01');
     expect(seen).toEqual(['first', 'second', 'second']);
   });
+
+  it('a listener subscribed twice hears each event once, and one unsubscribe silences it', () => {
+    const nic = base();
+    let heard = 0;
+    const listener = (): void => void heard++;
+    nic.on(listener);
+    const off = nic.on(listener);
+    nic.openClient('a');
+    expect(heard).toBe(1);
+    off();
+    nic.openClient('b');
+    expect(heard).toBe(1);
+  });
 });
 

@@ -189,7 +189,7 @@ export class Nic {
 
   /** Subscribes to change events; returns the function that unsubscribes. */
   on(listener: Listener): () => void {
-    this.#listeners = [...this.#listeners, listener];
+    if (!this.#listeners.includes(listener)) this.#listeners = [...this.#listeners, listener];
     return () => {
       this.#listeners = this.#listeners.filter((l) => l !== listener);
     };
