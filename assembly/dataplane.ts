@@ -248,11 +248,11 @@ export function bankBytes(): u32 { return load32(H_BANK_BYTES); }
   return MISS;
 }
 
-function setCtrl(bank: usize, idx: u32, v: u8): void {
-  const ctrl = bank + B_CTRL;
+// @ts-ignore: decorator
+@inline function setCtrl(ctrl: usize, mask: u32, idx: u32, v: u8): void {
   store<u8>(ctrl + <usize>idx, v);
   // The first group is mirrored past the end, so a 16-byte load near the end needs no wrap.
-  if (idx < <u32>GROUP_WIDTH) store<u8>(ctrl + <usize>slots + <usize>idx, v);
+  if (idx < <u32>GROUP_WIDTH) store<u8>(ctrl + <usize>mask + 1 + <usize>idx, v);
 }
 
 function stagedKey(len: u32): u64 {
@@ -315,10 +315,7 @@ export function tablePut(bank: u32, len: u32, meta: u32): u32 {
   const ent = entries + <usize>idx * ENTRY;
   store<u64>(ent, k);
   store<u32>(ent, m, 8);
-  const tag = <u8>(h >> 57);
-  store<u8>(ctrl + <usize>idx, tag);
-  // The first group is mirrored past the end, so a 16-byte load near the end needs no wrap.
-  if (idx < <u32>GROUP_WIDTH) store<u8>(ctrl + <usize>mask + 1 + <usize>idx, tag);
+  setCtrl(ctrl, mask, idx, <u8>(h >> 57));
   return 1;
 }
 
@@ -366,11 +363,11 @@ export function tableDelete(bank: u32, len: u32): u32 {
     const stays = hole <= j ? home > hole && home <= j : home > hole || home <= j;
     if (!stays) {
       memory.copy(entries + <usize>hole * ENTRY, ent, ENTRY);
-      setCtrl(b, hole, load<u8>(b + B_CTRL + <usize>j));
+      setCtrl(b + B_CTRL, slotMask, hole, load<u8>(b + B_CTRL + <usize>j));
       hole = j;
     }
   }
-  setCtrl(b, hole, CTRL_EMPTY);
+  setCtrl(b + B_CTRL, slotMask, hole, CTRL_EMPTY);
   return 1;
 }
 
