@@ -1,5 +1,8 @@
 // Public API of the platform-neutral core. Node-only helpers live under `macslot/node`.
 
+// The platform types the declarations name, for projects without the DOM library (no code at run time).
+export type {} from './platform.js';
+
 export { MacslotError, isMacslotError, type MacslotErrorCode } from './errors.js';
 export {
   Mac,

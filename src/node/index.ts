@@ -1,5 +1,8 @@
 // Node-only API (`macslot/node`): helpers that need the file system or processes. The core stays platform-neutral.
 
+// The platform types the declarations name, for projects without the DOM library (no code at run time).
+export type {} from '../platform.js';
+
 // ---- Capture files on disk ----
 export { AtomicFile, CaptureFile, captureChunks, readCaptureFile } from './capture.js';
 
@@ -10,5 +13,5 @@ export { FileStore, defaultStorePath, type FileStoreOptions, type FileSystem, ty
 export { socketPort, pipePort, listenStream, type Listener, type StreamAddress, type StreamPortOptions } from './stream.js';
 export { listenDgram, type DgramOptions } from './dgram.js';
 export { spawnVdePlug, spawnPasst, connectStream, type PasstPeer, type SpawnPeerOptions } from './peers.js';
-export { webSocketPort, listenWebSocket, connectWebSocket, type WebSocketPortOptions } from './websocket.js';
+export { webSocketPort, listenWebSocket, connectWebSocket, type WebSocketLike, type WebSocketPortOptions } from './websocket.js';
 export { serveSwitch, parseListen, parseUplink, type ListenSpec, type UplinkSpec, type ServeOptions, type ServedSwitch } from './switch.js';

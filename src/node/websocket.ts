@@ -15,11 +15,24 @@ export interface WebSocketPortOptions {
   log?: (line: string) => void;
 }
 
+/**
+ * The part of a WebSocket the port uses; a `WebSocket` from the `ws` package is one. Declared here so that
+ * the public types do not need `ws`'s type declarations, which are not a dependency.
+ */
+export interface WebSocketLike {
+  binaryType: string;
+  readonly readyState: number;
+  readonly bufferedAmount: number;
+  send(data: Uint8Array, options: { binary: boolean }): void;
+  terminate(): void;
+  on(event: string, listener: (...args: any[]) => void): unknown;
+}
+
 class WsPort extends PortBase {
-  readonly #ws: WebSocket;
+  readonly #ws: WebSocketLike;
   readonly #maxQueue: number;
 
-  constructor(ws: WebSocket, o: WebSocketPortOptions) {
+  constructor(ws: WebSocketLike, o: WebSocketPortOptions) {
     super(o.name ?? 'ws', o.log);
     this.#ws = ws;
     this.#maxQueue = o.maxQueueBytes ?? 1 << 20;
@@ -54,7 +67,7 @@ class WsPort extends PortBase {
 }
 
 /** Returns a port over an open (or opening) WebSocket; closing the port terminates the socket. */
-export function webSocketPort(ws: WebSocket, options: WebSocketPortOptions = {}): FramePort {
+export function webSocketPort(ws: WebSocketLike, options: WebSocketPortOptions = {}): FramePort {
   return new WsPort(ws, options);
 }
 
