@@ -30,7 +30,9 @@ export type MacslotErrorCode =
   | 'STORE_IO'
   // Frame ports, their peers and the switch.
   | 'PORT_CLOSED'
-  | 'PEER_INVALID';
+  | 'PEER_INVALID'
+  // A listener's address is served by a live process.
+  | 'ADDRESS_IN_USE';
 
 /** The error thrown by every control-plane call; `code` is stable, the message names the offending value. */
 export class MacslotError extends Error {
