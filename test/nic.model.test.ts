@@ -38,6 +38,11 @@ function outcome(fn: () => unknown): { code?: string; value?: unknown } {
 
 const activeHolder = (m: Model, mac: string): number | undefined => [...m.active].find(([, v]) => v === mac)?.[0];
 const hwFull = (r: Real): boolean => r.addressSupport().availableUnicastEntries === 0 && r.addressSupport().availableMulticastEntries === 0;
+/** The factory slot whose MAC this is, if any. */
+const factoryHome = (m: Model, mac: string): number | undefined => {
+  const i = FACTORY.slice(0, m.cfg.factory).indexOf(mac);
+  return i < 0 ? undefined : i + 1;
+};
 const slotExists = (m: Model, s: number): boolean => Number.isInteger(s) && (s >= 0 && s <= m.cfg.factory ? true : m.owner.has(s));
 
 /** The expected code of an operation on an owned slot, in the documented order of checks. */
@@ -118,6 +123,7 @@ class Modify extends Cmd {
     const holder = activeHolder(m, this.mac);
     if (expected === undefined && !mac.isValidUnicast) expected = 'INVALID_MAC';
     else if (expected === undefined && holder !== undefined && holder !== this.slot) expected = 'MAC_IN_USE';
+    else if (expected === undefined && (factoryHome(m, this.mac) ?? this.slot) !== this.slot) expected = 'MAC_IN_USE';
     else if (expected === undefined && !m.active.has(this.slot) && m.cfg.reject && hwFull(r)) expected = 'NO_FREE_SLOT';
     const o = outcome(() => this.handle(m).addressModify(this.slot, this.mac));
     expect(o.code, this.toString()).toBe(expected);
@@ -132,6 +138,7 @@ class Add extends Cmd {
     let expected: string | undefined;
     if (this.mac !== undefined && !Mac.parse(this.mac).isValidUnicast) expected = 'INVALID_MAC';
     else if (this.mac !== undefined && activeHolder(m, this.mac) !== undefined) expected = 'MAC_IN_USE';
+    else if (this.mac !== undefined && factoryHome(m, this.mac) !== undefined) expected = 'MAC_IN_USE';
     else if (m.cfg.reject && hwFull(r)) expected = 'NO_FREE_SLOT';
     let slot = m.cfg.factory + 1;
     while (m.owner.has(slot)) slot++;
@@ -146,6 +153,24 @@ class Add extends Cmd {
     }
   }
   toString(): string { return `Add(${this.name}, ${this.mac})`; }
+}
+
+/** Reserves until refused: exactly `availableSlots` reservations succeed, and the last refusal says why. */
+class Drain extends Cmd {
+  run(m: Model, r: Real): void {
+    const promised = r.addressSupport().availableSlots;
+    const got: { slot: number }[] = [];
+    let o = outcome(() => this.handle(m).addressReserve());
+    for (; o.code === undefined; o = outcome(() => this.handle(m).addressReserve())) got.push(o.value as { slot: number });
+    expect(got.length, this.toString()).toBe(promised);
+    expect(o.code, this.toString()).toBe(m.cfg.factory === 0 ? 'NOT_SUPPORTED' : 'NO_FREE_SLOT');
+    expect(r.addressSupport().availableSlots).toBe(0);
+    for (const { slot } of got) {
+      m.owner.set(slot, this.name);
+      if (m.cfg.auto) m.active.set(slot, FACTORY[slot - 1]!);
+    }
+  }
+  toString(): string { return `Drain(${this.name})`; }
 }
 
 class Join extends Cmd {
@@ -226,7 +251,10 @@ function checkInvariants(m: Model, r: Real): void {
   // Capacity counts are exact.
   const state = r.filterState();
   const sup = r.addressSupport();
-  expect(sup.availableSlots).toBe(m.cfg.factory - [...m.owner.keys()].filter((s) => s >= 1 && s <= m.cfg.factory).length);
+  // availableSlots is the number of reservations that would succeed (the Drain command checks that by doing them).
+  let reservable = m.cfg.factory - [...m.owner.keys()].filter((s) => s >= 1 && s <= m.cfg.factory).length;
+  if (m.cfg.auto && m.cfg.reject) reservable = Math.min(reservable, sup.availableUnicastEntries + sup.availableMulticastEntries);
+  expect(sup.availableSlots).toBe(reservable);
   expect(sup.availableUnicastEntries).toBe(m.cfg.unicast - active.filter((s) => s.placement === 'unicast').length);
   const exactGroups = [...state.groups.values()].filter((g) => g.stage === 'exact').length;
   expect(sup.availableMulticastEntries).toBe(m.cfg.multicast - active.filter((s) => s.placement === 'multicast').length - exactGroups);
@@ -269,6 +297,7 @@ const commands = [
   fc.tuple(name, slot, fc.constantFrom('unreserve' as const, 'remove' as const)).map(([n, s, v]) => new Release(n, s, v)),
   fc.tuple(name, slot, mac).map(([n, s, x]) => new Modify(n, s, x)),
   fc.tuple(name, fc.option(mac, { nil: undefined })).map(([n, x]) => new Add(n, x)),
+  name.map((n) => new Drain(n)),
   fc.tuple(name, fc.constantFrom(...GROUPS), fc.boolean()).map(([n, g, l]) => new Join(n, g, l)),
   fc.tuple(fc.constantFrom(...NAMES), fc.boolean()).map(([n, on]) => new Promisc(n, on)),
 ].map((arb) => arb.map((c) => new Checked(c)));

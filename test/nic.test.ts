@@ -154,15 +154,73 @@ describe('addressModify', () => {
     expect(verdict(nic, mac).deliver).toEqual([a.id]);
   });
 
-  it("lets a free slot's factory MAC be cloned, then protects it", () => {
+  it("refuses another slot's factory MAC, so that slot stays free for everyone", () => {
     const nic = base();
     const a = nic.openClient('a');
     const b = nic.openClient('b');
     const r = a.addressReserve({ slot: 1 });
-    a.addressModify(r.slot, '00:14:4f:00:00:02');
-    expect(nic.addressGet(1).kind).toBe('cloned');
-    expect(codeOf(() => b.addressReserve({ slot: 2 }))).toBe('MAC_IN_USE');
-    expect(b.addressReserve().slot).toBe(3);
+    expect(codeOf(() => a.addressModify(r.slot, '00:14:4f:00:00:02'))).toBe('MAC_IN_USE');
+    expect(nic.addressGet(1)).toMatchObject({ kind: 'factory', mac: Mac.parse('00:14:4f:00:00:01') });
+    expect(b.addressReserve({ slot: 2 }).slot).toBe(2);
+  });
+});
+
+describe('factory MACs belong to their slots', () => {
+  // The issue's case: a client addressAdd()s a free slot's factory MAC, which blocked that slot for everyone.
+  const ADDS = [
+    { name: 'a free slot', reserved: [], autoActivate: true },
+    { name: 'a slot reserved by another client, not yet active', reserved: [2], autoActivate: false },
+    { name: "a slot the adding client itself reserved, not yet active", reserved: [2], autoActivate: false, self: true },
+  ];
+  it.each(ADDS)("addressAdd refuses the factory MAC of $name with MAC_IN_USE naming the slot", ({ reserved, autoActivate, self }) => {
+    const nic = base({ autoActivate });
+    const owner = nic.openClient('owner');
+    const adder = self ? owner : nic.openClient('adder');
+    for (const slot of reserved) owner.addressReserve({ slot });
+    expect(() => adder.addressAdd('00:14:4f:00:00:02')).toThrow(expect.objectContaining({ code: 'MAC_IN_USE', message: expect.stringContaining('factory MAC of slot 2') }));
+    expect(nic.addressGet(2).active).toBe(false);
+    expect(verdict(nic, '00:14:4f:00:00:02').rule).toBe('drop-unknown');
+  });
+
+  it("lets a slot's owner activate its own factory MAC, after modifying it away", () => {
+    const nic = base({ autoActivate: false });
+    const a = nic.openClient('a');
+    a.addressReserve({ slot: 2 });
+    a.addressModify(2, '02:00:00:00:00:02');
+    a.addressModify(2, '00:14:4f:00:00:02');
+    expect(nic.addressGet(2)).toMatchObject({ active: true, kind: 'factory', owner: 'a' });
+  });
+
+  it('never hands out a factory MAC as a random address', () => {
+    // A random source that always yields slot 1's (locally administered) factory MAC, then another MAC.
+    const factory = ['02:00:00:00:00:01'];
+    let calls = 0;
+    const nic = new Nic({ primary: PRIMARY, factory, random: (out) => out.set(calls++ === 0 ? [2, 0, 0, 0, 0, 1] : [2, 0, 0, 0, 0, 9]) });
+    expect(nic.openClient('a').addressAdd().mac.toString()).toBe('02:00:00:00:00:09');
+    expect(nic.addressSupport().availableSlots).toBe(1);
+  });
+});
+
+describe('availableSlots is the number of reservations that would succeed', () => {
+  const CASES = [
+    { name: "the issue's case: slot 1 reserved, slot 2's MAC added elsewhere", extra: {}, setup: (n: Nic) => tryAdd(n, '00:14:4f:00:00:02'), expected: 3 },
+    { name: 'reject policy with the filter full', extra: { unicastEntries: 1, multicastEntries: 1, overflow: 'reject' as const }, setup: () => {}, expected: 1 },
+    { name: 'maxAddresses reached', extra: { maxAddresses: 3 }, setup: () => {}, expected: 1 },
+    { name: 'autoActivate false ignores the filter', extra: { autoActivate: false, unicastEntries: 0, multicastEntries: 0, overflow: 'reject' as const }, setup: () => {}, expected: 3 },
+  ];
+  function tryAdd(nic: Nic, mac: string): void {
+    codeOf(() => nic.openClient('other').addressAdd(mac));
+  }
+  it.each(CASES)('$name', ({ extra, setup, expected }) => {
+    const nic = base(extra);
+    nic.openClient('first').addressReserve({ slot: 1 });
+    setup(nic);
+    const promised = nic.addressSupport().availableSlots;
+    const c = nic.openClient('drain');
+    let got = 0;
+    while (codeOf(() => c.addressReserve()) === undefined) got++;
+    expect([promised, got]).toEqual([expected, expected]);
+    expect(nic.addressSupport().availableSlots).toBe(0);
   });
 });
 
@@ -201,7 +259,8 @@ describe('overflow', () => {
     const a = nic.openClient('a');
     for (let i = 0; i < 3; i++) a.addressReserve();
     expect(codeOf(() => a.addressReserve())).toBe('NO_FREE_SLOT');
-    expect(nic.addressSupport().availableSlots).toBe(1);
+    // The slot is free, yet no reservation could succeed: availableSlots says so.
+    expect(nic.addressSupport().availableSlots).toBe(0);
     expect(nic.addressGet(4).reserved).toBe(false);
     expect(nic.addressSupport().mode).toBe('filtered');
   });

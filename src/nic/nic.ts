@@ -2,6 +2,7 @@
 
 import { cryptoRandom, randomAddr, type RandomSource } from '../alloc/generate.js';
 import { MacslotError, show } from '../errors.js';
+import { LIMITS } from '../limits.js';
 import { HASH_BITS, mtaIndex } from '../filter/hash.js';
 import type { FilterState, GroupEntry, UnicastEntry } from '../filter/state.js';
 import { DEFAULT_MAX_FRAME, ETH_HLEN } from '../wire/ethernet.js';
@@ -50,6 +51,10 @@ interface GroupState {
 }
 
 type Listener = (event: NicEvent) => void;
+
+/** A change about to take effect, shown to each guard (see `Nic.guard`) before anything changes. */
+export type NicChange = { readonly type: 'group-add'; readonly group: Mac; readonly groups: number };
+type Guard = (change: NicChange) => void;
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
 const PROMISC_ORDER: readonly PromiscReason[] = ['user', 'unicast-overflow', 'multicast-overflow', 'no-capability'];
@@ -64,10 +69,13 @@ function count(value: unknown, name: string, fallback: number, max = 1 << 20): n
 
 function factoryList(spec: NicConfig['factory']): Mac[] {
   if (spec === undefined) return [];
-  if (Array.isArray(spec)) return spec.map((m) => Mac.from(m));
+  if (Array.isArray(spec)) {
+    if (spec.length > LIMITS.factory) throw new MacslotError('INVALID_ARGUMENT', `factory lists ${spec.length} MACs; at most ${LIMITS.factory}`);
+    return spec.map((m) => Mac.from(m));
+  }
   const { base, count: n } = spec as { base: MacLike; count: number };
   const first = Mac.from(base);
-  count(n, 'factory.count', 0, 4096);
+  count(n, 'factory.count', 0, LIMITS.factory);
   if (first.kind !== 'mac48' || first.toNumber() + n > 2 ** 48) throw new MacslotError('INVALID_ARGUMENT', `factory block ${first.toString()} + ${n} leaves MAC-48 space`);
   return Array.from({ length: n }, (_, i) => Mac.fromNumber(first.toNumber() + i));
 }
@@ -113,9 +121,12 @@ export class Nic {
   readonly #groups = new ChurnMap<string, GroupState>();
   readonly #clients: (ClientState | undefined)[] = [];
   readonly #handles = new Map<number, NicClient>();
+  /** Factory MAC key → its slot number. */
+  readonly #factorySlots = new Map<number | string, number>();
   readonly #hashRefs = new Uint16Array(HASH_BITS);
   // Replaced, never mutated, on (un)subscribe: an emit walks the array it started with and copies nothing.
   #listeners: readonly Listener[] = [];
+  #guards: readonly Guard[] = [];
   #unicastUsed = 0;
   #multicastUsed = 0;
   // Kept as counts so every change stays O(1) when nothing overflowed, at any number of active MACs.
@@ -142,8 +153,8 @@ export class Nic {
       seen.add(mac.key);
     }
     this.#factoryCount = factory.length;
-    this.#unicastEntries = count(config.unicastEntries, 'unicastEntries', factory.length);
-    this.#multicastEntries = count(config.multicastEntries, 'multicastEntries', 16);
+    this.#unicastEntries = count(config.unicastEntries, 'unicastEntries', factory.length, LIMITS.entries);
+    this.#multicastEntries = count(config.multicastEntries, 'multicastEntries', 16, LIMITS.entries);
     const hash = config.multicastHash ?? true;
     if (typeof hash === 'object' && hash !== null && ![0, 1, 2, 3].includes(hash.filterType)) {
       throw new MacslotError('INVALID_ARGUMENT', `multicastHash.filterType must be 0..3, got ${show(hash.filterType)}`);
@@ -153,16 +164,19 @@ export class Nic {
     if (overflow !== 'promiscuous' && overflow !== 'reject') throw new MacslotError('INVALID_ARGUMENT', `overflow must be "promiscuous" or "reject", got ${show(overflow)}`);
     this.overflow = overflow;
     this.autoActivate = config.autoActivate ?? true;
-    this.#maxClients = count(config.maxClients, 'maxClients', 1024, 65536);
-    this.#maxAddresses = count(config.maxAddresses, 'maxAddresses', 4096, 1 << 20);
-    this.maxFrameLength = count(config.maxFrameLength, 'maxFrameLength', DEFAULT_MAX_FRAME, 1 << 18);
+    this.#maxClients = count(config.maxClients, 'maxClients', 1024, LIMITS.clients);
+    this.#maxAddresses = count(config.maxAddresses, 'maxAddresses', 4096, LIMITS.addresses);
+    this.maxFrameLength = count(config.maxFrameLength, 'maxFrameLength', DEFAULT_MAX_FRAME, LIMITS.frameLength);
     if (this.#maxClients < 1 || this.#maxAddresses < 1 || this.maxFrameLength < ETH_HLEN) {
       throw new MacslotError('INVALID_ARGUMENT', `maxClients and maxAddresses must be ≥ 1 and maxFrameLength ≥ ${ETH_HLEN}`);
     }
     this.#random = config.random ?? cryptoRandom;
 
     this.#slots.set(0, { slot: 0, factory: this.primary, owner: undefined, active: this.primary, placement: 'primary', seq: 0 });
-    factory.forEach((mac, i) => this.#slots.set(i + 1, { slot: i + 1, factory: mac, owner: undefined, active: undefined, placement: undefined, seq: 0 }));
+    factory.forEach((mac, i) => {
+      this.#slots.set(i + 1, { slot: i + 1, factory: mac, owner: undefined, active: undefined, placement: undefined, seq: 0 });
+      this.#factorySlots.set(mac.key, i + 1);
+    });
     this.#mode = this.#computeMode();
     this.#modeKeyNow = this.#modeKey();
     this.primaryClient = this.#open(config.primaryClient ?? 'primary', { allowPromiscuous: true });
@@ -195,6 +209,18 @@ export class Nic {
     };
   }
 
+  /**
+   * Registers a check that runs before a change takes effect: it throws (a MacslotError) to refuse the change, and the
+   * NIC stays as it was. A data plane uses it for limits it cannot exceed, such as its multicast group capacity.
+   * Returns the function that removes the check.
+   */
+  guard(check: Guard): () => void {
+    if (!this.#guards.includes(check)) this.#guards = [...this.#guards, check];
+    return () => {
+      this.#guards = this.#guards.filter((g) => g !== check);
+    };
+  }
+
   /** Opens a client handle; throws NAME_IN_USE, TOO_MANY_CLIENTS or INVALID_ARGUMENT. */
   openClient(name: string, options: ClientOptions = {}): NicClient {
     return this.#open(name, options);
@@ -213,12 +239,10 @@ export class Nic {
 
   /** Returns the capability report (Address Support). Never fails. */
   addressSupport(): AddressSupport {
-    let free = 0;
-    for (let s = 1; s <= this.#factoryCount; s++) if (this.#slots.get(s)!.owner === undefined) free++;
     return {
       multipleFactory: this.#factoryCount > 0,
       totalSlots: this.#factoryCount,
-      availableSlots: free,
+      availableSlots: this.#reservable(),
       firstFactory: this.#slots.get(1)?.factory,
       lastFactory: this.#factoryCount > 0 ? this.#slots.get(this.#factoryCount)!.factory : undefined,
       totalUnicastEntries: this.#unicastEntries,
@@ -280,6 +304,19 @@ export class Nic {
 
   // ---- internals -------------------------------------------------------
 
+  /** How many `addressReserve()` calls in a row would succeed now: free factory slots, bounded by what activation can place. */
+  #reservable(): number {
+    let free = 0;
+    for (let s = 1; s <= this.#factoryCount; s++) {
+      const slot = this.#slots.get(s)!;
+      if (slot.owner === undefined && (!this.autoActivate || !this.#active.has(slot.factory!.key))) free++;
+    }
+    if (!this.autoActivate) return free;
+    free = Math.min(free, this.#maxAddresses - this.#active.size);
+    if (this.overflow === 'reject') free = Math.min(free, this.#unicastEntries - this.#unicastUsed + this.#multicastEntries - this.#multicastUsed);
+    return Math.max(0, free);
+  }
+
   #emit(event: DistributiveOmit<NicEvent, 'generation'>): void {
     this.#generation++;
     // Stamped in place: each event literal is built for this call only, and a spread copy cost more than the rest of a change.
@@ -325,7 +362,9 @@ export class Nic {
   }
 
   #open(name: string, options: ClientOptions): NicClient {
-    if (typeof name !== 'string' || name.length === 0 || name.length > 256) throw new MacslotError('INVALID_ARGUMENT', `client name must be a non-empty string of at most 256 characters, got ${show(name)}`);
+    if (typeof name !== 'string' || name.length === 0 || name.length > LIMITS.clientName) {
+      throw new MacslotError('INVALID_ARGUMENT', `client name must be a non-empty string of at most ${LIMITS.clientName} characters, got ${show(name)}`);
+    }
     if (this.#clients.some((c) => c?.open && c.name === name)) throw new MacslotError('NAME_IN_USE', `a client named ${show(name)} is already open`);
     let id = this.#clients.findIndex((c) => c === undefined || !c.open);
     if (id < 0) id = this.#clients.length;
@@ -391,6 +430,11 @@ export class Nic {
     const holder = this.#active.get(mac.key);
     if (holder !== undefined && holder !== s) {
       throw new MacslotError('MAC_IN_USE', `${mac.toString()} is active in slot ${holder.slot}${holder.slot === 0 ? " (the NIC's primary)" : ` of ${show(holder.owner?.name)}`}`);
+    }
+    // A factory MAC is active only in its own slot: elsewhere it would block that slot for every client.
+    const home = this.#factorySlots.get(mac.key);
+    if (home !== undefined && home !== s?.slot) {
+      throw new MacslotError('MAC_IN_USE', `${mac.toString()} is the factory MAC of slot ${home}; reserve that slot (addressReserve({ slot: ${home} })) to use it`);
     }
   }
 
@@ -507,7 +551,7 @@ export class Nic {
 
   #add(client: ClientState, macLike: MacLike | undefined): Reservation {
     this.#live(client);
-    const mac = macLike === undefined ? randomAddr({ random: this.#random, taken: (m) => this.#active.has(m.key) }) : Mac.from(macLike);
+    const mac = macLike === undefined ? randomAddr({ random: this.#random, taken: (m) => this.#active.has(m.key) || this.#factorySlots.has(m.key) }) : Mac.from(macLike);
     this.#checkActivatable(mac, undefined);
     // Lowest free added-slot number; the hint keeps this O(1) amortized with thousands of added MACs.
     let n = Math.max(this.#addedHint, this.#factoryCount + 1);
@@ -573,6 +617,7 @@ export class Nic {
       else if (this.#hashType !== null) stage = 'hash';
       else if (this.overflow === 'promiscuous') stage = 'all';
       else throw new MacslotError('NO_FREE_SLOT', `cannot join ${key}: all ${this.#multicastEntries} multicast entries are in use, there is no hash filter, and overflow is "reject"`);
+      for (const check of this.#guards) check({ type: 'group-add', group: mac, groups: this.#groups.size + 1 });
       if (stage === 'exact') this.#multicastUsed++;
       if (stage === 'hash') this.#hashRefs[this.#hashIndex(mac)]!++;
       g = { mac, refs: new ChurnMap(), stage: 'exact' };
@@ -675,7 +720,10 @@ export class NicClient {
   addressUnreserve(slot: number): void {
     this.#ops.unreserve(slot);
   }
-  /** Makes `mac` the slot's active MAC; the old one stays on failure. Throws INVALID_MAC, MAC_IN_USE, NOT_RESERVED, NOT_OWNER, NO_FREE_SLOT. */
+  /**
+   * Makes `mac` the slot's active MAC; the old one stays on failure. Throws INVALID_MAC, MAC_IN_USE (active elsewhere, or another
+   * slot's factory MAC), NOT_RESERVED, NOT_OWNER, NO_FREE_SLOT.
+   */
   addressModify(slot: number, mac: MacLike): void {
     this.#ops.modify(slot, mac);
   }
@@ -683,7 +731,10 @@ export class NicClient {
   addressGet(slot: number): SlotInfo {
     return this.nic.addressGet(slot);
   }
-  /** Adds a system-specified MAC (random local when omitted) in a new slot; returns it. Throws INVALID_MAC, MAC_IN_USE, NO_FREE_SLOT. */
+  /**
+   * Adds a system-specified MAC (random local when omitted) in a new slot; returns it. Throws INVALID_MAC, MAC_IN_USE (active, or a
+   * factory MAC: those are taken with addressReserve), NO_FREE_SLOT.
+   */
   addressAdd(mac?: MacLike): Reservation {
     return this.#ops.add(mac);
   }

@@ -50,7 +50,10 @@ export interface AddressSupport {
   readonly multipleFactory: boolean;
   /** Factory slots in all (1..F). */
   readonly totalSlots: number;
-  /** Factory slots not reserved. */
+  /**
+   * How many `addressReserve()` calls in a row would succeed now: factory slots not reserved, bounded (with autoActivate) by
+   * `maxAddresses` and, under the reject policy, by the free filter entries.
+   */
   readonly availableSlots: number;
   readonly firstFactory: Mac | undefined;
   readonly lastFactory: Mac | undefined;
