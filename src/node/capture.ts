@@ -1,10 +1,11 @@
-// Node helpers: capture files on disk, read as a stream of chunks and written under a temporary name until complete.
+// Node helpers: capture files on disk, read as a stream of chunks and written by the output rule (see output-file.ts).
 
-import { closeSync, createReadStream, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { createReadStream } from 'node:fs';
 import { scanCapture, type CaptureReader, type CaptureSummary } from '../capture/reader.js';
 import { CaptureWriter, type CaptureWriterOptions } from '../capture/writer.js';
-import { MacslotError, show } from '../errors.js';
+import { AtomicFile } from './output-file.js';
+
+export { AtomicFile } from './output-file.js';
 
 /** Returns a file's bytes as an async iterable of chunks (1 MiB by default); opening errors surface on iteration. */
 export function captureChunks(path: string, options: { chunkBytes?: number } = {}): AsyncIterable<Uint8Array> {
@@ -20,62 +21,16 @@ export function readCaptureFile(path: string, onFrame: (reader: CaptureReader) =
 }
 
 /**
- * A file written under a hidden temporary name in the same directory and renamed onto `path` by
- * `commit()`, so an interrupted run never leaves a partial file under the real name.
+ * A capture file being written: frames go to `writer`; `commit()` makes it appear under its name. It
+ * follows the output rule of `AtomicFile`: a symlink is followed, a FIFO or character device (say
+ * `/dev/stdout`) is written as a stream, and a dangling link, directory, socket or block device is
+ * refused with INVALID_ARGUMENT naming the path.
  */
-export class AtomicFile {
-  readonly path: string;
-  readonly tempPath: string;
-  #fd: number | undefined;
-
-  /** Creates the temporary file; throws the file system's error when the directory is not writable. */
-  constructor(path: string) {
-    this.path = path;
-    this.tempPath = join(dirname(path), `.${basename(path)}.${process.pid}.${Math.random().toString(36).slice(2, 8)}.partial`);
-    this.#fd = openSync(this.tempPath, 'wx', 0o644);
-  }
-
-  /** Appends bytes; throws INVALID_ARGUMENT after commit or abort. */
-  write(bytes: Uint8Array): void {
-    const fd = this.#fd;
-    if (fd === undefined) throw new MacslotError('INVALID_ARGUMENT', `${show(this.path)} is already committed or aborted`);
-    for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off, bytes.length - off);
-  }
-
-  /** Closes the file and renames it into place; with `durable`, syncs it to disk first. Idempotent once done. */
-  commit(options: { durable?: boolean } = {}): void {
-    const fd = this.#fd;
-    if (fd === undefined) return;
-    this.#fd = undefined;
-    if (options.durable) fsyncSync(fd);
-    closeSync(fd);
-    renameSync(this.tempPath, this.path);
-  }
-
-  /** Closes and deletes the temporary file; never throws. */
-  abort(): void {
-    const fd = this.#fd;
-    if (fd === undefined) return;
-    this.#fd = undefined;
-    try {
-      closeSync(fd);
-    } catch {
-      // Already closed by the OS; the unlink below still matters.
-    }
-    try {
-      unlinkSync(this.tempPath);
-    } catch {
-      // Nothing left to remove.
-    }
-  }
-}
-
-/** A capture file being written: frames go to `writer`; `commit()` makes it appear under its name. */
 export class CaptureFile {
   readonly writer: CaptureWriter;
   readonly file: AtomicFile;
 
-  /** Starts the capture at a temporary name; throws INVALID_ARGUMENT on a bad option or the file system's error. */
+  /** Starts the capture at a temporary name; throws INVALID_ARGUMENT on a bad option or a refused path, or the file system's error. */
   constructor(path: string, options: CaptureWriterOptions = {}) {
     this.file = new AtomicFile(path);
     const file = this.file;
