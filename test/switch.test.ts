@@ -1,7 +1,7 @@
 // The switch and its ports in one process: bridge-mode delivery, anti-spoof, leases, the tap, the tracer and the fault injector.
 import { describe, expect, it } from 'vitest';
-import { DataPlane, Nic, PcapngTap, Switch, bindClient, bindUplink, faultPort, isMacslotError, memoryPortPair, tapPort, tracePort, type FramePort } from 'macslot';
-import { tagOf, tagged } from './support/frames.js';
+import { DEFAULT_STORM_CONTROL, DataPlane, Nic, PcapngTap, Switch, bindClient, bindUplink, faultPort, isMacslotError, memoryPortPair, tapPort, tracePort, type FramePort } from 'macslot';
+import { macText, tagOf, tagged } from './support/frames.js';
 
 const A = '02:00:00:00:00:0a';
 const B = '02:00:00:00:00:0b';
@@ -243,6 +243,229 @@ describe('Switch in bridge mode', () => {
     await expect(Switch.create({ nic, clients: [{ name: 'x', address: 'bogus' }] })).rejects.toThrow(/"bogus"/);
     await expect(Switch.create({ nic, clients: [{ name: 'x' }, { name: 'x' }] })).rejects.toThrow(/"x" appears twice/);
     await expect(Switch.create({ nic, allocation: 'learning' as never })).rejects.toThrow(/allocation must be random, factory, auto, learn or none, got "learning"/);
+  });
+});
+
+/** A port whose peer reads only when told: at most `capacity` frames wait, beyond that `send` refuses (a full socket). */
+class SlowReader implements FramePort {
+  readonly name: string;
+  readonly queue: Uint8Array[] = [];
+  refused = 0;
+  #receiver: ((f: Uint8Array) => void) | undefined;
+  constructor(
+    name: string,
+    readonly capacity: number,
+  ) {
+    this.name = name;
+  }
+  send(frame: Uint8Array): boolean {
+    if (this.queue.length >= this.capacity) {
+      this.refused++;
+      return false;
+    }
+    this.queue.push(frame.slice());
+    return true;
+  }
+  onFrame(r: (f: Uint8Array) => void): void {
+    this.#receiver = r;
+  }
+  onClose(): void {}
+  close(): void {}
+  drops(): Record<string, number> {
+    return this.refused > 0 ? { backpressure: this.refused } : {};
+  }
+  /** The peer sends `frame` to the switch. */
+  fromPeer(frame: Uint8Array): void {
+    this.#receiver?.(frame);
+  }
+}
+
+describe('Switch abuse resistance', () => {
+  const ROUTER = '02:52:00:00:00:01';
+  const FACTORY = '02:fa:00:00:00:01';
+  const NEIGHBOUR = '02:4e:00:00:00:01';
+
+  /** Cases where a `learn` guest sends first from a MAC that belongs to someone else. */
+  const PROTECTED = [
+    { name: "the NIC's primary MAC", mac: '02:00:00:00:00:01', why: /primary MAC/, reason: 'mac-in-use|mac-protected' },
+    { name: 'a factory MAC of the NIC, unreserved', mac: FACTORY, why: /factory MAC/, reason: 'mac-protected' },
+    { name: 'a MAC seen as a source from the uplink (the router)', mac: ROUTER, why: /seen from the uplink/, reason: 'mac-protected' },
+    { name: 'a configured neighbour', mac: NEIGHBOUR, why: /neighbour/, reason: 'mac-protected' },
+    { name: "a listed client's fixed MAC, while that client is not connected", mac: B, why: /reserved for client "fixed"/, reason: 'mac-protected' },
+  ] as const;
+
+  it.each(PROTECTED)('learn never takes $name: the frame is a counted, logged drop', async ({ mac, why, reason }) => {
+    const logs: string[] = [];
+    const nic = new Nic({ primary: '02:00:00:00:00:01', factory: [FACTORY] });
+    const sw = await Switch.create({ nic, allocation: 'learn', clients: [{ name: 'fixed', address: B }], neighbours: [NEIGHBOUR], log: (l) => logs.push(l) });
+    const [up, upFar] = memoryPortPair('mem:uplink', 'peer:uplink');
+    sw.attachUplink(up);
+    const upGot = peer(upFar);
+    // The router speaks first, as it does on a real network (an advertisement, an ARP).
+    upFar.send(tagged('ff:ff:ff:ff:ff:ff', ROUTER, 1));
+    // "fixed" is listed, so the first connection gets it; the guest is the second.
+    await sw.attach(memoryPortPair()[0]);
+    const [n, f] = memoryPortPair('mem:guest', 'peer:guest');
+    const guest = await sw.attach(n);
+    const guestGot = peer(f);
+    f.send(tagged('ff:ff:ff:ff:ff:ff', mac, 2));
+    f.send(tagged('ff:ff:ff:ff:ff:ff', mac, 3));
+    expect(guest.mac).toBeUndefined();
+    expect(upGot).toHaveLength(0);
+    const drops = sw.counters().ports.find((p) => p.client === guest.client.name)!.drops;
+    const counted = Object.entries(drops).filter(([k]) => new RegExp(`^(${reason})$`).test(k));
+    expect(counted.reduce((n, [, v]) => n + v, 0)).toBe(2);
+    expect(logs.filter((l) => l.includes(`refused to learn ${mac}`))).toHaveLength(1);
+    if (reason === 'mac-protected') expect(logs.find((l) => l.includes(`refused to learn ${mac}`))).toMatch(why);
+    // Traffic to the protected MAC still goes where it belongs, never to the guest.
+    upFar.send(tagged(mac, ROUTER, 4));
+    expect(guestGot.map(tagOf)).not.toContain(4);
+    // The guest's own MAC is learnt, and logged.
+    f.send(tagged('ff:ff:ff:ff:ff:ff', C, 5));
+    expect(guest.mac?.toString()).toBe(C);
+    expect(logs.some((l) => l === `mem:guest: learnt ${C} for client ${guest.client.name}`)).toBe(true);
+    await sw.close();
+  });
+
+  it('learn refusals are logged for a bounded number of distinct sources per port, and all counted', async () => {
+    const logs: string[] = [];
+    const nic = new Nic({ primary: '02:00:00:00:00:01' });
+    const neighbours = Array.from({ length: 40 }, (_, i) => `02:4e:00:00:01:${i.toString(16).padStart(2, '0')}`);
+    const sw = await Switch.create({ nic, allocation: 'learn', neighbours, log: (l) => logs.push(l) });
+    const [n, f] = memoryPortPair();
+    await sw.attach(n);
+    for (const m of neighbours) f.send(tagged('ff:ff:ff:ff:ff:ff', m, 1));
+    expect(sw.counters().ports[0]!.drops['mac-protected']).toBe(40);
+    const lines = logs.filter((l) => l.includes('refused to learn'));
+    expect(lines.length).toBeGreaterThan(1);
+    expect(lines.length).toBeLessThan(40);
+    expect(lines.at(-1)).toMatch(/counted, not logged/);
+    await sw.close();
+  });
+
+  it('a client pinned to a listener is never handed to a connection from elsewhere, even one that arrives first', async () => {
+    const nic = new Nic({ primary: '02:00:00:00:00:01' });
+    const sw = await Switch.create({ nic, clients: [{ name: 'vm-a', address: A }, { name: 'vm-b', address: B }], allocation: 'none' });
+    sw.pinName('vm-a', 'unix:/a.sock');
+    expect(() => sw.pinName('vm-a', 'unix:/other.sock')).toThrow(/already pinned/);
+    // An anonymous connection from another listener arrives first: it gets vm-b, not vm-a.
+    const first = await sw.attach(memoryPortPair()[0], { listener: 'tcp:0.0.0.0:1' });
+    expect(first.client.name).toBe('vm-b');
+    // Asking for vm-a by name from another listener is refused.
+    await expect(sw.attach(memoryPortPair()[0], { name: 'vm-a', listener: 'ws://0.0.0.0:1' })).rejects.toMatchObject({ code: 'NOT_PERMITTED' });
+    await expect(sw.attach(memoryPortPair()[0], { name: 'vm-a' })).rejects.toMatchObject({ code: 'NOT_PERMITTED' });
+    // No anonymous connection gets it either.
+    await expect(sw.attach(memoryPortPair()[0])).rejects.toMatchObject({ code: 'TOO_MANY_CLIENTS' });
+    const pinned = await sw.attach(memoryPortPair()[0], { name: 'vm-a', listener: 'unix:/a.sock' });
+    expect([pinned.client.name, pinned.mac?.toString()]).toEqual(['vm-a', A]);
+    expect(sw.counters().refused).toEqual({ NOT_PERMITTED: 2, TOO_MANY_CLIENTS: 1 });
+    await sw.close();
+  });
+
+  /** What a peer presents for a secret-protected name. */
+  const SECRETS = [
+    { name: 'no secret', secret: undefined, ok: false },
+    { name: 'an empty secret', secret: '', ok: false },
+    { name: 'a wrong secret of the same length', secret: 's3cret-vm-A', ok: false },
+    { name: 'a prefix of the secret', secret: 's3cret', ok: false },
+    { name: 'the secret and more', secret: 's3cret-vm-aa', ok: false },
+    { name: 'the secret', secret: 's3cret-vm-a', ok: true },
+  ] as const;
+
+  it.each(SECRETS)('a name with a secret: $name', async ({ secret, ok }) => {
+    const nic = new Nic({ primary: '02:00:00:00:00:01' });
+    const sw = await Switch.create({ nic, clients: [{ name: 'vm-a', address: A }], secrets: { 'vm-a': 's3cret-vm-a' } });
+    const attempt = sw.attach(memoryPortPair()[0], { name: 'vm-a', ...(secret === undefined ? {} : { secret }) });
+    if (ok) expect((await attempt).mac?.toString()).toBe(A);
+    else {
+      await expect(attempt).rejects.toMatchObject({ code: 'NOT_PERMITTED' });
+      // Refused before the client was taken: nothing was set up for it.
+      expect(nic.client('vm-a')).toBeUndefined();
+    }
+    // A secret-protected client is never handed out in arrival order.
+    const anon = await sw.attach(memoryPortPair()[0]);
+    expect(anon.client.name).not.toBe('vm-a');
+    await sw.close();
+  });
+
+  it('rejects secrets that are too short', async () => {
+    const nic = new Nic({ primary: '02:00:00:00:00:01' });
+    await expect(Switch.create({ nic, secrets: { x: 'short' } })).rejects.toThrow(/secret of "x" must be a string of 8 to 1024/);
+  });
+
+  it("storm control: one port's broadcast flood does not cut another pair's unicast", async () => {
+    const run = async (stormControl: { rate: number; burst: number } | false) => {
+      const nic = new Nic({ primary: '02:00:00:00:00:01' });
+      const sw = await Switch.create({ nic, clients: [{ name: 'a', address: A }, { name: 'b', address: B }, { name: 'c', address: C }], stormControl });
+      const ports = [new SlowReader('a', 512), new SlowReader('b', 512), new SlowReader('c', 512)];
+      for (const p of ports) await sw.attach(p);
+      const [a, b, c] = ports;
+      // c floods broadcast and multicast while a sends b 100 unicast frames; b reads only at the end.
+      for (let i = 0; i < 4000; i++) {
+        c!.fromPeer(tagged(i % 2 === 0 ? 'ff:ff:ff:ff:ff:ff' : GROUP, C, 0));
+        if (i % 40 === 0) a!.fromPeer(tagged(B, A, 1 + i / 40));
+      }
+      const unicast = b!.queue.filter((f) => tagOf(f)! > 0).length;
+      const storm = sw.counters().ports.find((p) => p.client === 'c')!.drops.storm ?? 0;
+      await sw.close();
+      return { unicast, storm };
+    };
+    // Without a limit, the flood fills b's queue and most of a's unicast is lost.
+    const open = await run(false);
+    expect(open.unicast).toBeLessThan(100);
+    expect(open.storm).toBe(0);
+    // With one, the flood is cut at c's port and every unicast frame reaches b.
+    const limited = await run({ rate: 100, burst: 100 });
+    expect(limited.unicast).toBe(100);
+    expect(limited.storm).toBeGreaterThan(3000);
+  });
+
+  it('storm control is on by default, never limits unicast, and refuses a bad rate', async () => {
+    const nic = new Nic({ primary: '02:00:00:00:00:01' });
+    const sw = await Switch.create({ nic, clients: [{ name: 'a', address: A }, { name: 'b', address: B }] });
+    expect(sw.stormControl).toEqual(DEFAULT_STORM_CONTROL);
+    const [na, fa] = memoryPortPair();
+    await sw.attach(na);
+    const [nb, fb] = memoryPortPair();
+    await sw.attach(nb);
+    const gotB = peer(fb);
+    const n = DEFAULT_STORM_CONTROL.burst * 3;
+    for (let i = 0; i < n; i++) fa.send(tagged('ff:ff:ff:ff:ff:ff', A, 1));
+    for (let i = 0; i < n; i++) fa.send(tagged(B, A, 2));
+    const drops = sw.counters().ports[0]!.drops;
+    expect(drops.storm).toBeGreaterThan(0);
+    expect(gotB.filter((f) => tagOf(f) === 2)).toHaveLength(n);
+    expect(gotB.filter((f) => tagOf(f) === 1).length + drops.storm!).toBe(n);
+    await sw.close();
+    await expect(Switch.create({ nic, stormControl: { rate: 0 } })).rejects.toThrow(/rate must be .* > 0, got 0/);
+    await expect(Switch.create({ nic, stormControl: { rate: 10, burst: 0.5 } })).rejects.toThrow(/burst must be a number ≥ 1, got 0.5/);
+  });
+
+  it('counters give "mac": null for a port that has no MAC yet', async () => {
+    const nic = new Nic({ primary: '02:00:00:00:00:01' });
+    const sw = await Switch.create({ nic, allocation: 'learn' });
+    const [n, f] = memoryPortPair();
+    await sw.attach(n);
+    expect(JSON.parse(JSON.stringify(sw.counters())).ports[0].mac).toBeNull();
+    f.send(tagged('ff:ff:ff:ff:ff:ff', A, 1));
+    expect(sw.counters().ports[0]!.mac).toBe(A);
+    await sw.close();
+  });
+
+  it('antiSpoof false sends a foreign source as the port’s own MAC; a port never sends as another', async () => {
+    const nic = new Nic({ primary: '02:00:00:00:00:01' });
+    const sw = await Switch.create({ nic, clients: [{ name: 'a', address: A }, { name: 'b', address: B }], antiSpoof: false });
+    const [na, fa] = memoryPortPair();
+    await sw.attach(na);
+    const [nb, fb] = memoryPortPair();
+    await sw.attach(nb);
+    const gotA = peer(fa);
+    fb.send(tagged(A, C, 1));
+    fb.send(tagged(A, A, 2));
+    expect(gotA.map(tagOf)).toEqual([1, 2]);
+    expect(gotA.map((f) => macText(f, 6))).toEqual([B, B]);
+    expect(sw.counters().ports[1]!.drops.spoofed ?? 0).toBe(0);
+    await sw.close();
   });
 });
 

@@ -31,6 +31,50 @@ export interface BindClientOptions {
   onClose?: (reason: PortCloseReason) => void;
   /** Receives one line for the first drop of each reason. */
   log?: (line: string) => void;
+  /**
+   * Storm control: broadcast and multicast frames from the port pass at most `rate` per second after a burst of `burst`
+   * (default `rate`); the rest are dropped and counted as `storm`. Unicast is never limited. Default: no limit.
+   */
+  storm?: StormControl;
+}
+
+/** A per-port limit on broadcast and multicast frames (a token bucket). */
+export interface StormControl {
+  /** Frames per second, > 0. */
+  readonly rate: number;
+  /** Frames that may pass at once after a quiet spell, ≥ 1. Default `rate`. */
+  readonly burst?: number;
+}
+
+/** Returns `s` checked (rate > 0, burst ≥ 1, both finite); throws INVALID_ARGUMENT naming the bad value. */
+export function checkStormControl(s: StormControl): Required<StormControl> {
+  if (s === null || typeof s !== 'object') throw new MacslotError('INVALID_ARGUMENT', `storm control must be {rate, burst?}, got ${show(s)}`);
+  const { rate, burst = rate } = s;
+  if (typeof rate !== 'number' || !Number.isFinite(rate) || rate <= 0) throw new MacslotError('INVALID_ARGUMENT', `storm control rate must be a number of frames per second > 0, got ${show(rate)}`);
+  if (typeof burst !== 'number' || !Number.isFinite(burst) || burst < 1) throw new MacslotError('INVALID_ARGUMENT', `storm control burst must be a number ≥ 1, got ${show(burst)}`);
+  return { rate, burst };
+}
+
+/** A token bucket: `take` is true while the rate allows one more frame. */
+class Bucket {
+  readonly #rate: number;
+  readonly #burst: number;
+  #tokens: number;
+  #at: number;
+  constructor(s: Required<StormControl>) {
+    this.#rate = s.rate / 1000;
+    this.#burst = s.burst;
+    this.#tokens = s.burst;
+    this.#at = performance.now();
+  }
+  take(): boolean {
+    const now = performance.now();
+    this.#tokens = Math.min(this.#burst, this.#tokens + (now - this.#at) * this.#rate);
+    this.#at = now;
+    if (this.#tokens < 1) return false;
+    this.#tokens -= 1;
+    return true;
+  }
 }
 
 /** How the uplink is attached. */
@@ -101,12 +145,17 @@ class ClientBindingImpl extends Counted implements ClientBinding {
   readonly ring: RxRing;
   readonly antiSpoof: boolean;
   readonly fabric: Fabric;
+  readonly storm: Bucket | undefined;
+  readonly stormRate: number;
   constructor(fabric: Fabric, client: NicClient, port: FramePort, ring: RxRing, o: BindClientOptions) {
     super(port, o.log);
     this.fabric = fabric;
     this.client = client;
     this.ring = ring;
     this.antiSpoof = o.antiSpoof ?? true;
+    const storm = o.storm === undefined ? undefined : checkStormControl(o.storm);
+    this.storm = storm === undefined ? undefined : new Bucket(storm);
+    this.stormRate = storm?.rate ?? 0;
   }
   counters(): PortCounters {
     const ringDrops = this.fabric.dp.clientCounters(this.client.id).ringDrops - this.ringDropsAtBind;
@@ -222,6 +271,10 @@ class Fabric {
     if (frame.length < ETH_HLEN) return b.drop('runt', `a ${frame.length}-byte frame is shorter than an Ethernet header`);
     if (frame.length > this.dp.maxFrameLength) return b.drop('oversize', `a ${frame.length}-byte frame is longer than the NIC's ${this.dp.maxFrameLength}`);
     if (b.client.slotCount === 0) return b.drop('no-address', `client ${show(b.client.name)} holds no MAC`);
+    // Storm control: the group bit is the destination's first byte's low bit (broadcast included).
+    if ((frame[0]! & 1) !== 0 && b.storm !== undefined && !b.storm.take()) {
+      return b.drop('storm', `broadcast and multicast above ${b.stormRate} frames per second`);
+    }
     let ok = false;
     try {
       // The data plane copies the frame before anything else sees it, so the producer may reuse its buffer.

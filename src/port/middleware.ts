@@ -2,6 +2,7 @@
 // guests whose MAC nobody configured.
 
 import { MacslotError, isMacslotError, show } from '../errors.js';
+import { escapeText } from '../text.js';
 import type { NicClient } from '../nic/nic.js';
 import { ETH_HLEN } from '../wire/ethernet.js';
 import { formatMac, Mac } from '../wire/mac.js';
@@ -336,17 +337,37 @@ export function faultPort(port: FramePort, options: FaultOptions): FaultyPort {
 
 // ---- MAC learner ------------------------------------------------------------------------
 
+/** How a MAC learner decides and reports. */
+export interface LearnOptions {
+  /**
+   * Returns why `mac` must not be learnt (e.g. "the NIC's primary MAC"), or undefined to let the NIC decide. A refused
+   * source is dropped and counted as `mac-protected`. A throwing check refuses.
+   */
+  protect?: (mac: Mac) => string | undefined;
+  /** Receives one line per MAC learnt or refused (at most MAX_REFUSAL_LOGS refusals per port). */
+  log?: (line: string) => void;
+}
+
+// A guest that sends from a new source on every frame must not turn each frame into a log line.
+const MAX_REFUSAL_LOGS = 16;
+
+
 class LearnPort extends PortWrapper {
   readonly #client: NicClient;
   readonly #refusals: Record<string, number> = {};
+  readonly #protect: ((mac: Mac) => string | undefined) | undefined;
+  readonly #log: ((line: string) => void) | undefined;
+  #logged = 0;
   // The source last refused and the NIC's generation then: until the NIC changes, asking again for it cannot succeed.
   #refusedSource = -1;
   #refusedAt = -1;
   #reason = '';
 
-  constructor(inner: FramePort, client: NicClient) {
+  constructor(inner: FramePort, client: NicClient, o: LearnOptions) {
     super(inner);
     this.#client = client;
+    this.#protect = o.protect;
+    this.#log = o.log;
   }
   protected fromPeer(frame: Uint8Array): void {
     const c = this.#client;
@@ -364,19 +385,50 @@ class LearnPort extends PortWrapper {
     for (const [k, v] of Object.entries(this.#refusals)) all[k] = (all[k] ?? 0) + v;
     return all;
   }
-  /** Makes the frame's source the client's MAC; returns false when the NIC refuses it (the frame is then dropped and counted). */
+  #say(line: string): void {
+    try {
+      this.#log?.(line);
+    } catch {
+      // The log is advisory.
+    }
+  }
+  /** Returns why `mac` is protected, or undefined. */
+  #protected(mac: Mac): string | undefined {
+    if (this.#protect === undefined) return undefined;
+    try {
+      return this.#protect(mac);
+    } catch (err) {
+      return `the protection check failed (${err instanceof Error ? err.message : String(err)})`;
+    }
+  }
+  /** Makes the frame's source the client's MAC; returns false when it is protected or the NIC refuses it (the frame is then dropped and counted). */
   #take(c: NicClient, frame: Uint8Array): boolean {
     const source = ((frame[6]! << 8) | frame[7]!) * 2 ** 32 + (((frame[8]! << 24) | (frame[9]! << 16) | (frame[10]! << 8) | frame[11]!) >>> 0);
     if (source !== this.#refusedSource || this.#refusedAt !== c.nic.generation) {
       // Zero is no address; the frame goes on, and the data plane drops it for want of one.
       if (source === 0) return true;
-      try {
-        c.addressAdd(Mac.fromBytes(frame, 6, 6));
-        return true;
-      } catch (err) {
-        this.#refusedSource = source;
-        this.#refusedAt = c.nic.generation;
-        this.#reason = isMacslotError(err) ? err.code.toLowerCase().replaceAll('_', '-') : 'error';
+      const mac = Mac.fromBytes(frame, 6, 6);
+      const why = this.#protected(mac);
+      let detail: string;
+      if (why === undefined) {
+        try {
+          c.addressAdd(mac);
+          this.#say(`${escapeText(this.name)}: learnt ${mac.toString()} for client ${escapeText(c.name)}`);
+          return true;
+        } catch (err) {
+          this.#reason = isMacslotError(err) ? err.code.toLowerCase().replaceAll('_', '-') : 'error';
+          detail = err instanceof Error ? err.message : String(err);
+        }
+      } else {
+        this.#reason = 'mac-protected';
+        detail = why;
+      }
+      this.#refusedSource = source;
+      this.#refusedAt = c.nic.generation;
+      if (this.#logged < MAX_REFUSAL_LOGS) {
+        this.#logged++;
+        const more = this.#logged === MAX_REFUSAL_LOGS ? ` (further refusals on this port are counted, not logged)` : '';
+        this.#say(`${escapeText(this.name)}: refused to learn ${mac.toString()} for client ${escapeText(c.name)}: ${escapeText(detail)}${more}`);
       }
     }
     this.#refusals[this.#reason] = (this.#refusals[this.#reason] ?? 0) + 1;
@@ -387,10 +439,10 @@ class LearnPort extends PortWrapper {
 /**
  * Returns `port` wrapped so the first frame with a unicast source makes that source `client`'s MAC (an added slot),
  * for guests whose MAC nobody configured. Unlike a learning bridge it is exclusive: a MAC active for anyone else is
- * not taken, and the guest's frames are dropped (counted by the refusal's code, e.g. `mac-in-use`) until the NIC
- * changes and the MAC is free. Once the client holds a MAC, frames pass untouched. Never throws.
+ * not taken, nor one `options.protect` names (counted as `mac-protected`), and the guest's frames are dropped (counted
+ * by the refusal's code, e.g. `mac-in-use`) until the NIC changes and the MAC is free. Each MAC learnt or refused is
+ * logged. Once the client holds a MAC, frames pass untouched. Never throws.
  */
-export function learnMacPort(port: FramePort, client: NicClient): FramePort {
-  return new LearnPort(port, client);
+export function learnMacPort(port: FramePort, client: NicClient, options: LearnOptions = {}): FramePort {
+  return new LearnPort(port, client, options);
 }
-

@@ -2,11 +2,12 @@
 
 import { DataPlane, type DataPlaneOptions } from '../dataplane/dataplane.js';
 import { MacslotError, isMacslotError, show } from '../errors.js';
+import { escapeText } from '../text.js';
 import { MacManager, type AllocateRequest } from '../manager/manager.js';
 import type { Nic, NicClient } from '../nic/nic.js';
-import { bindClient, bindUplink, type ClientBinding, type FlowCounters, type PortBinding, type PortCounters } from '../port/attach.js';
+import { bindClient, bindUplink, checkStormControl, type ClientBinding, type FlowCounters, type PortBinding, type PortCounters, type StormControl } from '../port/attach.js';
 import { learnMacPort } from '../port/middleware.js';
-import type { FramePort } from '../port/port.js';
+import type { FramePort, PortCloseReason } from '../port/port.js';
 import { Mac } from '../wire/mac.js';
 
 /** A client the switch hands to a connection: by name, or to connections in arrival order. */
@@ -34,8 +35,25 @@ export interface SwitchOptions {
   allocation?: 'random' | 'factory' | 'auto' | 'learn' | 'none';
   /** The manager that allocates `random`/`factory`/`auto` MACs. Default: a new one over `nic`. */
   manager?: MacManager;
-  /** Drop frames whose source MAC is not the sender's. Default true. */
+  /**
+   * true: drop (and count as `spoofed`) a frame whose source MAC is not one of the sender's MACs. false: send it with
+   * the sender's own MAC as its source instead (the data plane rewrites it). A port never sends as another. Default true.
+   */
   antiSpoof?: boolean;
+  /** MACs known on the network (a router, a host on the wire): no port ever learns them. Default none. */
+  neighbours?: readonly string[];
+  /**
+   * Secrets of client names: a connection that asks for one of these names by itself (a WebSocket path) must present
+   * the secret, compared in constant time before the client is set up; such names are never handed out in arrival
+   * order. Connections of a listener the name is pinned to (see pinName) need none. Default none.
+   */
+  secrets?: Readonly<Record<string, string>>;
+  /**
+   * Storm control of every client port: broadcast and multicast frames it sends pass at `rate` per second after a
+   * burst of `burst` (default `rate`); the rest are dropped and counted as `storm`. false: no limit.
+   * Default `{ rate: 1000, burst: 1000 }`.
+   */
+  stormControl?: StormControl | false;
   /** Keep a disconnected client's slot this long for the same name (0: release at once). Default 0. */
   leaseTtlMs?: number;
   /** Receives one line per notable event: connections, refusals, the first drop of each reason per port. */
@@ -46,7 +64,8 @@ export interface SwitchOptions {
 export interface SwitchPortInfo extends PortCounters {
   readonly id: number;
   readonly client: string;
-  readonly mac: string | undefined;
+  /** The port's active MAC; null while it has none (a `learn` port before its first frame). */
+  readonly mac: string | null;
 }
 
 /** What `counters()` returns; plain data, ready for JSON. */
@@ -86,6 +105,51 @@ interface Holding {
 }
 
 const SPEC_ADDRESS = /^(factory|factory:\d+|random|random:.+|auto|learn)$/;
+/** The storm control of a switch that is told nothing. */
+export const DEFAULT_STORM_CONTROL: Readonly<Required<StormControl>> = { rate: 1000, burst: 1000 };
+// Sources seen from the uplink that learn refuses; bounded, oldest forgotten first.
+const MAX_UPLINK_SOURCES = 4096;
+
+
+/** True when `a` equals `b`; the time taken depends on the lengths only, never on where they differ. */
+function sameSecret(a: string, b: string): boolean {
+  const x = new TextEncoder().encode(a);
+  const y = new TextEncoder().encode(b);
+  let diff = x.length ^ y.length;
+  const n = Math.max(x.length, y.length);
+  for (let i = 0; i < n; i++) diff |= (x[i % Math.max(x.length, 1)] ?? 0) ^ (y[i % Math.max(y.length, 1)] ?? 0);
+  return diff === 0;
+}
+
+/** The uplink as attached: records the unicast sources it sends from, so no port learns them. */
+class UplinkWatch implements FramePort {
+  readonly name: string;
+  readonly #inner: FramePort;
+  readonly #seen: (frame: Uint8Array) => void;
+  constructor(inner: FramePort, seen: (frame: Uint8Array) => void) {
+    this.#inner = inner;
+    this.name = inner.name;
+    this.#seen = seen;
+  }
+  send(frame: Uint8Array): boolean {
+    return this.#inner.send(frame);
+  }
+  onFrame(receiver: (frame: Uint8Array) => void): void {
+    this.#inner.onFrame((frame) => {
+      this.#seen(frame);
+      receiver(frame);
+    });
+  }
+  onClose(listener: (reason: PortCloseReason) => void): void {
+    this.#inner.onClose(listener);
+  }
+  close(): void {
+    this.#inner.close();
+  }
+  drops(): Readonly<Record<string, number>> {
+    return this.#inner.drops?.() ?? {};
+  }
+}
 
 function unref(t: unknown): void {
   (t as { unref?: () => void } | null)?.unref?.();
@@ -99,7 +163,16 @@ export class Switch {
   readonly antiSpoof: boolean;
   readonly leaseTtlMs: number;
   readonly allocation: 'random' | 'factory' | 'auto' | 'learn' | 'none';
+  /** The storm control of every client port, or undefined for none. */
+  readonly stormControl: Readonly<Required<StormControl>> | undefined;
   readonly #specs: readonly SwitchClientSpec[];
+  /** MACs no port learns, with the reason: the NIC's own, neighbours, configured clients' fixed MACs. */
+  readonly #protected = new Map<number | string, string>();
+  /** Unicast sources seen from the uplink, oldest first. */
+  readonly #uplinkSources = new Set<number>();
+  readonly #secrets: ReadonlyMap<string, string>;
+  /** Names a listener was given (`--listen unix:PATH@NAME`): only that listener's connections get them. */
+  readonly #pins = new Map<string, string>();
   readonly #ownManager: boolean;
   readonly #log: (line: string) => void;
   readonly #ports = new Map<number, { port: SwitchPortImpl; binding: ClientBinding; holding: Holding }>();
@@ -124,6 +197,9 @@ export class Switch {
     this.leaseTtlMs = o.leaseTtlMs ?? 0;
     this.allocation = o.allocation ?? 'auto';
     this.#specs = o.clients ?? [];
+    this.stormControl = o.stormControl === false ? undefined : o.stormControl === undefined ? DEFAULT_STORM_CONTROL : checkStormControl(o.stormControl);
+    this.#secrets = new Map(Object.entries(o.secrets ?? {}));
+    this.#protectInit(o);
     const log = o.log;
     this.#log = (line) => {
       try {
@@ -156,6 +232,19 @@ export class Switch {
         if (!ok) throw new MacslotError('INVALID_ARGUMENT', `clients[${i}].address ${show(c.address)} is not factory, factory:N, random, random:<prefix>, auto, learn or a unicast MAC`);
       }
     }
+    if (options.stormControl !== undefined && options.stormControl !== false) checkStormControl(options.stormControl);
+    for (const [i, n] of (options.neighbours ?? []).entries()) {
+      try {
+        Mac.parse(n);
+      } catch {
+        throw new MacslotError('INVALID_ARGUMENT', `neighbours[${i}] ${show(n)} is not a MAC`);
+      }
+    }
+    const secrets = options.secrets ?? {};
+    if (secrets === null || typeof secrets !== 'object') throw new MacslotError('INVALID_ARGUMENT', `secrets must be an object of name → secret, got ${show(secrets)}`);
+    for (const [n, v] of Object.entries(secrets)) {
+      if (typeof v !== 'string' || v.length < 8 || v.length > 1024) throw new MacslotError('INVALID_ARGUMENT', `the secret of ${show(n)} must be a string of 8 to 1024 characters`);
+    }
     const dp = await DataPlane.create(options.nic, options.dataPlane);
     const manager = options.manager ?? new MacManager({ nics: { nic0: options.nic } });
     return new Switch(options, dp, manager, options.manager === undefined);
@@ -163,18 +252,21 @@ export class Switch {
 
   /**
    * Resolves with the port attached to a client: the one named `name` (a listed client or a lease
-   * kept for it), else the first listed client not connected, else a new one under `allocation`.
-   * Rejects with PORT_CLOSED after close(), NAME_IN_USE when the name is connected, TOO_MANY_CLIENTS
-   * when no client can be handed out, or the manager's error (MAC_IN_USE, NO_FREE_SLOT, …); the port
-   * is closed and the refusal counted and logged in every such case.
+   * kept for it), else the first listed client not connected, pinned or protected by a secret, else a
+   * new one under `allocation`. `listener` says which listener the connection came from (see pinName);
+   * `secret` is what the peer presented for a name that has one.
+   * Rejects with PORT_CLOSED after close(), NAME_IN_USE when the name is connected, NOT_PERMITTED when
+   * the name is pinned to another listener or its secret is missing or wrong, TOO_MANY_CLIENTS when no
+   * client can be handed out, or the manager's error (MAC_IN_USE, NO_FREE_SLOT, …); the port is closed
+   * and the refusal counted and logged in every such case.
    */
-  async attach(port: FramePort, options: { name?: string } = {}): Promise<SwitchPort> {
+  async attach(port: FramePort, options: { name?: string; listener?: string; secret?: string } = {}): Promise<SwitchPort> {
     let closedEarly = false;
     port.onClose(() => (closedEarly = true));
     let name: string | undefined;
     try {
       if (this.#closed) throw new MacslotError('PORT_CLOSED', `the switch is closed; refusing ${show(port.name)}`);
-      name = this.#pickName(options.name);
+      name = this.#pickName(options.name, options.listener, options.secret);
       this.#pending.add(name);
       const holding = await this.#take(name, options.name !== undefined);
       this.#pending.delete(name);
@@ -186,19 +278,21 @@ export class Switch {
       this.#held.set(name, { holding, live: true });
       const id = this.#nextId++;
       const sp = new SwitchPortImpl(this, id, port, holding.client);
-      const binding = bindClient(this.dataPlane, holding.client, holding.learn ? learnMacPort(port, holding.client) : port, {
+      const learner = holding.learn ? learnMacPort(port, holding.client, { protect: (mac) => this.#protectedReason(mac, holding.client), log: this.#log }) : port;
+      const binding = bindClient(this.dataPlane, holding.client, learner, {
         antiSpoof: this.antiSpoof,
         log: this.#log,
+        ...(this.stormControl !== undefined ? { storm: this.stormControl } : {}),
         onClose: (reason) => this.#disconnect(id, reason.kind === 'error' ? `error: ${reason.error.message}` : reason.kind),
       });
       this.#ports.set(id, { port: sp, binding, holding });
-      this.#log(`${port.name}: connected as ${holding.client.name} ${sp.mac?.toString() ?? (holding.learn ? '(MAC from its first frame)' : '(no MAC)')}`);
+      this.#log(`${escapeText(port.name)}: connected as ${escapeText(holding.client.name)} ${sp.mac?.toString() ?? (holding.learn ? '(MAC from its first frame)' : '(no MAC)')}`);
       return sp;
     } catch (err) {
       if (name !== undefined) this.#pending.delete(name);
       const code = isMacslotError(err) ? err.code : 'ERROR';
       this.#refused[code] = (this.#refused[code] ?? 0) + 1;
-      this.#log(`${port.name}: refused: ${err instanceof Error ? err.message : String(err)}`);
+      this.#log(`${escapeText(port.name)}: refused: ${escapeText(err instanceof Error ? err.message : String(err))}`);
       port.close();
       throw err;
     }
@@ -207,15 +301,16 @@ export class Switch {
   /** Attaches the uplink (the wire side); returns its binding. Throws INVALID_ARGUMENT when one is attached, PORT_CLOSED after close(). */
   attachUplink(port: FramePort): PortBinding {
     if (this.#closed) throw new MacslotError('PORT_CLOSED', `the switch is closed; refusing uplink ${show(port.name)}`);
-    const b = bindUplink(this.dataPlane, port, {
+    const watched = new UplinkWatch(port, (frame) => this.#noteUplinkSource(frame));
+    const b = bindUplink(this.dataPlane, watched, {
       log: this.#log,
       onClose: (reason) => {
         if (this.#uplink === b) this.#uplink = undefined;
-        this.#log(`${port.name}: uplink closed (${reason.kind === 'error' ? reason.error.message : reason.kind})`);
+        this.#log(`${escapeText(port.name)}: uplink closed (${escapeText(reason.kind === 'error' ? reason.error.message : reason.kind)})`);
       },
     });
     this.#uplink = b;
-    this.#log(`${port.name}: uplink attached`);
+    this.#log(`${escapeText(port.name)}: uplink attached`);
     return b;
   }
 
@@ -253,25 +348,76 @@ export class Switch {
   portCounters(id: number, client: NicClient, mac: Mac | undefined): SwitchPortInfo {
     const p = this.#ports.get(id);
     const c = p?.binding.counters() ?? { name: '', rx: { frames: 0, bytes: 0 }, tx: { frames: 0, bytes: 0 }, drops: {} };
-    return { id, client: client.name, mac: mac?.toString(), ...c };
+    return { id, client: client.name, mac: mac?.toString() ?? null, ...c };
   }
 
-  #pickName(requested: string | undefined): string {
+  /**
+   * Pins client `name` to the listener called `listener`: only attaches that carry `{ listener }` get it, even
+   * when a connection of another listener arrives first; no connection gets it in arrival order. Throws
+   * INVALID_ARGUMENT when `name` is pinned to another listener already.
+   */
+  pinName(name: string, listener: string): void {
+    if (typeof name !== 'string' || name.length === 0 || typeof listener !== 'string') throw new MacslotError('INVALID_ARGUMENT', `pinName needs a client name and a listener, got ${show(name)}, ${show(listener)}`);
+    const had = this.#pins.get(name);
+    if (had !== undefined && had !== listener) throw new MacslotError('INVALID_ARGUMENT', `client ${show(name)} is already pinned to ${show(had)}; cannot pin it to ${show(listener)} too`);
+    this.#pins.set(name, listener);
+  }
+
+  /** Returns the name a connection gets, after the pins and secrets allow it; throws as attach() rejects. */
+  #pickName(requested: string | undefined, listener: string | undefined, secret: string | undefined): string {
     if (requested !== undefined) {
       if (typeof requested !== 'string' || requested.length === 0 || requested.length > 256) throw new MacslotError('INVALID_ARGUMENT', `port name must be a non-empty string of at most 256 characters, got ${show(requested)}`);
+      const pin = this.#pins.get(requested);
+      if (pin !== undefined && pin !== listener) throw new MacslotError('NOT_PERMITTED', `client ${show(requested)} is reserved for ${show(pin)}`);
+      const want = this.#secrets.get(requested);
+      // A pinned listener's connections are the name's by configuration; everyone else proves it.
+      if (want !== undefined && pin === undefined && !sameSecret(typeof secret === 'string' ? secret : '', want)) {
+        throw new MacslotError('NOT_PERMITTED', `client ${show(requested)} needs its secret${secret === undefined ? '' : ', and the one given is wrong'}`);
+      }
       if (this.#pending.has(requested) || this.#held.get(requested)?.live === true) throw new MacslotError('NAME_IN_USE', `client ${show(requested)} is already connected`);
       if (!this.#specs.some((s) => s.name === requested) && !this.#held.has(requested) && this.allocation === 'none') {
         throw new MacslotError('TOO_MANY_CLIENTS', `client ${show(requested)} is not in the configuration and allocation is "none"`);
       }
       return requested;
     }
-    const free = this.#specs.find((s) => !this.#pending.has(s.name) && this.#held.get(s.name)?.live !== true);
+    const free = this.#specs.find((s) => !this.#pins.has(s.name) && !this.#secrets.has(s.name) && !this.#pending.has(s.name) && this.#held.get(s.name)?.live !== true);
     if (free !== undefined) return free.name;
-    if (this.allocation === 'none') throw new MacslotError('TOO_MANY_CLIENTS', `all ${this.#specs.length} configured clients are connected and allocation is "none"`);
+    if (this.allocation === 'none') throw new MacslotError('TOO_MANY_CLIENTS', `all ${this.#specs.length} configured clients are connected, pinned or protected, and allocation is "none"`);
     for (;;) {
       const n = `port-${++this.#anon}`;
-      if (!this.#held.has(n) && !this.#pending.has(n) && this.nic.client(n) === undefined) return n;
+      if (!this.#held.has(n) && !this.#pending.has(n) && !this.#pins.has(n) && !this.#secrets.has(n) && this.nic.client(n) === undefined) return n;
     }
+  }
+
+  /** Fills the MACs no port learns: the NIC's primary and factory MACs, the neighbours, configured clients' MACs. */
+  #protectInit(o: SwitchOptions): void {
+    for (const s of this.nic.slots()) {
+      // A slot without an active MAC reports its factory MAC; an active one is the factory's unless it was changed.
+      if (s.kind === 'primary' || s.kind === 'factory') this.#protected.set(s.mac.key, s.kind === 'primary' ? "the NIC's primary MAC" : "a factory MAC of the NIC");
+    }
+    for (const n of o.neighbours ?? []) this.#protected.set(Mac.parse(n).key, 'a neighbour');
+    for (const c of o.clients ?? []) {
+      if (c.address === undefined || SPEC_ADDRESS.test(c.address)) continue;
+      this.#protected.set(Mac.parse(c.address).key, `reserved for client ${show(c.name)}`);
+    }
+  }
+
+  /** Remembers a unicast source the uplink sent from (bounded: the oldest is forgotten first). */
+  #noteUplinkSource(frame: Uint8Array): void {
+    if (frame.length < 12 || (frame[6]! & 1) !== 0) return;
+    const key = Mac.fromBytes(frame, 6, 6).key as number;
+    if (this.#uplinkSources.has(key)) return;
+    if (this.#uplinkSources.size >= MAX_UPLINK_SOURCES) this.#uplinkSources.delete(this.#uplinkSources.values().next().value!);
+    this.#uplinkSources.add(key);
+  }
+
+  /** Returns why a port of `client` must not learn `mac`, or undefined. */
+  #protectedReason(mac: Mac, client: NicClient): string | undefined {
+    const fixed = this.#protected.get(mac.key);
+    if (fixed !== undefined) return fixed;
+    if (this.#uplinkSources.has(mac.key as number)) return 'a source seen from the uplink';
+    for (const l of this.manager.leases()) if (l.mac.equals(mac) && l.guest !== client.name) return `leased to ${show(l.guest)}`;
+    return undefined;
   }
 
   /** Sets up (or takes back from its lease) the client called `name`. */
@@ -347,11 +493,11 @@ export class Switch {
     if (h === undefined) return;
     h.live = false;
     if (this.leaseTtlMs > 0 && !this.#closed) {
-      this.#log(`${p.port.port.name}: disconnected (${why}); ${name} keeps ${p.port.mac?.toString() ?? 'its slot'} for ${this.leaseTtlMs} ms`);
+      this.#log(`${escapeText(p.port.port.name)}: disconnected (${escapeText(why)}); ${escapeText(name)} keeps ${p.port.mac?.toString() ?? 'its slot'} for ${this.leaseTtlMs} ms`);
       h.holding.timer = setTimeout(() => void this.#release(name), this.leaseTtlMs);
       unref(h.holding.timer);
     } else {
-      this.#log(`${p.port.port.name}: disconnected (${why}); ${name} released`);
+      this.#log(`${escapeText(p.port.port.name)}: disconnected (${escapeText(why)}); ${escapeText(name)} released`);
       void this.#release(name);
     }
   }
