@@ -129,6 +129,7 @@ export {
   type FaultOptions,
   type FaultCounts,
   type FaultyPort,
+  type LearnOptions,
 } from './port/middleware.js';
 export {
   bindClient,
@@ -139,5 +140,6 @@ export {
   type FlowCounters,
   type PortBinding,
   type PortCounters,
+  type StormControl,
 } from './port/attach.js';
-export { Switch, type SwitchClientSpec, type SwitchCounters, type SwitchOptions, type SwitchPort, type SwitchPortInfo } from './switch/switch.js';
+export { Switch, DEFAULT_STORM_CONTROL, type SwitchClientSpec, type SwitchCounters, type SwitchOptions, type SwitchPort, type SwitchPortInfo } from './switch/switch.js';
