@@ -2,12 +2,12 @@
 
 import { existsSync } from 'node:fs';
 import { LINKTYPE_ETHERNET } from '../capture/format.js';
+import { CaptureReader } from '../capture/reader.js';
 import { DataPlane } from '../dataplane/dataplane.js';
 import { MacslotError, show } from '../errors.js';
-import { readCaptureFile } from '../node/capture.js';
 import { Mac } from '../wire/mac.js';
-import { nicFromFile, type Io } from './common.js';
-import { table } from './table.js';
+import { STDIO, captureInput, nicFromFile, type Io } from './common.js';
+import { tableStream } from './table.js';
 
 /** Returns the frames in `text`: hex bytes, optionally separated by `:`, `-`, `.` or spaces, frames separated by commas. Throws INVALID_ARGUMENT with the bad frame. */
 export function parseHexFrames(text: string): Uint8Array[] {
@@ -20,39 +20,78 @@ export function parseHexFrames(text: string): Uint8Array[] {
   });
 }
 
-/** Explains every frame; one JSON object per line with `json`, a table otherwise. Throws CAPTURE_INVALID, CONFIG_INVALID or INVALID_ARGUMENT. */
-export async function runExplain(o: { input: string; config: string; json: boolean }, io: Io): Promise<void> {
+/** What `macslot explain` was asked to do. */
+export interface ExplainOptions {
+  /** A capture file, `-` for standard input, or hex frames. */
+  readonly input: string;
+  readonly config: string;
+  readonly json: boolean;
+  /** Stop after this many frames. */
+  readonly count?: number;
+}
+
+/**
+ * Explains every frame; one JSON object per line with `json`, a table otherwise, both streamed in
+ * constant memory. Throws CAPTURE_INVALID, CONFIG_INVALID or INVALID_ARGUMENT.
+ */
+export async function runExplain(o: ExplainOptions, io: Io): Promise<void> {
   const { nic } = nicFromFile(o.config);
   const dp = await DataPlane.create(nic, { lanes: 1, burst: 1, poolBytes: 1 << 18, ringBytes: 4096 });
   const name = (id: number): string => nic.client(id)?.name ?? `#${id}`;
-  const rows: string[][] = [];
+  const limit = o.count ?? Number.POSITIVE_INFINITY;
+  const rows = tableStream(['index', 'destination', 'length', 'rule', 'path', 'delivered to'], io.out);
+  let lines = '';
+  const jsonLine = (value: unknown): void => {
+    lines += `${JSON.stringify(value)}\n`;
+    if (lines.length >= 1 << 16) {
+      io.out(lines);
+      lines = '';
+    }
+  };
   const other = new Map<number, number>();
   const explain = (index: number, frame: Uint8Array): void => {
     const v = dp.classify(frame);
     const dst = frame.length >= 6 ? Mac.fromBytes(frame, 0, 6).toString() : null;
     const deliver = v.deliver.map(name);
-    if (o.json) io.out(JSON.stringify({ index, dst, rule: v.rule, path: v.path, deliver }) + '\n');
-    else rows.push([String(index), dst ?? `(${frame.length} bytes)`, String(frame.length), v.rule, v.path, deliver.join(', ') || '-']);
+    if (o.json) jsonLine({ index, dst, rule: v.rule, path: v.path, deliver });
+    else rows.row([String(index), dst ?? `(${frame.length} bytes)`, String(frame.length), v.rule, v.path, deliver.join(', ') || '-']);
   };
   const skip = (index: number, linkType: number): void => {
     other.set(linkType, (other.get(linkType) ?? 0) + 1);
-    if (o.json) io.out(JSON.stringify({ index, linkType, skipped: 'not Ethernet' }) + '\n');
-    else rows.push([String(index), `(linktype ${linkType})`, '-', 'not classified', '-', '-']);
+    if (o.json) jsonLine({ index, linkType, skipped: 'not Ethernet' });
+    else rows.row([String(index), `(linktype ${linkType})`, '-', 'not classified', '-', '-']);
   };
   try {
-    if (existsSync(o.input)) {
+    if (o.input === STDIO || existsSync(o.input)) {
+      const reader = new CaptureReader(o.input === STDIO ? 'standard input' : o.input);
       let index = 0;
-      await readCaptureFile(o.input, (r) => {
-        if (r.linkType === LINKTYPE_ETHERNET) explain(index, r.data);
-        else skip(index, r.linkType);
-        index++;
-      });
-    } else parseHexFrames(o.input).forEach((f, i) => explain(i, f));
+      let complete = true;
+      for await (const chunk of captureInput(o.input)) {
+        reader.push(chunk);
+        while (index < limit && reader.next()) {
+          if (reader.linkType === LINKTYPE_ETHERNET) explain(index, reader.data);
+          else skip(index, reader.linkType);
+          index++;
+        }
+        if (lines.length > 0) io.out(lines);
+        lines = '';
+        if (index >= limit) {
+          complete = false;
+          break;
+        }
+      }
+      if (complete) reader.end();
+    } else
+      parseHexFrames(o.input)
+        .slice(0, limit)
+        .forEach((f, i) => explain(i, f));
   } finally {
     dp.close();
   }
-  if (!o.json) {
-    io.out(table(['index', 'destination', 'length', 'rule', 'path', 'delivered to'], rows) + '\n');
-    if (other.size > 0) io.out(`Not Ethernet, counted and not classified: ${[...other].map(([k, v]) => `linktype ${k}: ${v}`).join(', ')}\n`);
+  if (o.json) {
+    if (lines.length > 0) io.out(lines);
+    return;
   }
+  rows.end();
+  if (other.size > 0) io.out(`Not Ethernet, counted and not classified: ${[...other].map(([k, v]) => `linktype ${k}: ${v}`).join(', ')}\n`);
 }

@@ -1,6 +1,6 @@
 // Command line: `macslot filter`, one pass over a capture that writes one capture per client through the Wasm data plane.
 
-import { closeSync, fstatSync, mkdirSync, openSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { LINKTYPE_ETHERNET, MAX_BLOCK, type CaptureFormat } from '../capture/format.js';
 import { CaptureReader } from '../capture/reader.js';
@@ -8,7 +8,7 @@ import { DataPlane } from '../dataplane/dataplane.js';
 import { MacslotError, show } from '../errors.js';
 import { RULES, type Rule } from '../filter/reference.js';
 import { CaptureFile } from '../node/capture.js';
-import { count, nicFromFile, progressBar, type Io } from './common.js';
+import { STDIO, count, nicFromFile, progressBar, readSome, type Io } from './common.js';
 import { table } from './table.js';
 
 /** What `macslot filter` was asked to do. */
@@ -19,6 +19,8 @@ export interface FilterOptions {
   readonly format: 'pcap' | 'pcapng';
   readonly dropped: boolean;
   readonly json: boolean;
+  /** Stop after this many input frames. */
+  readonly count?: number;
 }
 
 /** One output's totals. */
@@ -71,10 +73,11 @@ export async function runFilter(o: FilterOptions, io: Io): Promise<FilterReport>
   const otherLinkTypes = new Map<number, number>();
   let ethernet = 0;
 
-  const fd = openSync(o.capture, 'r');
+  const fd = o.capture === STDIO ? 0 : openSync(o.capture, 'r');
   const size = fstatSync(fd).size;
   mkdirSync(o.out, { recursive: true });
-  const reader = new CaptureReader(o.capture);
+  const reader = new CaptureReader(o.capture === STDIO ? 'standard input' : o.capture);
+  const limit = o.count ?? Number.POSITIVE_INFINITY;
   const progress = progressBar(io, size);
   const abortAll = (): void => files.forEach((f) => f?.abort());
   const onSignal = (): void => {
@@ -137,14 +140,14 @@ export async function runFilter(o: FilterOptions, io: Io): Promise<FilterReport>
   try {
     const chunkView = pool.subarray(0, CHUNK);
     for (;;) {
-      const got = readSync(fd, chunkView, 0, CHUNK, null);
+      const got = readSome(fd, chunkView);
       if (got === 0) break;
       const chunk = got === CHUNK ? chunkView : pool.subarray(0, got);
       reader.push(chunk);
       let spill = CHUNK;
       // A little-endian pcap copied into pcap outputs of its own resolution keeps every record byte for byte.
       const verbatim = o.format === 'pcap' && reader.littleEndian && (reader.format === 'pcap' || reader.format === 'pcap-ns');
-      while (reader.next()) {
+      while (reader.frames < limit && reader.next()) {
         if (reader.linkType !== LINKTYPE_ETHERNET) {
           otherLinkTypes.set(reader.linkType, (otherLinkTypes.get(reader.linkType) ?? 0) + 1);
           continue;
@@ -172,8 +175,10 @@ export async function runFilter(o: FilterOptions, io: Io): Promise<FilterReport>
       // The next read overwrites the chunk, so every frame in it is classified and written first.
       flush();
       progress.update(reader.position, reader.frames);
+      if (reader.frames >= limit) break;
     }
-    reader.end();
+    // Stopped by --count, the rest of the input is left unread rather than checked.
+    if (reader.frames < limit) reader.end();
     flush();
     progress.done();
     for (const f of files) f?.commit();
@@ -182,7 +187,7 @@ export async function runFilter(o: FilterOptions, io: Io): Promise<FilterReport>
     abortAll();
     throw err;
   } finally {
-    closeSync(fd);
+    if (fd !== 0) closeSync(fd);
     dp.close();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

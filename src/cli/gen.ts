@@ -3,9 +3,8 @@
 import type { CaptureFormat } from '../capture/format.js';
 import { seededRandom } from '../config/config.js';
 import { MacslotError, show } from '../errors.js';
-import { CaptureFile } from '../node/capture.js';
 import { Mac } from '../wire/mac.js';
-import { count, nicFromFile, progressBar, type Io } from './common.js';
+import { STDIO, captureOutput, count, nicFromFile, progressBar, type Io } from './common.js';
 
 /** Kinds of frames `gen` mixes, by destination. */
 export const MIX_KINDS = ['unicast', 'broadcast', 'multicast', 'unknown', 'flood', 'runt'] as const;
@@ -54,7 +53,7 @@ export function runGen(o: { out: string; config: string; frames: number; mix: st
   const inUse = new Set(nic.slots().map((s) => s.mac.key));
   const frame = new Uint8Array(Math.max(o.size, 14));
   const made: Record<Kind, number> = { unicast: 0, broadcast: 0, multicast: 0, unknown: 0, flood: 0, runt: 0 };
-  const file = new CaptureFile(o.out, { format: o.format });
+  const file = captureOutput(o.out, { format: o.format });
   const progress = progressBar(io, o.frames);
   try {
     for (let i = 0; i < o.frames; i++) {
@@ -91,6 +90,7 @@ export function runGen(o: { out: string; config: string; frames: number; mix: st
     file.abort();
     throw err;
   }
-  io.out(`${o.out}: ${count(o.frames)} frames of ${o.size} bytes (${MIX_KINDS.filter((k) => made[k] > 0).map((k) => `${k} ${count(made[k])}`).join(', ')})\n`);
+  // With the capture on standard output, the summary goes to standard error.
+  (o.out === STDIO ? io.err : io.out)(`${o.out}: ${count(o.frames)} frames of ${o.size} bytes (${MIX_KINDS.filter((k) => made[k] > 0).map((k) => `${k} ${count(made[k])}`).join(', ')})\n`);
   return made;
 }

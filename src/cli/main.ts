@@ -1,11 +1,13 @@
 #!/usr/bin/env node
 // Command line: the `macslot` entry point, its subcommands and their help. Each subcommand's module loads only when it runs.
 
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { CaptureFormat } from '../capture/format.js';
-import { intOption, required, type Io } from './common.js';
-import { DEFAULT_MIX } from './gen.js';
-import { MacslotError, show } from '../errors.js';
+import { show } from '../errors.js';
+import { STDIO, UsageError, intOption, isBrokenPipe, required, writeFully, type Io } from './common.js';
+import { completionScript } from './completion.js';
+import { DEFAULT_MIX, parseMix } from './gen.js';
 
 const USAGE = `usage: macslot <command> [options]
 
@@ -17,24 +19,47 @@ commands:
   bench     run the benchmark suite
   gen       write a synthetic capture for a configuration
   switch    switch one NIC among emulator ports (QEMU, vde_plug, WebSocket relays)
+  completion  print a shell completion script: macslot completion bash|zsh|fish
 
-Run "macslot <command> --help" for a command's options.
+Run "macslot <command> --help" for a command's options. A capture file
+named - is standard input (or standard output for gen).
 
 options:
-  -h, --help   show this help`;
+  -h, --help      show this help
+  -V, --version   print the version
 
-type Options = NonNullable<Parameters<typeof parseArgs>[0]>['options'];
+Exit status: 0 done, 1 failed, 2 bad usage.`;
 
+type Options = NonNullable<NonNullable<Parameters<typeof parseArgs>[0]>['options']>;
+type Values = Record<string, string | boolean | string[] | undefined>;
+
+/**
+ * A subcommand: `run` validates its options first, inside `usage()`, so that a bad command line
+ * exits 2 with the help, and only then does the work, whose failures exit 1.
+ */
 interface Command {
   readonly help: string;
   readonly options: Options;
   readonly positionals: number;
-  readonly run: (values: Record<string, string | boolean | string[] | undefined>, positionals: string[], io: Io) => Promise<number> | number;
+  readonly run: (values: Values, positionals: string[], io: Io) => Promise<number> | number;
 }
+
+/** Returns what `check` returns; turns its INVALID_ARGUMENT into a usage error (exit 2). */
+function usage<T>(check: () => T): T {
+  try {
+    return check();
+  } catch (err) {
+    if (err instanceof UsageError || !(err instanceof Error) || !('code' in err) || err.code !== 'INVALID_ARGUMENT') throw err;
+    throw new UsageError(err.message.replace(/^INVALID_ARGUMENT: /, ''));
+  }
+}
+
+const COUNT = { count: { type: 'string', short: 'c' } } as const;
+const count = (v: string | boolean | string[] | undefined): number | undefined => (typeof v === 'string' ? intOption(v, '--count', 0, 1) : undefined);
 
 const format = (v: string | boolean | string[] | undefined, allowed: readonly string[], fallback: string): string => {
   const f = typeof v === 'string' ? v : fallback;
-  if (!allowed.includes(f)) throw new MacslotError('INVALID_ARGUMENT', `--format ${show(f)} is not one of ${allowed.join(', ')}`);
+  if (!allowed.includes(f)) throw new UsageError(`--format ${show(f)} is not one of ${allowed.join(', ')}`);
   return f;
 };
 const str = (v: string | boolean | string[] | undefined): string | undefined => (typeof v === 'string' ? v : undefined);
@@ -61,9 +86,9 @@ software filtering, and what that costs in throughput.`,
     },
   },
   filter: {
-    help: `usage: macslot filter <capture> --config nic.json --out <dir> [--format pcap|pcapng] [--dropped] [--json]
+    help: `usage: macslot filter <capture|-> --config nic.json --out <dir> [--format pcap|pcapng] [--dropped] [--json] [-c N]
 
-Reads a pcap or pcapng capture once and writes <dir>/<client>.pcap (or
+Reads a pcap or pcapng capture (- for standard input) once and writes <dir>/<client>.pcap (or
 .pcapng) for every client of the configuration, with the frames the NIC's
 accept filter delivers to it. Frames of other link types than Ethernet are
 counted and reported, never classified.
@@ -74,42 +99,53 @@ options:
   --format <f>      pcap (default; keeps nanoseconds when the input has them) or pcapng
   --dropped         also write <dir>/dropped.<ext> with the frames nobody received
   --json            print the per-client report as JSON
+  -c, --count <N>   stop after N frames of the input
 A progress bar with rate and ETA is drawn on stderr when it is a terminal.`,
-    options: { config: { type: 'string' }, out: { type: 'string' }, format: { type: 'string' }, dropped: { type: 'boolean' }, json: { type: 'boolean' } },
+    options: { config: { type: 'string' }, out: { type: 'string' }, format: { type: 'string' }, dropped: { type: 'boolean' }, json: { type: 'boolean' }, ...COUNT },
     positionals: 1,
     run: async (v, p, io) => {
-      const { runFilter } = await import('./filter.js');
-      await runFilter(
-        {
+      const o = usage(() => {
+        const out = required(str(v.out), '--out');
+        if (out === STDIO) throw new UsageError('--out names a directory for one capture per client; it cannot be standard output');
+        const n = count(v.count);
+        return {
           capture: required(p[0], 'the capture file argument'),
           config: required(str(v.config), '--config'),
-          out: required(str(v.out), '--out'),
+          out,
           format: format(v.format, ['pcap', 'pcapng'], 'pcap') as 'pcap' | 'pcapng',
           dropped: v.dropped === true,
           json: v.json === true,
-        },
-        io,
-      );
+          ...(n !== undefined ? { count: n } : {}),
+        };
+      });
+      const { runFilter } = await import('./filter.js');
+      await runFilter(o, io);
       return 0;
     },
   },
   explain: {
-    help: `usage: macslot explain <capture|hex> --config nic.json [--json]
+    help: `usage: macslot explain <capture|-|hex> --config nic.json [--json] [-c N]
 
 Prints, for every frame, its destination, the rule that decided it, the
 path (hardware or software) and the clients that receive it. The input is a
-capture file, or frames as hex bytes (separators : - . and spaces allowed,
-frames separated by commas).
+capture file, - for a capture on standard input, or frames as hex bytes
+(separators : - . and spaces allowed, frames separated by commas). Output
+is streamed: the table's columns are sized on its first 1,000 rows.
 
 options:
   --config <file>   the NIC and its clients
   --json            one JSON object per line:
-                    {"index":0,"dst":"ff:ff:ff:ff:ff:ff","rule":"broadcast","path":"hardware","deliver":["vm-a","vm-b"]}`,
-    options: { config: { type: 'string' }, json: { type: 'boolean' } },
+                    {"index":0,"dst":"ff:ff:ff:ff:ff:ff","rule":"broadcast","path":"hardware","deliver":["vm-a","vm-b"]}
+  -c, --count <N>   stop after N frames`,
+    options: { config: { type: 'string' }, json: { type: 'boolean' }, ...COUNT },
     positionals: 1,
     run: async (v, p, io) => {
+      const o = usage(() => {
+        const n = count(v.count);
+        return { input: required(p[0], 'a capture file or hex frame'), config: required(str(v.config), '--config'), json: v.json === true, ...(n !== undefined ? { count: n } : {}) };
+      });
       const { runExplain } = await import('./explain.js');
-      await runExplain({ input: required(p[0], 'a capture file or hex frame'), config: required(str(v.config), '--config'), json: v.json === true }, io);
+      await runExplain(o, io);
       return 0;
     },
   },
@@ -121,8 +157,9 @@ every slot, as tables or, with --json, as one JSON object.`,
     options: { config: { type: 'string' }, json: { type: 'boolean' } },
     positionals: 0,
     run: async (v, _p, io) => {
+      const o = usage(() => ({ config: required(str(v.config), '--config'), json: v.json === true }));
       const { runInspect } = await import('./inspect.js');
-      runInspect({ config: required(str(v.config), '--config'), json: v.json === true }, io);
+      runInspect(o, io);
       return 0;
     },
   },
@@ -140,13 +177,15 @@ options:
   --dry-run       print the command instead of running it`,
     options: { quick: { type: 'boolean' }, json: { type: 'string' }, filter: { type: 'boolean' }, size: { type: 'string' }, 'dry-run': { type: 'boolean' } },
     positionals: 0,
-    run: async (v, _p, io) => (await import('./bench.js')).runBench({ quick: v.quick === true, json: str(v.json), filter: v.filter === true, size: str(v.size), dryRun: v['dry-run'] === true }, io),
+    run: async (v, _p, io) =>
+      (await import('./bench.js')).runBench({ quick: v.quick === true, json: str(v.json), filter: v.filter === true, size: str(v.size), dryRun: v['dry-run'] === true }, io),
   },
   gen: {
-    help: `usage: macslot gen <out.pcap> --config nic.json --frames N [--mix …] [--seed S] [--size B] [--format pcap|pcap-ns|pcapng]
+    help: `usage: macslot gen <out.pcap|-> --config nic.json --frames N [--mix …] [--seed S] [--size B] [--format pcap|pcap-ns|pcapng]
 
 Writes a synthetic capture for a configuration: the same seed gives the
-same bytes.
+same bytes. With - the capture goes to standard output and the summary
+to standard error.
 
 options:
   --config <file>   the NIC and its clients
@@ -161,24 +200,26 @@ options:
     options: { config: { type: 'string' }, frames: { type: 'string' }, mix: { type: 'string' }, seed: { type: 'string' }, size: { type: 'string' }, format: { type: 'string' } },
     positionals: 1,
     run: async (v, p, io) => {
-      const { runGen } = await import('./gen.js');
-      runGen(
-        {
+      const o = usage(() => {
+        const mix = str(v.mix) ?? DEFAULT_MIX;
+        parseMix(mix);
+        return {
           out: required(p[0], 'the output file argument'),
           config: required(str(v.config), '--config'),
           frames: intOption(required(str(v.frames), '--frames'), '--frames', 0, 0),
-          mix: str(v.mix) ?? DEFAULT_MIX,
+          mix,
           seed: intOption(str(v.seed), '--seed', 1, 0, 0xffff_ffff),
           size: intOption(str(v.size), '--size', 64, 14, 65535),
           format: format(v.format, ['pcap', 'pcap-ns', 'pcapng'], 'pcap') as CaptureFormat,
-        },
-        io,
-      );
+        };
+      });
+      const { runGen } = await import('./gen.js');
+      runGen(o, io);
       return 0;
     },
   },
   switch: {
-    help: `usage: macslot switch --listen <where> [--listen …] [--config nic.json] [--uplink <uplink>] [--vde <VNL> …] [--json]
+    help: `usage: macslot switch --listen <where> [--listen …] [--config nic.json] [--uplink <uplink>] [--vde <VNL> …] [--tap <file.pcapng>] [--json]
 
 Switches one NIC among ports in bridge mode: each connection gets its own
 client and MAC; unicast goes only to its owner, broadcast and joined
@@ -210,6 +251,10 @@ options:
   --allow-spoof        let ports send with any source MAC
   --max-queue <bytes>  bytes held for a peer that stops reading before frames are
                        dropped (default 1048576)
+  --tap <file>         record every frame of every port (and the uplink) as pcapng,
+                       one interface per port, named after it; - for standard output
+                       (the counters then go to standard error). The file appears
+                       under its name when the switch stops.
   --json               counters as one JSON line instead of a table
 
 Counters are printed to stdout on SIGUSR1 and at exit. On a terminal a live
@@ -225,26 +270,63 @@ port) always go to stderr.`,
       'lease-ttl': { type: 'string' },
       'allow-spoof': { type: 'boolean' },
       'max-queue': { type: 'string' },
+      tap: { type: 'string' },
       json: { type: 'boolean' },
     },
     positionals: 0,
-    run: async (v, _p, io) =>
-      (await import('./switch.js')).runSwitch(
-        {
-          config: str(v.config),
-          listen: list(v.listen),
-          uplink: str(v.uplink),
-          vde: list(v.vde),
-          allocation: str(v.allocation),
-          leaseTtl: str(v['lease-ttl']),
-          allowSpoof: v['allow-spoof'] === true,
-          json: v.json === true,
-          maxQueue: str(v['max-queue']),
-        },
-        io,
-      ),
+    run: async (v, _p, io) => {
+      const { runSwitch, checkSwitchOptions } = await import('./switch.js');
+      const o = {
+        config: str(v.config),
+        listen: list(v.listen),
+        uplink: str(v.uplink),
+        vde: list(v.vde),
+        allocation: str(v.allocation),
+        leaseTtl: str(v['lease-ttl']),
+        allowSpoof: v['allow-spoof'] === true,
+        json: v.json === true,
+        maxQueue: str(v['max-queue']),
+        tap: str(v.tap),
+      };
+      usage(() => checkSwitchOptions(o));
+      return runSwitch(o, io);
+    },
+  },
+  completion: {
+    help: `usage: macslot completion bash|zsh|fish
+
+Prints a completion script for the shell, generated from the commands and
+their options. For example:
+  bash: source <(macslot completion bash)            (or add it to ~/.bashrc)
+  zsh:  source <(macslot completion zsh)             (or add it to ~/.zshrc)
+  fish: macslot completion fish > ~/.config/fish/completions/macslot.fish`,
+    options: {},
+    positionals: 1,
+    run: (_v, p, io) => {
+      const shell = usage(() => required(p[0], 'the shell (bash, zsh or fish)'));
+      if (shell !== 'bash' && shell !== 'zsh' && shell !== 'fish') throw new UsageError(`shell ${show(shell)} is not bash, zsh or fish`);
+      io.out(completionScript(shell, completionSpec()));
+      return 0;
+    },
   },
 };
+
+/** The commands and their long and short options, for the completion scripts. */
+function completionSpec(): { name: string; options: { long: string; short?: string; value: boolean }[] }[] {
+  return Object.entries(COMMANDS).map(([name, c]) => ({
+    name,
+    options: [
+      ...Object.entries(c.options).map(([long, o]) => ({ long, ...(o.short !== undefined ? { short: o.short } : {}), value: o.type === 'string' })),
+      { long: 'help', short: 'h', value: false },
+    ],
+  }));
+}
+
+/** Returns the version of the installed package. */
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: unknown };
+  return String(pkg.version);
+}
 
 /** Runs the command line with `argv` (without node and script); resolves to the exit code: 0 done, 1 failed, 2 bad usage. */
 export async function main(argv: string[], io: Io): Promise<number> {
@@ -252,6 +334,10 @@ export async function main(argv: string[], io: Io): Promise<number> {
   if (name === undefined || name === '-h' || name === '--help' || name === 'help') {
     (name === undefined ? io.err : io.out)(USAGE + '\n');
     return name === undefined ? 2 : 0;
+  }
+  if (name === '-V' || name === '--version' || name === 'version') {
+    io.out(`macslot ${version()}\n`);
+    return 0;
   }
   const command = COMMANDS[name];
   if (command === undefined) {
@@ -273,14 +359,34 @@ export async function main(argv: string[], io: Io): Promise<number> {
   try {
     return await command.run(parsed.values, parsed.positionals, io);
   } catch (err) {
+    // The reader of our output went away (`| head`): stop quietly, as tcpdump does.
+    if (isBrokenPipe(err)) return 0;
+    if (err instanceof UsageError) {
+      io.err(`macslot ${name}: ${err.message.replace(/^INVALID_ARGUMENT: /, '')}\n\n${command.help}\n`);
+      return 2;
+    }
     io.err(`macslot ${name}: ${err instanceof Error ? err.message : String(err)}\n`);
     return 1;
   }
 }
 
+// Output is written synchronously: memory stays flat however slow the reader, and a closed pipe
+// surfaces as an EPIPE error where it happens instead of an unhandled 'error' event.
 const stdio: Io = {
-  out: (text) => void process.stdout.write(text),
-  err: (text) => void process.stderr.write(text),
+  out: (text) => writeFully(1, text),
+  err: (text) => {
+    try {
+      writeFully(2, text);
+    } catch {
+      // Nowhere left to report to.
+    }
+  },
   tty: process.stderr.isTTY === true,
 };
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (err) => {
+    if (isBrokenPipe(err)) process.exit(0);
+    process.exitCode = 1;
+  });
+}
 process.exitCode = await main(process.argv.slice(2), stdio);

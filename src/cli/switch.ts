@@ -7,7 +7,8 @@ import { Nic } from '../nic/nic.js';
 import { parseListen, parseUplink, serveSwitch } from '../node/switch.js';
 import type { PortCounters } from '../port/attach.js';
 import { Switch, type SwitchClientSpec, type SwitchCounters, type SwitchOptions } from '../switch/switch.js';
-import { count, intOption, type Io } from './common.js';
+import { PcapngTap } from '../port/middleware.js';
+import { STDIO, byteOutput, count, intOption, type ByteOutput, type Io } from './common.js';
 import { table } from './table.js';
 
 /** The parsed options of `macslot switch`. */
@@ -21,6 +22,18 @@ export interface SwitchCliOptions {
   allowSpoof: boolean;
   json: boolean;
   maxQueue: string | undefined;
+  /** pcapng file recording every port, `-` for standard output. */
+  tap?: string | undefined;
+}
+
+/** Checks the options that need no file or network; throws INVALID_ARGUMENT naming the bad one. */
+export function checkSwitchOptions(o: SwitchCliOptions): void {
+  o.listen.forEach(parseListen);
+  if (o.uplink !== undefined) parseUplink(o.uplink);
+  if (o.listen.length === 0 && o.vde.length === 0) throw new MacslotError('INVALID_ARGUMENT', 'nothing to switch: give at least one --listen or --vde');
+  if (o.allocation !== undefined && !ALLOCATIONS.includes(o.allocation)) throw new MacslotError('INVALID_ARGUMENT', `--allocation ${show(o.allocation)} is not ${ALLOCATIONS.join(', ')}`);
+  if (o.leaseTtl !== undefined) intOption(o.leaseTtl, '--lease-ttl', 0, 0, 2 ** 31 - 1);
+  if (o.maxQueue !== undefined) intOption(o.maxQueue, '--max-queue', 0, 1);
 }
 
 const SWITCH_FIELDS = ['allocation', 'leaseTtlMs', 'antiSpoof'] as const;
@@ -133,15 +146,23 @@ export async function runSwitch(o: SwitchCliOptions, io: Io): Promise<number> {
   };
   const sw = await Switch.create(options);
   let served;
+  let recording: { tap: PcapngTap; file: ByteOutput } | undefined;
   try {
-    served = await serveSwitch(sw, { listen, uplink, vde: o.vde, log, ...(maxQueueBytes !== undefined ? { maxQueueBytes } : {}) });
+    if (o.tap !== undefined) {
+      const file = byteOutput(o.tap);
+      recording = { file, tap: new PcapngTap((bytes) => file.write(bytes)) };
+    }
+    served = await serveSwitch(sw, { listen, uplink, vde: o.vde, log, ...(maxQueueBytes !== undefined ? { maxQueueBytes } : {}), ...(recording ? { tap: recording.tap } : {}) });
   } catch (err) {
+    recording?.file.abort();
     await sw.close();
     throw err;
   }
+  // With the capture on standard output, the counters go to standard error.
+  const report = o.tap === STDIO ? io.err : io.out;
   const print = (): void => {
     const c = sw.counters();
-    io.out(o.json ? JSON.stringify(c) + '\n' : countersTable(c) + '\n');
+    report(o.json ? JSON.stringify(c) + '\n' : countersTable(c) + '\n');
   };
   let lines = 0;
   const draw = (): void => {
@@ -162,5 +183,7 @@ export async function runSwitch(o: SwitchCliOptions, io: Io): Promise<number> {
   process.off('SIGUSR1', onUsr1);
   print();
   await served.close();
+  recording?.tap.close();
+  recording?.file.commit();
   return code;
 }

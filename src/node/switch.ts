@@ -1,7 +1,8 @@
 // Node switch: the listeners and child peers around a Switch — stream, datagram and WebSocket listeners, vde_plug ports and the uplink.
 
 import { MacslotError, show } from '../errors.js';
-import type { FramePort } from '../port/port.js';
+import { tapPort, type PcapngTap } from '../port/middleware.js';
+import { QueueBudget, type FramePort } from '../port/port.js';
 import type { Switch } from '../switch/switch.js';
 import { listenDgram } from './dgram.js';
 import { connectStream, spawnPasst, spawnVdePlug, type PasstPeer } from './peers.js';
@@ -56,6 +57,10 @@ export interface ServedSwitch {
   readonly switch: Switch;
   readonly addresses: readonly string[];
   readonly passt: PasstPeer | undefined;
+  /** The listeners, each with its counters (clients, refusals by reason, idle releases). */
+  readonly listeners: readonly Listener[];
+  /** The budget all peers' send queues share. */
+  readonly queueBudget: QueueBudget;
   /** Stops listening, closes every port and child, then the switch. */
   close(): Promise<void>;
 }
@@ -68,7 +73,19 @@ export interface ServeOptions {
   vde?: readonly string[];
   /** Bytes held for a peer that stops reading. Default 1 MiB. */
   maxQueueBytes?: number;
+  /** Bytes all peers' send queues may hold together; beyond it the slow peers lose frames (`queue-budget`). Default 64 MiB. */
+  queueBudgetBytes?: number;
+  /** Connections (or datagram sources) each listener serves at once. Default 256. */
+  maxClientsPerListener?: number;
+  /** A datagram source silent this long loses its port and its client (0: never). Default 300 000 (5 min). */
+  idleMs?: number;
+  /** A stream peer that leaves a frame unfinished, or a WebSocket peer that answers no ping, this long is closed (0: never). Default 30 000. */
+  frameTimeoutMs?: number;
+  /** A WebSocket connection that has not completed its upgrade this long is closed. Default 10 000. */
+  handshakeTimeoutMs?: number;
   log?: (line: string) => void;
+  /** Records every port's frames, the uplink's included, each port on its own interface named after it. */
+  tap?: PcapngTap;
 }
 
 /**
@@ -78,12 +95,34 @@ export interface ServeOptions {
  */
 export async function serveSwitch(sw: Switch, options: ServeOptions): Promise<ServedSwitch> {
   const log = options.log;
-  const common = { ...(log ? { log } : {}), ...(options.maxQueueBytes !== undefined ? { maxQueueBytes: options.maxQueueBytes } : {}) };
+  const queueBudget = new QueueBudget(options.queueBudgetBytes);
+  const common = {
+    ...(log ? { log } : {}),
+    ...(options.maxQueueBytes !== undefined ? { maxQueueBytes: options.maxQueueBytes } : {}),
+    ...(options.frameTimeoutMs !== undefined ? { frameTimeoutMs: options.frameTimeoutMs } : {}),
+    queueBudget,
+  };
+  const limited = {
+    ...common,
+    ...(options.maxClientsPerListener !== undefined ? { maxClients: options.maxClientsPerListener } : {}),
+    ...(options.idleMs !== undefined ? { idleMs: options.idleMs } : {}),
+    ...(options.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: options.handshakeTimeoutMs } : {}),
+  };
   const listeners: Listener[] = [];
   const children: FramePort[] = [];
   let passt: PasstPeer | undefined;
+  const tap = options.tap;
+  const wrap = (port: FramePort): FramePort => {
+    if (tap === undefined) return port;
+    try {
+      return tapPort(port, tap);
+    } catch {
+      // The tap is closed (the switch is stopping): the port still works, unrecorded.
+      return port;
+    }
+  };
   const attach = (port: FramePort, name?: string): void => {
-    sw.attach(port, name === undefined ? {} : { name }).catch(() => {
+    sw.attach(wrap(port), name === undefined ? {} : { name }).catch(() => {
       // Refusals are counted and logged by the switch, which also closed the port.
     });
   };
@@ -96,29 +135,29 @@ export async function serveSwitch(sw: Switch, options: ServeOptions): Promise<Se
     for (const spec of options.listen ?? []) {
       switch (spec.kind) {
         case 'unix':
-          listeners.push(await listenStream({ path: spec.path }, (p) => attach(p, spec.name), common));
+          listeners.push(await listenStream({ path: spec.path }, (p) => attach(p, spec.name), limited));
           break;
         case 'tcp':
-          listeners.push(await listenStream({ host: spec.host, port: spec.port }, (p) => attach(p, spec.name), common));
+          listeners.push(await listenStream({ host: spec.host, port: spec.port }, (p) => attach(p, spec.name), limited));
           break;
         case 'udp':
-          listeners.push(await listenDgram({ host: spec.host, port: spec.port }, (p) => attach(p), common));
+          listeners.push(await listenDgram({ host: spec.host, port: spec.port }, (p) => attach(p), limited));
           break;
         case 'ws':
-          listeners.push(await listenWebSocket({ host: spec.host, port: spec.port }, (p, name) => attach(p, name), common));
+          listeners.push(await listenWebSocket({ host: spec.host, port: spec.port }, (p, name) => attach(p, name), limited));
           break;
       }
     }
     const up = options.uplink ?? { kind: 'none' };
     if (up.kind === 'passt') {
       passt = await spawnPasst(common);
-      sw.attachUplink(passt.port);
+      sw.attachUplink(wrap(passt.port));
     } else if (up.kind === 'stream') {
-      sw.attachUplink(await connectStream(up.path, common));
+      sw.attachUplink(wrap(await connectStream(up.path, common)));
     } else if (up.kind === 'vde') {
       const p = spawnVdePlug(up.vnl, common);
       children.push(p);
-      sw.attachUplink(p);
+      sw.attachUplink(wrap(p));
     }
     for (const vnl of options.vde ?? []) {
       const p = spawnVdePlug(vnl, common);
@@ -135,6 +174,8 @@ export async function serveSwitch(sw: Switch, options: ServeOptions): Promise<Se
     switch: sw,
     addresses: listeners.map((l) => l.address),
     passt,
+    listeners,
+    queueBudget,
     close: () => {
       closing ??= (async () => {
         await undo();
