@@ -1,5 +1,8 @@
 // Ports: the one small interface every frame source and sink implements (sockets, emulators, taps, the NIC's own clients).
 
+import { MacslotError, show } from '../errors.js';
+import { escapeText } from '../text.js';
+
 /** Why a port stopped: its peer went away, it was closed locally, or it failed. */
 export type PortCloseReason = { readonly kind: 'peer' | 'local' } | { readonly kind: 'error'; readonly error: Error };
 
@@ -44,7 +47,8 @@ export class DropCounter {
     this.#counts[reason] = n;
     if (n === 1 && this.#log !== undefined) {
       try {
-        this.#log(`${this.#name}: dropped (${reason}): ${typeof detail === 'string' ? detail : detail()}`);
+        // Names and details can carry peer text (a URL path, a child's message): escaped, so no peer forges a log line.
+        this.#log(`${escapeText(this.#name)}: dropped (${escapeText(reason)}): ${escapeText(typeof detail === 'string' ? detail : detail(), 1024)}`);
       } catch {
         // A failing logger must not turn a drop into an exception on the data path.
       }
@@ -161,5 +165,113 @@ export abstract class PortBase implements FramePort {
     const l = this.#closeListener;
     this.#closeListener = undefined;
     l?.(reason);
+  }
+}
+
+/** Default of `QueueBudget`: the bytes all send queues of a switch may hold together. */
+export const DEFAULT_QUEUE_BUDGET = 64 << 20;
+
+/**
+ * One memory budget shared by the send queues of many ports (every peer of a switch). A port asks
+ * before it queues a frame: it is admitted while all queues together stay within `limit`, and
+ * beyond that only while the port holds less than its fair share (`limit` / ports), so peers that
+ * read keep receiving while those that do not are cut. All queues together hold at most twice `limit`.
+ */
+export class QueueBudget {
+  /** The bytes all queues may hold together. */
+  readonly limit: number;
+  #used = 0;
+  #peak = 0;
+  #ports = 0;
+
+  /** Creates a budget of `limit` bytes (default 64 MiB). Throws INVALID_ARGUMENT unless it is a positive integer. */
+  constructor(limit: number = DEFAULT_QUEUE_BUDGET) {
+    if (typeof limit !== 'number' || !Number.isSafeInteger(limit) || limit < 1) {
+      throw new MacslotError('INVALID_ARGUMENT', `a queue budget must be a positive integer of bytes, got ${show(limit)}`);
+    }
+    this.limit = limit;
+  }
+
+  /** Bytes queued now, over every share. */
+  get used(): number {
+    return this.#used;
+  }
+
+  /** The most bytes ever queued at once. */
+  get peak(): number {
+    return this.#peak;
+  }
+
+  /** Ports holding a share now. */
+  get ports(): number {
+    return this.#ports;
+  }
+
+  /** Returns a new share for one port; close it when the port closes, which gives back what it held. */
+  share(): QueueShare {
+    this.#ports++;
+    return new QueueShare(this);
+  }
+
+  /** Used by QueueShare: whether a port holding `held` bytes may queue `n` more. */
+  admits(held: number, n: number): boolean {
+    return this.#used + n <= this.limit || held + n <= this.limit / Math.max(1, this.#ports);
+  }
+
+  /** Used by QueueShare: adds `n` (negative: removes) queued bytes. */
+  add(n: number): void {
+    this.#used += n;
+    if (this.#used > this.#peak) this.#peak = this.#used;
+  }
+
+  /** Used by QueueShare: one port fewer. */
+  leave(): void {
+    this.#ports--;
+  }
+}
+
+/** One port's part of a QueueBudget: what it holds now. A byte is taken when queued and given back when sent or when the port closes. */
+export class QueueShare {
+  readonly #budget: QueueBudget;
+  #held = 0;
+  #closed = false;
+
+  /** Use `QueueBudget.share()`. */
+  constructor(budget: QueueBudget) {
+    this.#budget = budget;
+  }
+
+  /** Bytes this port holds. */
+  get held(): number {
+    return this.#held;
+  }
+
+  /** Whether `n` more bytes fit the budget for this port. */
+  admits(n: number): boolean {
+    return !this.#closed && this.#budget.admits(this.#held, n);
+  }
+
+  /** Counts `n` bytes queued. */
+  take(n: number): void {
+    if (this.#closed) return;
+    this.#held += n;
+    this.#budget.add(n);
+  }
+
+  /** Counts `n` bytes sent (or discarded). Ignored after close, which gave everything back. */
+  give(n: number): void {
+    if (this.#closed) return;
+    const k = Math.min(n, this.#held);
+    this.#held -= k;
+    this.#budget.add(-k);
+  }
+
+  /** Gives back everything still held and leaves the budget. Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#budget.add(-this.#held);
+    this.#held = 0;
+    this.#closed = true;
+    this.#budget.leave();
   }
 }
