@@ -1,15 +1,20 @@
 // Command line: plain-text tables for terminals and logs, whole or streamed row by row.
 
+import { escapeText } from '../text.js';
+
 type Cells = readonly string[];
 
+// Cells can hold peer text (port names, client names from a URL): escaped, so no cell moves the cursor or forges a row.
+const cell = (c: string | undefined): string => escapeText(c ?? '', 1024);
+
 function widthsOf(header: Cells, rows: readonly Cells[]): number[] {
-  const widths = header.map((h) => h.length);
-  for (const r of rows) for (let i = 0; i < widths.length; i++) widths[i] = Math.max(widths[i]!, (r[i] ?? '').length);
+  const widths = header.map((h) => cell(h).length);
+  for (const r of rows) for (let i = 0; i < widths.length; i++) widths[i] = Math.max(widths[i]!, cell(r[i]).length);
   return widths;
 }
 
 function lineOf(cells: Cells, widths: readonly number[]): string {
-  return `  ${cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ')}`.trimEnd();
+  return `  ${cells.map((c, i) => cell(c).padEnd(widths[i] ?? 0)).join('  ')}`.trimEnd();
 }
 
 /** Returns rows laid out under a header, columns padded to their widest cell. */
