@@ -64,18 +64,23 @@ export { CaptureReader, scanCapture, type CaptureSummary } from './capture/reade
 export { CaptureWriter, type CaptureWriterOptions } from './capture/writer.js';
 export {
   parseConfig,
+  parseConfigText,
   loadConfig,
   buildFromConfig,
   seededRandom,
+  CONFIG_PATTERNS,
   type MacslotConfig,
   type NicFileConfig,
   type ClientFileConfig,
   type ConfiguredNic,
 } from './config/config.js';
+export { LIMITS } from './limits.js';
 
 // ---- The MAC manager and its stores ----
 export {
   MacManager,
+  LAPSE_GRACE_MS,
+  type SetTimer,
   type AllocateRequest,
   type AllocationPolicy,
   type GuestUsage,
@@ -91,6 +96,7 @@ export {
   emptyStoreData,
   parseStoreData,
   serializeStoreData,
+  type DisplacedRecord,
   type MacRecord,
   type MacStore,
   type RecordPolicy,
@@ -115,7 +121,8 @@ export {
 } from './adapters/v86.js';
 
 // ---- Frame ports, their middleware, and the switch ----
-export { DropCounter, Inlet, PortBase, type FramePort, type PortCloseReason } from './port/port.js';
+export { DropCounter, Inlet, PortBase, QueueBudget, QueueShare, DEFAULT_QUEUE_BUDGET, type FramePort, type PortCloseReason } from './port/port.js';
+export { escapeText, isPrintable, ESCAPE_MAX } from './text.js';
 export { FrameDecoder, encodeFrame, QEMU_FRAMING, QEMU_MAX_FRAME, VDE_FRAMING, VDE_MAX_FRAME, type StreamFraming } from './port/framing.js';
 export { memoryPortPair } from './port/memory.js';
 export {

@@ -2,6 +2,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { Mac, MacManager, MacslotError, MemoryStore, Nic, type AllocationPolicy } from 'macslot';
+import { FakeTime } from './support/fake-time.js';
 
 const GUESTS = ['g1', 'g2', 'g3'];
 const NICS = ['a', 'b'];
@@ -21,22 +22,23 @@ interface Model {
   leases: Map<string, Held>; // identity → lease
   direct: { guest: string; nic: string; slot: number; mac: string }[];
   remembered: Map<string, { mac: string; expires: number | undefined }>; // identity → its MAC in the store
+  displaced: Map<string, string>; // identity → the MAC another identity took from it
 }
 interface Real {
   store: MemoryStore;
   manager: MacManager;
-  clock: { now: number };
+  clock: FakeTime;
 }
 
 const id = (guest: string, nic: string, iface: string): string => `${nic}/${guest}/${iface}`;
 
-function build(r: Real | undefined, store: MemoryStore, clock: { now: number }): MacManager {
+function build(r: Real | undefined, store: MemoryStore, clock: FakeTime): MacManager {
   void r;
   const nics = {
     a: new Nic({ primary: PRIMARY.a!, factory: FACTORY.a!, unicastEntries: 4 }),
     b: new Nic({ primary: PRIMARY.b!, factory: FACTORY.b!, unicastEntries: 2 }),
   };
-  return new MacManager({ nics, store, clock: () => clock.now, neighbours: NEIGHBOURS, quota: { maxMacs: MAX_MACS, hardwareShare: SHARE }, block: { base: '02:00:00:00:00:01', count: 10 } });
+  return new MacManager({ nics, store, clock: clock.clock, setTimer: clock.setTimer, neighbours: NEIGHBOURS, quota: { maxMacs: MAX_MACS, hardwareShare: SHARE }, block: { base: '02:00:00:00:00:01', count: 10 } });
 }
 
 async function outcome<T>(p: Promise<T>): Promise<{ code?: string; value?: T }> {
@@ -112,7 +114,8 @@ class Allocate implements Cmd {
       expect(o.code, this.toString()).toBe('QUOTA_EXCEEDED');
       return;
     }
-    const rem = m.remembered.get(k);
+    const lost = m.displaced.get(k);
+    const rem = m.remembered.get(k) ?? (lost === undefined ? undefined : { mac: lost, expires: undefined });
     const free = (mac: string): boolean => heldBy(m, mac) === undefined && !NEIGHBOURS.includes(mac) && !rememberedByOther(m, mac, k);
     if (rem !== undefined && !(this.policy === 'fixed' && this.mac !== rem.mac)) {
       // The identity's MAC comes back when it is free, and the request fails clearly when not.
@@ -135,9 +138,10 @@ class Allocate implements Cmd {
     if (this.policy !== 'auto' && rem === undefined) expect(o.value!.policy).toBe(this.policy);
     const expires = this.ttl === undefined ? undefined : m.now + this.ttl;
     m.leases.set(k, { mac, guest: this.guest, nic: this.nic, expires });
-    // Taking a lapsed MAC replaces its old record, so its former identity no longer remembers it.
-    for (const [other, rr] of m.remembered) if (rr.mac === mac && other !== k) m.remembered.delete(other);
+    // Taking a lapsed MAC replaces its old record; its former identity learns on return who has it.
+    for (const [other, rr] of m.remembered) if (rr.mac === mac && other !== k) displace(m, other, mac);
     m.remembered.set(k, { mac, expires });
+    m.displaced.delete(k);
   }
   toString(): string { return `allocate(${this.guest}, ${this.nic}/${this.iface}, ${this.policy}${this.policy === 'fixed' ? ` ${this.mac}` : ''}${this.ttl === undefined ? '' : `, ttl ${this.ttl}`})`; }
 }
@@ -155,7 +159,10 @@ class Release implements Cmd {
     }
     expect(o.code).toBeUndefined();
     m.leases.delete(k);
-    if (this.forget) m.remembered.delete(k);
+    if (this.forget) {
+      m.remembered.delete(k);
+      m.displaced.delete(k);
+    }
   }
   toString(): string { return `release(${this.guest}, ${this.nic}/${this.iface}${this.forget ? ', forget' : ''})`; }
 }
@@ -170,7 +177,7 @@ class Direct implements Cmd {
       const res = client.addressAdd(this.mac);
       m.direct.push({ guest: this.guest, nic: this.nic, slot: res.slot, mac: this.mac });
       // A lapsed record is free, so the direct reservation replaces it at the next transaction.
-      for (const [k, rr] of m.remembered) if (rr.mac === this.mac && rr.expires !== undefined && rr.expires <= m.now) m.remembered.delete(k);
+      for (const [k, rr] of m.remembered) if (rr.mac === this.mac && rr.expires !== undefined && rr.expires <= m.now) displace(m, k, rr.mac);
     } catch (err) {
       // The NIC refuses a MAC active on itself; any other NIC or the store does not bind a direct reservation.
       expect((err as MacslotError).code).toBe('MAC_IN_USE');
@@ -194,7 +201,16 @@ class Tick implements Cmd {
   check(): boolean { return true; }
   async run(m: Model, r: Real): Promise<void> {
     m.now += this.ms;
-    r.clock.now = m.now;
+    // Leases lapse on their own as time passes: no MAC of a lapsed lease stays on a NIC at any instant.
+    r.clock.advance(this.ms, () => {
+      for (const n of NICS) {
+        for (const s of r.manager.nic(n).slots()) {
+          const l = [...m.leases.values()].find((x) => x.mac === s.mac.toString() && x.nic === n);
+          if (s.reserved && l?.expires !== undefined) expect(l.expires > r.clock.now, `${l.mac} is on ${n} after its lease lapsed`).toBe(true);
+        }
+      }
+    });
+    expect(r.clock.now).toBe(m.now);
     const swept = await r.manager.sweep();
     const before = new Set(m.leases.keys());
     expireSweep(m);
@@ -218,7 +234,13 @@ class Restart implements Cmd {
 /** At the start of every transaction leases whose TTL passed are dropped, and a lapsed record a guest holds directly becomes that guest's. */
 function expireSweep(m: Model): void {
   for (const [k, l] of m.leases) if (l.expires !== undefined && l.expires <= m.now) m.leases.delete(k);
-  for (const [k, rr] of m.remembered) if (rr.expires !== undefined && rr.expires <= m.now && m.direct.some((d) => d.mac === rr.mac)) m.remembered.delete(k);
+  for (const [k, rr] of m.remembered) if (rr.expires !== undefined && rr.expires <= m.now && m.direct.some((d) => d.mac === rr.mac)) displace(m, k, rr.mac);
+}
+
+/** Another identity took `mac` from identity `k`: the store remembers that `k` lost it. */
+function displace(m: Model, k: string, mac: string): void {
+  m.remembered.delete(k);
+  m.displaced.set(k, mac);
 }
 
 /** Runs a command, then checks the invariants. */
@@ -254,9 +276,9 @@ describe('MAC manager model', () => {
     await fc.assert(
       fc.asyncProperty(fc.commands(commands.map((a) => a.map(checked)), { maxCommands: 60, size: 'max' }), async (cmds) => {
         const store = new MemoryStore();
-        const clock = { now: 1_000 };
+        const clock = new FakeTime(1_000);
         const real: Real = { store, clock, manager: build(undefined, store, clock) };
-        const model: Model = { now: 1_000, leases: new Map(), direct: [], remembered: new Map() };
+        const model: Model = { now: 1_000, leases: new Map(), direct: [], remembered: new Map(), displaced: new Map() };
         await fc.asyncModelRun(() => ({ model, real }), cmds);
       }),
       { numRuns: 150 },
@@ -265,7 +287,7 @@ describe('MAC manager model', () => {
 
   it('catches a manager that forgets its store: a fresh store per session loses the identity\'s MAC', async () => {
     // The model's persistence check must be able to fail: with a new store per session the restored MAC differs or is not marked restored.
-    const clock = { now: 0 };
+    const clock = new FakeTime(0);
     const first = build(undefined, new MemoryStore(), clock);
     const l = await first.allocate({ guest: 'g1', nic: 'a', policy: 'random' });
     await first.close();

@@ -6,12 +6,34 @@ import type { Nic, NicClient } from '../nic/nic.js';
 import type { NicEvent } from '../nic/types.js';
 import { Mac, type MacLike } from '../wire/mac.js';
 import { deriveKey, deriveMac } from './derive.js';
-import { MemoryStore, type MacRecord, type MacStore, type RecordPolicy, type StoreData } from './store.js';
+import { MemoryStore, type DisplacedRecord, type MacRecord, type MacStore, type RecordPolicy, type StoreData } from './store.js';
 
 /** How a request chooses its MAC, after `dladm create-vnic -m`; `auto` tries factory, then the block, then random. */
 export type AllocationPolicy = 'factory' | 'random' | 'block' | 'fixed' | 'derived' | 'auto';
 /** The policy that actually produced a lease's MAC. */
 export type LeasePolicy = 'factory' | 'random' | 'block' | 'fixed' | 'derived';
+
+/**
+ * How long after its expiry a lease still held by a session stays taken for every other session. The holder's
+ * lapse timer takes the MAC off its NIC at the expiry; the grace covers a timer that runs late, so the MAC is
+ * off the holder's NIC before the store lets anyone else have it. A released lease frees at its expiry.
+ */
+export const LAPSE_GRACE_MS = 1_000;
+
+/** Runs `callback` once after `delayMs` and returns a function that cancels it; the manager's lease timers go through it. */
+export type SetTimer = (callback: () => void, delayMs: number) => () => void;
+
+// setTimeout's longest delay; a later expiry re-arms when this one fires.
+const MAX_DELAY = 0x7fff_ffff;
+// The leases sweep() reports, at most: the most recent ones when nobody asks for them.
+const MAX_LAPSED = 4_096;
+
+/** A real timer that does not keep the process alive. */
+const unrefTimer: SetTimer = (callback, delayMs) => {
+  const t = setTimeout(callback, delayMs);
+  (t as { unref?: () => void }).unref?.();
+  return () => clearTimeout(t);
+};
 
 /** Limits per guest. A guest's MACs count on every NIC and in every process sharing the store. */
 export interface Quota {
@@ -41,6 +63,8 @@ export interface MacManagerOptions {
   secret?: string | Uint8Array;
   /** Milliseconds since the epoch; inject one to test leases. Default Date.now. */
   clock?: () => number;
+  /** Schedules the lapse of leases on `clock`'s time; inject one with `clock` to test leases. Default setTimeout, unref'd. */
+  setTimer?: SetTimer;
   /** Random source for random and block picks. Default Web Crypto. */
   random?: RandomSource;
   /** This manager's session id in the store. Default random. */
@@ -108,14 +132,19 @@ export interface GuestUsage {
   readonly quota: Readonly<Quota>;
 }
 
-/** A MAC on one of this manager's NICs that the store assigns to someone else (a guest bypassed the manager). */
+/**
+ * A reservation on one of this manager's NICs that the manager did not grant and reports instead: `store` when the
+ * store assigns the MAC to someone else (a guest bypassed the manager), `quota` when a guest's own reservation on
+ * the NIC (through `Lease.client`) takes it past its quota. Neither is taken away from the guest.
+ */
 export interface StoreConflict {
+  readonly reason: 'store' | 'quota';
   readonly mac: Mac;
   readonly nic: string;
   readonly slot: number;
   readonly client: string;
-  /** The store's record of the MAC. */
-  readonly record: Readonly<MacRecord>;
+  /** The store's record of the MAC (for `quota`, the guest's own record of it, or undefined before the store has one). */
+  readonly record: Readonly<MacRecord> | undefined;
 }
 
 const POLICIES: readonly AllocationPolicy[] = ['factory', 'random', 'block', 'fixed', 'derived', 'auto'];
@@ -127,7 +156,7 @@ interface LeaseState {
   readonly iface: string;
   readonly nic: string;
   mac: Mac;
-  readonly slot: number;
+  slot: number;
   readonly factorySlot: boolean;
   readonly policy: LeasePolicy;
   readonly requested: AllocationPolicy;
@@ -179,7 +208,22 @@ interface Ctx {
 
 const idKey = (i: Identity): string => `${i.nic}\u0000${i.guest}\u0000${i.iface}`;
 const sameIdentity = (r: MacRecord, i: Identity): boolean => r.policy !== 'direct' && r.guest === i.guest && r.nic === i.nic && r.iface === i.iface;
-const expired = (r: MacRecord, now: number): boolean => r.expires !== null && r.expires <= now;
+/** True once the record no longer binds its MAC for others: at its expiry when released, LAPSE_GRACE_MS later while a session holds it. */
+const lapsed = (r: MacRecord, now: number): boolean => r.expires !== null && (r.holder === null ? r.expires : r.expires + LAPSE_GRACE_MS) <= now;
+const sameDisplaced = (d: DisplacedRecord, i: Identity): boolean => d.guest === i.guest && d.nic === i.nic && d.iface === i.iface;
+
+/** Returns the entry of an identity whose MAC someone else took, or undefined. */
+function displacedOf(data: StoreData, id: Identity): DisplacedRecord | undefined {
+  return data.displaced?.find((d) => sameDisplaced(d, id));
+}
+
+/** Forgets that the identity lost a MAC (it has one again, or asked to be forgotten). */
+function undisplace(data: StoreData, id: Identity): void {
+  if (data.displaced === undefined) return;
+  const rest = data.displaced.filter((d) => !sameDisplaced(d, id));
+  if (rest.length > 0) data.displaced = rest;
+  else delete data.displaced;
+}
 
 function name(value: unknown, what: string, max = 256): string {
   if (typeof value !== 'string' || value.length === 0 || value.length > max) throw new MacslotError('INVALID_ARGUMENT', `${what} must be a non-empty string of at most ${max} characters, got ${show(value)}`);
@@ -229,8 +273,13 @@ export class MacManager {
   readonly #prefix: string | undefined;
   readonly #secret: string | Uint8Array | undefined;
   readonly #clock: () => number;
+  readonly #setTimer: SetTimer;
   readonly #random: RandomSource;
   #conflicts: StoreConflict[] = [];
+  /** Leases that lapsed since the last sweep(), oldest first. */
+  #lapsed: Lease[] = [];
+  /** The armed lapse timer: the expiry it is for, and how to cancel it. */
+  #timer: { at: number; cancel: () => void } | undefined;
   #placing = false;
   #closed = false;
 
@@ -240,6 +289,7 @@ export class MacManager {
     const list = this.#nicList(options.nics);
     this.store = options.store ?? new MemoryStore();
     this.#clock = options.clock ?? Date.now;
+    this.#setTimer = options.setTimer ?? unrefTimer;
     this.#random = options.random ?? cryptoRandom;
     this.session = options.session === undefined ? randomSession(this.#random) : name(options.session, 'session', 128);
     this.#quota = checkQuota(options.quota, 'every guest');
@@ -250,7 +300,9 @@ export class MacManager {
     this.#prefix = options.prefix;
     if (options.secret !== undefined) deriveKey(options.secret);
     this.#secret = options.secret;
-    if (typeof this.#clock !== 'function' || typeof this.#random !== 'function') throw new MacslotError('INVALID_ARGUMENT', 'clock and random must be functions');
+    if (typeof this.#clock !== 'function' || typeof this.#random !== 'function' || typeof this.#setTimer !== 'function') {
+      throw new MacslotError('INVALID_ARGUMENT', 'clock, setTimer and random must be functions');
+    }
     this.setNeighbours(options.neighbours ?? []);
     for (const [n, nic] of list) this.#attach(n, nic);
   }
@@ -306,6 +358,7 @@ export class MacManager {
         if (options.forget === true) delete ctx.data.records[st.mac.toString()];
         else Object.assign(rec, { holder: null, updated: ctx.now });
       }
+      if (options.forget === true) undisplace(ctx.data, st);
     });
   }
 
@@ -325,10 +378,14 @@ export class MacManager {
     });
   }
 
-  /** Resolves with the leases whose TTL passed, now released from their NICs (every transaction does this too). Rejects only with a store error. */
+  /**
+   * Resolves with the leases that lapsed since the last call (at most the latest 4,096), each already off its NIC, once
+   * the store records them as released. A lease lapses on its own when its TTL passes (a timer on `clock`, cleared by
+   * close); every transaction also lapses what is due. Rejects only with a store error.
+   */
   async sweep(): Promise<Lease[]> {
     this.#live();
-    return this.#transact((ctx) => ctx.swept);
+    return this.#transact(() => this.#lapsed.splice(0));
   }
 
   /** Resolves once direct reservations and guest changes are written to the store; rejects with a store error. */
@@ -382,9 +439,36 @@ export class MacManager {
     return { macs, perNic, direct, quota: this.#quotaOf(guest) };
   }
 
-  /** Returns the MACs on this manager's NICs that the store, at the last transaction, gave to someone else. Never fails. */
+  /** Returns, as of the last transaction, the MACs on this manager's NICs that the store gives to someone else, and the direct reservations past a quota. Never fails. */
   conflicts(): StoreConflict[] {
     return [...this.#conflicts];
+  }
+
+  /**
+   * Moves every MAC and multicast group the guest holds on the manager's other NICs to `toNic`, in one step: each MAC
+   * leaves its NIC before it becomes active on the target, so it is never on two NICs, and the store records the new
+   * NIC with the same MAC. Leases keep their interface, TTL and MAC; the guest's own added MACs move too. Resolves with
+   * the moved leases (their `client` is the guest's client on the target). On any failure nothing moved: rejects with
+   * INVALID_ARGUMENT (unknown NIC or guest), NOT_SUPPORTED (a factory slot's MAC belongs to its NIC: release it and
+   * allocate on the target), MAC_IN_USE (the MAC is active or a factory MAC on the target, or the guest already has
+   * that interface there), QUOTA_EXCEEDED (the target's hardware share), NO_FREE_SLOT (the target is full), or a store error.
+   */
+  async migrate(guest: string, toNic: string): Promise<Lease[]> {
+    this.#live();
+    name(guest, 'guest');
+    const target = this.#entry(toNic);
+    if (guest === target.nic.primaryClient.name) throw new MacslotError('INVALID_ARGUMENT', `guest ${show(guest)} is the name of ${toNic}'s primary client`);
+    const sources = [...this.#nics.values()].filter((e) => e !== target && e.nic.client(guest) !== undefined);
+    const moved = await this.#transact((ctx) => this.#migrate(ctx, guest, target, sources).map((st) => this.#snapshot(st)));
+    // Only once the store has the move: clients the manager opened for the guest and that now hold nothing close.
+    for (const e of sources) {
+      const c = e.nic.client(guest);
+      if (c !== undefined && this.#ownClients.has(c) && c.slots().length === 0) {
+        this.#ownClients.delete(c);
+        c.close();
+      }
+    }
+    return moved;
   }
 
   /** Resolves once every lease is released (remembered for the next session) and direct reservations are dropped from the store; the manager stops following its NICs. Closing twice is a no-op. */
@@ -401,6 +485,7 @@ export class MacManager {
       });
     } finally {
       this.#closed = true;
+      this.#disarm();
       for (const e of this.#nics.values()) e.off();
     }
   }
@@ -548,7 +633,59 @@ export class MacManager {
     } catch (err) {
       rollback();
       throw err;
+    } finally {
+      this.#arm();
     }
+  }
+
+  /** Arms the lapse timer for the earliest expiry among the leases (none: disarmed). */
+  #arm(): void {
+    let next: number | undefined;
+    if (!this.#closed) for (const st of this.#leases.values()) if (st.expires !== undefined && (next === undefined || st.expires < next)) next = st.expires;
+    if (next === this.#timer?.at) return;
+    this.#disarm();
+    if (next === undefined) return;
+    const at = next;
+    const timer = { at, cancel: (): void => undefined };
+    this.#timer = timer;
+    timer.cancel = this.#setTimer(() => {
+      if (this.#timer === timer) this.#timer = undefined;
+      this.#onTimer();
+    }, Math.min(Math.max(0, at - this.#clock()), MAX_DELAY));
+  }
+
+  #disarm(): void {
+    const t = this.#timer;
+    this.#timer = undefined;
+    t?.cancel();
+  }
+
+  /** The lapse timer: takes every due lease off its NIC now, then records the release in the store. */
+  #onTimer(): void {
+    if (this.#closed) return;
+    let dropped = 0;
+    try {
+      dropped = this.#lapse(this.#clock()).length;
+    } finally {
+      this.#arm();
+    }
+    // A failed commit leaves the records held until their expiry passes the grace, or the next transaction fixes them.
+    if (dropped > 0) this.#transact(() => undefined).catch(() => undefined);
+  }
+
+  /** Takes every lease due at `now` off its NIC and forgets it locally; returns them. */
+  #lapse(now: number): Lease[] {
+    const out: Lease[] = [];
+    for (const st of [...this.#leases.values()]) {
+      if (st.expires === undefined || st.expires > now) continue;
+      out.push(this.#snapshot(st));
+      this.#dropLease(st);
+    }
+    if (out.length > 0) {
+      this.#lapsed.push(...out);
+      if (this.#lapsed.length > MAX_LAPSED) this.#lapsed.splice(0, this.#lapsed.length - MAX_LAPSED);
+    }
+    return out;
   }
 
   #context(data: StoreData, undo: (() => void)[], added: LeaseState[]): Ctx {
@@ -571,11 +708,52 @@ export class MacManager {
         r.updated = now;
       }
       if (r.policy !== 'direct') ctx.byIdentity.set(idKey(r), mac);
-      if (counting && r.holder !== null && !expired(r, now)) this.#count(ctx, r.guest, r.nic, 1);
+      if (counting && r.holder !== null && !lapsed(r, now)) this.#count(ctx, r.guest, r.nic, 1);
     }
     // A direct reservation the store gives to someone else is still the guest's slot, so it counts against its quota.
     if (counting) for (const c of this.#conflicts) this.#count(ctx, c.client, c.nic, 1);
+    if (counting) this.#conflicts.push(...this.#quotaExcess(ctx));
     return ctx;
+  }
+
+  /**
+   * Returns the direct reservations that take their guest past its quota. The manager cannot refuse them: the NIC
+   * grants a client's reservation at once, while the quota counts the guest's MACs in every process sharing the
+   * store, which only a store transaction can see. Taking an active MAC from a running guest would break its traffic
+   * without a word, so the excess is reported and the guest gets QUOTA_EXCEEDED from the manager until it is back
+   * within quota. The most recent reservations (highest slots) are the ones reported.
+   */
+  #quotaExcess(ctx: Ctx): StoreConflict[] {
+    const reported = new Set(this.#conflicts.map((c) => `${c.nic}\u0000${c.slot}`));
+    const byGuest = new Map<string, { e: NicEntry; slot: number; use: SlotUse }[]>();
+    for (const e of this.#nics.values()) {
+      for (const [slot, use] of e.slots) {
+        if (slot === 0 || use.lease !== undefined || reported.has(`${e.name}\u0000${slot}`)) continue;
+        const list = byGuest.get(use.client) ?? [];
+        list.push({ e, slot, use });
+        byGuest.set(use.client, list);
+      }
+    }
+    const out: StoreConflict[] = [];
+    for (const [guest, list] of byGuest) {
+      const q = this.#quotaOf(guest);
+      const flagged = new Set<(typeof list)[number]>();
+      const flagLast = (items: typeof list, excess: number): void => {
+        if (excess > 0) for (const d of items.slice(Math.max(0, items.length - excess))) flagged.add(d);
+      };
+      if (q.maxMacs !== undefined) flagLast(list, (ctx.counts.get(guest) ?? 0) - q.maxMacs);
+      if (q.hardwareShare !== undefined) {
+        for (const e of this.#nics.values()) {
+          const limit = Math.max(1, Math.floor(q.hardwareShare * e.capacity));
+          flagLast(list.filter((d) => d.e === e), (ctx.counts.get(`${guest}\u0000${e.name}`) ?? 0) - limit);
+        }
+      }
+      for (const d of flagged) {
+        const rec = ctx.data.records[d.use.text];
+        out.push({ reason: 'quota', mac: d.use.mac, nic: d.e.name, slot: d.slot, client: guest, record: rec === undefined ? undefined : { ...rec } });
+      }
+    }
+    return out;
   }
 
   #count(ctx: Ctx, guest: string, nicName: string, n: number): void {
@@ -585,15 +763,23 @@ export class MacManager {
   }
 
   #sweepExpired(ctx: Ctx): Lease[] {
-    const out: Lease[] = [];
-    for (const st of [...this.#leases.values()]) {
-      if (st.expires === undefined || st.expires > ctx.now) continue;
-      out.push(this.#snapshot(st));
-      this.#dropLease(st);
-      const rec = ctx.data.records[st.mac.toString()];
-      if (rec !== undefined && sameIdentity(rec, st) && rec.holder === this.session) Object.assign(rec, { holder: null, updated: ctx.now });
+    const out = this.#lapse(ctx.now);
+    for (const l of out) {
+      const rec = ctx.data.records[l.mac.toString()];
+      if (rec !== undefined && sameIdentity(rec, l) && rec.holder === this.session) Object.assign(rec, { holder: null, updated: ctx.now });
     }
     return out;
+  }
+
+  /** Writes `rec` for `mac`; an identity whose record it replaces is remembered as displaced, and `rec`'s identity no longer is. */
+  #claim(ctx: Ctx, mac: string, rec: MacRecord): void {
+    const old = ctx.data.records[mac];
+    if (old !== undefined && old.policy !== 'direct' && !(rec.policy !== 'direct' && sameIdentity(old, rec))) {
+      undisplace(ctx.data, old);
+      (ctx.data.displaced ??= []).push({ guest: old.guest, nic: old.nic, iface: old.iface, mac, policy: old.policy, updated: ctx.now });
+    }
+    if (rec.policy !== 'direct') undisplace(ctx.data, rec);
+    ctx.data.records[mac] = rec;
   }
 
   /** Records what is on the NICs in the draft (direct reservations, MACs a guest changed itself) and returns the MACs this session holds there. */
@@ -612,11 +798,12 @@ export class MacManager {
         const ours = rec !== undefined && rec.holder === this.session && rec.guest === guest && rec.nic === e.name && rec.iface === iface;
         if (ours) {
           mine.add(mac);
-        } else if (rec === undefined || expired(rec, now) || (lease !== undefined && sameIdentity(rec, lease))) {
-          data.records[mac] = { guest, nic: e.name, iface, policy: lease === undefined ? 'direct' : lease.policy, holder: this.session, expires: lease?.expires ?? null, updated: now };
+        } else if (rec === undefined || lapsed(rec, now) || (lease !== undefined && sameIdentity(rec, lease))) {
+          const policy = lease === undefined ? 'direct' : lease.policy;
+          this.#claim(ctx, mac, { guest, nic: e.name, iface, policy, holder: this.session, expires: lease?.expires ?? null, updated: now });
           mine.add(mac);
         } else {
-          conflicts.push({ mac: use.mac, nic: e.name, slot, client: use.client, record: { ...rec } });
+          conflicts.push({ reason: 'store', mac: use.mac, nic: e.name, slot, client: use.client, record: { ...rec } });
         }
       }
     }
@@ -633,7 +820,7 @@ export class MacManager {
     const hw = this.#hardware.get(mac.key);
     if (hw !== undefined && policy !== 'factory') return `a factory MAC of ${hw}`;
     const rec = data.records[mac.toString()];
-    if (rec !== undefined && !expired(rec, now) && !sameIdentity(rec, id)) {
+    if (rec !== undefined && !lapsed(rec, now) && !sameIdentity(rec, id)) {
       return `${rec.holder === null ? 'remembered for' : 'held by'} guest ${show(rec.guest)} interface ${show(rec.iface)} on ${rec.nic} in ${this.store.location}${rec.holder === null ? '' : ` (session ${rec.holder})`}`;
     }
     return undefined;
@@ -720,6 +907,7 @@ export class MacManager {
     const fixed = r.mac === undefined ? undefined : Mac.from(r.mac);
     let previous: Mac | undefined;
     const remembered = ctx.byIdentity.get(key);
+    const lost = remembered === undefined ? displacedOf(ctx.data, id) : undefined;
     if (remembered !== undefined) {
       const rec = ctx.data.records[remembered]!;
       const mac = Mac.parse(remembered);
@@ -733,13 +921,23 @@ export class MacManager {
         previous = mac;
         delete ctx.data.records[remembered];
       }
+    } else if (lost !== undefined) {
+      // Another identity took this one's MAC after its lease lapsed: it comes back only if free again, and never silently.
+      const mac = Mac.parse(lost.mac);
+      const rec: MacRecord = { guest: id.guest, nic: id.nic, iface: id.iface, policy: lost.policy, holder: null, expires: null, updated: lost.updated };
+      if (r.policy === 'fixed' && !mac.equals(fixed!)) previous = mac;
+      else if (r.persist !== false) {
+        const restored = this.#restore(ctx, e, id, r, rec, mac);
+        if (restored !== undefined) return restored;
+        previous = mac;
+      }
     }
     return this.#fresh(ctx, e, id, r, previous, fixed);
   }
 
   /** Gives the identity its remembered MAC; returns undefined when it must be reallocated, throws MAC_IN_USE when it may not. */
   #restore(ctx: Ctx, e: NicEntry, id: Identity, r: Checked, rec: MacRecord, mac: Mac): LeaseState | undefined {
-    if (rec.holder !== null && rec.holder !== this.session && !expired(rec, ctx.now) && r.reclaim !== true) {
+    if (rec.holder !== null && rec.holder !== this.session && !lapsed(rec, ctx.now) && r.reclaim !== true) {
       throw new MacslotError('MAC_IN_USE', `${mac.toString()} of guest ${show(id.guest)} interface ${show(id.iface)} on ${id.nic} is held by session ${rec.holder} in ${this.store.location}; pass reclaim: true once that session is gone, or wait for its lease to lapse`);
     }
     let reason = this.#takenReason(ctx.data, ctx.now, mac, id, rec.policy);
@@ -808,7 +1006,7 @@ export class MacManager {
       ttlMs: r.ttlMs,
       client,
     };
-    ctx.data.records[placed.mac.toString()] = { guest: id.guest, nic: id.nic, iface: id.iface, policy, holder: this.session, expires: expires ?? null, updated: ctx.now };
+    this.#claim(ctx, placed.mac.toString(), { guest: id.guest, nic: id.nic, iface: id.iface, policy, holder: this.session, expires: expires ?? null, updated: ctx.now });
     ctx.byIdentity.set(st.key, placed.mac.toString());
     this.#count(ctx, id.guest, id.nic, 1);
     const use = e.slots.get(placed.slot);
@@ -830,6 +1028,105 @@ export class MacManager {
     if (this.#ownClients.has(st.client) && st.client.open && st.client.slots().length === 0) {
       this.#ownClients.delete(st.client);
       st.client.close();
+    }
+  }
+
+  /** Checks a migration against the target, then moves each MAC (off the source first) and each group; every step has its undo. */
+  #migrate(ctx: Ctx, guest: string, target: NicEntry, sources: NicEntry[]): LeaseState[] {
+    const moves: { e: NicEntry; slot: number; use: SlotUse }[] = [];
+    for (const e of sources) for (const [slot, use] of e.slots) if (slot !== 0 && use.client === guest && use.lease !== PENDING) moves.push({ e, slot, use });
+    const ids = new Set<string>();
+    for (const { e, slot, use } of moves) {
+      const mac = use.text;
+      const st = typeof use.lease === 'object' ? use.lease : undefined;
+      if (st?.factorySlot === true || (st === undefined && slot <= e.factory.length)) {
+        throw new MacslotError('NOT_SUPPORTED', `${mac} of guest ${show(guest)} is in factory slot ${slot} of ${e.name}; a factory MAC belongs to its NIC, so release it and allocate on ${target.name}`);
+      }
+      if (this.#hardware.get(use.mac.key) === target.name) throw new MacslotError('MAC_IN_USE', `${mac} of guest ${show(guest)} on ${e.name} is a factory MAC of ${target.name}`);
+      const at = [...target.slots.values()].find((u) => u.text === mac);
+      if (at !== undefined) throw new MacslotError('MAC_IN_USE', `${mac} of guest ${show(guest)} on ${e.name} is active on ${target.name} (client ${show(at.client)})`);
+      if (st === undefined) continue;
+      const id: Identity = { guest, nic: target.name, iface: st.iface };
+      const key = idKey(id);
+      if (this.#leases.has(key) || ids.has(key)) throw new MacslotError('MAC_IN_USE', `guest ${show(guest)} already has interface ${show(st.iface)} on ${target.name}`);
+      ids.add(key);
+      const there = ctx.byIdentity.get(key);
+      const rec = there === undefined ? undefined : ctx.data.records[there];
+      if (rec !== undefined && rec.holder !== null && rec.holder !== this.session && !lapsed(rec, ctx.now)) {
+        throw new MacslotError('MAC_IN_USE', `guest ${show(guest)} interface ${show(st.iface)} on ${target.name} is held by session ${rec.holder} in ${this.store.location}`);
+      }
+    }
+    const q = this.#quotaOf(guest);
+    if (q.hardwareShare !== undefined) {
+      const limit = Math.max(1, Math.floor(q.hardwareShare * target.capacity));
+      const here = ctx.counts.get(`${guest}\u0000${target.name}`) ?? 0;
+      if (here + moves.length > limit) {
+        throw new MacslotError('QUOTA_EXCEEDED', `guest ${show(guest)} would hold ${here + moves.length} MACs on ${target.name}; its share ${q.hardwareShare} of ${target.capacity} hardware slots allows ${limit}`);
+      }
+    }
+    const client = this.#clientFor(target, guest, ctx);
+    const out: LeaseState[] = [];
+    for (const m of moves) {
+      const st = this.#moveOne(ctx, m.e, m.slot, m.use, target, client);
+      if (st !== undefined) out.push(st);
+    }
+    for (const e of sources) this.#moveGroups(ctx, e.nic.client(guest)!, client);
+    return out;
+  }
+
+  /** Moves one MAC: off its source slot, then onto the target; returns its lease there, if it was a lease. */
+  #moveOne(ctx: Ctx, e: NicEntry, slot: number, use: SlotUse, target: NicEntry, client: NicClient): LeaseState | undefined {
+    const src = e.nic.client(use.client)!;
+    const mac = use.mac;
+    const old = typeof use.lease === 'object' ? use.lease : undefined;
+    src.addressRemove(slot);
+    ctx.undo.push(() => {
+      const r = src.addressAdd(mac);
+      if (old === undefined) return;
+      old.slot = r.slot;
+      const back = e.slots.get(r.slot);
+      if (back !== undefined) back.lease = old;
+      this.#leases.set(old.key, old);
+    });
+    const placed = this.#place(ctx, client, { mac });
+    const rec = ctx.data.records[use.text];
+    const ours = rec !== undefined && rec.holder === this.session && rec.nic === e.name && rec.guest === use.client;
+    if (old === undefined) {
+      if (ours) Object.assign(rec, { nic: target.name, iface: `slot ${placed.slot}`, updated: ctx.now });
+      return undefined;
+    }
+    const id: Identity = { guest: old.guest, nic: target.name, iface: old.iface };
+    const key = idKey(id);
+    // The identity's remembered MAC on the target, if any, gives way to the MAC that moves in.
+    const there = ctx.byIdentity.get(key);
+    if (there !== undefined && there !== use.text) delete ctx.data.records[there];
+    const st: LeaseState = { ...old, key, nic: target.name, slot: placed.slot, client };
+    if (ours) Object.assign(rec, { nic: target.name, updated: ctx.now });
+    else this.#claim(ctx, use.text, { guest: st.guest, nic: st.nic, iface: st.iface, policy: st.policy, holder: this.session, expires: st.expires ?? null, updated: ctx.now });
+    ctx.byIdentity.delete(old.key);
+    ctx.byIdentity.set(key, use.text);
+    const now = target.slots.get(placed.slot);
+    if (now !== undefined) now.lease = st;
+    this.#leases.set(key, st);
+    ctx.added.push(st);
+    return st;
+  }
+
+  /** Joins the target to each of the source client's groups (as often as the source had joined), then leaves them on the source. */
+  #moveGroups(ctx: Ctx, src: NicClient, dst: NicClient): void {
+    for (const group of src.groups()) {
+      dst.multicastJoin(group);
+      ctx.undo.push(() => dst.multicastLeave(group));
+      let joins = 0;
+      while (src.groups().includes(group)) {
+        src.multicastLeave(group);
+        joins++;
+        ctx.undo.push(() => src.multicastJoin(group));
+      }
+      for (let i = 1; i < joins; i++) {
+        dst.multicastJoin(group);
+        ctx.undo.push(() => dst.multicastLeave(group));
+      }
     }
   }
 

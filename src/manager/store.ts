@@ -23,11 +23,30 @@ export interface MacRecord {
   updated: number;
 }
 
+/**
+ * An identity whose remembered MAC another identity took after the lease lapsed. It is kept so the identity, on
+ * its return, learns who holds its MAC (MAC_IN_USE) or gets a new one reported in `previous`, instead of a new
+ * MAC with no word of the old. One entry per identity (guest, NIC, interface).
+ */
+export interface DisplacedRecord {
+  guest: string;
+  nic: string;
+  iface: string;
+  /** The canonical text of the MAC it lost. */
+  mac: string;
+  /** The policy that produced that MAC. */
+  policy: Exclude<RecordPolicy, 'direct'>;
+  /** Time it was displaced. */
+  updated: number;
+}
+
 /** Everything a store holds. */
 export interface StoreData {
   version: number;
   /** Canonical MAC text → its record. */
   records: Record<string, MacRecord>;
+  /** Identities whose MAC someone else took; absent or empty when there are none. */
+  displaced?: DisplacedRecord[];
 }
 
 /**
@@ -62,12 +81,35 @@ function time(v: unknown): v is number {
   return typeof v === 'number' && Number.isFinite(v);
 }
 
-// Canonical MAC-48 text; checked with a pattern rather than a full parse because every transaction re-reads every key.
-const CANONICAL = /^[0-9a-f]{2}(?::[0-9a-f]{2}){5}$/;
+// Canonical MAC-48 or EUI-64 text (what Mac.toString writes, for every MAC a NIC accepts); checked with a pattern
+// rather than a full parse because every transaction re-reads every key.
+const CANONICAL = /^[0-9a-f]{2}(?::[0-9a-f]{2}){5}(?:(?::[0-9a-f]{2}){2})?$/;
+const ZERO = /^00(?::00)*$/;
 
-function checkMacKey(key: string, location: string): void {
-  if (!CANONICAL.test(key)) throw corrupt(location, `record key ${show(key)} is not a MAC in canonical form`);
-  if ((parseInt(key.slice(0, 2), 16) & 1) !== 0 || key === '00:00:00:00:00:00') throw corrupt(location, `record key ${show(key)} is not a unicast MAC`);
+function checkMacKey(key: string, location: string, what = 'record key'): void {
+  if (!CANONICAL.test(key)) throw corrupt(location, `${what} ${show(key)} is not a MAC in canonical form`);
+  if ((parseInt(key.slice(0, 2), 16) & 1) !== 0 || ZERO.test(key)) throw corrupt(location, `${what} ${show(key)} is not a unicast MAC`);
+}
+
+function checkDisplaced(list: unknown, location: string): DisplacedRecord[] {
+  if (!Array.isArray(list)) throw corrupt(location, `"displaced" is ${show(list)}, not an array`);
+  const seen = new Set<string>();
+  return list.map((d: unknown, i) => {
+    if (d === null || typeof d !== 'object' || Array.isArray(d)) throw corrupt(location, `displaced entry ${i} is ${show(d)}, not an object`);
+    const o = d as Record<string, unknown>;
+    const bad = (field: string): MacslotError => corrupt(location, `displaced entry ${i} has a bad ${field}: ${show(o[field])}`);
+    if (!text(o.guest)) throw bad('guest');
+    if (!text(o.nic)) throw bad('nic');
+    if (!text(o.iface)) throw bad('iface');
+    if (typeof o.mac !== 'string') throw bad('mac');
+    checkMacKey(o.mac, location, `displaced entry ${i} MAC`);
+    if (o.policy === 'direct' || !POLICIES.includes(o.policy as RecordPolicy)) throw bad('policy');
+    if (!time(o.updated)) throw bad('updated');
+    const id = `${o.nic}\u0000${o.guest}\u0000${o.iface}`;
+    if (seen.has(id)) throw corrupt(location, `displaced lists guest ${show(o.guest)} interface ${show(o.iface)} on ${show(o.nic)} twice`);
+    seen.add(id);
+    return { guest: o.guest, nic: o.nic, iface: o.iface, mac: o.mac, policy: o.policy as DisplacedRecord['policy'], updated: o.updated };
+  });
 }
 
 function checkRecord(key: string, r: unknown, location: string): MacRecord {
@@ -124,6 +166,10 @@ export function parseStoreData(text: string, location: string): StoreData {
   const data = emptyStoreData();
   const input = records as Record<string, unknown>;
   for (const key in input) data.records[key] = checkRecord(key, input[key], location);
+  if (o.displaced !== undefined) {
+    const displaced = checkDisplaced(o.displaced, location);
+    if (displaced.length > 0) data.displaced = displaced;
+  }
   return data;
 }
 
@@ -132,7 +178,14 @@ export function serializeStoreData(data: StoreData): string {
   // One native stringify, then a line break before each key: `},"` cannot occur inside a JSON string, whose quotes are escaped.
   const body = JSON.stringify(data.records);
   const lines = body === '{}' ? '' : `\n    ${body.slice(1, -1).replaceAll('},"', '},\n    "')}\n  `;
-  return `{\n  "version": ${STORE_VERSION},\n  "records": {${lines}}\n}\n`;
+  return `{\n  "version": ${STORE_VERSION},\n  "records": {${lines}}${displacedText(data)}\n}\n`;
+}
+
+// The displaced list, one entry per line, written only when it has entries so stores without any keep their text.
+function displacedText(data: StoreData): string {
+  const list = data.displaced;
+  if (!Array.isArray(list) || list.length === 0) return '';
+  return `,\n  "displaced": [\n    ${list.map((d) => JSON.stringify(d)).join(',\n    ')}\n  ]`;
 }
 
 function sameRecord(a: MacRecord, b: MacRecord): boolean {
@@ -148,7 +201,11 @@ function cloneData(data: StoreData): StoreData {
     if (r === undefined) continue;
     records[key] = r !== null && typeof r === 'object' ? { guest: r.guest, nic: r.nic, iface: r.iface, policy: r.policy, holder: r.holder, expires: r.expires, updated: r.updated } : r;
   }
-  return { version: data.version, records };
+  const out: StoreData = { version: data.version, records };
+  if (Array.isArray(data.displaced) && data.displaced.length > 0) {
+    out.displaced = data.displaced.map((d) => (d !== null && typeof d === 'object' ? { guest: d.guest, nic: d.nic, iface: d.iface, mac: d.mac, policy: d.policy, updated: d.updated } : d));
+  }
+  return out;
 }
 
 /**
@@ -202,8 +259,15 @@ export class StoreCodec {
       lines.set(key, line);
       parts.push(line);
     }
+    if (checked && copy.displaced !== undefined) {
+      try {
+        checkDisplaced(copy.displaced, this.#location);
+      } catch {
+        checked = false;
+      }
+    }
     const body = parts.length === 0 ? '' : `\n    ${parts.join(',\n    ')}\n  `;
-    const text = `{\n  "version": ${STORE_VERSION},\n  "records": {${body}}\n}\n`;
+    const text = `{\n  "version": ${STORE_VERSION},\n  "records": {${body}}${displacedText(copy)}\n}\n`;
     if (checked) this.#remember(text, copy, lines);
     else this.#remember(undefined, undefined, new Map());
     return text;
