@@ -1,11 +1,13 @@
 // The built `macslot` command: golden outputs of every subcommand on a real capture (dpkt's nb6-http) and on a generated one.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { readCaptureFile } from 'macslot/node';
+import { until } from './support/frames.js';
+import { streamPeer } from './support/peer.js';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 const CLI = join(ROOT, 'dist/cli/main.js');
@@ -13,10 +15,20 @@ const FIX = join(ROOT, 'test/fixtures/cli');
 const NB6 = '/usr/share/doc/python3-dpkt/examples/data/nb6-http.pcap';
 const UPDATE = process.env.UPDATE_GOLDEN === '1';
 const tmp = mkdtempSync(join(tmpdir(), 'macslot-cli-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+const NIC = join(FIX, 'nic.json');
+const MIX = 'unicast=60,broadcast=10,multicast=10,unknown=10,flood=5,runt=5';
 
 function cli(...args: string[]): { out: string; err: string; status: number | null } {
   const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', cwd: ROOT });
   return { out: r.stdout.replaceAll(tmp, '<tmp>'), err: r.stderr.replaceAll(tmp, '<tmp>'), status: r.status };
+}
+
+/** Runs a bash script in which the function `macslot` is the built CLI; returns its output and the status of its last command. */
+function sh(script: string, input?: Buffer): { out: Buffer; err: string; status: number | null } {
+  const prelude = `macslot() { '${process.execPath}' '${CLI}' "$@"; }\n`;
+  const r = spawnSync('bash', ['-c', prelude + script], { cwd: ROOT, input, maxBuffer: 1 << 28 });
+  return { out: r.stdout, err: r.stderr.toString(), status: r.status };
 }
 
 /** Compares with the stored golden file; UPDATE_GOLDEN=1 rewrites it instead. */
@@ -40,7 +52,7 @@ async function outputs(dir: string): Promise<string> {
 
 describe('help', () => {
   it('every subcommand has --help, and bad usage exits 2', () => {
-    const text = ['--help', 'demo', 'filter', 'explain', 'inspect', 'bench', 'gen', 'switch'].map((c) => {
+    const text = ['--help', 'demo', 'filter', 'explain', 'inspect', 'bench', 'gen', 'switch', 'completion'].map((c) => {
       const r = c === '--help' ? cli('--help') : cli(c, '--help');
       expect(r.status).toBe(0);
       return `$ macslot ${c === '--help' ? '' : c + ' '}--help\n${r.out}`;
@@ -171,5 +183,155 @@ describe('bench and demo', () => {
     expect(r.status, r.err).toBe(0);
     const masked = r.out.replace(/-?\d+(\.\d+)? Mpps/g, 'N Mpps').replace(/\d+× slower/g, 'N× slower');
     golden('demo.txt', masked);
+  });
+});
+
+describe('tcpdump and tshark habits', () => {
+  it('--version and -V print the package version', () => {
+    const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+    for (const flag of ['--version', '-V']) {
+      const r = cli(flag);
+      expect(r.status).toBe(0);
+      expect(r.out).toBe(`macslot ${version}\n`);
+    }
+  });
+
+  it('- is standard output for gen and standard input for filter and explain, byte for byte as with files', async () => {
+    const file = join(tmp, 'stdio.pcap');
+    expect(cli('gen', file, '--config', NIC, '--frames', '300', '--seed', '5', '--mix', MIX).status).toBe(0);
+    const gen = sh(`macslot gen - --config ${NIC} --frames 300 --seed 5 --mix ${MIX}`);
+    expect(gen.status, gen.err).toBe(0);
+    expect(gen.out.equals(readFileSync(file))).toBe(true);
+    expect(gen.err).toContain('-: 300 frames of 64 bytes');
+    const piped = sh(`macslot gen - --config ${NIC} --frames 300 --seed 5 --mix ${MIX} | macslot filter - --config ${NIC} --out ${join(tmp, 'stdio-pipe')} --dropped --json`);
+    expect(piped.status, piped.err).toBe(0);
+    expect(cli('filter', file, '--config', NIC, '--out', join(tmp, 'stdio-file'), '--dropped').status).toBe(0);
+    expect(await outputs(join(tmp, 'stdio-pipe'))).toBe(await outputs(join(tmp, 'stdio-file')));
+    expect(JSON.parse(piped.out.toString()).input.frames).toBe(300);
+    const explained = sh(`macslot explain - --config ${NIC} --json`, readFileSync(file));
+    expect(explained.status, explained.err).toBe(0);
+    expect(explained.out.toString()).toBe(cli('explain', file, '--config', NIC, '--json').out);
+  });
+
+  it('a reader that closes the pipe early ends the command quietly', () => {
+    const file = join(tmp, 'epipe.pcap');
+    expect(cli('gen', file, '--config', NIC, '--frames', '20000').status).toBe(0);
+    for (const args of [`explain ${file} --config ${NIC}`, `explain ${file} --config ${NIC} --json`, `gen - --config ${NIC} --frames 200000`]) {
+      const r = sh(`macslot ${args} | head -c 100 >/dev/null; echo "status $?"`);
+      expect(r.err, args).toBe('');
+      expect(r.out.toString(), args).toBe('status 0\n');
+    }
+  });
+
+  it('explain streams its table in bounded memory past the old 150,000-row crash', () => {
+    const file = join(tmp, 'many.pcap');
+    const frames = 160_000;
+    expect(cli('gen', file, '--config', NIC, '--frames', String(frames)).status).toBe(0);
+    const r = sh(`"${process.execPath}" --max-old-space-size=32 "${CLI}" explain ${file} --config ${NIC}`);
+    expect(r.err).toBe('');
+    expect(r.status).toBe(0);
+    const lines = r.out.toString().trimEnd().split('\n');
+    expect(lines).toHaveLength(frames + 2);
+    // Columns are sized on the first 1,000 rows; a longer index only shifts its own line.
+    expect(lines[0]).toBe('  index  destination        length  rule             path      delivered to');
+    expect(lines[1002]).toMatch(/^ {2}1000 {3}\S/);
+    expect(lines.at(-1)).toMatch(/^ {2}159999 {2}\S/);
+  });
+
+  it('-c/--count stops after N frames, as tcpdump -c does', async () => {
+    const full = join(tmp, 'count-300.pcap');
+    const head = join(tmp, 'count-100.pcap');
+    cli('gen', full, '--config', NIC, '--frames', '300', '--seed', '7', '--mix', MIX);
+    cli('gen', head, '--config', NIC, '--frames', '100', '--seed', '7', '--mix', MIX);
+    // The first 100 frames of the long capture are the short one.
+    expect(readFileSync(full).subarray(0, readFileSync(head).length).equals(readFileSync(head))).toBe(true);
+    const counted = cli('filter', full, '--config', NIC, '--out', join(tmp, 'count-c'), '-c', '100', '--json');
+    expect(counted.status, counted.err).toBe(0);
+    expect(JSON.parse(counted.out).input.frames).toBe(100);
+    expect(cli('filter', head, '--config', NIC, '--out', join(tmp, 'count-head')).status).toBe(0);
+    expect(await outputs(join(tmp, 'count-c'))).toBe(await outputs(join(tmp, 'count-head')));
+    expect(cli('explain', full, '--config', NIC, '--count', '3', '--json').out.trim().split('\n').map((l) => JSON.parse(l).index)).toEqual([0, 1, 2]);
+    expect(cli('explain', full, '--config', NIC, '-c', '5').out.trim().split('\n')).toHaveLength(5 + 2);
+    const stdin = sh(`macslot explain - --config ${NIC} -c 2 --json`, readFileSync(full));
+    expect(stdin.out.toString().trim().split('\n')).toHaveLength(2);
+  });
+
+  const USAGE_ERRORS: readonly (readonly string[])[] = [
+    ['inspect'],
+    ['explain', '0011'],
+    ['explain', '--config', NIC],
+    ['explain', '0011', '--config', NIC, '-c', '0'],
+    ['filter', 'x.pcap', '--config', NIC],
+    ['filter', 'x.pcap', '--config', NIC, '--out', '-'],
+    ['filter', 'x.pcap', '--config', NIC, '--out', 'd', '--format', 'pcap-ns'],
+    ['gen', 'x.pcap', '--config', NIC],
+    ['gen', 'x.pcap', '--config', NIC, '--frames', 'many'],
+    ['gen', 'x.pcap', '--config', NIC, '--frames', '1', '--mix', 'jumbo=1'],
+    ['switch'],
+    ['switch', '--listen', 'carrier-pigeon:1'],
+    ['switch', '--listen', 'unix:/nonexistent/s', '--allocation', 'fifo'],
+    ['switch', '--listen', 'unix:/nonexistent/s', '--lease-ttl=-1'],
+    ['completion'],
+    ['completion', 'powershell'],
+    ['demo', 'extra'],
+  ];
+  it.each(USAGE_ERRORS)('usage error exits 2 with the command help: %j', (...args) => {
+    const r = cli(...args);
+    expect(r.status, r.err).toBe(2);
+    expect(r.err).toMatch(new RegExp(`^macslot ${args[0]}: .+\n\nusage: macslot ${args[0]}`));
+    expect(r.out).toBe('');
+  });
+
+  it('switch --tap records every port as pcapng, one interface per port', async () => {
+    const config = join(tmp, 'tap.json');
+    writeFileSync(config, JSON.stringify({ nic: { primary: '02:00:00:00:00:01' }, clients: [{ name: 'a', address: '02:00:00:00:00:0a' }, { name: 'b', address: '02:00:00:00:00:0b' }] }));
+    const sock = join(tmp, 'tap.sock');
+    const pcap = join(tmp, 'switch.pcapng');
+    const child = spawn(process.execPath, [CLI, 'switch', '--config', config, '--listen', `unix:${sock}`, '--tap', pcap, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    let out = '';
+    child.stderr.on('data', (b: Buffer) => (err += b.toString()));
+    child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    try {
+      await until(() => /listening on unix:/.test(err), 10000, `the switch listening (stderr: ${err})`);
+      const a = await streamPeer(sock);
+      await until(() => /connected as a /.test(err), 10000, `a connected (stderr: ${err})`);
+      const b = await streamPeer(sock);
+      await until(() => /connected as b /.test(err), 10000, `b connected (stderr: ${err})`);
+      const frame = Uint8Array.from([...Array(6).fill(0xff), 2, 0, 0, 0, 0, 0x0a, 0x08, 0x06, ...Array(46).fill(7)]);
+      a.send(frame);
+      await until(() => b.got.length === 1, 10000, 'the broadcast at b');
+      a.socket.destroy();
+      b.socket.destroy();
+    } finally {
+      child.kill('SIGTERM');
+    }
+    expect(await exited).toBe(0);
+    expect(JSON.parse(out).ports).toBeDefined();
+    const seen: [number, number][] = [];
+    const summary = await readCaptureFile(pcap, (r) => void seen.push([r.interfaceId, r.capturedLength]));
+    expect(summary.format).toBe('pcapng');
+    // In at a's port, out at b's port: two interfaces, one per port.
+    expect(seen.sort()).toEqual([
+      [0, 60],
+      [1, 60],
+    ]);
+    expect(readFileSync(pcap).includes(Buffer.from('unix:'))).toBe(true);
+  });
+
+  it('completion prints scripts that complete commands and options', () => {
+    const r = sh(
+      'source <(macslot completion bash); for line in "macslot fi" "macslot explain --c" "macslot completion z"; do COMP_WORDS=($line); COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); _macslot; echo "${COMPREPLY[*]}"; done',
+    );
+    expect(r.err).toBe('');
+    expect(r.out.toString()).toBe('filter\n--config --count\nzsh\n');
+    for (const shell of ['zsh', 'fish']) {
+      const script = cli('completion', shell);
+      expect(script.status).toBe(0);
+      for (const word of ['filter', 'explain', 'switch', 'completion', 'count', 'tap']) expect(script.out, `${shell} ${word}`).toContain(word);
+      const check = spawnSync(shell, ['-n'], { input: script.out, encoding: 'utf8' });
+      if (check.error === undefined) expect(check.status, check.stderr).toBe(0);
+    }
   });
 });
