@@ -1,0 +1,95 @@
+// README: every ts and js block runs as pasted against the built package, and prints what the README shows
+// (its `// → ` comments, or the ```text block right after it). The blocks are read from README.md itself.
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { blocks, examples, root, type Example } from './support/readme.js';
+
+/** Examples another test runs, because they need more than Node. */
+const ELSEWHERE: Record<string, string> = {
+  '### v86': 'test/v86.readme.test.ts boots the guests it needs',
+};
+
+/** Browser pages: test/browser.bundle.test.ts bundles and runs them in Chromium. */
+const BROWSER = /^\/\/ (?:page|vite\.config|build)\.m?[jt]s$/;
+
+// Generous: a machine twice as slow as a busy CI runner still finishes well inside it.
+const RUN_TIMEOUT_MS = 60_000;
+
+function label(e: Example): string {
+  return `${e.heading} (README line ${e.line}: ${e.files.map((f) => f.name).join(' + ')})`;
+}
+
+interface Run {
+  status: number | null;
+  timedOut: boolean;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs an example in a fresh folder inside the project, so `macslot` resolves to this package as a user's install
+ * would. It runs in a process group of its own, so a deadline kills whatever it started, too.
+ */
+async function runExample(e: Example): Promise<Run> {
+  const dir = mkdtempSync(join(root, '.readme-'));
+  try {
+    for (const f of e.files) writeFileSync(join(dir, f.name), f.code);
+    const entry = e.files[0]!.name;
+    const args = entry.endsWith('.ts') || entry.endsWith('.mts') ? ['--import', 'tsx', entry] : [entry];
+    const child = spawn(process.execPath, args, { cwd: dir, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    const run: Run = { status: null, timedOut: false, stdout: '', stderr: '' };
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (run.stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (run.stderr += d));
+    const killGroup = (): void => {
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        // The group is already gone.
+      }
+    };
+    const timer = setTimeout(() => {
+      run.timedOut = true;
+      killGroup();
+    }, RUN_TIMEOUT_MS);
+    try {
+      run.status = await new Promise<number | null>((resolve, reject) => {
+        child.once('error', reject);
+        child.once('close', (code) => resolve(code));
+      });
+    } finally {
+      clearTimeout(timer);
+      // Whatever the example left running (it must leave nothing) ends with it.
+      killGroup();
+    }
+    return run;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const all = examples();
+const runnable = all.filter((e) => ELSEWHERE[e.heading] === undefined && !BROWSER.test(`// ${e.files[0]!.name}`));
+
+describe('README', () => {
+  it('has the examples this test expects to find', () => {
+    expect(existsSync(join(root, 'dist/index.js')), 'run npm run build first').toBe(true);
+    // The opening example, the tour, MAC identifiers, the data plane, its workers and the MAC manager at least.
+    expect(runnable.length).toBeGreaterThanOrEqual(6);
+    // Every block is tagged, so none escapes this test by having no language.
+    expect(blocks().filter((b) => b.lang === '').map((b) => b.line)).toEqual([]);
+    // The first code a reader sees installs the package, and the first example follows it.
+    const first = blocks().slice(0, 2);
+    expect(first[0]?.code.trim()).toBe('npm i macslot');
+    expect(first[1]?.lang).toBe('ts');
+  });
+
+  it.each(runnable.map((e) => [label(e), e] as const))('%s runs as pasted', async (_, e) => {
+    const run = await runExample(e);
+    const report = `stdout:\n${run.stdout}\nstderr:\n${run.stderr}`;
+    expect(run.timedOut, `killed after ${RUN_TIMEOUT_MS} ms: the example must end by itself\n${report}`).toBe(false);
+    expect(run.status, report).toBe(0);
+    if (e.expected !== undefined) expect(run.stdout.trimEnd().split('\n'), report).toEqual(e.expected);
+  }, RUN_TIMEOUT_MS + 10_000);
+});
