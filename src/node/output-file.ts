@@ -120,6 +120,24 @@ function viaDescriptor(fs: OutputFileSystem, path: string): boolean {
   return false;
 }
 
+/** Refuses a new file whose nearest existing ancestor is a dangling symlink (an unmounted volume, say). */
+function danglingAncestor(fs: OutputFileSystem, code: MacslotErrorCode, abs: string): void {
+  for (let d = dirname(abs); ; d = dirname(d)) {
+    try {
+      if (!fs.lstatSync(d).isSymbolicLink()) return;
+    } catch (err) {
+      if (errno(err) === 'ENOENT' && dirname(d) !== d) continue;
+      return;
+    }
+    try {
+      fs.statSync(d);
+    } catch (err) {
+      if (errno(err) === 'ENOENT') throw refuse(code, abs, `lies under ${show(d)}, a symbolic link to something that does not exist`);
+    }
+    return;
+  }
+}
+
 /**
  * Applies the output rule to `path` and returns where its bytes go. Follows symlinks (the link stays a
  * link); refuses a dangling link, a link loop, a directory, a socket and a block device with
@@ -133,8 +151,9 @@ export function resolveOutput(path: string, options: OutputOptions = {}): Output
   try {
     st = fs.lstatSync(abs);
   } catch (err) {
-    if (errno(err) === 'ENOENT') return { path: abs, target: abs, kind: 'new', mode: undefined, append: false };
-    throw refuse(code, abs, `cannot be inspected: ${message(err)}`);
+    if (errno(err) !== 'ENOENT') throw refuse(code, abs, `cannot be inspected: ${message(err)}`);
+    danglingAncestor(fs, code, abs);
+    return { path: abs, target: abs, kind: 'new', mode: undefined, append: false };
   }
   if (st.isSymbolicLink()) {
     try {
