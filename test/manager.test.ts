@@ -3,9 +3,27 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
-import { Mac, MacManager, MacslotError, MemoryStore, Nic, deriveMac, serializeStoreData, sipHash24, type MacManagerOptions, type MacRecord, type StoreData } from 'macslot';
+import { describe, expect, it, vi } from 'vitest';
+import {
+  BrowserStore,
+  LAPSE_GRACE_MS,
+  Mac,
+  MacManager,
+  MacslotError,
+  MemoryStore,
+  Nic,
+  deriveMac,
+  parseStoreData,
+  serializeStoreData,
+  sipHash24,
+  type Lease,
+  type MacManagerOptions,
+  type MacRecord,
+  type MacStore,
+  type StoreData,
+} from 'macslot';
 import { FileStore } from 'macslot/node';
+import { FakeTime } from './support/fake-time.js';
 
 const nicA = (extra: Partial<ConstructorParameters<typeof Nic>[0]> = {}): Nic => new Nic({ primary: '00:14:4f:00:00:00', factory: { base: '00:14:4f:00:00:01', count: 4 }, ...extra });
 const nicB = (): Nic => new Nic({ primary: '00:14:4f:00:01:00', factory: { base: '00:14:4f:00:01:01', count: 2 } });
@@ -393,3 +411,335 @@ describe('store transactions', () => {
   });
 });
 
+
+// ---- Every MAC the NIC accepts survives every store ----
+
+/** A localStorage stand-in: BrowserStore's localStorage backend over a Map. */
+function memoryStorage(): { getItem(k: string): string | null; setItem(k: string, v: string): void } {
+  const m = new Map<string, string>();
+  return { getItem: (k) => m.get(k) ?? null, setItem: (k, v) => void m.set(k, v) };
+}
+
+interface StoreKind {
+  readonly name: string;
+  /** A store, and a function that opens a second, independent store on the same data (another process or tab). */
+  open(dir: string, n: number): Promise<{ store: MacStore; reopen: () => Promise<MacStore> }>;
+}
+
+const STORE_KINDS: readonly StoreKind[] = [
+  {
+    name: 'MemoryStore',
+    open: async () => {
+      const store = new MemoryStore();
+      return { store, reopen: async () => new MemoryStore(serializeStoreData(await store.read())) };
+    },
+  },
+  {
+    name: 'FileStore',
+    open: async (dir, n) => {
+      const path = join(dir, `store-${n}.json`);
+      return { store: new FileStore({ path }), reopen: async () => new FileStore({ path }) };
+    },
+  },
+  {
+    name: 'BrowserStore (localStorage)',
+    open: async (_, n) => {
+      const localStorage = memoryStorage();
+      const name = `s${n}`;
+      const store = await BrowserStore.open({ backend: 'localstorage', name, localStorage });
+      return { store, reopen: () => BrowserStore.open({ backend: 'localstorage', name, localStorage }) };
+    },
+  },
+];
+
+/** Any identifier a NIC accepts as an active MAC: MAC-48 or EUI-64, unicast and not zero. */
+const acceptedMac = fc
+  .oneof(fc.uint8Array({ minLength: 6, maxLength: 6 }), fc.uint8Array({ minLength: 8, maxLength: 8 }))
+  .map((b) => Mac.fromBytes(b))
+  .filter((m) => m.isValidUnicast);
+
+const EUI64_CASES = [
+  ['an EUI-64', '02:11:22:33:44:55:66:77'],
+  ['an EUI-64 in bare hex', '0a1122334455667f'],
+  ['an EUI-64 that extends a MAC-48 prefix', '00:14:4f:00:00:01:00:00'],
+] as const;
+
+describe('stores keep every MAC the NIC accepts', () => {
+  it.each(STORE_KINDS.flatMap((k) => EUI64_CASES.map(([what, mac]) => [k.name, what, mac, k] as const)))(
+    '%s: %s stays readable for this manager, the next one and the next process',
+    async (_, __, mac, kind) => {
+      const dir = mkdtempSync(join(tmpdir(), 'macslot-eui-'));
+      try {
+        const { store, reopen } = await kind.open(dir, 0);
+        const m = new MacManager({ nics: nicA(), store });
+        const l = await m.allocate({ guest: 'g', policy: 'fixed', mac });
+        expect(l.mac.kind).toBe('eui64');
+        // The next allocation reads the store the first one wrote.
+        expect((await m.allocate({ guest: 'h', policy: 'random' })).mac.kind).toBe('mac48');
+        await m.close();
+        const again = new MacManager({ nics: nicA(), store: await reopen() });
+        const r = await again.allocate({ guest: 'g' });
+        expect([r.mac.toString(), r.restored]).toEqual([Mac.parse(mac).toString(), true]);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
+
+  it.each(STORE_KINDS.map((k) => [k.name, k] as const))('%s: whatever the manager accepts, the store writes and reads back unchanged', async (_, kind) => {
+    const dir = mkdtempSync(join(tmpdir(), 'macslot-rt-'));
+    let n = 0;
+    // Names as the manager takes them: any non-empty string up to its limit, lone surrogates and quotes included.
+    const text = (max: number): fc.Arbitrary<string> => fc.string({ minLength: 1, maxLength: max, unit: 'binary' });
+    const request = fc.record({ guest: text(256).filter((g) => g !== 'primary'), iface: text(64), mac: acceptedMac, ttlMs: fc.option(fc.integer({ min: 1, max: 2 ** 40 }), { nil: undefined }) });
+    try {
+      await fc.assert(
+        fc.asyncProperty(fc.uniqueArray(request, { maxLength: 4, selector: (r) => r.mac.toString() }), text(64), async (requests, nicName) => {
+          const { store, reopen } = await kind.open(dir, n++);
+          const time = new FakeTime(1_000);
+          const m = new MacManager({ nics: { [nicName]: nicA() }, store, clock: time.clock, setTimer: time.setTimer });
+          const leases: Lease[] = [];
+          for (const r of requests) {
+            const o = await m.allocate({ guest: r.guest, iface: r.iface, policy: 'fixed', mac: r.mac, ...(r.ttlMs === undefined ? {} : { ttlMs: r.ttlMs }) }).catch((e: unknown) => e);
+            // Only a factory or primary MAC of the NIC, or an identity asked twice, is refused.
+            if (o instanceof MacslotError) expect(o.code).toBe('MAC_IN_USE');
+            else leases.push(o as Lease);
+          }
+          const written = await store.read();
+          const read = await (await reopen()).read();
+          expect(read).toEqual(written);
+          expect(serializeStoreData(read)).toBe(serializeStoreData(written));
+          for (const l of leases) {
+            expect(read.records[l.mac.toString()]).toEqual({ guest: l.guest, nic: nicName, iface: l.iface, policy: 'fixed', holder: m.session, expires: l.expires ?? null, updated: 1_000 });
+          }
+          // The text form alone round-trips too, displaced identities included.
+          const withDisplaced: StoreData = { ...written, displaced: leases.map((l, i) => ({ guest: l.guest, nic: `${nicName}${i}`, iface: l.iface, mac: l.mac.toString(), policy: 'random', updated: i })) };
+          if (leases.length === 0) delete withDisplaced.displaced;
+          expect(parseStoreData(serializeStoreData(withDisplaced), 'test')).toEqual(withDisplaced);
+        }),
+        { numRuns: kind.name === 'FileStore' ? 40 : 120, seed: 12 },
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it.each([
+    ['a multicast EUI-64 key', '03:11:22:33:44:55:66:77', /not a unicast MAC/],
+    ['the zero EUI-64 key', '00:00:00:00:00:00:00:00', /not a unicast MAC/],
+    ['a 7-byte key', '02:11:22:33:44:55:66', /not a MAC in canonical form/],
+    ['an upper-case EUI-64 key', '02:11:22:33:44:55:66:AA', /not a MAC in canonical form/],
+  ])('a store with %s is STORE_CORRUPT', (_, key, why) => {
+    const text = JSON.stringify({ version: 2, records: { [key]: { guest: 'g', nic: 'n', iface: '0', policy: 'fixed', holder: null, expires: null, updated: 0 } } });
+    expect(() => parseStoreData(text, 'test')).toThrow(why);
+  });
+
+  it.each([
+    ['not an array', { x: 1 }, /"displaced" is/],
+    ['a direct policy', [{ guest: 'g', nic: 'n', iface: '0', mac: '02:00:00:00:00:01', policy: 'direct', updated: 0 }], /bad policy/],
+    ['a multicast MAC', [{ guest: 'g', nic: 'n', iface: '0', mac: '03:00:00:00:00:01', policy: 'fixed', updated: 0 }], /not a unicast MAC/],
+    ['one identity twice', [0, 1].map((i) => ({ guest: 'g', nic: 'n', iface: '0', mac: `02:00:00:00:00:0${i + 1}`, policy: 'fixed', updated: 0 })), /twice/],
+  ])('a displaced list with %s is STORE_CORRUPT', (_, displaced, why) => {
+    expect(() => parseStoreData(JSON.stringify({ version: 2, records: {}, displaced }), 'test')).toThrow(why);
+  });
+});
+
+// ---- Leases lapse on their own ----
+
+/** MACs reserved on a NIC, as text. */
+const onNic = (nic: Nic): Set<string> => new Set(nic.slots().filter((s) => s.reserved && s.slot > 0).map((s) => s.mac.toString()));
+
+/** Calls `check` after every change on any of the NICs, so a state that lasts no longer than one event is still seen. */
+function watch(nics: readonly Nic[], check: () => void): () => void {
+  const offs = nics.map((n) => n.on(() => check()));
+  return () => {
+    for (const off of offs) off();
+  };
+}
+
+describe('lease lapse', () => {
+  it('takes the MAC off the NIC when the TTL passes, with no call to the manager', async () => {
+    const time = new FakeTime(1_000);
+    const m = new MacManager({ nics: nicA(), clock: time.clock, setTimer: time.setTimer });
+    const l = await m.allocate({ guest: 'a', policy: 'fixed', mac: '02:00:00:00:00:10', ttlMs: 500 });
+    time.advance(499);
+    expect(onNic(m.nic('nic0')).has('02:00:00:00:00:10')).toBe(true);
+    time.advance(1);
+    expect(onNic(m.nic('nic0')).has('02:00:00:00:00:10')).toBe(false);
+    expect(m.leases()).toEqual([]);
+    // sweep() reports the lease the timer took, once.
+    expect((await m.sweep()).map((s) => s.mac.toString())).toEqual([l.mac.toString()]);
+    expect(await m.sweep()).toEqual([]);
+    expect((await m.store.read()).records['02:00:00:00:00:10']).toMatchObject({ guest: 'a', holder: null });
+  });
+
+  it('a renewed lease lapses at its new expiry', async () => {
+    const time = new FakeTime(0);
+    const m = new MacManager({ nics: nicA(), clock: time.clock, setTimer: time.setTimer });
+    const l = await m.allocate({ guest: 'a', policy: 'random', ttlMs: 100 });
+    time.advance(90);
+    await m.renew(l, 100);
+    time.advance(50);
+    expect(m.leases().length).toBe(1);
+    time.advance(50);
+    expect(m.leases()).toEqual([]);
+  });
+
+  it('a MAC held by a session whose timer has not run stays taken for LAPSE_GRACE_MS after its expiry', async () => {
+    const time = new FakeTime(1_000);
+    const store = new MemoryStore();
+    // The first session's timers never run (a stalled or dead process).
+    const stalled = new MacManager({ nics: nicA(), store, clock: time.clock, setTimer: () => () => undefined });
+    const other = new MacManager({ nics: nicB(), store, clock: time.clock, setTimer: time.setTimer });
+    await stalled.allocate({ guest: 'a', policy: 'fixed', mac: '02:00:00:00:00:10', ttlMs: 500 });
+    time.advance(500 + LAPSE_GRACE_MS - 1);
+    expect(await messageOf(other.allocate({ guest: 'b', policy: 'fixed', mac: '02:00:00:00:00:10' }))).toMatch(/MAC_IN_USE: .*held by guest "a"/);
+    time.advance(1);
+    expect((await other.allocate({ guest: 'b', policy: 'fixed', mac: '02:00:00:00:00:10' })).mac.toString()).toBe('02:00:00:00:00:10');
+  });
+
+  it('two managers on one store never have one MAC active on both NICs, at any instant', async () => {
+    const MAC = '02:00:00:00:00:10';
+    let moved = 0;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(
+          fc.oneof(
+            fc.record({ op: fc.constant('allocate' as const), who: fc.constantFrom(0, 1), ttl: fc.option(fc.constantFrom(10, 100, 1_000), { nil: undefined }) }),
+            fc.record({ op: fc.constant('renew' as const), who: fc.constantFrom(0, 1) }),
+            fc.record({ op: fc.constant('release' as const), who: fc.constantFrom(0, 1) }),
+            fc.record({ op: fc.constant('advance' as const), ms: fc.constantFrom(1, 9, 50, 500, LAPSE_GRACE_MS) }),
+          ),
+          { maxLength: 30 },
+        ),
+        async (steps) => {
+          const time = new FakeTime(1_000);
+          const store = new MemoryStore();
+          const nics = [nicA(), nicB()];
+          const ms = nics.map((nic, i) => new MacManager({ nics: nic, store, clock: time.clock, setTimer: time.setTimer, session: `s${i}` }));
+          const both = (): void => {
+            expect(nics.every((n) => onNic(n).has(MAC)), `${MAC} is active on both NICs at ${time.now}`).toBe(false);
+          };
+          const off = watch(nics, both);
+          let last: number | undefined;
+          try {
+            for (const s of steps) {
+              if (s.op === 'advance') time.advance(s.ms, both);
+              else if (s.op === 'allocate') {
+                const l = await ms[s.who]!.allocate({ guest: `g${s.who}`, policy: 'fixed', mac: MAC, ...(s.ttl === undefined ? {} : { ttlMs: s.ttl }) }).catch(() => undefined);
+                if (l !== undefined && last !== undefined && last !== s.who) moved++;
+                if (l !== undefined) last = s.who;
+              } else if (s.op === 'renew') await ms[s.who]!.renew({ guest: `g${s.who}`, nic: 'nic0' }).catch(() => undefined);
+              else await ms[s.who]!.release({ guest: `g${s.who}`, nic: 'nic0' }).catch(() => undefined);
+              both();
+            }
+          } finally {
+            off();
+            for (const m of ms) await m.close();
+          }
+          expect(time.pending).toBe(0);
+        },
+      ),
+      { numRuns: 300, seed: 12 },
+    );
+    // The property is not vacuous: the MAC did pass from one manager to the other.
+    expect(moved).toBeGreaterThan(10);
+  });
+
+  it('arms real timers that do not keep the process alive, and clears them on close', async () => {
+    const armed: NodeJS.Timeout[] = [];
+    const realSetTimeout = globalThis.setTimeout;
+    const set = vi.spyOn(globalThis, 'setTimeout').mockImplementation(((fn: () => void, ms: number) => {
+      const t = realSetTimeout(fn, ms);
+      armed.push(t);
+      return t;
+    }) as typeof setTimeout);
+    const clear = vi.spyOn(globalThis, 'clearTimeout');
+    try {
+      const m = new MacManager({ nics: nicA() });
+      await m.allocate({ guest: 'a', policy: 'random', ttlMs: 3_600_000 });
+      expect(armed.length).toBe(1);
+      expect(armed[0]!.hasRef()).toBe(false);
+      await m.close();
+      expect(clear).toHaveBeenCalledWith(armed[0]);
+    } finally {
+      set.mockRestore();
+      clear.mockRestore();
+      for (const t of armed) clearTimeout(t);
+    }
+  });
+
+  it('close() cancels the lapse timer', async () => {
+    const time = new FakeTime(0);
+    const m = new MacManager({ nics: nicA(), clock: time.clock, setTimer: time.setTimer });
+    await m.allocate({ guest: 'a', policy: 'random', ttlMs: 100 });
+    expect(time.pending).toBe(1);
+    await m.close();
+    expect(time.pending).toBe(0);
+  });
+});
+
+// ---- A returning guest learns what happened to its MAC ----
+
+describe('a guest returning after its lease lapsed', () => {
+  async function taken(): Promise<{ time: FakeTime; one: MacManager; two: MacManager; mac: string }> {
+    const time = new FakeTime(1_000);
+    const store = new MemoryStore(undefined, 'shared');
+    const one = new MacManager({ nics: nicA(), store, clock: time.clock, setTimer: time.setTimer });
+    const two = new MacManager({ nics: nicB(), store, clock: time.clock, setTimer: time.setTimer });
+    const l = await one.allocate({ guest: 'a', policy: 'random', ttlMs: 100 });
+    time.advance(100);
+    await one.sweep();
+    await two.allocate({ guest: 'b', policy: 'fixed', mac: l.mac });
+    return { time, one, two, mac: l.mac.toString() };
+  }
+
+  it.each([
+    ['default onConflict', {}],
+    ['onConflict: "error"', { onConflict: 'error' as const }],
+  ])('gets MAC_IN_USE naming the holder (%s)', async (_, extra) => {
+    const { one, mac } = await taken();
+    expect(await messageOf(one.allocate({ guest: 'a', ...extra }))).toBe(
+      `MAC_IN_USE: the remembered MAC ${mac} of guest "a" interface "0" on nic0 is held by guest "b" interface "0" on nic0 in memory:shared (session ${(await one.store.read()).records[mac]!.holder}); pass onConflict: "reallocate" to get a new one`,
+    );
+    // It keeps failing the same way: the error took nothing from the store.
+    expect(await codeOf(one.allocate({ guest: 'a' }))).toBe('MAC_IN_USE');
+  });
+
+  it('with onConflict: "reallocate" gets a new MAC and the old one in previous, once', async () => {
+    const { one, mac } = await taken();
+    const r = await one.allocate({ guest: 'a', onConflict: 'reallocate' });
+    expect([r.mac.toString() === mac, r.previous?.toString(), r.restored]).toEqual([false, mac, false]);
+    await one.release(r);
+    const again = await one.allocate({ guest: 'a' });
+    expect([again.mac.toString(), again.restored, again.previous]).toEqual([r.mac.toString(), true, undefined]);
+    expect((await one.store.read()).displaced).toBeUndefined();
+  });
+
+  it('gets its MAC back once the other guest gave it up for good', async () => {
+    const { one, two, mac } = await taken();
+    await two.release({ guest: 'b', nic: 'nic0' }, { forget: true });
+    const r = await one.allocate({ guest: 'a' });
+    expect([r.mac.toString(), r.restored]).toEqual([mac, true]);
+  });
+
+  it('is remembered in a FileStore across processes', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'macslot-displaced-'));
+    try {
+      const path = join(dir, 'macs.json');
+      const time = new FakeTime(1_000);
+      const one = new MacManager({ nics: nicA(), store: new FileStore({ path }), clock: time.clock, setTimer: time.setTimer });
+      const l = await one.allocate({ guest: 'a', policy: 'random', ttlMs: 100 });
+      time.advance(100);
+      await one.close();
+      const two = new MacManager({ nics: nicB(), store: new FileStore({ path }), clock: time.clock, setTimer: time.setTimer });
+      await two.allocate({ guest: 'b', policy: 'fixed', mac: l.mac });
+      const three = new MacManager({ nics: nicA(), store: new FileStore({ path }), clock: time.clock, setTimer: time.setTimer });
+      expect(await messageOf(three.allocate({ guest: 'a' }))).toContain(`${l.mac} of guest "a" interface "0" on nic0 is held by guest "b"`);
+      await two.close();
+      await three.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
