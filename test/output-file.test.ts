@@ -22,7 +22,7 @@ import { createServer, type Server } from 'node:net';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { MacslotError, isMacslotError } from 'macslot';
+import { type MacslotError, isMacslotError } from 'macslot';
 import { AtomicFile, CaptureFile, resolveOutput, writeFileAtomic } from 'macslot/node';
 
 const LINUX = process.platform === 'linux';

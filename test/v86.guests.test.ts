@@ -1,7 +1,7 @@
 // Two real v86 guests (ne2k, iPXE) on one NIC through attachV86: unicast reaches only its owner, broadcast reaches both, nothing echoes back.
 import { afterAll, describe, expect, it } from 'vitest';
 import type { V86 } from 'v86';
-import { DataPlane, Mac, Nic, attachV86, bindClient, memoryPortPair, type V86Attachment } from 'macslot';
+import { DataPlane, type Mac, Nic, attachV86, bindClient, memoryPortPair, type V86Attachment } from 'macslot';
 import { DHCP, HAVE_GUEST, REQUIRED, bootIpxe, dst, isNeighbourAdvertisement, neighbourSolicitation, frame, parseDhcp, src, waitFor } from './fixtures/v86.js';
 
 const suite = HAVE_GUEST || REQUIRED ? describe : describe.skip;

@@ -115,8 +115,8 @@ export class CaptureWriter {
     if (!(seconds >= 0 && seconds <= 0xffff_ffff && nanoseconds >= 0 && nanoseconds < NS)) {
       throw new MacslotError('INVALID_ARGUMENT', `timestamp ${show({ seconds, nanoseconds })} is outside the 32-bit seconds a capture holds`);
     }
-    const cap = length < this.snaplen ? length : this.snaplen;
-    const orig = originalLength < cap ? cap : originalLength;
+    const cap = Math.min(length, this.snaplen);
+    const orig = Math.max(originalLength, cap);
     const padded = (cap + 3) & ~3;
     const need = this.format === 'pcapng' ? 32 + padded : 16 + cap;
     if (this.#len + need > this.#buf.length) this.flush();

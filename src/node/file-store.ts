@@ -64,7 +64,7 @@ export function defaultStorePath(where: StorePathEnv = {}): string {
   if (platform === 'darwin') return j(need(), 'Library', 'Application Support', 'macslot', 'macs.json');
   // The XDG spec says to ignore a relative XDG_STATE_HOME.
   const xdg = env.XDG_STATE_HOME;
-  return j(xdg !== undefined && xdg.startsWith('/') ? xdg : j(need(), '.local', 'state'), 'macslot', 'macs.json');
+  return j(xdg?.startsWith('/') ? xdg : j(need(), '.local', 'state'), 'macslot', 'macs.json');
 }
 
 function errno(err: unknown): string {

@@ -38,6 +38,7 @@ export interface WebSocketLike {
   terminate(): void;
   /** Used for the liveness ping of `frameTimeoutMs` when present. */
   ping?(): void;
+  // biome-ignore lint/suspicious/noExplicitAny: the ws library's listeners take event-specific arguments; any keeps each assignable.
   on(event: string, listener: (...args: any[]) => void): unknown;
 }
 

@@ -36,4 +36,4 @@ async function corrupt() {
   }
 }
 
-globalThis.macslotStoreResult = (q.get('mode') === 'corrupt' ? corrupt() : run()).catch((err) => ({ error: String(err && err.stack ? err.stack : err) }));
+globalThis.macslotStoreResult = (q.get('mode') === 'corrupt' ? corrupt() : run()).catch((err) => ({ error: String(err?.stack ? err.stack : err) }));
