@@ -608,7 +608,8 @@ describe('lease lapse', () => {
             fc.record({ op: fc.constant('allocate' as const), who: fc.constantFrom(0, 1), ttl: fc.option(fc.constantFrom(10, 100, 1_000), { nil: undefined }) }),
             fc.record({ op: fc.constant('renew' as const), who: fc.constantFrom(0, 1) }),
             fc.record({ op: fc.constant('release' as const), who: fc.constantFrom(0, 1) }),
-            fc.record({ op: fc.constant('advance' as const), ms: fc.constantFrom(1, 9, 50, 500, LAPSE_GRACE_MS) }),
+            // Steps short and long against the TTLs, and one past any grace a held record keeps.
+            fc.record({ op: fc.constant('advance' as const), ms: fc.constantFrom(1, 9, 50, 500, 5_000) }),
           ),
           { maxLength: 30 },
         ),
@@ -741,5 +742,209 @@ describe('a guest returning after its lease lapsed', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+// ---- Quotas and the guest's own client ----
+
+describe('reservations a guest makes on its own client', () => {
+  // The NIC grants a client's reservation at once; the quota spans every process sharing the store, which only a
+  // transaction sees. So the excess is not refused but reported, and the guest gets no more from the manager.
+  it.each([
+    ['past maxMacs', { maxMacs: 1 }, 2, 2],
+    ['past hardwareShare', { hardwareShare: 0.5 }, 3, 2],
+    ['within quota', { maxMacs: 3 }, 2, 0],
+  ])('%s: the excess is reported in conflicts() as quota', async (_, quota, direct, excess) => {
+    const m = new MacManager({ nics: nicA(), quota });
+    const l = await m.allocate({ guest: 'g', policy: 'random' });
+    const added = Array.from({ length: direct }, (__, i) => l.client.addressAdd(`02:00:00:00:01:0${i}`));
+    await m.sync();
+    const reported = m.conflicts().filter((c) => c.reason === 'quota');
+    expect(reported.map((c) => [c.client, c.nic, c.slot, c.mac.toString(), c.record?.policy])).toEqual(
+      added.slice(direct - excess).map((a) => ['g', 'nic0', a.slot, a.mac.toString(), 'direct']),
+    );
+    // Counted, so the manager gives the guest nothing more while it is over quota.
+    if (excess > 0) expect(await codeOf(m.allocate({ guest: 'g', iface: '1' }))).toBe('QUOTA_EXCEEDED');
+    for (const a of added) l.client.addressRemove(a.slot);
+    await m.sync();
+    expect(m.conflicts()).toEqual([]);
+  });
+});
+
+// ---- Migration between NICs ----
+
+const GROUP = '01:00:5e:00:00:fb';
+
+describe('migrate', () => {
+  async function setup(target: Nic = nicB(), options: Partial<MacManagerOptions> = {}) {
+    const store = new MemoryStore();
+    const time = new FakeTime(1_000);
+    const a = nicA();
+    const m = new MacManager({ nics: { a, b: target }, store, block: '02:08:20/24', clock: time.clock, setTimer: time.setTimer, ...options });
+    const leases = await m.allocateMany([
+      { guest: 'vm', nic: 'a', iface: '0', policy: 'random' },
+      { guest: 'vm', nic: 'a', iface: '1', policy: 'block', ttlMs: 10_000 },
+      { guest: 'vm', nic: 'a', iface: '2', policy: 'fixed', mac: '02:00:00:00:00:77' },
+      { guest: 'other', nic: 'a', policy: 'random' },
+    ]);
+    const client = leases[0]!.client;
+    const direct = client.addressAdd('02:00:00:00:00:d1');
+    client.multicastJoin(GROUP);
+    client.multicastJoin(GROUP);
+    await m.sync();
+    return { m, a, b: target, store, time, leases, direct };
+  }
+
+  /** What the guest holds: MACs per NIC, groups per NIC, leases and store records. */
+  async function state(m: MacManager, store: MacStore): Promise<unknown> {
+    const nics = ['a', 'b'].map((n) => {
+      const nic = m.nic(n);
+      return [n, [...onNic(nic)].sort(), nic.client('vm')?.groups() ?? []];
+    });
+    const leases = m.leases('vm').map((l) => [l.nic, l.iface, l.mac.toString(), l.expires]).sort();
+    return { nics, leases, records: (await store.read()).records };
+  }
+
+  it('moves every MAC, lease and group of the guest, never active on two NICs, and the store follows', async () => {
+    const { m, a, b, store, leases, direct } = await setup();
+    const macs = [...leases.slice(0, 3).map((l) => l.mac.toString()), direct.mac.toString()];
+    const off = watch([a, b], () => {
+      for (const mac of macs) expect(onNic(a).has(mac) && onNic(b).has(mac), `${mac} on both NICs`).toBe(false);
+      // Never lost either: each MAC is on one NIC at every event, but for the instant between its removal and its add.
+      expect(macs.filter((mac) => !onNic(a).has(mac) && !onNic(b).has(mac)).length).toBeLessThanOrEqual(1);
+    });
+    const moved = await m.migrate('vm', 'b');
+    off();
+    expect(moved.map((l) => [l.nic, l.iface, l.mac.toString(), l.client.nic === b]).sort()).toEqual(leases.slice(0, 3).map((l) => ['b', l.iface, l.mac.toString(), true]).sort());
+    expect(moved.find((l) => l.iface === '1')?.expires).toBe(leases[1]!.expires);
+    for (const mac of macs) expect([onNic(a).has(mac), onNic(b).has(mac)]).toEqual([false, true]);
+    expect(onNic(a).has(leases[3]!.mac.toString())).toBe(true);
+    // The groups moved with their join count: two leaves on the target are needed, a third fails.
+    expect([a.client('vm'), b.client('vm')?.groups()]).toEqual([undefined, [GROUP]]);
+    b.client('vm')!.multicastLeave(GROUP);
+    b.client('vm')!.multicastLeave(GROUP);
+    expect(() => b.client('vm')!.multicastLeave(GROUP)).toThrow(/NOT_MEMBER/);
+    const records = (await store.read()).records;
+    for (const l of leases.slice(0, 3)) expect(records[l.mac.toString()]).toMatchObject({ guest: 'vm', nic: 'b', iface: l.iface, holder: m.session });
+    expect(records[direct.mac.toString()]).toMatchObject({ guest: 'vm', nic: 'b', policy: 'direct' });
+    // The next session finds the guest on its new NIC.
+    await m.close();
+    const next = new MacManager({ nics: { a: nicA(), b: nicB() }, store });
+    const again = await next.allocate({ guest: 'vm', nic: 'b', iface: '2' });
+    expect([again.mac.toString(), again.restored]).toEqual(['02:00:00:00:00:77', true]);
+  });
+
+  it('a lease that lapses after migrating lapses on the target', async () => {
+    const { m, b, time, leases } = await setup();
+    await m.migrate('vm', 'b');
+    time.advance(10_000);
+    expect(onNic(b).has(leases[1]!.mac.toString())).toBe(false);
+    expect(m.leases('vm').map((l) => l.iface).sort()).toEqual(['0', '2']);
+  });
+
+  const FAILURES: readonly [string, () => Promise<{ m: MacManager; store: MacStore; run: () => Promise<unknown> }>, string][] = [
+    [
+      'the target is full',
+      async () => {
+        const { m, store } = await setup(new Nic({ primary: '00:14:4f:00:01:00', maxAddresses: 3 }));
+        return { m, store, run: () => m.migrate('vm', 'b') };
+      },
+      'NO_FREE_SLOT',
+    ],
+    [
+      'a MAC is in use on the target',
+      async () => {
+        const target = nicB();
+        const { m, store } = await setup(target);
+        target.openClient('squatter').addressAdd('02:00:00:00:00:d1');
+        return { m, store, run: () => m.migrate('vm', 'b') };
+      },
+      'MAC_IN_USE',
+    ],
+    [
+      'a lease is in a factory slot',
+      async () => {
+        const { m, store } = await setup();
+        await m.allocate({ guest: 'vm', nic: 'a', iface: '3', policy: 'factory' });
+        return { m, store, run: () => m.migrate('vm', 'b') };
+      },
+      'NOT_SUPPORTED',
+    ],
+    [
+      'the guest already has that interface on the target',
+      async () => {
+        const { m, store } = await setup();
+        await m.allocate({ guest: 'vm', nic: 'b', iface: '0', policy: 'random' });
+        return { m, store, run: () => m.migrate('vm', 'b') };
+      },
+      'MAC_IN_USE',
+    ],
+    [
+      'the target share of the quota is used up',
+      async () => {
+        const { m, store } = await setup();
+        m.setQuota('vm', { hardwareShare: 0.5 });
+        return { m, store, run: () => m.migrate('vm', 'b') };
+      },
+      'QUOTA_EXCEEDED',
+    ],
+    [
+      'the store cannot commit',
+      async () => {
+        const inner = new MemoryStore();
+        let fail = false;
+        const store: MacStore = {
+          location: 'test:failing',
+          read: () => inner.read(),
+          transact: async <T>(fn: (d: StoreData) => T): Promise<T> => {
+            const r = await inner.transact((d) => {
+              const copy = structuredClone(d);
+              const out = fn(copy);
+              if (!fail) Object.assign(d, copy);
+              return out;
+            });
+            if (fail) throw new MacslotError('STORE_IO', 'disk full');
+            return r;
+          },
+        };
+        const { m } = await setup(nicB(), { store });
+        return {
+          m,
+          store,
+          run: () => {
+            fail = true;
+            return m.migrate('vm', 'b').finally(() => {
+              fail = false;
+            });
+          },
+        };
+      },
+      'STORE_IO',
+    ],
+  ];
+
+  it.each(FAILURES)('fails when %s, and leaves the guest where it was', async (_, build, code) => {
+    const { m, store, run } = await build();
+    const before = await state(m, store);
+    expect(await codeOf(run())).toBe(code);
+    expect(await state(m, store)).toEqual(before);
+    // Still whole: the guest's leases work as before on the source.
+    for (const l of m.leases('vm')) expect(m.nic(l.nic).addressGet(l.slot).mac.equals(l.mac)).toBe(true);
+  });
+
+  it.each([
+    ['an unknown NIC', 'vm', 'c', 'INVALID_ARGUMENT'],
+    ['an empty guest', '', 'b', 'INVALID_ARGUMENT'],
+    ['the primary client', 'primary', 'b', 'INVALID_ARGUMENT'],
+  ])('rejects %s', async (_, guest, nic, code) => {
+    const m = new MacManager({ nics: { a: nicA(), b: nicB() } });
+    expect(await codeOf(m.migrate(guest, nic))).toBe(code);
+  });
+
+  it('of a guest with nothing elsewhere moves nothing', async () => {
+    const m = new MacManager({ nics: { a: nicA(), b: nicB() } });
+    await m.allocate({ guest: 'vm', nic: 'b' });
+    expect(await m.migrate('vm', 'b')).toEqual([]);
+    expect(m.leases('vm').map((l) => l.nic)).toEqual(['b']);
   });
 });
