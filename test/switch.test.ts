@@ -501,7 +501,7 @@ describe('bindClient and bindUplink', () => {
 describe('middleware', () => {
   it('the pcapng tap writes one interface per port and records both directions', async () => {
     const blocks: Uint8Array[] = [];
-    const tap = new PcapngTap((b) => blocks.push(b), { clock: () => 1_700_000_000_123_456_768 });
+    const tap = new PcapngTap((b) => blocks.push(b), { clock: () => 1_700_000_000_123_456_800 });
     const nic = new Nic({ primary: '02:00:00:00:00:01' });
     const sw = await Switch.create({ nic, clients: [{ name: 'a', address: A }, { name: 'b', address: B }] });
     const [na, fa] = memoryPortPair('a', 'fa');
@@ -523,7 +523,7 @@ describe('middleware', () => {
       if (type === 6) {
         const cap = v.getUint32(p + 20, true);
         seen.push({ type, iface: v.getUint32(p + 8, true), flags: v.getUint32(p + 28 + ((cap + 3) & ~3) + 4, true) });
-        expect(v.getUint32(p + 12, true) * 2 ** 32 + v.getUint32(p + 16, true)).toBe(1_700_000_000_123_456_768);
+        expect(v.getUint32(p + 12, true) * 2 ** 32 + v.getUint32(p + 16, true)).toBe(1_700_000_000_123_456_800);
       }
       p += len;
     }
