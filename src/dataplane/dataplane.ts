@@ -136,6 +136,10 @@ function positive(value: number | undefined, name: string, fallback: number, max
   return v;
 }
 
+function isShared(memory: WebAssembly.Memory): boolean {
+  return typeof SharedArrayBuffer === 'function' && memory.buffer instanceof SharedArrayBuffer;
+}
+
 function sharedAvailable(): boolean {
   const g = globalThis as { SharedArrayBuffer?: unknown; crossOriginIsolated?: boolean };
   return typeof g.SharedArrayBuffer === 'function' && g.crossOriginIsolated !== false;
@@ -275,8 +279,19 @@ export class DataPlane {
     return new DataPlane(x, handle.module, handle.memory, lane, handle.maxFrameLength, undefined, 0);
   }
 
-  /** Returns what a worker needs to attach. */
+  /**
+   * Returns what a worker needs to attach. Throws NOT_SUPPORTED when the memory is not shared: a worker would get a
+   * copy, and posting it fails (in a browser, a page that is not cross-origin isolated has no shared memory).
+   */
   handle(): DataPlaneHandle {
+    if (!isShared(this.memory)) {
+      throw new MacslotError(
+        'NOT_SUPPORTED',
+        'a worker lane needs shared memory, and this data plane has ordinary memory: it was created with shared: false, or ' +
+          'SharedArrayBuffer is unavailable (a browser page must be cross-origin isolated: Cross-Origin-Opener-Policy: ' +
+          'same-origin and Cross-Origin-Embedder-Policy: require-corp)',
+      );
+    }
     return { module: this.module, memory: this.memory, maxFrameLength: this.maxFrameLength };
   }
 
