@@ -2,9 +2,9 @@
 
 import {
   align, B_CTRL, B_FLAGS, B_PROMISC_COUNT, C_BROADCAST, C_BYTES, C_FRAMES, C_MULTICAST, C_RING_DROPS, CLIENT_COUNTER_BYTES, CTRL_EMPTY,
-  ENTRY, F_ALLMULTI, F_HASH, F_HASH_TYPE_SHIFT, F_PROMISC, GROUP_WIDTH, H_ACTIVE, H_BANK0, H_BANK1, H_BANK_BYTES, H_BURST, H_CLAIMS,
-  H_CLIENT_COUNTERS, H_CLIENTS, H_DELIVERER, H_GROUPS, H_LANE0, H_LANE_BYTES, H_LANES, H_MAGIC, H_MAX_FRAME, H_POOL_BYTES, H_RING_BYTES,
-  H_RINGS, H_SEED_HI, H_SEED_LO, H_SLOTS, H_STAGING, H_TOTAL, H_VERSION, H_WORDS, HASH_BYTES, HEADER_BYTES, L_COUNTERS, L_STATE,
+  CLAIM_EPOCH, CLAIM_OWNER, ENTRY, F_ALLMULTI, F_HASH, F_HASH_TYPE_SHIFT, F_PROMISC, GROUP_WIDTH, H_ACTIVE, H_BANK0, H_BANK1, H_BANK_BYTES, H_BURST, H_CLAIMS,
+  H_CLIENT_COUNTERS, H_CLIENTS, H_DELIVERER, H_GROUPS, H_HOLD, H_LANE0, H_LANE_BYTES, H_LANES, H_MAGIC, H_MAX_FRAME, H_POOL_BYTES, H_RING_BYTES,
+  H_RING_RESETS, H_RINGS, H_SEED_HI, H_SEED_LO, H_SLOTS, H_STAGING, H_TOTAL, H_VERSION, H_WORDS, HASH_BYTES, HEADER_BYTES, L_COUNTERS, L_STATE,
   LANE_COUNTERS, LAYOUT_VERSION, LINE, M_EUI64, M_GROUP, M_HARDWARE, M_INDEX, M_STAGE_SHIFT, MAGIC, MAX_LANES, MISS, R_BROADCAST,
   R_DROP_BAD_DESC, R_DROP_MC, R_DROP_OVERSIZE, R_DROP_RUNT, R_DROP_UNKNOWN, R_MC_ALL, R_MC_EXACT, R_MC_HASH, R_PROMISC, R_SOFTWARE,
   R_UNICAST, REC_HEADER, REC_WRAP, RING_DATA, RING_HEAD, RING_SHADOW, RING_SLEEPERS, RING_TAIL, RULE_COUNT, STAGE_EXACT, STAGE_HASH, STAGED_RECORD, STAGED_RECORDS, STAGING_BYTES, V_NO_REF,
@@ -44,6 +44,8 @@ let keysOff: usize = 0;
 let kindsOff: usize = 0;
 let touchedOff: usize = 0;
 let poolOff: usize = 0;
+// The claim token of the lane this instance (thread) took, 0 for none: one instance runs one lane.
+let ownToken: u32 = 0;
 
 const HASH_MUL: u64 = 0x9e37_79b9_7f4a_7c15;
 
@@ -115,8 +117,14 @@ export function plan(
   maxFrame = frameMax;
   lanes = laneCount;
   derive();
-  const bankBytes = align(groupsOff + <usize>groups * <usize>words * 4, LINE);
-  const laneSize = align(poolOff + <usize>pool, LINE);
+  // Sizes multiply up past 2^32 (16 lanes of 300 MB pools): the layout is summed in 64 bits, and refused above the limit.
+  const bankBytes64 = (<u64>groupsOff + <u64>groups * <u64>words * 4 + <u64>LINE - 1) & ~(<u64>LINE - 1);
+  const laneSize64 = (<u64>poolOff + <u64>pool + <u64>LINE - 1) & ~(<u64>LINE - 1);
+  const countersEnd = <u64>base + <u64>HEADER_BYTES + 2 * bankBytes64 + laneSize64 * <u64>laneCount + <u64>maxClients * <u64>CLIENT_COUNTER_BYTES;
+  const total64 = ((countersEnd + <u64>LINE - 1) & ~(<u64>LINE - 1)) + <u64>maxClients * (<u64>RING_DATA + <u64>ringData) + <u64>STAGING_BYTES;
+  if (total64 > <u64>0xffff_0000) return 0;
+  const bankBytes = <usize>bankBytes64;
+  const laneSize = <usize>laneSize64;
   let at = base + HEADER_BYTES;
   bank0 = at; at += bankBytes;
   bank1 = at; at += bankBytes;
@@ -125,7 +133,6 @@ export function plan(
   rings = at; at += <usize>maxClients * (RING_DATA + <usize>ringData);
   staging = at; at += STAGING_BYTES;
   const total = at;
-  if (total > <usize>0xffff_0000) return 0;
   if (total <= <usize>memory.size() << 16) {
     store<u32>(base + H_MAGIC, MAGIC);
     store<u32>(base + H_VERSION, LAYOUT_VERSION);
@@ -438,15 +445,78 @@ export function readersOn(bank: u32): u32 {
   return n;
 }
 
-/** Claims lane `lane` for this thread; returns 1 on success, 0 if it is taken or out of range. */
-export function claimLane(lane: u32): u32 {
-  if (lane >= lanes) return 0;
-  return atomic.cmpxchg<u32>(base + H_CLAIMS + <usize>lane * 4, 0, lane + 1) == 0 ? 1 : 0;
+function claimWord(lane: u32): usize {
+  return base + H_CLAIMS + <usize>lane * 4;
 }
 
-/** Gives lane `lane` back. */
+/**
+ * Claims lane `lane` for this instance's thread; returns its token (non-zero) on success, 0 if it is taken or out of range.
+ * The lane's delivery bookkeeping starts empty: an owner that died mid-burst leaves nothing the next one would publish.
+ */
+export function claimLane(lane: u32): u32 {
+  if (lane >= lanes || ownToken != 0) return 0;
+  const at = claimWord(lane);
+  const cur = atomic.load<u32>(at);
+  if ((cur & CLAIM_OWNER) != 0) return 0;
+  const token = ((cur & ~CLAIM_OWNER) + CLAIM_EPOCH) | (lane + 1);
+  if (atomic.cmpxchg<u32>(at, cur, token) != cur) return 0;
+  memory.fill(lanePtr(lane) + touchedOff, 0, <usize>words * 4);
+  ownToken = token;
+  return token;
+}
+
+/** Gives lane `lane` back, if this instance still owns it. */
 export function releaseLane(lane: u32): void {
-  if (lane < lanes) atomic.store<u32>(base + H_CLAIMS + <usize>lane * 4, 0);
+  if (lane >= lanes || ownToken == 0 || (ownToken & CLAIM_OWNER) != lane + 1) return;
+  atomic.cmpxchg<u32>(claimWord(lane), ownToken, ownToken & ~CLAIM_OWNER);
+  ownToken = 0;
+}
+
+/** Returns 1 while this instance owns lane `lane` (it was not reclaimed), else 0. */
+export function ownsLane(lane: u32): u32 {
+  return lane < lanes && ownToken != 0 && atomic.load<u32>(claimWord(lane)) == ownToken ? 1 : 0;
+}
+
+/** Returns lane `lane`'s reader state: 0 outside a burst, 1 + the bank while inside one. */
+export function laneState(lane: u32): u32 {
+  return lane < lanes ? atomic.load<u32>(lanePtr(lane) + L_STATE) : 0;
+}
+
+/**
+ * Takes lane `lane` back from an owner that died (or stalled) inside a burst: frees its claim under a new epoch, so the old
+ * owner's token never matches again, withdraws its bank announcement and its ring-producer role. Returns 1 if it was claimed.
+ */
+export function reclaimLane(lane: u32): u32 {
+  if (lane >= lanes) return 0;
+  const at = claimWord(lane);
+  const cur = atomic.load<u32>(at);
+  // A free lane has no owner to revoke, but a stale announcement of it is withdrawn all the same.
+  const taken = (cur & CLAIM_OWNER) != 0;
+  if (taken && atomic.cmpxchg<u32>(at, cur, (cur & ~CLAIM_OWNER) + CLAIM_EPOCH) != cur) return 0;
+  if (taken) atomic.cmpxchg<u32>(base + H_DELIVERER, lane + 1, 0);
+  atomic.store<u32>(lanePtr(lane) + L_STATE, 0);
+  return taken ? 1 : 0;
+}
+
+/** Sets (1) or clears (0) the hold: while it is set every burst drops every frame, on the software path. */
+export function setHold(on: u32): void {
+  atomic.store<u32>(base + H_HOLD, on != 0 ? 1 : 0);
+}
+
+/** Returns the address of the count of ring resets done by consumers. */
+export function ringResetsPtr(): usize { return base + H_RING_RESETS; }
+
+/**
+ * Gives client `client` an empty ring and zero counters (its id was reused). Only for an id no bank delivers to:
+ * no producer touches the ring meanwhile. The indices are realigned, should a hostile writer have skewed them.
+ */
+export function clientReset(client: u32): void {
+  if (client >= clients) return;
+  const r = rings + <usize>client * (RING_DATA + <usize>ringBytes);
+  const head = (atomic.load<u32>(r + RING_HEAD) + 7) & ~7;
+  atomic.store<u32>(r + RING_TAIL, head);
+  atomic.store<u32>(r + RING_HEAD, head);
+  memory.fill(clientCounters + <usize>client * CLIENT_COUNTER_BYTES, 0, CLIENT_COUNTER_BYTES);
 }
 
 /** Makes `lane` the only producer into client rings; returns 1 if it now is, 0 if another lane is. */
@@ -560,10 +630,11 @@ function enter(lanePtrV: usize): usize {
  * and writes one verdict word each. Returns the number classified (0 for a bad lane or count).
  */
 export function classifyBurst(lane: u32, count: u32): u32 {
-  if (lane >= lanes || count > burst) return 0;
+  if (lane >= lanes || count > burst || ownsLane(lane) == 0) return 0;
   const lp = lanePtr(lane);
   const bank = enter(lp);
   const verdicts = lp + verdictOff;
+  if (held(lp, count)) return ownsLane(lane) != 0 ? count : 0;
   // The bank cannot change during a burst, so its flags are read once.
   const flags = load<u32>(bank + B_FLAGS);
   const anyPromisc = load<u32>(bank + B_PROMISC_COUNT) != 0;
@@ -586,6 +657,8 @@ export function classifyBurst(lane: u32, count: u32): u32 {
     out += 4;
   }
   leave(lp);
+  // A lane reclaimed during the burst may have read a bank being rewritten: its verdicts are void.
+  if (ownsLane(lane) == 0) return 0;
   // Counting in a second pass keeps the classify loop free of read-modify-write traffic.
   for (let i: u32 = 0; i < count; i++) bumpStriped(lp, load<u32>(verdicts + (<usize>i << 2)) & 0x1f, i);
   return count;
@@ -596,9 +669,10 @@ export function classifyBurst(lane: u32, count: u32): u32 {
  * 1 = EUI-64) and writes one verdict word each. Returns the number classified.
  */
 export function classifyKeys(lane: u32, count: u32): u32 {
-  if (lane >= lanes || count > burst) return 0;
+  if (lane >= lanes || count > burst || ownsLane(lane) == 0) return 0;
   const lp = lanePtr(lane);
   const bank = enter(lp);
+  if (held(lp, count)) return ownsLane(lane) != 0 ? count : 0;
   for (let i: u32 = 0; i < count; i++) {
     const p = lp + keysOff + (<usize>i << 3);
     const kind: u32 = load<u8>(lp + kindsOff + <usize>i) != 0 ? 1 : 0;
@@ -609,7 +683,7 @@ export function classifyKeys(lane: u32, count: u32): u32 {
     bumpStriped(lp, v & 0x1f, i);
   }
   leave(lp);
-  return count;
+  return ownsLane(lane) != 0 ? count : 0;
 }
 
 // ---- delivery -----------------------------------------------------------------------------
@@ -686,10 +760,11 @@ function fanOut(lp: usize, set: usize, extra: usize, exclude: u32, skip: u32, sr
  * got frames. Returns the number classified, or 0 when this lane is not the ring producer.
  */
 export function rxBurst(lane: u32, count: u32, exclude: u32): u32 {
-  if (lane >= lanes || count > burst) return 0;
+  if (lane >= lanes || count > burst || ownsLane(lane) == 0) return 0;
   if (atomic.load<u32>(base + H_DELIVERER) != lane + 1) return 0;
   const lp = lanePtr(lane);
   const bank = enter(lp);
+  if (held(lp, count)) return ownsLane(lane) != 0 ? count : 0;
   const verdicts = lp + verdictOff;
   const promisc = bank + promiscOff;
   const anyPromisc = load<u32>(bank + B_PROMISC_COUNT) != 0;
@@ -718,12 +793,15 @@ export function rxBurst(lane: u32, count: u32, exclude: u32): u32 {
     }
   }
   leave(lp);
-  // Publish each touched ring's head, then ring its doorbell if a consumer sleeps on it.
+  // Publish each touched ring's head, then ring its doorbell if a consumer sleeps on it. A lane reclaimed during the
+  // burst publishes nothing: what it wrote past the heads stays unseen, and the rings belong to the next producer.
+  const live = ownsLane(lane) != 0;
   const touched = lp + touchedOff;
   for (let w: u32 = 0; w < words; w++) {
     let bits = load<u32>(touched + (<usize>w << 2));
     if (bits == 0) continue;
     store<u32>(touched + (<usize>w << 2), 0);
+    if (!live) continue;
     while (bits != 0) {
       const c = (w << 5) + ctz(bits);
       const r = rings + <usize>c * (RING_DATA + <usize>ringBytes);
@@ -734,7 +812,23 @@ export function rxBurst(lane: u32, count: u32, exclude: u32): u32 {
       bits &= bits - 1;
     }
   }
-  return count;
+  return live ? count : 0;
+}
+
+/**
+ * While the writer holds the filter (it could not keep it in step with the NIC), a burst reads no bank: every frame is
+ * dropped on the software path, counted, and nothing is delivered. Leaves the bank and returns true when held.
+ */
+function held(lp: usize, count: u32): bool {
+  if (atomic.load<u32>(base + H_HOLD) == 0) return false;
+  leave(lp);
+  const verdicts = lp + verdictOff;
+  for (let i: u32 = 0; i < count; i++) {
+    const v = R_DROP_UNKNOWN | V_SOFTWARE | (V_NO_REF << V_REF_SHIFT);
+    store<u32>(verdicts + (<usize>i << 2), v);
+    bumpStriped(lp, R_DROP_UNKNOWN, i);
+  }
+  return true;
 }
 
 

@@ -2,7 +2,7 @@
 
 /** "macs": marks a planned memory. */
 @inline export const MAGIC: u32 = 0x7363_616d;
-@inline export const LAYOUT_VERSION: u32 = 2;
+@inline export const LAYOUT_VERSION: u32 = 3;
 /** Lanes: one per thread running bursts, each with its own pool, descriptors, verdicts and counters. */
 @inline export const MAX_LANES: u32 = 16;
 @inline export const LINE: usize = 64;
@@ -34,8 +34,17 @@
 @inline export const H_ACTIVE: usize = 128;
 /** Atomic: 1 + the lane allowed to produce into client rings, 0 for none. */
 @inline export const H_DELIVERER: usize = 192;
-/** Atomic lane claims: 1 + lane for each taken lane (one word each). */
+/**
+ * Atomic lane claims, one word each: the low byte is 1 + lane while taken, 0 while free; the bits above count claims, so a
+ * token (the whole word) names one owner and a lane reclaimed from a dead owner never matches that owner's token again.
+ */
 @inline export const H_CLAIMS: usize = 256;
+@inline export const CLAIM_OWNER: u32 = 0xff;
+@inline export const CLAIM_EPOCH: u32 = 0x100;
+/** Atomic: non-zero while the writer could not bring the filter in step with the NIC; every burst then drops (fails closed). */
+@inline export const H_HOLD: usize = 384;
+/** Atomic: corrupt ring indices found and reset by consumers (RxRing.poll). */
+@inline export const H_RING_RESETS: usize = 448;
 @inline export const HEADER_BYTES: usize = 512;
 
 // A lane: reader state (own line), then counters, descriptors, verdicts, keys, kinds, pool.

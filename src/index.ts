@@ -31,7 +31,7 @@ export {
   type RandomSource,
   type TakenSet,
 } from './alloc/generate.js';
-export { Nic, NicClient } from './nic/nic.js';
+export { Nic, NicClient, type NicChange } from './nic/nic.js';
 export type {
   AddressKind,
   AddressSupport,
@@ -49,7 +49,9 @@ export type {
 export { HASH_BITS, mtaIndex } from './filter/hash.js';
 export type { FilterState, GroupEntry, UnicastEntry } from './filter/state.js';
 export { RULES, classifyFrame, classifyKey, type Path, type Rule, type Verdict } from './filter/reference.js';
-export { DataPlane, type ClientCounters, type DataPlaneCounters, type DataPlaneHandle, type DataPlaneOptions } from './dataplane/dataplane.js';
+export {
+  DataPlane, type ClientCounters, type DataPlaneCounters, type DataPlaneEvent, type DataPlaneHandle, type DataPlaneOptions,
+} from './dataplane/dataplane.js';
 export { RxRing } from './dataplane/ring.js';
 export { compileDataPlane, wasmBytes, type Build } from './dataplane/module.js';
 

@@ -18,9 +18,9 @@ const frameTo = (dst: string, length = 60, fill = 0x5a): Uint8Array => {
   return f;
 };
 
-async function setup(ringBytes = RING) {
+async function setup(ringBytes = RING, lanes = 1) {
   const nic = new Nic({ primary: PRIMARY, unicastEntries: 4, maxFrameLength: MAX_FRAME, maxClients: 8 });
-  const dp = await DataPlane.create(nic, { ringBytes, burst: 64, poolBytes: POOL, lanes: 1, seed: 11 });
+  const dp = await DataPlane.create(nic, { ringBytes, burst: 64, poolBytes: POOL, lanes, seed: 11 });
   const a = nic.openClient('a');
   const b = nic.openClient('b');
   a.addressAdd(MA);
@@ -135,6 +135,7 @@ describe('malformed descriptors', () => {
 /** The raw exports, reached the way a worker would: the module instantiated over the same memory. */
 interface Raw {
   attach(): number;
+  claimLane(lane: number): number;
   classifyBurst(lane: number, count: number): number;
   classifyKeys(lane: number, count: number): number;
   rxBurst(lane: number, count: number, exclude: number): number;
@@ -149,7 +150,7 @@ const COUNTS: { name: string; count: (burst: number) => number }[] = [
 
 describe('burst counts above the burst size', () => {
   it.each(COUNTS)('$name: TypeScript throws INVALID_ARGUMENT, Wasm returns 0 without trapping or writing', async ({ count }) => {
-    const s = await setup();
+    const s = await setup(RING, 2);
     const { dp } = s;
     const n = count(dp.burst);
     dp.pool.set(frameTo(MA), 0);
@@ -160,16 +161,20 @@ describe('burst counts above the burst size', () => {
 
     const raw = new WebAssembly.Instance(dp.module, { env: { memory: dp.memory } }).exports as unknown as Raw;
     expect(raw.attach()).toBe(1);
-    expect(raw.classifyBurst(dp.lane, n)).toBe(0);
-    expect(raw.rxBurst(dp.lane, n, 0xffff_ffff)).toBe(0);
-    expect(raw.classifyKeys(dp.lane, n)).toBe(0);
+    // A thread runs bursts only on a lane it claimed: on the creator's lane even a legal burst is refused.
+    expect(raw.classifyBurst(dp.lane, dp.burst)).toBe(0);
+    expect(raw.claimLane(1)).not.toBe(0);
+    expect(raw.classifyBurst(1, n)).toBe(0);
+    expect(raw.rxBurst(1, n, 0xffff_ffff)).toBe(0);
+    expect(raw.classifyKeys(1, n)).toBe(0);
 
     expect(Array.from(new Set(dp.verdicts))).toEqual([0xdead_beef]);
     expect(ruleTotal(dp)).toBe(0);
     expect(s.rings.a.drain()).toEqual([]);
     // The same raw instance runs a legal burst, so the zeros above were refusals, not a broken instance.
-    expect(raw.classifyBurst(dp.lane, dp.burst)).toBe(dp.burst);
-    expect(dp.counters().rules['unicast-exact']).toBe(dp.burst);
+    // Its lane's descriptors are all zero: every frame is a runt.
+    expect(raw.classifyBurst(1, dp.burst)).toBe(dp.burst);
+    expect(dp.counters().rules['drop-runt']).toBe(dp.burst);
     stillWorks(s);
   });
 
@@ -255,6 +260,74 @@ describe('corrupt ring indices', () => {
     expect(idx[0]).toBe(idx[16]);
   });
 });
+
+/** Bytes of the ring's data area (after the 128-byte header). */
+const ringData = (dp: DataPlane, ringOffset: number): DataView => new DataView(dp.memory.buffer, ringOffset + 128, RING);
+
+// What a consumer finds: indices or records no producer writes. `good` frames precede the damage; `resumes`: delivery goes on once
+// the consumer reset the ring (a skewed head is the producer's to own, so there it stays refused, and counted).
+const CONSUMER_CORRUPT: { name: string; good: number; resumes: boolean; damage: (idx: Int32Array, data: DataView, h: number) => void }[] = [
+  { name: 'tail 2^31 bytes behind head', good: 0, resumes: true, damage: (idx, _d, h) => { idx[16] = (h - 0x8000_0000) | 0; } },
+  { name: 'tail 2^32 - 8 behind head (one record short of wrapping)', good: 0, resumes: true, damage: (idx, _d, h) => { idx[16] = (h + 8) | 0; idx[0] = h; } },
+  { name: 'tail ahead of head', good: 0, resumes: true, damage: (idx, _d, h) => { idx[16] = (h + 64) | 0; } },
+  { name: 'unaligned tail', good: 0, resumes: true, damage: (idx, _d, h) => { idx[0] = (h + 64) | 0; idx[16] = (h + 3) | 0; } },
+  { name: 'unaligned head', good: 0, resumes: false, damage: (idx, _d, h) => { idx[0] = (h + 5) | 0; } },
+  { name: 'garbage in both words', good: 0, resumes: false, damage: (idx) => { idx[0] = 0xdead_beef | 0; idx[16] = 0x1234_5677; } },
+  {
+    name: 'a record longer than maxFrameLength', good: 0, resumes: true,
+    damage: (idx, d, h) => { d.setUint32(h & (RING - 1), MAX_FRAME + 1, true); idx[0] = (h + 64) | 0; },
+  },
+  {
+    name: 'a record running past the head', good: 0, resumes: true,
+    damage: (idx, d, h) => { d.setUint32(h & (RING - 1), 60, true); idx[0] = (h + 16) | 0; },
+  },
+  {
+    name: 'a wrap marker skipping past the head', good: 0, resumes: true,
+    damage: (idx, d, h) => { d.setUint32(h & (RING - 1), 0xffff_ffff, true); idx[0] = (h + 8) | 0; },
+  },
+  {
+    name: 'a record of length 2^32 - 2 after two good frames', good: 2, resumes: true,
+    damage: (idx, d, h) => { d.setUint32(idx[0]! & (RING - 1), 0xffff_fffe, true); idx[0] = (idx[0]! + 64) | 0; void h; },
+  },
+];
+
+describe('a consumer polling a corrupt ring', () => {
+  it.each(CONSUMER_CORRUPT)('$name: poll reads the good frames, counts ringCorrupt once, empties the ring and returns', async ({ good, resumes, damage }) => {
+    const s = await setup();
+    const { dp, a, rings } = s;
+    dp.receiveBurst([frameTo(MA), frameTo(MB)]);
+    for (const ring of [rings.a, rings.b, rings.p]) ring.drain();
+    const goodFrames = Array.from({ length: good }, (_, i) => frameTo(MA, 60 + i, 0x30 + i));
+    dp.receiveBurst(goodFrames);
+    const idx = indices(dp, rings.a.byteOffset);
+    damage(idx, ringData(dp, rings.a.byteOffset), idx[16]!);
+    const before = dp.counters().ringCorrupt;
+
+    const read: Uint8Array[] = [];
+    // A bound far above any sane ring: a poll that walks garbage stops here instead of running for minutes.
+    expect(rings.a.poll((f) => read.push(f.slice()), 100_000)).toBe(good);
+    expect(read).toEqual(goodFrames);
+    expect(dp.counters().ringCorrupt).toBe(before + 1);
+    expect(rings.a.pending).toBe(0);
+    // Polling again finds an empty ring: nothing more is counted.
+    expect(rings.a.poll(() => undefined, 100_000)).toBe(0);
+    expect(dp.counters().ringCorrupt).toBe(before + 1);
+
+    const next = frameTo(MA, 72, 0x21);
+    dp.receive(next);
+    expect(rings.a.drain()).toEqual(resumes ? [next] : []);
+    expect(dp.clientCounters(a.id).ringDrops).toBe(resumes ? 0 : 1);
+    stillWorksExcept(s, resumes);
+  });
+});
+
+/** Broadcast still reaches the other receivers (and `a` when its ring works again). */
+function stillWorksExcept({ dp, rings }: Setup, aWorks: boolean): void {
+  const f = frameTo(BCAST, 64, 0x77);
+  expect(dp.receive(f).rule).toBe('broadcast');
+  for (const ring of [rings.p, rings.b]) expect(ring.drain()).toEqual([f]);
+  expect(rings.a.drain()).toEqual(aWorks ? [f] : []);
+}
 
 describe('full rings', () => {
   it('a full ring drops for its client only, counted as ringFull and that client\'s ringDrops', async () => {

@@ -7,6 +7,7 @@ const FUNCTIONS = [
   'plan', 'attach', 'bankPtr', 'lanePtr', 'laneCountersPtr', 'descriptorsPtr', 'verdictsPtr', 'keysPtr', 'kindsPtr', 'poolPtr',
   'clientCountersPtr', 'ringPtr', 'stagingPtr', 'activeBank', 'bankBytes', 'tablePut', 'tableLoad', 'stagedRecords', 'tableDelete', 'bankSetFlags', 'bankSetClient',
   'bankSetMember', 'bankClearGroup', 'bankSetHashBit', 'bankReset', 'bankCopy', 'publish', 'readersOn', 'claimLane', 'releaseLane',
+  'ownsLane', 'laneState', 'reclaimLane', 'setHold', 'ringResetsPtr', 'clientReset',
   'claimDelivery', 'releaseDelivery', 'classifyBurst', 'classifyKeys', 'rxBurst', 'ruleCount', 'laneCounterCount',
   'counterStripes', 'bankBroadcastPtr', 'bankPromiscPtr', 'bankGroupPtr', 'ringDataBytes', 'poolBytesPerLane',
   'clientCapacity', 'laneCount',

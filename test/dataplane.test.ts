@@ -65,6 +65,107 @@ describe('memory', () => {
     await expect(DataPlane.create(nic, { burst: 0 })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
     await expect(DataPlane.create(nic, { lanes: 17 })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
   });
+
+  // Products of sizes that each pass alone: the memory they add up to is checked before anything is laid out.
+  const OVERSIZED: { name: string; nic: ConstructorParameters<typeof Nic>[0]; options: Parameters<typeof DataPlane.create>[1]; names: string }[] = [
+    { name: '16 lanes of 300 MB pools (4.8 GB, past 2^32)', nic: { primary: PRIMARY }, options: { lanes: 16, poolBytes: 300e6 }, names: 'lanes × poolBytes' },
+    { name: '4 lanes of 1 GiB pools', nic: { primary: PRIMARY }, options: { lanes: 4, poolBytes: 2 ** 30 }, names: 'lanes × poolBytes' },
+    { name: '2 lanes of 600 MB pools (1.2 GB)', nic: { primary: PRIMARY }, options: { lanes: 2, poolBytes: 600e6 }, names: 'lanes × poolBytes' },
+    { name: '65,535 clients with 64 KiB rings', nic: { primary: PRIMARY, maxClients: 65535 }, options: { lanes: 1, ringBytes: 65536 }, names: 'maxClients × ring' },
+  ];
+
+  it.each(OVERSIZED)('$name: INVALID_ARGUMENT naming the product, before any memory is made', async ({ nic, options, names }) => {
+    const err = await DataPlane.create(new Nic(nic), options).then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(MacslotError);
+    expect(err).toMatchObject({ code: 'INVALID_ARGUMENT' });
+    expect((err as Error).message).toContain(names);
+  });
+});
+
+// Every method of a closed data plane, with arguments that would be valid before close().
+const AFTER_CLOSE: { name: string; call: (dp: DataPlane) => unknown }[] = [
+  { name: 'handle', call: (dp) => dp.handle() },
+  { name: 'claimDelivery', call: (dp) => dp.claimDelivery() },
+  { name: 'releaseDelivery', call: (dp) => dp.releaseDelivery() },
+  { name: 'classifyBurst', call: (dp) => dp.classifyBurst(1) },
+  { name: 'classifyBurst of 0', call: (dp) => dp.classifyBurst(0) },
+  { name: 'rxBurst', call: (dp) => dp.rxBurst(1) },
+  { name: 'load', call: (dp) => dp.load([frameTo(PRIMARY)]) },
+  { name: 'classify', call: (dp) => dp.classify(frameTo(PRIMARY)) },
+  { name: 'receive', call: (dp) => dp.receive(frameTo(PRIMARY)) },
+  { name: 'receiveBurst', call: (dp) => dp.receiveBurst([frameTo(PRIMARY)]) },
+  { name: 'classifyKeys', call: (dp) => dp.classifyKeys([Mac.parse(PRIMARY)]) },
+  { name: 'decode', call: (dp) => dp.decode(4) },
+  { name: 'ring', call: (dp) => dp.ring(0) },
+  { name: 'clientCounters', call: (dp) => dp.clientCounters(0) },
+  { name: 'counters', call: (dp) => dp.counters() },
+  { name: 'setUplink', call: (dp) => dp.setUplink(undefined) },
+  { name: 'send', call: (dp) => dp.send(0, frameTo('ff:ff:ff:ff:ff:ff')) },
+  { name: 'reload', call: (dp) => dp.reload() },
+  { name: 'on', call: (dp) => dp.on(() => undefined) },
+  { name: 'reclaimLane', call: (dp) => dp.reclaimLane(1) },
+];
+
+describe('after close()', () => {
+  it.each(AFTER_CLOSE)('$name throws CLIENT_CLOSED', async ({ call }) => {
+    const nic = new Nic({ primary: PRIMARY, maxClients: 4 });
+    const dp = await DataPlane.create(nic, { lanes: 2 });
+    expect(() => call(dp)).not.toThrow();
+    dp.close();
+    dp.close();
+    let err: unknown;
+    try {
+      call(dp);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(MacslotError);
+    expect(err).toMatchObject({ code: 'CLIENT_CLOSED' });
+  });
+
+  it('an attached lane is closed on its own: the creator and the other lanes go on', async () => {
+    const nic = new Nic({ primary: PRIMARY, maxClients: 4 });
+    const dp = await DataPlane.create(nic, { lanes: 2 });
+    const w = await DataPlane.attach(dp.handle());
+    w.close();
+    expect(() => w.classify(frameTo(PRIMARY))).toThrow(expect.objectContaining({ code: 'CLIENT_CLOSED' }));
+    expect(dp.classify(frameTo(PRIMARY))).toEqual(classifyFrame(nic.filterState(), frameTo(PRIMARY)));
+    // Its lane is free for the next attach.
+    expect((await DataPlane.attach(dp.handle())).lane).toBe(w.lane);
+  });
+});
+
+describe('client ids', () => {
+  it.each([
+    { name: 'negative', id: -1 },
+    { name: 'the capacity', id: 8 },
+    { name: 'far past the capacity', id: 1e9 },
+    { name: 'fractional', id: 1.5 },
+    { name: 'NaN', id: Number.NaN },
+  ])('clientCounters($name) throws INVALID_ARGUMENT', async ({ id }) => {
+    const { dp } = await setup();
+    expect(() => dp.clientCounters(id)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+    expect(() => dp.ring(id)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+  });
+
+  it('a reused id starts with an empty ring and zero counters', async () => {
+    const { nic, dp, a, ra } = await setup();
+    const ring = dp.ring(a.id);
+    dp.receiveBurst([frameTo(ra.mac.toString()), frameTo('ff:ff:ff:ff:ff:ff')]);
+    expect(dp.clientCounters(a.id)).toMatchObject({ frames: 2, broadcast: 1 });
+    expect(ring.pending).toBeGreaterThan(0);
+    a.close();
+    const c = nic.openClient('c');
+    expect(c.id).toBe(a.id);
+    expect(dp.clientCounters(c.id)).toEqual({ frames: 0, bytes: 0, broadcast: 0, multicast: 0, ringDrops: 0 });
+    expect(ring.pending).toBe(0);
+    expect(ring.drain()).toEqual([]);
+    const rc = c.addressReserve();
+    const mine = frameTo(rc.mac.toString());
+    dp.receive(mine);
+    expect(ring.drain()).toEqual([mine]);
+    expect(dp.clientCounters(c.id)).toMatchObject({ frames: 1, bytes: 60 });
+  });
 });
 
 describe('live reprogramming', () => {

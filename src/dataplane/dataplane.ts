@@ -2,9 +2,9 @@
 
 import { MacslotError, show } from '../errors.js';
 import { mtaIndex } from '../filter/hash.js';
-import { RULES, type Rule, type Verdict } from '../filter/reference.js';
+import { classifyFrame, classifyKey, RULES, type Rule, type Verdict } from '../filter/reference.js';
 import { ChurnMap } from '../nic/churn-map.js';
-import type { Nic } from '../nic/nic.js';
+import type { Nic, NicChange } from '../nic/nic.js';
 import type { GroupStage, NicEvent, Placement } from '../nic/types.js';
 import { Mac } from '../wire/mac.js';
 import { compileDataPlane, type Build } from './module.js';
@@ -29,7 +29,22 @@ export interface DataPlaneOptions {
   shared?: boolean;
   /** Seed of the table's keyed hash. Default random. */
   seed?: number;
+  /**
+   * How long a lane may stay inside one burst on the bank the writer needs before it counts as dead (its worker was
+   * terminated or hangs) and is reclaimed. Default 1000 ms.
+   */
+  stallMs?: number;
 }
+
+/**
+ * What the data plane reports: `lane-reclaimed` when a lane's owner died inside a burst and the lane was taken back;
+ * `held` when a NIC change could not be applied (the filter then fails closed: every burst drops, and `classify` on the
+ * creating thread takes the software path); `recovered` when the filter is rebuilt from the NIC and in step again.
+ */
+export type DataPlaneEvent =
+  | { readonly type: 'lane-reclaimed'; readonly lane: number }
+  | { readonly type: 'held'; readonly error: unknown }
+  | { readonly type: 'recovered' };
 
 /** What a worker needs to attach: structured-cloneable, pass it with postMessage. */
 export interface DataPlaneHandle {
@@ -91,6 +106,12 @@ interface Exports {
   readersOn(bank: number): number;
   claimLane(lane: number): number;
   releaseLane(lane: number): void;
+  ownsLane(lane: number): number;
+  laneState(lane: number): number;
+  reclaimLane(lane: number): number;
+  setHold(on: number): void;
+  ringResetsPtr(): number;
+  clientReset(client: number): void;
   claimDelivery(lane: number): number;
   releaseDelivery(lane: number): void;
   classifyBurst(lane: number, count: number): number;
@@ -119,7 +140,11 @@ const NO_CLIENT = 0xffff_ffff;
 const NO_OPS: readonly Op[] = [];
 const CLIENT_COUNTER_WORDS = 10;
 const PAGE = 65536;
-const WRITER_SPIN_LIMIT_MS = 2000;
+const STALL_MS = 1000;
+// First retry of a held filter; doubled up to the cap while rebuilding keeps failing.
+const RECOVER_FIRST_MS = 10;
+const RECOVER_MAX_MS = 5000;
+const GIB = 1 << 30;
 
 type Op =
   | { op: 'put'; mac: Mac; meta: number }
@@ -184,6 +209,13 @@ export class DataPlane {
   #pending: Op[] | 'copy' = [];
   #closed = false;
   #spoofed = 0;
+  readonly #unguard: (() => void) | undefined;
+  readonly #stallMs: number;
+  #events: readonly ((e: DataPlaneEvent) => void)[] = [];
+  // Set while the filter is held (fails closed) until a rebuild from the NIC succeeds; the timer retries that rebuild.
+  #held = false;
+  #recoverTimer: ReturnType<typeof setTimeout> | undefined;
+  #recoverDelay = RECOVER_FIRST_MS;
   // Mirror of what the banks hold, so each NIC event turns into a few precise bank operations.
   readonly #groups = new ChurnMap<number | string, { g: number; stage: GroupStage }>();
   readonly #freeGroups: number[] = [];
@@ -198,7 +230,10 @@ export class DataPlane {
   #hashType = 0;
   #uplink: ((frame: Uint8Array, from: number) => void) | undefined;
 
-  private constructor(x: Exports, module: WebAssembly.Module, memory: WebAssembly.Memory, lane: number, maxFrame: number, nic: Nic | undefined, maxGroups: number) {
+  private constructor(
+    x: Exports, module: WebAssembly.Module, memory: WebAssembly.Memory, lane: number, maxFrame: number, nic: Nic | undefined, maxGroups: number,
+    stallMs = STALL_MS,
+  ) {
     this.#x = x;
     this.module = module;
     this.memory = memory;
@@ -223,6 +258,9 @@ export class DataPlane {
     this.#activeCount = new Int32Array(Math.max(this.#maxClients, nic?.maxClients ?? 0));
     this.#mirror = new UnicastMirror(nic?.maxAddresses ?? 0);
     for (let g = maxGroups - 1; g >= 0; g--) this.#freeGroups.push(g);
+    this.#stallMs = stallMs;
+    // Limits are checked before the NIC changes: a refused change leaves the NIC and the filter as they were.
+    this.#unguard = nic?.guard((c) => this.#check(c));
     this.#unsubscribe = nic?.on((e) => this.#follow(e));
   }
 
@@ -240,6 +278,15 @@ export class DataPlane {
     const maxClients = nic.maxClients;
     const maxAddresses = nic.maxAddresses;
     const maxGroups = positive(options.maxGroups, 'maxGroups', 256, 65535);
+    const stallMs = positive(options.stallMs, 'stallMs', STALL_MS, 3_600_000);
+    // The memory's size is a product of these; say which product is too big before anything is laid out.
+    const ringData = 2 ** Math.ceil(Math.log2(Math.max(ringBytes, maxFrame + 16)));
+    const lanePools = lanes * poolBytes;
+    const ringsTotal = maxClients * ringData;
+    if (lanePools + ringsTotal > GIB) {
+      throw new MacslotError('INVALID_ARGUMENT', `data plane sizes need over 1 GiB: lanes × poolBytes = ${lanes} × ${poolBytes} = ${lanePools} bytes, `
+        + `NIC maxClients × ring = ${maxClients} × ${ringData} = ${ringsTotal} bytes; the limit is ${GIB}`);
+    }
     const shared = options.shared ?? sharedAvailable();
     const seedWords = new Uint32Array(2);
     if (options.seed !== undefined) {
@@ -260,7 +307,7 @@ export class DataPlane {
     if (x.plan(...args) !== bytes || x.ruleCount() !== RULES.length) throw new MacslotError('DATA_PLANE', 'the embedded module does not match this library version');
     x.claimLane(0);
     x.claimDelivery(0);
-    const dp = new DataPlane(x, module, memory, 0, maxFrame, nic, maxGroups);
+    const dp = new DataPlane(x, module, memory, 0, maxFrame, nic, maxGroups, stallMs);
     dp.#loadFrom(nic);
     return dp;
   }
@@ -271,9 +318,9 @@ export class DataPlane {
     if (x.attach() !== 1) throw new MacslotError('DATA_PLANE', 'the memory given to attach holds no data plane');
     let lane = -1;
     if (options.lane !== undefined) {
-      if (x.claimLane(options.lane) === 1) lane = options.lane;
+      if (x.claimLane(options.lane) !== 0) lane = options.lane;
     } else {
-      for (let l = 1; l < x.laneCount() && lane < 0; l++) if (x.claimLane(l) === 1) lane = l;
+      for (let l = 1; l < x.laneCount() && lane < 0; l++) if (x.claimLane(l) !== 0) lane = l;
     }
     if (lane < 0) throw new MacslotError('DATA_PLANE', `no free lane${options.lane !== undefined ? ` (lane ${options.lane} is taken or out of range)` : ''}`);
     return new DataPlane(x, handle.module, handle.memory, lane, handle.maxFrameLength, undefined, 0);
@@ -284,6 +331,7 @@ export class DataPlane {
    * copy, and posting it fails (in a browser, a page that is not cross-origin isolated has no shared memory).
    */
   handle(): DataPlaneHandle {
+    this.#live();
     if (!isShared(this.memory)) {
       throw new MacslotError(
         'NOT_SUPPORTED',
@@ -297,11 +345,13 @@ export class DataPlane {
 
   /** Makes this lane the one that copies frames into client rings (rxBurst); returns false if another lane holds that role. */
   claimDelivery(): boolean {
+    this.#owned();
     return this.#x.claimDelivery(this.lane) === 1;
   }
 
   /** Gives up the ring-producer role. */
   releaseDelivery(): void {
+    this.#live();
     this.#x.releaseDelivery(this.lane);
   }
 
@@ -310,7 +360,8 @@ export class DataPlane {
   /** Classifies the first `count` described frames into `verdicts`; returns `count`. Throws INVALID_ARGUMENT above `burst`. */
   classifyBurst(count: number): number {
     this.#checkCount(count);
-    return this.#x.classifyBurst(this.lane, count);
+    if (this.#x.classifyBurst(this.lane, count) !== count || count === 0) this.#owned();
+    return count;
   }
 
   /**
@@ -321,12 +372,14 @@ export class DataPlane {
     this.#checkCount(count);
     if (count === 0) return 0;
     const n = this.#x.rxBurst(this.lane, count, exclude ?? NO_CLIENT);
+    if (n !== count) this.#owned();
     if (n !== count) throw new MacslotError('DATA_PLANE', `lane ${this.lane} is not the ring producer; call claimDelivery() first`);
     return n;
   }
 
   /** Copies `frames` into the pool and describes them; returns how many fit (pool or burst full). */
   load(frames: readonly Uint8Array[]): number {
+    this.#live();
     let off = 0;
     let i = 0;
     for (; i < frames.length && i < this.burst; i++) {
@@ -342,8 +395,11 @@ export class DataPlane {
 
   /** Returns the verdict of one frame (a copy goes through the pool). Never throws for any byte content. */
   classify(frame: Uint8Array): Verdict {
+    this.#live();
+    // A held filter drops every burst; the creating thread still answers, from the NIC's state in software.
+    if (this.#held && this.#nic !== undefined) return classifyFrame(this.#nic.filterState(), frame);
     this.#single(frame);
-    this.#x.classifyBurst(this.lane, 1);
+    this.classifyBurst(1);
     return this.decode(this.verdicts[0]!);
   }
 
@@ -356,6 +412,7 @@ export class DataPlane {
 
   /** Classifies and delivers every frame, in bursts; returns the number delivered through the filter. */
   receiveBurst(frames: readonly Uint8Array[]): number {
+    this.#live();
     let done = 0;
     while (done < frames.length) {
       const n = this.load(frames.slice(done, done + this.burst));
@@ -375,6 +432,9 @@ export class DataPlane {
 
   /** Classifies destination keys (MAC-48 or EUI-64) directly, for link layers other than Ethernet; returns one verdict each. */
   classifyKeys(keys: readonly Mac[]): Verdict[] {
+    this.#live();
+    const nic = this.#nic;
+    if (this.#held && nic !== undefined) return keys.map((k) => classifyKey(nic.filterState(), k));
     const out: Verdict[] = [];
     for (let start = 0; start < keys.length; start += this.burst) {
       const chunk = keys.slice(start, start + this.burst);
@@ -383,7 +443,7 @@ export class DataPlane {
         k.writeTo(this.#keys, i * 8);
         this.#kinds[i] = k.kind === 'eui64' ? 1 : 0;
       });
-      this.#x.classifyKeys(this.lane, chunk.length);
+      if (this.#x.classifyKeys(this.lane, chunk.length) !== chunk.length) this.#owned();
       for (let i = 0; i < chunk.length; i++) out.push(this.decode(this.verdicts[i]!));
     }
     return out;
@@ -391,6 +451,7 @@ export class DataPlane {
 
   /** Turns a verdict word into a rule, a path and the delivery set, read from the published filter. */
   decode(word: number): Verdict {
+    this.#live();
     const rule = RULES[word & 0x1f] ?? 'drop-bad-descriptor';
     const path = (word & V_SOFTWARE) !== 0 ? 'software' : 'hardware';
     const ref = word >>> 16;
@@ -422,6 +483,7 @@ export class DataPlane {
   }
 
   #checkCount(count: number): void {
+    this.#live();
     if (!Number.isInteger(count) || count < 0 || count > this.burst) throw new MacslotError('INVALID_ARGUMENT', `burst count must be 0..${this.burst}, got ${show(count)}`);
   }
 
@@ -429,18 +491,20 @@ export class DataPlane {
 
   /** Returns the receive ring of client `id` (its frames, in order). Throws INVALID_ARGUMENT outside the client capacity. */
   ring(id: number): RxRing {
-    if (!Number.isInteger(id) || id < 0 || id >= this.#maxClients) throw new MacslotError('INVALID_ARGUMENT', `client id ${show(id)} is outside 0..${this.#maxClients - 1}`);
-    return new RxRing(this.memory.buffer, this.#x.ringPtr(id), this.#x.ringDataBytes(), this.maxFrameLength, id);
+    this.#checkClient(id);
+    return new RxRing(this.memory.buffer, this.#x.ringPtr(id), this.#x.ringDataBytes(), this.maxFrameLength, id, this.#x.ringResetsPtr());
   }
 
-  /** Returns client `id`'s receive counters. */
+  /** Returns client `id`'s receive counters. Throws INVALID_ARGUMENT outside the client capacity. */
   clientCounters(id: number): ClientCounters {
+    this.#checkClient(id);
     const v = new Uint32Array(this.memory.buffer, this.#x.clientCountersPtr() + id * CLIENT_COUNTER_WORDS * 4, CLIENT_COUNTER_WORDS);
     return { frames: u64(v, 0), bytes: u64(v, 2), broadcast: u64(v, 4), multicast: u64(v, 6), ringDrops: u64(v, 8) };
   }
 
   /** Returns the NIC-wide counters summed over every lane. */
   counters(): DataPlaneCounters {
+    this.#live();
     const n = this.#x.laneCounterCount();
     const sums = new Array<number>(n).fill(0);
     const stripes = this.#x.counterStripes();
@@ -450,11 +514,14 @@ export class DataPlane {
     }
     const rules = Object.fromEntries(RULES.map((r, i) => [r, sums[i]!])) as Record<Rule, number>;
     const k = RULES.length;
-    return { rules, ringFull: sums[k]!, ringCorrupt: sums[k + 1]!, readerRetries: sums[k + 2]!, deliveries: sums[k + 3]!, spoofed: this.#spoofed };
+    // Consumers count the corrupt indices they reset in one shared word; producers count theirs per lane.
+    const resets = new Uint32Array(this.memory.buffer, this.#x.ringResetsPtr(), 1)[0]!;
+    return { rules, ringFull: sums[k]!, ringCorrupt: sums[k + 1]! + resets, readerRetries: sums[k + 2]!, deliveries: sums[k + 3]!, spoofed: this.#spoofed };
   }
 
   /** Sets where frames sent by clients go after local delivery (the wire). */
   setUplink(fn: ((frame: Uint8Array, from: number) => void) | undefined): void {
+    this.#live();
     this.#uplink = fn;
   }
 
@@ -465,6 +532,7 @@ export class DataPlane {
    * Returns false when the frame was dropped.
    */
   send(id: number, frame: Uint8Array, options: { antiSpoof?: boolean } = {}): boolean {
+    this.#live();
     const nic = this.#nic;
     if (nic === undefined) throw new MacslotError('DATA_PLANE', 'send needs the data plane created from the Nic');
     const client = nic.client(id);
@@ -500,24 +568,79 @@ export class DataPlane {
    * without its NIC, CLIENT_CLOSED after close(), DATA_PLANE when a lane stays inside the idle bank.
    */
   reload(): void {
-    if (this.#closed) throw new MacslotError('CLIENT_CLOSED', `this data plane (lane ${this.lane}) is closed`);
+    this.#live();
     if (this.#nic === undefined) throw new MacslotError('NOT_SUPPORTED', `lane ${this.lane} was attached from a handle; only the data plane created with the NIC can rebuild the filter`);
-    const x = this.#x;
-    const target = 1 - x.activeBank();
-    this.#waitIdle(target);
-    x.bankReset(target);
-    this.#program(this.#nic, target);
-    x.publish(target);
-    this.#pending = 'copy';
+    this.#rebuild(this.#nic);
   }
 
-  /** Stops following the NIC and gives the lane back. Idempotent. */
+  /**
+   * Subscribes to the data plane's reports (see DataPlaneEvent); returns the function that unsubscribes. A listener that
+   * throws is ignored: a report never breaks the change that caused it.
+   */
+  on(listener: (event: DataPlaneEvent) => void): () => void {
+    this.#live();
+    if (!this.#events.includes(listener)) this.#events = [...this.#events, listener];
+    return () => {
+      this.#events = this.#events.filter((l) => l !== listener);
+    };
+  }
+
+  /** True while the filter is held (fails closed) after a change it could not apply, until it is rebuilt. */
+  get held(): boolean {
+    return this.#held;
+  }
+
+  /**
+   * Takes lane `lane` back at once from an owner known to be gone (e.g. its worker's `exit` event), with its bank
+   * announcement and its ring-producer role; the owner's later calls throw DATA_PLANE. Writers also reclaim by themselves
+   * a lane stuck inside a burst for `stallMs`. Returns false when the lane was free. Throws INVALID_ARGUMENT for this
+   * data plane's own lane or a lane out of range.
+   */
+  reclaimLane(lane: number): boolean {
+    this.#live();
+    if (!Number.isInteger(lane) || lane < 0 || lane >= this.#x.laneCount() || lane === this.lane) {
+      throw new MacslotError('INVALID_ARGUMENT', `lane must be another lane in 0..${this.#x.laneCount() - 1}, got ${show(lane)}`);
+    }
+    if (this.#x.reclaimLane(lane) !== 1) return false;
+    this.#report({ type: 'lane-reclaimed', lane });
+    return true;
+  }
+
+  /** Stops following the NIC and gives the lane back. Idempotent; every other method then throws CLIENT_CLOSED. */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#unguard?.();
     this.#unsubscribe?.();
+    if (this.#recoverTimer !== undefined) clearTimeout(this.#recoverTimer);
+    this.#events = [];
     this.#x.releaseDelivery(this.lane);
     this.#x.releaseLane(this.lane);
+  }
+
+  #live(): void {
+    if (this.#closed) throw new MacslotError('CLIENT_CLOSED', `this data plane (lane ${this.lane}) is closed`);
+  }
+
+  /** Throws unless this thread still owns its lane: DATA_PLANE once it was reclaimed (its owner was taken for dead). */
+  #owned(): void {
+    this.#live();
+    if (this.#x.ownsLane(this.lane) !== 1) throw new MacslotError('DATA_PLANE', `lane ${this.lane} was reclaimed (its owner was stuck inside a burst); attach again`);
+  }
+
+  #checkClient(id: number): void {
+    this.#live();
+    if (!Number.isInteger(id) || id < 0 || id >= this.#maxClients) throw new MacslotError('INVALID_ARGUMENT', `client id ${show(id)} is outside 0..${this.#maxClients - 1}`);
+  }
+
+  #report(e: DataPlaneEvent): void {
+    for (const l of this.#events) {
+      try {
+        l(e);
+      } catch {
+        // A report is advice: its listener's failure must not undo or break the change being reported.
+      }
+    }
   }
 
   // ---- programming (the writer side) ------------------------------------------------
@@ -604,7 +727,7 @@ export class DataPlane {
 
   #refreshClient(id: number): readonly Op[] {
     const c = this.#nic?.client(id);
-    const broadcast = c !== undefined && c.broadcast && this.#activeCount[id]! > 0;
+    const broadcast = c?.broadcast === true && this.#activeCount[id]! > 0;
     const promiscuous = c?.promiscuous ?? false;
     const prev = this.#clientBits.get(id);
     if ((prev?.broadcast ?? false) === broadcast && (prev?.promiscuous ?? false) === promiscuous) return NO_OPS;
@@ -613,9 +736,93 @@ export class DataPlane {
     return [{ op: 'client', id, broadcast, promiscuous }];
   }
 
-  /** Turns one NIC event into bank operations and commits them. */
+  /** Refuses, before the NIC changes, a change this data plane could not apply. */
+  #check(c: NicChange): void {
+    if (this.#closed) return;
+    if (c.type === 'group-add' && c.groups > this.#maxGroups) {
+      throw new MacslotError('NO_FREE_SLOT', `cannot join ${c.group.toString()}: the data plane holds at most ${this.#maxGroups} multicast groups (maxGroups)`);
+    }
+  }
+
+  /**
+   * Follows one NIC event. Never throws: it runs inside the NIC's change, after the change took effect. What cannot be
+   * applied holds the filter (fail closed), is reported, and is repaired by a rebuild from the NIC.
+   */
   #follow(e: NicEvent): void {
     if (this.#closed) return;
+    try {
+      if (e.type === 'client-opened') this.#resetClient(e.clientId);
+      if (this.#held) this.#recover();
+      else this.#followOne(e);
+    } catch (err) {
+      this.#hold(err);
+    }
+  }
+
+  /** Fails closed: every burst drops until `#recover` rebuilds the filter; retried on a timer, and on the next change. */
+  #hold(err: unknown): void {
+    const first = !this.#held;
+    this.#held = true;
+    this.#x.setHold(1);
+    if (first) this.#report({ type: 'held', error: err });
+    if (this.#recoverTimer === undefined) {
+      const t = setTimeout(() => {
+        this.#recoverTimer = undefined;
+        if (this.#closed || !this.#held) return;
+        try {
+          this.#recover();
+        } catch (again) {
+          this.#recoverDelay = Math.min(this.#recoverDelay * 2, RECOVER_MAX_MS);
+          this.#hold(again);
+        }
+      }, this.#recoverDelay);
+      (t as { unref?: () => void }).unref?.();
+      this.#recoverTimer = t;
+    }
+  }
+
+  /** Rebuilds the mirrors and the filter from the NIC's state, then lifts the hold. Throws when it cannot. */
+  #recover(): void {
+    const nic = this.#nic!;
+    this.#mirror.clear();
+    this.#activeCount.fill(0);
+    for (const [key, e] of nic.filterState().unicast) {
+      const mac = typeof key === 'number' ? Mac.fromNumber(key) : Mac.parse(key);
+      if (!this.#mirror.put(mac, (e.client & 0xffff) | (e.hardware ? M_HARDWARE : 0))) throw new MacslotError('NO_FREE_SLOT', 'the data plane mirror is full');
+      this.#activeCount[e.client]!++;
+    }
+    this.#rebuild(nic);
+    this.#held = false;
+    this.#recoverDelay = RECOVER_FIRST_MS;
+    this.#x.setHold(0);
+    if (this.#recoverTimer !== undefined) clearTimeout(this.#recoverTimer);
+    this.#recoverTimer = undefined;
+    this.#report({ type: 'recovered' });
+  }
+
+  /** Programs the idle bank from scratch with the NIC's filter and publishes it; the other bank is copied at the next change. */
+  #rebuild(nic: Nic): void {
+    const x = this.#x;
+    const target = 1 - x.activeBank();
+    this.#waitIdle(target);
+    x.bankReset(target);
+    this.#program(nic, target);
+    x.publish(target);
+    this.#pending = 'copy';
+  }
+
+  /**
+   * A client id is being reused: its ring and counters must not show the previous client's frames. The closed client's
+   * bits left the published bank; once the other bank has no reader either, no burst can still deliver to the id.
+   */
+  #resetClient(id: number): void {
+    if (id >= this.#maxClients) return;
+    this.#waitIdle(1 - this.#x.activeBank());
+    this.#x.clientReset(id);
+  }
+
+  /** Turns one NIC event into bank operations and commits them. */
+  #followOne(e: NicEvent): void {
     const ops: Op[] = [];
     switch (e.type) {
       case 'reserved':
@@ -726,14 +933,20 @@ export class DataPlane {
     this.#pending = ops;
   }
 
-  /** Waits until no lane reads `bank`; throws DATA_PLANE when one stays inside it past the limit. */
+  /**
+   * Waits until no lane reads `bank`. Only bursts that began before the last publish can be inside it, so a lane that
+   * stays there for `stallMs` is stuck in one burst: its owner died or hangs. That lane is reclaimed (see reclaimLane)
+   * and the wait ends: a writer never waits on a dead reader longer than that, and only once per dead lane.
+   */
   #waitIdle(bank: number): void {
     const x = this.#x;
+    if (x.readersOn(bank) === 0) return;
     const started = Date.now();
     let spins = 0;
     while (x.readersOn(bank) !== 0) {
-      if ((++spins & 1023) === 0 && Date.now() - started > WRITER_SPIN_LIMIT_MS) {
-        throw new MacslotError('DATA_PLANE', `a lane stayed inside bank ${bank} for over ${WRITER_SPIN_LIMIT_MS} ms; the change is queued`);
+      if ((++spins & 1023) !== 0 || Date.now() - started < this.#stallMs) continue;
+      for (let l = 0; l < x.laneCount(); l++) {
+        if (l !== this.lane && x.laneState(l) === bank + 1 && x.reclaimLane(l) === 1) this.#report({ type: 'lane-reclaimed', lane: l });
       }
     }
   }

@@ -1,6 +1,5 @@
 // Data plane: the consumer side of a client's receive ring in shared memory (single producer, single consumer).
 
-import { MacslotError } from '../errors.js';
 
 /** Ring header: producer index at byte 0, consumer index at byte 64, sleeper flag at byte 68, data from byte 128 (as laid out in assembly/layout.ts). */
 const HEAD = 0;
@@ -20,9 +19,10 @@ export class RxRing {
   readonly #words: DataView;
   readonly #mask: number;
   readonly #maxFrame: number;
+  readonly #resets: Int32Array | undefined;
 
-  /** Wraps the ring at `ptr` of `buffer`; used by DataPlane.ring(). */
-  constructor(buffer: ArrayBufferLike, ptr: number, dataBytes: number, maxFrame: number, client: number) {
+  /** Wraps the ring at `ptr` of `buffer`; used by DataPlane.ring(). `resetsPtr` addresses the shared count of corrupt rings reset. */
+  constructor(buffer: ArrayBufferLike, ptr: number, dataBytes: number, maxFrame: number, client: number, resetsPtr?: number) {
     this.client = client;
     this.byteOffset = ptr;
     this.#idx = new Int32Array(buffer, ptr, DATA / 4);
@@ -30,6 +30,7 @@ export class RxRing {
     this.#words = new DataView(buffer, ptr + DATA, dataBytes);
     this.#mask = dataBytes - 1;
     this.#maxFrame = maxFrame;
+    this.#resets = resetsPtr === undefined ? undefined : new Int32Array(buffer, resetsPtr, 1);
   }
 
   /** Returns the bytes waiting to be read. */
@@ -38,30 +39,43 @@ export class RxRing {
   }
 
   /**
-   * Calls `fn` with each waiting frame (a view valid only during the call) and its verdict word,
-   * up to `max` frames; returns how many it read. Throws RING_CORRUPT on a record that cannot be valid.
+   * Calls `fn` with each waiting frame (a view valid only during the call) and its verdict word, up to `max` frames;
+   * returns how many it read. Indices or a record that cannot be valid (a hostile or broken writer) are counted as the
+   * data plane's `ringCorrupt`, the ring is emptied, and poll returns: it never throws for the ring's content.
    */
   poll(fn: (frame: Uint8Array, verdict: number) => void, max = Infinity): number {
     let n = 0;
     let tail = Atomics.load(this.#idx, TAIL) >>> 0;
     const head = Atomics.load(this.#idx, HEAD) >>> 0;
+    if (tail === head) return 0;
+    const size = this.#mask + 1;
+    // Free-running byte counts on 8-byte records: never more pending than the ring holds, never misaligned.
+    if (((head - tail) >>> 0) > size || ((head | tail) & 7) !== 0) return this.#reset(head, n);
     while (n < max && tail !== head) {
       const pos = tail & this.#mask;
+      const left = (head - tail) >>> 0;
       const len = this.#words.getUint32(pos, true);
       if (len === WRAP) {
-        tail = (tail + (this.#mask + 1 - pos)) >>> 0;
+        if (size - pos > left) return this.#reset(head, n);
+        tail = (tail + (size - pos)) >>> 0;
         continue;
       }
-      if (len > this.#maxFrame || pos + REC_HEADER + len > this.#mask + 1) {
-        throw new MacslotError('RING_CORRUPT', `ring of client ${this.client} holds a record of length ${len} at ${pos}`);
-      }
+      const need = (REC_HEADER + len + 7) & ~7;
+      if (len > this.#maxFrame || pos + REC_HEADER + len > size || need > left) return this.#reset(head, n);
       fn(this.#data.subarray(pos + REC_HEADER, pos + REC_HEADER + len), this.#words.getUint32(pos + 4, true));
-      tail = (tail + ((REC_HEADER + len + 7) & ~7)) >>> 0;
+      tail = (tail + need) >>> 0;
       // Publishing per frame frees space early, so a slow consumer never stalls the producer longer than needed.
       Atomics.store(this.#idx, TAIL, tail | 0);
       n++;
     }
     Atomics.store(this.#idx, TAIL, tail | 0);
+    return n;
+  }
+
+  /** Empties a corrupt ring (everything up to `head` is dropped), counts it, and returns `n` (frames read before). */
+  #reset(head: number, n: number): number {
+    Atomics.store(this.#idx, TAIL, head | 0);
+    if (this.#resets !== undefined) Atomics.add(this.#resets, 0, 1);
     return n;
   }
 
