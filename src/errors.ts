@@ -49,14 +49,30 @@ export function isMacslotError(err: unknown, code?: MacslotErrorCode): err is Ma
   return err instanceof MacslotError && (code === undefined || err.code === code);
 }
 
-/** Renders any input value for an error message without throwing on odd values. */
+/** Longest rendering of a value `show` returns before its `…(N characters)` tail; a message stays a few hundred characters. */
+export const SHOW_MAX = 200;
+
+/**
+ * Renders any input value for an error message without throwing on odd values. The rendering is cut
+ * to SHOW_MAX characters (bytes to 64), ending with `…` and the full length, so a huge input never
+ * makes a huge message.
+ */
 export function show(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value);
-  if (value instanceof Uint8Array) return `bytes[${value.length}](${Array.from(value, (b) => b.toString(16).padStart(2, '0')).join(' ')})`;
-  if (typeof value === 'bigint') return `${value}n`;
+  if (typeof value === 'string') {
+    return value.length <= SHOW_MAX ? JSON.stringify(value) : `${JSON.stringify(value.slice(0, SHOW_MAX))}…(${value.length} characters)`;
+  }
+  if (value instanceof Uint8Array) {
+    const hex = Array.from(value.subarray(0, 64), (b) => b.toString(16).padStart(2, '0')).join(' ');
+    return `bytes[${value.length}](${hex}${value.length > 64 ? ' …' : ''})`;
+  }
+  if (typeof value === 'bigint') return cut(`${value}n`);
   try {
-    return typeof value === 'object' && value !== null ? JSON.stringify(value) ?? String(value) : String(value);
+    return cut(typeof value === 'object' && value !== null ? JSON.stringify(value) ?? String(value) : String(value));
   } catch {
     return Object.prototype.toString.call(value);
   }
+}
+
+function cut(text: string): string {
+  return text.length <= SHOW_MAX ? text : `${text.slice(0, SHOW_MAX)}…(${text.length} characters)`;
 }

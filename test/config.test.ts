@@ -1,7 +1,11 @@
 // The configuration file: its validator names the JSON path and the bad value; the schema shipped with the package lists the same fields.
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { buildFromConfig, parseConfig } from 'macslot';
+import { CONFIG_PATTERNS, DataPlane, LIMITS, Mac, MacslotError, Nic, buildFromConfig, loadConfig, parseConfig } from 'macslot';
+// The validator of `macslot switch --config`: the one configuration reader that is not in the library's API.
+import { switchConfig } from '../src/cli/switch.js';
 
 const EXAMPLE = {
   nic: { primary: '00:14:4f:00:00:00', factory: { base: '00:14:4f:00:00:01', count: 8 }, unicastEntries: 16, multicastEntries: 32, overflow: 'promiscuous' },
@@ -66,10 +70,304 @@ describe('configuration', () => {
     // Every schema field is known to the validator (undefined values are skipped, unknown keys would throw).
     expect(() => parseConfig({ ...all, nic: { ...all.nic, primary: '00:14:4f:00:00:00' } })).not.toThrow();
     expect(() => parseConfig({ ...EXAMPLE, clients: [Object.fromEntries(fields.client.map((k) => [k, k === 'name' ? 'n' : undefined]))] })).not.toThrow();
-    expect(fields.top.sort()).toEqual(['$schema', 'clients', 'nic', 'seed']);
+    expect(fields.top.sort()).toEqual(['$schema', 'clients', 'nic', 'seed', 'switch']);
     // And the validator knows no field the schema lacks.
     for (const k of ['unknownField']) expect(() => parseConfig({ ...EXAMPLE, nic: { ...EXAMPLE.nic, [k]: 1 } })).toThrow(/not a known field/);
     expect(schema.properties.nic.additionalProperties).toBe(false);
     expect(schema.properties.clients.items.additionalProperties).toBe(false);
+  });
+});
+
+const schema = JSON.parse(readFileSync(new URL('../schema/config.schema.json', import.meta.url), 'utf8'));
+const ajv = new Ajv2020({ strict: true, strictTypes: false, strictRequired: false });
+const schemaAccepts = ajv.compile(schema);
+
+/** The validators' verdict: a file is valid when some command accepts it (inspect and the rest via loadConfig, or switch). */
+function validatorAccepts(text: string): boolean {
+  const accepts = (fn: () => unknown): boolean => {
+    try {
+      fn();
+      return true;
+    } catch (err) {
+      if (!(err instanceof MacslotError)) throw err;
+      return false;
+    }
+  };
+  return accepts(() => loadConfig(text)) || accepts(() => switchConfig(text, 'generated.json'));
+}
+
+function sameVerdict(what: string, config: unknown): boolean {
+  const text = JSON.stringify(config);
+  const bySchema = schemaAccepts(config) as boolean;
+  const byValidator = validatorAccepts(text);
+  expect(byValidator, `${what}: schema says ${bySchema} (${ajv.errorsText(schemaAccepts.errors)}) for ${text}`).toBe(bySchema);
+  return bySchema;
+}
+
+const readmeJson = (): string[] => [...readFileSync(new URL('../README.md', import.meta.url), 'utf8').matchAll(/```json\n([\s\S]*?)```/g)].map((m) => m[1]!);
+const FIXTURES = new URL('./fixtures/cli/', import.meta.url);
+
+// Generated files: MACs from pools that never collide (duplicate MACs and names are checks the schema cannot express).
+const unicastMac = fc.constantFrom('52:54:00:12:34:56', '52-54-00-12-34-57', '5254.0012.3458', '525400123459', '02:08:20:00:00:0B');
+const groupMac = fc.constantFrom('33:33:00:00:00:01', '01-00-5e-00-00-fb', '3333.0000.00fb', '01005e7f0001');
+const nicArb = fc.record(
+  {
+    primary: fc.constantFrom('00:14:4f:00:00:00', '02:6d:73:00:00:01'),
+    factory: fc.oneof(
+      fc.record({ base: fc.constantFrom('00:14:4f:00:01:00', '02:6d:73:00:01:00'), count: fc.integer({ min: 0, max: LIMITS.factory }) }),
+      fc.uniqueArray(fc.constantFrom('00:14:4f:00:02:01', '00:14:4f:00:02:02', '02:6d:73:00:02:03'), { maxLength: 3 }),
+    ),
+    unicastEntries: fc.integer({ min: 0, max: LIMITS.entries }),
+    multicastEntries: fc.integer({ min: 0, max: 64 }),
+    multicastHash: fc.oneof(fc.boolean(), fc.record({ filterType: fc.constantFrom(0, 1, 2, 3) })),
+    overflow: fc.constantFrom('promiscuous', 'reject'),
+    autoActivate: fc.boolean(),
+    maxClients: fc.integer({ min: 1, max: LIMITS.clients }),
+    maxAddresses: fc.integer({ min: 1, max: LIMITS.addresses }),
+    maxFrameLength: fc.integer({ min: 14, max: LIMITS.frameLength }),
+    primaryClient: fc.constantFrom('host', 'p'.repeat(LIMITS.clientName)),
+  },
+  { requiredKeys: ['primary'] },
+);
+const clientArb = fc.record(
+  {
+    name: fc.constantFrom('vm-a', 'vm-b', 'tap', 'n'.repeat(LIMITS.clientName)),
+    address: fc.oneof(fc.constantFrom('factory', 'factory:2', 'random', 'random:02:08:20/24', 'auto', 'learn'), unicastMac),
+    multicast: fc.uniqueArray(groupMac, { maxLength: 3 }),
+    broadcast: fc.boolean(),
+    promiscuous: fc.boolean(),
+  },
+  { requiredKeys: ['name'] },
+);
+const switchArb = fc.record({
+  allocation: fc.constantFrom('auto', 'random', 'factory', 'learn', 'none'),
+  leaseTtlMs: fc.integer({ min: 0, max: 2 ** 31 - 1 }),
+  antiSpoof: fc.boolean(),
+}, { requiredKeys: [] });
+const configArb = fc.record(
+  {
+    $schema: fc.constant('https://example.invalid/config.schema.json'),
+    seed: fc.integer({ min: 0, max: 0xffff_ffff }),
+    nic: nicArb,
+    clients: fc.uniqueArray(clientArb, { maxLength: 4, selector: (c) => c.name }),
+    switch: switchArb,
+  },
+  { requiredKeys: ['nic'] },
+);
+// Values that break a field in one way or another (or happen to fit it: then both must accept).
+const BAD = [
+  null, -1, 1.5, 'x', '', [], {}, true, 0, LIMITS.factory + 1, LIMITS.clients + 1, LIMITS.frameLength + 1, LIMITS.entries + 1, 2 ** 31, 2 ** 32,
+  '01:00:5e:00:00:01', '00:00:00:00:00:00', '00-00-00-00-00-00', 'ff:ff:ff:ff:ff:ff', ' 00:14:4f:00:00:09', '0:14:4f:0:0:9', '00:14-4f:00:00:09',
+  '00:14:4f:00:00:09:aa:bb', '00:14:4f:00:00:09', 'y'.repeat(LIMITS.clientName + 1), 'factory:x', 'random:', 'auto', 'learn',
+];
+
+type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
+/** Every path into a value (the root excluded), objects' keys and arrays' indices. */
+function paths(v: Json, at: (string | number)[] = []): (string | number)[][] {
+  if (v === null || typeof v !== 'object') return [];
+  const keys: (string | number)[] = Array.isArray(v) ? v.map((_, i) => i) : Object.keys(v);
+  return keys.flatMap((k) => [[...at, k], ...paths((v as Record<string | number, Json>)[k]!, [...at, k])]);
+}
+/** Returns a copy of `config` with one change at `path`: a bad value, the key deleted, or an unknown key beside it. */
+function mutate(config: Json, path: (string | number)[], how: number, bad: Json): Json {
+  const copy = structuredClone(config) as Record<string | number, Json>;
+  let parent = copy;
+  for (const k of path.slice(0, -1)) parent = parent[k] as Record<string | number, Json>;
+  const last = path[path.length - 1]!;
+  if (how === 0) parent[last] = bad;
+  else if (how === 1 && !Array.isArray(parent)) delete parent[last];
+  else if (!Array.isArray(parent)) parent.unknownField = bad;
+  else parent[last] = bad;
+  return copy as Json;
+}
+
+describe('the JSON Schema and the validators give the same verdict', () => {
+  it('on every configuration in the README', () => {
+    const blocks = readmeJson();
+    expect(blocks.length).toBeGreaterThanOrEqual(2);
+    for (const [i, text] of blocks.entries()) {
+      expect(validatorAccepts(text), `README json block ${i}`).toBe(true);
+      expect(sameVerdict(`README json block ${i}`, JSON.parse(text))).toBe(true);
+    }
+  });
+
+  it('on every fixture file', () => {
+    const files = readdirSync(FIXTURES).filter((f) => f.endsWith('.json'));
+    expect(files).toContain('nic.json');
+    const verdicts = files.map((f) => [f, sameVerdict(f, JSON.parse(readFileSync(new URL(f, FIXTURES), 'utf8')))]);
+    expect(verdicts.filter(([, ok]) => ok).map(([f]) => f).sort()).toEqual(['nb6.json', 'nic.json']);
+  });
+
+  it('on generated valid configurations', () => {
+    let accepted = 0;
+    fc.assert(
+      fc.property(configArb, (config) => {
+        if (sameVerdict('generated', config)) accepted++;
+      }),
+      { numRuns: 400 },
+    );
+    // The generator makes mostly valid files (a switch file with a promiscuous client is the invalid rest).
+    expect(accepted).toBeGreaterThan(100);
+  });
+
+  it('on generated invalid configurations: one field broken, removed, or an unknown one added', () => {
+    let rejected = 0;
+    const mutated = configArb.chain((config) => {
+      const all = paths(config as Json);
+      return fc.tuple(fc.constant(config as Json), fc.constantFrom(...all), fc.integer({ min: 0, max: 2 }), fc.constantFrom(...BAD));
+    });
+    fc.assert(
+      fc.property(mutated, ([config, path, how, bad]) => {
+        if (!sameVerdict(`mutated at ${path.join('.')}`, mutate(config, path, how, bad))) rejected++;
+      }),
+      { numRuns: 1000 },
+    );
+    expect(rejected).toBeGreaterThan(500);
+  });
+});
+
+describe('limits agree with what the NIC and the data plane accept', () => {
+  const nic = { primary: '00:14:4f:00:00:00' };
+  const groups = (n: number): string[] => Array.from({ length: n }, (_, i) => Mac.fromNumber(0x3333_0000_0000 + i).toString());
+  const LIMIT_CASES = [
+    { name: 'a factory block past the NIC limit', cfg: { nic: { ...nic, factory: { base: '00:14:4f:00:10:00', count: LIMITS.factory + 1 } } }, path: 'nic.factory.count: 4097', inSchema: true },
+    { name: 'a factory list past the NIC limit', cfg: { nic: { ...nic, factory: Array.from({ length: LIMITS.factory + 1 }, (_, i) => Mac.fromNumber(0x0014_4f10_0000 + i).toString()) } }, path: 'nic.factory:', inSchema: true },
+    { name: 'a factory block running into multicast MACs', cfg: { nic: { ...nic, factory: { base: 'fe:ff:ff:ff:ff:ff', count: 2 } } }, path: 'nic.factory.count: 2', inSchema: false },
+    { name: 'a factory block holding the primary', cfg: { nic: { ...nic, factory: { base: '00:14:4f:00:00:00', count: 1 } } }, path: 'nic.factory: "00:14:4f:00:00:00 + 0" is the same MAC as nic.primary', inSchema: false },
+    { name: 'a factory list naming one MAC twice', cfg: { nic: { ...nic, factory: ['00:14:4f:00:00:01', '00-14-4F-00-00-01'] } }, path: 'nic.factory[1]: "00-14-4F-00-00-01" is the same MAC as nic.factory[0]', inSchema: false },
+    { name: 'more clients than the data plane numbers', cfg: { nic: { ...nic, maxClients: LIMITS.clients + 1 } }, path: 'nic.maxClients: 65536', inSchema: true },
+    { name: 'more distinct groups than the data plane holds', cfg: { nic, clients: [{ name: 'a', multicast: groups(200) }, { name: 'b', multicast: groups(LIMITS.groups + 1) }] }, path: 'clients[1].multicast[256]: "33:33:00:00:01:00" is distinct group number 257', inSchema: false },
+    { name: 'a client name longer than the NIC takes', cfg: { nic, clients: [{ name: 'n'.repeat(LIMITS.clientName + 1) }] }, path: 'clients[0].name:', inSchema: true },
+    { name: 'a primary client name longer than the NIC takes', cfg: { nic: { ...nic, primaryClient: 'n'.repeat(LIMITS.clientName + 1) } }, path: 'nic.primaryClient:', inSchema: true },
+    { name: 'an all-zero primary', cfg: { nic: { primary: '00-00-00-00-00-00' } }, path: 'nic.primary: "00-00-00-00-00-00" is the all-zero MAC', inSchema: true },
+  ];
+  it.each(LIMIT_CASES)('refuses $name with CONFIG_INVALID and the JSON path', ({ cfg, path, inSchema }) => {
+    expect(() => parseConfig(cfg)).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringContaining(path) }));
+    // Sums and comparisons across fields are beyond JSON Schema: the schema's description names them.
+    if (inSchema) expect(schemaAccepts(cfg)).toBe(false);
+  });
+
+  it('accepts what is exactly at each limit, and the NIC and a data plane take it', async () => {
+    const cfg = parseConfig({
+      nic: { ...nic, factory: { base: '00:14:4f:00:10:00', count: LIMITS.factory }, maxClients: LIMITS.clients },
+      clients: [{ name: 'n'.repeat(LIMITS.clientName), multicast: groups(LIMITS.groups) }],
+    });
+    const built = buildFromConfig(cfg);
+    expect(built.nic.addressSupport().totalSlots).toBe(LIMITS.factory);
+    const dp = await DataPlane.create(built.nic, { lanes: 1, poolBytes: 1 << 16, ringBytes: 4096 });
+    try {
+      expect(built.clients[0]!.groups()).toHaveLength(LIMITS.groups);
+    } finally {
+      dp.close();
+    }
+  });
+
+  it("ships a schema whose numbers and patterns are the code's", () => {
+    const nicProps = schema.properties.nic.properties;
+    const client = schema.properties.clients.items.properties;
+    expect({
+      factoryCount: nicProps.factory.oneOf[0].properties.count.maximum,
+      factoryList: nicProps.factory.oneOf[1].maxItems,
+      unicastEntries: nicProps.unicastEntries.maximum,
+      multicastEntries: nicProps.multicastEntries.maximum,
+      maxClients: nicProps.maxClients.maximum,
+      maxAddresses: nicProps.maxAddresses.maximum,
+      maxFrameLength: nicProps.maxFrameLength.maximum,
+      primaryClient: nicProps.primaryClient.maxLength,
+      name: client.name.maxLength,
+      groups: client.multicast.maxItems,
+    }).toEqual({
+      factoryCount: LIMITS.factory,
+      factoryList: LIMITS.factory,
+      unicastEntries: LIMITS.entries,
+      multicastEntries: LIMITS.entries,
+      maxClients: LIMITS.clients,
+      maxAddresses: LIMITS.addresses,
+      maxFrameLength: LIMITS.frameLength,
+      primaryClient: LIMITS.clientName,
+      name: LIMITS.clientName,
+      groups: LIMITS.groups,
+    });
+    expect([schema.$defs.mac.pattern, schema.$defs.unicast.pattern, schema.$defs.group.pattern]).toEqual([CONFIG_PATTERNS.mac, CONFIG_PATTERNS.unicast, CONFIG_PATTERNS.group]);
+    // And the NIC refuses one past each of its limits.
+    const refuses = (config: object): boolean => {
+      try {
+        new Nic({ primary: '00:14:4f:00:00:00', ...config });
+        return false;
+      } catch (err) {
+        return err instanceof MacslotError;
+      }
+    };
+    expect([
+      refuses({ factory: { base: '00:14:4f:00:10:00', count: LIMITS.factory + 1 } }),
+      refuses({ maxClients: LIMITS.clients + 1 }),
+      refuses({ maxAddresses: LIMITS.addresses + 1 }),
+      refuses({ maxFrameLength: LIMITS.frameLength + 1 }),
+      refuses({ unicastEntries: LIMITS.entries + 1 }),
+      refuses({ factory: { base: '00:14:4f:00:10:00', count: LIMITS.factory }, maxClients: LIMITS.clients }),
+    ]).toEqual([true, true, true, true, true, false]);
+  });
+});
+
+describe('duplicate keys', () => {
+  const DUPLICATES = [
+    { name: 'at the top level', text: '{"nic":{"primary":"00:14:4f:00:00:00"},"seed":1,"seed":2}', path: 'seed: is given twice' },
+    { name: 'in the nic object', text: '{"nic":{"primary":"00:14:4f:00:00:00","primary":"00:14:4f:00:00:01"}}', path: 'nic.primary: is given twice' },
+    { name: 'in the second client', text: '{"nic":{"primary":"00:14:4f:00:00:00"},"clients":[{"name":"a"},{"name":"b","broadcast":true,"broadcast":false}]}', path: 'clients[1].broadcast: is given twice' },
+    { name: 'a key that needs quoting', text: '{"nic":{"primary":"00:14:4f:00:00:00"},"a b":1,"a b":2}', path: '(root)["a b"]: is given twice' },
+    { name: 'a key written with an escape', text: '{"nic":{"primary":"00:14:4f:00:00:00"},"seed":1,"s\\u0065ed":2}', path: 'seed: is given twice' },
+  ];
+  it.each(DUPLICATES)('refuses a key given twice $name, naming its path', ({ text, path }) => {
+    expect(() => loadConfig(text)).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringContaining(path) }));
+    expect(() => switchConfig(text, 'switch.json')).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringContaining(path) }));
+  });
+
+  it('refuses a key given twice in the switch object', () => {
+    const text = '{"nic":{"primary":"00:14:4f:00:00:00"},"switch":{"allocation":"auto","allocation":"none"}}';
+    expect(() => switchConfig(text, 'switch.json')).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringContaining('switch.allocation: is given twice') }));
+  });
+
+  it('is not fooled by quotes, braces and commas inside strings, or by the same key in sibling objects', () => {
+    const text = '{"nic":{"primary":"00:14:4f:00:00:00","primaryClient":"a\\",\\"primaryClient\\":{["},"clients":[{"name":"x","broadcast":true},{"name":"y","broadcast":true}]}';
+    expect(loadConfig(text).nic.primaryClient).toBe('a","primaryClient":{[');
+  });
+});
+
+describe('error messages cap the values they echo', () => {
+  const HUGE = 'n'.repeat(5_000_000);
+  const CAPPED = [
+    { name: 'a huge client name', run: () => parseConfig({ nic: { primary: '00:14:4f:00:00:00' }, clients: [{ name: HUGE }] }) },
+    { name: 'a huge unknown key', run: () => parseConfig({ nic: { primary: '00:14:4f:00:00:00', [HUGE]: 1 } }) },
+    { name: 'a huge MAC', run: () => parseConfig({ nic: { primary: HUGE } }) },
+    { name: 'a huge name through the API', run: () => new Nic({ primary: '00:14:4f:00:00:00' }).openClient(HUGE) },
+    { name: 'a huge MAC through the API', run: () => Mac.parse(`00:${HUGE}`) },
+    { name: 'a huge name in a switch file', run: () => switchConfig(JSON.stringify({ nic: { primary: '00:14:4f:00:00:00' }, clients: [{ name: HUGE }] }), 'switch.json') },
+    { name: 'a huge key in the switch object', run: () => switchConfig(JSON.stringify({ nic: { primary: '00:14:4f:00:00:00' }, switch: { [HUGE]: HUGE } }), 'switch.json') },
+    { name: 'a huge array', run: () => parseConfig({ nic: { primary: '00:14:4f:00:00:00' }, clients: { a: new Array(100_000).fill(HUGE.slice(0, 100)) } }) },
+  ];
+  it.each(CAPPED)('$name gives a message of a few hundred characters', ({ run }) => {
+    let message = '';
+    try {
+      run();
+    } catch (err) {
+      expect(err).toBeInstanceOf(MacslotError);
+      message = (err as Error).message;
+    }
+    expect(message).not.toBe('');
+    expect(message.length).toBeLessThan(1000);
+    expect(message).toMatch(/…\(\d+ characters\)/);
+  });
+
+  it('a huge name that fails while setting up is capped too', () => {
+    const cfg = parseConfig({ nic: { primary: '00:14:4f:00:00:00' }, clients: [{ name: 'a', address: '02:00:00:00:00:01' }, { name: 'b', address: '02:00:00:00:00:01' }] });
+    const err = (() => {
+      try {
+        buildFromConfig({ ...cfg, clients: [...cfg.clients, { name: HUGE }] });
+      } catch (e) {
+        return e as Error;
+      }
+      return undefined;
+    })();
+    expect(err?.message.length).toBeLessThan(1000);
   });
 });

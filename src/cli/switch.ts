@@ -1,7 +1,7 @@
 // Command line: `macslot switch` — one NIC switched among emulator ports, with a live per-port table and counters as JSON on request.
 
 import { readFileSync } from 'node:fs';
-import { parseConfig, seededRandom } from '../config/config.js';
+import { keyPath, parseConfig, parseConfigText, seededRandom } from '../config/config.js';
 import { MacslotError, isMacslotError, show } from '../errors.js';
 import { Nic } from '../nic/nic.js';
 import { parseListen, parseUplink, serveSwitch } from '../node/switch.js';
@@ -44,9 +44,9 @@ const DEFAULT_PRIMARY = '02:6d:73:00:00:01';
 export function switchConfig(text: string, source: string): { nic: Nic; clients: SwitchClientSpec[]; allocation?: string; leaseTtlMs?: number; antiSpoof?: boolean } {
   let raw: unknown;
   try {
-    raw = JSON.parse(text);
+    raw = parseConfigText(text, source);
   } catch (err) {
-    throw new MacslotError('CONFIG_INVALID', `${show(source)} is not JSON: ${(err as Error).message}`);
+    throw isMacslotError(err) && !err.message.includes(' is not JSON: ') ? new MacslotError('CONFIG_INVALID', `${show(source)}: ${err.message.replace(/^CONFIG_INVALID: /, '')}`) : err;
   }
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new MacslotError('CONFIG_INVALID', `${source}: (root): ${show(raw)} is not an object`);
   const { switch: sw, ...rest } = raw as Record<string, unknown>;
@@ -82,7 +82,7 @@ export function switchConfig(text: string, source: string): { nic: Nic; clients:
   if (sw !== undefined) {
     if (sw === null || typeof sw !== 'object' || Array.isArray(sw)) throw new MacslotError('CONFIG_INVALID', `${source}: switch: ${show(sw)} is not an object`);
     for (const [k, v] of Object.entries(sw)) {
-      if (!(SWITCH_FIELDS as readonly string[]).includes(k)) throw new MacslotError('CONFIG_INVALID', `${source}: switch.${k}: ${show(v)} is not a known field (known: ${SWITCH_FIELDS.join(', ')})`);
+      if (!(SWITCH_FIELDS as readonly string[]).includes(k)) throw new MacslotError('CONFIG_INVALID', `${source}: ${keyPath('switch', k)}: ${show(v)} is not a known field (known: ${SWITCH_FIELDS.join(', ')})`);
     }
     const s = sw as Record<string, unknown>;
     if (s.allocation !== undefined) {

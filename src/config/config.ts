@@ -4,6 +4,8 @@ import { MacBlock, type RandomSource } from '../alloc/generate.js';
 import { MacslotError, isMacslotError, show } from '../errors.js';
 import { Nic, type NicClient } from '../nic/nic.js';
 import type { NicConfig } from '../nic/types.js';
+import { LIMITS } from '../limits.js';
+import { ETH_HLEN } from '../wire/ethernet.js';
 import { Mac } from '../wire/mac.js';
 
 /** The `nic` object of a configuration file: NicConfig with MACs as strings. */
@@ -49,13 +51,40 @@ export interface ConfiguredNic {
 
 const fail = (path: string, value: unknown, what: string): MacslotError => new MacslotError('CONFIG_INVALID', `${path}: ${show(value)} ${what}`);
 
+/** Renders one key of a JSON path: `.name` for a plain short name, `["…"]` (capped) for anything else. */
+export function keyPath(parent: string, key: string): string {
+  const plain = /^[A-Za-z_$][\w$]{0,63}$/.test(key);
+  if (parent === '') return plain ? key : `(root)[${show(key)}]`;
+  return plain ? `${parent}.${key}` : `${parent}[${show(key)}]`;
+}
+
+const HEX2 = '[0-9A-Fa-f]{2}';
+const HEX4 = '[0-9A-Fa-f]{4}';
+
+/**
+ * The patterns a configuration file's MACs must match, shared by the validator and the JSON Schema
+ * (`$defs.mac`, `$defs.unicast`, `$defs.group`): a MAC-48 in colon, hyphen, dotted or bare hex notation
+ * with one kind of separator; a unicast one is not all-zero and has the group bit clear; a group has the
+ * group bit set and is not broadcast.
+ */
+export const CONFIG_PATTERNS = Object.freeze({
+  mac: `^(${HEX2}(:${HEX2}){5}|${HEX2}(-${HEX2}){5}|${HEX4}\\.${HEX4}\\.${HEX4}|[0-9A-Fa-f]{12})$`,
+  unicast: '^(?![-:.0]*$)[0-9A-Fa-f][02468AaCcEe]',
+  group: '^(?![-:.Ff]*$)[0-9A-Fa-f][13579BbDdFf]',
+});
+const MAC_RE = new RegExp(CONFIG_PATTERNS.mac, 'u');
+const UNICAST_RE = new RegExp(CONFIG_PATTERNS.unicast, 'u');
+const GROUP_RE = new RegExp(CONFIG_PATTERNS.group, 'u');
+
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 function object(v: unknown, path: string, allowed: readonly string[]): Record<string, unknown> {
-  if (!isObject(v)) throw fail(path, v, 'is not an object');
-  for (const key of Object.keys(v)) if (!allowed.includes(key)) throw fail(`${path}.${key}`, v[key], `is not a known field (known: ${allowed.join(', ')})`);
+  if (!isObject(v)) throw fail(path || '(root)', v, 'is not an object');
+  for (const key of Object.keys(v)) {
+    if (!allowed.includes(key)) throw fail(keyPath(path || '(root)', key), v[key], `is not a known field (known: ${allowed.join(', ')})`);
+  }
   return v;
 }
 
@@ -69,51 +98,69 @@ function bool(v: unknown, path: string): boolean {
   return v;
 }
 
-function string(v: unknown, path: string): string {
+function string(v: unknown, path: string, max = Infinity): string {
   if (typeof v !== 'string' || v.length === 0) throw fail(path, v, 'is not a non-empty string');
+  if (v.length > max) throw fail(path, v, `is ${v.length} characters long; at most ${max}`);
   return v;
 }
 
 function mac(v: unknown, path: string): string {
-  if (typeof v !== 'string') throw fail(path, v, 'is not a MAC');
-  try {
-    const m = Mac.parse(v);
-    if (m.kind !== 'mac48') throw new Error();
-    return m.toString();
-  } catch {
-    throw fail(path, v, 'is not a MAC');
-  }
+  if (typeof v !== 'string' || !MAC_RE.test(v)) throw fail(path, v, 'is not a MAC');
+  return Mac.parse(v).toString();
 }
 
 function unicastMac(v: unknown, path: string): string {
   const m = mac(v, path);
-  if (Mac.parse(m).isMulticast) throw fail(path, v, 'is a multicast MAC, not a unicast one');
+  if (!UNICAST_RE.test(m)) throw fail(path, v, Mac.parse(m).isZero ? 'is the all-zero MAC, not a unicast one' : 'is a multicast MAC, not a unicast one');
+  return m;
+}
+
+function groupMac(v: unknown, path: string): string {
+  const m = mac(v, path);
+  if (!GROUP_RE.test(m)) throw fail(path, v, 'is not a multicast group (group bit clear, or broadcast)');
   return m;
 }
 
 const NIC_FIELDS = ['primary', 'factory', 'unicastEntries', 'multicastEntries', 'multicastHash', 'overflow', 'autoActivate', 'maxClients', 'maxAddresses', 'maxFrameLength', 'primaryClient'] as const;
 const CLIENT_FIELDS = ['name', 'address', 'multicast', 'broadcast', 'promiscuous'] as const;
 const TOP_FIELDS = ['$schema', 'nic', 'clients', 'seed'] as const;
-const ADDRESS = /^(factory|factory:\d+|random|random:.+)$/;
+const ADDRESS = /^(factory|factory:[0-9]+|random|random:.+)$/u;
 
-/**
- * Validates a parsed configuration file; returns it normalised (MACs in colon form). Throws
- * CONFIG_INVALID naming the JSON path and the bad value, e.g. `clients[1].multicast[0]: "33:33:zz:00:00:01" is not a MAC`.
- */
-export function parseConfig(input: unknown): MacslotConfig {
-  const top = object(input, '(root)', TOP_FIELDS);
-  if (top.$schema !== undefined) string(top.$schema, '$schema');
-  const n = object(top.nic, 'nic', NIC_FIELDS);
-  const nic: NicFileConfig = { primary: unicastMac(n.primary, 'nic.primary') };
-  if (n.factory !== undefined) {
-    if (Array.isArray(n.factory)) nic.factory = n.factory.map((m, i) => unicastMac(m, `nic.factory[${i}]`));
-    else {
-      const f = object(n.factory, 'nic.factory', ['base', 'count']);
-      nic.factory = { base: unicastMac(f.base, 'nic.factory.base'), count: integer(f.count, 'nic.factory.count', 0, 65535) };
-    }
+/** Checks the factory MACs as the NIC will: a list or block within the limit, every MAC unicast, none twice, none the primary. */
+function factoryOf(raw: unknown, primary: string): NonNullable<NicFileConfig['factory']> {
+  const seen = new Map<number, string>([[Mac.parse(primary).toNumber(), 'nic.primary']]);
+  const once = (m: string, path: string, value: unknown): void => {
+    const n = Mac.parse(m).toNumber();
+    const earlier = seen.get(n);
+    if (earlier !== undefined) throw fail(path, value, `is the same MAC as ${earlier}`);
+    seen.set(n, path);
+  };
+  if (Array.isArray(raw)) {
+    if (raw.length > LIMITS.factory) throw fail('nic.factory', `${raw.length} MACs`, `is more than the NIC holds (at most ${LIMITS.factory})`);
+    return raw.map((m, i) => {
+      const out = unicastMac(m, `nic.factory[${i}]`);
+      once(out, `nic.factory[${i}]`, m);
+      return out;
+    });
   }
-  if (n.unicastEntries !== undefined) nic.unicastEntries = integer(n.unicastEntries, 'nic.unicastEntries', 0, 65535);
-  if (n.multicastEntries !== undefined) nic.multicastEntries = integer(n.multicastEntries, 'nic.multicastEntries', 0, 65535);
+  const f = object(raw, 'nic.factory', ['base', 'count']);
+  const base = unicastMac(f.base, 'nic.factory.base');
+  const count = integer(f.count, 'nic.factory.count', 0, LIMITS.factory);
+  const first = Mac.parse(base).toNumber();
+  for (let i = 0; i < count; i++) {
+    const n = first + i;
+    if (n >= 2 ** 48 || !Mac.fromNumber(n).isValidUnicast) throw fail('nic.factory.count', count, `runs the block from ${base} past the unicast MACs`);
+    once(Mac.fromNumber(n).toString(), 'nic.factory', `${base} + ${i}`);
+  }
+  return { base, count };
+}
+
+function nicOf(raw: unknown): NicFileConfig {
+  const n = object(raw, 'nic', NIC_FIELDS);
+  const nic: NicFileConfig = { primary: unicastMac(n.primary, 'nic.primary') };
+  if (n.factory !== undefined) nic.factory = factoryOf(n.factory, nic.primary);
+  if (n.unicastEntries !== undefined) nic.unicastEntries = integer(n.unicastEntries, 'nic.unicastEntries', 0, LIMITS.entries);
+  if (n.multicastEntries !== undefined) nic.multicastEntries = integer(n.multicastEntries, 'nic.multicastEntries', 0, LIMITS.entries);
   if (n.multicastHash !== undefined) {
     if (typeof n.multicastHash === 'boolean') nic.multicastHash = n.multicastHash;
     else {
@@ -126,18 +173,30 @@ export function parseConfig(input: unknown): MacslotConfig {
     nic.overflow = n.overflow;
   }
   if (n.autoActivate !== undefined) nic.autoActivate = bool(n.autoActivate, 'nic.autoActivate');
-  if (n.maxClients !== undefined) nic.maxClients = integer(n.maxClients, 'nic.maxClients', 1, 65535);
-  if (n.maxAddresses !== undefined) nic.maxAddresses = integer(n.maxAddresses, 'nic.maxAddresses', 1, 1 << 20);
-  if (n.maxFrameLength !== undefined) nic.maxFrameLength = integer(n.maxFrameLength, 'nic.maxFrameLength', 14, 65535);
-  if (n.primaryClient !== undefined) nic.primaryClient = string(n.primaryClient, 'nic.primaryClient');
+  if (n.maxClients !== undefined) nic.maxClients = integer(n.maxClients, 'nic.maxClients', 1, LIMITS.clients);
+  if (n.maxAddresses !== undefined) nic.maxAddresses = integer(n.maxAddresses, 'nic.maxAddresses', 1, LIMITS.addresses);
+  if (n.maxFrameLength !== undefined) nic.maxFrameLength = integer(n.maxFrameLength, 'nic.maxFrameLength', ETH_HLEN, LIMITS.frameLength);
+  if (n.primaryClient !== undefined) nic.primaryClient = string(n.primaryClient, 'nic.primaryClient', LIMITS.clientName);
+  return nic;
+}
 
+/**
+ * Validates a parsed configuration file; returns it normalised (MACs in colon form). Throws
+ * CONFIG_INVALID naming the JSON path and the bad value, e.g. `clients[1].multicast[0]: "33:33:zz:00:00:01" is not a MAC`.
+ * Sizes are held to what the NIC and the data plane accept (`LIMITS`): a file that passes here never fails later for its size.
+ */
+export function parseConfig(input: unknown): MacslotConfig {
+  const top = object(input, '', TOP_FIELDS);
+  if (top.$schema !== undefined) string(top.$schema, '$schema');
+  const nic = nicOf(top.nic);
   const list = top.clients ?? [];
   if (!Array.isArray(list)) throw fail('clients', list, 'is not an array');
   const names = new Map<string, number>([[nic.primaryClient ?? 'primary', -1]]);
+  const groups = new Set<string>();
   const clients = list.map((raw, i): ClientFileConfig => {
     const p = `clients[${i}]`;
     const c = object(raw, p, CLIENT_FIELDS);
-    const name = string(c.name, `${p}.name`);
+    const name = string(c.name, `${p}.name`, LIMITS.clientName);
     const seen = names.get(name);
     if (seen !== undefined) throw fail(`${p}.name`, name, seen < 0 ? "is the primary client's name" : `is already the name of clients[${seen}]`);
     names.set(name, i);
@@ -149,8 +208,9 @@ export function parseConfig(input: unknown): MacslotConfig {
     if (c.multicast !== undefined) {
       if (!Array.isArray(c.multicast)) throw fail(`${p}.multicast`, c.multicast, 'is not an array');
       out.multicast = c.multicast.map((g, j) => {
-        const m = mac(g, `${p}.multicast[${j}]`);
-        if (!Mac.parse(m).isMulticast || Mac.parse(m).isBroadcast) throw fail(`${p}.multicast[${j}]`, g, 'is not a multicast group (group bit clear, or broadcast)');
+        const m = groupMac(g, `${p}.multicast[${j}]`);
+        groups.add(m);
+        if (groups.size > LIMITS.groups) throw fail(`${p}.multicast[${j}]`, g, `is distinct group number ${groups.size}; the data plane holds at most ${LIMITS.groups}`);
         return m;
       });
     }
@@ -222,13 +282,65 @@ export function buildFromConfig(config: MacslotConfig): ConfiguredNic {
   return { nic, clients };
 }
 
-/** Parses JSON text and validates it; throws CONFIG_INVALID naming `source` when the text is not JSON. */
-export function loadConfig(text: string, source = 'config'): MacslotConfig {
+/** Returns the JSON path of the first key that appears twice in one object of `text` (valid JSON), or undefined. */
+function duplicateKey(text: string): string | undefined {
+  interface Frame {
+    readonly path: string;
+    readonly keys: Set<string> | undefined;
+    key: string;
+    index: number;
+  }
+  const stack: Frame[] = [];
+  let wantKey = false;
+  const childPath = (): string => {
+    const top = stack[stack.length - 1];
+    if (top === undefined) return '';
+    return top.keys !== undefined ? keyPath(top.path, top.key) : `${top.path || '(root)'}[${top.index}]`;
+  };
+  for (let i = 0; i < text.length; i++) {
+    const ch = text.charCodeAt(i);
+    if (ch === 0x22) {
+      const from = i;
+      for (i++; text.charCodeAt(i) !== 0x22; i++) if (text.charCodeAt(i) === 0x5c) i++;
+      const top = stack[stack.length - 1];
+      if (wantKey && top?.keys !== undefined) {
+        const key = JSON.parse(text.slice(from, i + 1)) as string;
+        if (top.keys.has(key)) return keyPath(top.path, key);
+        top.keys.add(key);
+        top.key = key;
+        wantKey = false;
+      }
+    } else if (ch === 0x7b || ch === 0x5b) {
+      stack.push({ path: childPath(), keys: ch === 0x7b ? new Set() : undefined, key: '', index: 0 });
+      wantKey = ch === 0x7b;
+    } else if (ch === 0x7d || ch === 0x5d) {
+      stack.pop();
+    } else if (ch === 0x2c) {
+      const top = stack[stack.length - 1]!;
+      if (top.keys !== undefined) wantKey = true;
+      else top.index++;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Parses the JSON text of a configuration file. Throws CONFIG_INVALID naming `source` when the text is
+ * not JSON, and naming the JSON path when an object gives the same key twice (JSON.parse would keep only the last).
+ */
+export function parseConfigText(text: string, source = 'config'): unknown {
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch (err) {
     throw new MacslotError('CONFIG_INVALID', `${show(source)} is not JSON: ${(err as Error).message}`);
   }
-  return parseConfig(json);
+  const dup = duplicateKey(text);
+  if (dup !== undefined) throw new MacslotError('CONFIG_INVALID', `${dup}: is given twice in one object (only one value may be meant)`);
+  return json;
+}
+
+/** Parses JSON text and validates it; throws CONFIG_INVALID naming `source` when the text is not JSON, or the JSON path of a duplicate key. */
+export function loadConfig(text: string, source = 'config'): MacslotConfig {
+  return parseConfig(parseConfigText(text, source));
 }
