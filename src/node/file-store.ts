@@ -403,9 +403,12 @@ export class FileStore implements MacStore {
   async #lock(): Promise<void> {
     const start = Date.now();
     for (let attempt = 0; ; attempt++) {
-      if (this.#tryCreate(this.lockPath)) return;
+      // Reading first costs one call while the lock is held; creating one costs five.
       const held = this.#readLock(this.lockPath);
-      if (held === undefined) continue;
+      if (held === undefined) {
+        if (this.#tryCreate(this.lockPath)) return;
+        continue;
+      }
       if (this.#stale(this.lockPath, held)) {
         this.#breakStale(held.text);
         continue;
