@@ -225,7 +225,9 @@ Switches one NIC among ports in bridge mode: each connection gets its own
 client and MAC; unicast goes only to its owner, broadcast and joined
 multicast to every other accepting client (never back to the sender), and a
 frame whose source MAC is not the sender's is dropped. Runs until SIGINT or
-SIGTERM, then prints the counters.
+SIGTERM, then closes every connection and child at once (within 2 s, without
+waiting for peers to hang up) and prints the counters; a second signal exits
+at once, ending passt and vde_plug.
 
 options:
   --listen <where>     repeatable; each frame is one message of the peer's protocol:
@@ -234,9 +236,13 @@ options:
                          udp:HOST:PORT          QEMU -netdev dgram (one frame per datagram)
                          ws:HOST:PORT           WebSocket relay (one frame per binary message;
                                                 the URL path names the client: ws://h:p/vm-a)
-                       @NAME gives every connection of that listener the client NAME
+                       @NAME gives every connection of that listener the client NAME,
+                       and no connection of any other listener ever gets it; a
+                       WebSocket path names any client not pinned so, unless its
+                       name has a secret (ws://h:p/vm-a?secret=…; see "secrets")
   --config <file>      the NIC and its clients (JSON, as for inspect), plus an optional
-                       "switch" object: {"allocation", "leaseTtlMs", "antiSpoof"}.
+                       "switch" object: {"allocation", "leaseTtlMs", "antiSpoof",
+                       "neighbours", "secrets", "stormControl"}.
                        Clients are handed out by name or in the order connections
                        arrive; "address" may also be "auto" or "learn". Default: a
                        NIC with primary 02:6d:73:00:00:01 and no clients.
@@ -248,7 +254,12 @@ options:
                        factory, then random), random, factory, learn (the MAC the guest
                        sends from, taken on its first frame), or none to refuse them
   --lease-ttl <ms>     keep a disconnected client's MAC this long for its return (default 0)
-  --allow-spoof        let ports send with any source MAC
+  --rewrite-source     send a frame whose source MAC is not the port's with the
+                       port's own MAC instead of dropping it (a port still never
+                       sends as another); --allow-spoof is its old name
+  --storm-control <r>  broadcast and multicast frames a port may send: RATE per
+                       second after a burst of RATE, RATE:BURST, or off; the rest
+                       are dropped and counted as storm (default 1000:1000)
   --max-queue <bytes>  bytes held for a peer that stops reading before frames are
                        dropped (default 1048576)
   --tap <file>         record every frame of every port (and the uplink) as pcapng,
@@ -268,7 +279,9 @@ port) always go to stderr.`,
       vde: { type: 'string', multiple: true },
       allocation: { type: 'string' },
       'lease-ttl': { type: 'string' },
+      'rewrite-source': { type: 'boolean' },
       'allow-spoof': { type: 'boolean' },
+      'storm-control': { type: 'string' },
       'max-queue': { type: 'string' },
       tap: { type: 'string' },
       json: { type: 'boolean' },
@@ -283,7 +296,8 @@ port) always go to stderr.`,
         vde: list(v.vde),
         allocation: str(v.allocation),
         leaseTtl: str(v['lease-ttl']),
-        allowSpoof: v['allow-spoof'] === true,
+        allowSpoof: v['rewrite-source'] === true || v['allow-spoof'] === true,
+        stormControl: str(v['storm-control']),
         json: v.json === true,
         maxQueue: str(v['max-queue']),
         tap: str(v.tap),

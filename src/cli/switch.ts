@@ -1,12 +1,15 @@
 // Command line: `macslot switch` — one NIC switched among emulator ports, with a live per-port table and counters as JSON on request.
 
 import { readFileSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import { keyPath, parseConfig, parseConfigText, seededRandom } from '../config/config.js';
 import { MacslotError, isMacslotError, show } from '../errors.js';
 import { Nic } from '../nic/nic.js';
-import { parseListen, parseUplink, serveSwitch } from '../node/switch.js';
+import { parseListen, parseUplink, serveSwitch, type ServedSwitch } from '../node/switch.js';
 import type { PortCounters } from '../port/attach.js';
 import { Switch, type SwitchClientSpec, type SwitchCounters, type SwitchOptions } from '../switch/switch.js';
+import { checkStormControl, type StormControl } from '../port/attach.js';
+import { Mac } from '../wire/mac.js';
 import { PcapngTap } from '../port/middleware.js';
 import { STDIO, byteOutput, count, intOption, type ByteOutput, type Io } from './common.js';
 import { table } from './table.js';
@@ -19,9 +22,12 @@ export interface SwitchCliOptions {
   vde: readonly string[];
   allocation: string | undefined;
   leaseTtl: string | undefined;
+  /** --rewrite-source (its old name --allow-spoof): a foreign source MAC is replaced by the port's own instead of dropped. */
   allowSpoof: boolean;
   json: boolean;
   maxQueue: string | undefined;
+  /** --storm-control: `RATE`, `RATE:BURST` or `off`. */
+  stormControl?: string | undefined;
   /** pcapng file recording every port, `-` for standard output. */
   tap?: string | undefined;
 }
@@ -34,14 +40,39 @@ export function checkSwitchOptions(o: SwitchCliOptions): void {
   if (o.allocation !== undefined && !ALLOCATIONS.includes(o.allocation)) throw new MacslotError('INVALID_ARGUMENT', `--allocation ${show(o.allocation)} is not ${ALLOCATIONS.join(', ')}`);
   if (o.leaseTtl !== undefined) intOption(o.leaseTtl, '--lease-ttl', 0, 0, 2 ** 31 - 1);
   if (o.maxQueue !== undefined) intOption(o.maxQueue, '--max-queue', 0, 1);
+  if (o.stormControl !== undefined) stormOption(o.stormControl);
 }
 
-const SWITCH_FIELDS = ['allocation', 'leaseTtlMs', 'antiSpoof'] as const;
+/** Returns the storm control of `--storm-control RATE[:BURST]|off`; throws INVALID_ARGUMENT naming the text. */
+export function stormOption(text: string): StormControl | false {
+  if (text === 'off') return false;
+  const m = /^(\d{1,9})(?::(\d{1,9}))?$/.exec(text);
+  if (m === null || Number(m[1]) < 1 || (m[2] !== undefined && Number(m[2]) < 1)) {
+    throw new MacslotError('INVALID_ARGUMENT', `--storm-control ${show(text)} is not RATE, RATE:BURST (frames per second, frames; integers ≥ 1) or off`);
+  }
+  return { rate: Number(m[1]), burst: Number(m[2] ?? m[1]) };
+}
+
+const SWITCH_FIELDS = ['allocation', 'leaseTtlMs', 'antiSpoof', 'neighbours', 'secrets', 'stormControl'] as const;
+// Once SIGINT or SIGTERM asked the switch to stop, it has this long before every child and socket is ended by force.
+const STOP_MS = 1500;
 const ALLOCATIONS: readonly string[] = ['auto', 'random', 'factory', 'learn', 'none'];
 const DEFAULT_PRIMARY = '02:6d:73:00:00:01';
 
 /** Returns the switch options of a configuration file (nic, clients, seed, and an optional `switch` object); throws CONFIG_INVALID naming the path. */
-export function switchConfig(text: string, source: string): { nic: Nic; clients: SwitchClientSpec[]; allocation?: string; leaseTtlMs?: number; antiSpoof?: boolean } {
+export function switchConfig(
+  text: string,
+  source: string,
+): {
+  nic: Nic;
+  clients: SwitchClientSpec[];
+  allocation?: string;
+  leaseTtlMs?: number;
+  antiSpoof?: boolean;
+  neighbours?: string[];
+  secrets?: Record<string, string>;
+  stormControl?: StormControl | false;
+} {
   let raw: unknown;
   try {
     raw = parseConfigText(text, source);
@@ -63,7 +94,7 @@ export function switchConfig(text: string, source: string): { nic: Nic; clients:
       return c;
     });
   }
-  let config;
+  let config: ReturnType<typeof parseConfig>;
   try {
     config = parseConfig(rest);
   } catch (err) {
@@ -97,8 +128,46 @@ export function switchConfig(text: string, source: string): { nic: Nic; clients:
       if (typeof s.antiSpoof !== 'boolean') throw new MacslotError('CONFIG_INVALID', `${source}: switch.antiSpoof: ${show(s.antiSpoof)} is not true or false`);
       out.antiSpoof = s.antiSpoof;
     }
+    if (s.neighbours !== undefined) out.neighbours = neighboursField(s.neighbours, source);
+    if (s.secrets !== undefined) out.secrets = secretsField(s.secrets, source);
+    if (s.stormControl !== undefined) {
+      if (s.stormControl !== false) {
+        const sc = s.stormControl as Record<string, unknown>;
+        const extra = sc !== null && typeof sc === 'object' ? Object.keys(sc).find((k) => k !== 'rate' && k !== 'burst') : undefined;
+        try {
+          if (extra !== undefined) throw new Error(`${show(extra)} is not rate or burst`);
+          checkStormControl(s.stormControl as StormControl);
+        } catch (err) {
+          throw new MacslotError('CONFIG_INVALID', `${source}: switch.stormControl: ${show(s.stormControl)} is not false or {"rate", "burst"}: ${(err as Error).message.replace(/^INVALID_ARGUMENT: /, '')}`);
+        }
+      }
+      out.stormControl = s.stormControl as StormControl | false;
+    }
   }
   return out;
+}
+
+/** `switch.neighbours`: MACs no port may learn. */
+function neighboursField(v: unknown, source: string): string[] {
+  if (!Array.isArray(v)) throw new MacslotError('CONFIG_INVALID', `${source}: switch.neighbours: ${show(v)} is not an array of MACs`);
+  return v.map((m, i) => {
+    try {
+      if (typeof m !== 'string') throw new Error('not a string');
+      return Mac.parse(m).toString();
+    } catch {
+      throw new MacslotError('CONFIG_INVALID', `${source}: switch.neighbours[${i}]: ${show(m)} is not a MAC`);
+    }
+  });
+}
+
+/** `switch.secrets`: client name → secret, 8 to 1024 characters each. */
+function secretsField(v: unknown, source: string): Record<string, string> {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new MacslotError('CONFIG_INVALID', `${source}: switch.secrets: ${show(v)} is not an object of client name → secret`);
+  for (const [k, secret] of Object.entries(v)) {
+    // The secret itself is never shown in an error.
+    if (typeof secret !== 'string' || secret.length < 8 || secret.length > 1024) throw new MacslotError('CONFIG_INVALID', `${source}: ${keyPath('switch.secrets', k)}: the secret must be a string of 8 to 1024 characters`);
+  }
+  return { ...(v as Record<string, string>) };
 }
 
 function drops(d: Readonly<Record<string, number>>): string {
@@ -135,6 +204,7 @@ export async function runSwitch(o: SwitchCliOptions, io: Io): Promise<number> {
   if (allocation !== undefined && !ALLOCATIONS.includes(allocation)) throw new MacslotError('INVALID_ARGUMENT', `--allocation ${show(allocation)} is not ${ALLOCATIONS.join(', ')}`);
   const leaseTtlMs = o.leaseTtl !== undefined ? intOption(o.leaseTtl, '--lease-ttl', 0, 0, 2 ** 31 - 1) : 'leaseTtlMs' in cfg ? cfg.leaseTtlMs : undefined;
   const maxQueueBytes = o.maxQueue !== undefined ? intOption(o.maxQueue, '--max-queue', 0, 1) : undefined;
+  const stormControl = o.stormControl !== undefined ? stormOption(o.stormControl) : cfg.stormControl;
   const log = (line: string): void => io.err(`${new Date().toISOString()} ${line}\n`);
   const options: SwitchOptions = {
     nic: cfg.nic,
@@ -143,21 +213,39 @@ export async function runSwitch(o: SwitchCliOptions, io: Io): Promise<number> {
     log,
     ...(allocation !== undefined ? { allocation: allocation as SwitchOptions['allocation'] & string } : {}),
     ...(leaseTtlMs !== undefined ? { leaseTtlMs } : {}),
+    ...(cfg.neighbours !== undefined ? { neighbours: cfg.neighbours } : {}),
+    ...(cfg.secrets !== undefined ? { secrets: cfg.secrets } : {}),
+    ...(stormControl !== undefined ? { stormControl } : {}),
   };
   const sw = await Switch.create(options);
-  let served;
+  const signals = watchSignals();
+  let served: ServedSwitch;
   let recording: { tap: PcapngTap; file: ByteOutput } | undefined;
   try {
     if (o.tap !== undefined) {
       const file = byteOutput(o.tap);
       recording = { file, tap: new PcapngTap((bytes) => file.write(bytes)) };
     }
-    served = await serveSwitch(sw, { listen, uplink, vde: o.vde, log, ...(maxQueueBytes !== undefined ? { maxQueueBytes } : {}), ...(recording ? { tap: recording.tap } : {}) });
+    served = await serveSwitch(sw, {
+      listen,
+      uplink,
+      vde: o.vde,
+      log,
+      signal: signals.abort,
+      ...(maxQueueBytes !== undefined ? { maxQueueBytes } : {}),
+      ...(recording ? { tap: recording.tap } : {}),
+    });
   } catch (err) {
+    signals.dispose();
     recording?.file.abort();
     await sw.close();
     throw err;
   }
+  const up = served;
+  signals.onKill(() => {
+    up.kill();
+    recording?.file.abort();
+  });
   // With the capture on standard output, the counters go to standard error.
   const report = o.tap === STDIO ? io.err : io.out;
   const print = (): void => {
@@ -174,16 +262,57 @@ export async function runSwitch(o: SwitchCliOptions, io: Io): Promise<number> {
   const timer = io.tty ? setInterval(draw, 1000) : undefined;
   const onUsr1 = (): void => print();
   process.on('SIGUSR1', onUsr1);
-  const code = await new Promise<number>((resolve) => {
-    const stop = (): void => resolve(0);
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
-  });
+  await signals.stopped;
+  const code = 0;
   if (timer !== undefined) clearInterval(timer);
   process.off('SIGUSR1', onUsr1);
   print();
-  await served.close();
+  // Peers need not hang up: every socket and child is closed now, and ended by force if that takes too long.
+  let timeout: ReturnType<typeof setTimeout> | undefined;
+  const closed = await Promise.race([served.close().then(() => true), new Promise<boolean>((r) => (timeout = setTimeout(() => r(false), STOP_MS)))]);
+  clearTimeout(timeout);
+  if (!closed) {
+    log(`stopping took over ${STOP_MS} ms; ending every peer and child now`);
+    served.kill();
+  }
+  signals.dispose();
   recording?.tap.close();
   recording?.file.commit();
+  // Nothing should be left to keep the process alive; if something is, it must not keep it past the stop.
+  setTimeout(() => process.exit(code), 500).unref();
   return code;
+}
+
+/**
+ * Takes SIGINT and SIGTERM from the start: the first aborts start-up (passt is stopped, its directory removed) or
+ * asks the running switch to stop; a second ends every child at once and exits with 128 + the signal's number.
+ */
+function watchSignals(): { abort: AbortSignal; stopped: Promise<void>; onKill(kill: () => void): void; dispose(): void } {
+  const abort = new AbortController();
+  let stop = (): void => {};
+  const stopped = new Promise<void>((r) => (stop = r));
+  let kill = (): void => {};
+  const on = (signal: NodeJS.Signals): void => {
+    if (!abort.signal.aborted) {
+      abort.abort();
+      stop();
+      return;
+    }
+    try {
+      kill();
+    } finally {
+      process.exit(128 + (osConstants.signals[signal] ?? 0));
+    }
+  };
+  process.on('SIGINT', on);
+  process.on('SIGTERM', on);
+  return {
+    abort: abort.signal,
+    stopped,
+    onKill: (k) => (kill = k),
+    dispose: () => {
+      process.off('SIGINT', on);
+      process.off('SIGTERM', on);
+    },
+  };
 }

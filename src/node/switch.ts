@@ -61,8 +61,13 @@ export interface ServedSwitch {
   readonly listeners: readonly Listener[];
   /** The budget all peers' send queues share. */
   readonly queueBudget: QueueBudget;
-  /** Stops listening, closes every port and child, then the switch. */
+  /**
+   * Stops listening and closes every port, child and the switch at once, without waiting for peers to hang up;
+   * resolves when all are closed and passt has exited.
+   */
   close(): Promise<void>;
+  /** Ends every child (passt with SIGKILL, its directory removed) and closes every port, synchronously: for a process about to exit. */
+  kill(): void;
 }
 
 /** What to serve besides the listeners. */
@@ -86,6 +91,8 @@ export interface ServeOptions {
   log?: (line: string) => void;
   /** Records every port's frames, the uplink's included, each port on its own interface named after it. */
   tap?: PcapngTap;
+  /** Aborting it while serveSwitch starts (passt may take seconds) undoes what started and rejects with PORT_CLOSED. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -121,8 +128,10 @@ export async function serveSwitch(sw: Switch, options: ServeOptions): Promise<Se
       return port;
     }
   };
-  const attach = (port: FramePort, name?: string): void => {
-    sw.attach(wrap(port), name === undefined ? {} : { name }).catch(() => {
+  // `listener` is where a pinned name may come from; `secret` what a WebSocket peer presented for its name.
+  const attach = (port: FramePort, name?: string, listener?: string, secret?: string): void => {
+    const o = { ...(name === undefined ? {} : { name }), ...(listener === undefined ? {} : { listener }), ...(secret === undefined ? {} : { secret }) };
+    sw.attach(wrap(port), o).catch(() => {
       // Refusals are counted and logged by the switch, which also closed the port.
     });
   };
@@ -132,25 +141,27 @@ export async function serveSwitch(sw: Switch, options: ServeOptions): Promise<Se
     await passt?.close();
   };
   try {
+    // A name given to a listener is that listener's alone: pinned before any connection can arrive anywhere.
+    for (const spec of options.listen ?? []) if ((spec.kind === 'unix' || spec.kind === 'tcp') && spec.name !== undefined) sw.pinName(spec.name, listenLabel(spec));
     for (const spec of options.listen ?? []) {
       switch (spec.kind) {
         case 'unix':
-          listeners.push(await listenStream({ path: spec.path }, (p) => attach(p, spec.name), limited));
+          listeners.push(await listenStream({ path: spec.path }, (p) => attach(p, spec.name, listenLabel(spec)), limited));
           break;
         case 'tcp':
-          listeners.push(await listenStream({ host: spec.host, port: spec.port }, (p) => attach(p, spec.name), limited));
+          listeners.push(await listenStream({ host: spec.host, port: spec.port }, (p) => attach(p, spec.name, listenLabel(spec)), limited));
           break;
         case 'udp':
           listeners.push(await listenDgram({ host: spec.host, port: spec.port }, (p) => attach(p), limited));
           break;
         case 'ws':
-          listeners.push(await listenWebSocket({ host: spec.host, port: spec.port }, (p, name) => attach(p, name), limited));
+          listeners.push(await listenWebSocket({ host: spec.host, port: spec.port }, (p, name, secret) => attach(p, name, listenLabel(spec), secret), limited));
           break;
       }
     }
     const up = options.uplink ?? { kind: 'none' };
     if (up.kind === 'passt') {
-      passt = await spawnPasst(common);
+      passt = await spawnPasst({ ...common, ...(options.signal ? { signal: options.signal } : {}) });
       sw.attachUplink(wrap(passt.port));
     } else if (up.kind === 'stream') {
       sw.attachUplink(wrap(await connectStream(up.path, common)));
@@ -178,10 +189,22 @@ export async function serveSwitch(sw: Switch, options: ServeOptions): Promise<Se
     queueBudget,
     close: () => {
       closing ??= (async () => {
-        await undo();
-        await sw.close();
+        // All at once: a listener's close waits for its connections, which only end when the switch closes their ports.
+        const stopping = Promise.all(listeners.map((l) => l.close().catch(() => {})));
+        for (const c of children) c.close();
+        await Promise.all([stopping, sw.close(), passt?.close()]);
       })();
       return closing;
     },
+    kill: () => {
+      passt?.kill();
+      for (const c of children) c.close();
+      for (const p of sw.ports()) p.close();
+    },
   };
+}
+
+/** The name a listen spec's connections carry as their `listener`. */
+function listenLabel(spec: ListenSpec): string {
+  return spec.kind === 'unix' ? `unix:${spec.path}` : `${spec.kind}:${spec.host}:${spec.port}`;
 }
