@@ -181,6 +181,8 @@ export class Switch {
   /** Names being set up, so two connections never race for one. */
   readonly #pending = new Set<string>();
   readonly #closedTotals = { ports: 0, rx: { frames: 0, bytes: 0 }, tx: { frames: 0, bytes: 0 }, drops: {} as Record<string, number> };
+  // The data plane's last count, kept when it closes: a closed data plane answers nothing.
+  #spoofedAtClose: number | undefined;
   readonly #refused: Record<string, number> = {};
   readonly #releasing = new Set<Promise<void>>();
   #uplink: PortBinding | undefined;
@@ -328,7 +330,7 @@ export class Switch {
       closed: { ports: t.ports, rx: { ...t.rx }, tx: { ...t.tx }, drops: { ...t.drops } },
       refused: { ...this.#refused },
       leased: [...this.#held].filter(([, h]) => !h.live).map(([n]) => n),
-      spoofed: this.dataPlane.counters().spoofed,
+      spoofed: this.#spoofedAtClose ?? this.dataPlane.counters().spoofed,
     };
   }
 
@@ -341,6 +343,7 @@ export class Switch {
     const names = [...this.#held.keys()];
     await Promise.all(names.map((n) => this.#release(n)));
     if (this.#ownManager) await this.manager.close().catch(() => {});
+    this.#spoofedAtClose = this.dataPlane.counters().spoofed;
     this.dataPlane.close();
   }
 
