@@ -60,6 +60,9 @@ export {
   LINKTYPE_ETHERNET,
   MAX_RECORD,
   MAX_BLOCK,
+  MAX_INTERFACES,
+  PCAP_MAX_SECONDS,
+  PCAPNG_MAX_SECONDS,
   type CaptureFormat,
 } from './capture/format.js';
 export { CaptureReader, scanCapture, type CaptureSummary } from './capture/reader.js';

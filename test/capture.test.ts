@@ -1,6 +1,16 @@
 // Capture files: the streaming pcap/pcapng reader and the writers, round trips, chunking, and a table of hostile files.
 import { describe, expect, it } from 'vitest';
-import { CaptureReader, CaptureWriter, MAX_RECORD, isMacslotError, scanCapture, type CaptureFormat } from 'macslot';
+import {
+  CaptureReader,
+  CaptureWriter,
+  MAX_INTERFACES,
+  MAX_RECORD,
+  PCAPNG_MAX_SECONDS,
+  PCAP_MAX_SECONDS,
+  isMacslotError,
+  scanCapture,
+  type CaptureFormat,
+} from 'macslot';
 
 interface Rec { data: Uint8Array; sec: number; ns: number; orig?: number; linkType?: number; iface?: number }
 
@@ -249,6 +259,19 @@ describe('writers', () => {
     expect([frames[0]!.sec, frames[0]!.ns]).toEqual([0xffff_ffff, 999_999_999]);
   });
 
+  it('writes pcapng timestamps beyond 2^32 s exactly, up to what its 64-bit nanosecond count holds; pcap stops at 2^32 - 1 s', () => {
+    const parts: Uint8Array[] = [];
+    const w = new CaptureWriter((b) => parts.push(b.slice()), { format: 'pcapng' });
+    w.writeFrame(frame(1), 2 ** 32 + 5, 123_456_789);
+    w.writeFrame(frame(2), PCAPNG_MAX_SECONDS, 999_999_999);
+    expect(() => w.writeFrame(frame(3), PCAPNG_MAX_SECONDS + 1)).toThrow(/INVALID_ARGUMENT.*pcapng.*18446744072/);
+    w.close();
+    expect(readAll(concat(...parts)).frames.map((f) => [f.sec, f.ns])).toEqual([[2 ** 32 + 5, 123_456_789], [PCAPNG_MAX_SECONDS, 999_999_999]]);
+    const p = new CaptureWriter(() => {});
+    p.writeFrame(frame(1), PCAP_MAX_SECONDS);
+    expect(() => p.writeFrame(frame(1), PCAP_MAX_SECONDS + 1)).toThrow(/INVALID_ARGUMENT.*pcap file holds \(0\.\.4294967295 s/);
+  });
+
   it('refuses bad timestamps, lengths and formats with the value in the message', () => {
     const w = new CaptureWriter(() => {});
     expect(() => w.writeFrame(frame(1), -1)).toThrow(/INVALID_ARGUMENT.*-1/);
@@ -308,6 +331,10 @@ const HOSTILE: { name: string; bytes: Uint8Array; offset: number; message: RegEx
   { name: 'pcapng packet on an undescribed interface', bytes: setU32(ngGood, 48 + 8, 3), offset: 56, message: /interface 3 is not described/ },
   { name: 'pcapng bad byte-order magic', bytes: setU32(ngGood, 8, 0x11223344), offset: 8, message: /byte-order magic 0x11223344/ },
   { name: 'pcapng truncated block', bytes: ngGood.subarray(0, ngGood.length - 3), offset: 48, message: /truncated block: 89 of 92/ },
+  { name: 'pcap microsecond fraction of a whole second', bytes: setU32(good, 24 + 16 + 60 + 4, 1_000_000), offset: 24 + 16 + 60 + 4, message: /microsecond fraction 1000000 is not below 1,000,000/ },
+  { name: 'pcap microsecond fraction of 4 G (big-endian)', bytes: setU32(pcap({ le: false, ns: false }, RECS.slice(0, 1)), 28, 0xffff_ffff, false), offset: 28, message: /microsecond fraction 4294967295/ },
+  { name: 'pcap nanosecond fraction of a whole second', bytes: setU32(pcap({ le: true, ns: true }, RECS.slice(0, 1)), 28, 1_000_000_000), offset: 28, message: /nanosecond fraction 1000000000 is not below 1,000,000,000/ },
+  { name: 'pcapng timestamp too far in the future to hold exactly (resolution 1 s)', bytes: concat(ng.shb(), ng.idb(1, 0), ng.epb(0, 0xffff_ffff, 0xffff_ffff, frame(1))), offset: 28 + 32 + 12, message: /timestamp of \d+ s is too far in the future/ },
   { name: 'pcapng option running past its block', bytes: concat(ng.shb(), ng.block(1, Uint8Array.from([1, 0, 0, 0, 0, 0, 0, 0, 9, 0, 200, 0]))), offset: 44, message: /option 9 of length 200 runs past/ },
 ];
 
@@ -330,6 +357,28 @@ describe('hostile files', () => {
     const r = new CaptureReader('evil.pcap');
     r.push(setU32(good, 24 + 8, 0xffff_fff0).subarray(0, 24 + 16));
     expect(() => r.next()).toThrow(/CAPTURE_INVALID/);
+  });
+
+  it(`keeps memory constant: a section describing more than ${MAX_INTERFACES} interfaces fails at the first one too many`, () => {
+    const idb = ng.idb(1);
+    const head = ng.shb();
+    const bytes = new Uint8Array(head.length + (MAX_INTERFACES + 2) * idb.length);
+    bytes.set(head, 0);
+    for (let i = 0; i < MAX_INTERFACES + 2; i++) bytes.set(idb, head.length + i * idb.length);
+    const tooMany = head.length + MAX_INTERFACES * idb.length;
+    for (const chunk of [1 << 16, 4093]) {
+      let err: unknown;
+      try {
+        readAll(bytes, chunk, 'many.pcapng');
+      } catch (e) {
+        err = e;
+      }
+      expect(isMacslotError(err, 'CAPTURE_INVALID')).toBe(true);
+      expect((err as Error).message).toContain(`"many.pcapng" at byte offset ${tooMany}: more than ${MAX_INTERFACES} interfaces in one section`);
+    }
+    // Exactly the cap is fine, the last interface included; a new section starts counting again.
+    const full = concat(bytes.subarray(0, tooMany), ng.opb(MAX_INTERFACES - 1, 0, 7, frame(1)), ng.shb(), idb, ng.epb(0, 0, 9, frame(2)));
+    expect(readAll(full, 1 << 16).frames.map((f) => [f.iface, f.ns])).toEqual([[MAX_INTERFACES - 1, 7000], [0, 9000]]);
   });
 
   it('advances through 2^18 zero-length records without hanging', () => {

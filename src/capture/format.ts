@@ -9,6 +9,15 @@ export const MAX_RECORD = 256 * 1024;
 /** Longest pcapng block accepted: a maximal record plus generous room for its options. */
 export const MAX_BLOCK = MAX_RECORD + 64 * 1024;
 
+/** Interfaces one pcapng section may describe: an OPB names its interface in 16 bits, and the cap keeps a reader's memory constant. */
+export const MAX_INTERFACES = 65_536;
+
+/** Latest timestamp, in whole seconds, a pcap record holds (32 bits). */
+export const PCAP_MAX_SECONDS = 0xffff_ffff;
+
+/** Latest timestamp, in whole seconds, the pcapng writer's 64-bit nanosecond count holds with any nanoseconds. */
+export const PCAPNG_MAX_SECONDS = 18_446_744_072;
+
 /** The formats the writers produce: pcap with microsecond or nanosecond timestamps, or pcapng. */
 export type CaptureFormat = 'pcap' | 'pcap-ns' | 'pcapng';
 

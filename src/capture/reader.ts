@@ -8,6 +8,7 @@ import {
   BT_SHB,
   BT_SPB,
   MAX_BLOCK,
+  MAX_INTERFACES,
   MAX_RECORD,
   OPT_ENDOFOPT,
   OPT_IF_TSRESOL,
@@ -166,7 +167,10 @@ export class CaptureReader {
           const at = this.#at;
           this.seconds = v.getUint32(at, le);
           const frac = v.getUint32(at + 4, le);
-          this.nanoseconds = this.format === 'pcap-ns' ? frac : frac * 1000;
+          const ns = this.format === 'pcap-ns';
+          // A fraction of a second that is a second or more has no exact meaning: refuse it rather than pass it on.
+          if (frac >= (ns ? 1e9 : 1e6)) throw this.#fail(this.#consumed + 4, `${ns ? 'nanosecond' : 'microsecond'} fraction ${frac} is not below ${ns ? '1,000,000,000' : '1,000,000'}`);
+          this.nanoseconds = ns ? frac : frac * 1000;
           this.capturedLength = incl;
           this.originalLength = v.getUint32(at + 12, le);
           this.linkType = this.#ifaces[0]!.linkType;
@@ -227,6 +231,7 @@ export class CaptureReader {
       }
       case BT_IDB: {
         if (len < 20) throw this.#fail(start + 4, `interface block length ${len} is below 20`);
+        if (this.#ifaces.length >= MAX_INTERFACES) throw this.#fail(start, `more than ${MAX_INTERFACES} interfaces in one section`);
         const linkType = v.getUint16(at + 8, le);
         const snaplen = v.getUint32(at + 12, le);
         let decimal = 6;
@@ -256,6 +261,7 @@ export class CaptureReader {
         if (cap > MAX_RECORD) throw this.#fail(start + 20, `captured length ${cap} is above the ${MAX_RECORD}-byte limit`);
         if (28 + cap + 4 > len) throw this.#fail(start + 20, `captured length ${cap} runs past its ${len}-byte block`);
         this.#timestamp(iface, v.getUint32(at + 12, le), v.getUint32(at + 16, le));
+        if (this.seconds > Number.MAX_SAFE_INTEGER) throw this.#fail(start + 12, `timestamp of ${this.seconds} s is too far in the future to hold exactly`);
         this.capturedLength = cap;
         this.originalLength = v.getUint32(at + 24, le);
         this.linkType = iface.linkType;

@@ -8,6 +8,8 @@ import {
   LINKTYPE_ETHERNET,
   MAX_RECORD,
   OPT_IF_TSRESOL,
+  PCAP_MAX_SECONDS,
+  PCAPNG_MAX_SECONDS,
   PCAP_MAGIC_NS,
   PCAP_MAGIC_US,
   PCAPNG_BOM,
@@ -16,7 +18,7 @@ import {
 
 /** How a capture is written. */
 export interface CaptureWriterOptions {
-  /** Default `pcap` (microseconds). pcapng timestamps are written in nanoseconds. */
+  /** Default `pcap` (microseconds; seconds up to 2^32 - 1). pcapng timestamps are written in nanoseconds (a 64-bit count, seconds up to 18,446,744,072). */
   format?: CaptureFormat;
   /** Link type of every frame. Default 1, Ethernet. */
   linkType?: number;
@@ -50,6 +52,7 @@ export class CaptureWriter {
   #sourceWords: Int32Array | undefined;
   #len = 0;
   #closed = false;
+  readonly #maxSeconds: number;
 
   /** Starts a capture (its header is buffered at once); throws INVALID_ARGUMENT on a bad option. */
   constructor(sink: (bytes: Uint8Array) => void, options: CaptureWriterOptions = {}) {
@@ -61,6 +64,7 @@ export class CaptureWriter {
     if (!Number.isInteger(snaplen) || snaplen < 1 || snaplen > MAX_RECORD) throw new MacslotError('INVALID_ARGUMENT', `snaplen ${show(snaplen)} is not 1..${MAX_RECORD}`);
     const bufferBytes = Math.max(options.bufferBytes ?? 256 * 1024, MAX_RECORD + 64);
     this.format = format;
+    this.#maxSeconds = format === 'pcapng' ? PCAPNG_MAX_SECONDS : PCAP_MAX_SECONDS;
     this.linkType = linkType;
     this.snaplen = snaplen;
     this.#sink = sink;
@@ -112,8 +116,8 @@ export class CaptureWriter {
     if (!(length >= 0 && length <= MAX_RECORD && offset >= 0 && offset + length <= source.length)) {
       throw new MacslotError('INVALID_ARGUMENT', `frame window ${show({ offset, length })} is outside its ${source.length}-byte source or above ${MAX_RECORD} bytes`);
     }
-    if (!(seconds >= 0 && seconds <= 0xffff_ffff && nanoseconds >= 0 && nanoseconds < NS)) {
-      throw new MacslotError('INVALID_ARGUMENT', `timestamp ${show({ seconds, nanoseconds })} is outside the 32-bit seconds a capture holds`);
+    if (!(seconds >= 0 && seconds <= this.#maxSeconds && nanoseconds >= 0 && nanoseconds < NS)) {
+      throw new MacslotError('INVALID_ARGUMENT', `timestamp ${show({ seconds, nanoseconds })} is outside what a ${this.format} file holds (0..${this.#maxSeconds} s, nanoseconds below 10^9)`);
     }
     const cap = Math.min(length, this.snaplen);
     const orig = Math.max(originalLength, cap);
