@@ -110,6 +110,14 @@ describe('a group beyond the data plane capacity', () => {
     dp.close();
   });
 
+  it('a NIC holding more groups than maxGroups: create fails with NO_FREE_SLOT and leaves no guard behind', async () => {
+    const nic = new Nic({ primary: PRIMARY, maxClients: 4 });
+    for (let i = 0; i < 3; i++) nic.primaryClient.multicastJoin(groupMac(i));
+    await expect(DataPlane.create(nic, { lanes: 1, maxGroups: 2 })).rejects.toMatchObject({ code: 'NO_FREE_SLOT' });
+    nic.primaryClient.multicastJoin(groupMac(3));
+    expect(nic.primaryClient.groups()).toHaveLength(4);
+  });
+
   it('a closed data plane refuses nothing', async () => {
     const nic = new Nic({ primary: PRIMARY, maxClients: 4 });
     const dp = await DataPlane.create(nic, { lanes: 1, maxGroups: 1 });
@@ -132,12 +140,12 @@ describe('a worker terminated inside a burst', () => {
     const STALL = 200;
     const nic = new Nic({ primary: PRIMARY, factory: { base: '00:14:4f:00:00:01', count: 4 }, maxClients: 8 });
     const dp = await DataPlane.create(nic, { lanes: 2, burst: 4096, poolBytes: 4096 * 64, stallMs: STALL, seed: 3 });
-    const events: DataPlaneEvent[] = [];
-    dp.on((e) => events.push(e));
     const a = nic.openClient('a');
     a.addressReserve();
     if (deliver) dp.releaseDelivery();
     const lane = await killInsideBurst(dp, deliver);
+    const events: DataPlaneEvent[] = [];
+    dp.on((e) => events.push(e));
     const raw = rawOf(dp);
     expect(raw.laneState(lane)).not.toBe(0);
 

@@ -308,7 +308,13 @@ export class DataPlane {
     x.claimLane(0);
     x.claimDelivery(0);
     const dp = new DataPlane(x, module, memory, 0, maxFrame, nic, maxGroups, stallMs);
-    dp.#loadFrom(nic);
+    try {
+      dp.#loadFrom(nic);
+    } catch (err) {
+      // E.g. the NIC already holds more groups than maxGroups: leave no listener or guard behind on it.
+      dp.close();
+      throw err;
+    }
     return dp;
   }
 
