@@ -570,13 +570,15 @@ export class DataPlane {
 
   /**
    * Rebuilds the whole filter from the NIC's current state in the idle bank and publishes it, e.g.
-   * after a bank was found corrupt. Readers never wait. Throws NOT_SUPPORTED on a data plane attached
-   * without its NIC, CLIENT_CLOSED after close(), DATA_PLANE when a lane stays inside the idle bank.
+   * after a bank was found corrupt; lifts a hold. Readers never wait. Throws NOT_SUPPORTED on a data plane
+   * attached without its NIC, CLIENT_CLOSED after close().
    */
   reload(): void {
     this.#live();
     if (this.#nic === undefined) throw new MacslotError('NOT_SUPPORTED', `lane ${this.lane} was attached from a handle; only the data plane created with the NIC can rebuild the filter`);
-    this.#rebuild(this.#nic);
+    // A held filter's mirrors may be behind the NIC: they are rebuilt too, and the hold lifts.
+    if (this.#held) this.#recover();
+    else this.#rebuild(this.#nic);
   }
 
   /**
