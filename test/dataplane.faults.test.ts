@@ -273,6 +273,24 @@ describe('a failure while following a change', () => {
     dp.close();
   });
 
+  it('reload() lifts a hold at once', async () => {
+    const nic = new Nic({ primary: PRIMARY, maxClients: 8 });
+    const dp = await DataPlane.create(nic, { lanes: 1 });
+    const events: string[] = [];
+    dp.on((e) => events.push(e.type));
+    const a = nic.openClient('a');
+    vi.spyOn(nic, 'client').mockImplementationOnce(() => {
+      throw new Error('injected fault');
+    });
+    a.addressAdd('02:00:00:00:00:d1');
+    expect(dp.held).toBe(true);
+    dp.reload();
+    expect(dp.held).toBe(false);
+    expect(events).toEqual(['held', 'recovered']);
+    expectReference(nic, [dp]);
+    dp.close();
+  });
+
   it('a listener that throws is ignored and breaks nothing', async () => {
     const nic = new Nic({ primary: PRIMARY, maxClients: 4 });
     const dp = await DataPlane.create(nic, { lanes: 2, stallMs: 50 });
