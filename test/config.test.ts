@@ -143,6 +143,9 @@ const switchArb = fc.record({
   allocation: fc.constantFrom('auto', 'random', 'factory', 'learn', 'none'),
   leaseTtlMs: fc.integer({ min: 0, max: 2 ** 31 - 1 }),
   antiSpoof: fc.boolean(),
+  neighbours: fc.uniqueArray(unicastMac, { maxLength: 3 }),
+  secrets: fc.dictionary(fc.string({ minLength: 1, maxLength: 12 }), fc.string({ minLength: 8, maxLength: 24 }), { maxKeys: 2 }),
+  stormControl: fc.oneof(fc.constant(false), fc.record({ rate: fc.integer({ min: 1, max: 100_000 }), burst: fc.integer({ min: 1, max: 100_000 }) }, { requiredKeys: ['rate'] })),
 }, { requiredKeys: [] });
 const configArb = fc.record(
   {

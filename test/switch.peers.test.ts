@@ -195,14 +195,35 @@ describe('spawnPasst', () => {
   });
 });
 
+/** Bad storm control, neighbours and secrets, on the command line or in the switch object: the exit status and first line. */
+const SWITCH_USAGE: readonly (readonly [string, number, string])[] = [
+  ['--storm-control fast', 2, 'macslot switch: --storm-control "fast" is not RATE, RATE:BURST (frames per second, frames; integers ≥ 1) or off'],
+  ['--storm-control 0', 2, 'macslot switch: --storm-control "0" is not RATE, RATE:BURST (frames per second, frames; integers ≥ 1) or off'],
+  ['--storm-control 10:0', 2, 'macslot switch: --storm-control "10:0" is not RATE, RATE:BURST (frames per second, frames; integers ≥ 1) or off'],
+  [
+    '{"nic":{"primary":"02:00:00:00:00:01"},"switch":{"stormControl":{"rate":-1}}}',
+    1,
+    'macslot switch: CONFIG_INVALID: CFG: switch.stormControl: {"rate":-1} is not false or {"rate", "burst"}: storm control rate must be a number of frames per second > 0, got -1',
+  ],
+  [
+    '{"nic":{"primary":"02:00:00:00:00:01"},"switch":{"stormControl":{"rate":5,"brust":5}}}',
+    1,
+    'macslot switch: CONFIG_INVALID: CFG: switch.stormControl: {"rate":5,"brust":5} is not false or {"rate", "burst"}: "brust" is not rate or burst',
+  ],
+  ['{"nic":{"primary":"02:00:00:00:00:01"},"switch":{"neighbours":["0:1:2:3:4:5"]}}', 1, 'macslot switch: CONFIG_INVALID: CFG: switch.neighbours[0]: "0:1:2:3:4:5" is not a MAC'],
+  ['{"nic":{"primary":"02:00:00:00:00:01"},"switch":{"secrets":{"vm-a":"short"}}}', 1, 'macslot switch: CONFIG_INVALID: CFG: switch.secrets["vm-a"]: the secret must be a string of 8 to 1024 characters'],
+];
+
 describe('macslot switch usage', () => {
   it('refuses bad options before starting, naming the value', async () => {
     const { spawnSync } = await import('node:child_process');
     const run = (...args: string[]) => spawnSync(process.execPath, [CLI, 'switch', ...args], { encoding: 'utf8' });
+    // A bad command line exits 2 with the help; a bad file or a failure to start exits 1.
     const none = run();
-    expect([none.status, none.stderr]).toEqual([1, 'macslot switch: INVALID_ARGUMENT: nothing to switch: give at least one --listen or --vde\n']);
+    expect(none.status).toBe(2);
+    expect(none.stderr).toMatch(/^macslot switch: nothing to switch: give at least one --listen or --vde\n\nusage: macslot switch/);
     const bad = run('--listen', 'bogus:1');
-    expect(bad.status).toBe(1);
+    expect(bad.status).toBe(2);
     expect(bad.stderr).toContain('--listen "bogus:1" is not unix:PATH');
     const up = run('--listen', 'unix:/tmp/x.sock', '--uplink', 'carrier-pigeon');
     expect(up.stderr).toContain('--uplink "carrier-pigeon" is not none, passt, stream:PATH or vde:VNL');
@@ -216,5 +237,18 @@ describe('macslot switch usage', () => {
     expect([a.status, a.stderr]).toEqual([1, `macslot switch: CONFIG_INVALID: ${cfg}: switch.allocation: "learning" is not auto, random, factory, learn, none\n`]);
     const flag = run('--allocation', 'learning', '--listen', `unix:${join(dir, 'never.sock')}`);
     expect(flag.stderr).toContain('--allocation "learning" is not auto, random, factory, learn, none');
+    for (const [text, status, message] of SWITCH_USAGE) {
+      const r = text.startsWith('{') ? (writeFileSync(cfg, text), run('--config', cfg, '--listen', `unix:${join(dir, 'never.sock')}`)) : run(...text.split(' '), '--listen', `unix:${join(dir, 'never.sock')}`);
+      expect([r.status, r.stderr.split('\n')[0]], text).toEqual([status, message.replace('CFG', cfg)]);
+    }
+  });
+
+  it('says what --rewrite-source does, and takes --allow-spoof as its old name', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const help = spawnSync(process.execPath, [CLI, 'switch', '--help'], { encoding: 'utf8' }).stdout;
+    expect(help).toMatch(/--rewrite-source +send a frame whose source MAC is not the port's with the\n +port's own MAC instead of dropping it/);
+    expect(help).toContain('--allow-spoof is its old name');
+    expect(help).not.toContain('let ports send with any source MAC');
+    expect(help).toMatch(/--storm-control <r> +broadcast and multicast frames a port may send/);
   });
 });

@@ -2,7 +2,7 @@
 
 import { readFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
-import { keyPath, parseConfig, parseConfigText, seededRandom } from '../config/config.js';
+import { CONFIG_PATTERNS, keyPath, parseConfig, parseConfigText, seededRandom } from '../config/config.js';
 import { MacslotError, isMacslotError, show } from '../errors.js';
 import { Nic } from '../nic/nic.js';
 import { parseListen, parseUplink, serveSwitch, type ServedSwitch } from '../node/switch.js';
@@ -152,7 +152,8 @@ function neighboursField(v: unknown, source: string): string[] {
   if (!Array.isArray(v)) throw new MacslotError('CONFIG_INVALID', `${source}: switch.neighbours: ${show(v)} is not an array of MACs`);
   return v.map((m, i) => {
     try {
-      if (typeof m !== 'string') throw new Error('not a string');
+      // The notations the rest of the file takes (the schema's "mac"), no other.
+      if (typeof m !== 'string' || !new RegExp(CONFIG_PATTERNS.mac, 'u').test(m)) throw new Error('not a MAC');
       return Mac.parse(m).toString();
     } catch {
       throw new MacslotError('CONFIG_INVALID', `${source}: switch.neighbours[${i}]: ${show(m)} is not a MAC`);
@@ -164,6 +165,7 @@ function neighboursField(v: unknown, source: string): string[] {
 function secretsField(v: unknown, source: string): Record<string, string> {
   if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new MacslotError('CONFIG_INVALID', `${source}: switch.secrets: ${show(v)} is not an object of client name → secret`);
   for (const [k, secret] of Object.entries(v)) {
+    if (k.length === 0 || k.length > 256) throw new MacslotError('CONFIG_INVALID', `${source}: switch.secrets: a client name of ${k.length} characters (1 to 256)`);
     // The secret itself is never shown in an error.
     if (typeof secret !== 'string' || secret.length < 8 || secret.length > 1024) throw new MacslotError('CONFIG_INVALID', `${source}: ${keyPath('switch.secrets', k)}: the secret must be a string of 8 to 1024 characters`);
   }
