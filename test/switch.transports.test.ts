@@ -5,6 +5,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { DropCounter, Inlet, Mac, Nic, Switch } from 'macslot';
 import { serveSwitch, type ListenSpec, type ServedSwitch } from 'macslot/node';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { streamPeer } from './support/peer.js';
 
 const A = '52:54:00:00:00:0a';
 const B = '52:54:00:00:00:0b';
@@ -86,6 +90,52 @@ describe('WebSocket', () => {
     expect([a.inbox.tags, b.inbox.tags, c.inbox.tags]).toEqual([[5], [1, 2], [2]]);
     const counters = sw.counters();
     expect(counters.spoofed).toBe(1);
+  });
+});
+
+describe('named clients', () => {
+  async function until(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
+    const end = Date.now() + ms;
+    while (!cond()) {
+      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  }
+
+  it('a client pinned to a UNIX listener goes to no other listener, even to a connection that arrives first', async () => {
+    const d = mkdtempSync(join(tmpdir(), 'macslot-pin-'));
+    closers.push(() => rmSync(d, { recursive: true, force: true }));
+    const nic = new Nic({ primary: '02:6d:73:00:00:01' });
+    const sw = await Switch.create({ nic, clients: [{ name: 'vm-a', address: A }, { name: 'vm-b', address: B }], allocation: 'none' });
+    served = await serveSwitch(sw, { listen: [{ kind: 'unix', path: join(d, 'a.sock'), name: 'vm-a' }, { kind: 'unix', path: join(d, 'b.sock') }, { kind: 'ws', host: '127.0.0.1', port: 0 }] });
+    // A connection on the anonymous listener comes first: it gets vm-b, never vm-a.
+    const early = await streamPeer(join(d, 'b.sock'));
+    closers.push(() => early.socket.destroy());
+    await until(() => sw.ports().length === 1, 'the first port');
+    expect(sw.ports()[0]!.client.name).toBe('vm-b');
+    // A WebSocket path naming vm-a is refused.
+    await connectWs(`${served.addresses[2]}/vm-a`);
+    await until(() => sw.counters().refused.NOT_PERMITTED === 1, 'the WebSocket refusal');
+    const pinned = await streamPeer(join(d, 'a.sock'));
+    closers.push(() => pinned.socket.destroy());
+    await until(() => sw.ports().length === 2, 'the pinned port');
+    expect(sw.ports().map((p) => [p.client.name, p.mac?.toString()])).toEqual([['vm-b', B], ['vm-a', A]]);
+  });
+
+  /** What a WebSocket peer puts after the client's path, and whether it gets the client. */
+  const WS_SECRETS = [
+    { name: 'no secret', query: '', ok: false },
+    { name: 'a wrong secret', query: '?secret=guess-guess', ok: false },
+    { name: 'the secret, percent-encoded', query: '?secret=s3cret%20vm-c', ok: true },
+  ];
+
+  it.each(WS_SECRETS)('a WebSocket path protected by a secret, with $name', async ({ query, ok }) => {
+    const nic = new Nic({ primary: '02:6d:73:00:00:01' });
+    const sw = await Switch.create({ nic, clients: [{ name: 'vm-c', address: C }], allocation: 'none', secrets: { 'vm-c': 's3cret vm-c' } });
+    served = await serveSwitch(sw, { listen: [{ kind: 'ws', host: '127.0.0.1', port: 0 }] });
+    await connectWs(`${served.addresses[0]}/vm-c${query}`);
+    await until(() => sw.ports().length === 1 || (sw.counters().refused.NOT_PERMITTED ?? 0) === 1, 'the switch’s decision');
+    expect(sw.ports().map((p) => p.client.name)).toEqual(ok ? ['vm-c'] : []);
   });
 });
 
