@@ -8,6 +8,7 @@ export default defineConfig({
     alias: [
       { find: /^macslot$/, replacement: here('./src/index.ts') },
       { find: /^macslot\/node$/, replacement: here('./src/node/index.ts') },
+      { find: /^macslot\/debug$/, replacement: here('./src/debug.ts') },
     ],
   },
   test: {

@@ -2,12 +2,15 @@
 // and with esbuild, run in headless Chromium with and without cross-origin isolation and under two Content Security
 // Policies; each page must show what the README says it shows.
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { Buffer } from 'node:buffer';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { extname, join, resolve, sep } from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
+import { wasmBytes } from 'macslot';
+import { debugWasmBytes } from 'macslot/debug';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { blocks, root, type Block } from './support/readme.js';
 
@@ -132,10 +135,19 @@ const BUNDLERS: readonly { name: string; build: (src: string, out: string) => vo
     await browser?.close();
   });
 
-  it.each(BUNDLERS.map((b) => b.name))('%s: the bundle carries the Wasm, so nothing else is fetched', (name) => {
+  it.each(BUNDLERS.map((b) => b.name))('%s: the bundle carries the release Wasm, so nothing else is fetched, and not the debug build', (name) => {
     const files = readdirSync(join(dir, name), { recursive: true }).map(String);
     expect(files.filter((f) => f.endsWith('.wasm'))).toEqual([]);
-    expect(files.filter((f) => f.endsWith('.js')).length).toBeGreaterThanOrEqual(2);
+    const scripts = files.filter((f) => f.endsWith('.js'));
+    expect(scripts.length).toBeGreaterThanOrEqual(2);
+    const text = scripts.map((f) => readFileSync(join(dir, name, f), 'utf8')).join('\n');
+    // A stretch of each build's base64 text, from its middle, where the builds differ.
+    const stretch = (bytes: Uint8Array): string => {
+      const b64 = Buffer.from(bytes).toString('base64');
+      return b64.slice(Math.floor(b64.length / 8) * 4, Math.floor(b64.length / 8) * 4 + 64);
+    };
+    expect(text.includes(stretch(wasmBytes('release'))), 'the release build is in the bundle').toBe(true);
+    expect(text.includes(stretch(debugWasmBytes())), 'the debug build (macslot/debug) is in the bundle').toBe(false);
   });
 
   const cases = BUNDLERS.flatMap((b) => SCENARIOS.map((s) => [`${b.name}, ${s.name}`, b.name, s] as const));

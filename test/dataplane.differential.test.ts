@@ -7,6 +7,7 @@ import {
   DataPlane, Mac, MacslotError, Nic, RULES, classifyFrame, classifyKey,
   type Build, type FilterState, type NicClient, type Rule, type Verdict,
 } from 'macslot';
+import { compileDebugDataPlane } from 'macslot/debug';
 
 const PRIMARY = '00:14:4f:00:00:00';
 const LINK_LOCAL = '01:80:c2:00:00:0e';
@@ -252,14 +253,16 @@ interface Tally {
  * Runs one NIC life: commands, a data plane created part-way, more commands with traffic after each segment. Every frame is
  * classified by classifyBurst, then by rxBurst on the same descriptors, and by the reference on the same pool bytes.
  */
-async function compare(build: Build, cfg: Config, script: { before: Op[]; segments: Op[][] }, seed: number, frameCount: number, tally: Tally): Promise<void> {
+async function compare(build: Build | 'debug', cfg: Config, script: { before: Op[]; segments: Op[][] }, seed: number, frameCount: number, tally: Tally): Promise<void> {
   const world = makeWorld(cfg, seed);
   for (const op of script.before) apply(world, op);
   const { nic } = world;
   // Rings hold a whole burst of the largest frames (plus a wrap's padding), so a drain per burst never drops.
   const ringBytes = cfg.burst * (cfg.maxFrame + 16) + cfg.maxFrame + 16;
   const poolBytes = cfg.burst * (cfg.maxFrame + OVERSIZE_SLACK + 8);
-  const dp = await DataPlane.create(nic, { build, burst: cfg.burst, lanes: cfg.lanes, ringBytes, poolBytes, seed });
+  // The debug build comes from macslot/debug, outside the default entry.
+  const which = build === 'debug' ? { module: await compileDebugDataPlane() } : { build };
+  const dp = await DataPlane.create(nic, { ...which, burst: cfg.burst, lanes: cfg.lanes, ringBytes, poolBytes, seed });
   try {
     expect(dp.burst).toBe(cfg.burst);
     const random = xorshift(seed);

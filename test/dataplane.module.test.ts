@@ -1,6 +1,7 @@
 // The embedded Wasm modules: the release size budget, the single memory import, and the exact export surface of assembly/dataplane.ts.
 import { describe, expect, it } from 'vitest';
-import { compileDataPlane, wasmBytes, type Build } from 'macslot';
+import { compileDataPlane, wasmBytes } from 'macslot';
+import { compileDebugDataPlane, debugWasmBytes } from 'macslot/debug';
 
 // Every `export function` of assembly/dataplane.ts, in source order; anything else exported is surface nobody reviewed.
 const FUNCTIONS = [
@@ -15,11 +16,11 @@ const FUNCTIONS = [
 // The compiler re-exports the imported memory; it is the same object the host passed in.
 const EXPORTS = [...FUNCTIONS.map((name) => ({ name, kind: 'function' })), { name: 'memory', kind: 'memory' }].sort((a, b) => a.name.localeCompare(b.name));
 
-const BUILDS: { name: string; build: Build; shared: boolean; budget: number }[] = [
-  { name: 'release', build: 'release', shared: true, budget: 32 * 1024 },
-  { name: 'release-unshared', build: 'release-unshared', shared: false, budget: 32 * 1024 },
-  // Debug keeps assertions and names; it only has to stay loadable, so its budget is loose.
-  { name: 'debug', build: 'debug', shared: true, budget: 256 * 1024 },
+const BUILDS: { name: string; bytes: () => Uint8Array<ArrayBuffer>; compile: () => Promise<WebAssembly.Module>; shared: boolean; budget: number }[] = [
+  { name: 'release', bytes: () => wasmBytes('release'), compile: () => compileDataPlane('release'), shared: true, budget: 32 * 1024 },
+  { name: 'release-unshared', bytes: () => wasmBytes('release-unshared'), compile: () => compileDataPlane('release-unshared'), shared: false, budget: 32 * 1024 },
+  // Debug (from macslot/debug) keeps assertions and names; it only has to stay loadable, so its budget is loose.
+  { name: 'debug', bytes: debugWasmBytes, compile: compileDebugDataPlane, shared: true, budget: 256 * 1024 },
 ];
 
 describe('embedded modules', () => {
@@ -31,11 +32,11 @@ describe('embedded modules', () => {
     expect(wasmBytes()).toEqual(wasmBytes('release'));
   });
 
-  it.each(BUILDS)('$name: compiles, fits its budget, imports only env.memory, exports exactly the reviewed surface', async ({ build, shared, budget }) => {
-    const bytes = wasmBytes(build);
+  it.each(BUILDS)('$name: compiles, fits its budget, imports only env.memory, exports exactly the reviewed surface', async ({ bytes: read, compile, shared, budget }) => {
+    const bytes = read();
     expect(bytes.length).toBeLessThanOrEqual(budget);
     expect(WebAssembly.validate(bytes)).toBe(true);
-    const module = await compileDataPlane(build);
+    const module = await compile();
     expect(WebAssembly.Module.imports(module)).toEqual([{ module: 'env', name: 'memory', kind: 'memory' }]);
     expect(WebAssembly.Module.exports(module).map(({ name, kind }) => ({ name, kind })).sort((a, b) => a.name.localeCompare(b.name))).toEqual(EXPORTS);
     // The memory's shared flag must match the module's declaration; the wrong one is a LinkError.
@@ -43,7 +44,7 @@ describe('embedded modules', () => {
     expect(() => new WebAssembly.Instance(module, { env: { memory: new WebAssembly.Memory({ initial: 1, maximum: 1, shared: !shared }) } })).toThrow(WebAssembly.LinkError);
   });
 
-  it.each(BUILDS)('$name: compiles once and is cached', async ({ build }) => {
-    expect(await compileDataPlane(build)).toBe(await compileDataPlane(build));
+  it.each(BUILDS)('$name: compiles once and is cached', async ({ compile }) => {
+    expect(await compile()).toBe(await compile());
   });
 });

@@ -42,27 +42,31 @@ function run(file: string): { status: number | null; stdout: string; stderr: str
 
 const USE_ESM = `import { Nic, DataPlane, wasmBytes } from 'macslot';
 import { FileStore, readCaptureFile } from 'macslot/node';
+import { compileDebugDataPlane } from 'macslot/debug';
 const nic = new Nic({ primary: '00:14:4f:00:00:00', factory: { base: '00:14:4f:00:00:01', count: 2 } });
 const dp = await DataPlane.create(nic);
 const { mac } = nic.openClient('vm').addressReserve();
 const frame = new Uint8Array(60);
 mac.writeTo(frame, 0);
-console.log(JSON.stringify({ verdict: dp.classify(frame), wasm: wasmBytes().length > 0, node: typeof FileStore + typeof readCaptureFile }));
+const debug = await DataPlane.create(nic, { module: await compileDebugDataPlane() });
+console.log(JSON.stringify({ verdict: dp.classify(frame), debug: debug.classify(frame).rule, wasm: wasmBytes().length > 0, node: typeof FileStore + typeof readCaptureFile }));
 `;
 
 const USE_CJS = `const { Nic, Mac } = require('macslot');
 const { FileStore } = require('macslot/node');
+const { debugWasmBytes } = require('macslot/debug');
 const schema = require('macslot/schema/config.schema.json');
 const nic = new Nic({ primary: '00:14:4f:00:00:00', factory: { base: '00:14:4f:00:00:01', count: 2 } });
 const { mac } = nic.openClient('vm').addressReserve();
-console.log(JSON.stringify({ mac: mac.toString(), parsed: Mac.parse('0014.4f00.0002').toString(), store: typeof FileStore, schema: typeof schema.properties }));
+console.log(JSON.stringify({ mac: mac.toString(), parsed: Mac.parse('0014.4f00.0002').toString(), store: typeof FileStore, schema: typeof schema.properties, debug: debugWasmBytes().length > 0 }));
 `;
 
 // Uses types from both entry points, the data plane's Wasm handle and the browser store's IndexedDB option among them.
 const USE_TS = `import { BrowserStore, DataPlane, Nic, type DataPlaneHandle, type MacslotErrorCode } from 'macslot';
 import { FileStore, webSocketPort, type WebSocketLike } from 'macslot/node';
+import { compileDebugDataPlane } from 'macslot/debug';
 const nic = new Nic({ primary: '00:14:4f:00:00:00' });
-const dp: DataPlane = await DataPlane.create(nic);
+const dp: DataPlane = await DataPlane.create(nic, { module: await compileDebugDataPlane() });
 const handle: DataPlaneHandle = dp.handle();
 const code: MacslotErrorCode = 'NOT_OWNER';
 const open: typeof BrowserStore.open = BrowserStore.open;
@@ -105,7 +109,12 @@ describe('the packed package', () => {
     writeFileSync(join(dir, 'use.mjs'), USE_ESM);
     const esm = run('use.mjs');
     expect(esm.status, esm.stderr).toBe(0);
-    expect(JSON.parse(esm.stdout)).toEqual({ verdict: { deliver: [1], rule: 'unicast-exact', path: 'hardware' }, wasm: true, node: 'functionfunction' });
+    expect(JSON.parse(esm.stdout)).toEqual({
+      verdict: { deliver: [1], rule: 'unicast-exact', path: 'hardware' },
+      debug: 'unicast-exact',
+      wasm: true,
+      node: 'functionfunction',
+    });
     const bin = spawnSync(join(dir, 'node_modules', '.bin', 'macslot'), ['inspect', '--help'], { encoding: 'utf8' });
     expect(bin.status, bin.stderr).toBe(0);
     expect(bin.stdout).toMatch(/^usage: macslot inspect/);
@@ -116,7 +125,7 @@ describe('the packed package', () => {
     writeFileSync(join(dir, 'use.cjs'), USE_CJS);
     const cjs = spawnSync(process.execPath, ['--no-warnings', 'use.cjs'], { cwd: dir, encoding: 'utf8' });
     expect(cjs.status, cjs.stderr).toBe(0);
-    expect(JSON.parse(cjs.stdout)).toEqual({ mac: '00:14:4f:00:00:01', parsed: '00:14:4f:00:00:02', store: 'function', schema: 'object' });
+    expect(JSON.parse(cjs.stdout)).toEqual({ mac: '00:14:4f:00:00:01', parsed: '00:14:4f:00:00:02', store: 'function', schema: 'object', debug: true });
   });
 
   it('compiles in a Node-only TypeScript project with every declaration file checked', () => {

@@ -25,6 +25,8 @@ export interface DataPlaneOptions {
   maxGroups?: number;
   /** Which embedded module to run with shared memory. Default `release`; ordinary memory always runs `release-unshared`. */
   build?: Build;
+  /** A compiled module to run instead, on shared memory only: e.g. `compileDebugDataPlane()` from `macslot/debug`. */
+  module?: WebAssembly.Module;
   /** Use a SharedArrayBuffer-backed memory. Default: whenever the platform allows it. */
   shared?: boolean;
   /** Seed of the table's keyed hash. Default random. */
@@ -294,7 +296,8 @@ export class DataPlane {
       seedWords[1] = Math.floor(options.seed / 0x1_0000_0000) >>> 0;
     } else globalThis.crypto.getRandomValues(seedWords);
     // A module declares its memory shared or not; pick the one that matches the memory.
-    const module = await compileDataPlane(shared ? (options.build ?? 'release') : 'release-unshared');
+    if (options.module !== undefined && !shared) throw new MacslotError('INVALID_ARGUMENT', 'a module given in options runs on shared memory only');
+    const module = options.module ?? (await compileDataPlane(shared ? (options.build ?? 'release') : 'release-unshared'));
     const args = [maxClients, maxAddresses, maxGroups, poolBytes, burst, ringBytes, maxFrame, lanes, seedWords[0]!, seedWords[1]!] as const;
     // A scratch instance computes the layout's size: the layout lives in one place, the Wasm module.
     const scratch = instantiate(module, new WebAssembly.Memory({ initial: 1, maximum: 1, shared }));

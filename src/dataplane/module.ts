@@ -1,14 +1,20 @@
-// Data plane: the embedded .wasm modules, decoded and compiled once.
+// Data plane: the embedded .wasm modules, decoded and compiled once. The debug build is in `macslot/debug`, so that the
+// default entry (and every browser bundle of it) does not carry it.
 
 import { MacslotError } from '../errors.js';
-import { DEBUG_WASM_BASE64, RELEASE_WASM_BASE64, UNSHARED_WASM_BASE64 } from './module.generated.js';
+import { RELEASE_WASM_BASE64, UNSHARED_WASM_BASE64 } from './module.generated.js';
 
-/** Which build: `release` (optimized, shared memory; default), `release-unshared` (for platforms without SharedArrayBuffer) or `debug`. */
-export type Build = 'release' | 'release-unshared' | 'debug';
+/** Which embedded build: `release` (optimized, shared memory; default) or `release-unshared` (for platforms without SharedArrayBuffer). */
+export type Build = 'release' | 'release-unshared';
 
 /** Returns the bytes of the embedded module. Never fails. */
 export function wasmBytes(build: Build = 'release'): Uint8Array<ArrayBuffer> {
-  const text = atob(build === 'debug' ? DEBUG_WASM_BASE64 : build === 'release-unshared' ? UNSHARED_WASM_BASE64 : RELEASE_WASM_BASE64);
+  return decodeBase64(build === 'release-unshared' ? UNSHARED_WASM_BASE64 : RELEASE_WASM_BASE64);
+}
+
+/** Decodes an embedded module's base64 text. */
+export function decodeBase64(base64: string): Uint8Array<ArrayBuffer> {
+  const text = atob(base64);
   const out = new Uint8Array(text.length);
   for (let i = 0; i < text.length; i++) out[i] = text.charCodeAt(i);
   return out;
@@ -24,12 +30,17 @@ const compiled = new Map<Build, Promise<WebAssembly.Module>>();
 export function compileDataPlane(build: Build = 'release'): Promise<WebAssembly.Module> {
   let p = compiled.get(build);
   if (p === undefined) {
-    p = WebAssembly.compile(wasmBytes(build)).catch((err: unknown) => {
-      throw compileError(err);
-    });
+    p = compileBytes(wasmBytes(build));
     compiled.set(build, p);
   }
   return p;
+}
+
+/** Compiles a data-plane module; rejects as compileDataPlane does. */
+export function compileBytes(bytes: Uint8Array<ArrayBuffer>): Promise<WebAssembly.Module> {
+  return WebAssembly.compile(bytes).catch((err: unknown) => {
+    throw compileError(err);
+  });
 }
 
 // Browsers word a refusal by CSP differently: Chromium and Safari name the policy or 'unsafe-eval', Firefox says "CSP".
