@@ -36,6 +36,7 @@ export type MacslotErrorCode =
 
 /** The error thrown by every control-plane call; `code` is stable, the message names the offending value. */
 export class MacslotError extends Error {
+  /** The stable code to match on. */
   readonly code: MacslotErrorCode;
   constructor(code: MacslotErrorCode, message: string) {
     super(`${code}: ${message}`);

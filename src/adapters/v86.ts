@@ -9,13 +9,17 @@ import { Mac } from '../wire/mac.js';
 
 /** The adapter side of v86's paired bus (`emulator.bus`): listeners registered here hear the devices, `send` reaches them. */
 export interface V86Bus {
+  /** Calls `fn` with the data of every message named `name`. */
   register(name: string, fn: (data: unknown) => void, thisValue?: unknown): void;
+  /** Stops calling `fn` for messages named `name`. */
   unregister(name: string, fn: (data: unknown) => void): void;
+  /** Sends a message named `name` to the emulator's devices. */
   send(name: string, data?: unknown): void;
 }
 
 /** The part of a v86 emulator the adapter touches. v86's own typings leave `bus` out, so `attachV86` also takes a plain `V86`. */
 export interface V86Like {
+  /** The emulator's bus, where the network card's messages pass. */
   readonly bus: V86Bus;
 }
 
@@ -45,7 +49,9 @@ export type V86HostDrop = 'not-bytes' | 'runt' | 'oversize' | 'echo' | 'closed' 
 
 /** Frame and byte counts of one direction. */
 export interface V86Traffic {
+  /** Frames passed. */
   readonly frames: number;
+  /** Bytes of those frames. */
   readonly bytes: number;
 }
 
@@ -55,7 +61,9 @@ export interface V86Counters {
   readonly fromGuest: V86Traffic;
   /** Frames handed to the guest's card. */
   readonly toGuest: V86Traffic;
+  /** Frames from the guest dropped, by reason. */
   readonly guestDrops: Readonly<Record<V86GuestDrop, number>>;
+  /** Frames for the guest dropped, by reason. */
   readonly hostDrops: Readonly<Record<V86HostDrop, number>>;
   /** Times the guest's MAC became the client's active MAC (the first time included). */
   readonly macChanges: number;
@@ -81,6 +89,7 @@ export interface V86AttachOptions {
 
 /** A v86 card that keeps a NIC client's MAC equal to the guest's; a `FramePort` whose peer is the guest, ready for `bindClient`. */
 export interface V86Attachment extends FramePort {
+  /** The NIC client that holds the guest's MAC. */
   readonly client: NicClient;
   /** The guest's MAC as last seen (event or frame), whether or not it could be taken. */
   readonly guestMac: Mac | undefined;

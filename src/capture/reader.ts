@@ -66,6 +66,7 @@ export class CaptureReader {
   interfaceId = 0;
   /** Timestamp: whole seconds since the epoch, and the nanoseconds beyond them. */
   seconds = 0;
+  /** Nanoseconds past `seconds`. */
   nanoseconds = 0;
   /** Byte offset in the input where the current frame's record or block starts. */
   offset = 0;
@@ -383,10 +384,15 @@ export class CaptureReader {
 
 /** Totals of a finished read. */
 export interface CaptureSummary {
+  /**  undefined;|The input's format; undefined for an empty input. */
   readonly format: CaptureFormat | undefined;
+  /** Frames read. */
   readonly frames: number;
+  /** Bytes of input consumed. */
   readonly bytes: number;
+  /** pcapng blocks of uninterpreted types, skipped whole. */
   readonly skippedBlocks: number;
+  /** pcapng sections seen. */
   readonly sections: number;
 }
 

@@ -37,8 +37,11 @@ const LITTLE_HOST = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
  * must use (or copy) them before returning. Nothing is allocated per frame.
  */
 export class CaptureWriter {
+  /** The file format written. */
   readonly format: CaptureFormat;
+  /** Link type of every frame. */
   readonly linkType: number;
+  /** Longest captured part of a frame; longer frames are cut. */
   readonly snaplen: number;
   /** Frames written. */
   frames = 0;

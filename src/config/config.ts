@@ -10,24 +10,37 @@ import { Mac } from '../wire/mac.js';
 
 /** The `nic` object of a configuration file: NicConfig with MACs as strings. */
 export interface NicFileConfig {
+  /** The NIC's primary MAC. */
   primary: string;
+  /**  string[];|Factory MACs: a block of `count` from `base`, or a list. */
   factory?: { base: string; count: number } | string[];
+  /** Exact-match unicast filter entries. */
   unicastEntries?: number;
+  /** Exact-match multicast filter entries. */
   multicastEntries?: number;
+  /**  { filterType: 0 | 1 | 2 | 3 };|A multicast hash stage behind the exact entries, optionally with its filter type. */
   multicastHash?: boolean | { filterType: 0 | 1 | 2 | 3 };
+  /**  'reject';|What happens when the filter is full: fall back to promiscuous mode, or refuse. */
   overflow?: 'promiscuous' | 'reject';
+  /** Put a reserved MAC in the filter at once. */
   autoActivate?: boolean;
+  /** Most clients open at once. */
   maxClients?: number;
+  /** Most MACs active at once. */
   maxAddresses?: number;
+  /** Longest frame accepted, in bytes without FCS. */
   maxFrameLength?: number;
+  /** Name of the client that owns the primary MAC. */
   primaryClient?: string;
 }
 
 /** One client, set up in file order. */
 export interface ClientFileConfig {
+  /** The client's unique name. */
   name: string;
   /** `factory`, `factory:N`, `random`, `random:<prefix>` or a MAC. Absent: no unicast address. */
   address?: string;
+  /** Multicast groups to join. */
   multicast?: string[];
   /** Receive broadcast. Default true. */
   broadcast?: boolean;
@@ -37,7 +50,9 @@ export interface ClientFileConfig {
 
 /** A validated configuration file. */
 export interface MacslotConfig {
+  /** The NIC. */
   nic: NicFileConfig;
+  /** The clients, set up in this order. */
   clients: ClientFileConfig[];
   /** Seed for `random` addresses, so a file yields the same MACs every run. */
   seed?: number;
@@ -45,7 +60,9 @@ export interface MacslotConfig {
 
 /** A NIC set up from a configuration, with its clients in file order. */
 export interface ConfiguredNic {
+  /** The NIC. */
   readonly nic: Nic;
+  /** Its clients, in file order. */
   readonly clients: readonly NicClient[];
 }
 

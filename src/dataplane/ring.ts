@@ -11,6 +11,7 @@ const WRAP = 0xffff_ffff;
 
 /** Reads the frames the data plane delivered to one client. Safe to use from another thread than the producer. */
 export class RxRing {
+  /** Id of the client the ring delivers to. */
   readonly client: number;
   /** Address of the ring in the data plane's memory: producer index at +0, consumer index at +64, records from +128. */
   readonly byteOffset: number;

@@ -41,8 +41,11 @@ export type Path = 'hardware' | 'software';
 
 /** A frame's fate: the receiving client ids (ascending), the rule and the path. */
 export interface Verdict {
+  /** Ids of the receiving clients, ascending. */
   readonly deliver: readonly number[];
+  /** The rule that decided. */
   readonly rule: Rule;
+  /** Whether the hardware filter or the software fallback decided. */
   readonly path: Path;
 }
 

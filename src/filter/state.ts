@@ -4,14 +4,19 @@ import type { GroupStage } from '../nic/types.js';
 
 /** An active unicast MAC: its client, and whether a hardware entry (rather than software) holds it. */
 export interface UnicastEntry {
+  /** Id of the owning client. */
   readonly client: number;
+  /** The NIC slot holding the MAC. */
   readonly slot: number;
+  /** True when an exact-match entry holds it, false when only software does. */
   readonly hardware: boolean;
 }
 
 /** A joined multicast group: its subscribed clients (ascending ids) and the stage that admits it. */
 export interface GroupEntry {
+  /** Ids of the subscribed clients, ascending. */
   readonly members: readonly number[];
+  /** The filter stage that admits the group. */
   readonly stage: GroupStage;
 }
 
@@ -20,8 +25,11 @@ export interface GroupEntry {
  * the canonical string for EUI-64). Client lists are ascending ids.
  */
 export interface FilterState {
+  /** Incremented on every change. */
   readonly generation: number;
+  /**  string, UnicastEntry>;|Active unicast MACs. */
   readonly unicast: ReadonlyMap<number | string, UnicastEntry>;
+  /**  string, GroupEntry>;|Joined multicast groups. */
   readonly groups: ReadonlyMap<number | string, GroupEntry>;
   /** Filter type (MO) of the hash stage, or null when the NIC has none. */
   readonly hashFilterType: number | null;
@@ -31,7 +39,10 @@ export interface FilterState {
   readonly promiscuous: boolean;
   /** Hardware accepts every multicast frame (MPE). */
   readonly allMulticast: boolean;
+  /** Ids of the clients in promiscuous mode. */
   readonly promiscuousClients: readonly number[];
+  /** Ids of the clients that receive broadcast. */
   readonly broadcastClients: readonly number[];
+  /** Longest frame accepted, in bytes. */
   readonly maxFrameLength: number;
 }

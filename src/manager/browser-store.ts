@@ -5,12 +5,15 @@ import { emptyStoreData, SerialQueue, serializeStoreData, StoreCodec, type MacSt
 
 /** The part of the Web Storage API the store uses. */
 export interface StorageLike {
+  /**  null;|Returns the value stored under `key`, or null. */
   getItem(key: string): string | null;
+  /** Stores `value` under `key`. */
   setItem(key: string, value: string): void;
 }
 
 /** The part of the Web Locks API the store uses to keep tabs from interleaving on localStorage. */
 export interface LockManagerLike {
+  /**  Promise<T>): Promise<T>;|Runs `callback` holding the lock `name`; resolves with its result. */
   request<T>(name: string, callback: () => T | Promise<T>): Promise<T>;
 }
 
@@ -25,7 +28,9 @@ export interface BrowserStoreOptions {
   backend?: BrowserBackend;
   /** Stand-ins for the globals, for tests and unusual hosts. */
   indexedDB?: IDBFactory;
+  /** Stand-in for `globalThis.localStorage`. */
   localStorage?: StorageLike;
+  /** Stand-in for `navigator.locks`. */
   locks?: LockManagerLike;
 }
 
@@ -47,6 +52,7 @@ function request<T>(req: IDBRequest<T>): Promise<T> {
 /** A MAC store in the browser's origin storage, shared by every tab of the origin. */
 export class BrowserStore implements MacStore {
   readonly location: string;
+  /** The backend in use. */
   readonly backend: BrowserBackend;
   readonly #db: IDBDatabase | undefined;
   readonly #storage: StorageLike | undefined;

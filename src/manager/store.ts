@@ -11,9 +11,13 @@ export type RecordPolicy = 'factory' | 'random' | 'block' | 'fixed' | 'derived' 
 
 /** One MAC in the store, keyed by its canonical text. `holder` is the session using it now, null once released. */
 export interface MacRecord {
+  /** The guest the MAC belongs to. */
   guest: string;
+  /** Name of the NIC. */
   nic: string;
+  /** The guest's interface. */
   iface: string;
+  /** How the MAC was obtained. */
   policy: RecordPolicy;
   /** Session id of the manager holding it; null when released but remembered for the identity's next session. */
   holder: string | null;
@@ -29,8 +33,11 @@ export interface MacRecord {
  * MAC with no word of the old. One entry per identity (guest, NIC, interface).
  */
 export interface DisplacedRecord {
+  /** The guest that lost its MAC. */
   guest: string;
+  /** Name of the NIC. */
   nic: string;
+  /** The guest's interface. */
   iface: string;
   /** The canonical text of the MAC it lost. */
   mac: string;
@@ -42,6 +49,7 @@ export interface DisplacedRecord {
 
 /** Everything a store holds. */
 export interface StoreData {
+  /** Format version of the data. */
   version: number;
   /** Canonical MAC text → its record. */
   records: Record<string, MacRecord>;

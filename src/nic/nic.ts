@@ -80,7 +80,6 @@ function factoryList(spec: NicConfig['factory']): Mac[] {
   return Array.from({ length: n }, (_, i) => Mac.fromNumber(first.toNumber() + i));
 }
 
-/** A network interface device that owns several MAC identifiers at once. Every slot operation goes through a client. */
 /** Dense slot-number → state table. */
 class SlotTable {
   readonly #a: (SlotState | undefined)[] = [];
@@ -102,10 +101,15 @@ class SlotTable {
   }
 }
 
+/** A network interface device that owns several MAC identifiers at once. Every slot operation goes through a client. */
 export class Nic {
+  /** The primary MAC, held in slot 0. */
   readonly primary: Mac;
+  /** What happens when the filter is full. */
   readonly overflow: OverflowPolicy;
+  /** True when a reserved MAC goes into the filter at once. */
   readonly autoActivate: boolean;
+  /** Longest frame accepted, in bytes without FCS. */
   readonly maxFrameLength: number;
   readonly #factoryCount: number;
   readonly #unicastEntries: number;
@@ -698,7 +702,9 @@ interface ClientOps {
 
 /** A guest, VM, zone or application's handle on a NIC. It may change only what it reserved. */
 export class NicClient {
+  /** The NIC this client is on. */
   readonly nic: Nic;
+  /** The client's unique name on its NIC. */
   readonly name: string;
   /** Small integer id, the client's bit in the data plane's delivery set. */
   readonly id: number;
@@ -766,9 +772,11 @@ export class NicClient {
   get open(): boolean {
     return this.#ops.state().open;
   }
+  /** True while the client receives every frame. */
   get promiscuous(): boolean {
     return this.#ops.state().promiscuous;
   }
+  /** True while the client receives broadcast frames. */
   get broadcast(): boolean {
     return this.#ops.state().broadcast;
   }

@@ -55,26 +55,37 @@ export interface AddressSupport {
    * `maxAddresses` and, under the reject policy, by the free filter entries.
    */
   readonly availableSlots: number;
+  /**  undefined;|The first factory MAC, if any. */
   readonly firstFactory: Mac | undefined;
+  /**  undefined;|The last factory MAC, if any. */
   readonly lastFactory: Mac | undefined;
+  /** Exact-match unicast filter entries. */
   readonly totalUnicastEntries: number;
+  /** Of those, the free ones. */
   readonly availableUnicastEntries: number;
+  /** Exact-match multicast filter entries. */
   readonly totalMulticastEntries: number;
+  /** Of those, the free ones. */
   readonly availableMulticastEntries: number;
+  /** The filter's current mode. */
   readonly mode: NicMode;
+  /** Why the NIC is promiscuous; empty when it is not. */
   readonly promiscReasons: readonly PromiscReason[];
 }
 
 /** What `addressGet(slot)` reports, after the seed's Address Get interface. */
 export interface SlotInfo {
+  /** The slot number. */
   readonly slot: number;
   /** The active MAC, or the factory MAC of a slot with none active. */
   readonly mac: Mac;
+  /** True while a client holds the slot. */
   readonly reserved: boolean;
   /** True when `mac` is in the accept filter. */
   readonly active: boolean;
   /** Name of the owning client while reserved. */
   readonly owner: string | undefined;
+  /** Where the MAC came from. */
   readonly kind: AddressKind;
   /** Filter stage of an active MAC. */
   readonly placement: Placement | undefined;
@@ -82,7 +93,9 @@ export interface SlotInfo {
 
 /** A reservation's result: the slot and its MAC. */
 export interface Reservation {
+  /** The slot reserved. */
   readonly slot: number;
+  /** Its MAC. */
   readonly mac: Mac;
 }
 

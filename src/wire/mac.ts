@@ -159,6 +159,7 @@ export class Mac {
     return options.uppercase ? s.toUpperCase() : s;
   }
 
+  /** Returns the canonical text, so JSON.stringify writes a MAC as a string. */
   toJSON(): string {
     return this.toString();
   }
