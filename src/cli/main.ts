@@ -262,6 +262,19 @@ options:
                        are dropped and counted as storm (default 1000:1000)
   --max-queue <bytes>  bytes held for a peer that stops reading before frames are
                        dropped (default 1048576)
+  --queue-budget <bytes>
+                       bytes all peers' queues may hold together; beyond it peers
+                       that are not reading lose frames (default 67108864)
+  --max-clients <n>    connections (or UDP sources) each listener serves at once
+                       (default 256)
+  --idle-timeout <ms>  release a UDP source silent this long, and its client
+                       (0: never; default 300000)
+  --frame-timeout <ms> close a stream peer that leaves a frame unfinished, or a
+                       WebSocket peer that answers no ping, this long (0: never;
+                       default 30000)
+  --handshake-timeout <ms>
+                       close a WebSocket connection not upgraded this long
+                       (default 10000)
   --tap <file>         record every frame of every port (and the uplink) as pcapng,
                        one interface per port, named after it; - for standard output
                        (the counters then go to standard error). The file appears
@@ -283,6 +296,11 @@ port) always go to stderr.`,
       'allow-spoof': { type: 'boolean' },
       'storm-control': { type: 'string' },
       'max-queue': { type: 'string' },
+      'queue-budget': { type: 'string' },
+      'max-clients': { type: 'string' },
+      'idle-timeout': { type: 'string' },
+      'frame-timeout': { type: 'string' },
+      'handshake-timeout': { type: 'string' },
       tap: { type: 'string' },
       json: { type: 'boolean' },
     },
@@ -300,6 +318,11 @@ port) always go to stderr.`,
         stormControl: str(v['storm-control']),
         json: v.json === true,
         maxQueue: str(v['max-queue']),
+        queueBudget: str(v['queue-budget']),
+        maxClients: str(v['max-clients']),
+        idleTimeout: str(v['idle-timeout']),
+        frameTimeout: str(v['frame-timeout']),
+        handshakeTimeout: str(v['handshake-timeout']),
         tap: str(v.tap),
       };
       usage(() => checkSwitchOptions(o));

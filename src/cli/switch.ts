@@ -26,6 +26,12 @@ export interface SwitchCliOptions {
   allowSpoof: boolean;
   json: boolean;
   maxQueue: string | undefined;
+  /** --queue-budget, --max-clients, --idle-timeout, --frame-timeout, --handshake-timeout: the listeners' limits. */
+  queueBudget?: string | undefined;
+  maxClients?: string | undefined;
+  idleTimeout?: string | undefined;
+  frameTimeout?: string | undefined;
+  handshakeTimeout?: string | undefined;
   /** --storm-control: `RATE`, `RATE:BURST` or `off`. */
   stormControl?: string | undefined;
   /** pcapng file recording every port, `-` for standard output. */
@@ -40,7 +46,22 @@ export function checkSwitchOptions(o: SwitchCliOptions): void {
   if (o.allocation !== undefined && !ALLOCATIONS.includes(o.allocation)) throw new MacslotError('INVALID_ARGUMENT', `--allocation ${show(o.allocation)} is not ${ALLOCATIONS.join(', ')}`);
   if (o.leaseTtl !== undefined) intOption(o.leaseTtl, '--lease-ttl', 0, 0, 2 ** 31 - 1);
   if (o.maxQueue !== undefined) intOption(o.maxQueue, '--max-queue', 0, 1);
+  limitOptions(o);
   if (o.stormControl !== undefined) stormOption(o.stormControl);
+}
+
+/** Returns the listeners' limits given on the command line, as serveSwitch options; a bad one is a usage error naming it. */
+function limitOptions(o: SwitchCliOptions): Partial<Record<'queueBudgetBytes' | 'maxClientsPerListener' | 'idleMs' | 'frameTimeoutMs' | 'handshakeTimeoutMs', number>> {
+  const max = 2 ** 31 - 1;
+  const pick = (text: string | undefined, name: string, key: string, min: number, top = max): Record<string, number> =>
+    text === undefined ? {} : { [key]: intOption(text, name, 0, min, top) };
+  return {
+    ...pick(o.queueBudget, '--queue-budget', 'queueBudgetBytes', 1, Number.MAX_SAFE_INTEGER),
+    ...pick(o.maxClients, '--max-clients', 'maxClientsPerListener', 1),
+    ...pick(o.idleTimeout, '--idle-timeout', 'idleMs', 0),
+    ...pick(o.frameTimeout, '--frame-timeout', 'frameTimeoutMs', 0),
+    ...pick(o.handshakeTimeout, '--handshake-timeout', 'handshakeTimeoutMs', 1),
+  };
 }
 
 /** Returns the storm control of `--storm-control RATE[:BURST]|off`; throws INVALID_ARGUMENT naming the text. */
@@ -235,6 +256,7 @@ export async function runSwitch(o: SwitchCliOptions, io: Io): Promise<number> {
       log,
       signal: signals.abort,
       ...(maxQueueBytes !== undefined ? { maxQueueBytes } : {}),
+      ...limitOptions(o),
       ...(recording ? { tap: recording.tap } : {}),
     });
   } catch (err) {
