@@ -1,6 +1,6 @@
 // README: every ts and js block runs as pasted against the built package, and prints what the README shows
 // (its `// → ` comments, or the ```text block right after it). The blocks are read from README.md itself.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -10,6 +10,21 @@ import { blocks, examples, root, type Example } from './support/readme.js';
 const ELSEWHERE: Record<string, string> = {
   '### v86': 'test/v86.readme.test.ts boots the guests it needs',
 };
+
+/** Programs an example needs beyond Node: it skips locally when one is missing, and fails under CI=true. */
+const NEEDS: readonly { pattern: RegExp; program: string }[] = [{ pattern: /kind: 'passt'|spawnPasst/, program: 'passt' }];
+
+/**
+ * A server example runs until Ctrl-C: once it prints a line that says so, the test sends SIGINT, and it must then stop
+ * by itself, cleanly.
+ */
+const SERVER = /process\.once\('SIGINT'/;
+const READY = /Ctrl-C/;
+
+function missing(e: Example): string[] {
+  const code = e.files.map((f) => f.code).join('\n');
+  return NEEDS.filter((n) => n.pattern.test(code) && spawnSync('sh', ['-c', `command -v ${n.program}`]).status !== 0).map((n) => n.program);
+}
 
 /** Browser pages: test/browser.bundle.test.ts bundles and runs them in Chromium. */
 const BROWSER = /^\/\/ (?:page|vite\.config|build)\.m?[jt]s$/;
@@ -40,7 +55,13 @@ async function runExample(e: Example): Promise<Run> {
     const args = entry.endsWith('.ts') || entry.endsWith('.mts') ? ['--import', 'tsx', entry] : [entry];
     const child = spawn(process.execPath, args, { cwd: dir, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
     const run: Run = { status: null, timedOut: false, stdout: '', stderr: '' };
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (run.stdout += d));
+    const server = e.files.some((f) => SERVER.test(f.code));
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      const before = run.stdout;
+      run.stdout += d;
+      // Ctrl-C goes to the example alone; the programs it started are its to stop.
+      if (server && !READY.test(before) && READY.test(run.stdout)) child.kill('SIGINT');
+    });
     child.stderr.setEncoding('utf8').on('data', (d: string) => (run.stderr += d));
     const killGroup = (): void => {
       try {
@@ -86,6 +107,9 @@ describe('README', () => {
   });
 
   it.each(runnable.map((e) => [label(e), e] as const))('%s runs as pasted', async (_, e) => {
+    const absent = missing(e);
+    if (absent.length > 0 && process.env.CI === 'true') throw new Error(`CI=true, but ${absent.join(', ')} is not installed`);
+    if (absent.length > 0) return void console.warn(`skipped: ${absent.join(', ')} is not installed`);
     const run = await runExample(e);
     const report = `stdout:\n${run.stdout}\nstderr:\n${run.stderr}`;
     expect(run.timedOut, `killed after ${RUN_TIMEOUT_MS} ms: the example must end by itself\n${report}`).toBe(false);
