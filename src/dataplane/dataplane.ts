@@ -50,26 +50,39 @@ export type DataPlaneEvent =
 
 /** What a worker needs to attach: structured-cloneable, pass it with postMessage. */
 export interface DataPlaneHandle {
+  /** The compiled data plane. */
   readonly module: WebAssembly.Module;
+  /** The shared memory holding the filter, lanes and rings. */
   readonly memory: WebAssembly.Memory;
+  /** Longest frame accepted, in bytes. */
   readonly maxFrameLength: number;
 }
 
 /** Per-client receive counters. */
 export interface ClientCounters {
+  /** Frames delivered. */
   readonly frames: number;
+  /** Bytes of those frames. */
   readonly bytes: number;
+  /** Broadcast frames among them. */
   readonly broadcast: number;
+  /** Multicast frames among them. */
   readonly multicast: number;
+  /** Frames lost because the client's receive ring was full. */
   readonly ringDrops: number;
 }
 
 /** NIC-wide counters summed over every lane. */
 export interface DataPlaneCounters {
+  /** Frames decided by each rule. */
   readonly rules: Readonly<Record<Rule, number>>;
+  /** Deliveries lost to full receive rings. */
   readonly ringFull: number;
+  /** Receive rings found corrupt (their frames are dropped, never read out of bounds). */
   readonly ringCorrupt: number;
+  /** Bursts that re-read the filter because it changed under them. */
   readonly readerRetries: number;
+  /** Frame deliveries to clients (a broadcast to three clients counts three). */
   readonly deliveries: number;
   /** Frames `send` dropped because their source MAC was not the sender's. */
   readonly spoofed: number;
@@ -181,10 +194,13 @@ function u64(view: Uint32Array, word: number): number {
  * NIC's changes), or attach to an existing one's memory from a worker with `DataPlane.attach`.
  */
 export class DataPlane {
+  /** The shared memory holding the filter, lanes and rings. */
   readonly memory: WebAssembly.Memory;
+  /** The compiled data plane, for workers to attach. */
   readonly module: WebAssembly.Module;
   /** This thread's lane: its pool, descriptors and verdicts are its own. */
   readonly lane: number;
+  /** Longest frame accepted, in bytes. */
   readonly maxFrameLength: number;
   /** The lane's frame pool: write frames here, then describe them in `descriptors`. */
   readonly pool: Uint8Array;

@@ -27,7 +27,9 @@ export function readCaptureFile(path: string, onFrame: (reader: CaptureReader) =
  * refused with INVALID_ARGUMENT naming the path.
  */
 export class CaptureFile {
+  /** Where the frames go. */
   readonly writer: CaptureWriter;
+  /** The file being written. */
   readonly file: AtomicFile;
 
   /** Starts the capture at a temporary name; throws INVALID_ARGUMENT on a bad option or a refused path, or the file system's error. */

@@ -17,6 +17,7 @@ export interface DgramOptions extends ListenerLimits {
   queueBudget?: QueueBudget;
   /** Accepted for symmetry with stream listeners; a datagram is always a whole frame. */
   frameTimeoutMs?: number;
+  /** Receives one line per event (new sources, first drops). */
   log?: (line: string) => void;
 }
 

@@ -9,15 +9,25 @@ import { AtomicFile, resolveOutput, type OutputFileSystem } from './output-file.
 
 /** The file operations the store uses; pass a wrapper to inject faults. Node's `fs` fits. */
 export interface FileSystem {
+  /** Opens a file; returns its descriptor. */
   openSync(path: string, flags: string, mode?: number): number;
+  /** Writes bytes; returns how many were written. */
   writeSync(fd: number, buffer: Uint8Array, offset: number, length: number, position: number | null): number;
+  /** Flushes a file to disk. */
   fsyncSync(fd: number): void;
+  /** Closes a descriptor. */
   closeSync(fd: number): void;
+  /** Renames a file, replacing the target. */
   renameSync(from: string, to: string): void;
+  /** Returns a file's text. */
   readFileSync(path: string, encoding: 'utf8'): string;
+  /** Deletes a file. */
   unlinkSync(path: string): void;
+  /** Creates a directory and its parents. */
   mkdirSync(path: string, options: { recursive: true; mode?: number }): unknown;
+  /** Returns the names in a directory. */
   readdirSync(path: string): string[];
+  /** Returns a file's modification time. */
   statSync(path: string): { mtimeMs: number };
   /** Creates a hard link; default Node's. Locks are created whole with it: written under a private name, then linked. */
   linkSync?(existing: string, newPath: string): void;
@@ -37,8 +47,11 @@ export interface FileStoreOptions {
 
 /** Where to look for the default path; each defaults to this process's value. */
 export interface StorePathEnv {
+  /** Environment variables (XDG_STATE_HOME, LOCALAPPDATA, HOME). */
   env?: Readonly<Record<string, string | undefined>>;
+  /** The platform, as `process.platform` names it. */
   platform?: string;
+  /** The home directory. */
   home?: string;
 }
 
@@ -133,6 +146,7 @@ const NO_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EXDEV']);
  * fails closed with STORE_CORRUPT; neither is ever treated as empty.
  */
 export class FileStore implements MacStore {
+  /** The store file's path. */
   readonly path: string;
   readonly location: string;
   readonly #fs: FileSystem;

@@ -50,8 +50,11 @@ export function spawnVdePlug(vnl: string | readonly string[], options: SpawnPeer
 
 /** A running passt and the port connected to it. */
 export interface PasstPeer {
+  /** The port connected to passt. */
   readonly port: FramePort;
+  /** passt's UNIX socket. */
   readonly socketPath: string;
+  /**  undefined;|passt's process id, once known. */
   readonly pid: number | undefined;
   /** Closes the port, ends passt and removes its directory; resolves when passt has exited. */
   close(): Promise<void>;

@@ -191,6 +191,7 @@ export type StreamAddress = { path: string } | { host: string; port: number };
 
 /** A listening socket; `address` is where it ended up (the real port for port 0). */
 export interface Listener {
+  /** Where it listens, e.g. `unix:/tmp/s.sock` or `tcp:127.0.0.1:5555`. */
   readonly address: string;
   /** Stops listening (live ports stay open); resolves when the socket is closed. */
   close(): Promise<void>;

@@ -54,8 +54,11 @@ export function parseUplink(text: string): UplinkSpec {
 
 /** A switch being served: where it listens, and how to stop. */
 export interface ServedSwitch {
+  /** The switch served. */
   readonly switch: Switch;
+  /** Where each listener listens, in `listen` order. */
   readonly addresses: readonly string[];
+  /**  undefined;|The passt uplink, when one was started. */
   readonly passt: PasstPeer | undefined;
   /** The listeners, each with its counters (clients, refusals by reason, idle releases). */
   readonly listeners: readonly Listener[];
@@ -72,7 +75,9 @@ export interface ServedSwitch {
 
 /** What to serve besides the listeners. */
 export interface ServeOptions {
+  /** Where to listen for peers. */
   listen?: readonly ListenSpec[];
+  /** The NIC's wire side. Default none. */
   uplink?: UplinkSpec;
   /** vde_plug VNLs, each started as a child and attached as a client port. */
   vde?: readonly string[];
@@ -88,6 +93,7 @@ export interface ServeOptions {
   frameTimeoutMs?: number;
   /** A WebSocket connection that has not completed its upgrade this long is closed. Default 10 000. */
   handshakeTimeoutMs?: number;
+  /** Receives one line per event (connections, refusals, first drops). */
   log?: (line: string) => void;
   /** Records every port's frames, the uplink's included, each port on its own interface named after it. */
   tap?: PcapngTap;

@@ -13,6 +13,7 @@ import type { Listener } from './stream.js';
 
 /** How a WebSocket port behaves. */
 export interface WebSocketPortOptions {
+  /** The port's name in counters and logs. */
   name?: string;
   /** Bytes buffered for a peer that is not reading before frames are dropped. Default 1 MiB. */
   maxQueueBytes?: number;
@@ -23,6 +24,7 @@ export interface WebSocketPortOptions {
    * last ping (0: never), so a peer stalled in the middle of a frame is released. Default 30 000.
    */
   frameTimeoutMs?: number;
+  /** Receives one line per event (connections, first drops). */
   log?: (line: string) => void;
 }
 
@@ -31,13 +33,19 @@ export interface WebSocketPortOptions {
  * the public types do not need `ws`'s type declarations, which are not a dependency.
  */
 export interface WebSocketLike {
+  /** How binary messages arrive; the port sets it. */
   binaryType: string;
+  /** The connection state (1 while open). */
   readonly readyState: number;
+  /** Bytes queued for sending. */
   readonly bufferedAmount: number;
+  /** Sends one binary message; `cb` reports its end. */
   send(data: Uint8Array, options: { binary: boolean }, cb?: (err?: Error) => void): void;
+  /** Closes the connection at once. */
   terminate(): void;
   /** Used for the liveness ping of `frameTimeoutMs` when present. */
   ping?(): void;
+  /** Listens for an event (`message`, `close`, `error`, `pong`). */
   // biome-ignore lint/suspicious/noExplicitAny: the ws library's listeners take event-specific arguments; any keeps each assignable.
   on(event: string, listener: (...args: any[]) => void): unknown;
 }

@@ -11,15 +11,21 @@ import { DropCounter, type FramePort, type PortCloseReason } from './port.js';
 
 /** Frames and bytes in one direction. */
 export interface FlowCounters {
+  /** Frames. */
   frames: number;
+  /** Bytes of those frames. */
   bytes: number;
 }
 
 /** A port's counters: `rx` came from its peer and was accepted, `tx` went out to its peer; drops by reason, the port's own included. */
 export interface PortCounters {
+  /** The port's name. */
   readonly name: string;
+  /** Frames from the peer that were accepted. */
   readonly rx: Readonly<FlowCounters>;
+  /** Frames sent to the peer. */
   readonly tx: Readonly<FlowCounters>;
+  /** Frames dropped, by reason. */
   readonly drops: Readonly<Record<string, number>>;
 }
 
@@ -79,12 +85,15 @@ class Bucket {
 
 /** How the uplink is attached. */
 export interface BindUplinkOptions {
+  /** Called once when the uplink's port closes. */
   onClose?: (reason: PortCloseReason) => void;
+  /** Receives one line per event. */
   log?: (line: string) => void;
 }
 
 /** A live attachment of a port; `unbind` detaches it without closing the port or the client. */
 export interface PortBinding {
+  /** The attached port. */
   readonly port: FramePort;
   /** Returns a snapshot of the counters. */
   counters(): PortCounters;
@@ -94,6 +103,7 @@ export interface PortBinding {
 
 /** A client's attachment. */
 export interface ClientBinding extends PortBinding {
+  /** The client the port is bound to. */
   readonly client: NicClient;
 }
 

@@ -9,7 +9,9 @@ export const VDE_MAX_FRAME = 0xffff;
 
 /** How a stream frames packets: prefix width in bytes and the longest frame the framing allows. */
 export interface StreamFraming {
+  /**  4;|Width of the big-endian length prefix. */
   readonly prefixBytes: 2 | 4;
+  /** Longest frame the framing allows. */
   readonly maxFrame: number;
 }
 
@@ -42,6 +44,7 @@ export function encodeFrame(framing: StreamFraming, frame: Uint8Array): Uint8Arr
  * decoder is broken for good: the stream can no longer be resynchronised, so its peer must be closed.
  */
 export class FrameDecoder {
+  /** The framing decoded. */
   readonly framing: StreamFraming;
   readonly #onFrame: (frame: Uint8Array) => void;
   // Holds a partial frame (or prefix) across chunks; grown only up to the announced length.

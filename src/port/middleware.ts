@@ -229,7 +229,9 @@ export function tracePort(port: FramePort, log: (line: string) => void): FramePo
 
 /** Rates in 0..1 of each fault, a seed, and which directions suffer them. */
 export interface FaultOptions {
+  /** Rate of frames dropped. */
   drop?: number;
+  /** Rate of frames sent twice. */
   duplicate?: number;
   /** A reordered frame is held back and released after the next one in the same direction. */
   reorder?: number;
@@ -243,14 +245,19 @@ export interface FaultOptions {
 
 /** How many of each fault a fault injector applied. */
 export interface FaultCounts {
+  /** Frames dropped. */
   dropped: number;
+  /** Frames duplicated. */
   duplicated: number;
+  /** Frames held back behind the next. */
   reordered: number;
+  /** Frames cut short. */
   truncated: number;
 }
 
 /** A port wrapped by `faultPort`, with the faults it applied so far. */
 export interface FaultyPort extends FramePort {
+  /** Faults applied so far. */
   readonly faults: Readonly<FaultCounts>;
 }
 

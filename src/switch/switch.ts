@@ -12,6 +12,7 @@ import { Mac } from '../wire/mac.js';
 
 /** A client the switch hands to a connection: by name, or to connections in arrival order. */
 export interface SwitchClientSpec {
+  /** The client's unique name. */
   name: string;
   /** `factory`, `factory:N`, `random`, `random:<prefix>`, `auto`, `learn` (the guest's own source MAC) or a MAC. Default: the switch's `allocation`. */
   address?: string;
@@ -23,6 +24,7 @@ export interface SwitchClientSpec {
 
 /** How a switch is built. Only `nic` is required. */
 export interface SwitchOptions {
+  /** The NIC to switch. */
   nic: Nic;
   /** Options of the data plane the switch creates. */
   dataPlane?: DataPlaneOptions;
@@ -62,7 +64,9 @@ export interface SwitchOptions {
 
 /** A connected port as the switch reports it. */
 export interface SwitchPortInfo extends PortCounters {
+  /** The port's id, unique for the switch's life. */
   readonly id: number;
+  /** Name of the port's client. */
   readonly client: string;
   /** The port's active MAC; null while it has none (a `learn` port before its first frame). */
   readonly mac: string | null;
@@ -70,7 +74,9 @@ export interface SwitchPortInfo extends PortCounters {
 
 /** What `counters()` returns; plain data, ready for JSON. */
 export interface SwitchCounters {
+  /** The connected ports. */
   readonly ports: readonly SwitchPortInfo[];
+  /** The uplink's counters; null without one. */
   readonly uplink: PortCounters | null;
   /** Sums over ports that have disconnected. */
   readonly closed: { readonly ports: number; readonly rx: FlowCounters; readonly tx: FlowCounters; readonly drops: Readonly<Record<string, number>> };
@@ -84,8 +90,11 @@ export interface SwitchCounters {
 
 /** A port attached to the switch. */
 export interface SwitchPort {
+  /** The port's id, unique for the switch's life. */
   readonly id: number;
+  /** The attached port. */
   readonly port: FramePort;
+  /** The port's client. */
   readonly client: NicClient;
   /** The client's active MAC. */
   readonly mac: Mac | undefined;
@@ -157,11 +166,17 @@ function unref(t: unknown): void {
 
 /** One NIC switched among ports: unicast only to its owner, broadcast and joined multicast to every accepting client but the sender. */
 export class Switch {
+  /** The NIC switched. */
   readonly nic: Nic;
+  /** The data plane that classifies every frame. */
   readonly dataPlane: DataPlane;
+  /** The MAC manager that hands out clients' MACs and leases. */
   readonly manager: MacManager;
+  /** True when frames with a source MAC not the port's are dropped. */
   readonly antiSpoof: boolean;
+  /** How long a disconnected client's MAC is kept for its return. */
   readonly leaseTtlMs: number;
+  /** How MACs are chosen for connections beyond the listed clients. */
   readonly allocation: 'random' | 'factory' | 'auto' | 'learn' | 'none';
   /** The storm control of every client port, or undefined for none. */
   readonly stormControl: Readonly<Required<StormControl>> | undefined;
