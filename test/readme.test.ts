@@ -1,7 +1,7 @@
 // README: every ts and js block runs as pasted against the built package, and prints what the README shows
 // (its `// → ` comments, or the ```text block right after it). The blocks are read from README.md itself.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { blocks, examples, root, type Example } from './support/readme.js';
@@ -104,6 +104,19 @@ describe('README', () => {
     const first = blocks().slice(0, 2);
     expect(first[0]?.code.trim()).toBe('npm i macslot');
     expect(first[1]?.lang).toBe('ts');
+  });
+
+  it('states the Node versions the package declares and CI tests', () => {
+    const readme = readFileSync(join(root, 'README.md'), 'utf8');
+    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { engines: { node: string } };
+    const stated = /Supported: Node (\d+\.\d+) and later, tested on Node ([\d, and]+)\./.exec(readme);
+    expect(stated, 'README says "Supported: Node X.Y and later, tested on Node …."').not.toBeNull();
+    expect(pkg.engines.node).toBe(`>=${stated![1]}`);
+    // The versions the README names as tested are the ones this machine runs and .ci/run adds.
+    const tested = stated![2]!.split(/, | and /).map(Number);
+    expect(tested).toContain(Number(process.versions.node.split('.')[0]));
+    const ci = readFileSync(join(root, '.ci/run'), 'utf8');
+    for (const major of tested.filter((v) => v !== Number(process.versions.node.split('.')[0]))) expect(ci, `.ci/run runs Node ${major}`).toMatch(new RegExp(`\\b${major}\\b`));
   });
 
   it.each(runnable.map((e) => [label(e), e] as const))('%s runs as pasted', async (_, e) => {
