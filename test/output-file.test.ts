@@ -203,18 +203,19 @@ describe('the output rule', () => {
     expect(readdirSync(dir)).toEqual(['null.pcap']);
   });
 
-  it.runIf(LINUX)('writes through an alias of an open descriptor (/dev/fd/N, like /dev/stdout) in place, appending', () => {
+  it.runIf(LINUX)('writes through an alias of its own open descriptor (/dev/fd/N, like /dev/stdout) in place, and leaves it open', () => {
     const p = join(dir, 'redirected');
     writeFileSync(p, 'head|');
     const ino = statSync(p).ino;
     const fd = openSync(p, 'a');
     try {
-      expect(resolveOutput(`/dev/fd/${fd}`)).toMatchObject({ kind: 'stream', append: true });
+      expect(resolveOutput(`/dev/fd/${fd}`)).toMatchObject({ kind: 'stream', fd });
       writeThrough(`/dev/fd/${fd}`, 'tail');
+      writeThrough(`/dev/fd/${fd}`, '|more');
     } finally {
       closeSync(fd);
     }
-    expect(readFileSync(p, 'utf8')).toBe('head|tail');
+    expect(readFileSync(p, 'utf8')).toBe('head|tail|more');
     expect(statSync(p).ino).toBe(ino);
     expect(readdirSync(dir)).toEqual(['redirected']);
   });

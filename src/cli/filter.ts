@@ -1,14 +1,14 @@
 // Command line: `macslot filter`, one pass over a capture that writes one capture per client through the Wasm data plane.
 
-import { closeSync, fstatSync, mkdirSync, openSync } from 'node:fs';
+import { closeSync, fstatSync, mkdirSync, openSync, read } from 'node:fs';
 import { join } from 'node:path';
-import { LINKTYPE_ETHERNET, MAX_BLOCK, type CaptureFormat } from '../capture/format.js';
+import { LINKTYPE_ETHERNET, MAX_BLOCK, PCAP_MAX_SECONDS, PCAPNG_MAX_SECONDS, type CaptureFormat } from '../capture/format.js';
 import { CaptureReader } from '../capture/reader.js';
 import { DataPlane } from '../dataplane/dataplane.js';
 import { MacslotError, show } from '../errors.js';
 import { RULES, type Rule } from '../filter/reference.js';
 import { CaptureFile } from '../node/capture.js';
-import { STDIO, count, nicFromFile, progressBar, readSome, type Io } from './common.js';
+import { STDIO, count, nicFromFile, progressBar, type Io } from './common.js';
 import { table } from './table.js';
 
 /** What `macslot filter` was asked to do. */
@@ -40,6 +40,23 @@ export interface FilterReport {
 }
 
 const CHUNK = 1 << 20;
+const SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+
+/**
+ * Reads what is available into `buffer` off the main thread (waiting while a non-blocking pipe is
+ * empty); 0 at the end. A synchronous read would hold off signals while the input (a FIFO, a pipe) is idle.
+ */
+function readChunk(fd: number, buffer: Uint8Array): Promise<number> {
+  return new Promise((ok, fail) => {
+    const attempt = (): void =>
+      void read(fd, buffer, 0, buffer.length, null, (err, n) => {
+        if (err === null) ok(n);
+        else if (err.code === 'EAGAIN') setTimeout(attempt, 1);
+        else fail(err);
+      });
+    attempt();
+  });
+}
 const BURST = 16384;
 const SAFE_NAME = /^[A-Za-z0-9._@+-]+$/;
 
@@ -79,13 +96,18 @@ export async function runFilter(o: FilterOptions, io: Io): Promise<FilterReport>
   const reader = new CaptureReader(o.capture === STDIO ? 'standard input' : o.capture);
   const limit = o.count ?? Number.POSITIVE_INFINITY;
   const progress = progressBar(io, size);
+  const maxSeconds = o.format === 'pcapng' ? PCAPNG_MAX_SECONDS : PCAP_MAX_SECONDS;
+  // Whatever ends the run early (a signal, an error, an exit elsewhere), no partial output stays behind.
   const abortAll = (): void => files.forEach((f) => f?.abort());
-  const onSignal = (): void => {
+  const onSignal = (signal: NodeJS.Signals): void => {
     abortAll();
-    process.exit(130);
+    // Ends by the signal itself, as the shell expects. (process.exit() would first wait for a read blocked on an idle FIFO.)
+    for (const s of SIGNALS) process.off(s, onSignal);
+    process.off('exit', abortAll);
+    process.kill(process.pid, signal);
   };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  for (const s of SIGNALS) process.once(s, onSignal);
+  process.once('exit', abortAll);
 
   let opened = false;
   const open = (): void => {
@@ -140,7 +162,7 @@ export async function runFilter(o: FilterOptions, io: Io): Promise<FilterReport>
   try {
     const chunkView = pool.subarray(0, CHUNK);
     for (;;) {
-      const got = readSome(fd, chunkView);
+      const got = await readChunk(fd, chunkView);
       if (got === 0) break;
       const chunk = got === CHUNK ? chunkView : pool.subarray(0, got);
       reader.push(chunk);
@@ -153,6 +175,10 @@ export async function runFilter(o: FilterOptions, io: Io): Promise<FilterReport>
           continue;
         }
         ethernet++;
+        if (reader.seconds > maxSeconds) {
+          const hint = o.format === 'pcapng' ? '' : '; --format pcapng holds it';
+          throw new MacslotError('CAPTURE_INVALID', `${show(reader.name)} at byte offset ${reader.offset}: timestamp ${reader.seconds} s is past what a ${o.format} output holds (${maxSeconds} s)${hint}`);
+        }
         const len = reader.capturedLength;
         let off = reader.dataOffset;
         let rec = -1;
@@ -189,8 +215,8 @@ export async function runFilter(o: FilterOptions, io: Io): Promise<FilterReport>
   } finally {
     if (fd !== 0) closeSync(fd);
     dp.close();
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    for (const s of SIGNALS) process.off(s, onSignal);
+    process.off('exit', abortAll);
   }
 
   const row = (id: number, name: string): FilterRow => {

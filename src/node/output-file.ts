@@ -9,29 +9,49 @@ import { MacslotError, show, type MacslotErrorCode } from '../errors.js';
 
 /** What the rule needs to know about a file; Node's `fs.Stats` fits. */
 export interface OutputStats {
+  /** Permission and type bits. */
   readonly mode: number;
+  /** True for a regular file. */
   isFile(): boolean;
+  /** True for a directory. */
   isDirectory(): boolean;
+  /** True for a symbolic link (from lstat). */
   isSymbolicLink(): boolean;
+  /** True for a FIFO. */
   isFIFO(): boolean;
+  /** True for a character device. */
   isCharacterDevice(): boolean;
+  /** True for a block device. */
   isBlockDevice(): boolean;
+  /** True for a socket. */
   isSocket(): boolean;
 }
 
 /** The file operations output files use; Node's `fs` fits, and any subset can be replaced to inject faults. */
 export interface OutputFileSystem {
+  /** Opens a file; returns its descriptor. */
   openSync(path: string, flags: string | number, mode?: number): number;
+  /** Writes bytes; returns how many were written. */
   writeSync(fd: number, buffer: Uint8Array, offset: number, length: number, position: number | null): number;
+  /** Flushes a file to disk. */
   fsyncSync(fd: number): void;
+  /** Sets an open file's permissions. */
   fchmodSync(fd: number, mode: number): void;
+  /** Closes a descriptor. */
   closeSync(fd: number): void;
+  /** Renames a file, replacing the target. */
   renameSync(from: string, to: string): void;
+  /** Deletes a file. */
   unlinkSync(path: string): void;
+  /** Returns the names in a directory. */
   readdirSync(path: string): string[];
+  /** Describes a path without following a final symbolic link. */
   lstatSync(path: string): OutputStats;
+  /** Describes a path, following symbolic links. */
   statSync(path: string): OutputStats;
+  /** Returns a symbolic link's target. */
   readlinkSync(path: string): string;
+  /** Returns the path with every symbolic link resolved. */
   realpathSync(path: string): string;
 }
 
@@ -49,8 +69,10 @@ export interface OutputTarget {
   readonly kind: 'new' | 'file' | 'stream';
   /** Permission bits of the file being replaced, kept by its replacement. */
   readonly mode: number | undefined;
-  /** For a stream onto a regular file (a descriptor alias): append, as the descriptor's owner does. */
+  /** For a stream onto a regular file (another process's descriptor alias): append, as the descriptor's owner does. */
   readonly append: boolean;
+  /** The descriptor of this process the path names (`/dev/stdout`, `/dev/fd/N`): written through it, never closed. */
+  readonly fd: number | undefined;
 }
 
 /** Options of `resolveOutput`, `AtomicFile` and `writeFileAtomic`. */
@@ -74,6 +96,7 @@ export interface AtomicFileOptions extends OutputOptions {
 }
 
 const HOST = hostname();
+const PAUSE = new Int32Array(new SharedArrayBuffer(4));
 const MAX_HOPS = 40;
 
 function errno(err: unknown): string {
@@ -102,22 +125,28 @@ function refusedKind(st: OutputStats): string | undefined {
   return 'not a regular file';
 }
 
-/** True when a link of the chain starting at `path` lives in /proc: an alias of an open descriptor, not a name to rename over. */
-function viaDescriptor(fs: OutputFileSystem, path: string): boolean {
+/**
+ * Walks the chain of links from `path`: `alias` when one lives in /proc (an open descriptor's alias, not
+ * a name to rename over), with `fd` when that descriptor is this process's own.
+ */
+function viaDescriptor(fs: OutputFileSystem, path: string): { alias: boolean; fd: number | undefined } {
   let cur = path;
   for (let hop = 0; hop < MAX_HOPS; hop++) {
     let link: string;
     try {
-      if (!fs.lstatSync(cur).isSymbolicLink()) return false;
+      if (!fs.lstatSync(cur).isSymbolicLink()) break;
       const dir = fs.realpathSync(dirname(cur));
-      if (dir === '/proc' || dir.startsWith('/proc/')) return true;
+      if (dir === '/proc' || dir.startsWith('/proc/')) {
+        const own = dir === `/proc/${process.pid}/fd` && /^\d+$/.test(basename(cur));
+        return { alias: true, fd: own ? Number(basename(cur)) : undefined };
+      }
       link = fs.readlinkSync(cur);
     } catch {
-      return false;
+      break;
     }
     cur = isAbsolute(link) ? link : resolve(dirname(cur), link);
   }
-  return false;
+  return { alias: false, fd: undefined };
 }
 
 /** Refuses a new file whose nearest existing ancestor is a dangling symlink (an unmounted volume, say). */
@@ -153,7 +182,7 @@ export function resolveOutput(path: string, options: OutputOptions = {}): Output
   } catch (err) {
     if (errno(err) !== 'ENOENT') throw refuse(code, abs, `cannot be inspected: ${message(err)}`);
     danglingAncestor(fs, code, abs);
-    return { path: abs, target: abs, kind: 'new', mode: undefined, append: false };
+    return { path: abs, target: abs, kind: 'new', mode: undefined, append: false, fd: undefined };
   }
   if (st.isSymbolicLink()) {
     try {
@@ -170,12 +199,15 @@ export function resolveOutput(path: string, options: OutputOptions = {}): Output
       if (e === 'ELOOP') throw refuse(code, abs, 'is a loop of symbolic links');
       throw refuse(code, abs, `is a symbolic link whose target cannot be inspected: ${message(err)}`);
     }
+    // This process's own descriptor (a pipe, a socket, a redirected file): written through, sharing its offset.
+    const via = viaDescriptor(fs, abs);
+    if (via.fd !== undefined && !st.isDirectory()) return { path: abs, target: abs, kind: 'stream', mode: undefined, append: false, fd: via.fd };
+    if (via.alias && st.isFile()) return { path: abs, target: abs, kind: 'stream', mode: undefined, append: true, fd: undefined };
   }
   const bad = refusedKind(st);
   if (bad !== undefined) throw refuse(code, abs, `is ${bad}; output files are never written over one`);
-  if (!st.isFile()) return { path: abs, target: abs, kind: 'stream', mode: undefined, append: false };
+  if (!st.isFile()) return { path: abs, target: abs, kind: 'stream', mode: undefined, append: false, fd: undefined };
   const linked = fs.lstatSync(abs).isSymbolicLink();
-  if (linked && viaDescriptor(fs, abs)) return { path: abs, target: abs, kind: 'stream', mode: undefined, append: true };
   let target = abs;
   if (linked) {
     try {
@@ -184,7 +216,7 @@ export function resolveOutput(path: string, options: OutputOptions = {}): Output
       throw refuse(code, abs, `is a symbolic link whose target cannot be resolved: ${message(err)}`);
     }
   }
-  return { path: abs, target, kind: 'file', mode: st.mode & 0o7777, append: false };
+  return { path: abs, target, kind: 'file', mode: st.mode & 0o7777, append: false, fd: undefined };
 }
 
 function defaultTemp(name: string): string {
@@ -239,6 +271,8 @@ export class AtomicFile {
   readonly #code: MacslotErrorCode;
   #fd: number | undefined;
   #committed = false;
+  /** The descriptor is this process's own (standard output, say): never closed here. */
+  #borrowed = false;
 
   /** Applies the rule and opens the temporary file (or the stream); throws its refusal or the file system's error. */
   constructor(path: string, options: AtomicFileOptions = {}) {
@@ -251,6 +285,11 @@ export class AtomicFile {
     if (out.kind === 'stream') {
       const c = nodeFs.constants;
       this.tempPath = undefined;
+      if (out.fd !== undefined) {
+        this.#fd = out.fd;
+        this.#borrowed = true;
+        return;
+      }
       // No O_CREAT: if the FIFO or device vanished meanwhile, failing beats creating a regular file in its place.
       this.#fd = fs.openSync(out.target, c.O_WRONLY | (c.O_NOCTTY ?? 0) | (out.append ? c.O_APPEND : 0));
       return;
@@ -280,7 +319,15 @@ export class AtomicFile {
   write(bytes: Uint8Array): void {
     const fd = this.#fd;
     if (fd === undefined) throw new MacslotError('INVALID_ARGUMENT', `${show(this.path)} is already committed or aborted`);
-    for (let off = 0; off < bytes.length; ) off += this.#fs.writeSync(fd, bytes, off, bytes.length - off, null);
+    for (let off = 0; off < bytes.length; ) {
+      try {
+        off += this.#fs.writeSync(fd, bytes, off, bytes.length - off, null);
+      } catch (err) {
+        // A borrowed descriptor may be a non-blocking pipe: wait for its reader rather than buffer without bound.
+        if (errno(err) !== 'EAGAIN') throw err;
+        Atomics.wait(PAUSE, 0, 0, 1);
+      }
+    }
   }
 
   /**
@@ -298,7 +345,7 @@ export class AtomicFile {
       try {
         if (options.durable === true && temp !== undefined) fs.fsyncSync(fd);
       } finally {
-        fs.closeSync(fd);
+        if (!this.#borrowed) fs.closeSync(fd);
       }
       if (temp === undefined) {
         this.#committed = true;
@@ -332,7 +379,7 @@ export class AtomicFile {
     if (fd === undefined) return;
     this.#fd = undefined;
     try {
-      this.#fs.closeSync(fd);
+      if (!this.#borrowed) this.#fs.closeSync(fd);
     } catch {
       // Already closed by the OS; the unlink below still matters.
     }
