@@ -327,6 +327,25 @@ describe('Switch abuse resistance', () => {
     await sw.close();
   });
 
+  it("learn: a guest's own MAC echoed back by the uplink (a hub on the wire side) stays learnable after it reconnects", async () => {
+    const nic = new Nic({ primary: '02:00:00:00:00:01' });
+    const sw = await Switch.create({ nic, allocation: 'learn' });
+    const [up, upFar] = memoryPortPair('mem:uplink', 'peer:uplink');
+    sw.attachUplink(up);
+    const [n1, f1] = memoryPortPair();
+    const p1 = await sw.attach(n1);
+    f1.send(tagged('ff:ff:ff:ff:ff:ff', A, 1));
+    expect(p1.mac?.toString()).toBe(A);
+    upFar.send(tagged('ff:ff:ff:ff:ff:ff', A, 1));
+    f1.close();
+    await sw.settled();
+    const [n2, f2] = memoryPortPair();
+    const p2 = await sw.attach(n2);
+    f2.send(tagged('ff:ff:ff:ff:ff:ff', A, 2));
+    expect(p2.mac?.toString()).toBe(A);
+    await sw.close();
+  });
+
   it('learn refusals are logged for a bounded number of distinct sources per port, and all counted', async () => {
     const logs: string[] = [];
     const nic = new Nic({ primary: '02:00:00:00:00:01' });

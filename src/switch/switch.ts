@@ -79,7 +79,7 @@ export interface SwitchCounters {
   /** The uplink's counters; null without one. */
   readonly uplink: PortCounters | null;
   /** Sums over ports that have disconnected. */
-  readonly closed: { readonly ports: number; readonly rx: FlowCounters; readonly tx: FlowCounters; readonly drops: Readonly<Record<string, number>> };
+  readonly closed: { /** How many ports have disconnected. */ readonly ports: number; /** Frames and bytes they received from their peers. */ readonly rx: FlowCounters; /** Frames and bytes they sent to their peers. */ readonly tx: FlowCounters; /** Their drops, by reason. */ readonly drops: Readonly<Record<string, number>> };
   /** Connections refused, by error code. */
   readonly refused: Readonly<Record<string, number>>;
   /** Clients kept under a lease after their port disconnected. */
@@ -425,6 +425,8 @@ export class Switch {
     if (frame.length < 12 || (frame[6]! & 1) !== 0) return;
     const key = Mac.fromBytes(frame, 6, 6).key as number;
     if (this.#uplinkSources.has(key)) return;
+    // A local port's own MAC coming back (a hub or a loop on the wire side) is not the wire's: its guest may learn it again.
+    if (this.nic.filterState().unicast.has(key)) return;
     if (this.#uplinkSources.size >= MAX_UPLINK_SOURCES) this.#uplinkSources.delete(this.#uplinkSources.values().next().value!);
     this.#uplinkSources.add(key);
   }
