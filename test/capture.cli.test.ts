@@ -125,6 +125,67 @@ describe('an interrupted filter leaves no partial file', () => {
   });
 });
 
+/** A pcapng section header and `count` minimal interface blocks (20 bytes each, Ethernet). */
+function section(count: number): Buffer {
+  const b = Buffer.alloc(28 + 20 * count);
+  b.writeUInt32LE(0x0a0d0d0a, 0);
+  b.writeUInt32LE(28, 4);
+  b.writeUInt32LE(0x1a2b3c4d, 8);
+  b.writeUInt16LE(1, 12);
+  b.writeInt32LE(-1, 16);
+  b.writeInt32LE(-1, 20);
+  b.writeUInt32LE(28, 24);
+  for (let i = 0, p = 28; i < count; i++, p += 20) {
+    b.writeUInt32LE(1, p);
+    b.writeUInt32LE(20, p + 4);
+    b.writeUInt16LE(1, p + 8);
+    b.writeUInt32LE(20, p + 16);
+  }
+  return b;
+}
+
+/** One enhanced packet block carrying FRAME on interface `iface`. */
+function packet(iface: number): Buffer {
+  const b = Buffer.alloc(32 + FRAME.length);
+  b.writeUInt32LE(6, 0);
+  b.writeUInt32LE(b.length, 4);
+  b.writeUInt32LE(iface, 8);
+  b.writeUInt32LE(FRAME.length, 20);
+  b.writeUInt32LE(FRAME.length, 24);
+  b.set(FRAME, 28);
+  b.writeUInt32LE(b.length, b.length - 4);
+  return b;
+}
+
+describe('interface blocks keep memory constant', () => {
+  // Node and the data plane fit in this heap; before the cap, interface blocks alone grew the heap without bound.
+  const capped = (...args: string[]): { err: string; status: number | null } => {
+    const r = spawnSync(process.execPath, ['--max-old-space-size=64', CLI, ...args], { encoding: 'utf8', cwd: ROOT });
+    return { err: r.stderr, status: r.status };
+  };
+
+  it('sections of 65,536 interfaces each, under a 64 MB heap, are read whole', () => {
+    const src = join(dir, 'many.pcapng');
+    writeFileSync(src, Buffer.concat([0, 1, 2].flatMap(() => [section(65_536), packet(65_535)])));
+    const out = join(dir, 'out');
+    const r = capped('filter', src, '--config', NIC, '--out', out, '--json');
+    expect(r.status, r.err).toBe(0);
+    expect(readdirSync(out).sort()).toEqual(['primary.pcap', 'tap.pcap', 'vm-a.pcap', 'vm-b.pcap']);
+  });
+
+  it('one interface too many in a section is CAPTURE_INVALID at its offset, and no partial output stays behind', () => {
+    const src = join(dir, 'too-many.pcapng');
+    const head = Buffer.concat([section(1), packet(0)]);
+    const rest = section(70_000).subarray(28);
+    writeFileSync(src, Buffer.concat([head, rest]));
+    const out = join(dir, 'out');
+    const r = capped('filter', src, '--config', NIC, '--out', out, '--dropped');
+    expect(r.status).toBe(1);
+    expect(r.err).toContain(`CAPTURE_INVALID: "${src}" at byte offset ${head.length + 65_535 * 20}: more than 65536 interfaces in one section`);
+    expect(readdirSync(out)).toEqual([]);
+  });
+});
+
 describe('timestamps an output cannot hold', () => {
   it('pcapng seconds past 2^32 are carried exactly into pcapng outputs', async () => {
     const src = join(dir, 'future.pcapng');
