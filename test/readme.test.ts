@@ -119,6 +119,27 @@ describe('README', () => {
     for (const major of tested.filter((v) => v !== Number(process.versions.node.split('.')[0]))) expect(ci, `.ci/run runs Node ${major}`).toMatch(new RegExp(`\\b${major}\\b`));
   });
 
+  it('every ts block type-checks in a strict Node project against the built declarations', () => {
+    const ts = blocks().filter((b) => b.lang === 'ts');
+    const dir = mkdtempSync(join(root, '.readme-types-'));
+    try {
+      const files = ts.map((b, i) => {
+        const name = b.file ?? `line-${b.line}-${i}.ts`;
+        writeFileSync(join(dir, name), b.code);
+        return name;
+      });
+      const compilerOptions = { target: 'es2022', module: 'nodenext', moduleResolution: 'nodenext', lib: ['es2022'], types: ['node'], strict: true, noEmit: true, skipLibCheck: true };
+      // skipLibCheck: v86's own declarations need the DOM library; the package test checks macslot's without it.
+      writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({ compilerOptions, files }));
+      const tsc = spawnSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', dir], { encoding: 'utf8' });
+      // Errors name the README line the block starts on, so the fix is easy to find.
+      expect(tsc.stdout.replace(/line-(\d+)-\d+\.ts/g, 'README block at line $1'), tsc.stderr).toBe('');
+      expect(tsc.status).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
+
   it.each(runnable.map((e) => [label(e), e] as const))('%s runs as pasted', async (_, e) => {
     const absent = missing(e);
     if (absent.length > 0 && process.env.CI === 'true') throw new Error(`CI=true, but ${absent.join(', ')} is not installed`);
