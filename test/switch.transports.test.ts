@@ -8,7 +8,7 @@ import { serveSwitch, type ListenSpec, type ServedSwitch } from 'macslot/node';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { streamPeer } from './support/peer.js';
+import { streamPeer, type StreamPeer } from './support/peer.js';
 
 const A = '52:54:00:00:00:0a';
 const B = '52:54:00:00:00:0b';
@@ -137,6 +137,70 @@ describe('named clients', () => {
     await until(() => sw.ports().length === 1 || (sw.counters().refused.NOT_PERMITTED ?? 0) === 1, 'the switch’s decision');
     expect(sw.ports().map((p) => p.client.name)).toEqual(ok ? ['vm-c'] : []);
   });
+});
+
+describe('storm control over real sockets', () => {
+  /** c floods broadcast while b is not reading; then a sends b unicast. Returns how many of a's frames reach b. */
+  async function flood(stormControl: { rate: number; burst: number } | false): Promise<{ unicast: number; storm: number }> {
+    const d = mkdtempSync(join(tmpdir(), 'macslot-storm-'));
+    closers.push(() => rmSync(d, { recursive: true, force: true }));
+    const nic = new Nic({ primary: '02:6d:73:00:00:01' });
+    const sw = await Switch.create({ nic, clients: [{ name: 'vm-a', address: A }, { name: 'vm-b', address: B }, { name: 'vm-c', address: C }], allocation: 'none', stormControl });
+    const sock = join(d, 's.sock');
+    served = await serveSwitch(sw, { listen: [{ kind: 'unix', path: sock }] });
+    const peers = [];
+    for (const name of ['vm-a', 'vm-b', 'vm-c']) {
+      const p = await streamPeer(sock);
+      closers.push(() => p.socket.destroy());
+      peers.push(p);
+      const deadline = Date.now() + 10_000;
+      while (!sw.ports().some((q) => q.client.name === name)) {
+        if (Date.now() > deadline) throw new Error(`timed out waiting for ${name}`);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    }
+    const [a, b, c] = peers as [StreamPeer, StreamPeer, StreamPeer];
+    b.socket.pause();
+    const N = 20_000;
+    const big = (dst: string, src: string, tag: number): Uint8Array => {
+      const f = new Uint8Array(300);
+      f.set(frame(dst, src, tag).subarray(0, 21));
+      return f;
+    };
+    for (let i = 0; i < N; i++) c.send(big('ff:ff:ff:ff:ff:ff', C, 0));
+    const counted = (name: string, k: 'rx' | 'storm'): number => {
+      const p = sw.counters().ports.find((q) => q.client === name)!;
+      return k === 'rx' ? p.rx.frames : (p.drops.storm ?? 0);
+    };
+    const wait = async (cond: () => boolean, what: string): Promise<void> => {
+      const deadline = Date.now() + 30_000;
+      while (!cond()) {
+        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    };
+    await wait(() => counted('vm-c', 'rx') + counted('vm-c', 'storm') === N, 'the flood to be switched');
+    for (let i = 1; i <= 100; i++) a.send(frame(B, A, i));
+    await wait(() => counted('vm-a', 'rx') === 100, "a's unicast to be switched");
+    const storm = counted('vm-c', 'storm');
+    b.socket.resume();
+    // b reads everything the switch kept for it: the broadcasts that passed, and whatever of a's unicast fitted.
+    const kept = sw.counters().ports.find((q) => q.client === 'vm-b')!.tx.frames;
+    await wait(() => b.got.length >= kept, 'b to read its queue');
+    await new Promise((r) => setImmediate(r));
+    return { unicast: b.got.filter((f) => f.length === 64 && f[20]! > 0).length, storm };
+  }
+
+  it("one port's broadcast flood does not cut another pair's unicast", async () => {
+    const open = await flood(false);
+    expect(open.storm).toBe(0);
+    expect(open.unicast).toBeLessThan(100);
+    await served?.close();
+    served = undefined;
+    const limited = await flood({ rate: 100, burst: 500 });
+    expect(limited.storm).toBeGreaterThan(15_000);
+    expect(limited.unicast).toBe(100);
+  }, 90_000);
 });
 
 describe('UDP datagrams (QEMU -netdev dgram)', () => {
