@@ -73,9 +73,34 @@ export interface V86Counters {
 
 /** What an attachment reports as it happens. */
 export type V86Event =
-  | { readonly type: 'mac'; readonly mac: Mac; readonly previous: Mac | undefined; readonly slot: number; readonly from: 'event' | 'frame' | 'retry' }
-  | { readonly type: 'mac-in-use'; readonly mac: Mac; readonly error: MacslotError }
-  | { readonly type: 'error'; readonly error: unknown; readonly during: 'mac' | 'send' | 'receive' | 'close' };
+  | {
+      /** What happened. */
+      readonly type: 'mac';
+      /** The guest's MAC. */
+      readonly mac: Mac;
+      /** The MAC the guest had before. */
+      readonly previous: Mac | undefined;
+      /** The slot now holding the MAC. */
+      readonly slot: number;
+      /** What revealed the MAC: the card's event, a frame's source, or a retry. */
+      readonly from: 'event' | 'frame' | 'retry';
+    }
+  | {
+      /** What happened. */
+      readonly type: 'mac-in-use';
+      /** The guest's MAC. */
+      readonly mac: Mac;
+      /** What went wrong. */
+      readonly error: MacslotError;
+    }
+  | {
+      /** What happened. */
+      readonly type: 'error';
+      /** What went wrong. */
+      readonly error: unknown;
+      /** What the adapter was doing. */
+      readonly during: 'mac' | 'send' | 'receive' | 'close';
+    };
 
 /** Options of `attachV86`. */
 export interface V86AttachOptions {

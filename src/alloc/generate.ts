@@ -40,7 +40,20 @@ export function randomAddr(options: { taken?: TakenSet; random?: RandomSource; a
 const SPACE = 2 ** 48;
 
 /** How to describe a block: `"02:08:20/24"`, `{ prefix: "02:08:20" }` (bits default to its length), or `{ base, count }`. */
-export type MacBlockSpec = string | { prefix: string; bits?: number } | { base: MacLike; count: number };
+export type MacBlockSpec =
+  | string
+  | {
+      /** The fixed leading bits, as a MAC prefix. */
+      prefix: string;
+      /** How many leading bits the prefix fixes. */
+      bits?: number;
+    }
+  | {
+      /** The first MAC of the block. */
+      base: MacLike;
+      /** How many MACs follow from it. */
+      count: number;
+    };
 
 function random48(random: RandomSource): number {
   const b = new Uint8Array(6);

@@ -13,13 +13,25 @@ export interface NicFileConfig {
   /** The NIC's primary MAC. */
   primary: string;
   /**  string[];|Factory MACs: a block of `count` from `base`, or a list. */
-  factory?: { base: string; count: number } | string[];
+  factory?:
+    | {
+        /** The first MAC of the block. */
+        base: string;
+        /** How many MACs follow from it. */
+        count: number;
+      }
+    | string[];
   /** Exact-match unicast filter entries. */
   unicastEntries?: number;
   /** Exact-match multicast filter entries. */
   multicastEntries?: number;
   /**  { filterType: 0 | 1 | 2 | 3 };|A multicast hash stage behind the exact entries, optionally with its filter type. */
-  multicastHash?: boolean | { filterType: 0 | 1 | 2 | 3 };
+  multicastHash?:
+    | boolean
+    | {
+        /** The hash's filter type (MO): which 12 destination bits index it. */
+        filterType: 0 | 1 | 2 | 3;
+      };
   /**  'reject';|What happens when the filter is full: fall back to promiscuous mode, or refuse. */
   overflow?: 'promiscuous' | 'reject';
   /** Put a reserved MAC in the filter at once. */
@@ -85,8 +97,11 @@ const HEX4 = '[0-9A-Fa-f]{4}';
  * group bit set and is not broadcast.
  */
 export const CONFIG_PATTERNS = Object.freeze({
+  /** Any MAC-48 notation the configuration accepts. */
   mac: `^(${HEX2}(:${HEX2}){5}|${HEX2}(-${HEX2}){5}|${HEX4}\\.${HEX4}\\.${HEX4}|[0-9A-Fa-f]{12})$`,
+  /** A MAC whose group bit is clear (and that is not all zeros). */
   unicast: '^(?![-:.0]*$)[0-9A-Fa-f][02468AaCcEe]',
+  /** A MAC whose group bit is set (broadcast excluded). */
   group: '^(?![-:.Ff]*$)[0-9A-Fa-f][13579BbDdFf]',
 });
 const MAC_RE = new RegExp(CONFIG_PATTERNS.mac, 'u');

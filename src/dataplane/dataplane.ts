@@ -44,9 +44,22 @@ export interface DataPlaneOptions {
  * creating thread takes the software path); `recovered` when the filter is rebuilt from the NIC and in step again.
  */
 export type DataPlaneEvent =
-  | { readonly type: 'lane-reclaimed'; readonly lane: number }
-  | { readonly type: 'held'; readonly error: unknown }
-  | { readonly type: 'recovered' };
+  | {
+      /** What happened. */
+      readonly type: 'lane-reclaimed';
+      /** The lane taken back. */
+      readonly lane: number;
+    }
+  | {
+      /** What happened. */
+      readonly type: 'held';
+      /** Why the change could not be applied. */
+      readonly error: unknown;
+    }
+  | {
+      /** What happened. */
+      readonly type: 'recovered';
+    };
 
 /** What a worker needs to attach: structured-cloneable, pass it with postMessage. */
 export interface DataPlaneHandle {

@@ -53,7 +53,14 @@ interface GroupState {
 type Listener = (event: NicEvent) => void;
 
 /** A change about to take effect, shown to each guard (see `Nic.guard`) before anything changes. */
-export type NicChange = { readonly type: 'group-add'; readonly group: Mac; readonly groups: number };
+export type NicChange = {
+  /** The change: a group about to be joined. */
+  readonly type: 'group-add';
+  /** The group. */
+  readonly group: Mac;
+  /** How many groups the NIC will hold with it. */
+  readonly groups: number;
+};
 type Guard = (change: NicChange) => void;
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
@@ -710,7 +717,7 @@ export class NicClient {
   readonly id: number;
   readonly #ops: ClientOps;
 
-  /** Created by `Nic.openClient`; not constructed directly. */
+  /** Created by `Nic.openClient`; not constructed directly. @internal */
   constructor(nic: Nic, name: string, id: number, ops: ClientOps) {
     this.nic = nic;
     this.name = name;

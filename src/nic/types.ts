@@ -21,13 +21,25 @@ export interface NicConfig {
   /** The NIC's own address, slot 0: never reservable, modifiable or removable by clients. */
   primary: MacLike;
   /** Factory (burned-in) MACs for slots 1..F: base plus count, or an explicit list. Absent: none. */
-  factory?: { base: MacLike; count: number } | readonly MacLike[];
+  factory?:
+    | {
+        /** The first MAC of the block. */
+        base: MacLike;
+        /** How many MACs follow from it. */
+        count: number;
+      }
+    | readonly MacLike[];
   /** Exact unicast filter entries beside the primary. Default: one per factory MAC. */
   unicastEntries?: number;
   /** Exact multicast entries; general unicast MACs may borrow them. Default 16. */
   multicastEntries?: number;
   /** The imperfect 4096-bit multicast hash (Intel MTA). `false` disables it; `filterType` picks the bits (MO 0..3). Default on, type 0. */
-  multicastHash?: boolean | { filterType: 0 | 1 | 2 | 3 };
+  multicastHash?:
+    | boolean
+    | {
+        /** The hash's filter type (MO): which 12 destination bits index it. */
+        filterType: 0 | 1 | 2 | 3;
+      };
   /** No entry left: go promiscuous and filter in software (default), or refuse with NO_FREE_SLOT. */
   overflow?: OverflowPolicy;
   /** Put a reserved factory MAC in the accept filter as soon as it is reserved. Default true. */
@@ -108,14 +120,114 @@ export interface ClientOptions {
 }
 
 /** A change the data plane, a log or a UI can follow. `generation` grows by one per event; `clientId` is the client's bit in delivery sets. */
-export type NicEvent = { readonly generation: number } & (
-  | { readonly type: 'reserved'; readonly slot: number; readonly mac: Mac; readonly active: boolean; readonly placement: Placement | undefined; readonly client: string; readonly clientId: number }
-  | { readonly type: 'modified'; readonly slot: number; readonly mac: Mac; readonly previous: Mac | undefined; readonly placement: Placement; readonly client: string; readonly clientId: number }
-  | { readonly type: 'released'; readonly slot: number; readonly mac: Mac | undefined; readonly client: string; readonly clientId: number }
-  | { readonly type: 'placed'; readonly slot: number; readonly mac: Mac; readonly placement: Placement; readonly clientId: number }
-  | { readonly type: 'joined' | 'left'; readonly group: Mac; readonly client: string; readonly clientId: number; readonly stage: GroupStage | undefined; readonly member: boolean }
-  | { readonly type: 'group-stage'; readonly group: Mac; readonly stage: GroupStage }
-  | { readonly type: 'client-opened' | 'client-closed'; readonly client: string; readonly clientId: number }
-  | { readonly type: 'client-changed'; readonly client: string; readonly clientId: number; readonly promiscuous: boolean; readonly broadcast: boolean }
-  | { readonly type: 'mode'; readonly mode: NicMode; readonly reasons: readonly PromiscReason[] }
+export type NicEvent = {
+  /** The NIC's change counter after this event. */
+  readonly generation: number;
+} & (
+  | {
+      /** What happened. */
+      readonly type: 'reserved';
+      /** The slot concerned. */
+      readonly slot: number;
+      /** The MAC concerned (for `released`, the one the slot held, if any). */
+      readonly mac: Mac;
+      /** True when the MAC went into the filter. */
+      readonly active: boolean;
+      /** The filter stage holding the MAC. */
+      readonly placement: Placement | undefined;
+      /** Name of the client concerned. */
+      readonly client: string;
+      /** Id of the client concerned. */
+      readonly clientId: number;
+    }
+  | {
+      /** What happened. */
+      readonly type: 'modified';
+      /** The slot concerned. */
+      readonly slot: number;
+      /** The MAC concerned (for `released`, the one the slot held, if any). */
+      readonly mac: Mac;
+      /** The MAC before the change. */
+      readonly previous: Mac | undefined;
+      /** The filter stage holding the MAC. */
+      readonly placement: Placement;
+      /** Name of the client concerned. */
+      readonly client: string;
+      /** Id of the client concerned. */
+      readonly clientId: number;
+    }
+  | {
+      /** What happened. */
+      readonly type: 'released';
+      /** The slot concerned. */
+      readonly slot: number;
+      /** The MAC concerned (for `released`, the one the slot held, if any). */
+      readonly mac: Mac | undefined;
+      /** Name of the client concerned. */
+      readonly client: string;
+      /** Id of the client concerned. */
+      readonly clientId: number;
+    }
+  | {
+      /** What happened. */
+      readonly type: 'placed';
+      /** The slot concerned. */
+      readonly slot: number;
+      /** The MAC concerned (for `released`, the one the slot held, if any). */
+      readonly mac: Mac;
+      /** The filter stage holding the MAC. */
+      readonly placement: Placement;
+      /** Id of the client concerned. */
+      readonly clientId: number;
+    }
+  | {
+      /** What happened. */
+      readonly type: 'joined' | 'left';
+      /** The multicast group. */
+      readonly group: Mac;
+      /** Name of the client concerned. */
+      readonly client: string;
+      /** Id of the client concerned. */
+      readonly clientId: number;
+      /** The filter stage that admits the group. */
+      readonly stage: GroupStage | undefined;
+      /** True when the client is a member after the change. */
+      readonly member: boolean;
+    }
+  | {
+      /** What happened. */
+      readonly type: 'group-stage';
+      /** The multicast group. */
+      readonly group: Mac;
+      /** The filter stage that admits the group. */
+      readonly stage: GroupStage;
+    }
+  | {
+      /** What happened. */
+      readonly type: 'client-opened' | 'client-closed';
+      /** Name of the client concerned. */
+      readonly client: string;
+      /** Id of the client concerned. */
+      readonly clientId: number;
+    }
+  | {
+      /** What happened. */
+      readonly type: 'client-changed';
+      /** Name of the client concerned. */
+      readonly client: string;
+      /** Id of the client concerned. */
+      readonly clientId: number;
+      /** True when the client now receives every frame. */
+      readonly promiscuous: boolean;
+      /** True when the client now receives broadcast. */
+      readonly broadcast: boolean;
+    }
+  | {
+      /** What happened. */
+      readonly type: 'mode';
+      /** The filter's new mode. */
+      readonly mode: NicMode;
+      /** Why the NIC is promiscuous; empty when it is not. */
+      readonly reasons: readonly PromiscReason[];
+    }
 );

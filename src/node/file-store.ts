@@ -28,7 +28,10 @@ export interface FileSystem {
   /** Returns the names in a directory. */
   readdirSync(path: string): string[];
   /** Returns a file's modification time. */
-  statSync(path: string): { mtimeMs: number };
+  statSync(path: string): {
+    /** Last modification, in milliseconds since the epoch. */
+    mtimeMs: number;
+  };
   /** Creates a hard link; default Node's. Locks are created whole with it: written under a private name, then linked. */
   linkSync?(existing: string, newPath: string): void;
 }

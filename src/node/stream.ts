@@ -187,7 +187,17 @@ export function pipePort(input: Readable, output: Writable, dispose: () => void,
 }
 
 /** Where a stream listener listens: a UNIX socket path, or a TCP host and port (port 0: any free one). */
-export type StreamAddress = { path: string } | { host: string; port: number };
+export type StreamAddress =
+  | {
+      /** A UNIX socket's path. */
+      path: string;
+    }
+  | {
+      /** A TCP host. */
+      host: string;
+      /** A TCP port. */
+      port: number;
+    };
 
 /** A listening socket; `address` is where it ended up (the real port for port 0). */
 export interface Listener {

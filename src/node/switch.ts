@@ -11,13 +11,63 @@ import { listenWebSocket } from './websocket.js';
 
 /** Where the switch listens. `name` gives every connection of that listener one configured client. */
 export type ListenSpec =
-  | { readonly kind: 'unix'; readonly path: string; readonly name?: string }
-  | { readonly kind: 'tcp'; readonly host: string; readonly port: number; readonly name?: string }
-  | { readonly kind: 'udp'; readonly host: string; readonly port: number }
-  | { readonly kind: 'ws'; readonly host: string; readonly port: number };
+  | {
+      /** The protocol. */
+      readonly kind: 'unix';
+      /** The UNIX socket's path. */
+      readonly path: string;
+      /** The client every connection of this listener gets. */
+      readonly name?: string;
+    }
+  | {
+      /** The protocol. */
+      readonly kind: 'tcp';
+      /** The host to listen on. */
+      readonly host: string;
+      /** The port to listen on (0 for any). */
+      readonly port: number;
+      /** The client every connection of this listener gets. */
+      readonly name?: string;
+    }
+  | {
+      /** The protocol. */
+      readonly kind: 'udp';
+      /** The host to listen on. */
+      readonly host: string;
+      /** The port to listen on (0 for any). */
+      readonly port: number;
+    }
+  | {
+      /** The protocol. */
+      readonly kind: 'ws';
+      /** The host to listen on. */
+      readonly host: string;
+      /** The port to listen on (0 for any). */
+      readonly port: number;
+    };
 
 /** The switch's wire side: passt started in a temporary directory, an existing stream socket (e.g. a passt you run), vde_plug on a VNL, or none. */
-export type UplinkSpec = { readonly kind: 'none' } | { readonly kind: 'passt' } | { readonly kind: 'stream'; readonly path: string } | { readonly kind: 'vde'; readonly vnl: string };
+export type UplinkSpec =
+  | {
+      /** What the uplink is. */
+      readonly kind: 'none';
+    }
+  | {
+      /** What the uplink is. */
+      readonly kind: 'passt';
+    }
+  | {
+      /** What the uplink is. */
+      readonly kind: 'stream';
+      /** The stream socket's path. */
+      readonly path: string;
+    }
+  | {
+      /** What the uplink is. */
+      readonly kind: 'vde';
+      /** The VDE network locator given to vde_plug. */
+      readonly vnl: string;
+    };
 
 function hostPort(text: string, what: string): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(text);

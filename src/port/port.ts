@@ -4,7 +4,17 @@ import { MacslotError, show } from '../errors.js';
 import { escapeText } from '../text.js';
 
 /** Why a port stopped: its peer went away, it was closed locally, or it failed. */
-export type PortCloseReason = { readonly kind: 'peer' | 'local' } | { readonly kind: 'error'; readonly error: Error };
+export type PortCloseReason =
+  | {
+      /** Who closed it: the peer, this side, or an error. */
+      readonly kind: 'peer' | 'local';
+    }
+  | {
+      /** Who closed it: the peer, this side, or an error. */
+      readonly kind: 'error';
+      /** The error that closed it. */
+      readonly error: Error;
+    };
 
 /**
  * A bidirectional frame port. `send` hands one frame to the peer; frames from the peer arrive at the
