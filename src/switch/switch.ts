@@ -79,7 +79,16 @@ export interface SwitchCounters {
   /** The uplink's counters; null without one. */
   readonly uplink: PortCounters | null;
   /** Sums over ports that have disconnected. */
-  readonly closed: { /** How many ports have disconnected. */ readonly ports: number; /** Frames and bytes they received from their peers. */ readonly rx: FlowCounters; /** Frames and bytes they sent to their peers. */ readonly tx: FlowCounters; /** Their drops, by reason. */ readonly drops: Readonly<Record<string, number>> };
+  readonly closed: {
+    /** How many ports have disconnected. */
+    readonly ports: number;
+    /** Frames and bytes they received from their peers. */
+    readonly rx: FlowCounters;
+    /** Frames and bytes they sent to their peers. */
+    readonly tx: FlowCounters;
+    /** Their drops, by reason. */
+    readonly drops: Readonly<Record<string, number>>;
+  };
   /** Connections refused, by error code. */
   readonly refused: Readonly<Record<string, number>>;
   /** Clients kept under a lease after their port disconnected. */
