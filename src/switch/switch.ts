@@ -272,7 +272,8 @@ export class Switch {
       if (typeof v !== 'string' || v.length < 8 || v.length > 1024) throw new MacslotError('INVALID_ARGUMENT', `the secret of ${show(n)} must be a string of 8 to 1024 characters`);
     }
     const dp = await DataPlane.create(options.nic, options.dataPlane);
-    const manager = options.manager ?? new MacManager({ nics: { nic0: options.nic } });
+    // The switch's own manager never hands out a neighbour's MAC either.
+    const manager = options.manager ?? new MacManager({ nics: { nic0: options.nic }, neighbours: options.neighbours ?? [] });
     return new Switch(options, dp, manager, options.manager === undefined);
   }
 
