@@ -346,6 +346,14 @@ describe('Switch abuse resistance', () => {
     await sw.close();
   });
 
+  it("the switch's own manager does not hand a neighbour's MAC to a client either", async () => {
+    const nic = new Nic({ primary: '02:00:00:00:00:01' });
+    const sw = await Switch.create({ nic, clients: [{ name: 'x', address: NEIGHBOUR }], neighbours: [NEIGHBOUR] });
+    await expect(sw.attach(memoryPortPair()[0])).rejects.toMatchObject({ code: 'MAC_IN_USE' });
+    expect(sw.counters().refused).toEqual({ MAC_IN_USE: 1 });
+    await sw.close();
+  });
+
   it('learn refusals are logged for a bounded number of distinct sources per port, and all counted', async () => {
     const logs: string[] = [];
     const nic = new Nic({ primary: '02:00:00:00:00:01' });
