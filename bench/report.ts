@@ -1,7 +1,8 @@
 // Benchmarks: renders the figures of a results JSON as the tables of BENCHMARKS.md, between its figure markers.
 // Usage: tsx bench/report.ts [results.json] [BENCHMARKS.md]
 
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
+import { writeFileAtomic } from '../src/node/output-file.js';
 
 interface Row { scenario: string; sizes: string; macs: number; variant: string; burst: string | number; mpps: number }
 interface Results {
@@ -136,5 +137,5 @@ const md = await readFile(mdPath, 'utf8');
 const a = md.indexOf(BEGIN);
 const b = md.indexOf(END);
 if (a < 0 || b < a) throw new Error(`${mdPath} has no figure markers (${BEGIN} … ${END})`);
-await writeFile(mdPath, md.slice(0, a) + block + md.slice(b + END.length));
+writeFileAtomic(mdPath, md.slice(0, a) + block + md.slice(b + END.length));
 console.log(`wrote the figures of ${jsonPath} into ${mdPath}`);

@@ -2,7 +2,7 @@
 // Usage: npm run bench [-- --quick] [--json bench/results/latest.json] [--svg bench/results/throughput.svg]
 
 import { execFileSync } from 'node:child_process';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { cpus, totalmem } from 'node:os';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -11,6 +11,7 @@ import { runInNewContext } from 'node:vm';
 import { Worker } from 'node:worker_threads';
 import { Bench } from 'tinybench';
 import { DataPlane, Mac, wasmBytes } from '../dist/index.js';
+import { writeFileAtomic } from '../dist/node/index.js';
 import { ceiling, mapByNumber, mapByString, reference, type Classifier } from './baselines.js';
 import { chart } from './chart.js';
 import { nativeRun } from './native/run.js';
@@ -395,11 +396,11 @@ for (const n of notes) console.log(`note: ${n}`);
 
 if (args.json) {
   await mkdir(dirname(args.json), { recursive: true });
-  await writeFile(args.json, JSON.stringify(result, null, 2) + '\n');
+  writeFileAtomic(args.json, JSON.stringify(result, null, 2) + '\n');
 }
 if (args.svg) {
   await mkdir(dirname(args.svg), { recursive: true });
-  await writeFile(args.svg, chart(rows));
+  writeFileAtomic(args.svg, chart(rows));
 }
 if (failures.length > 0) {
   console.error(`\nCHECKSUM MISMATCH — variants disagree:\n${failures.join('\n')}`);
