@@ -827,6 +827,10 @@ describe('migrate', () => {
     const records = (await store.read()).records;
     for (const l of leases.slice(0, 3)) expect(records[l.mac.toString()]).toMatchObject({ guest: 'vm', nic: 'b', iface: l.iface, holder: m.session });
     expect(records[direct.mac.toString()]).toMatchObject({ guest: 'vm', nic: 'b', policy: 'direct' });
+    // The moved reservation stays the guest's own: followed, recorded and counted after the next transaction too.
+    await m.sync();
+    expect((await store.read()).records[direct.mac.toString()]).toMatchObject({ guest: 'vm', nic: 'b', policy: 'direct', holder: m.session });
+    expect(m.usage('vm')).toMatchObject({ macs: 4, direct: 1, perNic: { b: 4 } });
     // The next session finds the guest on its new NIC.
     await m.close();
     const next = new MacManager({ nics: { a: nicA(), b: nicB() }, store });

@@ -101,10 +101,15 @@ export interface AllocateRequest {
 
 /** A MAC held for a guest. */
 export interface Lease {
+  /** The guest holding it. */
   readonly guest: string;
+  /** The guest's interface it is for. */
   readonly iface: string;
+  /** Name of the NIC it is on. */
   readonly nic: string;
+  /** The MAC. */
   readonly mac: Mac;
+  /** The NIC slot holding it. */
   readonly slot: number;
   /** The policy that produced the MAC (for a restored MAC, the one that first produced it). */
   readonly policy: LeasePolicy;
@@ -138,10 +143,15 @@ export interface GuestUsage {
  * the NIC (through `Lease.client`) takes it past its quota. Neither is taken away from the guest.
  */
 export interface StoreConflict {
+  /**  'quota';|Why it is reported: the store gives the MAC to another, or it exceeds the guest's quota. */
   readonly reason: 'store' | 'quota';
+  /** The reserved MAC. */
   readonly mac: Mac;
+  /** Name of the NIC. */
   readonly nic: string;
+  /** The slot reserved. */
   readonly slot: number;
+  /** Name of the client that reserved it. */
   readonly client: string;
   /** The store's record of the MAC (for `quota`, the guest's own record of it, or undefined before the store has one). */
   readonly record: Readonly<MacRecord> | undefined;
@@ -259,6 +269,7 @@ function randomSession(random: RandomSource): string {
 export class MacManager {
   /** This manager's id in the store's `holder` fields. */
   readonly session: string;
+  /** Where leases persist. */
   readonly store: MacStore;
   readonly #nics = new Map<string, NicEntry>();
   readonly #inUse = new Map<number | string, { nic: string; slot: number }>();
@@ -666,9 +677,11 @@ export class MacManager {
     let dropped = 0;
     try {
       dropped = this.#lapse(this.#clock()).length;
-    } finally {
-      this.#arm();
+    } catch {
+      // Nothing is thrown into a timer; the next transaction lapses whatever is still due.
+      dropped = 1;
     }
+    this.#arm();
     // A failed commit leaves the records held until their expiry passes the grace, or the next transaction fixes them.
     if (dropped > 0) this.#transact(() => undefined).catch(() => undefined);
   }
@@ -1092,6 +1105,9 @@ export class MacManager {
     const rec = ctx.data.records[use.text];
     const ours = rec !== undefined && rec.holder === this.session && rec.nic === e.name && rec.guest === use.client;
     if (old === undefined) {
+      // The guest's own reservation, placed by the manager: it stays a direct one, followed like any other.
+      const now = target.slots.get(placed.slot);
+      if (now !== undefined) now.lease = undefined;
       if (ours) Object.assign(rec, { nic: target.name, iface: `slot ${placed.slot}`, updated: ctx.now });
       return undefined;
     }
@@ -1101,8 +1117,10 @@ export class MacManager {
     const there = ctx.byIdentity.get(key);
     if (there !== undefined && there !== use.text) delete ctx.data.records[there];
     const st: LeaseState = { ...old, key, nic: target.name, slot: placed.slot, client };
-    if (ours) Object.assign(rec, { nic: target.name, updated: ctx.now });
-    else this.#claim(ctx, use.text, { guest: st.guest, nic: st.nic, iface: st.iface, policy: st.policy, holder: this.session, expires: st.expires ?? null, updated: ctx.now });
+    if (ours) {
+      Object.assign(rec, { nic: target.name, updated: ctx.now });
+      undisplace(ctx.data, id);
+    } else this.#claim(ctx, use.text, { guest: st.guest, nic: st.nic, iface: st.iface, policy: st.policy, holder: this.session, expires: st.expires ?? null, updated: ctx.now });
     ctx.byIdentity.delete(old.key);
     ctx.byIdentity.set(key, use.text);
     const now = target.slots.get(placed.slot);
