@@ -1,14 +1,21 @@
 // Hostile datagram peers (QEMU -netdev dgram) against a served switch: sources that send once and go silent are released
 // after the idle timeout, a listener full of sources refuses new ones, and garbage datagrams change nothing for others.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Nic, Switch } from 'macslot';
 import { DEFAULT_DGRAM_IDLE_MS, listenDgram, serveSwitch, type ServedSwitch } from 'macslot/node';
 import { tagOf, tagged, until } from './support/frames.js';
 
+const CLI = join(new URL('..', import.meta.url).pathname, 'dist/cli/main.js');
+
 let served: ServedSwitch | undefined;
 const sockets = new Set<Socket>();
+const children = new Set<ChildProcess>();
 afterEach(async () => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  children.clear();
   for (const s of sockets) s.close();
   sockets.clear();
   await served?.close();
@@ -117,5 +124,29 @@ describe('hostile datagram peers', () => {
   it('rejects a bad idleMs or maxClients before binding', async () => {
     await expect(listenDgram({ host: '127.0.0.1', port: 0 }, () => {}, { idleMs: -1 })).rejects.toThrow(/INVALID_ARGUMENT: idleMs/);
     await expect(listenDgram({ host: '127.0.0.1', port: 0 }, () => {}, { maxClients: 0 })).rejects.toThrow(/INVALID_ARGUMENT: maxClients/);
+  });
+});
+
+describe('macslot switch (the built CLI)', () => {
+  it('takes the listener limits as options, and refuses bad ones naming them', async () => {
+    const bad = spawnSync(process.execPath, [CLI, 'switch', '--listen', 'udp:127.0.0.1:0', '--idle-timeout', '-5'], { encoding: 'utf8' });
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toContain('--idle-timeout');
+    const help = spawnSync(process.execPath, [CLI, 'switch', '--help'], { encoding: 'utf8' }).stdout;
+    for (const flag of ['--queue-budget', '--max-clients', '--idle-timeout', '--frame-timeout', '--handshake-timeout']) expect(help).toContain(flag);
+
+    const child = spawn(process.execPath, [CLI, 'switch', '--listen', 'udp:127.0.0.1:0', '--idle-timeout', '300', '--max-clients', '2'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    children.add(child);
+    let err = '';
+    child.stderr!.setEncoding('utf8').on('data', (t: string) => (err += t));
+    child.stdout!.resume();
+    await until(() => /listening on udp:127\.0\.0\.1:\d+/.test(err), 20_000, 'the switch to listen');
+    const port = Number(/listening on udp:127\.0\.0\.1:(\d+)/.exec(err)![1]);
+    for (let i = 0; i < 3; i++) await oneShot(port, tagged('ff:ff:ff:ff:ff:ff', '02:00:00:00:00:00', i));
+    await until(() => err.includes('refused a peer (limit)'), 20_000, 'the third source to be refused');
+    await until(() => err.includes('released a peer (idle)'), 20_000, 'the silent sources to be released');
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGTERM');
+    await exited;
   });
 });
