@@ -19,7 +19,16 @@ const present = existsSync(chromiumPath);
 // CI sets this so a missing browser fails the run instead of passing it silently as a skip.
 const required = process.env.MACSLOT_REQUIRE_BROWSER === '1' || process.env.CI === 'true';
 // Without these flags Chromium keeps reaching for update, sync and QUIC endpoints the sandboxed network does not have.
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 const PAGE_TIMEOUT_MS = 30_000;
 const SECTION = '## In the browser';
 const ISOLATION = { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' };
@@ -61,9 +70,15 @@ const SCENARIOS: readonly Scenario[] = [
   {
     name: 'csp-without-wasm',
     headers: { ...ISOLATION, 'Content-Security-Policy': "default-src 'self'; script-src 'self'" },
-    expected: () => [/^NOT_SUPPORTED: the Content Security Policy forbids compiling WebAssembly; add 'wasm-unsafe-eval' to its script-src \(/],
+    expected: () => [
+      /^NOT_SUPPORTED: the Content Security Policy forbids compiling WebAssembly; add 'wasm-unsafe-eval' to its script-src \(/,
+    ],
   },
-  { name: 'csp-as-documented', headers: { ...ISOLATION, 'Content-Security-Policy': header('Content-Security-Policy') }, expected: () => named('worker.js').next!.next!.code.trimEnd().split('\n') },
+  {
+    name: 'csp-as-documented',
+    headers: { ...ISOLATION, 'Content-Security-Policy': header('Content-Security-Policy') },
+    expected: () => named('worker.js').next!.next!.code.trimEnd().split('\n'),
+  },
 ];
 
 const dir = mkdtempSync(join(root, '.browser-bundle-'));
@@ -107,14 +122,22 @@ const BUNDLERS: readonly { name: string; build: (src: string, out: string) => vo
   {
     name: 'vite',
     build: (src, out) => {
-      execFileSync(process.execPath, [join(root, 'node_modules', 'vite', 'bin', 'vite.js'), 'build', '--outDir', out, '--emptyOutDir', '--logLevel', 'error'], { cwd: src, stdio: 'pipe' });
+      execFileSync(
+        process.execPath,
+        [join(root, 'node_modules', 'vite', 'bin', 'vite.js'), 'build', '--outDir', out, '--emptyOutDir', '--logLevel', 'error'],
+        { cwd: src, stdio: 'pipe' },
+      );
     },
   },
   {
     name: 'esbuild',
     build: (src, out) => {
       // The command the README gives, with the output folder this test serves.
-      execFileSync(join(root, 'node_modules', '.bin', 'esbuild'), ['page.js', 'worker.js', '--bundle', '--format=esm', `--outdir=${out}`, '--log-level=error'], { cwd: src, stdio: 'pipe' });
+      execFileSync(
+        join(root, 'node_modules', '.bin', 'esbuild'),
+        ['page.js', 'worker.js', '--bundle', '--format=esm', `--outdir=${out}`, '--log-level=error'],
+        { cwd: src, stdio: 'pipe' },
+      );
       copyFileSync(join(src, 'index.html'), join(out, 'index.html'));
     },
   },
@@ -124,7 +147,11 @@ const BUNDLERS: readonly { name: string; build: (src: string, out: string) => vo
   let browser: Browser | undefined;
 
   beforeAll(async () => {
-    if (!present) throw new Error(`a browser is required (CI=true or MACSLOT_REQUIRE_BROWSER=1) but there is no Chromium at ${chromiumPath} (set CHROMIUM_PATH, or apt-get install chromium)`);
+    if (!present)
+      throw new Error(
+        `a browser is required (CI=true or MACSLOT_REQUIRE_BROWSER=1) but there is no Chromium at ${chromiumPath} ` +
+          '(set CHROMIUM_PATH, or apt-get install chromium)',
+      );
     expect(existsSync(join(root, 'dist/index.js')), 'run npm run build first').toBe(true);
     const src = project();
     for (const b of BUNDLERS) b.build(src, join(dir, b.name));
@@ -135,54 +162,67 @@ const BUNDLERS: readonly { name: string; build: (src: string, out: string) => vo
     await browser?.close();
   });
 
-  it.each(BUNDLERS.map((b) => b.name))('%s: the bundle carries the release Wasm, so nothing else is fetched, and not the debug build', (name) => {
-    const files = readdirSync(join(dir, name), { recursive: true }).map(String);
-    expect(files.filter((f) => f.endsWith('.wasm'))).toEqual([]);
-    const scripts = files.filter((f) => f.endsWith('.js'));
-    expect(scripts.length).toBeGreaterThanOrEqual(2);
-    const text = scripts.map((f) => readFileSync(join(dir, name, f), 'utf8')).join('\n');
-    // A stretch of each build's base64 text, from its middle, where the builds differ.
-    const stretch = (bytes: Uint8Array): string => {
-      const b64 = Buffer.from(bytes).toString('base64');
-      return b64.slice(Math.floor(b64.length / 8) * 4, Math.floor(b64.length / 8) * 4 + 64);
-    };
-    expect(text.includes(stretch(wasmBytes('release'))), 'the release build is in the bundle').toBe(true);
-    expect(text.includes(stretch(debugWasmBytes())), 'the debug build (macslot/debug) is in the bundle').toBe(false);
-  });
+  it.each(BUNDLERS.map((b) => b.name))(
+    '%s: the bundle carries the release Wasm, so nothing else is fetched, and not the debug build',
+    (name) => {
+      const files = readdirSync(join(dir, name), { recursive: true }).map(String);
+      expect(files.filter((f) => f.endsWith('.wasm'))).toEqual([]);
+      const scripts = files.filter((f) => f.endsWith('.js'));
+      expect(scripts.length).toBeGreaterThanOrEqual(2);
+      const text = scripts.map((f) => readFileSync(join(dir, name, f), 'utf8')).join('\n');
+      // A stretch of each build's base64 text, from its middle, where the builds differ.
+      const stretch = (bytes: Uint8Array): string => {
+        const b64 = Buffer.from(bytes).toString('base64');
+        return b64.slice(Math.floor(b64.length / 8) * 4, Math.floor(b64.length / 8) * 4 + 64);
+      };
+      expect(text.includes(stretch(wasmBytes('release'))), 'the release build is in the bundle').toBe(true);
+      expect(text.includes(stretch(debugWasmBytes())), 'the debug build (macslot/debug) is in the bundle').toBe(false);
+    },
+  );
 
   const cases = BUNDLERS.flatMap((b) => SCENARIOS.map((s) => [`${b.name}, ${s.name}`, b.name, s] as const));
-  it.each(cases)('%s: the page shows what the README says', async (_, bundle, scenario) => {
-    const server = await serve(join(dir, bundle), scenario.headers);
-    const page = await browser!.newPage();
-    const problems: string[] = [];
-    page.on('pageerror', (e) => problems.push(`page error: ${e.stack ?? e.message}`));
-    page.on('console', (m) => {
-      // Failed requests are reported below, with their URL. The refusal the CSP scenario provokes is reported on the
-      // console too; anything else is a problem.
-      const expectedRefusal = scenario.name === 'csp-without-wasm' && /Content Security Policy|wasm-unsafe-eval/.test(m.text());
-      if (m.type() === 'error' && !expectedRefusal && !m.text().startsWith('Failed to load resource')) problems.push(`console.error: ${m.text()}`);
-    });
-    page.on('response', (r) => {
-      // The browser asks for a favicon the README's page does not have.
-      if (r.status() >= 400 && new URL(r.url()).pathname !== '/favicon.ico') problems.push(`HTTP ${r.status()}: ${r.url()}`);
-    });
-    try {
-      const { port } = server.address() as AddressInfo;
-      await page.goto(`http://127.0.0.1:${port}/`, { timeout: 15_000 });
-      const expected = scenario.expected();
-      // The page is done when it shows as many lines as expected (or a page error ends it early).
-      const text = () => (document.body.textContent ?? '').trim().split('\n');
-      await page.waitForFunction((n) => (document.body.textContent ?? '').trim().split('\n').length >= n, expected.length, { timeout: PAGE_TIMEOUT_MS }).catch((err: unknown) => {
-        problems.push(`waiting for ${expected.length} lines: ${String(err)}`);
+  it.each(cases)(
+    '%s: the page shows what the README says',
+    async (_, bundle, scenario) => {
+      const server = await serve(join(dir, bundle), scenario.headers);
+      const page = await browser!.newPage();
+      const problems: string[] = [];
+      page.on('pageerror', (e) => problems.push(`page error: ${e.stack ?? e.message}`));
+      page.on('console', (m) => {
+        // Failed requests are reported below, with their URL. The refusal the CSP scenario provokes is reported on the
+        // console too; anything else is a problem.
+        const expectedRefusal = scenario.name === 'csp-without-wasm' && /Content Security Policy|wasm-unsafe-eval/.test(m.text());
+        if (m.type() === 'error' && !expectedRefusal && !m.text().startsWith('Failed to load resource'))
+          problems.push(`console.error: ${m.text()}`);
       });
-      const lines = await page.evaluate(text);
-      const report = `page showed:\n${lines.join('\n')}\nproblems:\n${problems.join('\n') || '(none)'}`;
-      expect(problems, report).toEqual([]);
-      expect(lines.length, report).toBe(expected.length);
-      expected.forEach((want, i) => (typeof want === 'string' ? expect(lines[i], report).toBe(want) : expect(lines[i], report).toMatch(want)));
-    } finally {
-      await page.close();
-      await new Promise((done) => server.close(done));
-    }
-  }, PAGE_TIMEOUT_MS + 20_000);
+      page.on('response', (r) => {
+        // The browser asks for a favicon the README's page does not have.
+        if (r.status() >= 400 && new URL(r.url()).pathname !== '/favicon.ico') problems.push(`HTTP ${r.status()}: ${r.url()}`);
+      });
+      try {
+        const { port } = server.address() as AddressInfo;
+        await page.goto(`http://127.0.0.1:${port}/`, { timeout: 15_000 });
+        const expected = scenario.expected();
+        // The page is done when it shows as many lines as expected (or a page error ends it early).
+        // Evaluated in the page, whose DOM types this project does not load.
+        const text = "(document.body.textContent ?? '').trim().split('\\n')";
+        await page
+          .waitForFunction(`${text}.length >= ${expected.length}`, undefined, { timeout: PAGE_TIMEOUT_MS })
+          .catch((err: unknown) => {
+            problems.push(`waiting for ${expected.length} lines: ${String(err)}`);
+          });
+        const lines = (await page.evaluate(text)) as string[];
+        const report = `page showed:\n${lines.join('\n')}\nproblems:\n${problems.join('\n') || '(none)'}`;
+        expect(problems, report).toEqual([]);
+        expect(lines.length, report).toBe(expected.length);
+        expected.forEach((want, i) =>
+          typeof want === 'string' ? expect(lines[i], report).toBe(want) : expect(lines[i], report).toMatch(want),
+        );
+      } finally {
+        await page.close();
+        await new Promise((done) => server.close(done));
+      }
+    },
+    PAGE_TIMEOUT_MS + 20_000,
+  );
 });

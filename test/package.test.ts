@@ -28,7 +28,10 @@ function packInstalled(names: readonly string[]): string[] {
     if (seen.has(name)) return;
     seen.add(name);
     const before = new Set(readdirSync(dir));
-    execFileSync('npm', ['pack', '--ignore-scripts', '--pack-destination', dir, join(root, 'node_modules', name)], { cwd: dir, stdio: 'pipe' });
+    execFileSync('npm', ['pack', '--ignore-scripts', '--pack-destination', dir, join(root, 'node_modules', name)], {
+      cwd: dir,
+      stdio: 'pipe',
+    });
     out.push(...readdirSync(dir).filter((f) => f.endsWith('.tgz') && !before.has(f)));
     for (const dep of Object.keys(manifest(name).dependencies ?? {})) visit(dep);
   };
@@ -49,7 +52,9 @@ const { mac } = nic.openClient('vm').addressReserve();
 const frame = new Uint8Array(60);
 mac.writeTo(frame, 0);
 const debug = await DataPlane.create(nic, { module: await compileDebugDataPlane() });
-console.log(JSON.stringify({ verdict: dp.classify(frame), debug: debug.classify(frame).rule, wasm: wasmBytes().length > 0, node: typeof FileStore + typeof readCaptureFile }));
+const verdict = dp.classify(frame);
+const node = typeof FileStore + typeof readCaptureFile;
+console.log(JSON.stringify({ verdict, debug: debug.classify(frame).rule, wasm: wasmBytes().length > 0, node }));
 `;
 
 const USE_CJS = `const { Nic, Mac } = require('macslot');
@@ -58,7 +63,9 @@ const { debugWasmBytes } = require('macslot/debug');
 const schema = require('macslot/schema/config.schema.json');
 const nic = new Nic({ primary: '00:14:4f:00:00:00', factory: { base: '00:14:4f:00:00:01', count: 2 } });
 const { mac } = nic.openClient('vm').addressReserve();
-console.log(JSON.stringify({ mac: mac.toString(), parsed: Mac.parse('0014.4f00.0002').toString(), store: typeof FileStore, schema: typeof schema.properties, debug: debugWasmBytes().length > 0 }));
+const parsed = Mac.parse('0014.4f00.0002').toString();
+const debug = debugWasmBytes().length > 0;
+console.log(JSON.stringify({ mac: mac.toString(), parsed, store: typeof FileStore, schema: typeof schema.properties, debug }));
 `;
 
 // Uses types from both entry points, the data plane's Wasm handle and the browser store's IndexedDB option among them.
@@ -125,13 +132,22 @@ describe('the packed package', () => {
     writeFileSync(join(dir, 'use.cjs'), USE_CJS);
     const cjs = spawnSync(process.execPath, ['--no-warnings', 'use.cjs'], { cwd: dir, encoding: 'utf8' });
     expect(cjs.status, cjs.stderr).toBe(0);
-    expect(JSON.parse(cjs.stdout)).toEqual({ mac: '00:14:4f:00:00:01', parsed: '00:14:4f:00:00:02', store: 'function', schema: 'object', debug: true });
+    expect(JSON.parse(cjs.stdout)).toEqual({
+      mac: '00:14:4f:00:00:01',
+      parsed: '00:14:4f:00:00:02',
+      store: 'function',
+      schema: 'object',
+      debug: true,
+    });
   });
 
   it('compiles in a Node-only TypeScript project with every declaration file checked', () => {
     writeFileSync(join(dir, 'use.ts'), USE_TS);
     writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify(TSCONFIG));
-    const tsc = spawnSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', dir], { cwd: dir, encoding: 'utf8' });
+    const tsc = spawnSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', dir], {
+      cwd: dir,
+      encoding: 'utf8',
+    });
     expect(tsc.stdout + tsc.stderr).toBe('');
     expect(tsc.status).toBe(0);
   }, 60_000);

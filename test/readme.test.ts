@@ -99,7 +99,11 @@ describe('README', () => {
     // The opening example, the tour, MAC identifiers, the data plane, its workers and the MAC manager at least.
     expect(runnable.length).toBeGreaterThanOrEqual(6);
     // Every block is tagged, so none escapes this test by having no language.
-    expect(blocks().filter((b) => b.lang === '').map((b) => b.line)).toEqual([]);
+    expect(
+      blocks()
+        .filter((b) => b.lang === '')
+        .map((b) => b.line),
+    ).toEqual([]);
     // The first code a reader sees installs the package, and the first example follows it.
     const first = blocks().slice(0, 2);
     expect(first[0]?.code.trim()).toBe('npm i macslot');
@@ -116,7 +120,8 @@ describe('README', () => {
     const tested = stated![2]!.split(/, | and /).map(Number);
     expect(tested).toContain(Number(process.versions.node.split('.')[0]));
     const ci = readFileSync(join(root, '.ci/run'), 'utf8');
-    for (const major of tested.filter((v) => v !== Number(process.versions.node.split('.')[0]))) expect(ci, `.ci/run runs Node ${major}`).toMatch(new RegExp(`\\b${major}\\b`));
+    for (const major of tested.filter((v) => v !== Number(process.versions.node.split('.')[0])))
+      expect(ci, `.ci/run runs Node ${major}`).toMatch(new RegExp(`\\b${major}\\b`));
   });
 
   it('every ts block type-checks in a strict Node project against the built declarations', () => {
@@ -128,7 +133,16 @@ describe('README', () => {
         writeFileSync(join(dir, name), b.code);
         return name;
       });
-      const compilerOptions = { target: 'es2022', module: 'nodenext', moduleResolution: 'nodenext', lib: ['es2022'], types: ['node'], strict: true, noEmit: true, skipLibCheck: true };
+      const compilerOptions = {
+        target: 'es2022',
+        module: 'nodenext',
+        moduleResolution: 'nodenext',
+        lib: ['es2022'],
+        types: ['node'],
+        strict: true,
+        noEmit: true,
+        skipLibCheck: true,
+      };
       // skipLibCheck: v86's own declarations need the DOM library; the package test checks macslot's without it.
       writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({ compilerOptions, files }));
       const tsc = spawnSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', dir], { encoding: 'utf8' });
@@ -140,14 +154,18 @@ describe('README', () => {
     }
   }, 120_000);
 
-  it.each(runnable.map((e) => [label(e), e] as const))('%s runs as pasted', async (_, e) => {
-    const absent = missing(e);
-    if (absent.length > 0 && process.env.CI === 'true') throw new Error(`CI=true, but ${absent.join(', ')} is not installed`);
-    if (absent.length > 0) return void console.warn(`skipped: ${absent.join(', ')} is not installed`);
-    const run = await runExample(e);
-    const report = `stdout:\n${run.stdout}\nstderr:\n${run.stderr}`;
-    expect(run.timedOut, `killed after ${RUN_TIMEOUT_MS} ms: the example must end by itself\n${report}`).toBe(false);
-    expect(run.status, report).toBe(0);
-    if (e.expected !== undefined) expect(run.stdout.trimEnd().split('\n'), report).toEqual(e.expected);
-  }, RUN_TIMEOUT_MS + 10_000);
+  it.each(runnable.map((e) => [label(e), e] as const))(
+    '%s runs as pasted',
+    async (_, e) => {
+      const absent = missing(e);
+      if (absent.length > 0 && process.env.CI === 'true') throw new Error(`CI=true, but ${absent.join(', ')} is not installed`);
+      if (absent.length > 0) return void console.warn(`skipped: ${absent.join(', ')} is not installed`);
+      const run = await runExample(e);
+      const report = `stdout:\n${run.stdout}\nstderr:\n${run.stderr}`;
+      expect(run.timedOut, `killed after ${RUN_TIMEOUT_MS} ms: the example must end by itself\n${report}`).toBe(false);
+      expect(run.status, report).toBe(0);
+      if (e.expected !== undefined) expect(run.stdout.trimEnd().split('\n'), report).toEqual(e.expected);
+    },
+    RUN_TIMEOUT_MS + 10_000,
+  );
 });

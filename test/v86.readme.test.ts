@@ -38,7 +38,12 @@ const sorted = (rows: string[][]): string[][] => [...rows].sort((a, b) => a.join
     try {
       writeFileSync(join(dir, 'example.ts'), code!.code);
       // The example waits for the guests' broadcasts (at most a minute); a boot takes seconds, but machines are busy.
-      const run = spawnSync(process.execPath, ['--import', 'tsx', 'example.ts'], { cwd: dir, encoding: 'utf8', timeout: 90_000, killSignal: 'SIGKILL' });
+      const run = spawnSync(process.execPath, ['--import', 'tsx', 'example.ts'], {
+        cwd: dir,
+        encoding: 'utf8',
+        timeout: 90_000,
+        killSignal: 'SIGKILL',
+      });
       expect(run.signal, run.stderr).toBeNull();
       expect(run.status, run.stderr).toBe(0);
       const printed = run.stdout.trimEnd().split('\n');

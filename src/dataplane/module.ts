@@ -50,7 +50,10 @@ const CSP_REFUSAL = /Content Security Policy|unsafe-eval|\bCSP\b/i;
 function compileError(err: unknown): MacslotError {
   const text = (err instanceof Error ? `${err.name}: ${err.message}` : String(err)).slice(0, 300);
   if (CSP_REFUSAL.test(text)) {
-    return new MacslotError('NOT_SUPPORTED', `the Content Security Policy forbids compiling WebAssembly; add 'wasm-unsafe-eval' to its script-src (${text})`);
+    return new MacslotError(
+      'NOT_SUPPORTED',
+      `the Content Security Policy forbids compiling WebAssembly; add 'wasm-unsafe-eval' to its script-src (${text})`,
+    );
   }
   return new MacslotError('NOT_SUPPORTED', `this engine cannot compile the data plane, which needs WebAssembly SIMD and threads (${text})`);
 }

@@ -67,7 +67,12 @@ export function examples(all: readonly Block[] = blocks()): Example[] {
   for (let i = 0; i < code.length; i++) {
     const first = code[i]!;
     const group = [first];
-    while (first.file !== undefined && code[i + 1]?.file !== undefined && code[i + 1]!.heading === first.heading && group.at(-1)!.next === code[i + 1]) {
+    while (
+      first.file !== undefined &&
+      code[i + 1]?.file !== undefined &&
+      code[i + 1]!.heading === first.heading &&
+      group.at(-1)!.next === code[i + 1]
+    ) {
       group.push(code[++i]!);
     }
     const files = group.map((b, n) => ({ name: b.file ?? `example${n === 0 ? '' : n}.${b.lang === 'ts' ? 'ts' : 'mjs'}`, code: b.code }));
