@@ -11,6 +11,12 @@ const ELSEWHERE: Record<string, string> = {
   '### v86': 'test/v86.readme.test.ts boots the guests it needs',
 };
 
+/** Examples that print without showing the output, and why that is right. */
+const UNSHOWN: Record<string, string> = {
+  '## Many guests, stable MACs': 'its comments say what it prints in words; test/readme.manager.test.ts checks them',
+  '### QEMU, passt, vde_plug and WebSocket relays: `macslot switch`': 'a server: it logs what its peers and uplink do',
+};
+
 /** Programs an example needs beyond Node: it skips locally when one is missing, and fails under CI=true. */
 const NEEDS: readonly { pattern: RegExp; program: string }[] = [{ pattern: /kind: 'passt'|spawnPasst/, program: 'passt' }];
 
@@ -108,6 +114,11 @@ describe('README', () => {
     const first = blocks().slice(0, 2);
     expect(first[0]?.code.trim()).toBe('npm i macslot');
     expect(first[1]?.lang).toBe('ts');
+  });
+
+  it('shows what every example prints, next to it', () => {
+    const prints = runnable.filter((e) => e.expected === undefined && e.files.some((f) => /console\.log\(/.test(f.code)));
+    expect(prints.filter((e) => UNSHOWN[e.heading] === undefined).map(label)).toEqual([]);
   });
 
   it('states the Node versions the package declares and CI tests', () => {
