@@ -14,7 +14,10 @@ describe('generation', () => {
       for (let i = 0; i < 800_000; i += 8) {
         const n = 0x0200_0000_0000 + i;
         held.add(n);
-        const text = n.toString(16).padStart(12, '0').replace(/(..)(?!$)/g, '$1:');
+        const text = n
+          .toString(16)
+          .padStart(12, '0')
+          .replace(/(..)(?!$)/g, '$1:');
         d.records[text] = { ...record };
       }
     });
@@ -42,13 +45,19 @@ describe('generation', () => {
     const m = new MacManager({ nics: new Nic({ primary: '00:14:4f:00:00:00' }), block: { base: '02:08:20:00:00:00', count: 16 } });
     expect(await m.generate(16, { policy: 'block' })).toHaveLength(16);
     for (const order of ['next', 'random'] as const) {
-      const err = await m.generate(17, { policy: 'block', order }).then(() => undefined, (e: unknown) => e);
+      const err = await m.generate(17, { policy: 'block', order }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       expect(err).toBeInstanceOf(MacslotError);
       expect((err as MacslotError).code).toBe('BLOCK_EXHAUSTED');
       expect((err as MacslotError).message).toContain('02:08:20:00:00:00..02:08:20:00:00:0f (16 MACs)');
     }
     await m.allocateMany(Array.from({ length: 16 }, (_, i) => ({ guest: 'g', iface: String(i), policy: 'block' as const })));
-    const err = await m.allocate({ guest: 'h', policy: 'block' }).then(() => undefined, (e: unknown) => e);
+    const err = await m.allocate({ guest: 'h', policy: 'block' }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect((err as MacslotError).code).toBe('BLOCK_EXHAUSTED');
   });
 

@@ -10,13 +10,25 @@ const IFACES = ['0', '1'];
 const NEIGHBOURS = ['02:00:00:00:00:03', '00:1b:21:00:00:01'];
 const FACTORY: Record<string, string[]> = { a: ['00:14:4f:00:00:01', '00:14:4f:00:00:02', '00:14:4f:00:00:03'], b: ['00:14:4f:00:01:01'] };
 const PRIMARY: Record<string, string> = { a: '00:14:4f:00:00:00', b: '00:14:4f:00:01:00' };
-const FIXED = ['02:00:00:00:00:01', '02:00:00:00:00:03', '02:00:00:00:00:42', '00:14:4f:00:00:02', '00:1b:21:00:00:01', '02:00:00:00:00:07'];
+const FIXED = [
+  '02:00:00:00:00:01',
+  '02:00:00:00:00:03',
+  '02:00:00:00:00:42',
+  '00:14:4f:00:00:02',
+  '00:1b:21:00:00:01',
+  '02:00:00:00:00:07',
+];
 const MAX_MACS = 2;
 const SHARE = 0.5;
 // Hardware slots per NIC are max(factory slots, unicast entries); the share allows at least one.
 const LIMIT: Record<string, number> = { a: Math.max(1, Math.floor(SHARE * 4)), b: Math.max(1, Math.floor(SHARE * 2)) };
 
-interface Held { mac: string; guest: string; nic: string; expires: number | undefined }
+interface Held {
+  mac: string;
+  guest: string;
+  nic: string;
+  expires: number | undefined;
+}
 interface Model {
   now: number;
   leases: Map<string, Held>; // identity → lease
@@ -38,7 +50,15 @@ function build(r: Real | undefined, store: MemoryStore, clock: FakeTime): MacMan
     a: new Nic({ primary: PRIMARY.a!, factory: FACTORY.a!, unicastEntries: 4 }),
     b: new Nic({ primary: PRIMARY.b!, factory: FACTORY.b!, unicastEntries: 2 }),
   };
-  return new MacManager({ nics, store, clock: clock.clock, setTimer: clock.setTimer, neighbours: NEIGHBOURS, quota: { maxMacs: MAX_MACS, hardwareShare: SHARE }, block: { base: '02:00:00:00:00:01', count: 10 } });
+  return new MacManager({
+    nics,
+    store,
+    clock: clock.clock,
+    setTimer: clock.setTimer,
+    neighbours: NEIGHBOURS,
+    quota: { maxMacs: MAX_MACS, hardwareShare: SHARE },
+    block: { base: '02:00:00:00:00:01', count: 10 },
+  });
 }
 
 async function outcome<T>(p: Promise<T>): Promise<{ code?: string; value?: T }> {
@@ -55,10 +75,12 @@ function heldBy(m: Model, mac: string): string | undefined {
   return m.direct.find((d) => d.mac === mac) ? 'direct' : undefined;
 }
 const count = (m: Model, guest: string, nic?: string): number =>
-  [...m.leases.values()].filter((l) => l.guest === guest && (nic === undefined || l.nic === nic)).length + m.direct.filter((d) => d.guest === guest && (nic === undefined || d.nic === nic)).length;
+  [...m.leases.values()].filter((l) => l.guest === guest && (nic === undefined || l.nic === nic)).length +
+  m.direct.filter((d) => d.guest === guest && (nic === undefined || d.nic === nic)).length;
 const hardware = (mac: string): boolean => Object.values(FACTORY).flat().includes(mac) || Object.values(PRIMARY).includes(mac);
 /** Another identity's unexpired record keeps the MAC from this one. */
-const rememberedByOther = (m: Model, mac: string, me: string): boolean => [...m.remembered].some(([k, r]) => k !== me && r.mac === mac && (r.expires === undefined || r.expires > m.now));
+const rememberedByOther = (m: Model, mac: string, me: string): boolean =>
+  [...m.remembered].some(([k, r]) => k !== me && r.mac === mac && (r.expires === undefined || r.expires > m.now));
 
 async function invariants(m: Model, r: Real): Promise<void> {
   // A transaction records direct reservations and reports those the store gives to someone else.
@@ -75,11 +97,16 @@ async function invariants(m: Model, r: Real): Promise<void> {
     const times = active.filter((a) => a === mac).length;
     if (times > 1) {
       expect(reported, `${mac} is held twice`).toContain(mac);
-      expect(m.direct.some((d) => d.mac === mac), `${mac} is held twice without a direct reservation`).toBe(true);
+      expect(
+        m.direct.some((d) => d.mac === mac),
+        `${mac} is held twice without a direct reservation`,
+      ).toBe(true);
     }
   }
   // The manager's leases are exactly the model's.
-  expect(new Map(leases.map((l) => [id(l.guest, l.nic, l.iface), l.mac.toString()]))).toEqual(new Map([...m.leases].map(([k, l]) => [k, l.mac])));
+  expect(new Map(leases.map((l) => [id(l.guest, l.nic, l.iface), l.mac.toString()]))).toEqual(
+    new Map([...m.leases].map(([k, l]) => [k, l.mac])),
+  );
   // Usage (leases plus direct reservations) matches, and leases alone never exceed a quota.
   for (const g of GUESTS) {
     expect(r.manager.usage(g).macs).toBe(count(m, g));
@@ -87,7 +114,13 @@ async function invariants(m: Model, r: Real): Promise<void> {
   }
   // Persistence: every lease is in the store under its identity and this session.
   const data = await r.store.read();
-  for (const l of leases) expect(data.records[l.mac.toString()], l.mac.toString()).toMatchObject({ guest: l.guest, nic: l.nic, iface: l.iface, holder: r.manager.session });
+  for (const l of leases)
+    expect(data.records[l.mac.toString()], l.mac.toString()).toMatchObject({
+      guest: l.guest,
+      nic: l.nic,
+      iface: l.iface,
+      holder: r.manager.session,
+    });
   for (const [k, rem] of m.remembered) {
     const rec = data.records[rem.mac];
     expect(rec === undefined ? undefined : id(rec.guest, rec.nic, rec.iface), `${k} remembers ${rem.mac}`).toBe(k);
@@ -97,12 +130,28 @@ async function invariants(m: Model, r: Real): Promise<void> {
 type Cmd = fc.AsyncCommand<Model, Real>;
 
 class Allocate implements Cmd {
-  constructor(readonly guest: string, readonly nic: string, readonly iface: string, readonly policy: AllocationPolicy, readonly mac: string, readonly ttl: number | undefined) {}
-  check(): boolean { return true; }
+  constructor(
+    readonly guest: string,
+    readonly nic: string,
+    readonly iface: string,
+    readonly policy: AllocationPolicy,
+    readonly mac: string,
+    readonly ttl: number | undefined,
+  ) {}
+  check(): boolean {
+    return true;
+  }
   async run(m: Model, r: Real): Promise<void> {
     const k = id(this.guest, this.nic, this.iface);
     expireSweep(m);
-    const req = { guest: this.guest, nic: this.nic, iface: this.iface, policy: this.policy, ...(this.policy === 'fixed' ? { mac: this.mac } : {}), ...(this.ttl === undefined ? {} : { ttlMs: this.ttl }) };
+    const req = {
+      guest: this.guest,
+      nic: this.nic,
+      iface: this.iface,
+      policy: this.policy,
+      ...(this.policy === 'fixed' ? { mac: this.mac } : {}),
+      ...(this.ttl === undefined ? {} : { ttlMs: this.ttl }),
+    };
     const o = await outcome(r.manager.allocate(req));
     const held = m.leases.get(k);
     if (held !== undefined) {
@@ -143,12 +192,21 @@ class Allocate implements Cmd {
     m.remembered.set(k, { mac, expires });
     m.displaced.delete(k);
   }
-  toString(): string { return `allocate(${this.guest}, ${this.nic}/${this.iface}, ${this.policy}${this.policy === 'fixed' ? ` ${this.mac}` : ''}${this.ttl === undefined ? '' : `, ttl ${this.ttl}`})`; }
+  toString(): string {
+    return `allocate(${this.guest}, ${this.nic}/${this.iface}, ${this.policy}${this.policy === 'fixed' ? ` ${this.mac}` : ''}${this.ttl === undefined ? '' : `, ttl ${this.ttl}`})`;
+  }
 }
 
 class Release implements Cmd {
-  constructor(readonly guest: string, readonly nic: string, readonly iface: string, readonly forget: boolean) {}
-  check(): boolean { return true; }
+  constructor(
+    readonly guest: string,
+    readonly nic: string,
+    readonly iface: string,
+    readonly forget: boolean,
+  ) {}
+  check(): boolean {
+    return true;
+  }
   async run(m: Model, r: Real): Promise<void> {
     const k = id(this.guest, this.nic, this.iface);
     const o = await outcome(r.manager.release({ guest: this.guest, nic: this.nic, iface: this.iface }, { forget: this.forget }));
@@ -164,12 +222,20 @@ class Release implements Cmd {
       m.displaced.delete(k);
     }
   }
-  toString(): string { return `release(${this.guest}, ${this.nic}/${this.iface}${this.forget ? ', forget' : ''})`; }
+  toString(): string {
+    return `release(${this.guest}, ${this.nic}/${this.iface}${this.forget ? ', forget' : ''})`;
+  }
 }
 
 class Direct implements Cmd {
-  constructor(readonly guest: string, readonly nic: string, readonly mac: string) {}
-  check(): boolean { return true; }
+  constructor(
+    readonly guest: string,
+    readonly nic: string,
+    readonly mac: string,
+  ) {}
+  check(): boolean {
+    return true;
+  }
   async run(m: Model, r: Real): Promise<void> {
     const nic = r.manager.nic(this.nic);
     const client = nic.client(this.guest) ?? nic.openClient(this.guest);
@@ -177,28 +243,42 @@ class Direct implements Cmd {
       const res = client.addressAdd(this.mac);
       m.direct.push({ guest: this.guest, nic: this.nic, slot: res.slot, mac: this.mac });
       // A lapsed record is free, so the direct reservation replaces it at the next transaction.
-      for (const [k, rr] of m.remembered) if (rr.mac === this.mac && rr.expires !== undefined && rr.expires <= m.now) displace(m, k, rr.mac);
+      for (const [k, rr] of m.remembered)
+        if (rr.mac === this.mac && rr.expires !== undefined && rr.expires <= m.now) displace(m, k, rr.mac);
     } catch (err) {
       // The NIC refuses a MAC active on itself; any other NIC or the store does not bind a direct reservation.
       expect((err as MacslotError).code).toBe('MAC_IN_USE');
-      expect(r.manager.nic(this.nic).slots().some((s) => s.mac.toString() === this.mac && (s.reserved || s.slot === 0))).toBe(true);
+      expect(
+        r.manager
+          .nic(this.nic)
+          .slots()
+          .some((s) => s.mac.toString() === this.mac && (s.reserved || s.slot === 0)),
+      ).toBe(true);
     }
   }
-  toString(): string { return `direct(${this.guest}, ${this.nic}, ${this.mac})`; }
+  toString(): string {
+    return `direct(${this.guest}, ${this.nic}, ${this.mac})`;
+  }
 }
 
 class DirectRelease implements Cmd {
-  check(m: Readonly<Model>): boolean { return m.direct.length > 0; }
+  check(m: Readonly<Model>): boolean {
+    return m.direct.length > 0;
+  }
   async run(m: Model, r: Real): Promise<void> {
     const d = m.direct.shift()!;
     r.manager.nic(d.nic).client(d.guest)!.addressRemove(d.slot);
   }
-  toString(): string { return 'directRelease()'; }
+  toString(): string {
+    return 'directRelease()';
+  }
 }
 
 class Tick implements Cmd {
   constructor(readonly ms: number) {}
-  check(): boolean { return true; }
+  check(): boolean {
+    return true;
+  }
   async run(m: Model, r: Real): Promise<void> {
     m.now += this.ms;
     // Leases lapse on their own as time passes: no MAC of a lapsed lease stays on a NIC at any instant.
@@ -206,7 +286,8 @@ class Tick implements Cmd {
       for (const n of NICS) {
         for (const s of r.manager.nic(n).slots()) {
           const l = [...m.leases.values()].find((x) => x.mac === s.mac.toString() && x.nic === n);
-          if (s.reserved && l?.expires !== undefined) expect(l.expires > r.clock.now, `${l.mac} is on ${n} after its lease lapsed`).toBe(true);
+          if (s.reserved && l?.expires !== undefined)
+            expect(l.expires > r.clock.now, `${l.mac} is on ${n} after its lease lapsed`).toBe(true);
         }
       }
     });
@@ -216,7 +297,9 @@ class Tick implements Cmd {
     expireSweep(m);
     expect(new Set(swept.map((l) => id(l.guest, l.nic, l.iface)))).toEqual(new Set([...before].filter((k) => !m.leases.has(k))));
   }
-  toString(): string { return `tick(${this.ms})`; }
+  toString(): string {
+    return `tick(${this.ms})`;
+  }
 }
 
 /** What a failed migration must leave as it was: every NIC's slots and groups, the leases, and the store. */
@@ -232,8 +315,13 @@ async function snapshot(r: Real): Promise<unknown> {
 let migrated = 0;
 
 class Migrate implements Cmd {
-  constructor(readonly guest: string, readonly nic: string) {}
-  check(): boolean { return true; }
+  constructor(
+    readonly guest: string,
+    readonly nic: string,
+  ) {}
+  check(): boolean {
+    return true;
+  }
   async run(m: Model, r: Real): Promise<void> {
     const before = await snapshot(r);
     const o = await outcome(r.manager.migrate(this.guest, this.nic));
@@ -257,16 +345,23 @@ class Migrate implements Cmd {
     for (const d of m.direct) {
       if (d.guest !== this.guest || d.nic === this.nic) continue;
       d.nic = this.nic;
-      d.slot = r.manager.nic(this.nic).slots().find((s) => s.reserved && s.mac.toString() === d.mac)!.slot;
+      d.slot = r.manager
+        .nic(this.nic)
+        .slots()
+        .find((s) => s.reserved && s.mac.toString() === d.mac)!.slot;
     }
     expect(o.value!.map((l) => l.mac.toString()).sort()).toEqual(moved.sort());
     if (moved.length > 0) migrated++;
   }
-  toString(): string { return `migrate(${this.guest}, ${this.nic})`; }
+  toString(): string {
+    return `migrate(${this.guest}, ${this.nic})`;
+  }
 }
 
 class Restart implements Cmd {
-  check(): boolean { return true; }
+  check(): boolean {
+    return true;
+  }
   async run(m: Model, r: Real): Promise<void> {
     await r.manager.close();
     r.manager = build(r, r.store, r.clock);
@@ -274,13 +369,16 @@ class Restart implements Cmd {
     m.leases.clear();
     m.direct = [];
   }
-  toString(): string { return 'restart()'; }
+  toString(): string {
+    return 'restart()';
+  }
 }
 
 /** At the start of every transaction leases whose TTL passed are dropped, and a lapsed record a guest holds directly becomes that guest's. */
 function expireSweep(m: Model): void {
   for (const [k, l] of m.leases) if (l.expires !== undefined && l.expires <= m.now) m.leases.delete(k);
-  for (const [k, rr] of m.remembered) if (rr.expires !== undefined && rr.expires <= m.now && m.direct.some((d) => d.mac === rr.mac)) displace(m, k, rr.mac);
+  for (const [k, rr] of m.remembered)
+    if (rr.expires !== undefined && rr.expires <= m.now && m.direct.some((d) => d.mac === rr.mac)) displace(m, k, rr.mac);
 }
 
 /** Another identity took `mac` from identity `k`: the store remembers that `k` lost it. */
@@ -302,7 +400,14 @@ function checked(c: Cmd): Cmd {
 }
 
 const allocate = fc
-  .tuple(fc.constantFrom(...GUESTS), fc.constantFrom(...NICS), fc.constantFrom(...IFACES), fc.constantFrom<AllocationPolicy>('factory', 'random', 'block', 'fixed', 'auto'), fc.constantFrom(...FIXED), fc.option(fc.constantFrom(50, 200), { nil: undefined }))
+  .tuple(
+    fc.constantFrom(...GUESTS),
+    fc.constantFrom(...NICS),
+    fc.constantFrom(...IFACES),
+    fc.constantFrom<AllocationPolicy>('factory', 'random', 'block', 'fixed', 'auto'),
+    fc.constantFrom(...FIXED),
+    fc.option(fc.constantFrom(50, 200), { nil: undefined }),
+  )
   .map(([g, n, i, p, mac, ttl]) => new Allocate(g, n, i, p, mac, ttl));
 
 // Allocation is listed three times so sequences reach quotas and exhaustion, not only releases.
@@ -310,8 +415,16 @@ const commands = [
   allocate,
   allocate,
   allocate,
-  fc.tuple(fc.constantFrom(...GUESTS), fc.constantFrom(...NICS), fc.constantFrom(...IFACES), fc.boolean()).map(([g, n, i, f]) => new Release(g, n, i, f)),
-  fc.tuple(fc.constantFrom(...GUESTS), fc.constantFrom(...NICS), fc.constantFrom('02:00:00:00:00:05', '02:00:00:00:00:09', '02:00:00:00:0d:01')).map(([g, n, mac]) => new Direct(g, n, mac)),
+  fc
+    .tuple(fc.constantFrom(...GUESTS), fc.constantFrom(...NICS), fc.constantFrom(...IFACES), fc.boolean())
+    .map(([g, n, i, f]) => new Release(g, n, i, f)),
+  fc
+    .tuple(
+      fc.constantFrom(...GUESTS),
+      fc.constantFrom(...NICS),
+      fc.constantFrom('02:00:00:00:00:05', '02:00:00:00:00:09', '02:00:00:00:0d:01'),
+    )
+    .map(([g, n, mac]) => new Direct(g, n, mac)),
   fc.constant(new DirectRelease()),
   fc.constantFrom(30, 120).map((ms) => new Tick(ms)),
   fc.constant(new Restart()),
@@ -321,20 +434,26 @@ const commands = [
 describe('MAC manager model', () => {
   it('keeps MACs unique, quotas respected and the store in step across random command sequences', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.commands(commands.map((a) => a.map(checked)), { maxCommands: 60, size: 'max' }), async (cmds) => {
-        const store = new MemoryStore();
-        const clock = new FakeTime(1_000);
-        const real: Real = { store, clock, manager: build(undefined, store, clock) };
-        const model: Model = { now: 1_000, leases: new Map(), direct: [], remembered: new Map(), displaced: new Map() };
-        await fc.asyncModelRun(() => ({ model, real }), cmds);
-      }),
+      fc.asyncProperty(
+        fc.commands(
+          commands.map((a) => a.map(checked)),
+          { maxCommands: 60, size: 'max' },
+        ),
+        async (cmds) => {
+          const store = new MemoryStore();
+          const clock = new FakeTime(1_000);
+          const real: Real = { store, clock, manager: build(undefined, store, clock) };
+          const model: Model = { now: 1_000, leases: new Map(), direct: [], remembered: new Map(), displaced: new Map() };
+          await fc.asyncModelRun(() => ({ model, real }), cmds);
+        },
+      ),
       { numRuns: 150 },
     );
     // Migrations that moved something were among the runs, so their checks ran.
     expect(migrated).toBeGreaterThan(5);
   }, 60_000);
 
-  it('catches a manager that forgets its store: a fresh store per session loses the identity\'s MAC', async () => {
+  it("catches a manager that forgets its store: a fresh store per session loses the identity's MAC", async () => {
     // The model's persistence check must be able to fail: with a new store per session the restored MAC differs or is not marked restored.
     const clock = new FakeTime(0);
     const first = build(undefined, new MemoryStore(), clock);

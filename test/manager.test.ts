@@ -25,7 +25,8 @@ import {
 import { FileStore } from 'macslot/node';
 import { FakeTime } from './support/fake-time.js';
 
-const nicA = (extra: Partial<ConstructorParameters<typeof Nic>[0]> = {}): Nic => new Nic({ primary: '00:14:4f:00:00:00', factory: { base: '00:14:4f:00:00:01', count: 4 }, ...extra });
+const nicA = (extra: Partial<ConstructorParameters<typeof Nic>[0]> = {}): Nic =>
+  new Nic({ primary: '00:14:4f:00:00:00', factory: { base: '00:14:4f:00:00:01', count: 4 }, ...extra });
 const nicB = (): Nic => new Nic({ primary: '00:14:4f:00:01:00', factory: { base: '00:14:4f:00:01:01', count: 2 } });
 
 async function codeOf(p: Promise<unknown> | (() => unknown)): Promise<string | undefined> {
@@ -49,21 +50,84 @@ async function messageOf(p: Promise<unknown>): Promise<string> {
 
 // The 64 published SipHash-2-4 vectors: key 00..0f, message 00..(n-1), output as little-endian bytes.
 const SIP_VECTORS = [
-  '310e0edd47db6f72', 'fd67dc93c539f874', '5a4fa9d909806c0d', '2d7efbd796666785', 'b7877127e09427cf', '8da699cd64557618', 'cee3fe586e46c9cb', '37d1018bf50002ab',
-  '6224939a79f5f593', 'b0e4a90bdf82009e', 'f3b9dd94c5bb5d7a', 'a7ad6b22462fb3f4', 'fbe50e86bc8f1e75', '903d84c02756ea14', 'eef27a8e90ca23f7', 'e545be4961ca29a1',
-  'db9bc2577fcc2a3f', '9447be2cf5e99a69', '9cd38d96f0b3c14b', 'bd6179a71dc96dbb', '98eea21af25cd6be', 'c7673b2eb0cbf2d0', '883ea3e395675393', 'c8ce5ccd8c030ca8',
-  '94af49f6c650adb8', 'eab8858ade92e1bc', 'f315bb5bb835d817', 'adcf6b0763612e2f', 'a5c91da7acaa4dde', '716595876650a2a6', '28ef495c53a387ad', '42c341d8fa92d832',
-  'ce7cf2722f512771', 'e37859f94623f3a7', '381205bb1ab0e012', 'ae97a10fd434e015', 'b4a31508beff4d31', '81396229f0907902', '4d0cf49ee5d4dcca', '5c73336a76d8bf9a',
-  'd0a704536ba93e0e', '925958fcd6420cad', 'a915c29bc8067318', '952b79f3bc0aa6d4', 'f21df2e41d4535f9', '87577519048f53a9', '10a56cf5dfcd9adb', 'eb75095ccd986cd0',
-  '51a9cb9ecba312e6', '96afadfc2ce666c7', '72fe52975a4364ee', '5a1645b276d592a1', 'b274cb8ebf87870a', '6f9bb4203de7b381', 'eaecb2a30b22a87f', '9924a43cc1315724',
-  'bd838d3aafbf8db7', '0b1a2a3265d51aea', '135079a3231ce660', '932b2846e4d70666', 'e1915f5cb1eca46c', 'f325965ca16d629f', '575ff28e60381be5', '724506eb4c328a95',
+  '310e0edd47db6f72',
+  'fd67dc93c539f874',
+  '5a4fa9d909806c0d',
+  '2d7efbd796666785',
+  'b7877127e09427cf',
+  '8da699cd64557618',
+  'cee3fe586e46c9cb',
+  '37d1018bf50002ab',
+  '6224939a79f5f593',
+  'b0e4a90bdf82009e',
+  'f3b9dd94c5bb5d7a',
+  'a7ad6b22462fb3f4',
+  'fbe50e86bc8f1e75',
+  '903d84c02756ea14',
+  'eef27a8e90ca23f7',
+  'e545be4961ca29a1',
+  'db9bc2577fcc2a3f',
+  '9447be2cf5e99a69',
+  '9cd38d96f0b3c14b',
+  'bd6179a71dc96dbb',
+  '98eea21af25cd6be',
+  'c7673b2eb0cbf2d0',
+  '883ea3e395675393',
+  'c8ce5ccd8c030ca8',
+  '94af49f6c650adb8',
+  'eab8858ade92e1bc',
+  'f315bb5bb835d817',
+  'adcf6b0763612e2f',
+  'a5c91da7acaa4dde',
+  '716595876650a2a6',
+  '28ef495c53a387ad',
+  '42c341d8fa92d832',
+  'ce7cf2722f512771',
+  'e37859f94623f3a7',
+  '381205bb1ab0e012',
+  'ae97a10fd434e015',
+  'b4a31508beff4d31',
+  '81396229f0907902',
+  '4d0cf49ee5d4dcca',
+  '5c73336a76d8bf9a',
+  'd0a704536ba93e0e',
+  '925958fcd6420cad',
+  'a915c29bc8067318',
+  '952b79f3bc0aa6d4',
+  'f21df2e41d4535f9',
+  '87577519048f53a9',
+  '10a56cf5dfcd9adb',
+  'eb75095ccd986cd0',
+  '51a9cb9ecba312e6',
+  '96afadfc2ce666c7',
+  '72fe52975a4364ee',
+  '5a1645b276d592a1',
+  'b274cb8ebf87870a',
+  '6f9bb4203de7b381',
+  'eaecb2a30b22a87f',
+  '9924a43cc1315724',
+  'bd838d3aafbf8db7',
+  '0b1a2a3265d51aea',
+  '135079a3231ce660',
+  '932b2846e4d70666',
+  'e1915f5cb1eca46c',
+  'f325965ca16d629f',
+  '575ff28e60381be5',
+  '724506eb4c328a95',
 ];
 const hex = (b: Uint8Array): string => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
 
 describe('SipHash-2-4', () => {
   it('matches all 64 published vectors (every message length 0..63, so every tail length)', () => {
     const key = Uint8Array.from({ length: 16 }, (_, i) => i);
-    const got = SIP_VECTORS.map((_, n) => hex(sipHash24(key, Uint8Array.from({ length: n }, (_, i) => i))));
+    const got = SIP_VECTORS.map((_, n) =>
+      hex(
+        sipHash24(
+          key,
+          Uint8Array.from({ length: n }, (_, i) => i),
+        ),
+      ),
+    );
     expect(got).toEqual(SIP_VECTORS);
   });
 
@@ -103,7 +167,10 @@ describe('derived MACs', () => {
 
 describe('policies', () => {
   it('record which policy produced each MAC, auto going factory → block → random', async () => {
-    const m = new MacManager({ nics: { eth0: new Nic({ primary: '00:14:4f:00:00:00', factory: ['00:14:4f:00:00:01'] }) }, block: '02:08:20:00:00:00/40' });
+    const m = new MacManager({
+      nics: { eth0: new Nic({ primary: '00:14:4f:00:00:00', factory: ['00:14:4f:00:00:01'] }) },
+      block: '02:08:20:00:00:00/40',
+    });
     const f = await m.allocate({ guest: 'a', policy: 'factory' });
     expect([f.policy, f.mac.toString(), f.slot]).toEqual(['factory', '00:14:4f:00:00:01', 1]);
     const b = await m.allocate({ guest: 'b', policy: 'auto' });
@@ -153,7 +220,10 @@ describe('policies', () => {
     ['the primary client as guest', { guest: 'primary' }, 'INVALID_ARGUMENT', '"primary"'],
   ])('rejects %s', async (_, req, code, shown) => {
     const m = new MacManager({ nics: nicA() });
-    const err = await m.allocate(req as never).then(() => undefined, (e: unknown) => e);
+    const err = await m.allocate(req as never).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(MacslotError);
     expect((err as MacslotError).code).toBe(code);
     expect((err as MacslotError).message).toContain(shown);
@@ -161,7 +231,13 @@ describe('policies', () => {
 
   it.each([
     ['no NICs', { nics: [] }],
-    ['a NIC listed twice', (() => { const n = nicA(); return { nics: [n, n] }; })()],
+    [
+      'a NIC listed twice',
+      (() => {
+        const n = nicA();
+        return { nics: [n, n] };
+      })(),
+    ],
     ['a bad quota', { nics: nicA(), quota: { hardwareShare: 1.5 } }],
     ['a bad block', { nics: nicA(), block: '03:00:00/24' }],
     ['a short binary secret', { nics: nicA(), secret: new Uint8Array(4) }],
@@ -174,13 +250,19 @@ describe('no collisions', () => {
   it('across NICs: a MAC active on one NIC is MAC_IN_USE on another, factory MACs included', async () => {
     const m = new MacManager({ nics: { a: nicA(), b: nicB() } });
     await m.allocate({ guest: 'g1', nic: 'a', policy: 'fixed', mac: '02:00:00:00:00:01' });
-    expect(await messageOf(m.allocate({ guest: 'g2', nic: 'b', policy: 'fixed', mac: '02:00:00:00:00:01' }))).toMatch(/MAC_IN_USE: 02:00:00:00:00:01 is active on a slot \d+ \(client "g1"\)/);
+    expect(await messageOf(m.allocate({ guest: 'g2', nic: 'b', policy: 'fixed', mac: '02:00:00:00:00:01' }))).toMatch(
+      /MAC_IN_USE: 02:00:00:00:00:01 is active on a slot \d+ \(client "g1"\)/,
+    );
     expect(await codeOf(m.allocate({ guest: 'g2', nic: 'b', policy: 'fixed', mac: '00:14:4f:00:00:03' }))).toBe('MAC_IN_USE');
     expect(await codeOf(m.allocate({ guest: 'g2', nic: 'b', policy: 'fixed', mac: '00:14:4f:00:00:00' }))).toBe('MAC_IN_USE');
   });
 
   it('against known neighbours, for fixed MACs, factory slots and generated ones', async () => {
-    const m = new MacManager({ nics: nicA(), neighbours: ['02:00:00:00:00:07', '00:14:4f:00:00:01'], block: { base: '02:00:00:00:00:06', count: 3 } });
+    const m = new MacManager({
+      nics: nicA(),
+      neighbours: ['02:00:00:00:00:07', '00:14:4f:00:00:01'],
+      block: { base: '02:00:00:00:00:06', count: 3 },
+    });
     expect(await messageOf(m.allocate({ guest: 'g', policy: 'fixed', mac: '02:00:00:00:00:07' }))).toContain('neighbour');
     expect((await m.allocate({ guest: 'g', iface: 'f', policy: 'factory' })).mac.toString()).toBe('00:14:4f:00:00:02');
     const macs = [];
@@ -209,13 +291,15 @@ describe('quotas', () => {
     const m = new MacManager({ nics: { a: nicA(), b: nicB() }, quota: { maxMacs: 2 } });
     await m.allocate({ guest: 'g', nic: 'a', iface: '0' });
     await m.allocate({ guest: 'g', nic: 'b', iface: '0' });
-    expect(await messageOf(m.allocate({ guest: 'g', nic: 'a', iface: '1' }))).toBe('QUOTA_EXCEEDED: guest "g" holds 2 MACs and its quota is 2');
+    expect(await messageOf(m.allocate({ guest: 'g', nic: 'a', iface: '1' }))).toBe(
+      'QUOTA_EXCEEDED: guest "g" holds 2 MACs and its quota is 2',
+    );
     expect(await codeOf(m.allocate({ guest: 'h', nic: 'a' }))).toBeUndefined();
     m.setQuota('g', { maxMacs: 3 });
     expect(await codeOf(m.allocate({ guest: 'g', nic: 'a', iface: '1' }))).toBeUndefined();
   });
 
-  it('limit a guest to its share of a NIC\'s hardware slots', async () => {
+  it("limit a guest to its share of a NIC's hardware slots", async () => {
     const m = new MacManager({ nics: nicA(), quota: { hardwareShare: 0.5 } });
     await m.allocate({ guest: 'g', iface: '0', policy: 'factory' });
     await m.allocate({ guest: 'g', iface: '1', policy: 'random' });
@@ -293,7 +377,9 @@ describe('persistence', () => {
     const l = await m1.allocate({ guest: 'vm', policy: 'random' });
     await m1.close();
     const m2 = new MacManager({ nics: nicA(), store, neighbours: [l.mac] });
-    expect(await messageOf(m2.allocate({ guest: 'vm' }))).toBe(`MAC_IN_USE: the remembered MAC ${l.mac} of guest "vm" interface "0" on nic0 is a known neighbour on the network; pass onConflict: "reallocate" to get a new one`);
+    expect(await messageOf(m2.allocate({ guest: 'vm' }))).toBe(
+      `MAC_IN_USE: the remembered MAC ${l.mac} of guest "vm" interface "0" on nic0 is a known neighbour on the network; pass onConflict: "reallocate" to get a new one`,
+    );
     const r = await m2.allocate({ guest: 'vm', onConflict: 'reallocate' });
     expect(r.mac.equals(l.mac)).toBe(false);
     expect(r.previous?.toString()).toBe(l.mac.toString());
@@ -328,8 +414,21 @@ describe('persistence', () => {
   it('rolls back every NIC change of a batch that fails', async () => {
     const m = new MacManager({ nics: nicA(), quota: { maxMacs: 2 } });
     const before = m.nic('nic0').slots().length;
-    expect(await codeOf(m.allocateMany([{ guest: 'g', iface: '0' }, { guest: 'g', iface: '1' }, { guest: 'g', iface: '2' }]))).toBe('QUOTA_EXCEEDED');
-    expect(m.nic('nic0').slots().filter((s) => s.slot > 0 && s.reserved).length).toBe(0);
+    expect(
+      await codeOf(
+        m.allocateMany([
+          { guest: 'g', iface: '0' },
+          { guest: 'g', iface: '1' },
+          { guest: 'g', iface: '2' },
+        ]),
+      ),
+    ).toBe('QUOTA_EXCEEDED');
+    expect(
+      m
+        .nic('nic0')
+        .slots()
+        .filter((s) => s.slot > 0 && s.reserved).length,
+    ).toBe(0);
     expect(m.nic('nic0').slots().length).toBe(before);
     expect(m.leases()).toEqual([]);
     expect((await m.store.read()).records).toEqual({});
@@ -337,7 +436,14 @@ describe('persistence', () => {
 
   it('a store commit that fails leaves the NIC as it was', async () => {
     const inner = new MemoryStore();
-    const failing = { location: 'test:failing', read: () => inner.read(), transact: async <T>(fn: (d: StoreData) => T): Promise<T> => { await inner.transact((d) => fn(structuredClone(d))); throw new MacslotError('STORE_IO', 'disk full'); } };
+    const failing = {
+      location: 'test:failing',
+      read: () => inner.read(),
+      transact: async <T>(fn: (d: StoreData) => T): Promise<T> => {
+        await inner.transact((d) => fn(structuredClone(d)));
+        throw new MacslotError('STORE_IO', 'disk full');
+      },
+    };
     const m = new MacManager({ nics: nicA(), store: failing });
     expect(await codeOf(m.allocate({ guest: 'g', policy: 'factory' }))).toBe('STORE_IO');
     expect(m.nic('nic0').addressSupport().availableSlots).toBe(4);
@@ -356,7 +462,11 @@ describe('store transactions', () => {
     expires: fc.constantFrom<number | null>(null, 5),
     updated: fc.integer({ min: 0, max: 9 }),
   });
-  type Edit = { op: 'put'; key: string; rec: MacRecord } | { op: 'field'; key: string; holder: string | null } | { op: 'delete'; key: string } | { op: 'throw' };
+  type Edit =
+    | { op: 'put'; key: string; rec: MacRecord }
+    | { op: 'field'; key: string; holder: string | null }
+    | { op: 'delete'; key: string }
+    | { op: 'throw' };
   const edit: fc.Arbitrary<Edit> = fc.oneof(
     fc.record({ op: fc.constant('put' as const), key: fc.constantFrom(...KEYS), rec: record }),
     fc.record({ op: fc.constant('field' as const), key: fc.constantFrom(...KEYS), holder: fc.constantFrom<string | null>(null, 's2') }),
@@ -367,50 +477,54 @@ describe('store transactions', () => {
   it.each([
     { name: 'MemoryStore', runs: 300 },
     { name: 'FileStore', runs: 60 },
-  ])('$name: every transaction leaves exactly the text of a plain copy of its edits, and a record kept afterwards cannot change the store', async ({ name, runs }) => {
-    const dir = mkdtempSync(join(tmpdir(), 'macslot-tx-'));
-    let n = 0;
-    await fc.assert(
-      fc.asyncProperty(fc.array(fc.array(edit, { maxLength: 4 }), { maxLength: 10 }), async (transactions) => {
-        const path = join(dir, `store-${n++}.json`);
-        const store = name === 'FileStore' ? new FileStore({ path }) : new MemoryStore();
-        // What the store holds as text: the file itself, or (in memory) a fresh store's serialization of what it reads.
-        const text = async (): Promise<string> => (name === 'FileStore' ? readFileSync(path, 'utf8') : serializeStoreData(await store.read()));
-        let model: StoreData = { version: 2, records: {} };
-        const kept: MacRecord[] = [];
-        for (const edits of transactions) {
-          const next: StoreData = structuredClone(model);
-          const apply = (data: StoreData, keep: boolean): void => {
-            for (const e of edits) {
-              if (e.op === 'throw') throw new Error('abandoned');
-              if (e.op === 'put') data.records[e.key] = { ...e.rec };
-              else if (e.op === 'delete') delete data.records[e.key];
-              else if (data.records[e.key] !== undefined) data.records[e.key]!.holder = e.holder;
+  ])(
+    '$name: every transaction leaves exactly the text of a plain copy of its edits, and a record kept afterwards cannot change the store',
+    async ({ name, runs }) => {
+      const dir = mkdtempSync(join(tmpdir(), 'macslot-tx-'));
+      let n = 0;
+      await fc.assert(
+        fc.asyncProperty(fc.array(fc.array(edit, { maxLength: 4 }), { maxLength: 10 }), async (transactions) => {
+          const path = join(dir, `store-${n++}.json`);
+          const store = name === 'FileStore' ? new FileStore({ path }) : new MemoryStore();
+          // What the store holds as text: the file itself, or (in memory) a fresh store's serialization of what it reads.
+          const text = async (): Promise<string> =>
+            name === 'FileStore' ? readFileSync(path, 'utf8') : serializeStoreData(await store.read());
+          let model: StoreData = { version: 2, records: {} };
+          const kept: MacRecord[] = [];
+          for (const edits of transactions) {
+            const next: StoreData = structuredClone(model);
+            const apply = (data: StoreData, keep: boolean): void => {
+              for (const e of edits) {
+                if (e.op === 'throw') throw new Error('abandoned');
+                if (e.op === 'put') data.records[e.key] = { ...e.rec };
+                else if (e.op === 'delete') delete data.records[e.key];
+                else if (data.records[e.key] !== undefined) data.records[e.key]!.holder = e.holder;
+              }
+              if (keep) for (const r of Object.values(data.records)) kept.push(r);
+            };
+            let threw = false;
+            try {
+              apply(next, false);
+            } catch {
+              threw = true;
             }
-            if (keep) for (const r of Object.values(data.records)) kept.push(r);
-          };
-          let threw = false;
-          try {
-            apply(next, false);
-          } catch {
-            threw = true;
+            await store.transact((data) => apply(data, true)).catch(() => undefined);
+            if (!threw) model = next;
+            // Edits made to records after their transaction ended must not reach the store.
+            for (const r of kept) r.guest = 'late';
+            kept.length = 0;
+            if (name === 'MemoryStore' || existsSync(path)) expect(await text()).toBe(serializeStoreData(model));
+            // A second store on the same text parses it afresh, so the two agree only if the text is right.
+            if (name === 'FileStore' && existsSync(path))
+              expect(serializeStoreData(await new FileStore({ path }).read())).toBe(serializeStoreData(model));
           }
-          await store.transact((data) => apply(data, true)).catch(() => undefined);
-          if (!threw) model = next;
-          // Edits made to records after their transaction ended must not reach the store.
-          for (const r of kept) r.guest = 'late';
-          kept.length = 0;
-          if (name === 'MemoryStore' || existsSync(path)) expect(await text()).toBe(serializeStoreData(model));
-          // A second store on the same text parses it afresh, so the two agree only if the text is right.
-          if (name === 'FileStore' && existsSync(path)) expect(serializeStoreData(await new FileStore({ path }).read())).toBe(serializeStoreData(model));
-        }
-      }),
-      { numRuns: runs, seed: 7 },
-    );
-    rmSync(dir, { recursive: true, force: true });
-  });
+        }),
+        { numRuns: runs, seed: 7 },
+      );
+      rmSync(dir, { recursive: true, force: true });
+    },
+  );
 });
-
 
 // ---- Every MAC the NIC accepts survives every store ----
 
@@ -486,43 +600,81 @@ describe('stores keep every MAC the NIC accepts', () => {
     },
   );
 
-  it.each(STORE_KINDS.map((k) => [k.name, k] as const))('%s: whatever the manager accepts, the store writes and reads back unchanged', async (_, kind) => {
-    const dir = mkdtempSync(join(tmpdir(), 'macslot-rt-'));
-    let n = 0;
-    // Names as the manager takes them: any non-empty string up to its limit, lone surrogates and quotes included.
-    const text = (max: number): fc.Arbitrary<string> => fc.string({ minLength: 1, maxLength: max, unit: 'binary' });
-    const request = fc.record({ guest: text(256).filter((g) => g !== 'primary'), iface: text(64), mac: acceptedMac, ttlMs: fc.option(fc.integer({ min: 1, max: 2 ** 40 }), { nil: undefined }) });
-    try {
-      await fc.assert(
-        fc.asyncProperty(fc.uniqueArray(request, { maxLength: 4, selector: (r) => r.mac.toString() }), text(64), async (requests, nicName) => {
-          const { store, reopen } = await kind.open(dir, n++);
-          const time = new FakeTime(1_000);
-          const m = new MacManager({ nics: { [nicName]: nicA() }, store, clock: time.clock, setTimer: time.setTimer });
-          const leases: Lease[] = [];
-          for (const r of requests) {
-            const o = await m.allocate({ guest: r.guest, iface: r.iface, policy: 'fixed', mac: r.mac, ...(r.ttlMs === undefined ? {} : { ttlMs: r.ttlMs }) }).catch((e: unknown) => e);
-            // Only a factory or primary MAC of the NIC, or an identity asked twice, is refused.
-            if (o instanceof MacslotError) expect(o.code).toBe('MAC_IN_USE');
-            else leases.push(o as Lease);
-          }
-          const written = await store.read();
-          const read = await (await reopen()).read();
-          expect(read).toEqual(written);
-          expect(serializeStoreData(read)).toBe(serializeStoreData(written));
-          for (const l of leases) {
-            expect(read.records[l.mac.toString()]).toEqual({ guest: l.guest, nic: nicName, iface: l.iface, policy: 'fixed', holder: m.session, expires: l.expires ?? null, updated: 1_000 });
-          }
-          // The text form alone round-trips too, displaced identities included.
-          const withDisplaced: StoreData = { ...written, displaced: leases.map((l, i) => ({ guest: l.guest, nic: `${nicName}${i}`, iface: l.iface, mac: l.mac.toString(), policy: 'random', updated: i })) };
-          if (leases.length === 0) delete withDisplaced.displaced;
-          expect(parseStoreData(serializeStoreData(withDisplaced), 'test')).toEqual(withDisplaced);
-        }),
-        { numRuns: kind.name === 'FileStore' ? 40 : 120, seed: 12 },
-      );
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
+  it.each(STORE_KINDS.map((k) => [k.name, k] as const))(
+    '%s: whatever the manager accepts, the store writes and reads back unchanged',
+    async (_, kind) => {
+      const dir = mkdtempSync(join(tmpdir(), 'macslot-rt-'));
+      let n = 0;
+      // Names as the manager takes them: any non-empty string up to its limit, lone surrogates and quotes included.
+      const text = (max: number): fc.Arbitrary<string> => fc.string({ minLength: 1, maxLength: max, unit: 'binary' });
+      const request = fc.record({
+        guest: text(256).filter((g) => g !== 'primary'),
+        iface: text(64),
+        mac: acceptedMac,
+        ttlMs: fc.option(fc.integer({ min: 1, max: 2 ** 40 }), { nil: undefined }),
+      });
+      try {
+        await fc.assert(
+          fc.asyncProperty(
+            fc.uniqueArray(request, { maxLength: 4, selector: (r) => r.mac.toString() }),
+            text(64),
+            async (requests, nicName) => {
+              const { store, reopen } = await kind.open(dir, n++);
+              const time = new FakeTime(1_000);
+              const m = new MacManager({ nics: { [nicName]: nicA() }, store, clock: time.clock, setTimer: time.setTimer });
+              const leases: Lease[] = [];
+              for (const r of requests) {
+                const o = await m
+                  .allocate({
+                    guest: r.guest,
+                    iface: r.iface,
+                    policy: 'fixed',
+                    mac: r.mac,
+                    ...(r.ttlMs === undefined ? {} : { ttlMs: r.ttlMs }),
+                  })
+                  .catch((e: unknown) => e);
+                // Only a factory or primary MAC of the NIC, or an identity asked twice, is refused.
+                if (o instanceof MacslotError) expect(o.code).toBe('MAC_IN_USE');
+                else leases.push(o as Lease);
+              }
+              const written = await store.read();
+              const read = await (await reopen()).read();
+              expect(read).toEqual(written);
+              expect(serializeStoreData(read)).toBe(serializeStoreData(written));
+              for (const l of leases) {
+                expect(read.records[l.mac.toString()]).toEqual({
+                  guest: l.guest,
+                  nic: nicName,
+                  iface: l.iface,
+                  policy: 'fixed',
+                  holder: m.session,
+                  expires: l.expires ?? null,
+                  updated: 1_000,
+                });
+              }
+              // The text form alone round-trips too, displaced identities included.
+              const withDisplaced: StoreData = {
+                ...written,
+                displaced: leases.map((l, i) => ({
+                  guest: l.guest,
+                  nic: `${nicName}${i}`,
+                  iface: l.iface,
+                  mac: l.mac.toString(),
+                  policy: 'random',
+                  updated: i,
+                })),
+              };
+              if (leases.length === 0) delete withDisplaced.displaced;
+              expect(parseStoreData(serializeStoreData(withDisplaced), 'test')).toEqual(withDisplaced);
+            },
+          ),
+          { numRuns: kind.name === 'FileStore' ? 40 : 120, seed: 12 },
+        );
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
 
   it.each([
     ['a multicast EUI-64 key', '03:11:22:33:44:55:66:77', /not a unicast MAC/],
@@ -530,7 +682,10 @@ describe('stores keep every MAC the NIC accepts', () => {
     ['a 7-byte key', '02:11:22:33:44:55:66', /not a MAC in canonical form/],
     ['an upper-case EUI-64 key', '02:11:22:33:44:55:66:AA', /not a MAC in canonical form/],
   ])('a store with %s is STORE_CORRUPT', (_, key, why) => {
-    const text = JSON.stringify({ version: 2, records: { [key]: { guest: 'g', nic: 'n', iface: '0', policy: 'fixed', holder: null, expires: null, updated: 0 } } });
+    const text = JSON.stringify({
+      version: 2,
+      records: { [key]: { guest: 'g', nic: 'n', iface: '0', policy: 'fixed', holder: null, expires: null, updated: 0 } },
+    });
     expect(() => parseStoreData(text, 'test')).toThrow(why);
   });
 
@@ -538,7 +693,11 @@ describe('stores keep every MAC the NIC accepts', () => {
     ['not an array', { x: 1 }, /"displaced" is/],
     ['a direct policy', [{ guest: 'g', nic: 'n', iface: '0', mac: '02:00:00:00:00:01', policy: 'direct', updated: 0 }], /bad policy/],
     ['a multicast MAC', [{ guest: 'g', nic: 'n', iface: '0', mac: '03:00:00:00:00:01', policy: 'fixed', updated: 0 }], /not a unicast MAC/],
-    ['one identity twice', [0, 1].map((i) => ({ guest: 'g', nic: 'n', iface: '0', mac: `02:00:00:00:00:0${i + 1}`, policy: 'fixed', updated: 0 })), /twice/],
+    [
+      'one identity twice',
+      [0, 1].map((i) => ({ guest: 'g', nic: 'n', iface: '0', mac: `02:00:00:00:00:0${i + 1}`, policy: 'fixed', updated: 0 })),
+      /twice/,
+    ],
   ])('a displaced list with %s is STORE_CORRUPT', (_, displaced, why) => {
     expect(() => parseStoreData(JSON.stringify({ version: 2, records: {}, displaced }), 'test')).toThrow(why);
   });
@@ -547,7 +706,13 @@ describe('stores keep every MAC the NIC accepts', () => {
 // ---- Leases lapse on their own ----
 
 /** MACs reserved on a NIC, as text. */
-const onNic = (nic: Nic): Set<string> => new Set(nic.slots().filter((s) => s.reserved && s.slot > 0).map((s) => s.mac.toString()));
+const onNic = (nic: Nic): Set<string> =>
+  new Set(
+    nic
+      .slots()
+      .filter((s) => s.reserved && s.slot > 0)
+      .map((s) => s.mac.toString()),
+  );
 
 /** Calls `check` after every change on any of the NICs, so a state that lasts no longer than one event is still seen. */
 function watch(nics: readonly Nic[], check: () => void): () => void {
@@ -593,7 +758,9 @@ describe('lease lapse', () => {
     const other = new MacManager({ nics: nicB(), store, clock: time.clock, setTimer: time.setTimer });
     await stalled.allocate({ guest: 'a', policy: 'fixed', mac: '02:00:00:00:00:10', ttlMs: 500 });
     time.advance(500 + LAPSE_GRACE_MS - 1);
-    expect(await messageOf(other.allocate({ guest: 'b', policy: 'fixed', mac: '02:00:00:00:00:10' }))).toMatch(/MAC_IN_USE: .*held by guest "a"/);
+    expect(await messageOf(other.allocate({ guest: 'b', policy: 'fixed', mac: '02:00:00:00:00:10' }))).toMatch(
+      /MAC_IN_USE: .*held by guest "a"/,
+    );
     time.advance(1);
     expect((await other.allocate({ guest: 'b', policy: 'fixed', mac: '02:00:00:00:00:10' })).mac.toString()).toBe('02:00:00:00:00:10');
   });
@@ -605,7 +772,11 @@ describe('lease lapse', () => {
       fc.asyncProperty(
         fc.array(
           fc.oneof(
-            fc.record({ op: fc.constant('allocate' as const), who: fc.constantFrom(0, 1), ttl: fc.option(fc.constantFrom(10, 100, 1_000), { nil: undefined }) }),
+            fc.record({
+              op: fc.constant('allocate' as const),
+              who: fc.constantFrom(0, 1),
+              ttl: fc.option(fc.constantFrom(10, 100, 1_000), { nil: undefined }),
+            }),
             fc.record({ op: fc.constant('renew' as const), who: fc.constantFrom(0, 1) }),
             fc.record({ op: fc.constant('release' as const), who: fc.constantFrom(0, 1) }),
             // Steps short and long against the TTLs, and one past any grace a held record keeps.
@@ -617,9 +788,14 @@ describe('lease lapse', () => {
           const time = new FakeTime(1_000);
           const store = new MemoryStore();
           const nics = [nicA(), nicB()];
-          const ms = nics.map((nic, i) => new MacManager({ nics: nic, store, clock: time.clock, setTimer: time.setTimer, session: `s${i}` }));
+          const ms = nics.map(
+            (nic, i) => new MacManager({ nics: nic, store, clock: time.clock, setTimer: time.setTimer, session: `s${i}` }),
+          );
           const both = (): void => {
-            expect(nics.every((n) => onNic(n).has(MAC)), `${MAC} is active on both NICs at ${time.now}`).toBe(false);
+            expect(
+              nics.every((n) => onNic(n).has(MAC)),
+              `${MAC} is active on both NICs at ${time.now}`,
+            ).toBe(false);
           };
           const off = watch(nics, both);
           let last: number | undefined;
@@ -627,7 +803,12 @@ describe('lease lapse', () => {
             for (const s of steps) {
               if (s.op === 'advance') time.advance(s.ms, both);
               else if (s.op === 'allocate') {
-                const l = await ms[s.who]!.allocate({ guest: `g${s.who}`, policy: 'fixed', mac: MAC, ...(s.ttl === undefined ? {} : { ttlMs: s.ttl }) }).catch(() => undefined);
+                const l = await ms[s.who]!.allocate({
+                  guest: `g${s.who}`,
+                  policy: 'fixed',
+                  mac: MAC,
+                  ...(s.ttl === undefined ? {} : { ttlMs: s.ttl }),
+                }).catch(() => undefined);
                 if (l !== undefined && last !== undefined && last !== s.who) moved++;
                 if (l !== undefined) last = s.who;
               } else if (s.op === 'renew') await ms[s.who]!.renew({ guest: `g${s.who}`, nic: 'nic0' }).catch(() => undefined);
@@ -780,7 +961,14 @@ describe('migrate', () => {
     const store = new MemoryStore();
     const time = new FakeTime(1_000);
     const a = nicA();
-    const m = new MacManager({ nics: { a, b: target }, store, block: '02:08:20/24', clock: time.clock, setTimer: time.setTimer, ...options });
+    const m = new MacManager({
+      nics: { a, b: target },
+      store,
+      block: '02:08:20/24',
+      clock: time.clock,
+      setTimer: time.setTimer,
+      ...options,
+    });
     const leases = await m.allocateMany([
       { guest: 'vm', nic: 'a', iface: '0', policy: 'random' },
       { guest: 'vm', nic: 'a', iface: '1', policy: 'block', ttlMs: 10_000 },
@@ -801,7 +989,10 @@ describe('migrate', () => {
       const nic = m.nic(n);
       return [n, [...onNic(nic)].sort(), nic.client('vm')?.groups() ?? []];
     });
-    const leases = m.leases('vm').map((l) => [l.nic, l.iface, l.mac.toString(), l.expires]).sort();
+    const leases = m
+      .leases('vm')
+      .map((l) => [l.nic, l.iface, l.mac.toString(), l.expires])
+      .sort();
     return { nics, leases, records: (await store.read()).records };
   }
 
@@ -815,7 +1006,12 @@ describe('migrate', () => {
     });
     const moved = await m.migrate('vm', 'b');
     off();
-    expect(moved.map((l) => [l.nic, l.iface, l.mac.toString(), l.client.nic === b]).sort()).toEqual(leases.slice(0, 3).map((l) => ['b', l.iface, l.mac.toString(), true]).sort());
+    expect(moved.map((l) => [l.nic, l.iface, l.mac.toString(), l.client.nic === b]).sort()).toEqual(
+      leases
+        .slice(0, 3)
+        .map((l) => ['b', l.iface, l.mac.toString(), true])
+        .sort(),
+    );
     expect(moved.find((l) => l.iface === '1')?.expires).toBe(leases[1]!.expires);
     for (const mac of macs) expect([onNic(a).has(mac), onNic(b).has(mac)]).toEqual([false, true]);
     expect(onNic(a).has(leases[3]!.mac.toString())).toBe(true);
@@ -825,11 +1021,17 @@ describe('migrate', () => {
     b.client('vm')!.multicastLeave(GROUP);
     expect(() => b.client('vm')!.multicastLeave(GROUP)).toThrow(/NOT_MEMBER/);
     const records = (await store.read()).records;
-    for (const l of leases.slice(0, 3)) expect(records[l.mac.toString()]).toMatchObject({ guest: 'vm', nic: 'b', iface: l.iface, holder: m.session });
+    for (const l of leases.slice(0, 3))
+      expect(records[l.mac.toString()]).toMatchObject({ guest: 'vm', nic: 'b', iface: l.iface, holder: m.session });
     expect(records[direct.mac.toString()]).toMatchObject({ guest: 'vm', nic: 'b', policy: 'direct' });
     // The moved reservation stays the guest's own: followed, recorded and counted after the next transaction too.
     await m.sync();
-    expect((await store.read()).records[direct.mac.toString()]).toMatchObject({ guest: 'vm', nic: 'b', policy: 'direct', holder: m.session });
+    expect((await store.read()).records[direct.mac.toString()]).toMatchObject({
+      guest: 'vm',
+      nic: 'b',
+      policy: 'direct',
+      holder: m.session,
+    });
     expect(m.usage('vm')).toMatchObject({ macs: 4, direct: 1, perNic: { b: 4 } });
     // The next session finds the guest on its new NIC.
     await m.close();
@@ -843,7 +1045,12 @@ describe('migrate', () => {
     await m.migrate('vm', 'b');
     time.advance(10_000);
     expect(onNic(b).has(leases[1]!.mac.toString())).toBe(false);
-    expect(m.leases('vm').map((l) => l.iface).sort()).toEqual(['0', '2']);
+    expect(
+      m
+        .leases('vm')
+        .map((l) => l.iface)
+        .sort(),
+    ).toEqual(['0', '2']);
   });
 
   const FAILURES: readonly [string, () => Promise<{ m: MacManager; store: MacStore; run: () => Promise<unknown> }>, string][] = [

@@ -51,7 +51,11 @@ describe('README', () => {
     ]);
     // The store it wrote is where the example said, and names all three guests.
     const stored = JSON.parse(out.stored ?? '{}') as { records: Record<string, { guest: string }> };
-    expect(Object.values(stored.records).map((r) => r.guest).sort()).toEqual(['vm-1', 'vm-2', 'vm-3']);
+    expect(
+      Object.values(stored.records)
+        .map((r) => r.guest)
+        .sort(),
+    ).toEqual(['vm-1', 'vm-2', 'vm-3']);
   });
 
   it('the migration example moves the guest, its MAC and its group, and ends by itself', () => {

@@ -38,7 +38,10 @@ const OBJECT_STORE = 'kv';
 const KEY = 'data';
 
 function ioError(location: string, what: string, cause: unknown): MacslotError {
-  const detail = cause instanceof Error || (typeof DOMException !== 'undefined' && cause instanceof DOMException) ? `${(cause as Error).name}: ${(cause as Error).message}` : show(cause);
+  const detail =
+    cause instanceof Error || (typeof DOMException !== 'undefined' && cause instanceof DOMException)
+      ? `${(cause as Error).name}: ${(cause as Error).message}`
+      : show(cause);
   return new MacslotError('STORE_IO', `the MAC store ${location} could not ${what} (${detail}); the previous data is unchanged`);
 }
 
@@ -61,7 +64,13 @@ export class BrowserStore implements MacStore {
   readonly #queue = new SerialQueue();
   readonly #codec: StoreCodec;
 
-  private constructor(backend: BrowserBackend, name: string, db: IDBDatabase | undefined, storage: StorageLike | undefined, locks: LockManagerLike | undefined) {
+  private constructor(
+    backend: BrowserBackend,
+    name: string,
+    db: IDBDatabase | undefined,
+    storage: StorageLike | undefined,
+    locks: LockManagerLike | undefined,
+  ) {
     this.backend = backend;
     this.#key = `macslot:${name}`;
     this.location = `${backend}:${this.#key}`;
@@ -74,7 +83,8 @@ export class BrowserStore implements MacStore {
   /** Resolves with an open store; rejects with NOT_SUPPORTED when neither backend exists, INVALID_ARGUMENT for a bad name, STORE_IO when the database cannot open. */
   static async open(options: BrowserStoreOptions = {}): Promise<BrowserStore> {
     const name = options.name ?? 'default';
-    if (typeof name !== 'string' || name.length === 0 || name.length > 128) throw new MacslotError('INVALID_ARGUMENT', `store name must be a non-empty string of at most 128 characters, got ${show(name)}`);
+    if (typeof name !== 'string' || name.length === 0 || name.length > 128)
+      throw new MacslotError('INVALID_ARGUMENT', `store name must be a non-empty string of at most 128 characters, got ${show(name)}`);
     const g = globalThis as { indexedDB?: IDBFactory; localStorage?: StorageLike; navigator?: { locks?: LockManagerLike } };
     const idb = options.indexedDB ?? g.indexedDB;
     let storage: StorageLike | undefined = options.localStorage;
@@ -87,7 +97,8 @@ export class BrowserStore implements MacStore {
       }
     }
     const backend = options.backend ?? (idb !== undefined ? 'indexeddb' : 'localstorage');
-    if (backend !== 'indexeddb' && backend !== 'localstorage') throw new MacslotError('INVALID_ARGUMENT', `backend must be "indexeddb" or "localstorage", got ${show(backend)}`);
+    if (backend !== 'indexeddb' && backend !== 'localstorage')
+      throw new MacslotError('INVALID_ARGUMENT', `backend must be "indexeddb" or "localstorage", got ${show(backend)}`);
     if (backend === 'indexeddb') {
       if (idb === undefined) throw new MacslotError('NOT_SUPPORTED', 'IndexedDB is not available here');
       const req = idb.open(`macslot:${name}`, 1);
@@ -136,7 +147,11 @@ export class BrowserStore implements MacStore {
       get.onsuccess = () => {
         try {
           const stored: unknown = get.result;
-          if (stored !== undefined && typeof stored !== 'string') throw new MacslotError('STORE_CORRUPT', `the MAC store ${this.location} holds ${show(stored)}, not text; it was left untouched`);
+          if (stored !== undefined && typeof stored !== 'string')
+            throw new MacslotError(
+              'STORE_CORRUPT',
+              `the MAC store ${this.location} holds ${show(stored)}, not text; it was left untouched`,
+            );
           const before = stored ?? serializeStoreData(emptyStoreData());
           const data = stored === undefined ? emptyStoreData() : this.#codec.parse(stored);
           result = fn(data);

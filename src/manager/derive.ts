@@ -16,7 +16,8 @@ export function deriveKey(secret: string | Uint8Array): Uint8Array {
     if (secret.length !== 16) throw new MacslotError('INVALID_ARGUMENT', `a binary secret must be 16 bytes, got ${show(secret)}`);
     return secret.slice();
   }
-  if (typeof secret !== 'string' || secret.length === 0) throw new MacslotError('INVALID_ARGUMENT', `a secret must be a non-empty string or 16 bytes, got ${show(secret)}`);
+  if (typeof secret !== 'string' || secret.length === 0)
+    throw new MacslotError('INVALID_ARGUMENT', `a secret must be a non-empty string or 16 bytes, got ${show(secret)}`);
   const bytes = encoder.encode(secret);
   const key = new Uint8Array(16);
   key.set(sipHash24(SECRET_KEY_A, bytes), 0);

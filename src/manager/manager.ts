@@ -217,9 +217,11 @@ interface Ctx {
 }
 
 const idKey = (i: Identity): string => `${i.nic}\u0000${i.guest}\u0000${i.iface}`;
-const sameIdentity = (r: MacRecord, i: Identity): boolean => r.policy !== 'direct' && r.guest === i.guest && r.nic === i.nic && r.iface === i.iface;
+const sameIdentity = (r: MacRecord, i: Identity): boolean =>
+  r.policy !== 'direct' && r.guest === i.guest && r.nic === i.nic && r.iface === i.iface;
 /** True once the record no longer binds its MAC for others: at its expiry when released, LAPSE_GRACE_MS later while a session holds it. */
-const lapsed = (r: MacRecord, now: number): boolean => r.expires !== null && (r.holder === null ? r.expires : r.expires + LAPSE_GRACE_MS) <= now;
+const lapsed = (r: MacRecord, now: number): boolean =>
+  r.expires !== null && (r.holder === null ? r.expires : r.expires + LAPSE_GRACE_MS) <= now;
 const sameDisplaced = (d: DisplacedRecord, i: Identity): boolean => d.guest === i.guest && d.nic === i.nic && d.iface === i.iface;
 
 /** Returns the entry of an identity whose MAC someone else took, or undefined. */
@@ -236,7 +238,8 @@ function undisplace(data: StoreData, id: Identity): void {
 }
 
 function name(value: unknown, what: string, max = 256): string {
-  if (typeof value !== 'string' || value.length === 0 || value.length > max) throw new MacslotError('INVALID_ARGUMENT', `${what} must be a non-empty string of at most ${max} characters, got ${show(value)}`);
+  if (typeof value !== 'string' || value.length === 0 || value.length > max)
+    throw new MacslotError('INVALID_ARGUMENT', `${what} must be a non-empty string of at most ${max} characters, got ${show(value)}`);
   return value;
 }
 
@@ -244,7 +247,8 @@ function checkQuota(q: unknown, who: string): Quota {
   if (q === undefined) return {};
   if (q === null || typeof q !== 'object') throw new MacslotError('INVALID_ARGUMENT', `quota of ${who} must be an object, got ${show(q)}`);
   const { maxMacs, hardwareShare } = q as Quota;
-  if (maxMacs !== undefined && (!Number.isInteger(maxMacs) || maxMacs < 0)) throw new MacslotError('INVALID_ARGUMENT', `maxMacs of ${who} must be an integer ≥ 0, got ${show(maxMacs)}`);
+  if (maxMacs !== undefined && (!Number.isInteger(maxMacs) || maxMacs < 0))
+    throw new MacslotError('INVALID_ARGUMENT', `maxMacs of ${who} must be an integer ≥ 0, got ${show(maxMacs)}`);
   if (hardwareShare !== undefined && (typeof hardwareShare !== 'number' || !(hardwareShare > 0 && hardwareShare <= 1))) {
     throw new MacslotError('INVALID_ARGUMENT', `hardwareShare of ${who} must be a number in (0, 1], got ${show(hardwareShare)}`);
   }
@@ -296,7 +300,8 @@ export class MacManager {
 
   /** Builds a manager over `options.nics`; throws INVALID_ARGUMENT (or INVALID_MAC for a neighbour) on a bad option. */
   constructor(options: MacManagerOptions) {
-    if (options === null || typeof options !== 'object') throw new MacslotError('INVALID_ARGUMENT', `manager options must be an object, got ${show(options)}`);
+    if (options === null || typeof options !== 'object')
+      throw new MacslotError('INVALID_ARGUMENT', `manager options must be an object, got ${show(options)}`);
     const list = this.#nicList(options.nics);
     this.store = options.store ?? new MemoryStore();
     this.#clock = options.clock ?? Date.now;
@@ -362,7 +367,11 @@ export class MacManager {
     const key = idKey({ guest: lease.guest, nic: lease.nic, iface: lease.iface ?? '0' });
     await this.#transact((ctx) => {
       const st = this.#leases.get(key);
-      if (st === undefined) throw new MacslotError('NOT_RESERVED', `this manager holds no lease for guest ${show(lease.guest)} interface ${show(lease.iface ?? '0')} on ${show(lease.nic)}`);
+      if (st === undefined)
+        throw new MacslotError(
+          'NOT_RESERVED',
+          `this manager holds no lease for guest ${show(lease.guest)} interface ${show(lease.iface ?? '0')} on ${show(lease.nic)}`,
+        );
       this.#dropLease(st);
       const rec = ctx.data.records[st.mac.toString()];
       if (rec !== undefined && sameIdentity(rec, st)) {
@@ -380,7 +389,11 @@ export class MacManager {
     const key = idKey({ guest: lease.guest, nic: lease.nic, iface: lease.iface ?? '0' });
     return this.#transact((ctx) => {
       const st = this.#leases.get(key);
-      if (st === undefined) throw new MacslotError('NOT_RESERVED', `no live lease for guest ${show(lease.guest)} interface ${show(lease.iface ?? '0')} on ${show(lease.nic)} (released, or its TTL passed)`);
+      if (st === undefined)
+        throw new MacslotError(
+          'NOT_RESERVED',
+          `no live lease for guest ${show(lease.guest)} interface ${show(lease.iface ?? '0')} on ${show(lease.nic)} (released, or its TTL passed)`,
+        );
       const ttl = ttlMs ?? st.ttlMs;
       st.expires = ttl === undefined ? undefined : ctx.now + ttl;
       const rec = ctx.data.records[st.mac.toString()];
@@ -412,9 +425,11 @@ export class MacManager {
    */
   async generate(count: number, request: Pick<AllocateRequest, 'policy' | 'block' | 'order' | 'prefix'> = {}): Promise<Mac[]> {
     this.#live();
-    if (!Number.isSafeInteger(count) || count < 0) throw new MacslotError('INVALID_ARGUMENT', `count must be an integer ≥ 0, got ${show(count)}`);
+    if (!Number.isSafeInteger(count) || count < 0)
+      throw new MacslotError('INVALID_ARGUMENT', `count must be an integer ≥ 0, got ${show(count)}`);
     const policy = request.policy ?? 'random';
-    if (policy !== 'random' && policy !== 'block') throw new MacslotError('INVALID_ARGUMENT', `generate takes the "random" or "block" policy, got ${show(policy)}`);
+    if (policy !== 'random' && policy !== 'block')
+      throw new MacslotError('INVALID_ARGUMENT', `generate takes the "random" or "block" policy, got ${show(policy)}`);
     const data = await this.store.read();
     const now = this.#clock();
     const picked = new Set<number | string>();
@@ -468,7 +483,8 @@ export class MacManager {
     this.#live();
     name(guest, 'guest');
     const target = this.#entry(toNic);
-    if (guest === target.nic.primaryClient.name) throw new MacslotError('INVALID_ARGUMENT', `guest ${show(guest)} is the name of ${toNic}'s primary client`);
+    if (guest === target.nic.primaryClient.name)
+      throw new MacslotError('INVALID_ARGUMENT', `guest ${show(guest)} is the name of ${toNic}'s primary client`);
     const sources = [...this.#nics.values()].filter((e) => e !== target && e.nic.client(guest) !== undefined);
     const moved = await this.#transact((ctx) => this.#migrate(ctx, guest, target, sources).map((st) => this.#snapshot(st)));
     // Only once the store has the move: clients the manager opened for the guest and that now hold nothing close.
@@ -490,9 +506,11 @@ export class MacManager {
         for (const st of [...this.#leases.values()]) {
           this.#dropLease(st);
           const rec = ctx.data.records[st.mac.toString()];
-          if (rec !== undefined && sameIdentity(rec, st) && rec.holder === this.session) Object.assign(rec, { holder: null, updated: ctx.now });
+          if (rec !== undefined && sameIdentity(rec, st) && rec.holder === this.session)
+            Object.assign(rec, { holder: null, updated: ctx.now });
         }
-        for (const [k, r] of Object.entries(ctx.data.records)) if (r.holder === this.session && r.policy === 'direct') delete ctx.data.records[k];
+        for (const [k, r] of Object.entries(ctx.data.records))
+          if (r.holder === this.session && r.policy === 'direct') delete ctx.data.records[k];
       });
     } finally {
       this.#closed = true;
@@ -513,7 +531,8 @@ export class MacManager {
     const seen = new Set<Nic>();
     for (const [n, nic] of list) {
       name(n, 'NIC name', 64);
-      if (nic === null || typeof nic !== 'object' || typeof nic.openClient !== 'function') throw new MacslotError('INVALID_ARGUMENT', `NIC ${show(n)} is not a Nic: ${show(nic)}`);
+      if (nic === null || typeof nic !== 'object' || typeof nic.openClient !== 'function')
+        throw new MacslotError('INVALID_ARGUMENT', `NIC ${show(n)} is not a Nic: ${show(nic)}`);
       if (seen.has(nic)) throw new MacslotError('INVALID_ARGUMENT', `NIC ${show(n)} is listed twice`);
       seen.add(nic);
     }
@@ -526,11 +545,17 @@ export class MacManager {
     const first = support.firstFactory;
     const last = support.lastFactory;
     // A reserved slot reports its active MAC, so an overridden factory MAC is recovered from a contiguous factory range when there is one.
-    const contiguous = first !== undefined && last !== undefined && first.kind === 'mac48' && last.kind === 'mac48' && last.toNumber() - first.toNumber() === support.totalSlots - 1;
+    const contiguous =
+      first !== undefined &&
+      last !== undefined &&
+      first.kind === 'mac48' &&
+      last.kind === 'mac48' &&
+      last.toNumber() - first.toNumber() === support.totalSlots - 1;
     const slots = new Map<number, SlotUse>();
     for (const info of nic.slots()) {
       if (info.slot >= 1 && info.slot <= support.totalSlots) {
-        const f = !info.reserved || info.kind === 'factory' ? info.mac : contiguous ? Mac.fromNumber(first.toNumber() + info.slot - 1) : undefined;
+        const f =
+          !info.reserved || info.kind === 'factory' ? info.mac : contiguous ? Mac.fromNumber(first.toNumber() + info.slot - 1) : undefined;
         factory.push(f);
         if (f !== undefined) this.#hardware.set(f.key, nicName);
       }
@@ -540,7 +565,14 @@ export class MacManager {
         this.#inUse.set(info.mac.key, { nic: nicName, slot: info.slot });
       }
     }
-    const entry: NicEntry = { name: nicName, nic, slots, factory, capacity: Math.max(support.totalSlots, support.totalUnicastEntries), off: () => undefined };
+    const entry: NicEntry = {
+      name: nicName,
+      nic,
+      slots,
+      factory,
+      capacity: Math.max(support.totalSlots, support.totalUnicastEntries),
+      off: () => undefined,
+    };
     entry.off = nic.on((ev) => this.#onEvent(entry, ev));
     this.#nics.set(nicName, entry);
   }
@@ -574,7 +606,11 @@ export class MacManager {
 
   #entry(nicName: string): NicEntry {
     const e = this.#nics.get(nicName);
-    if (e === undefined) throw new MacslotError('INVALID_ARGUMENT', `no NIC named ${show(nicName)} (this manager has ${[...this.#nics.keys()].map((n) => show(n)).join(', ')})`);
+    if (e === undefined)
+      throw new MacslotError(
+        'INVALID_ARGUMENT',
+        `no NIC named ${show(nicName)} (this manager has ${[...this.#nics.keys()].map((n) => show(n)).join(', ')})`,
+      );
     return e;
   }
 
@@ -593,7 +629,8 @@ export class MacManager {
   }
 
   #checkTtl(ttl: unknown): void {
-    if (typeof ttl !== 'number' || !Number.isSafeInteger(ttl) || ttl <= 0) throw new MacslotError('INVALID_ARGUMENT', `ttlMs must be a positive integer of milliseconds, got ${show(ttl)}`);
+    if (typeof ttl !== 'number' || !Number.isSafeInteger(ttl) || ttl <= 0)
+      throw new MacslotError('INVALID_ARGUMENT', `ttlMs must be a positive integer of milliseconds, got ${show(ttl)}`);
   }
 
   #checkRequest(r: AllocateRequest): Checked {
@@ -602,18 +639,25 @@ export class MacManager {
     const iface = r.iface === undefined ? '0' : name(r.iface, 'iface', 64);
     const nicName = r.nic ?? [...this.#nics.keys()][0]!;
     const e = this.#entry(nicName);
-    if (guest === e.nic.primaryClient.name) throw new MacslotError('INVALID_ARGUMENT', `guest ${show(guest)} is the name of ${nicName}'s primary client`);
+    if (guest === e.nic.primaryClient.name)
+      throw new MacslotError('INVALID_ARGUMENT', `guest ${show(guest)} is the name of ${nicName}'s primary client`);
     const policy = r.policy ?? 'auto';
-    if (!POLICIES.includes(policy)) throw new MacslotError('INVALID_ARGUMENT', `policy must be one of ${POLICIES.join(', ')}, got ${show(policy)}`);
-    if (policy === 'fixed' && r.mac === undefined) throw new MacslotError('INVALID_ARGUMENT', `the fixed policy needs a mac (guest ${show(guest)})`);
+    if (!POLICIES.includes(policy))
+      throw new MacslotError('INVALID_ARGUMENT', `policy must be one of ${POLICIES.join(', ')}, got ${show(policy)}`);
+    if (policy === 'fixed' && r.mac === undefined)
+      throw new MacslotError('INVALID_ARGUMENT', `the fixed policy needs a mac (guest ${show(guest)})`);
     if (r.mac !== undefined) Mac.from(r.mac);
-    if (r.order !== undefined && r.order !== 'next' && r.order !== 'random') throw new MacslotError('INVALID_ARGUMENT', `order must be "next" or "random", got ${show(r.order)}`);
-    if (r.onConflict !== undefined && r.onConflict !== 'error' && r.onConflict !== 'reallocate') throw new MacslotError('INVALID_ARGUMENT', `onConflict must be "error" or "reallocate", got ${show(r.onConflict)}`);
+    if (r.order !== undefined && r.order !== 'next' && r.order !== 'random')
+      throw new MacslotError('INVALID_ARGUMENT', `order must be "next" or "random", got ${show(r.order)}`);
+    if (r.onConflict !== undefined && r.onConflict !== 'error' && r.onConflict !== 'reallocate')
+      throw new MacslotError('INVALID_ARGUMENT', `onConflict must be "error" or "reallocate", got ${show(r.onConflict)}`);
     if (r.ttlMs !== undefined) this.#checkTtl(r.ttlMs);
     if (r.block !== undefined) this.#blockFor(r.block);
     if (r.prefix !== undefined) new MacBlock(r.prefix);
-    if (policy === 'block' && r.block === undefined && this.#block === undefined) throw new MacslotError('INVALID_ARGUMENT', `the block policy needs a block, in the request or the manager (guest ${show(guest)})`);
-    if (policy === 'derived' && this.#secret === undefined) throw new MacslotError('INVALID_ARGUMENT', `the derived policy needs the manager's secret (guest ${show(guest)})`);
+    if (policy === 'block' && r.block === undefined && this.#block === undefined)
+      throw new MacslotError('INVALID_ARGUMENT', `the block policy needs a block, in the request or the manager (guest ${show(guest)})`);
+    if (policy === 'derived' && this.#secret === undefined)
+      throw new MacslotError('INVALID_ARGUMENT', `the derived policy needs the manager's secret (guest ${show(guest)})`);
     return { ...r, guest, iface, nic: nicName, policy };
   }
 
@@ -652,17 +696,21 @@ export class MacManager {
   /** Arms the lapse timer for the earliest expiry among the leases (none: disarmed). */
   #arm(): void {
     let next: number | undefined;
-    if (!this.#closed) for (const st of this.#leases.values()) if (st.expires !== undefined && (next === undefined || st.expires < next)) next = st.expires;
+    if (!this.#closed)
+      for (const st of this.#leases.values()) if (st.expires !== undefined && (next === undefined || st.expires < next)) next = st.expires;
     if (next === this.#timer?.at) return;
     this.#disarm();
     if (next === undefined) return;
     const at = next;
     const timer = { at, cancel: (): void => undefined };
     this.#timer = timer;
-    timer.cancel = this.#setTimer(() => {
-      if (this.#timer === timer) this.#timer = undefined;
-      this.#onTimer();
-    }, Math.min(Math.max(0, at - this.#clock()), MAX_DELAY));
+    timer.cancel = this.#setTimer(
+      () => {
+        if (this.#timer === timer) this.#timer = undefined;
+        this.#onTimer();
+      },
+      Math.min(Math.max(0, at - this.#clock()), MAX_DELAY),
+    );
   }
 
   #disarm(): void {
@@ -758,12 +806,22 @@ export class MacManager {
       if (q.hardwareShare !== undefined) {
         for (const e of this.#nics.values()) {
           const limit = Math.max(1, Math.floor(q.hardwareShare * e.capacity));
-          flagLast(list.filter((d) => d.e === e), (ctx.counts.get(`${guest}\u0000${e.name}`) ?? 0) - limit);
+          flagLast(
+            list.filter((d) => d.e === e),
+            (ctx.counts.get(`${guest}\u0000${e.name}`) ?? 0) - limit,
+          );
         }
       }
       for (const d of flagged) {
         const rec = ctx.data.records[d.use.text];
-        out.push({ reason: 'quota', mac: d.use.mac, nic: d.e.name, slot: d.slot, client: guest, record: rec === undefined ? undefined : { ...rec } });
+        out.push({
+          reason: 'quota',
+          mac: d.use.mac,
+          nic: d.e.name,
+          slot: d.slot,
+          client: guest,
+          record: rec === undefined ? undefined : { ...rec },
+        });
       }
     }
     return out;
@@ -829,7 +887,8 @@ export class MacManager {
     if (!mac.isValidUnicast) return `not a valid unicast MAC (${mac.isZero ? 'zero' : 'multicast'})`;
     if (this.#neighbours.has(mac.key)) return 'a known neighbour on the network';
     const at = this.#inUse.get(mac.key);
-    if (at !== undefined) return `active on ${at.nic} slot ${at.slot}${at.slot === 0 ? ' (its primary)' : ` (client ${show(this.#nics.get(at.nic)?.slots.get(at.slot)?.client)})`}`;
+    if (at !== undefined)
+      return `active on ${at.nic} slot ${at.slot}${at.slot === 0 ? ' (its primary)' : ` (client ${show(this.#nics.get(at.nic)?.slots.get(at.slot)?.client)})`}`;
     const hw = this.#hardware.get(mac.key);
     if (hw !== undefined && policy !== 'factory') return `a factory MAC of ${hw}`;
     const rec = data.records[mac.toString()];
@@ -849,7 +908,10 @@ export class MacManager {
       const limit = Math.max(1, Math.floor(q.hardwareShare * e.capacity));
       const here = ctx.counts.get(`${guest}\u0000${e.name}`) ?? 0;
       if (here + 1 > limit) {
-        throw new MacslotError('QUOTA_EXCEEDED', `guest ${show(guest)} holds ${here} MACs on ${e.name}; its share ${q.hardwareShare} of ${e.capacity} hardware slots allows ${limit}`);
+        throw new MacslotError(
+          'QUOTA_EXCEEDED',
+          `guest ${show(guest)} holds ${here} MACs on ${e.name}; its share ${q.hardwareShare} of ${e.capacity} hardware slots allows ${limit}`,
+        );
       }
     }
   }
@@ -911,7 +973,10 @@ export class MacManager {
     const held = this.#leases.get(key);
     if (held !== undefined) {
       if (r.policy === 'fixed' && !held.mac.equals(Mac.from(r.mac!))) {
-        throw new MacslotError('MAC_IN_USE', `guest ${show(r.guest)} interface ${show(r.iface)} on ${r.nic} already holds ${held.mac.toString()}; release it before asking for ${Mac.from(r.mac!).toString()}`);
+        throw new MacslotError(
+          'MAC_IN_USE',
+          `guest ${show(r.guest)} interface ${show(r.iface)} on ${r.nic} already holds ${held.mac.toString()}; release it before asking for ${Mac.from(r.mac!).toString()}`,
+        );
       }
       return held;
     }
@@ -937,7 +1002,15 @@ export class MacManager {
     } else if (lost !== undefined) {
       // Another identity took this one's MAC after its lease lapsed: it comes back only if free again, and never silently.
       const mac = Mac.parse(lost.mac);
-      const rec: MacRecord = { guest: id.guest, nic: id.nic, iface: id.iface, policy: lost.policy, holder: null, expires: null, updated: lost.updated };
+      const rec: MacRecord = {
+        guest: id.guest,
+        nic: id.nic,
+        iface: id.iface,
+        policy: lost.policy,
+        holder: null,
+        expires: null,
+        updated: lost.updated,
+      };
       if (r.policy === 'fixed' && !mac.equals(fixed!)) previous = mac;
       else if (r.persist !== false) {
         const restored = this.#restore(ctx, e, id, r, rec, mac);
@@ -951,7 +1024,10 @@ export class MacManager {
   /** Gives the identity its remembered MAC; returns undefined when it must be reallocated, throws MAC_IN_USE when it may not. */
   #restore(ctx: Ctx, e: NicEntry, id: Identity, r: Checked, rec: MacRecord, mac: Mac): LeaseState | undefined {
     if (rec.holder !== null && rec.holder !== this.session && !lapsed(rec, ctx.now) && r.reclaim !== true) {
-      throw new MacslotError('MAC_IN_USE', `${mac.toString()} of guest ${show(id.guest)} interface ${show(id.iface)} on ${id.nic} is held by session ${rec.holder} in ${this.store.location}; pass reclaim: true once that session is gone, or wait for its lease to lapse`);
+      throw new MacslotError(
+        'MAC_IN_USE',
+        `${mac.toString()} of guest ${show(id.guest)} interface ${show(id.iface)} on ${id.nic} is held by session ${rec.holder} in ${this.store.location}; pass reclaim: true once that session is gone, or wait for its lease to lapse`,
+      );
     }
     let reason = this.#takenReason(ctx.data, ctx.now, mac, id, rec.policy);
     let slot: number | undefined;
@@ -962,7 +1038,10 @@ export class MacManager {
     }
     if (reason !== undefined) {
       if (r.onConflict === 'reallocate') return undefined;
-      throw new MacslotError('MAC_IN_USE', `the remembered MAC ${mac.toString()} of guest ${show(id.guest)} interface ${show(id.iface)} on ${id.nic} is ${reason}; pass onConflict: "reallocate" to get a new one`);
+      throw new MacslotError(
+        'MAC_IN_USE',
+        `the remembered MAC ${mac.toString()} of guest ${show(id.guest)} interface ${show(id.iface)} on ${id.nic} is ${reason}; pass onConflict: "reallocate" to get a new one`,
+      );
     }
     const client = this.#clientFor(e, id.guest, ctx);
     const placed = this.#place(ctx, client, slot !== undefined ? { slot } : { mac });
@@ -975,9 +1054,14 @@ export class MacManager {
     const taken = (m: Mac): boolean => this.#takenReason(ctx.data, ctx.now, m, id, 'random') !== undefined;
     const request = r.policy;
     if (request === 'factory' || (request === 'auto' && e.factory.length > 0 && this.#freeFactorySlot(ctx, e, id) !== undefined)) {
-      if (e.factory.length === 0) throw new MacslotError('NOT_SUPPORTED', `${e.name} has no factory MACs beyond its primary (guest ${show(id.guest)})`);
+      if (e.factory.length === 0)
+        throw new MacslotError('NOT_SUPPORTED', `${e.name} has no factory MACs beyond its primary (guest ${show(id.guest)})`);
       const slot = this.#freeFactorySlot(ctx, e, id);
-      if (slot === undefined) throw new MacslotError('NO_FREE_SLOT', `no free factory slot among ${e.factory.length} on ${e.name} (reserved, held in ${this.store.location}, or neighbours) for guest ${show(id.guest)}`);
+      if (slot === undefined)
+        throw new MacslotError(
+          'NO_FREE_SLOT',
+          `no free factory slot among ${e.factory.length} on ${e.name} (reserved, held in ${this.store.location}, or neighbours) for guest ${show(id.guest)}`,
+        );
       policy = 'factory';
       target = { slot };
     } else if (request === 'fixed') {
@@ -989,7 +1073,11 @@ export class MacManager {
       const prefix = r.prefix ?? this.#prefix;
       const mac = deriveMac(`${id.guest}/${id.iface}@${id.nic}`, this.#secret!, prefix === undefined ? {} : { prefix });
       const reason = this.#takenReason(ctx.data, ctx.now, mac, id, 'derived');
-      if (reason !== undefined) throw new MacslotError('MAC_IN_USE', `the derived MAC ${mac.toString()} of guest ${show(id.guest)} interface ${show(id.iface)} is ${reason}; use another prefix or identity`);
+      if (reason !== undefined)
+        throw new MacslotError(
+          'MAC_IN_USE',
+          `the derived MAC ${mac.toString()} of guest ${show(id.guest)} interface ${show(id.iface)} is ${reason}; use another prefix or identity`,
+        );
       policy = 'derived';
       target = { mac };
     } else {
@@ -1001,7 +1089,17 @@ export class MacManager {
     return this.#record(ctx, e, id, r, client, placed, policy, false, previous);
   }
 
-  #record(ctx: Ctx, e: NicEntry, id: Identity, r: Checked, client: NicClient, placed: { slot: number; mac: Mac; factorySlot: boolean }, policy: LeasePolicy, restored: boolean, previous: Mac | undefined): LeaseState {
+  #record(
+    ctx: Ctx,
+    e: NicEntry,
+    id: Identity,
+    r: Checked,
+    client: NicClient,
+    placed: { slot: number; mac: Mac; factorySlot: boolean },
+    policy: LeasePolicy,
+    restored: boolean,
+    previous: Mac | undefined,
+  ): LeaseState {
     const expires = r.ttlMs === undefined ? undefined : ctx.now + r.ttlMs;
     const st: LeaseState = {
       key: idKey(id),
@@ -1019,7 +1117,15 @@ export class MacManager {
       ttlMs: r.ttlMs,
       client,
     };
-    this.#claim(ctx, placed.mac.toString(), { guest: id.guest, nic: id.nic, iface: id.iface, policy, holder: this.session, expires: expires ?? null, updated: ctx.now });
+    this.#claim(ctx, placed.mac.toString(), {
+      guest: id.guest,
+      nic: id.nic,
+      iface: id.iface,
+      policy,
+      holder: this.session,
+      expires: expires ?? null,
+      updated: ctx.now,
+    });
     ctx.byIdentity.set(st.key, placed.mac.toString());
     this.#count(ctx, id.guest, id.nic, 1);
     const use = e.slots.get(placed.slot);
@@ -1047,26 +1153,39 @@ export class MacManager {
   /** Checks a migration against the target, then moves each MAC (off the source first) and each group; every step has its undo. */
   #migrate(ctx: Ctx, guest: string, target: NicEntry, sources: NicEntry[]): LeaseState[] {
     const moves: { e: NicEntry; slot: number; use: SlotUse }[] = [];
-    for (const e of sources) for (const [slot, use] of e.slots) if (slot !== 0 && use.client === guest && use.lease !== PENDING) moves.push({ e, slot, use });
+    for (const e of sources)
+      for (const [slot, use] of e.slots) if (slot !== 0 && use.client === guest && use.lease !== PENDING) moves.push({ e, slot, use });
     const ids = new Set<string>();
     for (const { e, slot, use } of moves) {
       const mac = use.text;
       const st = typeof use.lease === 'object' ? use.lease : undefined;
       if (st?.factorySlot === true || (st === undefined && slot <= e.factory.length)) {
-        throw new MacslotError('NOT_SUPPORTED', `${mac} of guest ${show(guest)} is in factory slot ${slot} of ${e.name}; a factory MAC belongs to its NIC, so release it and allocate on ${target.name}`);
+        throw new MacslotError(
+          'NOT_SUPPORTED',
+          `${mac} of guest ${show(guest)} is in factory slot ${slot} of ${e.name}; a factory MAC belongs to its NIC, so release it and allocate on ${target.name}`,
+        );
       }
-      if (this.#hardware.get(use.mac.key) === target.name) throw new MacslotError('MAC_IN_USE', `${mac} of guest ${show(guest)} on ${e.name} is a factory MAC of ${target.name}`);
+      if (this.#hardware.get(use.mac.key) === target.name)
+        throw new MacslotError('MAC_IN_USE', `${mac} of guest ${show(guest)} on ${e.name} is a factory MAC of ${target.name}`);
       const at = [...target.slots.values()].find((u) => u.text === mac);
-      if (at !== undefined) throw new MacslotError('MAC_IN_USE', `${mac} of guest ${show(guest)} on ${e.name} is active on ${target.name} (client ${show(at.client)})`);
+      if (at !== undefined)
+        throw new MacslotError(
+          'MAC_IN_USE',
+          `${mac} of guest ${show(guest)} on ${e.name} is active on ${target.name} (client ${show(at.client)})`,
+        );
       if (st === undefined) continue;
       const id: Identity = { guest, nic: target.name, iface: st.iface };
       const key = idKey(id);
-      if (this.#leases.has(key) || ids.has(key)) throw new MacslotError('MAC_IN_USE', `guest ${show(guest)} already has interface ${show(st.iface)} on ${target.name}`);
+      if (this.#leases.has(key) || ids.has(key))
+        throw new MacslotError('MAC_IN_USE', `guest ${show(guest)} already has interface ${show(st.iface)} on ${target.name}`);
       ids.add(key);
       const there = ctx.byIdentity.get(key);
       const rec = there === undefined ? undefined : ctx.data.records[there];
       if (rec !== undefined && rec.holder !== null && rec.holder !== this.session && !lapsed(rec, ctx.now)) {
-        throw new MacslotError('MAC_IN_USE', `guest ${show(guest)} interface ${show(st.iface)} on ${target.name} is held by session ${rec.holder} in ${this.store.location}`);
+        throw new MacslotError(
+          'MAC_IN_USE',
+          `guest ${show(guest)} interface ${show(st.iface)} on ${target.name} is held by session ${rec.holder} in ${this.store.location}`,
+        );
       }
     }
     const q = this.#quotaOf(guest);
@@ -1074,7 +1193,10 @@ export class MacManager {
       const limit = Math.max(1, Math.floor(q.hardwareShare * target.capacity));
       const here = ctx.counts.get(`${guest}\u0000${target.name}`) ?? 0;
       if (here + moves.length > limit) {
-        throw new MacslotError('QUOTA_EXCEEDED', `guest ${show(guest)} would hold ${here + moves.length} MACs on ${target.name}; its share ${q.hardwareShare} of ${target.capacity} hardware slots allows ${limit}`);
+        throw new MacslotError(
+          'QUOTA_EXCEEDED',
+          `guest ${show(guest)} would hold ${here + moves.length} MACs on ${target.name}; its share ${q.hardwareShare} of ${target.capacity} hardware slots allows ${limit}`,
+        );
       }
     }
     const client = this.#clientFor(target, guest, ctx);
@@ -1120,7 +1242,16 @@ export class MacManager {
     if (ours) {
       Object.assign(rec, { nic: target.name, updated: ctx.now });
       undisplace(ctx.data, id);
-    } else this.#claim(ctx, use.text, { guest: st.guest, nic: st.nic, iface: st.iface, policy: st.policy, holder: this.session, expires: st.expires ?? null, updated: ctx.now });
+    } else
+      this.#claim(ctx, use.text, {
+        guest: st.guest,
+        nic: st.nic,
+        iface: st.iface,
+        policy: st.policy,
+        holder: this.session,
+        expires: st.expires ?? null,
+        updated: ctx.now,
+      });
     ctx.byIdentity.delete(old.key);
     ctx.byIdentity.set(key, use.text);
     const now = target.slots.get(placed.slot);

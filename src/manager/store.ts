@@ -79,7 +79,10 @@ export function emptyStoreData(): StoreData {
 }
 
 function corrupt(location: string, why: string): MacslotError {
-  return new MacslotError('STORE_CORRUPT', `the MAC store ${location} is unreadable: ${why}; it was left untouched (repair or remove it, since starting empty would forget which guest owns which MAC)`);
+  return new MacslotError(
+    'STORE_CORRUPT',
+    `the MAC store ${location} is unreadable: ${why}; it was left untouched (repair or remove it, since starting empty would forget which guest owns which MAC)`,
+  );
 }
 
 function text(v: unknown, max = 256): v is string {
@@ -103,7 +106,8 @@ function checkDisplaced(list: unknown, location: string): DisplacedRecord[] {
   if (!Array.isArray(list)) throw corrupt(location, `"displaced" is ${show(list)}, not an array`);
   const seen = new Set<string>();
   return list.map((d: unknown, i) => {
-    if (d === null || typeof d !== 'object' || Array.isArray(d)) throw corrupt(location, `displaced entry ${i} is ${show(d)}, not an object`);
+    if (d === null || typeof d !== 'object' || Array.isArray(d))
+      throw corrupt(location, `displaced entry ${i} is ${show(d)}, not an object`);
     const o = d as Record<string, unknown>;
     const bad = (field: string): MacslotError => corrupt(location, `displaced entry ${i} has a bad ${field}: ${show(o[field])}`);
     if (!text(o.guest)) throw bad('guest');
@@ -149,7 +153,11 @@ function fromVersion1(o: Record<string, unknown>, location: string): StoreData {
       throw corrupt(location, `version 1 lease MAC ${show(e.mac)} is not a MAC`);
     }
     if (data.records[key] !== undefined) throw corrupt(location, `version 1 lists ${key} twice`);
-    data.records[key] = checkRecord(key, { guest: e.guest, nic: e.nic, iface: '0', policy: e.policy, holder: null, expires: null, updated: 0 }, location);
+    data.records[key] = checkRecord(
+      key,
+      { guest: e.guest, nic: e.nic, iface: '0', policy: e.policy, holder: null, expires: null, updated: 0 },
+      location,
+    );
   }
   return data;
 }
@@ -166,11 +174,15 @@ export function parseStoreData(text: string, location: string): StoreData {
   const o = raw as Record<string, unknown>;
   if (o.version === 1) return fromVersion1(o, location);
   if (typeof o.version === 'number' && Number.isInteger(o.version) && o.version > STORE_VERSION) {
-    throw new MacslotError('STORE_VERSION', `the MAC store ${location} has schema version ${o.version}; this macslot reads up to ${STORE_VERSION}, so it leaves the file alone`);
+    throw new MacslotError(
+      'STORE_VERSION',
+      `the MAC store ${location} has schema version ${o.version}; this macslot reads up to ${STORE_VERSION}, so it leaves the file alone`,
+    );
   }
   if (o.version !== STORE_VERSION) throw corrupt(location, `schema version ${show(o.version)} is not a known version`);
   const records = o.records;
-  if (records === null || typeof records !== 'object' || Array.isArray(records)) throw corrupt(location, `"records" is ${show(records)}, not an object`);
+  if (records === null || typeof records !== 'object' || Array.isArray(records))
+    throw corrupt(location, `"records" is ${show(records)}, not an object`);
   const data = emptyStoreData();
   const input = records as Record<string, unknown>;
   for (const key in input) data.records[key] = checkRecord(key, input[key], location);
@@ -197,7 +209,15 @@ function displacedText(data: StoreData): string {
 }
 
 function sameRecord(a: MacRecord, b: MacRecord): boolean {
-  return a.guest === b.guest && a.nic === b.nic && a.iface === b.iface && a.policy === b.policy && a.holder === b.holder && a.expires === b.expires && a.updated === b.updated;
+  return (
+    a.guest === b.guest &&
+    a.nic === b.nic &&
+    a.iface === b.iface &&
+    a.policy === b.policy &&
+    a.holder === b.holder &&
+    a.expires === b.expires &&
+    a.updated === b.updated
+  );
 }
 
 // A copy of each record with exactly its schema fields, in schema order (one object shape, and the text's field order);
@@ -207,11 +227,18 @@ function cloneData(data: StoreData): StoreData {
   for (const key in data.records) {
     const r = data.records[key];
     if (r === undefined) continue;
-    records[key] = r !== null && typeof r === 'object' ? { guest: r.guest, nic: r.nic, iface: r.iface, policy: r.policy, holder: r.holder, expires: r.expires, updated: r.updated } : r;
+    records[key] =
+      r !== null && typeof r === 'object'
+        ? { guest: r.guest, nic: r.nic, iface: r.iface, policy: r.policy, holder: r.holder, expires: r.expires, updated: r.updated }
+        : r;
   }
   const out: StoreData = { version: data.version, records };
   if (Array.isArray(data.displaced) && data.displaced.length > 0) {
-    out.displaced = data.displaced.map((d) => (d !== null && typeof d === 'object' ? { guest: d.guest, nic: d.nic, iface: d.iface, mac: d.mac, policy: d.policy, updated: d.updated } : d));
+    out.displaced = data.displaced.map((d) =>
+      d !== null && typeof d === 'object'
+        ? { guest: d.guest, nic: d.nic, iface: d.iface, mac: d.mac, policy: d.policy, updated: d.updated }
+        : d,
+    );
   }
   return out;
 }
@@ -311,7 +338,10 @@ export class MemoryStore implements MacStore {
     this.location = `memory:${name}`;
     this.#codec = new StoreCodec(this.location);
     // Held as text so every transaction starts from an independent copy and a bad write cannot alias live objects.
-    this.#text = initial === undefined ? serializeStoreData(emptyStoreData()) : serializeStoreData(parseStoreData(typeof initial === 'string' ? initial : JSON.stringify(initial), this.location));
+    this.#text =
+      initial === undefined
+        ? serializeStoreData(emptyStoreData())
+        : serializeStoreData(parseStoreData(typeof initial === 'string' ? initial : JSON.stringify(initial), this.location));
   }
 
   transact<T>(fn: (data: StoreData) => T): Promise<T> {
