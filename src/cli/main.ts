@@ -12,13 +12,13 @@ import { DEFAULT_MIX, parseMix } from './gen.js';
 const USAGE = `usage: macslot <command> [options]
 
 commands:
-  demo      the main job on a built-in NIC, clients and traffic (what npm start runs)
-  filter    split a capture into one capture per client, in one pass
-  explain   why each frame of a capture (or hex) was delivered or dropped
-  inspect   the NIC's address support and slot table for a configuration
-  bench     run the benchmark suite
-  gen       write a synthetic capture for a configuration
-  switch    switch one NIC among emulator ports (QEMU, vde_plug, WebSocket relays)
+  demo        the main job on a built-in NIC, clients and traffic (what npm start runs)
+  filter      split a capture into one capture per client, in one pass
+  explain     why each frame of a capture (or hex) was delivered or dropped
+  inspect     the NIC's address support and slot table for a configuration
+  bench       run the benchmark suite
+  gen         write a synthetic capture for a configuration
+  switch      switch one NIC among emulator ports (QEMU, vde_plug, WebSocket relays)
   completion  print a shell completion script: macslot completion bash|zsh|fish
 
 Run "macslot <command> --help" for a command's options. A capture file
@@ -214,7 +214,7 @@ options:
         };
       });
       const { runGen } = await import('./gen.js');
-      runGen(o, io);
+      await runGen(o, io);
       return 0;
     },
   },
