@@ -55,7 +55,7 @@ const send = (s: Socket, port: number, bytes: Uint8Array): Promise<void> => new 
 async function pairWorks(sw: Switch, port: number): Promise<void> {
   const a = await source();
   const b = await source();
-  const macOf = (name: string): string | undefined => sw.counters().ports.find((p) => p.name === name)?.mac;
+  const macOf = (name: string): string | undefined => sw.counters().ports.find((p) => p.name === name)?.mac ?? undefined;
   // A first datagram from each gets them a client (and a MAC); it is a spoof until then, and dropped.
   await send(a.sock, port, tagged('ff:ff:ff:ff:ff:ff', '02:00:00:00:00:00', 0));
   await send(b.sock, port, tagged('ff:ff:ff:ff:ff:ff', '02:00:00:00:00:00', 0));
