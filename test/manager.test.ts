@@ -612,6 +612,8 @@ describe('stores keep every MAC the NIC accepts', () => {
         iface: text(64),
         mac: acceptedMac,
         ttlMs: fc.option(fc.integer({ min: 1, max: 2 ** 40 }), { nil: undefined }),
+        // Through the manager, or added by the guest's own client on the NIC (the manager records it at the next transaction).
+        direct: fc.boolean(),
       });
       try {
         await fc.assert(
@@ -623,7 +625,18 @@ describe('stores keep every MAC the NIC accepts', () => {
               const time = new FakeTime(1_000);
               const m = new MacManager({ nics: { [nicName]: nicA() }, store, clock: time.clock, setTimer: time.setTimer });
               const leases: Lease[] = [];
+              const direct: { guest: string; slot: number; mac: Mac }[] = [];
               for (const r of requests) {
+                if (r.direct) {
+                  const nic = m.nic(nicName);
+                  const client = nic.client(r.guest) ?? nic.openClient(r.guest);
+                  try {
+                    direct.push({ guest: r.guest, slot: client.addressAdd(r.mac).slot, mac: r.mac });
+                  } catch (e) {
+                    expect((e as MacslotError).code).toBe('MAC_IN_USE');
+                  }
+                  continue;
+                }
                 const o = await m
                   .allocate({
                     guest: r.guest,
@@ -637,6 +650,7 @@ describe('stores keep every MAC the NIC accepts', () => {
                 if (o instanceof MacslotError) expect(o.code).toBe('MAC_IN_USE');
                 else leases.push(o as Lease);
               }
+              await m.sync();
               const written = await store.read();
               const read = await (await reopen()).read();
               expect(read).toEqual(written);
@@ -651,6 +665,17 @@ describe('stores keep every MAC the NIC accepts', () => {
                   expires: l.expires ?? null,
                   updated: 1_000,
                 });
+              }
+              for (const d of direct) {
+                const record = {
+                  guest: d.guest,
+                  nic: nicName,
+                  iface: `slot ${d.slot}`,
+                  policy: 'direct',
+                  holder: m.session,
+                  expires: null,
+                };
+                expect(read.records[d.mac.toString()]).toEqual({ ...record, updated: 1_000 });
               }
               // The text form alone round-trips too, displaced identities included.
               const withDisplaced: StoreData = {
