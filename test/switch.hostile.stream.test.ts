@@ -46,8 +46,24 @@ async function raw(where: string, bytes: readonly number[], end: boolean): Promi
   await new Promise<void>((r, j) => (s.once('connect', r), s.once('error', j)));
   if (bytes.length > 0) s.write(Uint8Array.from(bytes));
   if (end) s.end();
-  await closed;
+  await deadline(closed, 20_000, () => s.destroy());
   sockets.delete(s);
+}
+
+/** Resolves with `p`, or rejects (after `onLate`, which frees what waits) when the server has not acted within `ms`. */
+async function deadline<T>(p: Promise<T>, ms: number, onLate: () => void): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, j) => {
+    timer = setTimeout(() => {
+      onLate();
+      j(new Error(`the server did not close the connection within ${ms} ms`));
+    }, ms);
+  });
+  try {
+    return await Promise.race([p, late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 async function join2(sw: Switch, where: string): Promise<{ peer: StreamPeer; mac: string }> {
@@ -107,7 +123,7 @@ describe('hostile stream peers', () => {
     s.write(Uint8Array.from(prefix(1000)));
     const drip = setInterval(() => s.writable && s.write(Uint8Array.of(0x42)), 20);
     try {
-      await closed;
+      await deadline(closed, 20_000, () => s.destroy());
     } finally {
       clearInterval(drip);
     }

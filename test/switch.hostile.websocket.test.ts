@@ -42,9 +42,25 @@ async function raw(port: number, bytes: string | Uint8Array, end = false): Promi
   await new Promise<void>((r, j) => (s.once('connect', r), s.once('error', j)));
   if (typeof bytes === 'string' ? bytes.length > 0 : bytes.length > 0) s.write(bytes);
   if (end) s.end();
-  await closed;
+  await deadline(closed, 20_000, () => s.destroy());
   sockets.delete(s);
   return got;
+}
+
+/** Resolves with `p`, or rejects (after `onLate`, which frees what waits) when the server has not acted within `ms`. */
+async function deadline<T>(p: Promise<T>, ms: number, onLate: () => void): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, j) => {
+    timer = setTimeout(() => {
+      onLate();
+      j(new Error(`the server did not close the connection within ${ms} ms`));
+    }, ms);
+  });
+  try {
+    return await Promise.race([p, late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 const upgrade = (path: string, headers: Record<string, string> = {}): string => {
@@ -164,7 +180,7 @@ describe('hostile WebSocket peers', () => {
     s.write(upgrade('/vm-a'));
     await until(() => sw.ports().length === 1, 10_000, 'the stalling peer to attach');
     s.write(Uint8Array.from([0x82, 0x80 | 60, 1, 2, 3, 4, 9, 9]));
-    await closed;
+    await deadline(closed, 20_000, () => s.destroy());
     await until(() => (sw.counters().closed.drops['frame-timeout'] ?? 0) === 1, 10_000, 'the frame-timeout drop');
     // A well-behaved peer answers pings (ws does) and outlives several intervals.
     const a = await wsPeer(`${url}/vm-a`);
