@@ -101,6 +101,21 @@ describe('an interrupted filter leaves no partial file', () => {
     }
   });
 
+  it.each(['SIGINT', 'SIGTERM'] as const)('gen interrupted by %s ends by that signal and leaves no partial file', async (signal) => {
+    const out = join(dir, 'out');
+    mkdirSync(out);
+    // Far more frames than it can write before the signal lands.
+    const child = spawn(process.execPath, [CLI, 'gen', join(out, 'big.pcap'), '--config', NIC, '--frames', '1000000000'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    children.push(child);
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+    const ended = exited(child);
+    await within(Promise.race([partialAppears(out), ended.then(() => Promise.reject(new Error(`gen ended early: ${stderr}`)))]), 'a partial output');
+    child.kill(signal);
+    expect(await within(ended, `gen to end on ${signal}`), stderr).toEqual({ code: null, signal });
+    expect(readdirSync(out)).toEqual([]);
+  });
+
   it('a failure part way (a corrupt record after good ones) removes every partial output too', () => {
     const good = capture('pcap', 50);
     const bad = Buffer.concat([good, Buffer.from([0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0x7f, 0, 0, 0, 0])]);

@@ -9,6 +9,7 @@ import { MacslotError, show } from '../errors.js';
 import { RULES, type Rule } from '../filter/reference.js';
 import { CaptureFile } from '../node/capture.js';
 import { STDIO, count, nicFromFile, progressBar, type Io } from './common.js';
+import { onInterrupt } from './interrupt.js';
 import { table } from './table.js';
 
 /** What `macslot filter` was asked to do. */
@@ -40,7 +41,6 @@ export interface FilterReport {
 }
 
 const CHUNK = 1 << 20;
-const SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
 /**
  * Reads what is available into `buffer` off the main thread (waiting while a non-blocking pipe is
@@ -99,15 +99,7 @@ export async function runFilter(o: FilterOptions, io: Io): Promise<FilterReport>
   const maxSeconds = o.format === 'pcapng' ? PCAPNG_MAX_SECONDS : PCAP_MAX_SECONDS;
   // Whatever ends the run early (a signal, an error, an exit elsewhere), no partial output stays behind.
   const abortAll = (): void => files.forEach((f) => f?.abort());
-  const onSignal = (signal: NodeJS.Signals): void => {
-    abortAll();
-    // Ends by the signal itself, as the shell expects. (process.exit() would first wait for a read blocked on an idle FIFO.)
-    for (const s of SIGNALS) process.off(s, onSignal);
-    process.off('exit', abortAll);
-    process.kill(process.pid, signal);
-  };
-  for (const s of SIGNALS) process.once(s, onSignal);
-  process.once('exit', abortAll);
+  const disarm = onInterrupt(abortAll);
 
   let opened = false;
   const open = (): void => {
@@ -215,8 +207,7 @@ export async function runFilter(o: FilterOptions, io: Io): Promise<FilterReport>
   } finally {
     if (fd !== 0) closeSync(fd);
     dp.close();
-    for (const s of SIGNALS) process.off(s, onSignal);
-    process.off('exit', abortAll);
+    disarm();
   }
 
   const row = (id: number, name: string): FilterRow => {

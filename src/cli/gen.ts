@@ -4,7 +4,8 @@ import type { CaptureFormat } from '../capture/format.js';
 import { seededRandom } from '../config/config.js';
 import { MacslotError, show } from '../errors.js';
 import { Mac } from '../wire/mac.js';
-import { STDIO, captureOutput, count, nicFromFile, progressBar, type Io } from './common.js';
+import { STDIO, captureOutput, count, nicFromFile, progressBar, type CaptureOutput, type Io } from './common.js';
+import { onInterrupt, yieldToEvents } from './interrupt.js';
 
 /** Kinds of frames `gen` mixes, by destination. */
 export const MIX_KINDS = ['unicast', 'broadcast', 'multicast', 'unknown', 'flood', 'runt'] as const;
@@ -27,8 +28,11 @@ export function parseMix(text: string): Map<Kind, number> {
   return mix;
 }
 
-/** Writes the capture; returns how many frames of each kind it holds. Throws CONFIG_INVALID or INVALID_ARGUMENT (e.g. unicast asked but no client has a MAC). */
-export function runGen(o: { out: string; config: string; frames: number; mix: string; seed: number; size: number; format: CaptureFormat }, io: Io): Record<Kind, number> {
+/**
+ * Writes the capture; returns how many frames of each kind it holds. Throws CONFIG_INVALID or INVALID_ARGUMENT
+ * (e.g. unicast asked but no client has a MAC). Interrupted (a signal, an error), it leaves no partial file.
+ */
+export async function runGen(o: { out: string; config: string; frames: number; mix: string; seed: number; size: number; format: CaptureFormat }, io: Io): Promise<Record<Kind, number>> {
   const { nic, clients } = nicFromFile(o.config);
   const mix = parseMix(o.mix);
   const ids = new Set(clients.map((c) => c.id));
@@ -53,7 +57,15 @@ export function runGen(o: { out: string; config: string; frames: number; mix: st
   const inUse = new Set(nic.slots().map((s) => s.mac.key));
   const frame = new Uint8Array(Math.max(o.size, 14));
   const made: Record<Kind, number> = { unicast: 0, broadcast: 0, multicast: 0, unknown: 0, flood: 0, runt: 0 };
-  const file = captureOutput(o.out, { format: o.format });
+  // Armed before the file exists, so no signal can land between its creation and the cleanup.
+  let file: CaptureOutput | undefined;
+  const disarm = onInterrupt(() => file?.abort());
+  try {
+    file = captureOutput(o.out, { format: o.format });
+  } catch (err) {
+    disarm();
+    throw err;
+  }
   const progress = progressBar(io, o.frames);
   try {
     for (let i = 0; i < o.frames; i++) {
@@ -82,13 +94,19 @@ export function runGen(o: { out: string; config: string; frames: number; mix: st
       const len = kind === 'runt' ? 10 : o.size;
       // One frame per microsecond from a fixed start, so the same seed gives the same bytes.
       file.writer.write(frame, 0, len, 1_700_000_000 + Math.floor(i / 1_000_000), (i % 1_000_000) * 1000, len);
-      if ((i & 0xffff) === 0) progress.update(i, i);
+      if ((i & 0xffff) === 0) {
+        progress.update(i, i);
+        // Lets a signal through now and then; the loop itself never waits.
+        await yieldToEvents();
+      }
     }
     progress.done();
     file.commit();
   } catch (err) {
     file.abort();
     throw err;
+  } finally {
+    disarm();
   }
   // With the capture on standard output, the summary goes to standard error.
   (o.out === STDIO ? io.err : io.out)(`${o.out}: ${count(o.frames)} frames of ${o.size} bytes (${MIX_KINDS.filter((k) => made[k] > 0).map((k) => `${k} ${count(made[k])}`).join(', ')})\n`);
