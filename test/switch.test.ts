@@ -145,8 +145,12 @@ describe('Switch in bridge mode', () => {
     const [n, f] = memoryPortPair();
     const again = await leased.sw.attach(n);
     expect([again.client.name, again.mac?.toString()]).toEqual(['b', B]);
+    // The lease lapses by itself: b's client closes (an event, whenever the 150 ms timer gets to run).
+    const lapsed = new Promise<void>((resolve) => {
+      const off = leased.nic.on((e) => e.type === 'client-closed' && e.client === 'b' && (off(), resolve()));
+    });
     f.close();
-    await new Promise((r) => setTimeout(r, 250));
+    await lapsed;
     await leased.sw.settled();
     expect(leased.nic.client('b')).toBeUndefined();
     await leased.sw.close();
