@@ -485,8 +485,12 @@ export class MacManager {
     const target = this.#entry(toNic);
     if (guest === target.nic.primaryClient.name)
       throw new MacslotError('INVALID_ARGUMENT', `guest ${show(guest)} is the name of ${toNic}'s primary client`);
-    const sources = [...this.#nics.values()].filter((e) => e !== target && e.nic.client(guest) !== undefined);
-    const moved = await this.#transact((ctx) => this.#migrate(ctx, guest, target, sources).map((st) => this.#snapshot(st)));
+    let sources: NicEntry[] = [];
+    const moved = await this.#transact((ctx) => {
+      // Read inside the transaction, so a client opened while it waited for the store's lock moves too.
+      sources = [...this.#nics.values()].filter((e) => e !== target && e.nic.client(guest) !== undefined);
+      return this.#migrate(ctx, guest, target, sources).map((st) => this.#snapshot(st));
+    });
     // Only once the store has the move: clients the manager opened for the guest and that now hold nothing close.
     for (const e of sources) {
       const c = e.nic.client(guest);
