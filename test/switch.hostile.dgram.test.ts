@@ -70,7 +70,7 @@ async function pairWorks(sw: Switch, port: number): Promise<void> {
 describe('hostile datagram peers', () => {
   it('release sources that sent once and went silent, so the NIC is not filled until a restart', async () => {
     const logs: string[] = [];
-    const { nic, sw, port, listener } = await serve({ idleMs: 300, maxClientsPerListener: 4096 }, 64, logs);
+    const { nic, sw, port, listener } = await serve({ idleMs: 1500, maxClientsPerListener: 4096 }, 64, logs);
     const baseClients = nic.clients().length;
     // More one-datagram sources than the NIC has clients.
     for (let i = 0; i < 100; i++) await oneShot(port, tagged('ff:ff:ff:ff:ff:ff', '02:00:00:00:00:00', i));
@@ -104,7 +104,7 @@ describe('hostile datagram peers', () => {
 
   it('refuse new sources beyond maxClientsPerListener, counted and logged once, until one is released', async () => {
     const logs: string[] = [];
-    const { sw, port, listener } = await serve({ idleMs: 400, maxClientsPerListener: 4 }, 1024, logs);
+    const { sw, port, listener } = await serve({ idleMs: 1500, maxClientsPerListener: 4 }, 1024, logs);
     for (let i = 0; i < 10; i++) await oneShot(port, tagged('ff:ff:ff:ff:ff:ff', '02:00:00:00:00:00', i));
     await until(() => (listener.counters().refused.limit ?? 0) === 6, 10_000, 'six refusals');
     expect(listener.counters().clients).toBe(4);
@@ -135,7 +135,7 @@ describe('macslot switch (the built CLI)', () => {
     const help = spawnSync(process.execPath, [CLI, 'switch', '--help'], { encoding: 'utf8' }).stdout;
     for (const flag of ['--queue-budget', '--max-clients', '--idle-timeout', '--frame-timeout', '--handshake-timeout']) expect(help).toContain(flag);
 
-    const child = spawn(process.execPath, [CLI, 'switch', '--listen', 'udp:127.0.0.1:0', '--idle-timeout', '300', '--max-clients', '2'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, 'switch', '--listen', 'udp:127.0.0.1:0', '--idle-timeout', '2000', '--max-clients', '2'], { stdio: ['ignore', 'pipe', 'pipe'] });
     children.add(child);
     let err = '';
     child.stderr!.setEncoding('utf8').on('data', (t: string) => (err += t));
