@@ -126,6 +126,23 @@ async function pairWorks(sw: Switch, url: string): Promise<void> {
   await until(() => sw.ports().length === before, 10_000, 'vm-a and vm-b to go');
 }
 
+/** Masked client frame: FIN, `opcode`, `payload` (masked with a zero key, so the bytes go as they are). */
+const frame = (opcode: number, payload: number[], fin = true, masked = true): number[] => [
+  (fin ? 0x80 : 0) | opcode,
+  (masked ? 0x80 : 0) | payload.length,
+  ...(masked ? [0, 0, 0, 0] : []),
+  ...payload,
+];
+
+/** Frames sent after a completed upgrade that break the protocol: each closes its peer and counts a drop of its reason. */
+const BAD_FRAMES: readonly { what: string; bytes: number[]; reason: string }[] = [
+  { what: 'a text message of invalid UTF-8', bytes: frame(0x1, [0xff, 0xfe, 0xc0, 0x80]), reason: 'protocol' },
+  { what: 'an unmasked client frame', bytes: frame(0x2, [1, 2, 3], true, false), reason: 'protocol' },
+  { what: 'a reserved opcode', bytes: frame(0x3, [1]), reason: 'protocol' },
+  { what: 'a fragmented control frame', bytes: frame(0x9, [1], false), reason: 'protocol' },
+  { what: 'a message above QEMU\'s frame size', bytes: [0x82, 0x80 | 127, 0, 0, 0, 0, 0, 0x10, 0, 0, 0, 0, 0, 0], reason: 'oversize' },
+];
+
 describe('hostile WebSocket peers', () => {
   it('refuse each malformed request with its status and reason, once in the log, and the switch keeps serving', async () => {
     const logs: string[] = [];
@@ -159,6 +176,28 @@ describe('hostile WebSocket peers', () => {
     }
     await until(() => sw.ports().length === 0, 10_000, 'every half-open peer to be gone');
     expect(listener.counters().clients).toBe(0);
+    await pairWorks(sw, url);
+  });
+
+  it('close a peer that breaks the protocol after its upgrade, counting the reason', async () => {
+    const logs: string[] = [];
+    const { sw, url, port } = await serve(logs);
+    const want: Record<string, number> = {};
+    for (const b of BAD_FRAMES) {
+      const s = connect(port, '127.0.0.1');
+      sockets.add(s);
+      s.on('error', () => {});
+      s.resume();
+      const closed = new Promise<void>((r) => s.once('close', () => r()));
+      await new Promise<void>((r) => s.once('connect', () => r()));
+      s.write(upgrade('/'));
+      await until(() => sw.ports().length === 1, 10_000, `the peer sending ${b.what} to attach`);
+      s.write(Uint8Array.from(b.bytes));
+      await deadline(closed, 20_000, () => s.destroy());
+      sockets.delete(s);
+      want[b.reason] = (want[b.reason] ?? 0) + 1;
+      await until(() => sw.ports().length === 0 && (sw.counters().closed.drops[b.reason] ?? 0) === want[b.reason], 10_000, `the ${b.reason} drop for ${b.what}`);
+    }
     await pairWorks(sw, url);
   });
 
