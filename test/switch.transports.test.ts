@@ -85,9 +85,16 @@ describe('WebSocket', () => {
     expect(await b.inbox.until(2)).toEqual([1, 2]);
     expect(await c.inbox.until(1)).toEqual([2]);
     expect(await a.inbox.until(1)).toEqual([5]);
-    // Nothing else arrives late: not the spoofed frame, not an echo of the broadcast.
-    await new Promise((r) => setTimeout(r, 100));
-    expect([a.inbox.tags, b.inbox.tags, c.inbox.tags]).toEqual([[5], [1, 2], [2]]);
+    // Nothing else arrives late: not the spoofed frame, not an echo of the broadcast. Each sender's frames are switched
+    // in order and each peer's queue is first in, first out, so a last frame from the same sender to each peer closes the
+    // window: anything the earlier frames were to deliver there would have come before it.
+    a.ws.send(frame(B, A, 6));
+    a.ws.send(frame(C, A, 7));
+    b.ws.send(frame(A, B, 8));
+    expect(await b.inbox.until(3)).toEqual([1, 2, 6]);
+    expect(await c.inbox.until(2)).toEqual([2, 7]);
+    expect(await a.inbox.until(2)).toEqual([5, 8]);
+    expect([a.inbox.tags, b.inbox.tags, c.inbox.tags]).toEqual([[5, 8], [1, 2, 6], [2, 7]]);
     const counters = sw.counters();
     expect(counters.spoofed).toBe(1);
   });
@@ -229,8 +236,12 @@ describe('UDP datagrams (QEMU -netdev dgram)', () => {
     await send(1, frame(C, B, 5)); // vm-c is not connected: dropped
     expect(await peers[0]!.inbox.until(2)).toEqual([2, 4]);
     expect(await peers[1]!.inbox.until(1)).toEqual([3]);
-    await new Promise((r) => setTimeout(r, 100));
-    expect([peers[0]!.inbox.tags, peers[1]!.inbox.tags]).toEqual([[2, 4], [3]]);
+    // Nothing arrives late (the frame to vm-c above, an echo): a last frame from each sender closes the window.
+    await send(1, frame(A, B, 6));
+    await send(0, frame(B, A, 7));
+    expect(await peers[0]!.inbox.until(3)).toEqual([2, 4, 6]);
+    expect(await peers[1]!.inbox.until(2)).toEqual([3, 7]);
+    expect([peers[0]!.inbox.tags, peers[1]!.inbox.tags]).toEqual([[2, 4, 6], [3, 7]]);
   });
 });
 
