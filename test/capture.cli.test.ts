@@ -1,7 +1,21 @@
 // Capture files through the built command line: an interrupted `filter` leaves nothing behind, timestamps an output cannot
 // hold fail naming the file and offset, and `gen` writes through a link to /dev/stdout without replacing the link.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { closeSync, constants, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, symlinkSync, watch, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  symlinkSync,
+  watch,
+  writeFileSync,
+} from 'node:fs';
 import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -60,57 +74,70 @@ function partialAppears(out: string): Promise<void> {
   return new Promise((ok) => {
     const has = (): boolean => readdirSync(out).some((n) => n.endsWith('.partial'));
     const w = watch(out, () => {
-      if (has()) (w.close(), ok());
+      if (has()) w.close(), ok();
     });
-    if (has()) (w.close(), ok());
+    if (has()) w.close(), ok();
   });
 }
 
 describe('an interrupted filter leaves no partial file', () => {
-  it.each(['SIGINT', 'SIGTERM'] as const)('%s while it waits for input ends it by that signal and removes every partial output', async (signal) => {
-    const fifo = join(dir, 'in.pcap');
-    if (spawnSync('mkfifo', [fifo]).status !== 0) throw new Error('mkfifo failed');
-    const out = join(dir, 'out');
-    mkdirSync(out);
-    const child = spawn(process.execPath, [CLI, 'filter', fifo, '--config', NIC, '--out', out, '--dropped'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    children.push(child);
-    let stderr = '';
-    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-    const ended = exited(child);
-    // Opening the FIFO's write end waits for the filter to open its read end; should the filter die first, open the
-    // read end here so that the pending open returns.
-    void ended.then(() => {
+  it.each(['SIGINT', 'SIGTERM'] as const)(
+    '%s while it waits for input ends it by that signal and removes every partial output',
+    async (signal) => {
+      const fifo = join(dir, 'in.pcap');
+      if (spawnSync('mkfifo', [fifo]).status !== 0) throw new Error('mkfifo failed');
+      const out = join(dir, 'out');
+      mkdirSync(out);
+      const child = spawn(process.execPath, [CLI, 'filter', fifo, '--config', NIC, '--out', out, '--dropped'], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      children.push(child);
+      let stderr = '';
+      child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+      const ended = exited(child);
+      // Opening the FIFO's write end waits for the filter to open its read end; should the filter die first, open the
+      // read end here so that the pending open returns.
+      void ended.then(() => {
+        try {
+          closeSync(openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK));
+        } catch {
+          // Nothing to release.
+        }
+      });
+      const input = await within(open(fifo, 'w'), 'the filter to open its input');
       try {
-        closeSync(openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK));
-      } catch {
-        // Nothing to release.
+        const appeared = partialAppears(out);
+        // A first part of the capture: the filter writes it out and waits for more.
+        await input.write(capture('pcap', 200));
+        await within(
+          Promise.race([appeared, ended.then(() => Promise.reject(new Error(`filter ended early: ${stderr}`)))]),
+          'a partial output',
+        );
+        child.kill(signal);
+        const end = await within(ended, `the filter to end on ${signal}`);
+        expect(end, stderr).toEqual({ code: null, signal });
+        expect(readdirSync(out)).toEqual([]);
+      } finally {
+        await input.close();
       }
-    });
-    const input = await within(open(fifo, 'w'), 'the filter to open its input');
-    try {
-      const appeared = partialAppears(out);
-      // A first part of the capture: the filter writes it out and waits for more.
-      await input.write(capture('pcap', 200));
-      await within(Promise.race([appeared, ended.then(() => Promise.reject(new Error(`filter ended early: ${stderr}`)))]), 'a partial output');
-      child.kill(signal);
-      const end = await within(ended, `the filter to end on ${signal}`);
-      expect(end, stderr).toEqual({ code: null, signal });
-      expect(readdirSync(out)).toEqual([]);
-    } finally {
-      await input.close();
-    }
-  });
+    },
+  );
 
   it.each(['SIGINT', 'SIGTERM'] as const)('gen interrupted by %s ends by that signal and leaves no partial file', async (signal) => {
     const out = join(dir, 'out');
     mkdirSync(out);
     // Far more frames than it can write before the signal lands.
-    const child = spawn(process.execPath, [CLI, 'gen', join(out, 'big.pcap'), '--config', NIC, '--frames', '1000000000'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, 'gen', join(out, 'big.pcap'), '--config', NIC, '--frames', '1000000000'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     children.push(child);
     let stderr = '';
     child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
     const ended = exited(child);
-    await within(Promise.race([partialAppears(out), ended.then(() => Promise.reject(new Error(`gen ended early: ${stderr}`)))]), 'a partial output');
+    await within(
+      Promise.race([partialAppears(out), ended.then(() => Promise.reject(new Error(`gen ended early: ${stderr}`)))]),
+      'a partial output',
+    );
     child.kill(signal);
     expect(await within(ended, `gen to end on ${signal}`), stderr).toEqual({ code: null, signal });
     expect(readdirSync(out)).toEqual([]);
@@ -196,7 +223,9 @@ describe('interface blocks keep memory constant', () => {
     const out = join(dir, 'out');
     const r = capped('filter', src, '--config', NIC, '--out', out, '--dropped');
     expect(r.status).toBe(1);
-    expect(r.err).toContain(`CAPTURE_INVALID: "${src}" at byte offset ${head.length + 65_535 * 20}: more than 65536 interfaces in one section`);
+    expect(r.err).toContain(
+      `CAPTURE_INVALID: "${src}" at byte offset ${head.length + 65_535 * 20}: more than 65536 interfaces in one section`,
+    );
     expect(readdirSync(out)).toEqual([]);
   });
 });
@@ -210,7 +239,11 @@ describe('timestamps an output cannot hold', () => {
     expect(r.status, r.err).toBe(0);
     const seen: [number, number][] = [];
     await readCaptureFile(join(out, 'vm-a.pcapng'), (f) => void seen.push([f.seconds, f.nanoseconds]));
-    expect(seen).toEqual([[2 ** 32 + 5, 0], [2 ** 32 + 5, 1000], [2 ** 32 + 5, 2000]]);
+    expect(seen).toEqual([
+      [2 ** 32 + 5, 0],
+      [2 ** 32 + 5, 1000],
+      [2 ** 32 + 5, 2000],
+    ]);
   });
 
   it('and fail with CAPTURE_INVALID naming the file and offset for pcap outputs, leaving nothing behind', () => {
@@ -220,23 +253,25 @@ describe('timestamps an output cannot hold', () => {
     const r = cli('filter', src, '--config', NIC, '--out', out);
     expect(r.status).toBe(1);
     // The section and interface headers take 60 bytes; the first packet block starts there.
-    expect(r.err).toContain(`CAPTURE_INVALID: "${src}" at byte offset 60: timestamp 4294967301 s is past what a pcap output holds (4294967295 s); --format pcapng holds it`);
+    expect(r.err).toContain(
+      `CAPTURE_INVALID: "${src}" at byte offset 60: timestamp 4294967301 s is past what a pcap output holds (4294967295 s); --format pcapng holds it`,
+    );
     expect(readdirSync(out)).toEqual([]);
   });
 
-  it.each([['pcap', 1_000_000, 'microsecond'], ['pcap-ns', 1_000_000_000, 'nanosecond']] as const)(
-    'a %s fraction of a whole second (%i) is CAPTURE_INVALID naming the file and offset',
-    (format, fraction, unit) => {
-      const bytes = Buffer.from(capture(format, 2));
-      bytes.writeUInt32LE(fraction, 24 + 16 + 60 + 4);
-      const src = join(dir, 'odd.pcap');
-      writeFileSync(src, bytes);
-      const r = cli('filter', src, '--config', NIC, '--out', join(dir, 'out'));
-      expect(r.status).toBe(1);
-      expect(r.err).toContain(`CAPTURE_INVALID: "${src}" at byte offset ${24 + 16 + 60 + 4}: ${unit} fraction ${fraction} is not below`);
-      expect(readdirSync(join(dir, 'out'))).toEqual([]);
-    },
-  );
+  it.each([
+    ['pcap', 1_000_000, 'microsecond'],
+    ['pcap-ns', 1_000_000_000, 'nanosecond'],
+  ] as const)('a %s fraction of a whole second (%i) is CAPTURE_INVALID naming the file and offset', (format, fraction, unit) => {
+    const bytes = Buffer.from(capture(format, 2));
+    bytes.writeUInt32LE(fraction, 24 + 16 + 60 + 4);
+    const src = join(dir, 'odd.pcap');
+    writeFileSync(src, bytes);
+    const r = cli('filter', src, '--config', NIC, '--out', join(dir, 'out'));
+    expect(r.status).toBe(1);
+    expect(r.err).toContain(`CAPTURE_INVALID: "${src}" at byte offset ${24 + 16 + 60 + 4}: ${unit} fraction ${fraction} is not below`);
+    expect(readdirSync(join(dir, 'out'))).toEqual([]);
+  });
 });
 
 describe('gen writes through links to open descriptors', () => {

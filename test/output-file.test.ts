@@ -134,11 +134,21 @@ describe('the output rule', () => {
 
   const refused: [string, (path: string) => Promise<() => void> | (() => void), RegExp, (path: string) => boolean][] = [
     ['a directory', (p) => (mkdirSync(p), () => {}), /a directory/, (p) => lstatSync(p).isDirectory()],
-    ['a symlink to a directory', (p) => (mkdirSync(`${p}.d`), symlinkSync(`${p}.d`, p), () => {}), /a directory/, (p) => lstatSync(p).isSymbolicLink()],
-    ['a unix socket', async (p) => {
-      const s = await listen(p);
-      return () => s.close();
-    }, /a socket/, (p) => lstatSync(p).isSocket()],
+    [
+      'a symlink to a directory',
+      (p) => (mkdirSync(`${p}.d`), symlinkSync(`${p}.d`, p), () => {}),
+      /a directory/,
+      (p) => lstatSync(p).isSymbolicLink(),
+    ],
+    [
+      'a unix socket',
+      async (p) => {
+        const s = await listen(p);
+        return () => s.close();
+      },
+      /a socket/,
+      (p) => lstatSync(p).isSocket(),
+    ],
   ];
 
   it.each(refused)('refuses %s and leaves it as it is', async (_, make, why, still) => {
@@ -220,7 +230,7 @@ describe('the output rule', () => {
     expect(readdirSync(dir)).toEqual(['redirected']);
   });
 
-  it('refuses at commit when a directory took the target\'s place while it was written, and removes its temporary file', () => {
+  it("refuses at commit when a directory took the target's place while it was written, and removes its temporary file", () => {
     const p = join(dir, 'late');
     const f = new AtomicFile(p);
     f.write(bytes('x'));
@@ -231,7 +241,7 @@ describe('the output rule', () => {
     expect(f.committed).toBe(false);
   });
 
-  it('removes partial files that dead writers on this host left for the same name, and keeps a live writer\'s', () => {
+  it("removes partial files that dead writers on this host left for the same name, and keeps a live writer's", () => {
     const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
     const deadPid = Number(dead.stdout);
     expect(deadPid).toBeGreaterThan(0);

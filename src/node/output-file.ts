@@ -195,13 +195,19 @@ export function resolveOutput(path: string, options: OutputOptions = {}): Output
       } catch {
         // The link vanished meanwhile; the message still names the path.
       }
-      if (e === 'ENOENT' || e === 'ENOTDIR') throw refuse(code, abs, `is a symbolic link to ${show(to)}, which does not exist (a dangling link is never read as empty nor replaced)`);
+      if (e === 'ENOENT' || e === 'ENOTDIR')
+        throw refuse(
+          code,
+          abs,
+          `is a symbolic link to ${show(to)}, which does not exist (a dangling link is never read as empty nor replaced)`,
+        );
       if (e === 'ELOOP') throw refuse(code, abs, 'is a loop of symbolic links');
       throw refuse(code, abs, `is a symbolic link whose target cannot be inspected: ${message(err)}`);
     }
     // This process's own descriptor (a pipe, a socket, a redirected file): written through, sharing its offset.
     const via = viaDescriptor(fs, abs);
-    if (via.fd !== undefined && !st.isDirectory()) return { path: abs, target: abs, kind: 'stream', mode: undefined, append: false, fd: via.fd };
+    if (via.fd !== undefined && !st.isDirectory())
+      return { path: abs, target: abs, kind: 'stream', mode: undefined, append: false, fd: via.fd };
     if (via.alias && st.isFile()) return { path: abs, target: abs, kind: 'stream', mode: undefined, append: true, fd: undefined };
   }
   const bad = refusedKind(st);
@@ -395,7 +401,12 @@ export class AtomicFile {
       if (errno(err) === 'ENOENT') return;
       throw err;
     }
-    if (!st.isFile()) throw refuse(this.#code, this.output.target, 'was replaced by something other than a regular file while being written; it is left as it is');
+    if (!st.isFile())
+      throw refuse(
+        this.#code,
+        this.output.target,
+        'was replaced by something other than a regular file while being written; it is left as it is',
+      );
   }
 
   #unlinkQuiet(path: string): void {
