@@ -77,3 +77,18 @@ export function show(value: unknown): string {
 function cut(text: string): string {
   return text.length <= SHOW_MAX ? text : `${text.slice(0, SHOW_MAX)}…(${text.length} characters)`;
 }
+
+/**
+ * Reports an error thrown by a caller's listener without rethrowing it. The change that emitted the event
+ * has completed; nothing is thrown back into the caller, another listener or a microtask, where it would
+ * end the process. Uses the platform's `reportError` where there is one (browsers), `console.error` elsewhere.
+ */
+export function reportListenerError(err: unknown): void {
+  const g = globalThis as { reportError?: (e: unknown) => void; console?: { error(...args: unknown[]): void } };
+  try {
+    if (typeof g.reportError === 'function') g.reportError(err);
+    else g.console?.error('macslot: an event listener threw:', err);
+  } catch {
+    // Reporting is best effort; it must never throw itself.
+  }
+}

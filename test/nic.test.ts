@@ -1,5 +1,5 @@
 // The NIC control plane: the seed's interfaces, their error codes, the primary's protections, overflow, multicast and broadcast.
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { Mac, MacslotError, Nic, classifyFrame, type NicConfig, type NicEvent } from 'macslot';
 
 const PRIMARY = '00:14:4f:00:00:00';
@@ -427,5 +427,30 @@ describe('churn', () => {
     nic.openClient('b');
     expect(heard).toBe(1);
   });
-});
 
+  it('a listener that throws is reported, not rethrown: the change completes and later listeners still hear it', async () => {
+    const nic = base();
+    const report = vi.spyOn(console, 'error').mockImplementation(() => {});
+    const unhandled: unknown[] = [];
+    const onUnhandled = (err: unknown): void => void unhandled.push(err);
+    process.on('uncaughtException', onUnhandled);
+    try {
+      nic.on(() => {
+        throw new Error('listener bug');
+      });
+      const heard: string[] = [];
+      nic.on((e) => heard.push(e.type));
+      const { slot } = nic.openClient('a').addressReserve();
+      // Give any rethrow queued as a microtask or task the chance to surface.
+      await new Promise<void>((r) => setImmediate(r));
+      expect(nic.addressGet(slot).reserved).toBe(true);
+      expect(heard).toContain('reserved');
+      expect(unhandled).toEqual([]);
+      expect(report).toHaveBeenCalled();
+      expect(String(report.mock.calls[0]?.[1])).toContain('listener bug');
+    } finally {
+      process.off('uncaughtException', onUnhandled);
+      report.mockRestore();
+    }
+  });
+});

@@ -1,6 +1,6 @@
 // Adapters: a v86 emulator's network card (ne2k or virtio) as a frame port bound to one NIC client, through v86's bus only, so it runs in browsers and Node alike.
 
-import { MacslotError, isMacslotError, show } from '../errors.js';
+import { MacslotError, isMacslotError, reportListenerError, show } from '../errors.js';
 import type { NicClient } from '../nic/nic.js';
 import type { NicEvent } from '../nic/types.js';
 import type { FramePort, PortCloseReason } from '../port/port.js';
@@ -374,10 +374,8 @@ class Attachment implements V86Attachment {
       try {
         l(event);
       } catch (err) {
-        // A listener's bug must not unwind into v86's loop; it surfaces once the current frame is done.
-        queueMicrotask(() => {
-          throw err;
-        });
+        // A listener's bug must not unwind into v86's loop, nor end the process from a microtask.
+        reportListenerError(err);
       }
     }
   }

@@ -1,7 +1,7 @@
 // Interface layer: the slot-managed NIC control plane (the seed's Address Support/Reserve/Unreserve/Modify/Get/Add/Remove).
 
 import { cryptoRandom, randomAddr, type RandomSource } from '../alloc/generate.js';
-import { MacslotError, show } from '../errors.js';
+import { MacslotError, reportListenerError, show } from '../errors.js';
 import { LIMITS } from '../limits.js';
 import { HASH_BITS, mtaIndex } from '../filter/hash.js';
 import type { FilterState, GroupEntry, UnicastEntry } from '../filter/state.js';
@@ -337,10 +337,8 @@ export class Nic {
       try {
         l(full as NicEvent);
       } catch (err) {
-        // A failing listener must not leave the NIC half-changed: report it after the call completes.
-        queueMicrotask(() => {
-          throw err;
-        });
+        // A failing listener must not leave the NIC half-changed, nor end the process from a microtask.
+        reportListenerError(err);
       }
     }
   }
