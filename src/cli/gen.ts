@@ -6,6 +6,16 @@ import { MacslotError, show } from '../errors.js';
 import { Mac } from '../wire/mac.js';
 import { STDIO, captureOutput, count, nicFromFile, progressBar, type CaptureOutput, type Io } from './common.js';
 import { onInterrupt, yieldToEvents } from './interrupt.js';
+import { resolveOutput } from '../node/output-file.js';
+
+/** True when `path` leads to this process's standard output. */
+function namesStdout(path: string): boolean {
+  try {
+    return resolveOutput(path).fd === 1;
+  } catch {
+    return false;
+  }
+}
 
 /** Kinds of frames `gen` mixes, by destination. */
 export const MIX_KINDS = ['unicast', 'broadcast', 'multicast', 'unknown', 'flood', 'runt'] as const;
@@ -57,6 +67,8 @@ export async function runGen(o: { out: string; config: string; frames: number; m
   const inUse = new Set(nic.slots().map((s) => s.mac.key));
   const frame = new Uint8Array(Math.max(o.size, 14));
   const made: Record<Kind, number> = { unicast: 0, broadcast: 0, multicast: 0, unknown: 0, flood: 0, runt: 0 };
+  // A path naming standard output (/dev/stdout, /dev/fd/1) is `-` by another name: the summary must not follow the capture there.
+  const intoStdout = o.out === STDIO || namesStdout(o.out);
   // Armed before the file exists, so no signal can land between its creation and the cleanup.
   let file: CaptureOutput | undefined;
   const disarm = onInterrupt(() => file?.abort());
@@ -109,6 +121,6 @@ export async function runGen(o: { out: string; config: string; frames: number; m
     disarm();
   }
   // With the capture on standard output, the summary goes to standard error.
-  (o.out === STDIO ? io.err : io.out)(`${o.out}: ${count(o.frames)} frames of ${o.size} bytes (${MIX_KINDS.filter((k) => made[k] > 0).map((k) => `${k} ${count(made[k])}`).join(', ')})\n`);
+  (intoStdout ? io.err : io.out)(`${o.out}: ${count(o.frames)} frames of ${o.size} bytes (${MIX_KINDS.filter((k) => made[k] > 0).map((k) => `${k} ${count(made[k])}`).join(', ')})\n`);
   return made;
 }
