@@ -5,6 +5,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { scanCapture, type CaptureReader } from 'macslot';
 import { readCaptureFile } from 'macslot/node';
 import { until } from './support/frames.js';
 import { streamPeer } from './support/peer.js';
@@ -282,16 +283,17 @@ describe('tcpdump and tshark habits', () => {
     expect(r.out).toBe('');
   });
 
-  it('switch --tap records every port as pcapng, one interface per port', async () => {
+  it.each(['a file', 'standard output'])('switch --tap records every port as pcapng, one interface per port, to %s', async (where) => {
     const config = join(tmp, 'tap.json');
     writeFileSync(config, JSON.stringify({ nic: { primary: '02:00:00:00:00:01' }, clients: [{ name: 'a', address: '02:00:00:00:00:0a' }, { name: 'b', address: '02:00:00:00:00:0b' }] }));
-    const sock = join(tmp, 'tap.sock');
+    const toStdout = where === 'standard output';
+    const sock = join(tmp, `tap-${toStdout ? 'stdout' : 'file'}.sock`);
     const pcap = join(tmp, 'switch.pcapng');
-    const child = spawn(process.execPath, [CLI, 'switch', '--config', config, '--listen', `unix:${sock}`, '--tap', pcap, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, 'switch', '--config', config, '--listen', `unix:${sock}`, '--tap', toStdout ? '-' : pcap, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let err = '';
-    let out = '';
+    const out: Buffer[] = [];
     child.stderr.on('data', (b: Buffer) => (err += b.toString()));
-    child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+    child.stdout.on('data', (b: Buffer) => out.push(b));
     const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
     try {
       await until(() => /listening on unix:/.test(err), 10000, `the switch listening (stderr: ${err})`);
@@ -308,16 +310,19 @@ describe('tcpdump and tshark habits', () => {
       child.kill('SIGTERM');
     }
     expect(await exited).toBe(0);
-    expect(JSON.parse(out).ports).toBeDefined();
+    // The counters go to standard output, or to standard error when the capture takes standard output.
+    const counters = toStdout ? err.split('\n').find((l) => l.startsWith('{')) : Buffer.concat(out).toString();
+    expect(JSON.parse(counters ?? '')).toHaveProperty('ports');
     const seen: [number, number][] = [];
-    const summary = await readCaptureFile(pcap, (r) => void seen.push([r.interfaceId, r.capturedLength]));
+    const onFrame = (r: CaptureReader): void => void seen.push([r.interfaceId, r.capturedLength]);
+    const summary = toStdout ? await scanCapture([Buffer.concat(out)], 'stdout', onFrame) : await readCaptureFile(pcap, onFrame);
     expect(summary.format).toBe('pcapng');
     // In at a's port, out at b's port: two interfaces, one per port.
     expect(seen.sort()).toEqual([
       [0, 60],
       [1, 60],
     ]);
-    expect(readFileSync(pcap).includes(Buffer.from('unix:'))).toBe(true);
+    expect((toStdout ? Buffer.concat(out) : readFileSync(pcap)).includes(Buffer.from('unix:'))).toBe(true);
   });
 
   it('completion prints scripts that complete commands and options', () => {
