@@ -365,15 +365,17 @@ describe('lanes', () => {
 describe('doorbells', () => {
   it('wakes a consumer sleeping in another thread when its ring gets frames', async () => {
     const { dp, a, ra } = await setup();
-    const worker = new Worker(new URL('./fixtures/ring-waiter.mjs', import.meta.url), { workerData: { handle: dp.handle(), client: a.id } });
+    const asleep = new Int32Array(new SharedArrayBuffer(4));
+    const worker = new Worker(new URL('./fixtures/ring-waiter.mjs', import.meta.url), { workerData: { handle: dp.handle(), client: a.id, asleep: asleep.buffer } });
     const messages: { ready?: boolean; woke?: boolean; waitedMs?: number; lengths?: number[] }[] = [];
     const done = new Promise<void>((resolve, reject) => {
       worker.on('message', (m) => (messages.push(m), m.ready ? undefined : resolve()));
       worker.once('error', reject);
     });
-    while (messages.length === 0) await new Promise((r) => setTimeout(r, 10));
-    // Give the consumer time to fall asleep, so the frame must arrive by notify rather than by a first look.
-    await new Promise((r) => setTimeout(r, 100));
+    // The consumer says when it is about to sleep, so the frame arrives by notify rather than by a first look.
+    // (Atomics.waitAsync is in Node 16+, not in this project's ES2022 typings.)
+    const waitAsync = (Atomics as unknown as { waitAsync(a: Int32Array, i: number, v: number): { value: Promise<string> | string } }).waitAsync;
+    await waitAsync(asleep, 0, 0).value;
     dp.receive(frameTo(ra.mac.toString(), undefined, 77));
     await done;
     await worker.terminate();
