@@ -1,9 +1,9 @@
 // Capture files cross-checked with Debian's tcpdump and python3-dpkt's sample captures; under CI these fail, never skip, when the tools are missing.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { isMacslotError, type CaptureFormat } from 'macslot';
 import { CaptureFile, readCaptureFile } from 'macslot/node';
 
@@ -13,6 +13,7 @@ const REQUIRED = process.env.CI === 'true';
 const haveSamples = existsSync(SAMPLES) && readdirSync(SAMPLES).some((f) => f.endsWith('.pcap'));
 const suite = (TCPDUMP !== undefined && haveSamples) || REQUIRED ? describe : describe.skip;
 const tmp = mkdtempSync(join(tmpdir(), 'macslot-tools-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 function tcpdump(...args: string[]): { frames: string[]; status: number | null; stderr: string } {
   if (TCPDUMP === undefined) throw new Error('tcpdump is required here (apt-get install tcpdump)');
