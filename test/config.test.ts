@@ -146,6 +146,11 @@ const switchArb = fc.record({
   neighbours: fc.uniqueArray(unicastMac, { maxLength: 3 }),
   secrets: fc.dictionary(fc.string({ minLength: 1, maxLength: 12 }), fc.string({ minLength: 8, maxLength: 24 }), { maxKeys: 2 }),
   stormControl: fc.oneof(fc.constant(false), fc.record({ rate: fc.integer({ min: 1, max: 100_000 }), burst: fc.integer({ min: 1, max: 100_000 }) }, { requiredKeys: ['rate'] })),
+  queueBudgetBytes: fc.integer({ min: 1, max: 2 ** 40 }),
+  maxClientsPerListener: fc.integer({ min: 1, max: 2 ** 31 - 1 }),
+  idleMs: fc.integer({ min: 0, max: 2 ** 31 - 1 }),
+  frameTimeoutMs: fc.integer({ min: 0, max: 2 ** 31 - 1 }),
+  handshakeTimeoutMs: fc.integer({ min: 1, max: 2 ** 31 - 1 }),
 }, { requiredKeys: [] });
 const configArb = fc.record(
   {

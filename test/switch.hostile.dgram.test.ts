@@ -2,6 +2,8 @@
 // after the idle timeout, a listener full of sources refuses new ones, and garbage datagrams change nothing for others.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Nic, Switch } from 'macslot';
@@ -148,5 +150,39 @@ describe('macslot switch (the built CLI)', () => {
     const exited = new Promise((r) => child.once('exit', r));
     child.kill('SIGTERM');
     await exited;
+  });
+
+  it("takes the listener limits from the configuration file's switch object, and the command line overrides them", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'macslot-limits-'));
+    try {
+      const config = join(dir, 'switch.json');
+      writeFileSync(config, JSON.stringify({ nic: { primary: '02:6d:73:00:00:01' }, switch: { idleMs: 2000, maxClientsPerListener: 1 } }));
+      const bad = join(dir, 'bad.json');
+      writeFileSync(bad, JSON.stringify({ nic: { primary: '02:6d:73:00:00:01' }, switch: { idleMs: -1 } }));
+      const refused = spawnSync(process.execPath, [CLI, 'switch', '--config', bad, '--listen', 'udp:127.0.0.1:0'], { encoding: 'utf8' });
+      expect(refused.status).not.toBe(0);
+      expect(refused.stderr).toContain('switch.idleMs');
+
+      // The file allows one peer; --max-clients 2 allows a second, and the third is refused.
+      const child = spawn(process.execPath, [CLI, 'switch', '--config', config, '--listen', 'udp:127.0.0.1:0', '--max-clients', '2'], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      children.add(child);
+      let err = '';
+      child.stderr!.setEncoding('utf8').on('data', (t: string) => (err += t));
+      child.stdout!.resume();
+      await until(() => /listening on udp:127\.0\.0\.1:\d+/.test(err), 20_000, 'the switch to listen');
+      const port = Number(/listening on udp:127\.0\.0\.1:(\d+)/.exec(err)![1]);
+      for (let i = 0; i < 3; i++) await oneShot(port, tagged('ff:ff:ff:ff:ff:ff', '02:00:00:00:00:00', i));
+      await until(() => err.includes('refused a peer (limit)'), 20_000, 'the third source to be refused');
+      // Two sources got ports (the command line's limit), not one (the file's).
+      await until(() => (err.match(/: connected as /g)?.length ?? 0) === 2, 20_000, 'two sources to connect');
+      await until(() => err.includes('released a peer (idle)'), 20_000, "the silent sources to be released by the file's idleMs");
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await exited;
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

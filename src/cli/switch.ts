@@ -50,18 +50,40 @@ export function checkSwitchOptions(o: SwitchCliOptions): void {
   if (o.stormControl !== undefined) stormOption(o.stormControl);
 }
 
+/** A listener limit: its serveSwitch option (and `switch` object field) name, its command-line option, and its range. */
+type LimitName = 'queueBudgetBytes' | 'maxClientsPerListener' | 'idleMs' | 'frameTimeoutMs' | 'handshakeTimeoutMs';
+/** The listeners' limits, set by the command line or by the configuration file's `switch` object (the command line wins). */
+export type SwitchLimits = Partial<Record<LimitName, number>>;
+const LIMIT_FIELDS: readonly { key: LimitName; option: keyof SwitchCliOptions; flag: string; min: number; max: number }[] = [
+  { key: 'queueBudgetBytes', option: 'queueBudget', flag: '--queue-budget', min: 1, max: Number.MAX_SAFE_INTEGER },
+  { key: 'maxClientsPerListener', option: 'maxClients', flag: '--max-clients', min: 1, max: 2 ** 31 - 1 },
+  { key: 'idleMs', option: 'idleTimeout', flag: '--idle-timeout', min: 0, max: 2 ** 31 - 1 },
+  { key: 'frameTimeoutMs', option: 'frameTimeout', flag: '--frame-timeout', min: 0, max: 2 ** 31 - 1 },
+  { key: 'handshakeTimeoutMs', option: 'handshakeTimeout', flag: '--handshake-timeout', min: 1, max: 2 ** 31 - 1 },
+];
+
 /** Returns the listeners' limits given on the command line, as serveSwitch options; a bad one is a usage error naming it. */
-function limitOptions(o: SwitchCliOptions): Partial<Record<'queueBudgetBytes' | 'maxClientsPerListener' | 'idleMs' | 'frameTimeoutMs' | 'handshakeTimeoutMs', number>> {
-  const max = 2 ** 31 - 1;
-  const pick = (text: string | undefined, name: string, key: string, min: number, top = max): Record<string, number> =>
-    text === undefined ? {} : { [key]: intOption(text, name, 0, min, top) };
-  return {
-    ...pick(o.queueBudget, '--queue-budget', 'queueBudgetBytes', 1, Number.MAX_SAFE_INTEGER),
-    ...pick(o.maxClients, '--max-clients', 'maxClientsPerListener', 1),
-    ...pick(o.idleTimeout, '--idle-timeout', 'idleMs', 0),
-    ...pick(o.frameTimeout, '--frame-timeout', 'frameTimeoutMs', 0),
-    ...pick(o.handshakeTimeout, '--handshake-timeout', 'handshakeTimeoutMs', 1),
-  };
+function limitOptions(o: SwitchCliOptions): SwitchLimits {
+  const out: SwitchLimits = {};
+  for (const f of LIMIT_FIELDS) {
+    const text = o[f.option];
+    if (typeof text === 'string') out[f.key] = intOption(text, f.flag, 0, f.min, f.max);
+  }
+  return out;
+}
+
+/** Returns the listeners' limits of a `switch` object; a field out of range is CONFIG_INVALID naming its path. */
+function limitFields(s: Record<string, unknown>, source: string): SwitchLimits {
+  const out: SwitchLimits = {};
+  for (const f of LIMIT_FIELDS) {
+    const v = s[f.key];
+    if (v === undefined) continue;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < f.min || v > f.max) {
+      throw new MacslotError('CONFIG_INVALID', `${source}: switch.${f.key}: ${show(v)} is not an integer in ${f.min}..${f.max}`);
+    }
+    out[f.key] = v;
+  }
+  return out;
 }
 
 /** Returns the storm control of `--storm-control RATE[:BURST]|off`; throws INVALID_ARGUMENT naming the text. */
@@ -74,7 +96,7 @@ export function stormOption(text: string): StormControl | false {
   return { rate: Number(m[1]), burst: Number(m[2] ?? m[1]) };
 }
 
-const SWITCH_FIELDS = ['allocation', 'leaseTtlMs', 'antiSpoof', 'neighbours', 'secrets', 'stormControl'] as const;
+const SWITCH_FIELDS = ['allocation', 'leaseTtlMs', 'antiSpoof', 'neighbours', 'secrets', 'stormControl', ...LIMIT_FIELDS.map((f) => f.key)] as const;
 // Once SIGINT or SIGTERM asked the switch to stop, it has this long before every child and socket is ended by force.
 const STOP_MS = 1500;
 const ALLOCATIONS: readonly string[] = ['auto', 'random', 'factory', 'learn', 'none'];
@@ -93,6 +115,7 @@ export function switchConfig(
   neighbours?: string[];
   secrets?: Record<string, string>;
   stormControl?: StormControl | false;
+  limits?: SwitchLimits;
 } {
   let raw: unknown;
   try {
@@ -149,6 +172,8 @@ export function switchConfig(
       if (typeof s.antiSpoof !== 'boolean') throw new MacslotError('CONFIG_INVALID', `${source}: switch.antiSpoof: ${show(s.antiSpoof)} is not true or false`);
       out.antiSpoof = s.antiSpoof;
     }
+    const limits = limitFields(s, source);
+    if (Object.keys(limits).length > 0) out.limits = limits;
     if (s.neighbours !== undefined) out.neighbours = neighboursField(s.neighbours, source);
     if (s.secrets !== undefined) out.secrets = secretsField(s.secrets, source);
     if (s.stormControl !== undefined) {
@@ -256,6 +281,7 @@ export async function runSwitch(o: SwitchCliOptions, io: Io): Promise<number> {
       log,
       signal: signals.abort,
       ...(maxQueueBytes !== undefined ? { maxQueueBytes } : {}),
+      ...('limits' in cfg ? cfg.limits : undefined),
       ...limitOptions(o),
       ...(recording ? { tap: recording.tap } : {}),
     });
