@@ -1,15 +1,24 @@
-// Build: compiles the data plane for both targets and embeds the modules as base64, so no user hosts a .wasm file.
+// Build: writes the Wasm/TypeScript contract from assembly/layout.ts (see contract.mjs), compiles the data plane for
+// every target and embeds the modules as base64, so no user hosts a .wasm file.
 import asc from 'assemblyscript/asc';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { assemblyExports, layoutConstants, typescriptMirror } from './contract.mjs';
 
 const root = new URL('../', import.meta.url);
 const targets = ['release', 'release-unshared', 'debug'];
 const embedded = {};
 
 await mkdir(new URL('build/', root), { recursive: true });
+// Both sides of the contract come from one reading of layout.ts, before the compiler sees it.
+const constants = layoutConstants(await readFile(new URL('assembly/layout.ts', root), 'utf8'));
+await writeFile(new URL('assembly/layout.generated.ts', root), assemblyExports(constants));
+await writeFile(new URL('src/dataplane/layout.generated.ts', root), typescriptMirror(constants));
 for (const target of targets) {
   // asc reads asconfig.json silently; naming the target keeps the build explicit.
-  const { error, stderr } = await asc.main(['--config', 'asconfig.json', '--target', target], { stdout: process.stdout, stderr: process.stderr });
+  const { error, stderr } = await asc.main(['--config', 'asconfig.json', '--target', target], {
+    stdout: process.stdout,
+    stderr: process.stderr,
+  });
   if (error) {
     process.stderr.write(`asc --target ${target} failed: ${error.message}\n${stderr.toString()}`);
     process.exit(1);

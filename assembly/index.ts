@@ -1,3 +1,17 @@
-// Data plane (Wasm): the module's entry; everything it exports is in dataplane.ts.
+// Data plane (Wasm): the module's entry. Exactly these functions are the module's exports (test/dataplane.module.test.ts
+// lists them); every file below does one job.
 
-export * from './dataplane';
+export {
+  plan, attach, bankPtr, lanePtr, laneCountersPtr, descriptorsPtr, verdictsPtr, keysPtr, kindsPtr, poolPtr, clientCountersPtr, ringPtr,
+  stagingPtr, activeBank, bankBytes, ringResetsPtr, ruleCount, laneCounterCount, counterStripes, bankBroadcastPtr, bankPromiscPtr,
+  bankGroupPtr, ringDataBytes, poolBytesPerLane, clientCapacity, laneCount,
+} from './plan';
+export {
+  tablePut, tableLoad, stagedRecords, tableDelete, bankSetFlags, bankSetClient, bankSetMember, bankClearGroup, bankSetHashBit, bankReset,
+  bankCopy,
+} from './table';
+export { publish, readersOn, setHold } from './reader';
+export { claimLane, releaseLane, ownsLane, laneState, reclaimLane } from './lanes';
+export { classifyBurst, classifyKeys } from './classify';
+export { clientReset, claimDelivery, releaseDelivery, rxBurst } from './deliver';
+export { layoutCount, layoutValue } from './layout.generated';

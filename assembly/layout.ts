@@ -74,6 +74,7 @@
 @inline export const R_DROP_OVERSIZE: u32 = 10;
 @inline export const R_DROP_BAD_DESC: u32 = 11;
 /** Verdict word: rule in bits 0..4, software path in bit 7, client or group index in bits 16..31. */
+@inline export const V_RULE_MASK: u32 = 0x1f;
 @inline export const V_SOFTWARE: u32 = 0x80;
 @inline export const V_REF_SHIFT: u32 = 16;
 @inline export const V_NO_REF: u32 = 0xffff;
@@ -126,6 +127,10 @@
 @inline export const STAGING_BYTES: usize = 16384;
 /** A tableLoad record: u32 key bytes 0..3, u32 key bytes 4..7 (little-endian), u32 kind (0 MAC-48, 1 EUI-64), u32 meta. */
 @inline export const STAGED_RECORD: usize = 16;
+@inline export const SR_KEY_LO: usize = 0;
+@inline export const SR_KEY_HI: usize = 4;
+@inline export const SR_KIND: usize = 8;
+@inline export const SR_META: usize = 12;
 @inline export const STAGED_RECORDS: u32 = <u32>(STAGING_BYTES / STAGED_RECORD);
 
 @inline export function align(n: usize, a: usize): usize {

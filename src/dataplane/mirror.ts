@@ -3,9 +3,15 @@
 
 import { ChurnMap } from '../nic/churn-map.js';
 import type { Mac } from '../wire/mac.js';
+import { M_INDEX, SR_KEY_HI, SR_KEY_LO, SR_KIND, SR_META, STAGED_RECORD } from './layout.generated.js';
 
 /** Words per record: key bytes 0..3 and 4..7 (little-endian), kind (0 MAC-48, 1 EUI-64), meta. */
-export const RECORD_WORDS = 4;
+export const RECORD_WORDS = STAGED_RECORD / 4;
+// The record's fields, as word indices.
+const KEY_LO = SR_KEY_LO / 4;
+const KEY_HI = SR_KEY_HI / 4;
+const KIND = SR_KIND / 4;
+const META = SR_META / 4;
 
 /** Active unicast MACs as packed records, with each one's owner. Order is not kept: removal moves the last record into the gap. */
 export class UnicastMirror {
@@ -33,7 +39,7 @@ export class UnicastMirror {
   /** Returns the client id that owns `key` (a `Mac.key`), or -1 when no active MAC has it. */
   owner(key: number | string): number {
     const i = this.#index.get(key);
-    return i === undefined ? -1 : this.#records[i * RECORD_WORDS + 3]! & 0xffff;
+    return i === undefined ? -1 : this.#records[i * RECORD_WORDS + META]! & M_INDEX;
   }
 
   /** Adds `mac`, or updates its meta when held; returns false when the mirror is full. */
@@ -51,10 +57,10 @@ export class UnicastMirror {
     let hi = 0;
     for (let n = 0; n < 4; n++) lo |= mac.byte(n) << (8 * n);
     for (let n = 4; n < mac.length; n++) hi |= mac.byte(n) << (8 * (n - 4));
-    r[at] = lo >>> 0;
-    r[at + 1] = hi >>> 0;
-    r[at + 2] = mac.length === 8 ? 1 : 0;
-    r[at + 3] = meta;
+    r[at + KEY_LO] = lo >>> 0;
+    r[at + KEY_HI] = hi >>> 0;
+    r[at + KIND] = mac.length === 8 ? 1 : 0;
+    r[at + META] = meta;
     return true;
   }
 

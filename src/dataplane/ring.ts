@@ -1,19 +1,17 @@
 // Data plane: the consumer side of a client's receive ring in shared memory (single producer, single consumer).
 
+import { REC_HEADER, REC_WRAP as WRAP, RING_DATA as DATA, RING_HEAD, RING_SLEEPERS, RING_TAIL } from './layout.generated.js';
 
-/** Ring header: producer index at byte 0, consumer index at byte 64, sleeper flag at byte 68, data from byte 128 (as laid out in assembly/layout.ts). */
-const HEAD = 0;
-const TAIL = 64 / 4;
-const SLEEPERS = 68 / 4;
-const DATA = 128;
-const REC_HEADER = 8;
-const WRAP = 0xffff_ffff;
+// The ring header's words, as indices of an Int32Array over it.
+const HEAD = RING_HEAD / 4;
+const TAIL = RING_TAIL / 4;
+const SLEEPERS = RING_SLEEPERS / 4;
 
 /** Reads the frames the data plane delivered to one client. Safe to use from another thread than the producer. */
 export class RxRing {
   /** Id of the client the ring delivers to. */
   readonly client: number;
-  /** Address of the ring in the data plane's memory: producer index at +0, consumer index at +64, records from +128. */
+  /** Address of the ring in the data plane's memory: the header (producer and consumer indices), then the records. */
   readonly byteOffset: number;
   readonly #idx: Int32Array;
   readonly #data: Uint8Array;
@@ -51,7 +49,7 @@ export class RxRing {
     if (tail === head) return 0;
     const size = this.#mask + 1;
     // Free-running byte counts on 8-byte records: never more pending than the ring holds, never misaligned.
-    if (((head - tail) >>> 0) > size || ((head | tail) & 7) !== 0) return this.#reset(head, n);
+    if ((head - tail) >>> 0 > size || ((head | tail) & 7) !== 0) return this.#reset(head, n);
     while (n < max && tail !== head) {
       const pos = tail & this.#mask;
       const left = (head - tail) >>> 0;

@@ -1,0 +1,148 @@
+// Data plane (Wasm): classification. Turns a burst of described frames (or bare keys) into verdict words, counted per rule.
+
+import {
+  B_CTRL, B_FLAGS, B_PROMISC_COUNT, F_ALLMULTI, F_HASH, F_HASH_TYPE_SHIFT, F_PROMISC, H_HOLD, H_MAX_FRAME, H_POOL_BYTES, H_SEED_HI,
+  H_SEED_LO, H_SLOTS, M_HARDWARE, M_INDEX, M_STAGE_SHIFT, MISS, R_BROADCAST, R_DROP_BAD_DESC, R_DROP_MC, R_DROP_OVERSIZE, R_DROP_RUNT,
+  R_DROP_UNKNOWN, R_MC_ALL, R_MC_EXACT, R_MC_HASH, R_PROMISC, R_SOFTWARE, R_UNICAST, STAGE_EXACT, STAGE_HASH, V_NO_REF, V_REF_SHIFT,
+  V_RULE_MASK, V_SOFTWARE,
+} from './layout';
+import {
+  base, burst, descOff, entriesOff, hashOff, keysOff, kindsOff, lanePtr, lanes, maxFrame, poolBytes, poolOff, seed, slotMask, verdictOff,
+} from './plan';
+import { lookupIn } from './table';
+import { enter, leave } from './reader';
+import { bumpStriped, ownsLane } from './lanes';
+
+/** Verdict for a destination key (`k`: the bytes little-endian, `kind` 0 MAC-48 / 1 EUI-64), `a45` its last two bytes little-endian. */
+// @ts-ignore: decorator
+@inline function decide(bank: usize, k: u64, kind: u32, a45: u32, flags: u32, anyPromisc: bool): u32 {
+  return decideIn(bank + B_CTRL, bank + entriesOff, slotMask, seed, bank + hashOff, k, kind, a45, flags, anyPromisc);
+}
+
+/** decide() with the table's parameters passed in. */
+// @ts-ignore: decorator
+@inline function decideIn(ctrl: usize, entries: usize, mask: u32, sd: u64, hash: usize, k: u64, kind: u32, a45: u32, flags: u32, anyPromisc: bool): u32 {
+  if ((<u32>k & 1) != 0) {
+    if (kind == 0 ? k == 0xffff_ffff_ffff : k == 0xffff_ffff_ffff_ffff) return R_BROADCAST | (V_NO_REF << V_REF_SHIFT);
+    const meta = lookupIn(ctrl, entries, mask, sd, k, kind);
+    if (meta != MISS) {
+      const stage = (meta >> M_STAGE_SHIFT) & 3;
+      const ref = (meta & M_INDEX) << V_REF_SHIFT;
+      if (stage == STAGE_EXACT) return R_MC_EXACT | ref;
+      return (stage == STAGE_HASH ? R_MC_HASH : R_MC_ALL) | V_SOFTWARE | ref;
+    }
+    let admitted = (flags & (F_ALLMULTI | F_PROMISC)) != 0;
+    if (!admitted && (flags & F_HASH) != 0) {
+      // Shifts 4, 3, 2, 0 for filter types 0..3, packed one nibble each.
+      const shift = (<u32>0x0234 >> (((flags >> F_HASH_TYPE_SHIFT) & 3) << 2)) & 0xf;
+      const i = (a45 >> shift) & 0xfff;
+      admitted = (load<u8>(hash + <usize>(i >> 3)) & (<u8>1 << <u8>(i & 7))) != 0;
+    }
+    if (!admitted) return R_DROP_MC | (V_NO_REF << V_REF_SHIFT);
+    return (anyPromisc ? R_PROMISC : R_DROP_MC) | V_SOFTWARE | (V_NO_REF << V_REF_SHIFT);
+  }
+  const meta = lookupIn(ctrl, entries, mask, sd, k, kind);
+  if (meta != MISS) {
+    const ref = (meta & M_INDEX) << V_REF_SHIFT;
+    return (meta & M_HARDWARE) != 0 ? R_UNICAST | ref : R_SOFTWARE | V_SOFTWARE | ref;
+  }
+  if ((flags & F_PROMISC) == 0) return R_DROP_UNKNOWN | (V_NO_REF << V_REF_SHIFT);
+  return (anyPromisc ? R_PROMISC : R_DROP_UNKNOWN) | V_SOFTWARE | (V_NO_REF << V_REF_SHIFT);
+}
+
+/** Verdict for the descriptor at `d` into a pool at `pool` of `poolLen` bytes: checks the window once, at the edge, then reads the destination. */
+// @ts-ignore: decorator
+@inline function classifyAt(ctrl: usize, entries: usize, mask: u32, sd: u64, hash: usize, d: usize, pool: usize, poolLen: u32, frameMax: u32, flags: u32, anyPromisc: bool): u32 {
+  const off = load<u32>(d);
+  const len = load<u32>(d, 4);
+  if (len > poolLen || off > poolLen - len) return R_DROP_BAD_DESC | (V_NO_REF << V_REF_SHIFT);
+  if (len < 14) return R_DROP_RUNT | (V_NO_REF << V_REF_SHIFT);
+  if (len > frameMax) return R_DROP_OVERSIZE | (V_NO_REF << V_REF_SHIFT);
+  const p = pool + <usize>off;
+  const lo = load<u32>(p);
+  const hi = load<u16>(p, 4);
+  return decideIn(ctrl, entries, mask, sd, hash, (<u64>hi << 32) | <u64>lo, 0, <u32>hi, flags, anyPromisc);
+}
+
+/** Verdict for descriptor i of a lane. */
+// @ts-ignore: decorator
+@inline export function classifyOne(bank: usize, lp: usize, i: u32, flags: u32, anyPromisc: bool): u32 {
+  return classifyAt(bank + B_CTRL, bank + entriesOff, slotMask, seed, bank + hashOff, lp + descOff + (<usize>i << 3), lp + poolOff, poolBytes, maxFrame, flags, anyPromisc);
+}
+
+/**
+ * Classifies `count` frames described in lane `lane` ({u32 offset, u32 length} into the lane's pool)
+ * and writes one verdict word each. Returns the number classified (0 for a bad lane or count).
+ */
+export function classifyBurst(lane: u32, count: u32): u32 {
+  if (lane >= lanes || count > burst || ownsLane(lane) == 0) return 0;
+  const lp = lanePtr(lane);
+  const bank = enter(lp);
+  const verdicts = lp + verdictOff;
+  if (held(lp, count)) return ownsLane(lane) != 0 ? count : 0;
+  // The bank cannot change during a burst, so its flags are read once.
+  const flags = load<u32>(bank + B_FLAGS);
+  const anyPromisc = load<u32>(bank + B_PROMISC_COUNT) != 0;
+  // Burst-invariant values come from the header into locals, which the loop keeps in registers; a
+  // mutable global is reloaded on every use.
+  const mask = load<u32>(base + H_SLOTS) - 1;
+  const sd = (<u64>load<u32>(base + H_SEED_HI) << 32) | <u64>load<u32>(base + H_SEED_LO);
+  const poolLen = load<u32>(base + H_POOL_BYTES);
+  const frameMax = load<u32>(base + H_MAX_FRAME);
+  const ctrl = bank + B_CTRL;
+  const entries = ctrl + (entriesOff - B_CTRL);
+  const hash = ctrl + (hashOff - B_CTRL);
+  const pool = lp + poolOff;
+  let d = lp + descOff;
+  let out = verdicts;
+  const end = verdicts + (<usize>count << 2);
+  while (out < end) {
+    store<u32>(out, classifyAt(ctrl, entries, mask, sd, hash, d, pool, poolLen, frameMax, flags, anyPromisc));
+    d += 8;
+    out += 4;
+  }
+  leave(lp);
+  // A lane reclaimed during the burst may have read a bank being rewritten: its verdicts are void.
+  if (ownsLane(lane) == 0) return 0;
+  // Counting in a second pass keeps the classify loop free of read-modify-write traffic.
+  for (let i: u32 = 0; i < count; i++) bumpStriped(lp, load<u32>(verdicts + (<usize>i << 2)) & V_RULE_MASK, i);
+  return count;
+}
+
+/**
+ * Classifies `count` keys of lane `lane` (8 bytes each; kind byte 0 = MAC-48 in the first 6 bytes,
+ * 1 = EUI-64) and writes one verdict word each. Returns the number classified.
+ */
+export function classifyKeys(lane: u32, count: u32): u32 {
+  if (lane >= lanes || count > burst || ownsLane(lane) == 0) return 0;
+  const lp = lanePtr(lane);
+  const bank = enter(lp);
+  if (held(lp, count)) return ownsLane(lane) != 0 ? count : 0;
+  for (let i: u32 = 0; i < count; i++) {
+    const p = lp + keysOff + (<usize>i << 3);
+    const kind: u32 = load<u8>(lp + kindsOff + <usize>i) != 0 ? 1 : 0;
+    const k = kind != 0 ? load<u64>(p) : (<u64>load<u16>(p, 4) << 32) | <u64>load<u32>(p);
+    const a45 = kind != 0 ? <u32>load<u16>(p, 6) : <u32>load<u16>(p, 4);
+    const v = decide(bank, k, kind, a45, load<u32>(bank + B_FLAGS), load<u32>(bank + B_PROMISC_COUNT) != 0);
+    store<u32>(lp + verdictOff + (<usize>i << 2), v);
+    bumpStriped(lp, v & V_RULE_MASK, i);
+  }
+  leave(lp);
+  return ownsLane(lane) != 0 ? count : 0;
+}
+
+/**
+ * While the writer holds the filter (it could not keep it in step with the NIC), a burst reads no bank: every frame is
+ * dropped on the software path, counted, and nothing is delivered. Leaves the bank and returns true when held.
+ */
+export function held(lp: usize, count: u32): bool {
+  if (atomic.load<u32>(base + H_HOLD) == 0) return false;
+  leave(lp);
+  const verdicts = lp + verdictOff;
+  for (let i: u32 = 0; i < count; i++) {
+    const v = R_DROP_UNKNOWN | V_SOFTWARE | (V_NO_REF << V_REF_SHIFT);
+    store<u32>(verdicts + (<usize>i << 2), v);
+    bumpStriped(lp, R_DROP_UNKNOWN, i);
+  }
+  return true;
+}

@@ -1,0 +1,306 @@
+// Data plane: the reader side of one lane. Its pool, descriptors and verdicts, bursts through the published filter, the
+// client rings and the counters. It holds no writer state: a worker's attached data plane is only this.
+
+import { MacslotError, show } from '../errors.js';
+import { RULES, type Rule, type Verdict } from '../filter/reference.js';
+import type { Mac } from '../wire/mac.js';
+import type { Exports } from './instance.js';
+import {
+  C_BROADCAST,
+  C_BYTES,
+  C_FRAMES,
+  C_MULTICAST,
+  C_RING_DROPS,
+  CLIENT_COUNTER_BYTES,
+  LANE_COUNTERS,
+  STRIPES,
+  X_DELIVERIES,
+  X_READER_RETRIES,
+  X_RING_CORRUPT,
+  X_RING_FULL,
+} from './layout.generated.js';
+import { RxRing } from './ring.js';
+import { verdictPath, verdictRef, verdictRule } from './verdict.js';
+
+/** Per-client receive counters. */
+export interface ClientCounters {
+  /** Frames delivered. */
+  readonly frames: number;
+  /** Bytes of those frames. */
+  readonly bytes: number;
+  /** Broadcast frames among them. */
+  readonly broadcast: number;
+  /** Multicast frames among them. */
+  readonly multicast: number;
+  /** Frames lost because the client's receive ring was full. */
+  readonly ringDrops: number;
+}
+
+/** Lane counters summed over every lane (the `spoofed` count of DataPlaneCounters comes from transmit). */
+export interface LaneCounters {
+  /** Frames decided by each rule. */
+  readonly rules: Readonly<Record<Rule, number>>;
+  /** Deliveries lost to full receive rings. */
+  readonly ringFull: number;
+  /** Receive rings found corrupt (their frames are dropped, never read out of bounds). */
+  readonly ringCorrupt: number;
+  /** Bursts that re-read the filter because it changed under them. */
+  readonly readerRetries: number;
+  /** Frame deliveries to clients (a broadcast to three clients counts three). */
+  readonly deliveries: number;
+}
+
+const NO_CLIENT = 0xffff_ffff;
+
+function u64(view: DataView, at: number): number {
+  return view.getUint32(at, true) + view.getUint32(at + 4, true) * 0x1_0000_0000;
+}
+
+/** One lane of a data plane: what a thread needs to run bursts and read rings. */
+export class LaneReader {
+  /** The instance (this thread's) of the module. */
+  readonly x: Exports;
+  /** The shared memory. */
+  readonly memory: WebAssembly.Memory;
+  /** This thread's lane. */
+  readonly lane: number;
+  /** Longest frame accepted, in bytes. */
+  readonly maxFrameLength: number;
+  /** The lane's frame pool. */
+  readonly pool: Uint8Array;
+  /** Pairs of (offset into `pool`, length), one pair per frame of the next burst. */
+  readonly descriptors: Uint32Array;
+  /** One verdict word per frame after a burst. */
+  readonly verdicts: Uint32Array;
+  /** Most frames per burst. */
+  readonly burst: number;
+  /** Client capacity (ids 0..n-1). */
+  readonly maxClients: number;
+  readonly #keys: Uint8Array;
+  readonly #kinds: Uint8Array;
+  readonly #words: number;
+  #closed = false;
+
+  /** Wraps lane `lane` of the instance `x`, which already claimed it. */
+  constructor(x: Exports, memory: WebAssembly.Memory, lane: number, maxFrame: number) {
+    this.x = x;
+    this.memory = memory;
+    this.lane = lane;
+    this.maxFrameLength = maxFrame;
+    const buf = memory.buffer;
+    const desc = x.descriptorsPtr(lane);
+    const verdicts = x.verdictsPtr(lane);
+    this.burst = (verdicts - desc) / 8;
+    this.descriptors = new Uint32Array(buf, desc, this.burst * 2);
+    this.verdicts = new Uint32Array(buf, verdicts, this.burst);
+    this.#keys = new Uint8Array(buf, x.keysPtr(lane), this.burst * 8);
+    this.#kinds = new Uint8Array(buf, x.kindsPtr(lane), this.burst);
+    this.pool = new Uint8Array(buf, x.poolPtr(lane), x.poolBytesPerLane());
+    this.maxClients = x.clientCapacity();
+    this.#words = (this.maxClients + 31) >> 5;
+  }
+
+  /** True once `close` ran. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Throws CLIENT_CLOSED after close(). */
+  live(): void {
+    if (this.#closed) throw new MacslotError('CLIENT_CLOSED', `this data plane (lane ${this.lane}) is closed`);
+  }
+
+  /** Throws unless this thread still owns its lane: DATA_PLANE once it was reclaimed (its owner was taken for dead). */
+  owned(): void {
+    this.live();
+    if (this.x.ownsLane(this.lane) !== 1)
+      throw new MacslotError('DATA_PLANE', `lane ${this.lane} was reclaimed (its owner was stuck inside a burst); attach again`);
+  }
+
+  /** Throws INVALID_ARGUMENT for a client id outside the capacity. */
+  checkClient(id: number): void {
+    this.live();
+    if (!Number.isInteger(id) || id < 0 || id >= this.maxClients)
+      throw new MacslotError('INVALID_ARGUMENT', `client id ${show(id)} is outside 0..${this.maxClients - 1}`);
+  }
+
+  /** See DataPlane.claimDelivery. */
+  claimDelivery(): boolean {
+    this.owned();
+    return this.x.claimDelivery(this.lane) === 1;
+  }
+
+  /** See DataPlane.releaseDelivery. */
+  releaseDelivery(): void {
+    this.live();
+    this.x.releaseDelivery(this.lane);
+  }
+
+  /** See DataPlane.classifyBurst. */
+  classifyBurst(count: number): number {
+    this.#checkCount(count);
+    if (this.x.classifyBurst(this.lane, count) !== count || count === 0) this.owned();
+    return count;
+  }
+
+  /** See DataPlane.rxBurst. */
+  rxBurst(count: number, exclude?: number): number {
+    this.#checkCount(count);
+    if (count === 0) return 0;
+    const n = this.x.rxBurst(this.lane, count, exclude ?? NO_CLIENT);
+    if (n !== count) this.owned();
+    if (n !== count) throw new MacslotError('DATA_PLANE', `lane ${this.lane} is not the ring producer; call claimDelivery() first`);
+    return n;
+  }
+
+  /** See DataPlane.load. */
+  load(frames: readonly Uint8Array[]): number {
+    this.live();
+    let off = 0;
+    let i = 0;
+    for (; i < frames.length && i < this.burst; i++) {
+      const f = frames[i]!;
+      if (off + f.length > this.pool.length) break;
+      this.pool.set(f, off);
+      this.descriptors[2 * i] = off;
+      this.descriptors[2 * i + 1] = f.length;
+      off = (off + f.length + 7) & ~7;
+    }
+    return i;
+  }
+
+  /** Describes `frame` as the only frame of the next burst (copied into the pool when it fits). */
+  single(frame: Uint8Array): void {
+    if (frame.length <= this.pool.length) this.pool.set(frame, 0);
+    this.descriptors[0] = 0;
+    this.descriptors[1] = frame.length;
+  }
+
+  /** See DataPlane.receiveBurst. */
+  receiveBurst(frames: readonly Uint8Array[]): number {
+    this.live();
+    let done = 0;
+    while (done < frames.length) {
+      const n = this.load(frames.slice(done, done + this.burst));
+      if (n === 0) {
+        // Bigger than the whole pool: still classified (as bad descriptor), never silently skipped.
+        this.descriptors[0] = 0;
+        this.descriptors[1] = frames[done]!.length;
+        this.rxBurst(1);
+        done++;
+        continue;
+      }
+      this.rxBurst(n);
+      done += n;
+    }
+    return done;
+  }
+
+  /** Classifies `keys` in the published filter; returns one verdict each. */
+  classifyKeys(keys: readonly Mac[]): Verdict[] {
+    this.live();
+    const out: Verdict[] = [];
+    for (let start = 0; start < keys.length; start += this.burst) {
+      const chunk = keys.slice(start, start + this.burst);
+      chunk.forEach((k, i) => {
+        this.#keys.fill(0, i * 8, i * 8 + 8);
+        k.writeTo(this.#keys, i * 8);
+        this.#kinds[i] = k.kind === 'eui64' ? 1 : 0;
+      });
+      if (this.x.classifyKeys(this.lane, chunk.length) !== chunk.length) this.owned();
+      for (let i = 0; i < chunk.length; i++) out.push(this.decode(this.verdicts[i]!));
+    }
+    return out;
+  }
+
+  /** See DataPlane.decode. */
+  decode(word: number): Verdict {
+    this.live();
+    const rule = verdictRule(word);
+    const ref = verdictRef(word);
+    const bank = this.x.activeBank();
+    const promisc = this.#bitmap(this.x.bankPromiscPtr(bank));
+    let set: number[];
+    switch (rule) {
+      case 'broadcast':
+        set = [...this.#bitmap(this.x.bankBroadcastPtr(bank)), ...promisc];
+        break;
+      case 'multicast-exact':
+      case 'multicast-hash':
+      case 'multicast-all':
+        set = [...this.#bitmap(this.x.bankGroupPtr(bank, ref)), ...promisc];
+        break;
+      case 'unicast-exact':
+      case 'software':
+        set = [ref, ...promisc];
+        break;
+      case 'promiscuous':
+        set = promisc;
+        break;
+      default:
+        set = [];
+    }
+    return { deliver: [...new Set(set)].sort((a, b) => a - b), rule, path: verdictPath(word) };
+  }
+
+  #bitmap(ptr: number): number[] {
+    const out: number[] = [];
+    if (ptr === 0) return out;
+    const w = new Uint32Array(this.memory.buffer, ptr, this.#words);
+    for (let i = 0; i < w.length; i++) for (let b = w[i]!; b !== 0; b &= b - 1) out.push(i * 32 + (31 - Math.clz32(b & -b)));
+    return out;
+  }
+
+  #checkCount(count: number): void {
+    this.live();
+    if (!Number.isInteger(count) || count < 0 || count > this.burst)
+      throw new MacslotError('INVALID_ARGUMENT', `burst count must be 0..${this.burst}, got ${show(count)}`);
+  }
+
+  /** See DataPlane.ring. */
+  ring(id: number): RxRing {
+    this.checkClient(id);
+    return new RxRing(this.memory.buffer, this.x.ringPtr(id), this.x.ringDataBytes(), this.maxFrameLength, id, this.x.ringResetsPtr());
+  }
+
+  /** See DataPlane.clientCounters. */
+  clientCounters(id: number): ClientCounters {
+    this.checkClient(id);
+    const v = new DataView(this.memory.buffer, this.x.clientCountersPtr() + id * CLIENT_COUNTER_BYTES, CLIENT_COUNTER_BYTES);
+    return {
+      frames: u64(v, C_FRAMES),
+      bytes: u64(v, C_BYTES),
+      broadcast: u64(v, C_BROADCAST),
+      multicast: u64(v, C_MULTICAST),
+      ringDrops: u64(v, C_RING_DROPS),
+    };
+  }
+
+  /** Returns the lane counters summed over every lane (each counter is STRIPES adjacent u64 copies). */
+  counters(): LaneCounters {
+    this.live();
+    const sums = new Array<number>(LANE_COUNTERS).fill(0);
+    for (let l = 0; l < this.x.laneCount(); l++) {
+      const v = new DataView(this.memory.buffer, this.x.laneCountersPtr(l), LANE_COUNTERS * STRIPES * 8);
+      for (let i = 0; i < LANE_COUNTERS * STRIPES; i++) sums[Math.floor(i / STRIPES)]! += u64(v, 8 * i);
+    }
+    const rules = Object.fromEntries(RULES.map((r, i) => [r, sums[i]!])) as Record<Rule, number>;
+    // Consumers count the corrupt indices they reset in one shared word; producers count theirs per lane.
+    const resets = new Uint32Array(this.memory.buffer, this.x.ringResetsPtr(), 1)[0]!;
+    return {
+      rules,
+      ringFull: sums[X_RING_FULL]!,
+      ringCorrupt: sums[X_RING_CORRUPT]! + resets,
+      readerRetries: sums[X_READER_RETRIES]!,
+      deliveries: sums[X_DELIVERIES]!,
+    };
+  }
+
+  /** Gives the lane and the ring-producer role back. Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.x.releaseDelivery(this.lane);
+    this.x.releaseLane(this.lane);
+  }
+}
