@@ -155,3 +155,15 @@ export {
   type StormControl,
 } from './port/attach.js';
 export { Switch, DEFAULT_STORM_CONTROL, type SwitchClientSpec, type SwitchCounters, type SwitchOptions, type SwitchPort, type SwitchPortInfo } from './switch/switch.js';
+export {
+  GuestUplinks,
+  resolveGuestNetwork,
+  type GuestNetwork,
+  type GuestUplinkHandle,
+  type GuestUplinkInfo,
+  type GuestUplinkRequest,
+  type GuestUplinkStarter,
+  type GuestUplinkState,
+  type GuestUplinksOptions,
+  type ResolvedGuestNetwork,
+} from './switch/uplinks.js';

@@ -139,6 +139,8 @@ const clientArb = fc.record(
   },
   { requiredKeys: ['name'] },
 );
+// Mostly valid dotted addresses, sometimes with a leading zero or an octet over 255, which both validators must refuse.
+const ipv4Arb = fc.tuple(...[0, 1, 2, 3].map(() => fc.oneof({ arbitrary: fc.integer({ min: 0, max: 255 }).map(String), weight: 40 }, { arbitrary: fc.constantFrom('256', '010'), weight: 1 }))).map((o) => o.join('.'));
 const switchArb = fc.record({
   allocation: fc.constantFrom('auto', 'random', 'factory', 'learn', 'none'),
   leaseTtlMs: fc.integer({ min: 0, max: 2 ** 31 - 1 }),
@@ -151,6 +153,11 @@ const switchArb = fc.record({
   idleMs: fc.integer({ min: 0, max: 2 ** 31 - 1 }),
   frameTimeoutMs: fc.integer({ min: 0, max: 2 ** 31 - 1 }),
   handshakeTimeoutMs: fc.integer({ min: 1, max: 2 ** 31 - 1 }),
+  subnet: fc.tuple(ipv4Arb, fc.oneof({ arbitrary: fc.integer({ min: 8, max: 30 }), weight: 20 }, { arbitrary: fc.constantFrom(7, 31), weight: 1 })).map(([a, n]) => `${a}/${n}`),
+  gateway: ipv4Arb,
+  dns: ipv4Arb,
+  range: fc.tuple(ipv4Arb, ipv4Arb),
+  maxUplinks: fc.oneof({ arbitrary: fc.integer({ min: 1, max: 4096 }), weight: 20 }, { arbitrary: fc.constantFrom(0, 4097), weight: 1 }),
 }, { requiredKeys: [] });
 const configArb = fc.record(
   {

@@ -13,6 +13,7 @@ import { Mac } from '../wire/mac.js';
 import { PcapngTap } from '../port/middleware.js';
 import { STDIO, byteOutput, count, intOption, type ByteOutput, type Io } from './common.js';
 import { table } from './table.js';
+import { GUEST_NETWORK_FIELDS, checkGuestNetwork, guestNetworkFields, type GuestNetwork } from './uplinks.js';
 
 /** The parsed options of `macslot switch`. */
 export interface SwitchCliOptions {
@@ -96,7 +97,7 @@ export function stormOption(text: string): StormControl | false {
   return { rate: Number(m[1]), burst: Number(m[2] ?? m[1]) };
 }
 
-const SWITCH_FIELDS = ['allocation', 'leaseTtlMs', 'antiSpoof', 'neighbours', 'secrets', 'stormControl', ...LIMIT_FIELDS.map((f) => f.key)] as const;
+const SWITCH_FIELDS = ['allocation', 'leaseTtlMs', 'antiSpoof', 'neighbours', 'secrets', 'stormControl', ...LIMIT_FIELDS.map((f) => f.key), ...GUEST_NETWORK_FIELDS] as const;
 // Once SIGINT or SIGTERM asked the switch to stop, it has this long before every child and socket is ended by force.
 const STOP_MS = 1500;
 const ALLOCATIONS: readonly string[] = ['auto', 'random', 'factory', 'learn', 'none'];
@@ -116,6 +117,7 @@ export function switchConfig(
   secrets?: Record<string, string>;
   stormControl?: StormControl | false;
   limits?: SwitchLimits;
+  guestNetwork?: GuestNetwork;
 } {
   let raw: unknown;
   try {
@@ -189,6 +191,8 @@ export function switchConfig(
       }
       out.stormControl = s.stormControl as StormControl | false;
     }
+    const guestNetwork = guestNetworkFields(s, source);
+    if (guestNetwork !== undefined) out.guestNetwork = guestNetwork;
   }
   return out;
 }
@@ -248,6 +252,7 @@ export async function runSwitch(o: SwitchCliOptions, io: Io): Promise<number> {
     }
   }
   const cfg = text !== undefined ? switchConfig(text, o.config!) : { nic: new Nic({ primary: DEFAULT_PRIMARY }), clients: [] };
+  if ('guestNetwork' in cfg && cfg.guestNetwork !== undefined) checkGuestNetwork(cfg.guestNetwork, o.config!);
   const allocation = o.allocation ?? ('allocation' in cfg ? cfg.allocation : undefined);
   if (allocation !== undefined && !ALLOCATIONS.includes(allocation)) throw new MacslotError('INVALID_ARGUMENT', `--allocation ${show(allocation)} is not ${ALLOCATIONS.join(', ')}`);
   const leaseTtlMs = o.leaseTtl !== undefined ? intOption(o.leaseTtl, '--lease-ttl', 0, 0, 2 ** 31 - 1) : 'leaseTtlMs' in cfg ? cfg.leaseTtlMs : undefined;
@@ -284,6 +289,7 @@ export async function runSwitch(o: SwitchCliOptions, io: Io): Promise<number> {
       ...('limits' in cfg ? cfg.limits : undefined),
       ...limitOptions(o),
       ...(recording ? { tap: recording.tap } : {}),
+      ...('guestNetwork' in cfg && cfg.guestNetwork !== undefined ? { guestNetwork: cfg.guestNetwork } : {}),
     });
   } catch (err) {
     signals.dispose();

@@ -24,3 +24,4 @@ export { listenDgram, type DgramOptions } from './dgram.js';
 export { spawnVdePlug, spawnPasst, connectStream, type PasstPeer, type SpawnPeerOptions, type SpawnPasstOptions } from './peers.js';
 export { webSocketPort, listenWebSocket, connectWebSocket, type WebSocketLike, type WebSocketPortOptions, type WebSocketListenOptions } from './websocket.js';
 export { serveSwitch, parseListen, parseUplink, type ListenSpec, type UplinkSpec, type ServeOptions, type ServedSwitch } from './switch.js';
+export { passtUplinks, passtGuestArgs, GATEWAY_MAC, type PasstUplinksOptions } from './passt-pool.js';

@@ -5,6 +5,8 @@ import { tapPort, type PcapngTap } from '../port/middleware.js';
 import { QueueBudget, type FramePort } from '../port/port.js';
 import type { Switch } from '../switch/switch.js';
 import { listenDgram } from './dgram.js';
+import type { GuestUplinks } from '../switch/uplinks.js';
+import { passtUplinks, type PasstUplinksOptions } from './passt-pool.js';
 import { connectStream, spawnPasst, spawnVdePlug, type PasstPeer } from './peers.js';
 import { listenStream, type Listener } from './stream.js';
 import { listenWebSocket } from './websocket.js';
@@ -53,8 +55,12 @@ export type UplinkSpec =
       readonly kind: 'none';
     }
   | {
-      /** What the uplink is. */
+      /** What the uplink is: one passt per guest, each giving its guest its own address (see passtUplinks). */
       readonly kind: 'passt';
+    }
+  | {
+      /** What the uplink is: a single passt shared by every guest (they all get its one address). */
+      readonly kind: 'passt-shared';
     }
   | {
       /** What the uplink is. */
@@ -93,13 +99,14 @@ export function parseListen(text: string): ListenSpec {
   throw new MacslotError('INVALID_ARGUMENT', `--listen ${show(text)} is not unix:PATH, tcp:HOST:PORT, udp:HOST:PORT or ws:HOST:PORT`);
 }
 
-/** Returns the uplink spec of `none`, `passt`, `stream:PATH` or `vde:VNL`. Throws INVALID_ARGUMENT naming the bad text. */
+/** Returns the uplink spec of `none`, `passt`, `passt-shared`, `stream:PATH` or `vde:VNL`. Throws INVALID_ARGUMENT naming the bad text. */
 export function parseUplink(text: string): UplinkSpec {
   if (text === 'none') return { kind: 'none' };
   if (text === 'passt') return { kind: 'passt' };
+  if (text === 'passt-shared') return { kind: 'passt-shared' };
   if (text.startsWith('stream:') && text.length > 7) return { kind: 'stream', path: text.slice(7) };
   if (text.startsWith('vde:') && text.length > 4) return { kind: 'vde', vnl: text.slice(4) };
-  throw new MacslotError('INVALID_ARGUMENT', `--uplink ${show(text)} is not none, passt, stream:PATH or vde:VNL`);
+  throw new MacslotError('INVALID_ARGUMENT', `--uplink ${show(text)} is not none, passt, passt-shared, stream:PATH or vde:VNL`);
 }
 
 /** A switch being served: where it listens, and how to stop. */
@@ -108,8 +115,10 @@ export interface ServedSwitch {
   readonly switch: Switch;
   /** Where each listener listens, in `listen` order. */
   readonly addresses: readonly string[];
-  /**  undefined;|The passt uplink, when one was started. */
+  /**  undefined;|The shared passt uplink (`passt-shared`), when one was started. */
   readonly passt: PasstPeer | undefined;
+  /**  undefined;|The per-guest passt uplinks (`passt`): each guest's address and uplink state. */
+  readonly uplinks: GuestUplinks | undefined;
   /** The listeners, each with its counters (clients, refusals by reason, idle releases). */
   readonly listeners: readonly Listener[];
   /** The budget all peers' send queues share. */
@@ -149,6 +158,8 @@ export interface ServeOptions {
   tap?: PcapngTap;
   /** Aborting it while serveSwitch starts (passt may take seconds) undoes what started and rejects with PORT_CLOSED. */
   signal?: AbortSignal;
+  /** The per-guest passt uplinks' network (subnet, gateway, DNS, range, cap) and passt's options. Default passtUplinks' defaults. */
+  guestNetwork?: PasstUplinksOptions;
 }
 
 /**
@@ -174,6 +185,7 @@ export async function serveSwitch(sw: Switch, options: ServeOptions): Promise<Se
   const listeners: Listener[] = [];
   const children: FramePort[] = [];
   let passt: PasstPeer | undefined;
+  let uplinks: GuestUplinks | undefined;
   const tap = options.tap;
   const wrap = (port: FramePort): FramePort => {
     if (tap === undefined) return port;
@@ -194,7 +206,7 @@ export async function serveSwitch(sw: Switch, options: ServeOptions): Promise<Se
   const undo = async (): Promise<void> => {
     await Promise.all(listeners.map((l) => l.close()));
     for (const c of children) c.close();
-    await passt?.close();
+    await Promise.all([passt?.close(), uplinks?.stop()]);
   };
   try {
     // A name given to a listener is that listener's alone: pinned before any connection can arrive anywhere.
@@ -217,6 +229,9 @@ export async function serveSwitch(sw: Switch, options: ServeOptions): Promise<Se
     }
     const up = options.uplink ?? { kind: 'none' };
     if (up.kind === 'passt') {
+      uplinks = passtUplinks({ ...(log ? { log } : {}), ...options.guestNetwork });
+      sw.attachGuestUplinks(uplinks, wrap(uplinks));
+    } else if (up.kind === 'passt-shared') {
       passt = await spawnPasst({ ...common, ...(options.signal ? { signal: options.signal } : {}) });
       sw.attachUplink(wrap(passt.port));
     } else if (up.kind === 'stream') {
@@ -241,6 +256,7 @@ export async function serveSwitch(sw: Switch, options: ServeOptions): Promise<Se
     switch: sw,
     addresses: listeners.map((l) => l.address),
     passt,
+    uplinks,
     listeners,
     queueBudget,
     close: () => {
@@ -248,12 +264,13 @@ export async function serveSwitch(sw: Switch, options: ServeOptions): Promise<Se
         // All at once: a listener's close waits for its connections, which only end when the switch closes their ports.
         const stopping = Promise.all(listeners.map((l) => l.close().catch(() => {})));
         for (const c of children) c.close();
-        await Promise.all([stopping, sw.close(), passt?.close()]);
+        await Promise.all([stopping, sw.close(), passt?.close(), uplinks?.stop()]);
       })();
       return closing;
     },
     kill: () => {
       passt?.kill();
+      uplinks?.kill();
       for (const c of children) c.close();
       for (const p of sw.ports()) p.close();
     },

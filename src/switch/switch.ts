@@ -9,6 +9,7 @@ import { bindClient, bindUplink, checkStormControl, type ClientBinding, type Flo
 import { learnMacPort } from '../port/middleware.js';
 import type { FramePort, PortCloseReason } from '../port/port.js';
 import { Mac } from '../wire/mac.js';
+import type { GuestUplinkInfo, GuestUplinkState, GuestUplinks } from './uplinks.js';
 
 /** A client the switch hands to a connection: by name, or to connections in arrival order. */
 export interface SwitchClientSpec {
@@ -70,6 +71,10 @@ export interface SwitchPortInfo extends PortCounters {
   readonly client: string;
   /** The port's active MAC; null while it has none (a `learn` port before its first frame). */
   readonly mac: string | null;
+  /** With per-guest uplinks: the guest's IPv4 address, null before its first frame to the uplink. */
+  readonly address?: string | null;
+  /** With per-guest uplinks: the state of the guest's uplink, null before its first frame to the uplink. */
+  readonly uplinkState?: GuestUplinkState | null;
 }
 
 /** What `counters()` returns; plain data, ready for JSON. */
@@ -95,6 +100,8 @@ export interface SwitchCounters {
   readonly leased: readonly string[];
   /** Frames the data plane dropped because their source was not the sender's, over all ports. */
   readonly spoofed: number;
+  /** With per-guest uplinks: every guest's address and uplink, released guests' included (they keep their address). */
+  readonly guests?: readonly GuestUplinkInfo[];
 }
 
 /** A port attached to the switch. */
@@ -210,6 +217,7 @@ export class Switch {
   readonly #refused: Record<string, number> = {};
   readonly #releasing = new Set<Promise<void>>();
   #uplink: PortBinding | undefined;
+  #guestUplinks: GuestUplinks | undefined;
   #nextId = 1;
   #anon = 0;
   #closed = false;
@@ -341,6 +349,16 @@ export class Switch {
     return b;
   }
 
+  /**
+   * Attaches per-guest uplinks as the uplink: each guest's frames to the wire go to its own uplink, which is stopped
+   * when the guest's client is released. Throws as attachUplink.
+   */
+  attachGuestUplinks(uplinks: GuestUplinks, port: FramePort = uplinks): PortBinding {
+    const b = this.attachUplink(port);
+    this.#guestUplinks = uplinks;
+    return b;
+  }
+
   /** Returns the live ports. */
   ports(): SwitchPort[] {
     return [...this.#ports.values()].map((p) => p.port);
@@ -356,6 +374,7 @@ export class Switch {
       refused: { ...this.#refused },
       leased: [...this.#held].filter(([, h]) => !h.live).map(([n]) => n),
       spoofed: this.#spoofedAtClose ?? this.dataPlane.counters().spoofed,
+      ...(this.#guestUplinks !== undefined ? { guests: this.#guestUplinks.counters() } : {}),
     };
   }
 
@@ -376,7 +395,10 @@ export class Switch {
   portCounters(id: number, client: NicClient, mac: Mac | undefined): SwitchPortInfo {
     const p = this.#ports.get(id);
     const c = p?.binding.counters() ?? { name: '', rx: { frames: 0, bytes: 0 }, tx: { frames: 0, bytes: 0 }, drops: {} };
-    return { id, client: client.name, mac: mac?.toString() ?? null, ...c };
+    const base = { id, client: client.name, mac: mac?.toString() ?? null, ...c };
+    if (this.#guestUplinks === undefined) return base;
+    const g = mac === undefined ? undefined : this.#guestUplinks.guest(mac);
+    return { ...base, address: g?.address ?? null, uplinkState: g?.state ?? null };
   }
 
   /**
@@ -537,6 +559,10 @@ export class Switch {
     if (h === undefined || h.live) return Promise.resolve();
     this.#held.delete(name);
     clearTimeout(h.holding.timer as number);
+    // The guest's own uplink goes with its client; its address stays reserved for its return.
+    const c = h.holding.client;
+    const macs = c.open ? c.slots().map((n) => c.addressGet(n)).filter((i) => i.active).map((i) => i.mac) : [];
+    for (const m of macs) void this.#guestUplinks?.release(m).catch(() => {});
     const p = h.holding.release().finally(() => this.#releasing.delete(p));
     this.#releasing.add(p);
     return p;
