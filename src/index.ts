@@ -97,6 +97,8 @@ export {
 } from './manager/manager.js';
 export {
   MemoryStore,
+  DocumentStore,
+  recordLapsed,
   STORE_VERSION,
   emptyStoreData,
   parseStoreData,
@@ -106,6 +108,10 @@ export {
   type MacStore,
   type RecordPolicy,
   type StoreData,
+  type RecordStore,
+  type ClaimRequest,
+  type MacIdentity,
+  type StoredRecord,
 } from './manager/store.js';
 export { BrowserStore, type BrowserBackend, type BrowserStoreOptions, type LockManagerLike, type StorageLike } from './manager/browser-store.js';
 export { deriveMac, deriveKey } from './manager/derive.js';

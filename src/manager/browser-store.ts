@@ -1,7 +1,7 @@
 // Persistence layer: the browser store, in IndexedDB (one readwrite transaction per change, which the browser serializes across tabs) or localStorage where that is all there is.
 
 import { MacslotError, show } from '../errors.js';
-import { emptyStoreData, SerialQueue, serializeStoreData, StoreCodec, type MacStore, type StoreData } from './store.js';
+import { DocumentStore, emptyStoreData, SerialQueue, serializeStoreData, StoreCodec, type StoreData } from './store.js';
 
 /** The part of the Web Storage API the store uses. */
 export interface StorageLike {
@@ -53,7 +53,7 @@ function request<T>(req: IDBRequest<T>): Promise<T> {
 }
 
 /** A MAC store in the browser's origin storage, shared by every tab of the origin. */
-export class BrowserStore implements MacStore {
+export class BrowserStore extends DocumentStore {
   readonly location: string;
   /** The backend in use. */
   readonly backend: BrowserBackend;
@@ -71,6 +71,7 @@ export class BrowserStore implements MacStore {
     storage: StorageLike | undefined,
     locks: LockManagerLike | undefined,
   ) {
+    super();
     this.backend = backend;
     this.#key = `macslot:${name}`;
     this.location = `${backend}:${this.#key}`;

@@ -6,19 +6,15 @@ import type { Nic, NicClient } from '../nic/nic.js';
 import type { NicEvent } from '../nic/types.js';
 import { Mac, type MacLike } from '../wire/mac.js';
 import { deriveKey, deriveMac } from './derive.js';
-import { MemoryStore, type DisplacedRecord, type MacRecord, type MacStore, type RecordPolicy, type StoreData } from './store.js';
+import { MemoryStore, recordLapsed, type DisplacedRecord, type MacRecord, type MacStore, type RecordPolicy, type StoreData } from './store.js';
 
 /** How a request chooses its MAC, after `dladm create-vnic -m`; `auto` tries factory, then the block, then random. */
 export type AllocationPolicy = 'factory' | 'random' | 'block' | 'fixed' | 'derived' | 'auto';
 /** The policy that actually produced a lease's MAC. */
 export type LeasePolicy = 'factory' | 'random' | 'block' | 'fixed' | 'derived';
 
-/**
- * How long after its expiry a lease still held by a session stays taken for every other session. The holder's
- * lapse timer takes the MAC off its NIC at the expiry; the grace covers a timer that runs late, so the MAC is
- * off the holder's NIC before the store lets anyone else have it. A released lease frees at its expiry.
- */
-export const LAPSE_GRACE_MS = 1_000;
+/** How long after its expiry a lease still held by a session stays taken for every other session (see the store). */
+export { LAPSE_GRACE_MS } from './store.js';
 
 /** Runs `callback` once after `delayMs` and returns a function that cancels it; the manager's lease timers go through it. */
 export type SetTimer = (callback: () => void, delayMs: number) => () => void;
@@ -220,8 +216,7 @@ const idKey = (i: Identity): string => `${i.nic}\u0000${i.guest}\u0000${i.iface}
 const sameIdentity = (r: MacRecord, i: Identity): boolean =>
   r.policy !== 'direct' && r.guest === i.guest && r.nic === i.nic && r.iface === i.iface;
 /** True once the record no longer binds its MAC for others: at its expiry when released, LAPSE_GRACE_MS later while a session holds it. */
-const lapsed = (r: MacRecord, now: number): boolean =>
-  r.expires !== null && (r.holder === null ? r.expires : r.expires + LAPSE_GRACE_MS) <= now;
+const lapsed = recordLapsed;
 const sameDisplaced = (d: DisplacedRecord, i: Identity): boolean => d.guest === i.guest && d.nic === i.nic && d.iface === i.iface;
 
 /** Returns the entry of an identity whose MAC someone else took, or undefined. */
@@ -304,7 +299,9 @@ export class MacManager {
       throw new MacslotError('INVALID_ARGUMENT', `manager options must be an object, got ${show(options)}`);
     const list = this.#nicList(options.nics);
     this.store = options.store ?? new MemoryStore();
-    this.#clock = options.clock ?? Date.now;
+    // A store with its own clock (a database's) times leases by it, so every host sharing it agrees on expiries.
+    const storeClock = this.store.clock;
+    this.#clock = options.clock ?? (storeClock !== undefined ? () => storeClock.call(this.store) : Date.now);
     this.#setTimer = options.setTimer ?? unrefTimer;
     this.#random = options.random ?? cryptoRandom;
     this.session = options.session === undefined ? randomSession(this.#random) : name(options.session, 'session', 128);

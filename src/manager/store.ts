@@ -58,6 +58,73 @@ export interface StoreData {
 }
 
 /**
+ * How long after its expiry a lease still held by a session stays taken for every other session. The holder's
+ * lapse timer takes the MAC off its NIC at the expiry; the grace covers a timer that runs late, so the MAC is
+ * off the holder's NIC before the store lets anyone else have it. A released lease frees at its expiry.
+ */
+export const LAPSE_GRACE_MS = 1_000;
+
+/** True once `r` no longer binds its MAC for others at store time `now`: at its expiry when released, LAPSE_GRACE_MS later while held. */
+export function recordLapsed(r: MacRecord, now: number): boolean {
+  return r.expires !== null && (r.holder === null ? r.expires : r.expires + LAPSE_GRACE_MS) <= now;
+}
+
+/** Who a MAC belongs to: a guest's interface on a named NIC. */
+export interface MacIdentity {
+  /** The guest. */
+  guest: string;
+  /** Name of the NIC. */
+  nic: string;
+  /** The guest's interface. */
+  iface: string;
+}
+
+/** A record as the record-level operations return it: the record and its MAC's canonical text. */
+export interface StoredRecord extends MacRecord {
+  /** The MAC, in canonical text. */
+  mac: string;
+}
+
+/** What `claim` asks for. */
+export interface ClaimRequest extends MacIdentity {
+  /** The MAC to claim, in any form Mac.parse reads. */
+  mac: string;
+  /** How the MAC was obtained. */
+  policy: RecordPolicy;
+  /** The session claiming it. */
+  holder: string;
+  /** Lease time-to-live in milliseconds by the store's clock; absent for no expiry. */
+  ttlMs?: number;
+}
+
+/**
+ * Record-level operations on a MAC store: each changes or reads the records it names and no others, so a store that
+ * can (a database) runs them concurrently. Times are the store's clock (for PostgreSQL, the database's), never the
+ * caller's. A record binds its MAC for everyone else until it lapses (see `recordLapsed`); a released record stays,
+ * remembered for its identity, until it lapses or is claimed again.
+ */
+export interface RecordStore {
+  /**
+   * Records `req.mac` for the identity and session, atomically. Resolves with the record; rejects with MAC_IN_USE
+   * naming the holder when another identity or session binds the MAC, INVALID_MAC or INVALID_ARGUMENT for a bad
+   * request, or the store's STORE_* errors. Any other record of the same identity is dropped: one MAC per identity.
+   */
+  claim(req: ClaimRequest): Promise<StoredRecord>;
+  /** Releases `holder`'s hold on `mac` (the record stays, remembered for its identity); resolves false when it did not hold it. */
+  release(mac: string, holder: string): Promise<boolean>;
+  /** Extends `holder`'s lease on `mac` to `ttlMs` from now by the store's clock; MAC_IN_USE when it no longer holds it (lapsed or taken). */
+  renew(mac: string, holder: string, ttlMs: number): Promise<StoredRecord>;
+  /** Removes every record that lapsed by the store's clock, whoever held it (a dead host included); resolves with them. */
+  expire(): Promise<StoredRecord[]>;
+  /** Resolves with the identity's record (not a direct reservation), or undefined. */
+  byIdentity(id: MacIdentity): Promise<StoredRecord | undefined>;
+  /** Resolves with the record of `mac`, or undefined. */
+  byMac(mac: string): Promise<StoredRecord | undefined>;
+  /** Resolves with every record, ordered by MAC. */
+  list(): Promise<StoredRecord[]>;
+}
+
+/**
  * Shared state of every manager using one store. `transact` is the only way to change it: the
  * function sees a private copy under the store's lock (across processes or tabs where the store
  * reaches), and the copy replaces the stored data atomically when the function returns.
@@ -69,6 +136,8 @@ export interface MacStore {
   transact<T>(fn: (data: StoreData) => T): Promise<T>;
   /** Resolves with a snapshot of the data; rejects with STORE_CORRUPT, STORE_VERSION or STORE_IO. */
   read(): Promise<StoreData>;
+  /** The store's clock (milliseconds since the epoch) when it has its own, as a database does; managers default to it. */
+  readonly clock?: () => number;
 }
 
 const POLICIES: readonly RecordPolicy[] = ['factory', 'random', 'block', 'fixed', 'derived', 'direct'];
@@ -102,7 +171,8 @@ function checkMacKey(key: string, location: string, what = 'record key'): void {
   if ((parseInt(key.slice(0, 2), 16) & 1) !== 0 || ZERO.test(key)) throw corrupt(location, `${what} ${show(key)} is not a unicast MAC`);
 }
 
-function checkDisplaced(list: unknown, location: string): DisplacedRecord[] {
+/** Returns `list` as the displaced list; throws STORE_CORRUPT naming `location` when it is bad. */
+export function checkDisplaced(list: unknown, location: string): DisplacedRecord[] {
   if (!Array.isArray(list)) throw corrupt(location, `"displaced" is ${show(list)}, not an array`);
   const seen = new Set<string>();
   return list.map((d: unknown, i) => {
@@ -124,7 +194,8 @@ function checkDisplaced(list: unknown, location: string): DisplacedRecord[] {
   });
 }
 
-function checkRecord(key: string, r: unknown, location: string): MacRecord {
+/** Returns `r` as a record stored under `key`; throws STORE_CORRUPT naming `location` when either is bad. */
+export function checkRecord(key: string, r: unknown, location: string): MacRecord {
   checkMacKey(key, location);
   if (r === null || typeof r !== 'object' || Array.isArray(r)) throw corrupt(location, `record ${key} is ${show(r)}, not an object`);
   const o = r as Record<string, unknown>;
@@ -208,7 +279,8 @@ function displacedText(data: StoreData): string {
   return `,\n  "displaced": [\n    ${list.map((d) => JSON.stringify(d)).join(',\n    ')}\n  ]`;
 }
 
-function sameRecord(a: MacRecord, b: MacRecord): boolean {
+/** True when two records have the same fields. */
+export function sameRecord(a: MacRecord, b: MacRecord): boolean {
   return (
     a.guest === b.guest &&
     a.nic === b.nic &&
@@ -222,7 +294,8 @@ function sameRecord(a: MacRecord, b: MacRecord): boolean {
 
 // A copy of each record with exactly its schema fields, in schema order (one object shape, and the text's field order);
 // anything that is not an object is kept as it is, for the check to refuse.
-function cloneData(data: StoreData): StoreData {
+/** Returns a deep copy of `data` with each record's schema fields only. Never fails. */
+export function cloneData(data: StoreData): StoreData {
   const records: Record<string, MacRecord> = {};
   for (const key in data.records) {
     const r = data.records[key];
@@ -315,6 +388,146 @@ export class StoreCodec {
   }
 }
 
+/** Returns the canonical text of a unicast MAC given to a record-level operation; throws INVALID_MAC otherwise. */
+export function canonicalRecordMac(mac: unknown): string {
+  if (typeof mac !== 'string') throw new MacslotError('INVALID_MAC', `a record's MAC must be a string, got ${show(mac)}`);
+  const m = Mac.parse(mac);
+  const key = m.toString();
+  if ((parseInt(key.slice(0, 2), 16) & 1) !== 0 || ZERO.test(key)) throw new MacslotError('INVALID_MAC', `${show(mac)} is not a unicast MAC`);
+  return key;
+}
+
+/** Checks a claim's fields (throwing INVALID_ARGUMENT or INVALID_MAC) and returns it with its MAC in canonical text. */
+export function checkClaim(req: ClaimRequest): ClaimRequest {
+  if (req === null || typeof req !== 'object') throw new MacslotError('INVALID_ARGUMENT', `a claim must be an object, got ${show(req)}`);
+  for (const f of ['guest', 'nic', 'iface', 'holder'] as const) {
+    if (!text(req[f])) throw new MacslotError('INVALID_ARGUMENT', `claim ${f} must be a non-empty string of at most 256 characters, got ${show(req[f])}`);
+  }
+  if (!POLICIES.includes(req.policy)) throw new MacslotError('INVALID_ARGUMENT', `claim policy must be one of ${POLICIES.join(', ')}, got ${show(req.policy)}`);
+  checkTtl(req.ttlMs);
+  return { ...req, mac: canonicalRecordMac(req.mac) };
+}
+
+/** Throws INVALID_ARGUMENT unless `ttlMs` is undefined or an integer in 1..2^31-1. */
+export function checkTtl(ttlMs: unknown): void {
+  if (ttlMs !== undefined && (typeof ttlMs !== 'number' || !Number.isInteger(ttlMs) || ttlMs < 1 || ttlMs > 0x7fff_ffff))
+    throw new MacslotError('INVALID_ARGUMENT', `ttlMs must be an integer in 1..${0x7fff_ffff}, got ${show(ttlMs)}`);
+}
+
+/** The words naming who binds a record, for MAC_IN_USE. */
+export function holderText(r: MacRecord): string {
+  const who = `guest ${show(r.guest)} interface ${show(r.iface)} on ${show(r.nic)}`;
+  return r.holder === null ? `remembered for ${who} (released)` : `held by session ${r.holder} for ${who}`;
+}
+
+const withMac = (mac: string, r: MacRecord): StoredRecord => ({ mac, ...r });
+const ownsRecord = (r: MacRecord, id: MacIdentity): boolean => r.policy !== 'direct' && r.guest === id.guest && r.nic === id.nic && r.iface === id.iface;
+
+/** The record-level operations on a whole document, at store time `now`: how the document stores implement RecordStore. */
+export const documentOps = {
+  claim(data: StoreData, req: ClaimRequest, now: number, location: string): StoredRecord {
+    const c = checkClaim(req);
+    const cur = data.records[c.mac];
+    if (cur !== undefined && !recordLapsed(cur, now)) {
+      const mine = ownsRecord(cur, c) && c.policy !== 'direct' && (cur.holder === null || cur.holder === c.holder);
+      if (!mine) throw new MacslotError('MAC_IN_USE', `${c.mac} is ${holderText(cur)} in ${location}`);
+    }
+    if (c.policy !== 'direct') {
+      for (const key in data.records) if (key !== c.mac && ownsRecord(data.records[key]!, c)) delete data.records[key];
+      if (data.displaced !== undefined) {
+        const rest = data.displaced.filter((d) => d.guest !== c.guest || d.nic !== c.nic || d.iface !== c.iface);
+        if (rest.length > 0) data.displaced = rest;
+        else delete data.displaced;
+      }
+    }
+    const rec: MacRecord = {
+      guest: c.guest,
+      nic: c.nic,
+      iface: c.iface,
+      policy: c.policy,
+      holder: c.holder,
+      expires: c.ttlMs === undefined ? null : now + c.ttlMs,
+      updated: now,
+    };
+    data.records[c.mac] = rec;
+    return withMac(c.mac, rec);
+  },
+  release(data: StoreData, mac: string, holder: string, now: number): boolean {
+    const key = canonicalRecordMac(mac);
+    const r = data.records[key];
+    if (r === undefined || r.holder !== holder) return false;
+    r.holder = null;
+    r.updated = now;
+    return true;
+  },
+  renew(data: StoreData, mac: string, holder: string, ttlMs: number, now: number, location: string): StoredRecord {
+    const key = canonicalRecordMac(mac);
+    checkTtl(ttlMs);
+    const r = data.records[key];
+    if (r === undefined || r.holder !== holder || recordLapsed(r, now)) {
+      const why = r === undefined ? 'not recorded' : r.holder === holder ? 'lapsed' : holderText(r);
+      throw new MacslotError('MAC_IN_USE', `session ${show(holder)} cannot renew ${key} in ${location}: it is ${why}`);
+    }
+    r.expires = now + ttlMs;
+    r.updated = now;
+    return withMac(key, r);
+  },
+  expire(data: StoreData, now: number): StoredRecord[] {
+    const out: StoredRecord[] = [];
+    for (const key in data.records) {
+      const r = data.records[key]!;
+      if (recordLapsed(r, now)) {
+        out.push(withMac(key, r));
+        delete data.records[key];
+      }
+    }
+    return out;
+  },
+  byIdentity(data: StoreData, id: MacIdentity): StoredRecord | undefined {
+    for (const key in data.records) if (ownsRecord(data.records[key]!, id)) return withMac(key, data.records[key]!);
+    return undefined;
+  },
+  list(data: StoreData): StoredRecord[] {
+    return Object.keys(data.records)
+      .sort()
+      .map((k) => withMac(k, data.records[k]!));
+  },
+};
+
+/**
+ * A store kept as one document (memory, a file, browser storage): the record-level operations run as transactions
+ * on the whole document, timed by this host's clock (Date.now), which every user of such a store shares.
+ */
+export abstract class DocumentStore implements MacStore, RecordStore {
+  abstract readonly location: string;
+  abstract transact<T>(fn: (data: StoreData) => T): Promise<T>;
+  abstract read(): Promise<StoreData>;
+
+  claim(req: ClaimRequest): Promise<StoredRecord> {
+    return this.transact((d) => documentOps.claim(d, req, Date.now(), this.location));
+  }
+  release(mac: string, holder: string): Promise<boolean> {
+    return this.transact((d) => documentOps.release(d, mac, holder, Date.now()));
+  }
+  renew(mac: string, holder: string, ttlMs: number): Promise<StoredRecord> {
+    return this.transact((d) => documentOps.renew(d, mac, holder, ttlMs, Date.now(), this.location));
+  }
+  expire(): Promise<StoredRecord[]> {
+    return this.transact((d) => documentOps.expire(d, Date.now()));
+  }
+  async byIdentity(id: MacIdentity): Promise<StoredRecord | undefined> {
+    return documentOps.byIdentity(await this.read(), id);
+  }
+  async byMac(mac: string): Promise<StoredRecord | undefined> {
+    const key = canonicalRecordMac(mac);
+    const r = (await this.read()).records[key];
+    return r === undefined ? undefined : withMac(key, r);
+  }
+  async list(): Promise<StoredRecord[]> {
+    return documentOps.list(await this.read());
+  }
+}
+
 /** Runs tasks one after another, so a store's transactions in one process never overlap. */
 export class SerialQueue {
   #tail: Promise<unknown> = Promise.resolve();
@@ -327,7 +540,7 @@ export class SerialQueue {
 }
 
 /** A store in this process's memory: shared by every manager given the same instance, gone when the process ends. */
-export class MemoryStore implements MacStore {
+export class MemoryStore extends DocumentStore {
   readonly location: string;
   #text: string;
   readonly #queue = new SerialQueue();
@@ -335,6 +548,7 @@ export class MemoryStore implements MacStore {
 
   /** Starts empty, or from `initial` (validated); throws STORE_CORRUPT or STORE_VERSION for bad initial data. */
   constructor(initial?: StoreData | string, name = 'memory') {
+    super();
     this.location = `memory:${name}`;
     this.#codec = new StoreCodec(this.location);
     // Held as text so every transaction starts from an independent copy and a bad write cannot alias live objects.

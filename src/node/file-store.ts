@@ -4,7 +4,7 @@ import * as nodeFs from 'node:fs';
 import { hostname, homedir, uptime } from 'node:os';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { MacslotError, show } from '../errors.js';
-import { emptyStoreData, SerialQueue, StoreCodec, type MacStore, type StoreData } from '../manager/store.js';
+import { DocumentStore, emptyStoreData, SerialQueue, StoreCodec, type StoreData } from '../manager/store.js';
 import { AtomicFile, resolveOutput, type OutputFileSystem } from './output-file.js';
 
 /** The file operations the store uses; pass a wrapper to inject faults. Node's `fs` fits. */
@@ -148,7 +148,7 @@ const NO_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EXDEV']);
  * beside its target); a dangling link or anything but a regular file is STORE_IO. A corrupt file
  * fails closed with STORE_CORRUPT; neither is ever treated as empty.
  */
-export class FileStore implements MacStore {
+export class FileStore extends DocumentStore {
   /** The store file's path. */
   readonly path: string;
   readonly location: string;
@@ -164,6 +164,7 @@ export class FileStore implements MacStore {
 
   /** Uses `options.path` (or the default path); throws INVALID_ARGUMENT for a bad option. Nothing touches the disk until the first call. */
   constructor(options: FileStoreOptions | string = {}) {
+    super();
     const o = typeof options === 'string' ? { path: options } : options;
     if (o === null || typeof o !== 'object') throw new MacslotError('INVALID_ARGUMENT', `FileStore options must be an object or a path, got ${show(options)}`);
     const p = o.path ?? defaultStorePath();
