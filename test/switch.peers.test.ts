@@ -1,5 +1,5 @@
 // Real peers around the built `macslot switch` and the switch API: passt as the uplink, two vde_plug processes, and a QEMU guest booting iPXE.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createSocket } from 'node:dgram';
 import { tmpdir } from 'node:os';
@@ -9,6 +9,7 @@ import { Nic, Switch, memoryPortPair, type SwitchCounters } from 'macslot';
 import { serveSwitch, spawnPasst } from 'macslot/node';
 import { dhcpDiscover, dhcpMessageType, icmpv6Type, macText, needTool, routerSolicitation, tagOf, tagged, until } from './support/frames.js';
 import { streamPeer } from './support/peer.js';
+import { spawnTracked } from './support/processes.js';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 const CLI = join(ROOT, 'dist/cli/main.js');
@@ -17,7 +18,8 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** The built CLI as a child, with its stdout, stderr and a way to wait for a stderr line. */
 function startCli(args: string[]) {
-  const child: ChildProcess = spawn(process.execPath, [CLI, 'switch', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // Tracked: a test that fails or times out kills the switch (and so its passt or vde_plug children) with it.
+  const child: ChildProcess = spawnTracked(process.execPath, [CLI, 'switch', ...args], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   let out = '';
   let err = '';
   child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
@@ -169,7 +171,7 @@ describe('QEMU (acceptance 4)', () => {
     const sock = join(dir, 'qemu.sock');
     const served = await serveSwitch(sw, { listen: [{ kind: 'unix', path: sock }] });
     sw.attachUplink(up);
-    const qemu = spawn(
+    const qemu = spawnTracked(
       'qemu-system-x86_64',
       ['-machine', 'accel=tcg', '-m', '128', '-display', 'none', '-serial', 'none', '-monitor', 'none', '-nodefaults', '-boot', 'n', '-device', `e1000,netdev=n0,mac=${mac}`, '-netdev', `stream,id=n0,server=off,addr.type=unix,addr.path=${sock}`],
       { stdio: ['ignore', 'ignore', 'pipe'] },
