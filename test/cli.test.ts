@@ -1,5 +1,5 @@
 // The built `macslot` command: golden outputs of every subcommand on a real capture (dpkt's nb6-http) and on a generated one.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -9,6 +9,7 @@ import { scanCapture, type CaptureReader } from 'macslot';
 import { readCaptureFile } from 'macslot/node';
 import { until } from './support/frames.js';
 import { streamPeer } from './support/peer.js';
+import { spawnTracked } from './support/processes.js';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 const CLI = join(ROOT, 'dist/cli/main.js');
@@ -289,11 +290,12 @@ describe('tcpdump and tshark habits', () => {
     const toStdout = where === 'standard output';
     const sock = join(tmp, `tap-${toStdout ? 'stdout' : 'file'}.sock`);
     const pcap = join(tmp, 'switch.pcapng');
-    const child = spawn(process.execPath, [CLI, 'switch', '--config', config, '--listen', `unix:${sock}`, '--tap', toStdout ? '-' : pcap, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // Tracked: if the switch ignored SIGTERM, the test's timeout would kill it rather than leave it running.
+    const child = spawnTracked(process.execPath, [CLI, 'switch', '--config', config, '--listen', `unix:${sock}`, '--tap', toStdout ? '-' : pcap, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let err = '';
     const out: Buffer[] = [];
-    child.stderr.on('data', (b: Buffer) => (err += b.toString()));
-    child.stdout.on('data', (b: Buffer) => out.push(b));
+    child.stderr!.on('data', (b: Buffer) => (err += b.toString()));
+    child.stdout!.on('data', (b: Buffer) => out.push(b));
     const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
     try {
       await until(() => /listening on unix:/.test(err), 10000, `the switch listening (stderr: ${err})`);
