@@ -1,9 +1,9 @@
-// Benchmark driver: every variant on the same frames in one run, checksummed, printed as a table and written as JSON and SVG.
+// Benchmark driver: every variant on the same frames in one run, interleaved round by round, checksummed, printed as a table
+// and written as JSON (with the stable figure names of bench/figures.ts) and SVG.
 // Usage: npm run bench [-- --quick] [--json bench/results/latest.json] [--svg bench/results/throughput.svg]
 
 import { execFileSync } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
-import { cpus, totalmem } from 'node:os';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
@@ -14,7 +14,8 @@ import { DataPlane, Mac, wasmBytes } from '../dist/index.js';
 import { writeFileAtomic } from '../dist/node/index.js';
 import { ceiling, mapByNumber, mapByString, reference, type Classifier } from './baselines.js';
 import { chart } from './chart.js';
-import { nativeRun } from './native/run.js';
+import { FIGURES, machineNow, roundStats, saveFigures, type Figure, type FigureName } from './figures.js';
+import { NATIVE_FLAGS, nativeStart, type NativeServer } from './native/run.js';
 import { FRAME_STRIDE, fillFrames, foldVerdicts, scenario } from './traffic.js';
 
 const { values: args } = parseArgs({
@@ -24,6 +25,11 @@ const QUICK = args.quick!;
 const FRAMES = QUICK ? 1 << 18 : 1 << 20;
 const MAC_COUNTS = QUICK ? [64, 4096] : [64, 1024, 4096];
 const ITER = QUICK ? 3 : 7;
+// Interleaved rounds: unrecorded warm-up rounds, then recorded ones.
+const WARM_ROUNDS = QUICK ? 1 : 2;
+const ROUNDS = QUICK ? 3 : 9;
+const NATIVE_SAME = 'C -O3 (same algorithm)';
+const NATIVE_SWISS = 'C -O3 Swiss table (native anchor)';
 const SLOW_FRAMES = QUICK ? 1 << 14 : 1 << 16;
 
 interface Row {
@@ -36,6 +42,10 @@ interface Row {
   nsPerFrame: number;
   checksum: number | null;
   frames: number;
+  /** The lowest and highest per-round Mpps, and the number of rounds (interleaved variants). */
+  lo?: number;
+  hi?: number;
+  rounds?: number;
 }
 const rows: Row[] = [];
 const failures: string[] = [];
@@ -80,6 +90,8 @@ function wasmPass(dp: DataPlane, all: Uint32Array, count: number, burst: number,
     } else dp.classifyBurst(n);
     if (checksum) sum = foldVerdicts(sum, dp.verdicts, n);
   }
+  // Bursts overwrite the head of the descriptor area: put the whole set's head back for whole-buffer passes.
+  if (burst !== count) dp.descriptors.set(views[0]!);
   return sum;
 }
 
@@ -101,6 +113,52 @@ async function collectGarbage(): Promise<void> {
   gc();
 }
 
+/** One variant of a figure: a timed pass (returns milliseconds) and, after the rounds, the checksum of its verdicts. */
+interface Variant {
+  variant: string;
+  burst: number | 'whole';
+  frames: number;
+  pass: () => number | Promise<number>;
+  checksum: () => number | null;
+}
+
+/** A ratio of two variants of one figure: the median of their per-round throughput ratios, with its range. */
+interface Ratio extends Figure {
+  name: string;
+  scenario: Row['scenario'];
+  sizes: Row['sizes'];
+  macs: number;
+  of: string;
+  to: string;
+}
+const ratios: Ratio[] = [];
+
+/**
+ * Runs the variants interleaved: each round times one pass of every variant, starting at a different variant each
+ * round (so none always follows the same one), after WARM_ROUNDS unrecorded rounds. Returns each variant's per-round Mpps.
+ */
+async function interleave(label: string, variants: Variant[]): Promise<number[][]> {
+  const perRound = variants.map(() => [] as number[]);
+  for (let r = -WARM_ROUNDS; r < ROUNDS; r++) {
+    progress(`${label}, round ${r < 0 ? 'warm-up' : `${r + 1} of ${ROUNDS}`}`);
+    for (let k = 0; k < variants.length; k++) {
+      const i = (k + r + WARM_ROUNDS) % variants.length;
+      const v = variants[i]!;
+      const ms = await v.pass();
+      if (r >= 0) perRound[i]!.push(v.frames / ms / 1000);
+    }
+  }
+  return perRound;
+}
+
+function timed(fn: () => void): () => number {
+  return () => {
+    const t = performance.now();
+    fn();
+    return performance.now() - t;
+  };
+}
+
 async function classification(macs: number): Promise<void> {
   const s = scenario(macs);
   const dp = await DataPlane.create(s.nic, { burst: FRAMES, poolBytes: FRAMES * 64 + 2048, lanes: 3, ringBytes: 1 << 16, seed: 42 });
@@ -118,48 +176,133 @@ async function classification(macs: number): Promise<void> {
     tieredUp = true;
   }
   const all = new Uint32Array(FRAMES * 2);
+  const out = new Uint32Array(FRAMES);
   for (const sc of ['stream', 'cache'] as const) {
     for (const sizes of ['64', 'mix'] as const) {
       if (sc === 'cache' && sizes === 'mix') continue;
       fillFrames(s, dp.pool, all, FRAMES, sizes, sc === 'cache' ? (2 << 20) / 64 : 0, macs);
       dp.descriptors.set(all);
-      const base = { scenario: sc, sizes, macs, frames: FRAMES } as const;
-      const bursts: (number | 'whole')[] = sizes === '64' && sc === 'stream' ? ['whole', 256, 32] : ['whole'];
-      let expected: number | undefined;
-      for (const b of bursts) {
+      const base = { scenario: sc, sizes, macs } as const;
+      const label = `${macs} MACs, ${sc}, ${sizes} B`;
+      const main = sizes === '64' && sc === 'stream';
+      const variants: Variant[] = [];
+      const wasm = (variant: string, b: number | 'whole', deliver: boolean): Variant => {
         const burst = b === 'whole' ? FRAMES : b;
-        progress(`${macs} MACs, ${sc}, ${sizes} B, Wasm classify, burst ${b}`);
-        const ms = await time('wasm', () => wasmPass(dp, all, FRAMES, burst, false, false));
-        const sum = wasmPass(dp, all, FRAMES, burst, false, true);
-        expected ??= sum;
-        record({ ...base, variant: 'Wasm classify', burst: b, checksum: sum }, ms);
+        return {
+          variant,
+          burst: b,
+          frames: FRAMES,
+          pass: timed(() => wasmPass(dp, all, FRAMES, burst, deliver, false)),
+          checksum: () => wasmPass(dp, all, FRAMES, burst, deliver, true),
+        };
+      };
+      variants.push(wasm('Wasm classify', 'whole', false));
+      if (main) variants.push(wasm('Wasm classify', 256, false), wasm('Wasm classify', 32, false));
+      variants.push(wasm('Wasm classify + deliver', 256, true));
+      const baselines: [string, Classifier, number][] = [['JS Map (number key)', mapByNumber(s), FRAMES]];
+      if (main) {
+        baselines.push(
+          ['JS Map (string key)', mapByString(s), FRAMES],
+          ['TS reference filter', reference(s.nic.filterState()), SLOW_FRAMES],
+          ['memory-read ceiling (JS)', ceiling(), FRAMES],
+        );
       }
-      progress(`${macs} MACs, ${sc}, ${sizes} B, Wasm classify + deliver`);
-      const msD = await time('deliver', () => wasmPass(dp, all, FRAMES, 256, true, false));
-      record({ ...base, variant: 'Wasm classify + deliver', burst: 256, checksum: wasmPass(dp, all, FRAMES, 256, true, true) }, msD);
-      dp.descriptors.set(all);
-      const view = all;
-      const out = new Uint32Array(FRAMES);
-      const baselines: [string, Classifier, number][] = [
-        ['JS Map (number key)', mapByNumber(s), FRAMES],
-        ['JS Map (string key)', mapByString(s), FRAMES],
-        ['TS reference filter', reference(s.nic.filterState()), SLOW_FRAMES],
-        ['memory-read ceiling (JS)', ceiling(), FRAMES],
-      ];
-      for (const [name, fn, n] of baselines) {
-        progress(`${macs} MACs, ${sc}, ${sizes} B, ${name}`);
-        const ms = await time(name, () => fn(dp.pool, view, n, out));
-        const sum = name.startsWith('memory') ? null : foldVerdicts(0, out, n);
-        const want = n === FRAMES ? expected! : wasmPass(dp, all, n, n, false, true);
-        if (sum !== null && sum !== want) failures.push(`${name} at ${macs} MACs (${sc}, ${sizes}): checksum ${sum} ≠ Wasm ${want}`);
-        record({ ...base, frames: n, variant: name, burst: 'whole', checksum: sum }, ms);
+      for (const [variant, fn, n] of baselines) {
+        const memory = variant.startsWith('memory');
+        variants.push({
+          variant,
+          burst: 'whole',
+          frames: n,
+          pass: timed(() => fn(dp.pool, all, n, out)),
+          checksum: () => {
+            if (memory) return null;
+            fn(dp.pool, all, n, out);
+            return foldVerdicts(0, out, n);
+          },
+        });
       }
+      let native: NativeServer | undefined;
       if (sizes === '64') {
-        const native = nativeRun(dp.pool.subarray(0, (sc === 'cache' ? (2 << 20) : FRAMES * 64)), all, FRAMES, s.macs, s.groups, s.nic, ITER, dp.maxFrameLength);
-        if (native.ok) {
-          if (native.checksum !== expected) failures.push(`native C at ${macs} MACs (${sc}): checksum ${native.checksum} ≠ Wasm ${expected}`);
-          rows.push({ ...base, variant: 'C -O3 (same algorithm)', burst: 'whole', mpps: native.mpps, nsPerFrame: 1000 / native.mpps, checksum: native.checksum });
-        } else if (!notes.includes(native.reason)) notes.push(native.reason);
+        const poolBytes = sc === 'cache' ? 2 << 20 : FRAMES * 64;
+        const capacity = s.macs.length + 64 + s.groups.length;
+        const started = await nativeStart(
+          dp.pool.subarray(0, poolBytes),
+          all,
+          FRAMES,
+          s.macs,
+          s.groups,
+          s.nic,
+          dp.maxFrameLength,
+          capacity,
+        );
+        if (started.ok) {
+          native = started.server;
+          for (const [variant, kind] of [
+            [NATIVE_SAME, 'same'],
+            [NATIVE_SWISS, 'swiss'],
+          ] as const) {
+            let last: number | null = null;
+            const server = native;
+            variants.push({
+              variant,
+              burst: 'whole',
+              frames: FRAMES,
+              pass: async () => {
+                const p = await server.pass(kind);
+                // The counters are part of the data plane's work; their total proves every pass counted every frame.
+                if (kind === 'same' && p.counted !== FRAMES)
+                  failures.push(`${variant} at ${macs} MACs (${sc}): counted ${p.counted} verdicts of ${FRAMES}`);
+                last = p.checksum;
+                return p.ms;
+              },
+              checksum: () => last,
+            });
+          }
+        } else if (!notes.includes(started.reason)) notes.push(started.reason);
+      }
+      let perRound: number[][];
+      try {
+        perRound = await interleave(label, variants);
+      } finally {
+        native?.close();
+      }
+      dp.descriptors.set(all);
+      const expected = wasmPass(dp, all, FRAMES, FRAMES, false, true);
+      const expectedSlow = wasmPass(dp, all, SLOW_FRAMES, SLOW_FRAMES, false, true);
+      variants.forEach((v, i) => {
+        const sum = v.checksum();
+        const want = v.frames === FRAMES ? expected : expectedSlow;
+        if (sum !== null && sum !== want)
+          failures.push(`${v.variant} (burst ${v.burst}) at ${macs} MACs (${sc}, ${sizes}): checksum ${sum} ≠ Wasm ${want}`);
+        const st = roundStats(perRound[i]!, 'Mpps');
+        rows.push({
+          ...base,
+          variant: v.variant,
+          burst: v.burst,
+          frames: v.frames,
+          checksum: sum,
+          mpps: st.value,
+          nsPerFrame: 1000 / st.value,
+          lo: st.lo!,
+          hi: st.hi!,
+          rounds: st.rounds!,
+        });
+      });
+      // Ratios of Wasm classify (whole) to each reference, from the same rounds.
+      const idx = (variant: string, burst: number | 'whole' = 'whole'): number =>
+        variants.findIndex((v) => v.variant === variant && v.burst === burst);
+      const pairs: [string, string][] = [
+        ['Wasm classify', 'JS Map (number key)'],
+        ['Wasm classify', NATIVE_SAME],
+        ['Wasm classify', NATIVE_SWISS],
+        [NATIVE_SAME, NATIVE_SWISS],
+      ];
+      for (const [of, to] of pairs) {
+        const a = idx(of);
+        const b = idx(to);
+        if (a < 0 || b < 0) continue;
+        const per = perRound[a]!.map((x, k) => x / perRound[b]![k]!);
+        ratios.push({ name: `${of} / ${to}`, ...base, of, to, ...roundStats(per, '×') });
       }
     }
   }
@@ -179,7 +322,18 @@ async function fallback(macs: number): Promise<void> {
   const sum = foldVerdicts(0, out, SLOW_FRAMES);
   const want = wasmPass(dp, all, SLOW_FRAMES, SLOW_FRAMES, false, true);
   if (sum !== want) failures.push(`promiscuous fallback at ${macs} MACs: checksum ${sum} ≠ Wasm ${want}`);
-  record({ variant: 'promiscuous fallback (software filter)', scenario: 'stream', sizes: '64', macs, burst: 'whole', frames: SLOW_FRAMES, checksum: sum }, ms);
+  record(
+    {
+      variant: 'promiscuous fallback (software filter)',
+      scenario: 'stream',
+      sizes: '64',
+      macs,
+      burst: 'whole',
+      frames: SLOW_FRAMES,
+      checksum: sum,
+    },
+    ms,
+  );
   dp.close();
 }
 
@@ -191,24 +345,43 @@ async function workers(macs: number): Promise<Record<string, number>> {
   const run = (n: number): Promise<{ mpps: number; rss: number }[]> =>
     Promise.all(
       Array.from({ length: n }, (_, i) => {
-        const w = new Worker(new URL('./worker.mjs', import.meta.url), { workerData: { handle: dp.handle(), macs: macList, groups, frames: FRAMES, iterations: ITER, seed: i + 1 } });
+        const w = new Worker(new URL('./worker.mjs', import.meta.url), {
+          workerData: { handle: dp.handle(), macs: macList, groups, frames: FRAMES, iterations: ITER, seed: i + 1 },
+        });
         return new Promise<{ mpps: number; rss: number }>((resolve, reject) => {
           w.once('message', (m: { mpps: number; rss: number }) => void w.terminate().then(() => resolve(m)));
           w.once('error', reject);
         });
       }),
     );
-  progress(`two workers, ${macs} MACs`);
   // Resident memory of the process with the worker live (measured in the worker) against before it started,
   // after a full collection, so memory the earlier sections left for the collector does not come off the figure.
   await collectGarbage();
   const rssBefore = process.memoryUsage().rss;
   const [first] = await run(1);
-  const one = first!.mpps;
   const rssOne = first!.rss - rssBefore;
-  const two = (await run(2)).reduce((a, b) => a + b.mpps, 0);
+  // One worker and two, interleaved round by round; the scaling is the median of the per-round ratios.
+  const ones: number[] = [];
+  const twos: number[] = [];
+  for (let r = 0; r < (QUICK ? 1 : 3); r++) {
+    progress(`one and two workers, ${macs} MACs, round ${r + 1}`);
+    ones.push((await run(1))[0]!.mpps);
+    twos.push((await run(2)).reduce((a, b) => a + b.mpps, 0));
+  }
   dp.close();
-  return { oneWorkerMpps: one, twoWorkersMpps: two, scaling: two / one, workerRssBytes: rssOne };
+  const scaling = roundStats(
+    twos.map((t, i) => t / ones[i]!),
+    '×',
+  );
+  return {
+    oneWorkerMpps: roundStats(ones, 'Mpps').value,
+    twoWorkersMpps: roundStats(twos, 'Mpps').value,
+    scaling: scaling.value,
+    scalingLo: scaling.lo!,
+    scalingHi: scaling.hi!,
+    scalingRounds: scaling.rounds!,
+    workerRssBytes: rssOne,
+  };
 }
 
 async function controlPlane(): Promise<Record<string, number>> {
@@ -358,10 +531,49 @@ async function memory(): Promise<Record<string, number>> {
 }
 
 const notes: string[] = [];
-function cpuModel(): string {
-  return cpus()[0]?.model ?? 'unknown';
+
+/** The figures of this run under their stable names (bench/figures.ts). */
+function namedFigures(extra: {
+  workers: Record<string, number>;
+  controlPlane: Record<string, number>;
+  memory: Record<string, number>;
+}): Partial<Record<FigureName, Figure>> {
+  const figures: Partial<Record<FigureName, Figure>> = {};
+  const fromRow = (r: Row | undefined): Figure | undefined =>
+    r === undefined
+      ? undefined
+      : { value: r.mpps, unit: 'Mpps', ...(r.rounds === undefined ? {} : { lo: r.lo!, hi: r.hi!, rounds: r.rounds }) };
+  const main = (variant: string, macs: number, burst: number | 'whole'): Row | undefined =>
+    rows.find((r) => r.variant === variant && r.scenario === 'stream' && r.sizes === '64' && r.macs === macs && r.burst === burst);
+  const ratio = (to: string, macs: number): Figure | undefined => {
+    const r = ratios.find((x) => x.of === 'Wasm classify' && x.to === to && x.scenario === 'stream' && x.sizes === '64' && x.macs === macs);
+    return r === undefined ? undefined : { value: r.value, unit: '×', lo: r.lo!, hi: r.hi!, rounds: r.rounds! };
+  };
+  const put = (name: FigureName, f: Figure | undefined): void => {
+    if (f !== undefined && Number.isFinite(f.value)) figures[name] = f;
+  };
+  for (const m of [64, 1024, 4096] as const) {
+    put(`classify.${m}macs`, fromRow(main('Wasm classify', m, 'whole')));
+    put(`classify_deliver.${m}macs`, fromRow(main('Wasm classify + deliver', m, 256)));
+    put(`vs_map.${m}macs`, ratio('JS Map (number key)', m));
+    put(`vs_c_swiss.${m}macs`, ratio(NATIVE_SWISS, m));
+    put(`vs_c_same.${m}macs`, ratio(NATIVE_SAME, m));
+  }
+  const c = extra.controlPlane;
+  const w = extra.workers;
+  put('bytes_per_mac.1024macs', { value: extra.memory.bytesPerMacAt1024!, unit: 'B' });
+  put('bytes_per_mac.4096macs', { value: extra.memory.bytesPerMacAt4096!, unit: 'B' });
+  put('change_visible.p50_us', { value: Math.max(c.reserveP50Us!, c.modifyP50Us!, c.unreserveP50Us!), unit: 'µs' });
+  put('change_visible.p99_us', { value: Math.max(c.reserveP99Us!, c.modifyP99Us!, c.unreserveP99Us!), unit: 'µs' });
+  put('workers.scaling', { value: w.scaling!, unit: '×', lo: w.scalingLo!, hi: w.scalingHi!, rounds: w.scalingRounds! });
+  put('rebuild_4096.p50_us', { value: c.rebuild4096P50Us!, unit: 'µs' });
+  for (const name of Object.keys(figures) as FigureName[]) {
+    if (FIGURES[name].unit !== figures[name]!.unit) throw new Error(`${name}: unit ${figures[name]!.unit}, named as ${FIGURES[name].unit}`);
+  }
+  return figures;
 }
 
+const machineAtStart = machineNow();
 const started = Date.now();
 for (const m of MAC_COUNTS) {
   await classification(m);
@@ -370,34 +582,52 @@ for (const m of MAC_COUNTS) {
 const extra = { workers: await workers(1024), controlPlane: await controlPlane(), warmup: await warmup(), memory: await memory() };
 progress('done\n');
 
-const machine = { cpu: cpuModel(), cores: cpus().length, memoryBytes: totalmem(), node: process.version, date: new Date().toISOString(), quick: QUICK, seconds: (Date.now() - started) / 1000 };
+const machine = { ...machineAtStart, quick: QUICK, seconds: (Date.now() - started) / 1000, rounds: ROUNDS, warmRounds: WARM_ROUNDS };
 let gcc = 'none';
 try {
-  gcc = execFileSync('cc', ['--version'], { encoding: 'utf8' }).split('\n')[0]!;
+  gcc = `${execFileSync('cc', ['--version'], { encoding: 'utf8' }).split('\n')[0]!} ${NATIVE_FLAGS.join(' ')}`;
 } catch {
   notes.push('no C compiler found: the native comparison was skipped');
 }
-const result = { machine: { ...machine, cc: gcc }, rows, ...extra, notes, failures };
+const figures = namedFigures(extra);
 
 const fmt = (n: number): string => (n >= 100 ? n.toFixed(0) : n >= 10 ? n.toFixed(1) : n.toFixed(2));
-const head = ['variant', 'scenario', 'size', 'MACs', 'burst', 'Mpps', 'ns/frame', 'vs Map'];
-const mapRate = (r: Row): number | undefined => rows.find((x) => x.variant === 'JS Map (number key)' && x.macs === r.macs && x.scenario === r.scenario && x.sizes === r.sizes)?.mpps;
-const lines = rows.map((r) => [r.variant, r.scenario, r.sizes, String(r.macs), String(r.burst), fmt(r.mpps), fmt(r.nsPerFrame), mapRate(r) ? `${(r.mpps / mapRate(r)!).toFixed(2)}×` : '']);
+const head = ['variant', 'scenario', 'size', 'MACs', 'burst', 'Mpps', 'rounds range', 'ns/frame', 'vs Map (medians)'];
+const mapRate = (r: Row): number | undefined =>
+  rows.find((x) => x.variant === 'JS Map (number key)' && x.macs === r.macs && x.scenario === r.scenario && x.sizes === r.sizes)?.mpps;
+const range = (r: { lo?: number; hi?: number }): string => (r.lo === undefined ? '' : `${fmt(r.lo)}–${fmt(r.hi!)}`);
+const lines = rows.map((r) => [
+  r.variant,
+  r.scenario,
+  r.sizes,
+  String(r.macs),
+  String(r.burst),
+  fmt(r.mpps),
+  range(r),
+  fmt(r.nsPerFrame),
+  mapRate(r) ? `${(r.mpps / mapRate(r)!).toFixed(2)}×` : '',
+]);
 const widths = head.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
 const show = (l: string[]): string => l.map((c, i) => c.padEnd(widths[i]!)).join('  ');
-console.log(`macslot bench — ${machine.cpu}, ${machine.cores} cores, Node ${machine.node}${QUICK ? ' (quick)' : ''}`);
+console.log(
+  `macslot bench — ${machine.cpu}, ${machine.cores} cores, Node ${machine.node}, ` +
+    `load ${machine.loadStart.toFixed(1)}${QUICK ? ' (quick)' : ''}`,
+);
+console.log(`Mpps: median of ${ROUNDS} interleaved rounds (after ${WARM_ROUNDS} unrecorded), with the lowest and highest round`);
 console.log(show(head));
 for (const l of lines) console.log(show(l));
 console.log('\nworkers', JSON.stringify(extra.workers));
 console.log('control plane', JSON.stringify(extra.controlPlane));
 console.log('warm-up', JSON.stringify(extra.warmup));
 console.log('memory', JSON.stringify(extra.memory));
+console.log('\nratios (median of per-round ratios, lowest–highest round):');
+for (const r of ratios)
+  console.log(
+    `  ${r.name}, ${r.scenario}, ${r.sizes} B, ${r.macs} MACs: ` + `${r.value.toFixed(2)}× (${r.lo!.toFixed(2)}–${r.hi!.toFixed(2)})`,
+  );
 for (const n of notes) console.log(`note: ${n}`);
 
-if (args.json) {
-  await mkdir(dirname(args.json), { recursive: true });
-  writeFileAtomic(args.json, JSON.stringify(result, null, 2) + '\n');
-}
+if (args.json) saveFigures('run', machine, QUICK, figures, { cc: gcc, rows, ratios, ...extra, notes, failures }, args.json);
 if (args.svg) {
   await mkdir(dirname(args.svg), { recursive: true });
   writeFileAtomic(args.svg, chart(rows));

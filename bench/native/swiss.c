@@ -1,5 +1,14 @@
-// Native comparison: the data plane's per-frame work in C on the same frames: descriptor and length checks at the
-// edge, the table algorithm (home-slot check, then 16-wide SSE2 tag probing), and striped verdict counters.
+// Native comparison: two C classifiers over the benchmark's frames, served one timed pass at a time so the driver can
+// interleave them with the Wasm and JavaScript variants (one command per line on stdin, one result line on stdout).
+//
+// 'a' (same algorithm): the data plane's per-frame work: descriptor and length checks at the edge, the table algorithm
+//     (12-byte entries {key, meta} with a kind check, home-slot check, then 16-wide SSE2 tag probing from the home
+//     slot over a control array mirrored past its end, sized at most half full), and striped verdict counters in a
+//     second pass.
+// 's' (Swiss table): the native anchor, a plain Swiss table as GCC -O3 builds it: 8-byte slots (48-bit key, 16-bit
+//     reference), 16-slot groups aligned to 16 bytes, one aligned SSE2 compare per group, 7-bit tags, quadratic
+//     probing over groups, load factor at most 7/8; the same edge checks, no counters.
+// Each result line: "<ms> <checksum> <verdicts counted>"; checksums are folded after the clock stops.
 #include <emmintrin.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -9,14 +18,18 @@
 
 #define EMPTY 0x80
 #define MISS 0xffffffffu
-enum { R_BROADCAST = 0, R_MC_EXACT = 1, R_UNICAST = 4, R_DROP_UNKNOWN = 7, R_DROP_MC = 8, R_DROP_RUNT = 9, R_DROP_OVERSIZE = 10, R_DROP_BAD_DESC = 11 };
+#define NO_REF 0xffff0000u
+#define M_INDEX 0xffffu
+#define M_EUI64 (1u << 16)
+#define M_HARDWARE (1u << 17)
+enum {
+  R_BROADCAST = 0, R_MC_EXACT = 1, R_UNICAST = 4, R_DROP_UNKNOWN = 7,
+  R_DROP_MC = 8, R_DROP_RUNT = 9, R_DROP_OVERSIZE = 10, R_DROP_BAD_DESC = 11,
+};
 #define STRIPES 4
+#define KEY48 0xffffffffffffull
 
-static uint64_t seed = 42;
-static uint32_t mask;
-static uint8_t *ctrl;
-static uint64_t *keys;
-static uint32_t *metas;
+static const uint64_t seed = 42;
 
 static inline uint64_t mix(uint64_t k) {
   uint64_t h = (k ^ seed) * 0x9e3779b97f4a7c15ull;
@@ -29,38 +42,132 @@ static inline uint64_t key6(const uint8_t *p) {
   return ((uint64_t)hi << 32) | lo;
 }
 
-static void put(uint64_t k, uint32_t meta) {
+// ---- the data plane's algorithm ----------------------------------------------------------
+
+struct entry { uint64_t key; uint32_t meta; } __attribute__((packed));
+static uint32_t a_mask;
+static uint8_t *a_ctrl;
+static struct entry *a_entries;
+
+static void a_put(uint64_t k, uint32_t meta) {
   uint64_t h = mix(k);
   for (uint32_t i = 0;; i++) {
-    uint32_t idx = ((uint32_t)h + i) & mask;
-    if (ctrl[idx] != EMPTY) continue;
-    keys[idx] = k; metas[idx] = meta; ctrl[idx] = (uint8_t)(h >> 57);
-    if (idx < 16) ctrl[mask + 1 + idx] = ctrl[idx];
+    uint32_t idx = ((uint32_t)h + i) & a_mask;
+    if (a_ctrl[idx] != EMPTY) continue;
+    a_entries[idx].key = k; a_entries[idx].meta = meta; a_ctrl[idx] = (uint8_t)(h >> 57);
+    if (idx < 16) a_ctrl[a_mask + 1 + idx] = a_ctrl[idx];
     return;
   }
 }
 
-static inline uint32_t lookup(uint64_t k) {
+static inline uint32_t a_lookup(uint64_t k) {
   uint64_t h = mix(k);
-  uint32_t pos = (uint32_t)h & mask;
+  uint32_t pos = (uint32_t)h & a_mask;
   uint8_t tag = (uint8_t)(h >> 57);
-  if (ctrl[pos] == EMPTY) return MISS;
-  if (ctrl[pos] == tag && keys[pos] == k) return metas[pos];
+  uint8_t home = a_ctrl[pos];
+  if (home == EMPTY) return MISS;
+  if (home == tag && a_entries[pos].key == k && (a_entries[pos].meta & M_EUI64) == 0) return a_entries[pos].meta;
   __m128i vt = _mm_set1_epi8((char)tag), ve = _mm_set1_epi8((char)EMPTY);
-  for (uint32_t probe = 0; probe <= mask >> 4; probe++) {
-    __m128i g = _mm_loadu_si128((const __m128i *)(ctrl + pos));
+  for (uint32_t probe = 0; probe <= a_mask >> 4; probe++) {
+    __m128i g = _mm_loadu_si128((const __m128i *)(a_ctrl + pos));
     uint32_t m = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(g, vt));
     uint32_t e = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(g, ve));
     if (e) m &= (e & (0u - e)) - 1;
     while (m) {
-      uint32_t idx = (pos + (uint32_t)__builtin_ctz(m)) & mask;
-      if (keys[idx] == k) return metas[idx];
+      uint32_t idx = (pos + (uint32_t)__builtin_ctz(m)) & a_mask;
+      if (a_entries[idx].key == k && (a_entries[idx].meta & M_EUI64) == 0) return a_entries[idx].meta;
       m &= m - 1;
     }
     if (e) return MISS;
-    pos = (pos + 16) & mask;
+    pos = (pos + 16) & a_mask;
   }
   return MISS;
+}
+
+// ---- the Swiss table (native anchor) ------------------------------------------------------
+
+static uint32_t s_groups_mask;
+static uint8_t *s_ctrl;
+static uint64_t *s_slots;
+
+static void s_put(uint64_t k, uint16_t ref) {
+  uint64_t h = mix(k);
+  uint32_t g = (uint32_t)(h >> 7) & s_groups_mask;
+  for (uint32_t step = 1;; step++) {
+    for (uint32_t j = 0; j < 16; j++) {
+      uint32_t idx = g * 16 + j;
+      if (s_ctrl[idx] != EMPTY) continue;
+      s_ctrl[idx] = (uint8_t)(h & 0x7f);
+      s_slots[idx] = k | ((uint64_t)ref << 48);
+      return;
+    }
+    g = (g + step) & s_groups_mask;
+  }
+}
+
+// Returns the slot's 16-bit reference, or MISS.
+static inline uint32_t s_lookup(uint64_t k) {
+  uint64_t h = mix(k);
+  uint32_t g = (uint32_t)(h >> 7) & s_groups_mask;
+  __m128i vt = _mm_set1_epi8((char)(h & 0x7f)), ve = _mm_set1_epi8((char)EMPTY);
+  for (uint32_t step = 1; step <= s_groups_mask + 1; step++) {
+    __m128i c = _mm_load_si128((const __m128i *)(s_ctrl + g * 16));
+    uint32_t m = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(c, vt));
+    while (m) {
+      uint64_t s = s_slots[g * 16 + (uint32_t)__builtin_ctz(m)];
+      if ((s & KEY48) == k) return (uint32_t)(s >> 48);
+      m &= m - 1;
+    }
+    if (_mm_movemask_epi8(_mm_cmpeq_epi8(c, ve))) return MISS;
+    g = (g + step) & s_groups_mask;
+  }
+  return MISS;
+}
+
+// ---- passes -------------------------------------------------------------------------------
+
+static uint32_t n, pool_len, max_frame;
+static uint32_t *desc, *verdicts;
+static uint8_t *pool;
+static uint64_t counters[32 * STRIPES];
+
+static inline uint32_t edge(uint32_t i, const uint8_t **p) {
+  uint32_t off = desc[2 * i], len = desc[2 * i + 1];
+  if (len > pool_len || off > pool_len - len) return R_DROP_BAD_DESC | NO_REF;
+  if (len < 14) return R_DROP_RUNT | NO_REF;
+  if (len > max_frame) return R_DROP_OVERSIZE | NO_REF;
+  *p = pool + off;
+  return MISS;
+}
+
+static void pass_same(void) {
+  for (uint32_t i = 0; i < n; i++) {
+    const uint8_t *p;
+    uint32_t v = edge(i, &p);
+    if (v == MISS) {
+      uint64_t k = key6(p);
+      if (k == KEY48) v = R_BROADCAST | NO_REF;
+      else if (p[0] & 1) { uint32_t m = a_lookup(k); v = m != MISS ? R_MC_EXACT | ((m & M_INDEX) << 16) : R_DROP_MC | NO_REF; }
+      else { uint32_t m = a_lookup(k); v = m != MISS && (m & M_HARDWARE) ? R_UNICAST | ((m & M_INDEX) << 16) : R_DROP_UNKNOWN | NO_REF; }
+    }
+    verdicts[i] = v;
+  }
+  for (uint32_t i = 0; i < n; i++) counters[(verdicts[i] & 0x1f) * STRIPES + (i & (STRIPES - 1))]++;
+}
+
+static void pass_swiss(void) {
+  for (uint32_t i = 0; i < n; i++) {
+    const uint8_t *p;
+    uint32_t v = edge(i, &p);
+    if (v == MISS) {
+      uint64_t k = key6(p);
+      uint32_t ref;
+      if (k == KEY48) v = R_BROADCAST | NO_REF;
+      else if (p[0] & 1) v = (ref = s_lookup(k)) != MISS ? R_MC_EXACT | (ref << 16) : R_DROP_MC | NO_REF;
+      else v = (ref = s_lookup(k)) != MISS ? R_UNICAST | (ref << 16) : R_DROP_UNKNOWN | NO_REF;
+    }
+    verdicts[i] = v;
+  }
 }
 
 static int32_t fold(int32_t sum, uint32_t rule, uint32_t client) {
@@ -72,50 +179,58 @@ int main(int argc, char **argv) {
   if (argc < 2) return 2;
   FILE *f = fopen(argv[1], "rb");
   if (!f) return 2;
+  // Header: frames, pool bytes, MACs, groups, maxFrame, the data plane's entry capacity.
   uint32_t hdr[6];
   if (fread(hdr, 4, 6, f) != 6) return 2;
-  uint32_t n = hdr[0], poolLen = hdr[1], nMacs = hdr[2], nGroups = hdr[3], iters = hdr[4], maxFrame = hdr[5];
-  uint8_t (*macs)[8] = malloc((size_t)(nMacs + nGroups) * 8);
-  uint32_t *desc = malloc((size_t)n * 8);
-  uint8_t *pool = malloc(poolLen + 64);
-  if (fread(macs, 8, nMacs + nGroups, f) != nMacs + nGroups || fread(desc, 8, n, f) != n || fread(pool, 1, poolLen, f) != poolLen) return 2;
+  n = hdr[0]; pool_len = hdr[1]; max_frame = hdr[4];
+  uint32_t n_macs = hdr[2], n_groups = hdr[3], capacity = hdr[5], total = n_macs + n_groups;
+  uint8_t (*macs)[8] = malloc((size_t)total * 8);
+  desc = malloc((size_t)n * 8);
+  pool = malloc((size_t)pool_len + 64);
+  verdicts = malloc((size_t)n * 4);
+  if (!macs || !desc || !pool || !verdicts) return 3;
+  if (fread(macs, 8, total, f) != total || fread(desc, 8, n, f) != n || fread(pool, 1, pool_len, f) != pool_len) return 2;
+  fclose(f);
+
   uint32_t slots = 16;
-  while (slots < (nMacs + nGroups) * 2) slots *= 2;
-  mask = slots - 1;
-  ctrl = malloc(slots + 16); keys = calloc(slots, 8); metas = calloc(slots, 4);
-  memset(ctrl, EMPTY, slots + 16);
-  for (uint32_t i = 0; i < nMacs + nGroups; i++) {
-    uint16_t client; memcpy(&client, macs[i] + 6, 2);
-    put(key6(macs[i]), i < nMacs ? client : 0x10000u);
+  while (slots < capacity * 2) slots *= 2;
+  a_mask = slots - 1;
+  a_ctrl = malloc(slots + 16);
+  a_entries = calloc(slots, sizeof(struct entry));
+  memset(a_ctrl, EMPTY, slots + 16);
+
+  uint32_t s_count = 16;
+  while (s_count * 7 < total * 8) s_count *= 2;
+  s_groups_mask = s_count / 16 - 1;
+  s_ctrl = aligned_alloc(16, s_count);
+  s_slots = aligned_alloc(64, (size_t)s_count * 8);
+  if (!a_ctrl || !a_entries || !s_ctrl || !s_slots) return 3;
+  memset(s_ctrl, EMPTY, s_count);
+
+  for (uint32_t i = 0; i < total; i++) {
+    uint16_t ref; memcpy(&ref, macs[i] + 6, 2);
+    uint64_t k = key6(macs[i]);
+    a_put(k, i < n_macs ? (M_HARDWARE | ref) : ref);
+    s_put(k, ref);
   }
-  uint32_t *verdicts = malloc((size_t)n * 4);
-  uint64_t counters[16 * STRIPES] = {0};
-  double best[64]; int32_t sum = 0;
-  if (iters > 64) iters = 64;
-  for (uint32_t it = 0; it < iters + 3; it++) {
-    struct timespec a, b;
-    clock_gettime(CLOCK_MONOTONIC, &a);
-    for (uint32_t i = 0; i < n; i++) {
-      uint32_t off = desc[2 * i], len = desc[2 * i + 1];
-      uint32_t v;
-      if (len > poolLen || off > poolLen - len) { verdicts[i] = R_DROP_BAD_DESC; continue; }
-      if (len < 14) { verdicts[i] = R_DROP_RUNT; continue; }
-      if (len > maxFrame) { verdicts[i] = R_DROP_OVERSIZE; continue; }
-      const uint8_t *p = pool + off;
-      uint64_t k = key6(p);
-      if (k == 0xffffffffffffull) v = R_BROADCAST;
-      else if (p[0] & 1) v = lookup(k) != MISS ? R_MC_EXACT : R_DROP_MC;
-      else { uint32_t m = lookup(k); v = m != MISS ? R_UNICAST | (m << 16) : R_DROP_UNKNOWN; }
-      verdicts[i] = v;
-    }
-    for (uint32_t i = 0; i < n; i++) counters[(verdicts[i] & 0x1f) * STRIPES + (i & (STRIPES - 1))]++;
-    clock_gettime(CLOCK_MONOTONIC, &b);
-    if (it >= 3) best[it - 3] = (double)(b.tv_sec - a.tv_sec) * 1e3 + (double)(b.tv_nsec - a.tv_nsec) / 1e6;
+  printf("ready %u %u\n", slots, s_count);
+  fflush(stdout);
+
+  char line[16];
+  while (fgets(line, sizeof line, stdin)) {
+    if (line[0] != 'a' && line[0] != 's') break;
+    uint64_t before = 0, after = 0;
+    for (uint32_t i = 0; i < 32 * STRIPES; i++) before += counters[i];
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (line[0] == 'a') pass_same(); else pass_swiss();
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    for (uint32_t i = 0; i < 32 * STRIPES; i++) after += counters[i];
+    int32_t sum = 0;
+    for (uint32_t i = 0; i < n; i++) sum = fold(sum, verdicts[i] & 0x1f, verdicts[i] >> 16);
+    double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+    printf("%.6f %d %llu\n", ms, sum, (unsigned long long)(after - before));
+    fflush(stdout);
   }
-  for (uint32_t i = 0; i < n; i++) sum = fold(sum, verdicts[i] & 0x1f, verdicts[i] >> 16);
-  for (uint32_t i = 0; i < iters; i++) for (uint32_t j = i + 1; j < iters; j++) if (best[j] < best[i]) { double t = best[i]; best[i] = best[j]; best[j] = t; }
-  uint64_t counted = 0;
-  for (uint32_t i = 0; i < 16 * STRIPES; i++) counted += counters[i];
-  printf("%.3f %d %llu\n", n / best[iters / 2] / 1000.0, sum, (unsigned long long)counted);
   return 0;
 }
