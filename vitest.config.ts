@@ -9,6 +9,7 @@ export default defineConfig({
       { find: /^macslot$/, replacement: here('./src/index.ts') },
       { find: /^macslot\/node$/, replacement: here('./src/node/index.ts') },
       { find: /^macslot\/debug$/, replacement: here('./src/debug.ts') },
+      { find: /^macslot\/postgres$/, replacement: here('./src/postgres/index.ts') },
     ],
   },
   test: {

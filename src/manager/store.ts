@@ -393,7 +393,8 @@ export function canonicalRecordMac(mac: unknown): string {
   if (typeof mac !== 'string') throw new MacslotError('INVALID_MAC', `a record's MAC must be a string, got ${show(mac)}`);
   const m = Mac.parse(mac);
   const key = m.toString();
-  if ((parseInt(key.slice(0, 2), 16) & 1) !== 0 || ZERO.test(key)) throw new MacslotError('INVALID_MAC', `${show(mac)} is not a unicast MAC`);
+  if ((parseInt(key.slice(0, 2), 16) & 1) !== 0 || ZERO.test(key))
+    throw new MacslotError('INVALID_MAC', `${show(mac)} is not a unicast MAC`);
   return key;
 }
 
@@ -401,9 +402,11 @@ export function canonicalRecordMac(mac: unknown): string {
 export function checkClaim(req: ClaimRequest): ClaimRequest {
   if (req === null || typeof req !== 'object') throw new MacslotError('INVALID_ARGUMENT', `a claim must be an object, got ${show(req)}`);
   for (const f of ['guest', 'nic', 'iface', 'holder'] as const) {
-    if (!text(req[f])) throw new MacslotError('INVALID_ARGUMENT', `claim ${f} must be a non-empty string of at most 256 characters, got ${show(req[f])}`);
+    if (!text(req[f]))
+      throw new MacslotError('INVALID_ARGUMENT', `claim ${f} must be a non-empty string of at most 256 characters, got ${show(req[f])}`);
   }
-  if (!POLICIES.includes(req.policy)) throw new MacslotError('INVALID_ARGUMENT', `claim policy must be one of ${POLICIES.join(', ')}, got ${show(req.policy)}`);
+  if (!POLICIES.includes(req.policy))
+    throw new MacslotError('INVALID_ARGUMENT', `claim policy must be one of ${POLICIES.join(', ')}, got ${show(req.policy)}`);
   checkTtl(req.ttlMs);
   return { ...req, mac: canonicalRecordMac(req.mac) };
 }
@@ -421,7 +424,8 @@ export function holderText(r: MacRecord): string {
 }
 
 const withMac = (mac: string, r: MacRecord): StoredRecord => ({ mac, ...r });
-const ownsRecord = (r: MacRecord, id: MacIdentity): boolean => r.policy !== 'direct' && r.guest === id.guest && r.nic === id.nic && r.iface === id.iface;
+const ownsRecord = (r: MacRecord, id: MacIdentity): boolean =>
+  r.policy !== 'direct' && r.guest === id.guest && r.nic === id.nic && r.iface === id.iface;
 
 /** The record-level operations on a whole document, at store time `now`: how the document stores implement RecordStore. */
 export const documentOps = {

@@ -1,0 +1,343 @@
+// The PostgreSQL store (macslot/postgres) against a real server: the record-level contract every store keeps (memory and
+// file stores too), managers on several "hosts" sharing one database, leases lapsing by the database's clock with the
+// holder gone, schema migrations, bad options, and the server stopping in the middle of a run.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { isMacslotError, MacManager, MemoryStore, Nic, type RecordStore } from 'macslot';
+import { FileStore } from 'macslot/node';
+import { POSTGRES_SCHEMA_VERSION, PostgresStore, type PostgresStoreOptions } from 'macslot/postgres';
+import { dropSchemas, freshSchema, pgServer, sql, startCluster } from './support/pg.js';
+
+const server = pgServer();
+const schemas: string[] = [];
+const stores: PostgresStore[] = [];
+const dirs: string[] = [];
+afterAll(async () => {
+  for (const s of stores) await s.close();
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  if (server === undefined) return;
+  if (server.cluster !== undefined) server.cluster.remove();
+  else await dropSchemas(server.url, schemas);
+});
+
+async function openPg(o: Partial<PostgresStoreOptions> = {}): Promise<PostgresStore> {
+  const schema = o.schema ?? freshSchema();
+  if (!schemas.includes(schema)) schemas.push(schema);
+  const s = await PostgresStore.open({ connectionString: server!.url, schema, ...o });
+  stores.push(s);
+  return s;
+}
+
+async function code(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+    return 'resolved';
+  } catch (err) {
+    return isMacslotError(err) ? err.code : `not a MacslotError: ${String(err)}`;
+  }
+}
+
+async function message(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+    return 'resolved';
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
+/** Resolves once `check` resolves true; rejects after `ms` (a deadline for a busy machine, not a sleep). */
+async function until(check: () => Promise<boolean>, ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error(`condition not met within ${ms} ms`);
+    await new Promise((r) => setImmediate(r));
+  }
+}
+
+const A = '02:00:00:00:00:0a';
+const B = '02:00:00:00:00:0b';
+const id = (guest: string, iface = '0') => ({ guest, nic: 'eth0', iface });
+
+type Maker = () => Promise<RecordStore>;
+const STORES: readonly [string, Maker, boolean][] = [
+  ['MemoryStore', async () => new MemoryStore(), false],
+  [
+    'FileStore',
+    async () => {
+      const d = mkdtempSync(join(tmpdir(), 'macslot-records-'));
+      dirs.push(d);
+      return new FileStore({ path: join(d, 'macs.json') });
+    },
+    false,
+  ],
+  ['PostgresStore', () => openPg(), true],
+];
+
+describe.each(STORES)('the record-level contract: %s', (_name, make, needsPg) => {
+  const skip = needsPg && server === undefined;
+
+  it.skipIf(skip)('claim is exclusive and names the holder; the same identity and session claim again', async () => {
+    const s = await make();
+    const rec = await s.claim({ mac: '02-00-00-00-00-0A', ...id('vm1'), policy: 'block', holder: 'h1' });
+    expect(rec).toMatchObject({ mac: A, guest: 'vm1', holder: 'h1', expires: null, policy: 'block' });
+    const other = s.claim({ mac: A, ...id('vm2'), policy: 'block', holder: 'h2' });
+    expect(await message(other)).toMatch(/^MAC_IN_USE: 02:00:00:00:00:0a is held by session h1 for guest "vm1"/);
+    expect(await code(s.claim({ mac: A, ...id('vm2'), policy: 'block', holder: 'h2' }))).toBe('MAC_IN_USE');
+    // The same identity from another session while the first holds it: refused too.
+    expect(await code(s.claim({ mac: A, ...id('vm1'), policy: 'block', holder: 'h2' }))).toBe('MAC_IN_USE');
+    expect(await code(s.claim({ mac: A, ...id('vm1'), policy: 'block', holder: 'h1' }))).toBe('resolved');
+    expect(await s.byMac(A)).toMatchObject({ guest: 'vm1', holder: 'h1' });
+    expect(await s.byIdentity(id('vm1'))).toMatchObject({ mac: A });
+    expect(await s.byIdentity(id('vm2'))).toBeUndefined();
+  });
+
+  it.skipIf(skip)('release keeps the MAC remembered for its identity; a new MAC for an identity drops its old one', async () => {
+    const s = await make();
+    await s.claim({ mac: A, ...id('vm1'), policy: 'random', holder: 'h1' });
+    expect(await s.release(A, 'h2')).toBe(false);
+    expect(await s.release(A, 'h1')).toBe(true);
+    expect(await s.byMac(A)).toMatchObject({ holder: null, guest: 'vm1' });
+    expect(await message(s.claim({ mac: A, ...id('vm2'), policy: 'random', holder: 'h2' }))).toMatch(
+      /remembered for guest "vm1".*\(released\)/,
+    );
+    // The identity comes back in another session and gets it.
+    expect(await s.claim({ mac: A, ...id('vm1'), policy: 'random', holder: 'h3' })).toMatchObject({ holder: 'h3' });
+    await s.claim({ mac: B, ...id('vm1'), policy: 'random', holder: 'h3' });
+    expect(await s.byMac(A)).toBeUndefined();
+    expect((await s.list()).map((r) => [r.mac, r.guest])).toEqual([[B, 'vm1']]);
+  });
+
+  it.skipIf(skip)('renew extends only the holder’s lease; expire removes lapsed leases, whoever held them', async () => {
+    const s = await make();
+    const first = await s.claim({ mac: A, ...id('vm1'), policy: 'block', holder: 'h1', ttlMs: 60_000 });
+    expect(first.expires! - first.updated).toBe(60_000);
+    const renewed = await s.renew(A, 'h1', 120_000);
+    expect(renewed.expires! - renewed.updated).toBe(120_000);
+    expect(await message(s.renew(A, 'h2', 1_000))).toMatch(/cannot renew 02:00:00:00:00:0a .*held by session h1/);
+    expect(await code(s.renew(B, 'h1', 1_000))).toBe('MAC_IN_USE');
+    // A released lease lapses at its expiry: B with a 1 ms lease, released, is expired by the store's clock.
+    await s.claim({ mac: B, ...id('vm2'), policy: 'block', holder: 'h2', ttlMs: 1 });
+    await s.release(B, 'h2');
+    const gone: string[] = [];
+    await until(async () => {
+      gone.push(...(await s.expire()).map((r) => r.mac));
+      return gone.length > 0;
+    }, 30_000);
+    expect(gone).toEqual([B]);
+    expect((await s.list()).map((r) => r.mac)).toEqual([A]);
+  });
+
+  const BAD: readonly [string, () => Promise<unknown>, string][] = [
+    ['a MAC that is not one', async () => (await make()).claim({ mac: 'zz', ...id('g'), policy: 'block', holder: 'h' }), 'INVALID_MAC'],
+    [
+      'a multicast MAC',
+      async () => (await make()).claim({ mac: '01:00:5e:00:00:01', ...id('g'), policy: 'block', holder: 'h' }),
+      'INVALID_MAC',
+    ],
+    ['an empty guest', async () => (await make()).claim({ mac: A, ...id(''), policy: 'block', holder: 'h' }), 'INVALID_ARGUMENT'],
+    [
+      'an unknown policy',
+      async () => (await make()).claim({ mac: A, ...id('g'), policy: 'any' as 'block', holder: 'h' }),
+      'INVALID_ARGUMENT',
+    ],
+    [
+      'a negative TTL',
+      async () => (await make()).claim({ mac: A, ...id('g'), policy: 'block', holder: 'h', ttlMs: -1 }),
+      'INVALID_ARGUMENT',
+    ],
+    ['a fractional renewal', async () => (await make()).renew(A, 'h', 1.5), 'INVALID_ARGUMENT'],
+  ];
+  it.skipIf(skip).each(BAD)('refuses %s', async (_what, run, want) => {
+    expect(await code(run())).toBe(want);
+  });
+});
+
+describe.skipIf(server === undefined)('managers on several hosts sharing one database', () => {
+  const host = (store: PostgresStore, session: string) =>
+    new MacManager({
+      nics: { eth0: new Nic({ primary: '00:14:4f:00:00:00', maxAddresses: 4096 }) },
+      store,
+      block: '02:08:20:00/32',
+      session,
+    });
+
+  it('hand out distinct MACs at once, and a guest gets its MAC back on another host', async () => {
+    const schema = freshSchema();
+    const [s1, s2] = [await openPg({ schema }), await openPg({ schema })];
+    const [m1, m2] = [host(s1, 'one'), host(s2, 'two')];
+    const leases = await Promise.all(
+      Array.from({ length: 60 }, (_, i) => (i % 2 === 0 ? m1 : m2).allocate({ guest: `vm${i}`, policy: 'block' })),
+    );
+    const macs = leases.map((l) => l.mac.toString());
+    expect(new Set(macs).size).toBe(60);
+    expect((await s1.list()).map((r) => r.mac).sort()).toEqual([...macs].sort());
+    await m1.release(leases[0]!);
+    const back = await m2.allocate({ guest: 'vm0', policy: 'block' });
+    expect(back.restored).toBe(true);
+    expect(back.mac.toString()).toBe(macs[0]);
+    await m1.close();
+    await m2.close();
+  });
+
+  it('a lease lapses by the database clock while its host is dead, then another host may take the MAC', async () => {
+    const schema = freshSchema();
+    const dead = await openPg({ schema });
+    const live = await openPg({ schema });
+    const m1 = host(dead, 'dead');
+    const lease = await m1.allocate({ guest: 'vm', policy: 'block', ttlMs: 200 });
+    // The host dies: its connections end, nothing is released.
+    await dead.close();
+    const rec = await live.byMac(lease.mac.toString());
+    const [row] = await sql<{ now: number }>(server!.url, 'SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)::float8 AS now');
+    // Recorded by the database's time (the manager's clock is the store's estimate of it).
+    expect(Math.abs(rec!.expires! - 200 - row!.now)).toBeLessThan(5_000);
+    const m2 = host(live, 'live');
+    expect(await code(m2.allocate({ guest: 'other', policy: 'fixed', mac: lease.mac }))).toBe('MAC_IN_USE');
+    // The identity itself, from the live host, once the lease and its grace have passed by the database's clock.
+    await until(async () => (await code(m2.allocate({ guest: 'vm', policy: 'block' }))) === 'resolved', 30_000);
+    const again = m2.leases().find((l) => l.guest === 'vm')!;
+    expect(again.mac.equals(lease.mac)).toBe(true);
+    expect(await live.byMac(lease.mac.toString())).toMatchObject({ holder: 'live' });
+    await m2.close();
+  });
+});
+
+describe.skipIf(server === undefined)('schema versions', () => {
+  const q = (schema: string, table: string) => `"${schema}"."${table}"`;
+
+  it('upgrades a version 1 schema, keeping its records', async () => {
+    const schema = freshSchema();
+    schemas.push(schema);
+    await sql(server!.url, `CREATE SCHEMA ${schema}`);
+    await sql(
+      server!.url,
+      `CREATE TABLE ${q(schema, 'macslot_schema')} (version integer NOT NULL); INSERT INTO ${q(schema, 'macslot_schema')} VALUES (1)`,
+    );
+    await sql(
+      server!.url,
+      `CREATE TABLE ${q(schema, 'macslot_records')} (domain text NOT NULL, mac text NOT NULL, guest text NOT NULL, nic text NOT NULL,
+        iface text NOT NULL, policy text NOT NULL, holder text, expires bigint, updated bigint NOT NULL, UNIQUE (domain, mac));
+       INSERT INTO ${q(schema, 'macslot_records')} VALUES ('default', '${A}', 'old', 'eth0', '0', 'block', NULL, NULL, 5)`,
+    );
+    const s = await openPg({ schema });
+    expect(await s.list()).toEqual([
+      { mac: A, guest: 'old', nic: 'eth0', iface: '0', policy: 'block', holder: null, expires: null, updated: 5 },
+    ]);
+    expect(await sql(server!.url, `SELECT version FROM ${q(schema, 'macslot_schema')}`)).toEqual([{ version: POSTGRES_SCHEMA_VERSION }]);
+    expect(await code(s.claim({ mac: A, ...id('new'), policy: 'block', holder: 'h' }))).toBe('MAC_IN_USE');
+  });
+
+  it('refuses a newer schema and leaves it alone', async () => {
+    const schema = freshSchema();
+    await (await openPg({ schema })).claim({ mac: A, ...id('g'), policy: 'block', holder: 'h' });
+    await sql(server!.url, `UPDATE ${q(schema, 'macslot_schema')} SET version = ${POSTGRES_SCHEMA_VERSION + 1}`);
+    const err = message(PostgresStore.open({ connectionString: server!.url, schema }));
+    expect(await err).toMatch(new RegExp(`STORE_VERSION: .*schema version ${POSTGRES_SCHEMA_VERSION + 1}`));
+    expect(await sql(server!.url, `SELECT version FROM ${q(schema, 'macslot_schema')}`)).toEqual([
+      { version: POSTGRES_SCHEMA_VERSION + 1 },
+    ]);
+    expect(await sql(server!.url, `SELECT mac FROM ${q(schema, 'macslot_records')}`)).toEqual([{ mac: A }]);
+  });
+
+  const BROKEN: readonly [string, (schema: string) => string][] = [
+    ['two version rows', (s) => `INSERT INTO ${q(s, 'macslot_schema')} VALUES (2)`],
+    ['no version row', (s) => `DELETE FROM ${q(s, 'macslot_schema')}`],
+    ['tables without macslot_schema', (s) => `DROP TABLE ${q(s, 'macslot_schema')}`],
+    ['a missing column', (s) => `ALTER TABLE ${q(s, 'macslot_records')} DROP COLUMN gone`],
+  ];
+  it.each(BROKEN)('refuses a broken schema: %s', async (_what, breakIt) => {
+    const schema = freshSchema();
+    await openPg({ schema });
+    await sql(server!.url, breakIt(schema));
+    expect(await code(PostgresStore.open({ connectionString: server!.url, schema }))).toBe('STORE_CORRUPT');
+  });
+
+  it('refuses a bad row when reading, naming it', async () => {
+    const schema = freshSchema();
+    const s = await openPg({ schema });
+    await s.claim({ mac: A, ...id('g'), policy: 'block', holder: 'h' });
+    await sql(server!.url, `UPDATE ${q(schema, 'macslot_records')} SET policy = 'bogus'`);
+    expect(await message(s.list())).toMatch(/^STORE_CORRUPT: .*record 02:00:00:00:00:0a has a bad policy/);
+    expect(await code(s.read())).toBe('STORE_CORRUPT');
+  });
+});
+
+describe('options and an unreachable database', () => {
+  const OPTIONS: readonly [string, unknown][] = [
+    ['no connection string', { connectionString: '' }],
+    ['a schema that is not an identifier', { connectionString: 'postgres:///x', schema: 'Bad-Name' }],
+    ['an empty domain', { connectionString: 'postgres:///x', domain: '' }],
+    ['a zero timeout', { connectionString: 'postgres:///x', timeoutMs: 0 }],
+  ];
+  it.each(OPTIONS)('refuses %s with INVALID_ARGUMENT', async (_what, o) => {
+    expect(await code(PostgresStore.open(o as PostgresStoreOptions))).toBe('INVALID_ARGUMENT');
+  });
+
+  it('is STORE_IO when no server answers, naming the database but not its password', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'macslot-nopg-'));
+    dirs.push(dir);
+    for (const url of [`postgresql://who:secret@/db?host=${dir}`, `postgresql://who@/db?host=${dir}&password=secret`]) {
+      const text = await message(PostgresStore.open({ connectionString: url, timeoutMs: 2_000 }));
+      expect(text).toMatch(/^STORE_IO: the MAC store .*who.* could not connect to open its schema: connect ENOENT/);
+      expect(text).not.toContain('secret');
+    }
+  });
+});
+
+describe('the server stops in the middle of a run', () => {
+  // Its own cluster, which the test stops and starts again.
+  const cluster = server === undefined ? undefined : startCluster();
+  afterAll(() => cluster?.remove());
+
+  it.skipIf(cluster === undefined)(
+    'clear STORE_IO errors, nothing handed out unrecorded, and recovery once it is back',
+    async () => {
+      const store = await PostgresStore.open({ connectionString: cluster!.url, timeoutMs: 3_000, maxBackoffMs: 200 });
+      stores.push(store);
+      const nic = new Nic({ primary: '00:14:4f:00:00:00', maxAddresses: 4096 });
+      const m = new MacManager({ nics: { eth0: nic }, store, block: '02:08:20:00/32', session: 'solo' });
+      const acked: string[] = [];
+      const errors: string[] = [];
+      const state = { phase: 'up' as 'up' | 'down' | 'back' };
+      let afterBack = 0;
+      let i = 0;
+      const loop = (async () => {
+        while (afterBack < 20) {
+          try {
+            const l = await m.allocate({ guest: `vm${i++}`, policy: 'block' });
+            acked.push(l.mac.toString());
+            if (state.phase === 'back') afterBack++;
+          } catch (err) {
+            errors.push(isMacslotError(err) ? err.message : String(err));
+            await new Promise((r) => setTimeout(r, 20));
+          }
+        }
+      })();
+      await until(async () => acked.length >= 20, 60_000);
+      cluster!.pause();
+      state.phase = 'down';
+      const before = acked.length;
+      await until(async () => errors.length >= 5, 60_000);
+      cluster!.resume();
+      state.phase = 'back';
+      await loop;
+      expect(errors.length).toBeGreaterThanOrEqual(5);
+      for (const e of errors) expect(e).toMatch(/^STORE_IO: the MAC store postgresql:\/\/postgres@.* (could not|is unreachable)/);
+      // Every MAC the NIC holds was acknowledged, and every acknowledged MAC is in the database.
+      const onNic = m
+        .leases()
+        .map((l) => l.mac.toString())
+        .sort();
+      expect(onNic).toEqual([...acked].sort());
+      const recorded = new Set((await store.list()).map((r) => r.mac));
+      expect(acked.filter((mac) => !recorded.has(mac))).toEqual([]);
+      expect(acked.length).toBeGreaterThanOrEqual(before + 20);
+      expect(new Set(acked).size).toBe(acked.length);
+      await m.close();
+    },
+    240_000,
+  );
+});
