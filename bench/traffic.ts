@@ -1,6 +1,6 @@
 // Benchmark traffic: a NIC with N active MACs and the frame mix every variant classifies (80% hits, 10% unknown, 5% broadcast, 5% multicast).
 
-import { Mac, Nic, RULES, type NicClient } from '../dist/index.js';
+import { Mac, Nic, RULES, verdictRef, verdictRuleId, type NicClient } from '../dist/index.js';
 
 export const FRAME_STRIDE = 64;
 export const CLIENTS = 16;
@@ -79,6 +79,6 @@ export function fold(sum: number, rule: number, client: number): number {
 
 /** Folds the first `n` verdict words (rule in bits 0..4, client in bits 16..31) into `sum`. */
 export function foldVerdicts(sum: number, verdicts: Uint32Array, n: number): number {
-  for (let i = 0; i < n; i++) sum = fold(sum, verdicts[i]! & 0x1f, verdicts[i]! >>> 16);
+  for (let i = 0; i < n; i++) sum = fold(sum, verdictRuleId(verdicts[i]!), verdictRef(verdicts[i]!));
   return sum;
 }

@@ -53,6 +53,7 @@ export {
   DataPlane, type ClientCounters, type DataPlaneCounters, type DataPlaneEvent, type DataPlaneHandle, type DataPlaneOptions,
 } from './dataplane/dataplane.js';
 export { RxRing } from './dataplane/ring.js';
+export { VERDICT_NO_REF, verdictDrops, verdictPath, verdictRef, verdictRule, verdictRuleId } from './dataplane/verdict.js';
 export { compileDataPlane, wasmBytes, type Build } from './dataplane/module.js';
 
 // ---- Capture files and the configuration file ----

@@ -4,7 +4,7 @@ import { MacslotError, isMacslotError, reportListenerError, show } from '../erro
 import type { NicClient } from '../nic/nic.js';
 import type { NicEvent } from '../nic/types.js';
 import type { FramePort, PortCloseReason } from '../port/port.js';
-import { ETH_HLEN } from '../wire/ethernet.js';
+import { ETH_HLEN, ETH_SRC, hasEthernetHeader, srcKey } from '../wire/ethernet.js';
 import { Mac } from '../wire/mac.js';
 
 /** The adapter side of v86's paired bus (`emulator.bus`): listeners registered here hear the devices, `send` reaches them. */
@@ -229,7 +229,7 @@ class Attachment implements V86Attachment {
   send(frame: Uint8Array): boolean {
     if (this.#closed) return this.#hostDrop('closed');
     if (!(frame instanceof Uint8Array)) return this.#hostDrop('not-bytes');
-    if (frame.length < ETH_HLEN) return this.#hostDrop('runt');
+    if (!hasEthernetHeader(frame)) return this.#hostDrop('runt');
     if (frame.length > this.#maxFrame) return this.#hostDrop('oversize');
     // A frame carrying the guest's own source would make its stack see a duplicate of itself.
     const w = this.#wanted;
@@ -274,13 +274,13 @@ class Attachment implements V86Attachment {
   #fromGuest(data: unknown): void {
     if (this.#closed) return;
     if (!(data instanceof Uint8Array)) return this.#guestDrop('not-bytes');
-    if (data.length < ETH_HLEN) return this.#guestDrop('runt');
+    if (!hasEthernetHeader(data)) return this.#guestDrop('runt');
     if (data.length > this.#maxFrame) return this.#guestDrop('oversize');
     // The NE2000 hands a view of its own memory that its next transmit overwrites.
     const frame = data.slice();
     const w = this.#wanted;
     if (w === undefined || !sourceIs(frame, w)) {
-      const src = Mac.fromBytes(frame, 6, 6);
+      const src = Mac.fromBytes(frame, ETH_SRC, 6);
       if (!src.isValidUnicast) return this.#guestDrop('bad-source');
       if (w !== undefined && !this.#follow) return this.#guestDrop('spoofed');
       this.#take(src, 'frame');
@@ -396,9 +396,7 @@ class Attachment implements V86Attachment {
 }
 
 function sourceIs(frame: Uint8Array, mac: Mac): boolean {
-  const hi = (frame[6]! << 8) | frame[7]!;
-  const lo = ((frame[8]! << 24) | (frame[9]! << 16) | (frame[10]! << 8) | frame[11]!) >>> 0;
-  return hi === mac.hi && lo === mac.lo;
+  return srcKey(frame) === mac.key;
 }
 
 /**

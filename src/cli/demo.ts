@@ -4,6 +4,7 @@ import { buildFromConfig, type MacslotConfig } from '../config/config.js';
 import { DataPlane } from '../dataplane/dataplane.js';
 import { RULES, classifyFrame } from '../filter/reference.js';
 import type { Nic } from '../nic/nic.js';
+import { ETH_FRAME_LEN, ETH_HLEN, ETH_SRC, ETH_TYPE, ETH_ZLEN } from '../wire/ethernet.js';
 import { Mac } from '../wire/mac.js';
 import { count } from './common.js';
 import { table } from './table.js';
@@ -41,9 +42,9 @@ function traffic(vmD: string): DemoFrame[] {
     { dst: '00:14:4f:00:00:03', note: "vm-c's factory slot 3", length: 590, weight: 6 },
     { dst: vmD, note: "vm-d's random MAC", length: 64, weight: 6 },
     { dst: '00:14:4f:00:00:00', note: 'the primary', length: 64, weight: 2 },
-    { dst: 'ff:ff:ff:ff:ff:ff', note: 'broadcast (ARP)', length: 60, weight: 4 },
+    { dst: 'ff:ff:ff:ff:ff:ff', note: 'broadcast (ARP)', length: ETH_ZLEN, weight: 4 },
     { dst: '33:33:00:00:00:01', note: 'IPv6 all-nodes', length: 86, weight: 4 },
-    { dst: '01:00:5e:00:00:fb', note: 'mDNS (IPv4 multicast)', length: 1514, weight: 2 },
+    { dst: '01:00:5e:00:00:fb', note: 'mDNS (IPv4 multicast)', length: ETH_FRAME_LEN, weight: 2 },
     { dst: '01:00:5e:00:00:fc', note: 'a group nobody joined', length: 64, weight: 2 },
     { dst: '00:00:5e:00:53:99', note: 'unknown unicast', length: 64, weight: 4 },
     { dst: OVERFLOW_MACS[0]!, note: 'a MAC vm-a adds later', length: 64, weight: 4 },
@@ -56,9 +57,9 @@ function frameTo(dst: string, length: number, seq: number): Uint8Array {
   const frame = new Uint8Array(length);
   const d = Mac.parse(dst).toBytes();
   frame.set(d.subarray(0, Math.min(6, length)));
-  if (length >= 14) {
-    frame.set([0x02, 0x99, 0, 0, (seq >> 8) & 0xff, seq & 0xff], 6);
-    frame.set(dst.startsWith('33:33') ? [0x86, 0xdd] : [0x08, 0x00], 12);
+  if (length >= ETH_HLEN) {
+    frame.set([0x02, 0x99, 0, 0, (seq >> 8) & 0xff, seq & 0xff], ETH_SRC);
+    frame.set(dst.startsWith('33:33') ? [0x86, 0xdd] : [0x08, 0x00], ETH_TYPE);
   }
   return frame;
 }

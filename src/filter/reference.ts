@@ -1,6 +1,6 @@
 // Filter: the reference classifier in plain TypeScript. It is the oracle of the Wasm data plane and the software path of the promiscuous fallback.
 
-import { ETH_HLEN, dstKey } from '../wire/ethernet.js';
+import { ETH_DST, dstKey, hasEthernetHeader, isBroadcastDst, isMulticastDst } from '../wire/ethernet.js';
 import type { Mac } from '../wire/mac.js';
 import { mtaIndex } from './hash.js';
 import type { FilterState } from './state.js';
@@ -80,11 +80,9 @@ function decide(state: FilterState, key: number | string, multicast: boolean, br
 
 /** Returns the verdict for one Ethernet frame. Never throws: runts and oversize frames are drop verdicts. */
 export function classifyFrame(state: FilterState, frame: Uint8Array): Verdict {
-  if (frame.length < ETH_HLEN) return { deliver: [], rule: 'drop-runt', path: 'hardware' };
+  if (!hasEthernetHeader(frame)) return { deliver: [], rule: 'drop-runt', path: 'hardware' };
   if (frame.length > state.maxFrameLength) return { deliver: [], rule: 'drop-oversize', path: 'hardware' };
-  const b = frame;
-  const broadcast = (b[0]! & b[1]! & b[2]! & b[3]! & b[4]! & b[5]!) === 0xff;
-  return decide(state, dstKey(frame), (b[0]! & 1) !== 0, broadcast, b[4]!, b[5]!);
+  return decide(state, dstKey(frame), isMulticastDst(frame), isBroadcastDst(frame), frame[ETH_DST + 4]!, frame[ETH_DST + 5]!);
 }
 
 /** Returns the verdict for a bare destination key (MAC-48 or EUI-64), for link layers other than Ethernet. */

@@ -3,9 +3,9 @@
 import type { DataPlane } from '../dataplane/dataplane.js';
 import type { RxRing } from '../dataplane/ring.js';
 import { MacslotError, isMacslotError, show } from '../errors.js';
-import { RULES } from '../filter/reference.js';
 import type { NicClient } from '../nic/nic.js';
-import { ETH_HLEN } from '../wire/ethernet.js';
+import { verdictDrops, verdictRule } from '../dataplane/verdict.js';
+import { ETH_DST, ETH_SRC, hasEthernetHeader, isMulticastDst } from '../wire/ethernet.js';
 import { Mac } from '../wire/mac.js';
 import { DropCounter, type FramePort, type PortCloseReason } from './port.js';
 
@@ -278,11 +278,11 @@ class Fabric {
 
   #fromClient(b: ClientBindingImpl, frame: Uint8Array): void {
     if (this.clients.get(b.client.id) !== b || !b.client.open) return b.drop('closed', 'a frame arrived after the client was detached');
-    if (frame.length < ETH_HLEN) return b.drop('runt', `a ${frame.length}-byte frame is shorter than an Ethernet header`);
+    if (!hasEthernetHeader(frame)) return b.drop('runt', `a ${frame.length}-byte frame is shorter than an Ethernet header`);
     if (frame.length > this.dp.maxFrameLength) return b.drop('oversize', `a ${frame.length}-byte frame is longer than the NIC's ${this.dp.maxFrameLength}`);
     if (b.client.slotCount === 0) return b.drop('no-address', `client ${show(b.client.name)} holds no MAC`);
-    // Storm control: the group bit is the destination's first byte's low bit (broadcast included).
-    if ((frame[0]! & 1) !== 0 && b.storm !== undefined && !b.storm.take()) {
+    // Storm control: the destination's group bit (broadcast included).
+    if (isMulticastDst(frame) && b.storm !== undefined && !b.storm.take()) {
       return b.drop('storm', `broadcast and multicast above ${b.stormRate} frames per second`);
     }
     let ok = false;
@@ -292,7 +292,7 @@ class Fabric {
     } catch (err) {
       return b.drop('error', isMacslotError(err) ? err.message : String(err));
     }
-    if (!ok) return b.drop('spoofed', () => `source ${show(Mac.fromBytes(frame, 6, 6).toString())} is not a MAC of client ${show(b.client.name)}`);
+    if (!ok) return b.drop('spoofed', () => `source ${show(Mac.fromBytes(frame, ETH_SRC, 6).toString())} is not a MAC of client ${show(b.client.name)}`);
     b.rx.frames++;
     b.rx.bytes += frame.length;
   }
@@ -301,14 +301,13 @@ class Fabric {
     const u = this.uplink;
     if (u === undefined) return;
     // Bridge mode: a unicast frame for a local owner never touches the wire.
-    const rule = RULES[this.dp.verdicts[0]! & 0x1f];
-    if (rule !== undefined && LOCAL_RULES.has(rule)) return;
+    if (LOCAL_RULES.has(verdictRule(this.dp.verdicts[0]!))) return;
     u.sendOut(frame);
   }
 
   #fromUplink(b: UplinkBindingImpl, frame: Uint8Array): void {
     if (this.uplink !== b) return;
-    if (frame.length < ETH_HLEN) return b.drop('runt', `a ${frame.length}-byte frame is shorter than an Ethernet header`);
+    if (!hasEthernetHeader(frame)) return b.drop('runt', `a ${frame.length}-byte frame is shorter than an Ethernet header`);
     if (frame.length > this.dp.maxFrameLength) return b.drop('oversize', `a ${frame.length}-byte frame is longer than the NIC's ${this.dp.maxFrameLength}`);
     const dp = this.dp;
     this.#one[0] = frame;
@@ -320,8 +319,9 @@ class Fabric {
     } catch (err) {
       return b.drop('error', isMacslotError(err) ? err.message : String(err));
     }
-    const rule = RULES[dp.verdicts[0]! & 0x1f] ?? 'drop-bad-descriptor';
-    if (rule.startsWith('drop-')) return b.drop(rule.slice(5) === 'unknown' ? 'no-owner' : `filter-${rule.slice(5)}`, () => `no client accepts a frame for ${Mac.fromBytes(frame, 0, 6).toString()}`);
+    const word = dp.verdicts[0]!;
+    const rule = verdictRule(word);
+    if (verdictDrops(word)) return b.drop(rule.slice(5) === 'unknown' ? 'no-owner' : `filter-${rule.slice(5)}`, () => `no client accepts a frame for ${Mac.fromBytes(frame, ETH_DST, 6).toString()}`);
     b.rx.frames++;
     b.rx.bytes += frame.length;
   }

@@ -4,7 +4,7 @@
 import { MacslotError, isMacslotError, show } from '../errors.js';
 import { escapeText } from '../text.js';
 import type { NicClient } from '../nic/nic.js';
-import { ETH_HLEN } from '../wire/ethernet.js';
+import { ETH_DST, ETH_SRC, etherType, hasEthernetHeader, isMulticastSrc, srcKey } from '../wire/ethernet.js';
 import { formatMac, Mac } from '../wire/mac.js';
 import type { FramePort, PortCloseReason } from './port.js';
 
@@ -191,9 +191,9 @@ export function tapPort(port: FramePort, tap: PcapngTap, iface?: string): FrameP
 
 /** Returns a one-line summary of a frame: length, destination, source and EtherType. Never throws. */
 export function describeFrame(frame: Uint8Array): string {
-  if (frame.length < 14) return `${frame.length} B runt`;
-  const type = ((frame[12]! << 8) | frame[13]!).toString(16).padStart(4, '0');
-  return `${frame.length} B ${formatMac(frame.subarray(0, 6))} < ${formatMac(frame.subarray(6, 12))} type 0x${type}`;
+  if (!hasEthernetHeader(frame)) return `${frame.length} B runt`;
+  const type = etherType(frame).toString(16).padStart(4, '0');
+  return `${frame.length} B ${formatMac(frame.subarray(ETH_DST, ETH_DST + 6))} < ${formatMac(frame.subarray(ETH_SRC, ETH_SRC + 6))} type 0x${type}`;
 }
 
 class TracePort extends PortWrapper {
@@ -378,8 +378,8 @@ class LearnPort extends PortWrapper {
   }
   protected fromPeer(frame: Uint8Array): void {
     const c = this.#client;
-    // Only while the client holds no MAC, and only a unicast source: the group bit is the first byte's low bit.
-    if (c.open && c.slotCount === 0 && frame.length >= ETH_HLEN && (frame[6]! & 1) === 0 && !this.#take(c, frame)) return;
+    // Only while the client holds no MAC, and only a unicast source.
+    if (c.open && c.slotCount === 0 && hasEthernetHeader(frame) && !isMulticastSrc(frame) && !this.#take(c, frame)) return;
     this.deliver(frame);
   }
   protected toPeer(frame: Uint8Array): boolean {
@@ -410,11 +410,11 @@ class LearnPort extends PortWrapper {
   }
   /** Makes the frame's source the client's MAC; returns false when it is protected or the NIC refuses it (the frame is then dropped and counted). */
   #take(c: NicClient, frame: Uint8Array): boolean {
-    const source = ((frame[6]! << 8) | frame[7]!) * 2 ** 32 + (((frame[8]! << 24) | (frame[9]! << 16) | (frame[10]! << 8) | frame[11]!) >>> 0);
+    const source = srcKey(frame);
     if (source !== this.#refusedSource || this.#refusedAt !== c.nic.generation) {
       // Zero is no address; the frame goes on, and the data plane drops it for want of one.
       if (source === 0) return true;
-      const mac = Mac.fromBytes(frame, 6, 6);
+      const mac = Mac.fromBytes(frame, ETH_SRC, 6);
       const why = this.#protected(mac);
       let detail: string;
       if (why === undefined) {
