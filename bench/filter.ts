@@ -7,12 +7,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { readCaptureFile } from '../dist/node/index.js';
+import { machineNow, roundStats, saveFigures } from './figures.js';
 
 const { values: args } = parseArgs({
   options: { size: { type: 'string', default: '1024' }, runs: { type: 'string', default: '1' }, dir: { type: 'string' }, keep: { type: 'boolean', default: false }, quick: { type: 'boolean', default: false } },
 });
 const MB = args.quick ? 64 : Number(args.size);
 const RUNS = Number(args.runs);
+const machine = machineNow();
 const FRAME = 64;
 const frames = Math.floor((MB * 1024 * 1024 - 24) / (16 + FRAME));
 const dir = args.dir ?? mkdtempSync(join(tmpdir(), 'macslot-bench-filter-'));
@@ -84,4 +86,7 @@ console.log('|---|---|---|---|');
 console.log(row('macslot filter (16 outputs)', m));
 console.log(row(`tcpdump -r -w 'ether dst A or …' (1 output)`, t));
 console.log(`macslot / tcpdump speed: ${(t / m).toFixed(2)}×`);
+// The named figure (bench/figures.ts): the median of the per-run ratios (each run times both tools back to back).
+const perRun = Array.from({ length: RUNS }, (_, k) => results[2 * k + 1]!.ms / results[2 * k]!.ms);
+saveFigures('filter', machine, args.quick!, { 'filter_vs_tcpdump.16macs': roundStats(perRun, '×') });
 if (!args.keep && args.dir === undefined) rmSync(dir, { recursive: true, force: true });

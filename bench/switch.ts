@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FrameDecoder, Nic, QEMU_FRAMING, Switch, encodeFrame } from '../src/index.js';
 import { serveSwitch } from '../src/node/index.js';
+import { machineNow, saveFigures, type Figure, type FigureName } from './figures.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
 const FRAME = 64;
@@ -102,6 +103,8 @@ async function drive(path: string, n: number, attached: (count: number) => Promi
 
 const dir = mkdtempSync(join(tmpdir(), 'macslot-bench-switch-'));
 const rows: string[] = [];
+const machine = machineNow();
+const figures: Partial<Record<FigureName, Figure>> = {};
 try {
   for (const n of [2, 16]) {
     const nic = new Nic({ primary: '02:00:00:00:ff:ff', unicastEntries: 32 });
@@ -119,6 +122,7 @@ try {
     const r = await drive(rp, n, async () => new Promise((res) => setTimeout(res, 5)));
     await new Promise<void>((res) => relay.close(() => res()));
     const k = (x: number): string => (x / 1000).toFixed(0) + ' k';
+    if (n === 2 || n === 16) figures[`switch_vs_relay.${n}clients`] = { value: s.fps / r.fps, unit: '×' };
     rows.push(`| ${n} | ${k(s.fps)} | ${k(s.deliveries)} | ${k(r.fps)} | ${k(r.deliveries)} | ${(s.fps / r.fps).toFixed(2)}× |`);
   }
 } finally {
@@ -129,4 +133,5 @@ console.log('"to destination": frames that reached the client they were addresse
 console.log('| clients | switch: to destination /s | switch: all deliveries /s | flooding relay: to destination /s | flooding relay: all deliveries /s | switch / relay |');
 console.log('|---|---|---|---|---|---|');
 for (const r of rows) console.log(r);
+saveFigures('switch', machine, SECONDS < 2, figures);
 console.log(`\ncommand: npm run bench:switch   (BENCH_SECONDS=${SECONDS}, Node ${process.version})`);
