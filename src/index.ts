@@ -66,6 +66,8 @@ export {
   PCAPNG_MAX_SECONDS,
   type CaptureFormat,
 } from './capture/format.js';
+export { FrameBatch, type FrameBatchOptions } from './capture/batch.js';
+export { CaptureFanout, type CaptureFanoutOptions } from './capture/fanout.js';
 export { CaptureReader, scanCapture, type CaptureSummary } from './capture/reader.js';
 export { CaptureWriter, type CaptureWriterOptions } from './capture/writer.js';
 export {

@@ -1,6 +1,7 @@
 // Capture files: a streaming pcap and pcapng reader over pushed chunks, with constant memory whatever the lengths inside say.
 
 import { MacslotError, show } from '../errors.js';
+import type { FrameBatch } from './batch.js';
 import {
   BT_EPB,
   BT_IDB,
@@ -185,6 +186,127 @@ export class CaptureReader {
         }
       }
     }
+  }
+
+  /**
+   * Adds the next frames to `batch` until it holds `capacity`, `max` more were added, or the pushed input is used up;
+   * returns how many were added. Frames of a chunk that is a view inside `batch.store` are described in place; others
+   * are copied into its spill area, and a batch whose spill area cannot take one more largest frame ends there. Throws
+   * CAPTURE_INVALID as `next()` does, but only when it adds nothing: a malformed record after good ones ends the batch,
+   * and the next call throws. Afterwards the per-frame fields describe the last frame added.
+   */
+  nextBatch(batch: FrameBatch, max = batch.capacity): number {
+    const start = batch.count;
+    const limit = Math.min(batch.capacity, start + Math.max(0, max));
+    const base = batch.baseOf(this.#chunk);
+    if (start === 0) batch.spillUsed = 0;
+    while (batch.count < limit) {
+      if (this.#state === PCAP_RECORD && this.#carryLen === 0 && base >= 0) {
+        this.#pcapRun(batch, limit, base);
+        if (batch.count >= limit) break;
+      }
+      // Anything else (a header, a pcapng block, a record straddling chunks, an error) goes one frame at a time.
+      if (batch.count > 0 && batch.spillBytes - batch.spillUsed < MAX_BLOCK) break;
+      let got: boolean;
+      if (batch.count === start) got = this.next();
+      else {
+        try {
+          got = this.next();
+        } catch {
+          // Nothing was consumed: the same call fails the same way next time, after the good frames are handled.
+          break;
+        }
+      }
+      if (!got) break;
+      this.#take(batch, base);
+    }
+    return batch.count - start;
+  }
+
+  /** Describes whole little-endian or big-endian pcap records lying in the current chunk, as `next()` would one by one. */
+  #pcapRun(batch: FrameBatch, limit: number, base: number): void {
+    const v = this.#chunkView;
+    const end = this.#chunk.length;
+    const le = this.littleEndian;
+    const ns = this.format === 'pcap-ns';
+    const fracLimit = ns ? 1e9 : 1e6;
+    const scale = ns ? 1 : 1000;
+    const linkType = this.#ifaces[0]!.linkType;
+    const desc = batch.descriptors;
+    const orig = batch.originalLength;
+    const secs = batch.seconds;
+    const nanos = batch.nanoseconds;
+    const types = batch.linkType;
+    const offsets = batch.offset;
+    const records = batch.record;
+    const first = batch.count;
+    let i = first;
+    let pos = this.#pos;
+    let consumed = this.#consumed;
+    let data = 0;
+    while (i < limit && pos + PCAP_RECORD_HEADER_LEN <= end) {
+      const incl = v.getUint32(pos + 8, le);
+      data = pos + PCAP_RECORD_HEADER_LEN;
+      // Records the slow path must see: too long (an error), straddling the chunk's end, or with a bad fraction.
+      if (incl > MAX_RECORD || data + incl > end) break;
+      const frac = v.getUint32(pos + 4, le);
+      if (frac >= fracLimit) break;
+      desc[2 * i] = base + data;
+      desc[2 * i + 1] = incl;
+      orig[i] = v.getUint32(pos + 12, le);
+      secs[i] = v.getUint32(pos, le);
+      nanos[i] = frac * scale;
+      types[i] = linkType;
+      offsets[i] = consumed;
+      records[i] = le ? base + pos : -1;
+      i++;
+      pos = data + incl;
+      consumed += PCAP_RECORD_HEADER_LEN + incl;
+    }
+    if (i === first) return;
+    const last = i - 1;
+    batch.recordFormat = ns ? 'pcap-ns' : 'pcap';
+    batch.count = i;
+    this.buffer = this.#chunk;
+    this.dataOffset = desc[2 * last]! - base;
+    this.capturedLength = desc[2 * last + 1]!;
+    this.originalLength = orig[last]!;
+    this.seconds = secs[last]!;
+    this.nanoseconds = nanos[last]!;
+    this.linkType = linkType;
+    this.interfaceId = 0;
+    this.offset = offsets[last]!;
+    this.frames += i - first;
+    this.#pos = pos;
+    this.#consumed = consumed;
+  }
+
+  /** Adds the current frame to `batch`: in place when it lies in a chunk inside the store, else copied into the spill area. */
+  #take(batch: FrameBatch, base: number): void {
+    const i = batch.count;
+    const len = this.capturedLength;
+    let at: number;
+    let record = -1;
+    if (base >= 0 && this.buffer === this.#chunk) {
+      at = base + this.dataOffset;
+      if (this.littleEndian && (this.format === 'pcap' || this.format === 'pcap-ns')) {
+        record = at - PCAP_RECORD_HEADER_LEN;
+        batch.recordFormat = this.format;
+      }
+    } else {
+      at = batch.spillOffset + batch.spillUsed;
+      batch.store.set(this.buffer.subarray(this.dataOffset, this.dataOffset + len), at);
+      batch.spillUsed += (len + 7) & ~7;
+    }
+    batch.descriptors[2 * i] = at;
+    batch.descriptors[2 * i + 1] = len;
+    batch.originalLength[i] = this.originalLength;
+    batch.seconds[i] = this.seconds;
+    batch.nanoseconds[i] = this.nanoseconds;
+    batch.linkType[i] = this.linkType;
+    batch.offset[i] = this.offset;
+    batch.record[i] = record;
+    batch.count = i + 1;
   }
 
   /** Declares the input complete; throws CAPTURE_INVALID when it ended inside a header, record or block. */

@@ -74,39 +74,7 @@ export class CaptureWriter {
     this.#buf = new Uint8Array(bufferBytes);
     this.#view = new DataView(this.#buf.buffer);
     this.#words = new Int32Array(this.#buf.buffer, 0, this.#buf.length >> 2);
-    const v = this.#view;
-    if (format === 'pcapng') {
-      // Section header: version 1.0, section length unknown (-1), no options.
-      v.setUint32(0, BT_SHB, true);
-      v.setUint32(4, 28, true);
-      v.setUint32(8, PCAPNG_BOM, true);
-      v.setUint16(12, 1, true);
-      v.setUint16(14, 0, true);
-      v.setInt32(16, -1, true);
-      v.setInt32(20, -1, true);
-      v.setUint32(24, 28, true);
-      // One interface with nanosecond timestamps (if_tsresol = 9), then end of options.
-      v.setUint32(28, BT_IDB, true);
-      v.setUint32(32, 32, true);
-      v.setUint16(36, linkType, true);
-      v.setUint16(38, 0, true);
-      v.setUint32(40, snaplen, true);
-      v.setUint16(44, OPT_IF_TSRESOL, true);
-      v.setUint16(46, 1, true);
-      v.setUint32(48, 9, true);
-      v.setUint32(52, 0, true);
-      v.setUint32(56, 32, true);
-      this.#len = 60;
-    } else {
-      v.setUint32(0, format === 'pcap-ns' ? PCAP_MAGIC_NS : PCAP_MAGIC_US, true);
-      v.setUint16(4, 2, true);
-      v.setUint16(6, 4, true);
-      v.setInt32(8, 0, true);
-      v.setUint32(12, 0, true);
-      v.setUint32(16, snaplen, true);
-      v.setUint32(20, linkType, true);
-      this.#len = 24;
-    }
+    this.#len = writeFileHeader(this.#view, format, linkType, snaplen);
     this.bytes = this.#len;
   }
 
@@ -127,40 +95,12 @@ export class CaptureWriter {
     const padded = (cap + 3) & ~3;
     const need = this.format === 'pcapng' ? 32 + padded : 16 + cap;
     if (this.#len + need > this.#buf.length) this.flush();
-    const v = this.#view;
-    let p = this.#len;
-    const secs = Math.floor(seconds);
-    const nanos = Math.floor(nanoseconds);
-    if (this.format === 'pcapng') {
-      // 64-bit nanosecond count split exactly into 32-bit halves without BigInt.
-      const sh = Math.floor(secs / 65536);
-      const sl = secs - sh * 65536;
-      const a = sh * NS;
-      let hi = Math.floor(a / 65536);
-      let lo = (a - hi * 65536) * 65536 + sl * NS + nanos;
-      const carry = Math.floor(lo / 0x1_0000_0000);
-      hi += carry;
-      lo -= carry * 0x1_0000_0000;
-      v.setUint32(p, BT_EPB, true);
-      v.setUint32(p + 4, need, true);
-      v.setUint32(p + 8, 0, true);
-      v.setUint32(p + 12, hi, true);
-      v.setUint32(p + 16, lo, true);
-      v.setUint32(p + 20, cap, true);
-      v.setUint32(p + 24, orig, true);
-      p += 28;
-    } else {
-      v.setUint32(p, secs, true);
-      v.setUint32(p + 4, this.format === 'pcap-ns' ? nanos : Math.floor(nanos / 1000), true);
-      v.setUint32(p + 8, cap, true);
-      v.setUint32(p + 12, orig, true);
-      p += 16;
-    }
+    let p = writeRecordHeader(this.#view, this.#len, this.format, cap, orig, seconds, nanoseconds, need);
     this.#copy(source, offset, p, cap);
     p += cap;
     if (this.format === 'pcapng') {
       for (; (p & 3) !== 0; p++) this.#buf[p] = 0;
-      v.setUint32(p, need, true);
+      this.#view.setUint32(p, need, true);
       p += 4;
     }
     this.#len = p;
@@ -235,4 +175,84 @@ export class CaptureWriter {
     }
     return this.bytes;
   }
+}
+
+/**
+ * Writes a capture's file header at the start of `v`: pcap's 24 bytes, or a pcapng section and one nanosecond interface
+ * (60 bytes). Returns its length.
+ */
+export function writeFileHeader(v: DataView, format: CaptureFormat, linkType: number, snaplen: number): number {
+  if (format === 'pcapng') {
+    // Section header: version 1.0, section length unknown (-1), no options.
+    v.setUint32(0, BT_SHB, true);
+    v.setUint32(4, 28, true);
+    v.setUint32(8, PCAPNG_BOM, true);
+    v.setUint16(12, 1, true);
+    v.setUint16(14, 0, true);
+    v.setInt32(16, -1, true);
+    v.setInt32(20, -1, true);
+    v.setUint32(24, 28, true);
+    // One interface with nanosecond timestamps (if_tsresol = 9), then end of options.
+    v.setUint32(28, BT_IDB, true);
+    v.setUint32(32, 32, true);
+    v.setUint16(36, linkType, true);
+    v.setUint16(38, 0, true);
+    v.setUint32(40, snaplen, true);
+    v.setUint16(44, OPT_IF_TSRESOL, true);
+    v.setUint16(46, 1, true);
+    v.setUint32(48, 9, true);
+    v.setUint32(52, 0, true);
+    v.setUint32(56, 32, true);
+    return 60;
+  }
+  v.setUint32(0, format === 'pcap-ns' ? PCAP_MAGIC_NS : PCAP_MAGIC_US, true);
+  v.setUint16(4, 2, true);
+  v.setUint16(6, 4, true);
+  v.setInt32(8, 0, true);
+  v.setUint32(12, 0, true);
+  v.setUint32(16, snaplen, true);
+  v.setUint32(20, linkType, true);
+  return 24;
+}
+
+/**
+ * Writes the header of one record at `p` of `v` (a pcap record header, or an enhanced packet block's first 28 bytes of
+ * `blockLength` in all) for a frame of `cap` captured bytes; returns where its data goes. Timestamps are checked by the caller.
+ */
+export function writeRecordHeader(
+  v: DataView,
+  p: number,
+  format: CaptureFormat,
+  cap: number,
+  orig: number,
+  seconds: number,
+  nanoseconds: number,
+  blockLength: number,
+): number {
+  const secs = Math.floor(seconds);
+  const nanos = Math.floor(nanoseconds);
+  if (format === 'pcapng') {
+    // 64-bit nanosecond count split exactly into 32-bit halves without BigInt.
+    const sh = Math.floor(secs / 65536);
+    const sl = secs - sh * 65536;
+    const a = sh * NS;
+    let hi = Math.floor(a / 65536);
+    let lo = (a - hi * 65536) * 65536 + sl * NS + nanos;
+    const carry = Math.floor(lo / 0x1_0000_0000);
+    hi += carry;
+    lo -= carry * 0x1_0000_0000;
+    v.setUint32(p, BT_EPB, true);
+    v.setUint32(p + 4, blockLength, true);
+    v.setUint32(p + 8, 0, true);
+    v.setUint32(p + 12, hi, true);
+    v.setUint32(p + 16, lo, true);
+    v.setUint32(p + 20, cap, true);
+    v.setUint32(p + 24, orig, true);
+    return p + 28;
+  }
+  v.setUint32(p, secs, true);
+  v.setUint32(p + 4, format === 'pcap-ns' ? nanos : Math.floor(nanos / 1000), true);
+  v.setUint32(p + 8, cap, true);
+  v.setUint32(p + 12, orig, true);
+  return p + 16;
 }

@@ -3,11 +3,14 @@
 import { closeSync, fstatSync, mkdirSync, openSync, read } from 'node:fs';
 import { join } from 'node:path';
 import { LINKTYPE_ETHERNET, MAX_BLOCK, PCAP_MAX_SECONDS, PCAPNG_MAX_SECONDS, type CaptureFormat } from '../capture/format.js';
+import { FrameBatch } from '../capture/batch.js';
+import { CaptureFanout } from '../capture/fanout.js';
 import { CaptureReader } from '../capture/reader.js';
 import { DataPlane } from '../dataplane/dataplane.js';
+import { verdictRuleId } from '../dataplane/verdict.js';
 import { MacslotError, show } from '../errors.js';
 import { RULES, type Rule } from '../filter/reference.js';
-import { CaptureFile } from '../node/capture.js';
+import { AtomicFile } from '../node/capture.js';
 import { STDIO, count, nicFromFile, progressBar, type Io } from './common.js';
 import { onInterrupt } from './interrupt.js';
 import { table } from './table.js';
@@ -40,7 +43,14 @@ export interface FilterReport {
   readonly dropped: FilterRow;
 }
 
+// Input is read in chunks straight into the data plane's pool, two of them: one is filtered while the next is read.
 const CHUNK = 1 << 20;
+const BURST = 16384;
+// Frames that straddle two chunks are copied here; it holds one largest block.
+const SPILL = (MAX_BLOCK + 64 + 7) & ~7;
+// Output buffers share the pool too, so each record is copied within one memory; this many bytes are shared out.
+const OUTPUT_BYTES = 32 << 20;
+const SAFE_NAME = /^[A-Za-z0-9._@+-]+$/;
 
 /**
  * Reads what is available into `buffer` off the main thread (waiting while a non-blocking pipe is
@@ -57,8 +67,92 @@ function readChunk(fd: number, buffer: Uint8Array): Promise<number> {
     attempt();
   });
 }
-const BURST = 16384;
-const SAFE_NAME = /^[A-Za-z0-9._@+-]+$/;
+
+/** Each output's buffer: an even share of OUTPUT_BYTES, 16 KiB to 1 MiB. */
+function outputBufferBytes(outputs: number): number {
+  const share = Math.floor(OUTPUT_BYTES / Math.max(outputs, 1) / 8) * 8;
+  return Math.min(Math.max(share, 16 * 1024), 1 << 20);
+}
+
+/**
+ * Verdict words to routes. The filter is fixed for the whole run, so a word always means the same receivers: each
+ * distinct word is decoded once into a route (its receivers, its rule, the outputs written) and found again by an
+ * open-addressing table in typed arrays. Frames and bytes are counted per route and spread over receivers at the end.
+ */
+class Routes {
+  /** Outputs of route r: outputs[start[r] .. start[r + 1]). */
+  start = new Int32Array(1);
+  outputs = new Int32Array(0);
+  frames = new Float64Array(0);
+  bytes = new Float64Array(0);
+  readonly receivers: number[][] = [];
+  readonly rules: number[] = [];
+  #keys = new Uint32Array(1024);
+  #values = new Int32Array(1024);
+  #shift = 22;
+  readonly #decode: (word: number) => readonly number[];
+  readonly #ruleOf: (word: number) => number;
+  readonly #outputOf: (id: number) => number;
+
+  constructor(decode: (word: number) => readonly number[], ruleOf: (word: number) => number, outputOf: (id: number) => number) {
+    this.#decode = decode;
+    this.#ruleOf = ruleOf;
+    this.#outputOf = outputOf;
+  }
+
+  /** Returns the route of a verdict word, decoding it the first time. */
+  find(word: number): number {
+    const keys = this.#keys;
+    const mask = keys.length - 1;
+    for (let h = Math.imul(word, 0x9e3779b1) >>> this.#shift; ; h = (h + 1) & mask) {
+      const v = this.#values[h]!;
+      if (v === 0) return this.#add(word);
+      if (keys[h] === word) return v - 1;
+    }
+  }
+
+  #add(word: number): number {
+    const r = this.rules.length;
+    const ids = this.#decode(word);
+    this.receivers.push([...ids]);
+    this.rules.push(this.#ruleOf(word));
+    const outs = ids.map(this.#outputOf).filter((x) => x >= 0);
+    const start = new Int32Array(r + 2);
+    start.set(this.start);
+    start[r + 1] = start[r]! + outs.length;
+    const outputs = new Int32Array(start[r + 1]!);
+    outputs.set(this.outputs);
+    outputs.set(outs, start[r]!);
+    const frames = new Float64Array(r + 1);
+    frames.set(this.frames);
+    const bytes = new Float64Array(r + 1);
+    bytes.set(this.bytes);
+    this.start = start;
+    this.outputs = outputs;
+    this.frames = frames;
+    this.bytes = bytes;
+    if (2 * (r + 1) > this.#keys.length) this.#grow();
+    this.#insert(word, r);
+    return r;
+  }
+
+  #insert(word: number, r: number): void {
+    const mask = this.#keys.length - 1;
+    let h = Math.imul(word, 0x9e3779b1) >>> this.#shift;
+    while (this.#values[h] !== 0) h = (h + 1) & mask;
+    this.#keys[h] = word;
+    this.#values[h] = r + 1;
+  }
+
+  #grow(): void {
+    const keys = this.#keys;
+    const values = this.#values;
+    this.#keys = new Uint32Array(keys.length * 2);
+    this.#values = new Int32Array(keys.length * 2);
+    this.#shift--;
+    for (let h = 0; h < keys.length; h++) if (values[h] !== 0) this.#insert(keys[h]!, values[h]! - 1);
+  }
+}
 
 /** Runs the filter; returns the report (also printed). Throws CAPTURE_INVALID or CONFIG_INVALID; outputs never appear half-written. */
 export async function runFilter(o: FilterOptions, io: Io): Promise<FilterReport> {
@@ -67,156 +161,148 @@ export async function runFilter(o: FilterOptions, io: Io): Promise<FilterReport>
   for (const c of clients) {
     if (!SAFE_NAME.test(c.name) || c.name === 'dropped') throw new MacslotError('INVALID_ARGUMENT', `client name ${show(c.name)} cannot name an output file (letters, digits and . _ @ + - only; "dropped" is reserved)`);
   }
-  // The pool holds one read chunk plus room for the one record per chunk that straddles two reads.
-  const dp = await DataPlane.create(nic, { lanes: 1, burst: BURST, poolBytes: CHUNK + MAX_BLOCK + 64, ringBytes: 4096 });
+  const maxId = Math.max(0, ...clients.map((c) => c.id)) + 1;
+  const names = new Map(clients.map((c) => [c.id, c.name]));
+  const DROPPED = maxId;
+  // Output k is client k in the NIC's order, then the dropped frames when asked for; -1 for a receiver without a file.
+  const outputOf = new Int32Array(maxId + 1).fill(-1);
+  clients.forEach((c, k) => (outputOf[c.id] = k));
+  if (o.dropped) outputOf[DROPPED] = clients.length;
+  const outputs = clients.length + (o.dropped ? 1 : 0);
+  const bufferBytes = outputBufferBytes(outputs);
+  // The pool: two read chunks, the spill area, then the output buffers.
+  const spillAt = 2 * CHUNK;
+  const outputsAt = spillAt + SPILL;
+  const poolBytes = outputsAt + CaptureFanout.storeBytes(outputs, bufferBytes);
+  const dp = await DataPlane.create(nic, { lanes: 1, burst: BURST, poolBytes, ringBytes: 4096 });
   const pool = dp.pool;
   const desc = dp.descriptors;
   const verdicts = dp.verdicts;
-  const secs = new Float64Array(BURST);
-  const nanos = new Float64Array(BURST);
-  const origs = new Uint32Array(BURST);
-  // Where each frame's pcap record starts in the pool when it can be copied verbatim, else -1.
-  const records = new Int32Array(BURST);
-  const maxId = Math.max(...clients.map((c) => c.id)) + 1;
-  const names = new Map(clients.map((c) => [c.id, c.name]));
-  const nr = RULES.length;
-  const frames = new Float64Array(maxId + 1);
-  const bytes = new Float64Array(maxId + 1);
-  const rules = new Float64Array((maxId + 1) * nr);
-  const DROPPED = maxId;
-  const targets = new Map<number, Int32Array>();
+  const batch = new FrameBatch(BURST, { store: pool, spillOffset: spillAt, spillBytes: SPILL, descriptors: desc });
+  const routeOf = new Int32Array(BURST);
+  const routes = new Routes(
+    (word) => {
+      const ids = dp.decode(word).deliver;
+      return ids.length === 0 ? [DROPPED] : ids;
+    },
+    verdictRuleId,
+    (id) => outputOf[id] ?? -1,
+  );
   const ext = o.format === 'pcapng' ? 'pcapng' : 'pcap';
-  const files: (CaptureFile | undefined)[] = new Array(maxId + 1).fill(undefined);
+  const files: AtomicFile[] = [];
+  let fanout: CaptureFanout | undefined;
   const otherLinkTypes = new Map<number, number>();
   let ethernet = 0;
 
   const fd = o.capture === STDIO ? 0 : openSync(o.capture, 'r');
-  const size = fstatSync(fd).size;
+  const stat = fstatSync(fd);
+  const size = stat.size;
   mkdirSync(o.out, { recursive: true });
   const reader = new CaptureReader(o.capture === STDIO ? 'standard input' : o.capture);
   const limit = o.count ?? Number.POSITIVE_INFINITY;
   const progress = progressBar(io, size);
   const maxSeconds = o.format === 'pcapng' ? PCAPNG_MAX_SECONDS : PCAP_MAX_SECONDS;
   // Whatever ends the run early (a signal, an error, an exit elsewhere), no partial output stays behind.
-  const abortAll = (): void => files.forEach((f) => f?.abort());
+  const abortAll = (): void => files.forEach((f) => f.abort());
   const disarm = onInterrupt(abortAll);
 
-  let opened = false;
   const open = (): void => {
-    if (opened) return;
-    opened = true;
+    if (fanout !== undefined) return;
     // pcap keeps nanoseconds whenever the input had them.
     const format: CaptureFormat = o.format === 'pcapng' ? 'pcapng' : reader.format === 'pcap' ? 'pcap' : 'pcap-ns';
-    for (const c of clients) files[c.id] = new CaptureFile(join(o.out, `${c.name}.${ext}`), { format, linkType: LINKTYPE_ETHERNET });
-    if (o.dropped) files[DROPPED] = new CaptureFile(join(o.out, `dropped.${ext}`), { format, linkType: LINKTYPE_ETHERNET });
+    for (const c of clients) files.push(new AtomicFile(join(o.out, `${c.name}.${ext}`)));
+    if (o.dropped) files.push(new AtomicFile(join(o.out, `dropped.${ext}`)));
+    const sinks = files.map((f) => (bytes: Uint8Array) => f.write(bytes));
+    fanout = new CaptureFanout(sinks, { format, linkType: LINKTYPE_ETHERNET, bufferBytes, store: pool, storeOffset: outputsAt });
   };
 
-  // The filter is fixed for the whole run, so a verdict word always means the same receivers: decode each word once.
-  // Indexed by the word's low byte (rule and path), then by its client or group.
-  const byLow: (Int32Array | undefined)[][] = Array.from({ length: 256 }, () => []);
-  const route = (word: number): Int32Array => {
-    const row = byLow[word & 0xff]!;
-    const t = row[word >>> 16];
-    if (t !== undefined) return t;
-    const ids = dp.decode(word).deliver;
-    const made = Int32Array.from(ids.length === 0 ? [DROPPED] : ids);
-    row[word >>> 16] = made;
-    targets.set(word, made);
-    return made;
-  };
-
-  let n = 0;
-  const flush = (): void => {
+  // One burst: classify every frame of the batch at once, route each by its verdict word, and write them all.
+  const burst = (): void => {
     open();
+    const n = batch.count;
     if (n === 0) return;
     dp.classifyBurst(n);
+    const types = batch.linkType;
+    const secs = batch.seconds;
     for (let i = 0; i < n; i++) {
-      const w = verdicts[i]!;
-      const t = route(w);
-      const off = desc[2 * i]!;
-      const len = desc[2 * i + 1]!;
-      const rule = w & 0x1f;
-      for (let k = 0; k < t.length; k++) {
-        const id = t[k]!;
-        frames[id]!++;
-        bytes[id]! += len;
-        rules[id * nr + rule]!++;
-        const f = files[id];
-        if (f === undefined) continue;
-        const rec = records[i]!;
-        if (rec >= 0) f.writer.writeRecord(pool, rec, len + 16);
-        else f.writer.write(pool, off, len, secs[i]!, nanos[i]!, origs[i]!);
+      const type = types[i]!;
+      if (type !== LINKTYPE_ETHERNET) {
+        otherLinkTypes.set(type, (otherLinkTypes.get(type) ?? 0) + 1);
+        routeOf[i] = -1;
+        continue;
       }
+      if (secs[i]! > maxSeconds) {
+        const hint = o.format === 'pcapng' ? '' : '; --format pcapng holds it';
+        const at = `${show(reader.name)} at byte offset ${batch.offset[i]}`;
+        throw new MacslotError('CAPTURE_INVALID', `${at}: timestamp ${secs[i]} s is past what a ${o.format} output holds (${maxSeconds} s)${hint}`);
+      }
+      ethernet++;
+      const r = routes.find(verdicts[i]!);
+      routeOf[i] = r;
+      routes.frames[r]!++;
+      routes.bytes[r]! += desc[2 * i + 1]!;
     }
-    n = 0;
+    fanout!.writeBatch(batch, routeOf, routes.start, routes.outputs);
+    batch.reset();
   };
 
+  // Regular files are read one chunk ahead; a pipe or FIFO is read only when needed, so nothing waits on it at the end.
+  const ahead = stat.isFile();
+  let half = 0;
+  let pending: Promise<number> | undefined;
   try {
-    const chunkView = pool.subarray(0, CHUNK);
+    pending = readChunk(fd, pool.subarray(0, CHUNK));
     for (;;) {
-      const got = await readChunk(fd, chunkView);
+      const got = await pending!;
+      pending = undefined;
       if (got === 0) break;
-      const chunk = got === CHUNK ? chunkView : pool.subarray(0, got);
+      const chunk = pool.subarray(half * CHUNK, half * CHUNK + got);
+      half ^= 1;
+      if (ahead) pending = readChunk(fd, pool.subarray(half * CHUNK, (half + 1) * CHUNK));
       reader.push(chunk);
-      let spill = CHUNK;
-      // A little-endian pcap copied into pcap outputs of its own resolution keeps every record byte for byte.
-      const verbatim = o.format === 'pcap' && reader.littleEndian && (reader.format === 'pcap' || reader.format === 'pcap-ns');
-      while (reader.frames < limit && reader.next()) {
-        if (reader.linkType !== LINKTYPE_ETHERNET) {
-          otherLinkTypes.set(reader.linkType, (otherLinkTypes.get(reader.linkType) ?? 0) + 1);
-          continue;
-        }
-        ethernet++;
-        if (reader.seconds > maxSeconds) {
-          const hint = o.format === 'pcapng' ? '' : '; --format pcapng holds it';
-          throw new MacslotError('CAPTURE_INVALID', `${show(reader.name)} at byte offset ${reader.offset}: timestamp ${reader.seconds} s is past what a ${o.format} output holds (${maxSeconds} s)${hint}`);
-        }
-        const len = reader.capturedLength;
-        let off = reader.dataOffset;
-        let rec = -1;
-        if (reader.buffer !== chunk) {
-          pool.set(reader.data, spill);
-          off = spill;
-          spill += (len + 7) & ~7;
-        } else if (verbatim && reader.originalLength >= len && reader.nanoseconds < 1e9) rec = off - 16;
-        records[n] = rec;
-        desc[2 * n] = off;
-        desc[2 * n + 1] = len;
-        secs[n] = reader.seconds;
-        nanos[n] = reader.nanoseconds;
-        origs[n] = reader.originalLength;
-        if (++n === BURST) {
-          flush();
-          spill = CHUNK;
-        }
-      }
-      // The next read overwrites the chunk, so every frame in it is classified and written first.
-      flush();
+      // Every frame of the chunk is classified and written before the chunk's half of the pool is read into again.
+      while (reader.frames < limit && reader.nextBatch(batch, limit - reader.frames) > 0) burst();
+      burst();
       progress.update(reader.position, reader.frames);
       if (reader.frames >= limit) break;
+      if (!ahead) pending = readChunk(fd, pool.subarray(half * CHUNK, (half + 1) * CHUNK));
     }
     // Stopped by --count, the rest of the input is left unread rather than checked.
     if (reader.frames < limit) reader.end();
-    flush();
+    burst();
     progress.done();
-    for (const f of files) f?.commit();
+    fanout!.close();
+    for (const f of files) f.commit();
   } catch (err) {
     progress.done();
     abortAll();
     throw err;
   } finally {
+    // A read still in flight must end before its descriptor is closed (a regular file's read always ends).
+    if (pending !== undefined) await pending.catch(() => 0);
     if (fd !== 0) closeSync(fd);
     dp.close();
     disarm();
   }
 
+  const nr = RULES.length;
+  const frames = new Float64Array(maxId + 1);
+  const bytes = new Float64Array(maxId + 1);
+  const rules = new Float64Array((maxId + 1) * nr);
+  routes.receivers.forEach((ids, r) => {
+    for (const id of ids) {
+      frames[id]! += routes.frames[r]!;
+      bytes[id]! += routes.bytes[r]!;
+      rules[id * nr + routes.rules[r]!]! += routes.frames[r]!;
+    }
+  });
   const row = (id: number, name: string): FilterRow => {
     const r: Partial<Record<Rule, number>> = {};
     RULES.forEach((rule, k) => {
       const v = rules[id * nr + k]!;
       if (v > 0) r[rule] = v;
     });
-    return { name, file: files[id] ? join(o.out, `${name}.${ext}`) : '', frames: frames[id]!, bytes: bytes[id]!, rules: r };
+    return { name, file: outputOf[id]! >= 0 ? join(o.out, `${name}.${ext}`) : '', frames: frames[id]!, bytes: bytes[id]!, rules: r };
   };
   const report: FilterReport = {
     input: {
