@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { V86 } from 'v86';
 import { DataPlane, Nic, attachV86, bindClient, bindUplink, type FramePort } from 'macslot';
 import { spawnPasst, type PasstPeer } from 'macslot/node';
-import { DHCP, HAVE_GUEST, REQUIRED, bootIpxe, dst, parseDhcp, src, waitFor, type Dhcp } from './fixtures/v86.js';
+import { DHCP, HAVE_GUEST, REQUIRED, bootIpxe, dst, parseDhcp, progress, src, waitFor, type Dhcp } from './fixtures/v86.js';
 
 const havePasst = ((): boolean => {
   try {
@@ -33,6 +33,8 @@ function recording(port: FramePort, heard: Uint8Array[]): FramePort {
       port.onFrame((f) => {
         heard.push(f.slice());
         receiver(f);
+        // A frame from passt may be what a waitFor is waiting for: check again.
+        progress();
       }),
     onClose: (l) => port.onClose(l),
     close: () => port.close(),
@@ -64,7 +66,7 @@ suite('a v86 guest behind the NIC, with passt as the uplink', () => {
       }
       return undefined;
     };
-    const ack = await waitFor(`passt's DHCPACK (passt said: ${log.join(' | ')})`, 40_000, () => dhcp(fromPasst, DHCP.ACK));
+    const ack = await waitFor(`passt's DHCPACK (passt said: ${log.join(' | ')})`, 90_000, () => dhcp(fromPasst, DHCP.ACK));
     const mac = port.guestMac!.toString();
     expect(port.guestMac!.oui).toBe('00:22:15');
     expect(nic.addressGet(slot)).toMatchObject({ kind: 'cloned', owner: 'vm' });
@@ -89,5 +91,5 @@ suite('a v86 guest behind the NIC, with passt as the uplink', () => {
     expect(c.hostDrops.echo).toBe(0);
     expect(Object.values(c.guestDrops).reduce((x, y) => x + y, 0)).toBe(0);
     expect(dp.clientCounters(vm.id).frames).toBe(c.toGuest.frames);
-  });
+  }, 150_000);
 });
