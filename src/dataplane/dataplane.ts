@@ -3,6 +3,7 @@
 // data plane created from the NIC) and transmit with anti-spoof (transmit.ts).
 
 import { MacslotError, show } from '../errors.js';
+import { LIMITS } from '../limits.js';
 import { classifyFrame, classifyKey, RULES, type Verdict } from '../filter/reference.js';
 import type { Nic } from '../nic/nic.js';
 import type { Mac } from '../wire/mac.js';
@@ -25,7 +26,7 @@ export interface DataPlaneOptions {
   poolBytes?: number;
   /** Bytes of each client's receive ring (rounded up to a power of two, at least one largest frame). Default 16 KiB. */
   ringBytes?: number;
-  /** Most multicast groups joined at once. Default 256. */
+  /** Most multicast groups joined at once. Default `LIMITS.groups` (256), the most a configuration file may list. */
   maxGroups?: number;
   /** Which embedded module to run with shared memory. Default `release`; ordinary memory always runs `release-unshared`. */
   build?: Build;
@@ -162,7 +163,7 @@ export class DataPlane {
     // Client and address capacity come from the NIC, so every id it hands out has a ring and a bit.
     const maxClients = nic.maxClients;
     const maxAddresses = nic.maxAddresses;
-    const maxGroups = positive(options.maxGroups, 'maxGroups', 256, 65535);
+    const maxGroups = positive(options.maxGroups, 'maxGroups', LIMITS.groups, 65535);
     const stallMs = positive(options.stallMs, 'stallMs', STALL_MS, 3_600_000);
     // The memory's size is a product of these; say which product is too big before anything is laid out.
     const ringData = 2 ** Math.ceil(Math.log2(Math.max(ringBytes, maxFrame + 16)));
