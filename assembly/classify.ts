@@ -2,9 +2,9 @@
 
 import {
   B_CTRL, B_FLAGS, B_PROMISC_COUNT, F_ALLMULTI, F_HASH, F_HASH_TYPE_SHIFT, F_PROMISC, H_HOLD, H_MAX_FRAME, H_POOL_BYTES, H_SEED_HI,
-  H_SEED_LO, H_SLOTS, M_HARDWARE, M_INDEX, M_STAGE_SHIFT, MISS, R_BROADCAST, R_DROP_BAD_DESC, R_DROP_MC, R_DROP_OVERSIZE, R_DROP_RUNT,
-  R_DROP_UNKNOWN, R_MC_ALL, R_MC_EXACT, R_MC_HASH, R_PROMISC, R_SOFTWARE, R_UNICAST, STAGE_EXACT, STAGE_HASH, V_NO_REF, V_REF_SHIFT,
-  V_RULE_MASK, V_SOFTWARE,
+  H_SEED_LO, H_SLOTS, KIND_EUI64, KIND_MAC48, M_HARDWARE, M_INDEX, M_STAGE_SHIFT, MISS, R_BROADCAST, R_DROP_BAD_DESC, R_DROP_MC,
+  R_DROP_OVERSIZE, R_DROP_RUNT, R_DROP_UNKNOWN, R_MC_ALL, R_MC_EXACT, R_MC_HASH, R_PROMISC, R_SOFTWARE, R_UNICAST, STAGE_EXACT, STAGE_HASH,
+  V_NO_REF, V_REF_SHIFT, V_RULE_MASK, V_SOFTWARE,
 } from './layout';
 import {
   base, burst, descOff, entriesOff, hashOff, keysOff, kindsOff, lanePtr, lanes, maxFrame, poolBytes, poolOff, seed, slotMask, verdictOff,
@@ -120,7 +120,7 @@ export function classifyKeys(lane: u32, count: u32): u32 {
   if (held(lp, count)) return ownsLane(lane) != 0 ? count : 0;
   for (let i: u32 = 0; i < count; i++) {
     const p = lp + keysOff + (<usize>i << 3);
-    const kind: u32 = load<u8>(lp + kindsOff + <usize>i) != 0 ? 1 : 0;
+    const kind: u32 = load<u8>(lp + kindsOff + <usize>i) != KIND_MAC48 ? KIND_EUI64 : KIND_MAC48;
     const k = kind != 0 ? load<u64>(p) : (<u64>load<u16>(p, 4) << 32) | <u64>load<u32>(p);
     const a45 = kind != 0 ? <u32>load<u16>(p, 6) : <u32>load<u16>(p, 4);
     const v = decide(bank, k, kind, a45, load<u32>(bank + B_FLAGS), load<u32>(bank + B_PROMISC_COUNT) != 0);

@@ -78,6 +78,11 @@
 @inline export const V_SOFTWARE: u32 = 0x80;
 @inline export const V_REF_SHIFT: u32 = 16;
 @inline export const V_NO_REF: u32 = 0xffff;
+/** rxBurst's `exclude` when no client is excluded. */
+@inline export const NO_CLIENT: u32 = 0xffff_ffff;
+/** A key's kind, in staged records and lane key kinds: MAC-48 (6 bytes) or EUI-64 (8 bytes). */
+@inline export const KIND_MAC48: u32 = 0;
+@inline export const KIND_EUI64: u32 = 1;
 
 // A bank: the whole accept filter, twice, so writers never touch what readers use.
 @inline export const B_FLAGS: usize = 0;

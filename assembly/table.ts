@@ -2,8 +2,8 @@
 // linear runs without tombstones) and the rest of a bank: flags, hash filter, client and group bitmaps.
 
 import {
-  B_CTRL, B_FLAGS, B_PROMISC_COUNT, CTRL_EMPTY, ENTRY, GROUP_WIDTH, H_BANK_BYTES, H_SEED_HI, H_SEED_LO, H_SLOTS, M_EUI64, MISS, SR_KEY_LO,
-  SR_KIND, SR_META, STAGED_RECORD, STAGED_RECORDS,
+  B_CTRL, B_FLAGS, B_PROMISC_COUNT, CTRL_EMPTY, ENTRY, GROUP_WIDTH, H_BANK_BYTES, H_SEED_HI, H_SEED_LO, H_SLOTS, KIND_EUI64, KIND_MAC48,
+  M_EUI64, MISS, SR_KEY_LO, SR_KIND, SR_META, STAGED_RECORD, STAGED_RECORDS,
 } from './layout';
 import {
   bankPtr, base, bcastOff, clients, entriesOff, groups, groupsOff, hashOff, load32, promiscOff, resetBank, seed, slotMask, slots, staging,
@@ -99,7 +99,7 @@ function findIndex(bank: usize, k: u64, kind: u32): i32 {
 export function tablePut(bank: u32, len: u32, meta: u32): u32 {
   if (len != 6 && len != 8) return 0;
   const b = bankPtr(bank);
-  const kind: u32 = len == 8 ? 1 : 0;
+  const kind: u32 = len == 8 ? KIND_EUI64 : KIND_MAC48;
   const k = stagedKey(len);
   const m = kind != 0 ? meta | M_EUI64 : meta & ~M_EUI64;
   const found = findIndex(b, k, kind);

@@ -3,7 +3,7 @@
 
 import { ChurnMap } from '../nic/churn-map.js';
 import type { Mac } from '../wire/mac.js';
-import { M_INDEX, SR_KEY_HI, SR_KEY_LO, SR_KIND, SR_META, STAGED_RECORD } from './layout.generated.js';
+import { KIND_EUI64, KIND_MAC48, M_INDEX, SR_KEY_HI, SR_KEY_LO, SR_KIND, SR_META, STAGED_RECORD } from './layout.generated.js';
 
 /** Words per record: key bytes 0..3 and 4..7 (little-endian), kind (0 MAC-48, 1 EUI-64), meta. */
 export const RECORD_WORDS = STAGED_RECORD / 4;
@@ -59,7 +59,7 @@ export class UnicastMirror {
     for (let n = 4; n < mac.length; n++) hi |= mac.byte(n) << (8 * (n - 4));
     r[at + KEY_LO] = lo >>> 0;
     r[at + KEY_HI] = hi >>> 0;
-    r[at + KIND] = mac.length === 8 ? 1 : 0;
+    r[at + KIND] = mac.kind === 'eui64' ? KIND_EUI64 : KIND_MAC48;
     r[at + META] = meta;
     return true;
   }

@@ -6,6 +6,7 @@ import { RULES, type Rule, type Verdict } from '../filter/reference.js';
 import type { Mac } from '../wire/mac.js';
 import type { Exports } from './instance.js';
 import {
+  KIND_EUI64, KIND_MAC48, NO_CLIENT,
   C_BROADCAST,
   C_BYTES,
   C_FRAMES,
@@ -49,8 +50,6 @@ export interface LaneCounters {
   /** Frame deliveries to clients (a broadcast to three clients counts three). */
   readonly deliveries: number;
 }
-
-const NO_CLIENT = 0xffff_ffff;
 
 function u64(view: DataView, at: number): number {
   return view.getUint32(at, true) + view.getUint32(at + 4, true) * 0x1_0000_0000;
@@ -205,7 +204,7 @@ export class LaneReader {
       chunk.forEach((k, i) => {
         this.#keys.fill(0, i * 8, i * 8 + 8);
         k.writeTo(this.#keys, i * 8);
-        this.#kinds[i] = k.kind === 'eui64' ? 1 : 0;
+        this.#kinds[i] = k.kind === 'eui64' ? KIND_EUI64 : KIND_MAC48;
       });
       if (this.x.classifyKeys(this.lane, chunk.length) !== chunk.length) this.owned();
       for (let i = 0; i < chunk.length; i++) out.push(this.decode(this.verdicts[i]!));

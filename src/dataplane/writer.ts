@@ -10,6 +10,7 @@ import type { GroupStage, NicEvent, Placement } from '../nic/types.js';
 import { Mac } from '../wire/mac.js';
 import type { Exports } from './instance.js';
 import {
+  HASH_BYTES,
   F_ALLMULTI,
   F_HASH,
   F_HASH_TYPE_SHIFT,
@@ -76,7 +77,7 @@ export class FilterWriter {
   // Mirror of what the banks hold, so each NIC event turns into a few precise bank operations.
   readonly #groups = new ChurnMap<number | string, { g: number; stage: GroupStage }>();
   readonly #freeGroups: number[] = [];
-  readonly #hashRefs = new Uint16Array(4096);
+  readonly #hashRefs = new Uint16Array(HASH_BYTES * 8);
   // Active unicast MACs per client id (ids are below the NIC's client capacity).
   readonly #activeCount: Int32Array;
   // The active unicast MACs as bulk-load records, with their owners: anti-spoof checks cost one
