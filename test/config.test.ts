@@ -225,6 +225,12 @@ describe('the JSON Schema and the validators give the same verdict', () => {
     expect(accepted).toBeGreaterThan(100);
   });
 
+  it('on a null where an optional field takes an array: refused by both, naming the field', () => {
+    const config = { nic: { primary: '00:14:4f:00:00:00' }, clients: null };
+    expect(sameVerdict('clients null', config)).toBe(false);
+    expect(() => parseConfig(config)).toThrow(/CONFIG_INVALID: clients: null is not an array/);
+  });
+
   it('on generated invalid configurations: one field broken, removed, or an unknown one added', () => {
     let rejected = 0;
     const mutated = configArb.chain((config) => {

@@ -221,7 +221,7 @@ export function parseConfig(input: unknown): MacslotConfig {
   const top = object(input, '', TOP_FIELDS);
   if (top.$schema !== undefined) string(top.$schema, '$schema');
   const nic = nicOf(top.nic);
-  const list = top.clients ?? [];
+  const list = top.clients === undefined ? [] : top.clients;
   if (!Array.isArray(list)) throw fail('clients', list, 'is not an array');
   const names = new Map<string, number>([[nic.primaryClient ?? 'primary', -1]]);
   const groups = new Set<string>();
