@@ -6,7 +6,9 @@ import { RULES, type Rule, type Verdict } from '../filter/reference.js';
 import type { Mac } from '../wire/mac.js';
 import type { Exports } from './instance.js';
 import {
-  KIND_EUI64, KIND_MAC48, NO_CLIENT,
+  KIND_EUI64,
+  KIND_MAC48,
+  NO_CLIENT,
   C_BROADCAST,
   C_BYTES,
   C_FRAMES,
