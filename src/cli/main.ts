@@ -254,6 +254,8 @@ options:
                        factory, then random), random, factory, learn (the MAC the guest
                        sends from, taken on its first frame), or none to refuse them
   --lease-ttl <ms>     keep a disconnected client's MAC this long for its return (default 0)
+  --store <url>        share MACs and leases with other switch hosts through one
+                       PostgreSQL database (postgres://…; needs the pg package)
   --rewrite-source     send a frame whose source MAC is not the port's with the
                        port's own MAC instead of dropping it (a port still never
                        sends as another); --allow-spoof is its old name
@@ -292,6 +294,7 @@ port) always go to stderr.`,
       vde: { type: 'string', multiple: true },
       allocation: { type: 'string' },
       'lease-ttl': { type: 'string' },
+      store: { type: 'string' },
       'rewrite-source': { type: 'boolean' },
       'allow-spoof': { type: 'boolean' },
       'storm-control': { type: 'string' },
@@ -314,6 +317,7 @@ port) always go to stderr.`,
         vde: list(v.vde),
         allocation: str(v.allocation),
         leaseTtl: str(v['lease-ttl']),
+        store: str(v.store),
         allowSpoof: v['rewrite-source'] === true || v['allow-spoof'] === true,
         stormControl: str(v['storm-control']),
         json: v.json === true,

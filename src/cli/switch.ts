@@ -13,6 +13,7 @@ import { Mac } from '../wire/mac.js';
 import { PcapngTap } from '../port/middleware.js';
 import { STDIO, byteOutput, count, intOption, type ByteOutput, type Io } from './common.js';
 import { table } from './table.js';
+import { checkStoreUrl, openSharedManager } from './shared-store.js';
 import { GUEST_NETWORK_FIELDS, checkGuestNetwork, guestNetworkFields, type GuestNetwork } from './uplinks.js';
 
 /** The parsed options of `macslot switch`. */
@@ -37,6 +38,8 @@ export interface SwitchCliOptions {
   stormControl?: string | undefined;
   /** pcapng file recording every port, `-` for standard output. */
   tap?: string | undefined;
+  /** --store: a postgres:// URL whose database this switch shares MACs and leases through. */
+  store?: string | undefined;
 }
 
 /** Checks the options that need no file or network; throws INVALID_ARGUMENT naming the bad one. */
@@ -49,6 +52,7 @@ export function checkSwitchOptions(o: SwitchCliOptions): void {
   if (o.maxQueue !== undefined) intOption(o.maxQueue, '--max-queue', 0, 1);
   limitOptions(o);
   if (o.stormControl !== undefined) stormOption(o.stormControl);
+  if (o.store !== undefined) checkStoreUrl(o.store);
 }
 
 /** A listener limit: its serveSwitch option (and `switch` object field) name, its command-line option, and its range. */
@@ -270,7 +274,16 @@ export async function runSwitch(o: SwitchCliOptions, io: Io): Promise<number> {
     ...(cfg.secrets !== undefined ? { secrets: cfg.secrets } : {}),
     ...(stormControl !== undefined ? { stormControl } : {}),
   };
-  const sw = await Switch.create(options);
+  // With --store, the switch's MACs and leases live in a database that other switch hosts share.
+  const shared = o.store === undefined ? undefined : await openSharedManager(o.store, cfg.nic, cfg.neighbours);
+  if (shared !== undefined) options.manager = shared.manager;
+  let sw: Switch;
+  try {
+    sw = await Switch.create(options);
+  } catch (err) {
+    await shared?.close();
+    throw err;
+  }
   const signals = watchSignals();
   let served: ServedSwitch;
   let recording: { tap: PcapngTap; file: ByteOutput } | undefined;
@@ -295,6 +308,7 @@ export async function runSwitch(o: SwitchCliOptions, io: Io): Promise<number> {
     signals.dispose();
     recording?.file.abort();
     await sw.close();
+    await shared?.close();
     throw err;
   }
   const up = served;
@@ -334,6 +348,7 @@ export async function runSwitch(o: SwitchCliOptions, io: Io): Promise<number> {
   signals.dispose();
   recording?.tap.close();
   recording?.file.commit();
+  await shared?.close();
   // Nothing should be left to keep the process alive; if something is, it must not keep it past the stop.
   setTimeout(() => process.exit(code), 500).unref();
   return code;

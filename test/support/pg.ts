@@ -3,10 +3,11 @@
 // Without either the tests skip, except under CI=true, where they fail.
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
+import { afterAll, beforeAll } from 'vitest';
 import { root } from './readme.js';
 
 const SCRIPT = join(root, 'scripts/pg-cluster.sh');
@@ -19,38 +20,65 @@ export interface Cluster {
   remove(): void;
 }
 
-/** Starts a private cluster in a new temporary folder; returns undefined when PostgreSQL's binaries are missing. */
-export function startCluster(): Cluster | undefined {
+/** True when PostgreSQL's server binaries are here (what scripts/pg-cluster.sh looks for). */
+export function binariesHere(): boolean {
+  if (process.env.PG_BIN !== undefined) return existsSync(join(process.env.PG_BIN, 'pg_ctl'));
+  const lib = '/usr/lib/postgresql';
+  if (existsSync(lib) && readdirSync(lib).some((v) => existsSync(join(lib, v, 'bin/pg_ctl')))) return true;
+  return (process.env.PATH ?? '').split(':').some((d) => d.length > 0 && existsSync(join(d, 'pg_ctl')));
+}
+
+/** Starts a private cluster in a new temporary folder, removed at the latest when this process exits. */
+export function startCluster(): Cluster {
   const dir = mkdtempSync(join(tmpdir(), 'macslot-pg-'));
+  const run = (cmd: string): string =>
+    execFileSync(SCRIPT, [cmd, dir], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 120_000 });
+  let removed = false;
+  const remove = (): void => {
+    if (removed) return;
+    removed = true;
+    run('stop');
+  };
+  process.once('exit', remove);
   let url: string;
   try {
-    url = execFileSync(SCRIPT, ['start', dir], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 120_000 }).trim();
+    url = run('start').trim();
   } catch (err) {
-    rmSync(dir, { recursive: true, force: true });
-    if ((err as { status?: number }).status === 3) return undefined;
+    remove();
     throw err;
   }
-  const run = (cmd: string): void => {
-    execFileSync(SCRIPT, [cmd, dir], { stdio: 'pipe', timeout: 120_000 });
+  return { url, pause: () => void run('pause'), resume: () => void run('resume'), remove };
+}
+
+/** Whether the PostgreSQL tests can run: MACSLOT_PG_URL is set or the binaries are here. Under CI=true, neither is an error. */
+export function pgAvailable(): boolean {
+  if (process.env.MACSLOT_PG_URL || binariesHere()) return true;
+  if (process.env.CI === 'true') throw new Error('no PostgreSQL: set MACSLOT_PG_URL or install the postgresql package (CI=true needs it)');
+  return false;
+}
+
+/**
+ * The server a test file uses, set up in its beforeAll: MACSLOT_PG_URL's, else a private cluster removed in afterAll
+ * (and at exit). Read `url` inside tests only.
+ */
+export function useServer(): { readonly url: string } {
+  let cluster: Cluster | undefined;
+  let url: string | undefined;
+  beforeAll(() => {
+    const shared = process.env.MACSLOT_PG_URL;
+    if (shared !== undefined && shared.length > 0) url = shared;
+    else {
+      cluster = startCluster();
+      url = cluster.url;
+    }
+  }, 180_000);
+  afterAll(() => cluster?.remove());
+  return {
+    get url(): string {
+      if (url === undefined) throw new Error('no PostgreSQL server was set up');
+      return url;
+    },
   };
-  return { url, pause: () => run('pause'), resume: () => run('resume'), remove: () => run('stop') };
-}
-
-/** Why PostgreSQL tests cannot run here, or undefined when they can; under CI=true a missing server is an error instead. */
-export function pgMissing(cluster: Cluster | undefined): string | undefined {
-  if (cluster !== undefined || process.env.MACSLOT_PG_URL) return undefined;
-  const why = 'no PostgreSQL: set MACSLOT_PG_URL or install the postgresql package';
-  if (process.env.CI === 'true') throw new Error(`${why} (CI=true needs it)`);
-  return why;
-}
-
-/** The server to use: MACSLOT_PG_URL's, else a private cluster (removed by `done`), else undefined. */
-export function pgServer(): { url: string; cluster: Cluster | undefined } | undefined {
-  const shared = process.env.MACSLOT_PG_URL;
-  if (shared !== undefined && shared.length > 0) return { url: shared, cluster: undefined };
-  const cluster = startCluster();
-  pgMissing(cluster);
-  return cluster === undefined ? undefined : { url: cluster.url, cluster };
 }
 
 /** A fresh schema name, so tests sharing a server never see each other's tables. */
