@@ -92,6 +92,8 @@ export class CaptureReader {
   #want = 0;
   #consumed = 0;
   #ifaces: Interface[] = [];
+  /** nextBatch read the current frame but had no room for it: it is returned first by the next nextBatch or next(). */
+  #held = false;
 
   /** Creates a reader; `name` appears in every error it throws. */
   constructor(name = 'capture') {
@@ -110,8 +112,9 @@ export class CaptureReader {
 
   /** Hands the reader the next chunk of input; throws INVALID_ARGUMENT unless `next()` returned false on the previous one. */
   push(chunk: Uint8Array): void {
-    if (this.#pos < this.#chunk.length) {
-      throw new MacslotError('INVALID_ARGUMENT', `${show(this.name)}: push() before next() returned false; ${this.#chunk.length - this.#pos} bytes of the previous chunk are unread`);
+    if (this.#pos < this.#chunk.length || this.#held) {
+      const unread = this.#held ? 'a frame nextBatch() read is not yet returned' : `${this.#chunk.length - this.#pos} bytes of the previous chunk are unread`;
+      throw new MacslotError('INVALID_ARGUMENT', `${show(this.name)}: push() before next() returned false; ${unread}`);
     }
     this.#chunk = chunk;
     this.#chunkView = new DataView(chunk.buffer, chunk.byteOffset, chunk.byteLength);
@@ -123,6 +126,10 @@ export class CaptureReader {
    * `end()`). Throws CAPTURE_INVALID, naming the input and the byte offset, on a malformed file.
    */
   next(): boolean {
+    if (this.#held) {
+      this.#held = false;
+      return true;
+    }
     for (;;) {
       switch (this.#state) {
         case START: {
@@ -191,7 +198,7 @@ export class CaptureReader {
   /**
    * Adds the next frames to `batch` until it holds `capacity`, `max` more were added, or the pushed input is used up;
    * returns how many were added. Frames of a chunk that is a view inside `batch.store` are described in place; others
-   * are copied into its spill area, and a batch whose spill area cannot take one more largest frame ends there. Throws
+   * are copied into its spill area; a frame it has no room for ends the batch and starts the next one. Throws
    * CAPTURE_INVALID as `next()` does, but only when it adds nothing: a malformed record after good ones ends the batch,
    * and the next call throws. Afterwards the per-frame fields describe the last frame added.
    */
@@ -200,13 +207,17 @@ export class CaptureReader {
     const limit = Math.min(batch.capacity, start + Math.max(0, max));
     const base = batch.baseOf(this.#chunk);
     if (start === 0) batch.spillUsed = 0;
+    if (this.#held && batch.count < limit) {
+      // The frame the previous call read but had no room for.
+      if (!this.#take(batch, base)) return 0;
+      this.#held = false;
+    }
     while (batch.count < limit) {
       if (this.#state === PCAP_RECORD && this.#carryLen === 0 && base >= 0) {
         this.#pcapRun(batch, limit, base);
         if (batch.count >= limit) break;
       }
       // Anything else (a header, a pcapng block, a record straddling chunks, an error) goes one frame at a time.
-      if (batch.count > 0 && batch.spillBytes - batch.spillUsed < MAX_BLOCK) break;
       let got: boolean;
       if (batch.count === start) got = this.next();
       else {
@@ -218,7 +229,11 @@ export class CaptureReader {
         }
       }
       if (!got) break;
-      this.#take(batch, base);
+      if (!this.#take(batch, base)) {
+        // No room left in the spill area: the frame stays current and starts the next batch.
+        this.#held = true;
+        break;
+      }
     }
     return batch.count - start;
   }
@@ -281,8 +296,11 @@ export class CaptureReader {
     this.#consumed = consumed;
   }
 
-  /** Adds the current frame to `batch`: in place when it lies in a chunk inside the store, else copied into the spill area. */
-  #take(batch: FrameBatch, base: number): void {
+  /**
+   * Adds the current frame to `batch`: in place when it lies in a chunk inside the store, else copied into the spill area;
+   * false when the spill area has no room for it.
+   */
+  #take(batch: FrameBatch, base: number): boolean {
     const i = batch.count;
     const len = this.capturedLength;
     let at: number;
@@ -294,6 +312,7 @@ export class CaptureReader {
         batch.recordFormat = this.format;
       }
     } else {
+      if (batch.spillBytes - batch.spillUsed < len) return false;
       at = batch.spillOffset + batch.spillUsed;
       batch.store.set(this.buffer.subarray(this.dataOffset, this.dataOffset + len), at);
       batch.spillUsed += (len + 7) & ~7;
@@ -307,6 +326,7 @@ export class CaptureReader {
     batch.offset[i] = this.offset;
     batch.record[i] = record;
     batch.count = i + 1;
+    return true;
   }
 
   /** Declares the input complete; throws CAPTURE_INVALID when it ended inside a header, record or block. */

@@ -174,7 +174,7 @@ export async function runFilter(o: FilterOptions, io: Io): Promise<FilterReport>
   const spillAt = 2 * CHUNK;
   const outputsAt = spillAt + SPILL;
   const poolBytes = outputsAt + CaptureFanout.storeBytes(outputs, bufferBytes);
-  const dp = await DataPlane.create(nic, { lanes: 1, burst: BURST, poolBytes, ringBytes: 4096 });
+  const dp = await DataPlane.create(nic, { lanes: 1, burst: BURST, poolBytes, ringBytes: 4096, shared: false });
   const pool = dp.pool;
   const desc = dp.descriptors;
   const verdicts = dp.verdicts;
