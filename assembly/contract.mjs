@@ -38,6 +38,9 @@ export function layoutConstants(source) {
     }
     if (line.startsWith('// ')) section = line.slice(3).replace(/[.:]$/, '');
     const m = CONST.exec(line);
+    // Every exported constant must reach both sides: one the build cannot read stops it rather than going missing.
+    if (m === null && /^(@inline )?export (const|let|var)\b/.test(line))
+      throw new Error(`layout.ts: cannot read "${line}"; write it as @inline export const NAME: u32 = expression;`);
     if (m === null) {
       if (line !== '') doc = [];
       continue;
@@ -46,7 +49,12 @@ export function layoutConstants(source) {
     const js = expr.replace(CAST, '');
     if (!/^[\w\s()+\-*/<>|&~]+$/.test(js))
       throw new Error(`layout.ts: ${name} = ${expr} is not a constant expression the build can evaluate`);
-    const value = Function(...Object.keys(scope), `return (${js});`)(...Object.values(scope));
+    let value;
+    try {
+      value = Function(...Object.keys(scope), `return (${js});`)(...Object.values(scope));
+    } catch (err) {
+      throw new Error(`layout.ts: ${name} = ${expr} cannot be evaluated from the constants above it (${err.message})`);
+    }
     const bits = type === 'u8' ? 8 : type === 'u16' ? 16 : 32;
     const u = bits === 32 ? value >>> 0 : value;
     if (!Number.isInteger(value) || u < 0 || u >= 2 ** bits || (bits === 32 && value !== u && value !== (u | 0))) {
