@@ -124,6 +124,9 @@ export class CaptureFanout {
   writeBatch(batch: FrameBatch, routeOf: Int32Array, routeStart: Int32Array, routeOutputs: Int32Array): void {
     if (this.#closed) throw new MacslotError('INVALID_ARGUMENT', 'write after close');
     const n = batch.count;
+    // Checked once per batch rather than per delivery.
+    for (let k = 0; k < routeOutputs.length; k++) this.#output(routeOutputs[k]!);
+    const store = this.#store;
     const desc = batch.descriptors;
     const records = batch.record;
     const orig = batch.originalLength;
@@ -149,7 +152,7 @@ export class CaptureFanout {
       if (verbatim && rec >= 0 && len <= snaplen && orig[i]! >= len) {
         const need = PCAP_RECORD_HEADER_LEN + len;
         for (; k < kEnd; k++) {
-          const o = this.#output(routeOutputs[k]!);
+          const o = routeOutputs[k]!;
           let p = pos[o]!;
           if (p + need > start[o]! + size) {
             this.#drain(o);
@@ -161,15 +164,15 @@ export class CaptureFanout {
               continue;
             }
           }
-          if (same) this.#store.copyWithin(p, rec + shift, rec + shift + need);
-          else this.#store.set(source.subarray(rec, rec + need), p);
+          if (same) store.copyWithin(p, rec + shift, rec + shift + need);
+          else store.set(source.subarray(rec, rec + need), p);
           pos[o] = p + need;
           frames[o]!++;
           bytes[o]! += need;
         }
         continue;
       }
-      for (; k < kEnd; k++) this.#encode(this.#output(routeOutputs[k]!), batch, i);
+      for (; k < kEnd; k++) this.#encode(routeOutputs[k]!, batch, i);
     }
   }
 
