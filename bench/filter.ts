@@ -1,6 +1,7 @@
 // Benchmark: `macslot filter` against `tcpdump -r in.pcap -w out.pcap 'ether dst A or …'` on captures of 64-byte frames
 // for 16 and for 256 clients, interleaved (macslot, tcpdump, macslot, tcpdump, …): each round's ratio is tcpdump's
 // time over macslot's, and the figure is the median of the rounds' ratios with their spread.
+// Figures `filter_vs_tcpdump.<n>macs` go to bench/results/filter.json (or --json FILE).
 // Usage: npm run bench:filter [-- --size MB (default 1024)] [--rounds N (default 5)] [--macs 16,256] [--dir DIR] [--keep]
 //        [--json FILE] [--quick]
 
@@ -10,6 +11,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { readCaptureFile } from '../dist/node/index.js';
+import { machineNow, roundStats, saveFigures, type Figure, type FigureName } from './figures.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -148,6 +150,7 @@ async function runCase(n: number): Promise<CaseResult> {
   };
 }
 
+const machine = machineNow();
 const results: CaseResult[] = [];
 for (const n of CASES) results.push(await runCase(n));
 
@@ -166,8 +169,14 @@ for (const r of results) {
       `**${r.ratio.toFixed(2)}×** (${r.ratioMin.toFixed(2)}–${r.ratioMax.toFixed(2)}) |`,
   );
 }
-if (args.json !== undefined) {
-  const json = { node: process.version, cpus: cpus().length, model: cpus()[0]?.model, sizeMB: MB, rounds: ROUNDS, filter: results };
-  writeFileSync(args.json, JSON.stringify(json, null, 2) + '\n');
+const figures: Partial<Record<FigureName, Figure>> = {};
+for (const r of results) {
+  const name = `filter_vs_tcpdump.${r.macs}macs`;
+  if (name === 'filter_vs_tcpdump.16macs' || name === 'filter_vs_tcpdump.256macs')
+    figures[name] = roundStats(
+      r.rounds.map((x) => x.ratio),
+      '×',
+    );
 }
+saveFigures('filter', machine, args.quick, figures, { sizeMB: MB, cases: results }, args.json);
 if (!args.keep && args.dir === undefined) rmSync(dir, { recursive: true, force: true });
