@@ -1,14 +1,18 @@
 // The PostgreSQL store (macslot/postgres) against a real server: the record-level contract every store keeps (memory and
 // file stores too), managers on several "hosts" sharing one database, leases lapsing by the database's clock with the
 // holder gone, schema migrations, bad options, and the server stopping in the middle of a run.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { type ChildProcess, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { isMacslotError, MacManager, MemoryStore, Nic, type RecordStore } from 'macslot';
 import { FileStore } from 'macslot/node';
 import { POSTGRES_SCHEMA_VERSION, PostgresStore, type PostgresStoreOptions } from 'macslot/postgres';
 import { binariesHere, type Cluster, dropSchemas, freshSchema, pgAvailable, sql, startCluster, useServer } from './support/pg.js';
+import { streamPeer } from './support/peer.js';
+import { killTracked, spawnTracked } from './support/processes.js';
 
 const server = pgAvailable() ? useServer() : undefined;
 const schemas: string[] = [];
@@ -351,3 +355,60 @@ async function stopMidRun(cluster: Cluster): Promise<void> {
     await m.close();
   }
 }
+
+describe.skipIf(server === undefined)('macslot switch --store', () => {
+  const CLI = join(fileURLToPath(new URL('..', import.meta.url)), 'dist/cli/main.js');
+
+  /** Starts a built switch and resolves once it listens; its stderr so far is in `err()`. */
+  async function startSwitch(args: string[]): Promise<{ child: ChildProcess; err: () => string }> {
+    const child = spawnTracked(process.execPath, [CLI, 'switch', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    child.stderr!.setEncoding('utf8').on('data', (s: string) => (err += s));
+    child.stdout!.resume();
+    await until(async () => /listening on unix:/.test(err) || child.exitCode !== null, 60_000);
+    if (child.exitCode !== null) throw new Error(`the switch exited ${child.exitCode}:\n${err}`);
+    return { child, err: () => err };
+  }
+
+  it('two switch hosts on one database hand out distinct MACs, each recorded with its holder', async () => {
+    if (!existsSync(CLI)) throw new Error('dist/cli/main.js is missing; run npm run build first');
+    const db = freshSchema();
+    await sql(server!.url, `CREATE DATABASE ${db}`);
+    try {
+      // The same server, the new database (the URL may have an empty host, which URL() refuses).
+      const u = server!.url.replace(/^(postgres(?:ql)?:\/\/[^/?]*)(?:\/[^?]*)?/, `$1/${db}`);
+      const dir = mkdtempSync(join(tmpdir(), 'macslot-switch-store-'));
+      dirs.push(dir);
+      const hosts = await Promise.all(
+        ['a', 'b'].map((h) => startSwitch(['--listen', `unix:${join(dir, `${h}.sock`)}@vm-${h}`, '--allocation', 'random', '--store', u])),
+      );
+      const peers = await Promise.all(['a', 'b'].map((h) => streamPeer(join(dir, `${h}.sock`))));
+      await until(async () => hosts.every((h) => /connected as vm-\w [0-9a-f:]{17}/.test(h.err())), 60_000);
+      const macs = hosts.map((h) => /connected as vm-\w ([0-9a-f:]{17})/.exec(h.err())![1]);
+      expect(macs[0]).not.toBe(macs[1]);
+      const rows = await sql<{ mac: string; guest: string; holder: string | null }>(
+        u,
+        'SELECT mac, guest, holder FROM macslot_records WHERE NOT gone ORDER BY guest',
+      );
+      expect(rows.map((r) => [r.guest, r.mac])).toEqual([
+        ['vm-a', macs[0]],
+        ['vm-b', macs[1]],
+      ]);
+      expect(rows.every((r) => r.holder !== null)).toBe(true);
+      for (const p of peers) p.socket.destroy();
+      for (const h of hosts) h.child.kill('SIGTERM');
+      await Promise.all(hosts.map((h) => (h.child.exitCode !== null ? undefined : new Promise((r) => h.child.once('exit', r)))));
+    } finally {
+      await killTracked();
+      await sql(server!.url, `DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
+    }
+  }, 120_000);
+
+  it('refuses a --store that is not a PostgreSQL URL', () => {
+    const r = spawnSync(process.execPath, [CLI, 'switch', '--listen', 'unix:/nonexistent/x.sock', '--store', 'http://db'], {
+      encoding: 'utf8',
+    });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/--store "http:\/\/db" is not a postgres:\/\/ or postgresql:\/\/ URL/);
+  });
+});

@@ -242,17 +242,27 @@ export class PostgresStore implements MacStore, RecordStore {
     }
   }
 
-  /** One statement outside an explicit transaction; STORE_IO on failure. */
-  async #query(what: string, sql: string, params: unknown[]): Promise<QueryResult> {
-    const c = await this.#connect(what);
-    let broken = false;
-    try {
-      return await c.query(sql, params);
-    } catch (err) {
-      broken = !(err instanceof pg.DatabaseError);
-      throw this.#io(what, err);
-    } finally {
-      c.release(broken);
+  /**
+   * One statement, its own transaction (one round trip), retried on a serialization failure or a deadlock; STORE_IO on
+   * any other failure. For a `write`, a connection lost after sending leaves the outcome unknown, and says so.
+   */
+  async #query(what: string, sql: string, params: unknown[], write = false): Promise<QueryResult> {
+    for (let attempt = 0; ; attempt++) {
+      const c = await this.#connect(what);
+      let broken = false;
+      try {
+        return await c.query(sql, params);
+      } catch (err) {
+        const isSql = err instanceof pg.DatabaseError;
+        broken = !isSql;
+        if (isSql && RETRY_STATES.has(String((err as { code?: unknown }).code)) && attempt < MAX_RETRIES) {
+          await new Promise((r) => setTimeout(r, 2 ** attempt + Math.random() * 4));
+          continue;
+        }
+        throw this.#io(what, err, write && !isSql);
+      } finally {
+        c.release(broken);
+      }
     }
   }
 
@@ -487,20 +497,14 @@ export class PostgresStore implements MacStore, RecordStore {
 
   async claim(req: ClaimRequest): Promise<StoredRecord> {
     const c = checkClaim(req);
-    const r = await this.#tx('claim a MAC', (cl) =>
-      cl.query<Row & { ok: boolean }>(`SELECT * FROM ${this.#n('macslot_claim')}($1, $2, $3, $4, $5, $6, $7, $8, $9)`, [
-        this.domain,
-        c.mac,
-        c.guest,
-        c.nic,
-        c.iface,
-        c.policy,
-        c.holder,
-        c.ttlMs ?? null,
-        LAPSE_GRACE_MS,
-      ]),
+    // The claim is one server-side function, so one statement in its own transaction: a single round trip.
+    const r = await this.#query(
+      'claim a MAC',
+      `SELECT * FROM ${this.#n('macslot_claim')}($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+      [this.domain, c.mac, c.guest, c.nic, c.iface, c.policy, c.holder, c.ttlMs ?? null, LAPSE_GRACE_MS],
+      true,
     );
-    const row = r.rows[0];
+    const row = r.rows[0] as (Row & { ok: boolean }) | undefined;
     if (row === undefined || !row.ok) {
       const who =
         row === undefined ? 'held by a transaction that has since ended; try again' : holderText(this.#record({ ...row, mac: c.mac }));

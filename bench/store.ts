@@ -1,0 +1,91 @@
+// Benchmark: MAC allocations per second and claim latency (p50, p99) of the FileStore and the PostgresStore, with 1, 4
+// and 16 hosts (processes) claiming at once from one block. PostgreSQL: MACSLOT_PG_URL, else a private throwaway cluster.
+// BENCH_SECONDS sets each run's length (default 3).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { randomBytes } from 'node:crypto';
+import { binariesHere, startCluster, type Cluster } from '../test/support/pg-cluster.js';
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
+const HOSTS = [1, 4, 16];
+const host = fileURLToPath(new URL('./store-host.mjs', import.meta.url));
+
+interface Result {
+  store: string;
+  hosts: number;
+  perSecond: number;
+  p50: number;
+  p99: number;
+  conflicts: number;
+}
+
+function line(child: ChildProcess): Promise<string> {
+  return new Promise((ok, fail) => {
+    let buf = '';
+    const onData = (s: Buffer): void => {
+      buf += s.toString();
+      const i = buf.indexOf('\n');
+      if (i >= 0) {
+        child.stdout!.off('data', onData);
+        ok(buf.slice(0, i));
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.once('exit', (code) => fail(new Error(`a host exited with ${code}`)));
+  });
+}
+
+async function run(kind: 'file' | 'postgres', target: string, schema: string, hosts: number): Promise<Result> {
+  const children = Array.from({ length: hosts }, (_, i) =>
+    spawn(process.execPath, [host, kind, target, schema, String(i), String(SECONDS * 1000)], { stdio: ['pipe', 'pipe', 'inherit'] }),
+  );
+  try {
+    await Promise.all(children.map((c) => line(c)));
+    const t0 = performance.now();
+    const done = children.map((c) => line(c));
+    for (const c of children) c.stdin!.write('go\n');
+    const outs = (await Promise.all(done)).map((l) => JSON.parse(l) as { count: number; conflicts: number; lat: number[] });
+    const seconds = (performance.now() - t0) / 1000;
+    const lat = outs.flatMap((o) => o.lat).sort((a, b) => a - b);
+    const q = (p: number): number => lat[Math.min(lat.length - 1, Math.floor(p * lat.length))] ?? NaN;
+    const count = outs.reduce((n, o) => n + o.count, 0);
+    return {
+      store: kind,
+      hosts,
+      perSecond: count / seconds,
+      p50: q(0.5),
+      p99: q(0.99),
+      conflicts: outs.reduce((n, o) => n + o.conflicts, 0),
+    };
+  } finally {
+    for (const c of children) c.kill('SIGKILL');
+  }
+}
+
+const results: Result[] = [];
+const dir = mkdtempSync(join(tmpdir(), 'macslot-bench-store-'));
+let cluster: Cluster | undefined;
+try {
+  for (const n of HOSTS) results.push(await run('file', join(dir, `macs-${n}.json`), '', n));
+  let url = process.env.MACSLOT_PG_URL;
+  if (url === undefined && binariesHere()) {
+    cluster = startCluster();
+    url = cluster.url;
+  }
+  if (url === undefined) console.error('no PostgreSQL (set MACSLOT_PG_URL or install postgresql): PostgresStore skipped');
+  else for (const n of HOSTS) results.push(await run('postgres', url, `b_${randomBytes(6).toString('hex')}`, n));
+} finally {
+  cluster?.remove();
+  rmSync(dir, { recursive: true, force: true });
+}
+console.log(`Node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? 'unknown CPU'}, ${SECONDS} s per run`);
+console.log('store     hosts  alloc/s    p50 ms   p99 ms   conflicts');
+for (const r of results) {
+  console.log(
+    `${r.store.padEnd(9)} ${String(r.hosts).padStart(5)} ${r.perSecond.toFixed(0).padStart(8)} ${r.p50.toFixed(2).padStart(9)} ${r.p99.toFixed(2).padStart(8)} ${String(r.conflicts).padStart(11)}`,
+  );
+}
+console.log(JSON.stringify(results));
