@@ -5,6 +5,7 @@ import { LINKTYPE_ETHERNET } from '../capture/format.js';
 import { CaptureReader } from '../capture/reader.js';
 import { DataPlane } from '../dataplane/dataplane.js';
 import { MacslotError, show } from '../errors.js';
+import { ETH_DST } from '../wire/ethernet.js';
 import { Mac } from '../wire/mac.js';
 import { STDIO, captureInput, nicFromFile, type Io } from './common.js';
 import { tableStream } from './table.js';
@@ -51,7 +52,7 @@ export async function runExplain(o: ExplainOptions, io: Io): Promise<void> {
   const other = new Map<number, number>();
   const explain = (index: number, frame: Uint8Array): void => {
     const v = dp.classify(frame);
-    const dst = frame.length >= 6 ? Mac.fromBytes(frame, 0, 6).toString() : null;
+    const dst = frame.length >= ETH_DST + 6 ? Mac.fromBytes(frame, ETH_DST, 6).toString() : null;
     const deliver = v.deliver.map(name);
     if (o.json) jsonLine({ index, dst, rule: v.rule, path: v.path, deliver });
     else rows.row([String(index), dst ?? `(${frame.length} bytes)`, String(frame.length), v.rule, v.path, deliver.join(', ') || '-']);
