@@ -1,5 +1,5 @@
 // The published package as a user installs it: packed, installed into an empty project, imported through
-// its exports map (`macslot`, `macslot/node`, the schema), required from CommonJS, compiled against by a
+// its exports map (`macslot`, `macslot/node`, `macslot/postgres` with pg, the schema), required from CommonJS, compiled against by a
 // Node-only TypeScript project, and run through its `macslot` bin, with the .wasm inside.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -46,6 +46,7 @@ function run(file: string): { status: number | null; stdout: string; stderr: str
 const USE_ESM = `import { Nic, DataPlane, wasmBytes } from 'macslot';
 import { FileStore, readCaptureFile } from 'macslot/node';
 import { compileDebugDataPlane } from 'macslot/debug';
+import { PostgresStore } from 'macslot/postgres';
 const nic = new Nic({ primary: '00:14:4f:00:00:00', factory: { base: '00:14:4f:00:00:01', count: 2 } });
 const dp = await DataPlane.create(nic);
 const { mac } = nic.openClient('vm').addressReserve();
@@ -53,7 +54,7 @@ const frame = new Uint8Array(60);
 mac.writeTo(frame, 0);
 const debug = await DataPlane.create(nic, { module: await compileDebugDataPlane() });
 const verdict = dp.classify(frame);
-const node = typeof FileStore + typeof readCaptureFile;
+const node = typeof FileStore + typeof readCaptureFile + typeof PostgresStore.open;
 console.log(JSON.stringify({ verdict, debug: debug.classify(frame).rule, wasm: wasmBytes().length > 0, node }));
 `;
 
@@ -102,10 +103,11 @@ describe('the packed package', () => {
     execFileSync('npm', ['pack', '--ignore-scripts', '--pack-destination', dir], { cwd: root, stdio: 'pipe' });
     const tarball = readdirSync(dir).find((f) => f.endsWith('.tgz'));
     expect(tarball).toMatch(/^macslot-\d+\.\d+\.\d+\.tgz$/);
-    // Offline, from what `npm ci` installed: the runtime dependencies and Node's types are packed from node_modules
-    // and installed in the same command, so npm needs neither the registry nor its cache.
+    // Offline, from what `npm ci` installed: the runtime dependencies, Node's types and pg (the optional peer of
+    // macslot/postgres) are packed from node_modules and installed in the same command, so npm needs neither the
+    // registry nor its cache.
     const own = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as Manifest;
-    const deps = packInstalled([...Object.keys(own.dependencies ?? {}), '@types/node']);
+    const deps = packInstalled([...Object.keys(own.dependencies ?? {}), '@types/node', 'pg']);
     writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }));
     const args = ['install', '--offline', '--ignore-scripts', '--no-audit', '--no-fund', ...[tarball!, ...deps].map((t) => `./${t}`)];
     const install = spawnSync('npm', args, { cwd: dir, encoding: 'utf8' });
@@ -120,7 +122,7 @@ describe('the packed package', () => {
       verdict: { deliver: [1], rule: 'unicast-exact', path: 'hardware' },
       debug: 'unicast-exact',
       wasm: true,
-      node: 'functionfunction',
+      node: 'functionfunctionfunction',
     });
     const bin = spawnSync(join(dir, 'node_modules', '.bin', 'macslot'), ['inspect', '--help'], { encoding: 'utf8' });
     expect(bin.status, bin.stderr).toBe(0);
