@@ -31,7 +31,10 @@ export async function openSharedManager(url: string, nic: Nic, neighbours: Itera
     // Loaded only here: `pg` is an optional peer dependency.
     mod = await import('../postgres/index.js');
   } catch (err) {
-    throw new MacslotError('NOT_SUPPORTED', `--store needs the pg package (npm install pg): ${err instanceof Error ? err.message : String(err)}`);
+    throw new MacslotError(
+      'NOT_SUPPORTED',
+      `--store needs the pg package (npm install pg): ${err instanceof Error ? err.message : String(err)}`,
+    );
   }
   const store = await mod.PostgresStore.open({ connectionString: url });
   const manager = new MacManager({ nics: { nic0: nic }, store, neighbours });

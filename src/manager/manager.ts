@@ -6,7 +6,15 @@ import type { Nic, NicClient } from '../nic/nic.js';
 import type { NicEvent } from '../nic/types.js';
 import { Mac, type MacLike } from '../wire/mac.js';
 import { deriveKey, deriveMac } from './derive.js';
-import { MemoryStore, recordLapsed, type DisplacedRecord, type MacRecord, type MacStore, type RecordPolicy, type StoreData } from './store.js';
+import {
+  MemoryStore,
+  recordLapsed,
+  type DisplacedRecord,
+  type MacRecord,
+  type MacStore,
+  type RecordPolicy,
+  type StoreData,
+} from './store.js';
 
 /** How a request chooses its MAC, after `dladm create-vnic -m`; `auto` tries factory, then the block, then random. */
 export type AllocationPolicy = 'factory' | 'random' | 'block' | 'fixed' | 'derived' | 'auto';
