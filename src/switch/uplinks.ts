@@ -200,6 +200,8 @@ export class GuestUplinks implements FramePort {
   readonly #taken = new Map<number, number | string>();
   /** IPv6 sources seen from guests, to the MAC key that sent them (bounded, oldest forgotten first). */
   readonly #ndSources = new Map<string, number | string>();
+  /** Uplinks starting or ending, so stop() resolves only once every one of them is gone. */
+  readonly #pending = new Set<Promise<unknown>>();
   #receiver: (frame: Uint8Array) => void = () => {};
   #closeListener: ((reason: PortCloseReason) => void) | undefined;
   #closed = false;
@@ -273,6 +275,7 @@ export class GuestUplinks implements FramePort {
       }
     }
     await Promise.all([...this.#guests.values()].map((g) => this.#stopGuest(g)));
+    while (this.#pending.size > 0) await Promise.allSettled([...this.#pending]);
   }
 
   /** Ends every uplink at once, synchronously: for a process about to exit. */
@@ -386,7 +389,7 @@ export class GuestUplinks implements FramePort {
     } catch (err) {
       started = Promise.reject(err);
     }
-    started.then(
+    const done = started.then(
       (handle) => {
         if (this.#closed || g.state !== 'starting') {
           handle.kill();
@@ -408,6 +411,12 @@ export class GuestUplinks implements FramePort {
         if (g.state === 'starting') this.#retry(g);
       },
     );
+    this.#track(done);
+  }
+
+  #track(p: Promise<unknown>): void {
+    const t = p.catch(() => {}).finally(() => this.#pending.delete(t));
+    this.#pending.add(t);
   }
 
   /** The uplink of `g` ended: restart it with the same address unless it was stopped. */
@@ -416,7 +425,7 @@ export class GuestUplinks implements FramePort {
     g.handle = undefined;
     if (this.#closed || g.state !== 'up') return;
     this.#log(`${escapeText(this.name)}: uplink of ${g.mac.toString()} ended; restarting it with ${ipv4Text(g.address)}`);
-    void handle.close().catch(() => {});
+    this.#track(handle.close());
     this.#retry(g);
   }
 
@@ -444,7 +453,9 @@ export class GuestUplinks implements FramePort {
     g.handle = undefined;
     if (h !== undefined) {
       this.#log(`${escapeText(this.name)}: uplink of ${g.mac.toString()} stopped`);
-      await h.close().catch(() => {});
+      const closing = h.close();
+      this.#track(closing);
+      await closing.catch(() => {});
     }
   }
 

@@ -1,0 +1,131 @@
+// Per-guest passt uplinks with real guests: QEMU guests running iPXE, each given its own address by its own passt;
+// a passt killed and restarted, a guest released and back, and nothing left behind.
+import { readdirSync, mkdtempSync, rmSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { Nic, Switch } from 'macslot';
+import { serveSwitch, type ServedSwitch } from 'macslot/node';
+import { needTool, until } from './support/frames.js';
+import { killTracked, spawnTracked } from './support/processes.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'macslot-uplinks-'));
+const served: ServedSwitch[] = [];
+/** Every passt pid the switch said it started: none may be left running. */
+const passtPids = new Set<number>();
+const passtDirs = new Set<string>();
+
+afterEach(async () => {
+  await killTracked('test');
+  for (const s of served.splice(0)) await s.close();
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+/** A switch serving a named UNIX listener per guest, with one passt per guest as its uplink. */
+async function start(names: readonly string[], clients: { name: string; address: string }[]): Promise<{ served: ServedSwitch; logs: string[]; sock: (n: string) => string }> {
+  const logs: string[] = [];
+  const log = (l: string): void => {
+    logs.push(l);
+    const started = /passt started \(pid (\d+)\) in (\S+)/.exec(l);
+    if (started) {
+      passtPids.add(Number(started[1]));
+      passtDirs.add(started[2]!);
+    }
+  };
+  const sock = (n: string): string => join(dir, `${n}.sock`);
+  const sw = await Switch.create({ nic: new Nic({ primary: '02:00:00:00:00:01' }), clients, log });
+  const s = await serveSwitch(sw, { listen: names.map((n) => ({ kind: 'unix' as const, path: sock(n), name: n })), uplink: { kind: 'passt' }, log });
+  served.push(s);
+  return { served: s, logs, sock };
+}
+
+/** A QEMU guest booting iPXE from its e1000 ROM; -nographic has SeaBIOS copy the screen to the serial console on stdio, which the test reads. */
+class Guest {
+  readonly child: ChildProcess;
+  out = '';
+  constructor(
+    readonly mac: string,
+    sock: string,
+  ) {
+    this.child = spawnTracked(
+      'qemu-system-x86_64',
+      ['-machine', 'accel=tcg', '-m', '64', '-nographic', '-nodefaults', '-serial', 'stdio', '-monitor', 'none', '-boot', 'n',
+        '-device', `e1000,netdev=n0,mac=${mac}`, '-netdev', `stream,id=n0,server=off,addr.type=unix,addr.path=${sock}`],
+      { stdio: ['pipe', 'pipe', 'pipe'] },
+    );
+    const take = (b: Buffer): void => {
+      // Without the terminal's escape sequences and carriage returns, so patterns see plain lines.
+      this.out += b.toString('latin1').replace(/\r/g, '');
+    };
+    this.child.stdout!.on('data', take);
+    this.child.stderr!.on('data', take);
+  }
+  /** Resolves with the match of `re` in the output after `from`. */
+  async wait(re: RegExp, ms: number, from = 0): Promise<RegExpExecArray> {
+    await until(() => re.test(this.out.slice(from).replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '')) || this.child.exitCode !== null, ms, `${re} from ${this.mac} (its console so far: ${JSON.stringify(this.out.slice(-400))})`);
+    const m = re.exec(this.out.slice(from).replace(/\x1b\[[0-9;?]*[A-Za-z]/g, ''));
+    if (m === null) throw new Error(`${this.mac} exited before ${re}: ${this.out.slice(-400)}`);
+    return m;
+  }
+}
+
+function leftovers(): { pids: number[]; dirs: string[] } {
+  const names = new Set(readdirSync(tmpdir()));
+  return { pids: [...passtPids].filter(alive), dirs: [...passtDirs].filter((d) => names.has(d.split('/').pop()!)) };
+}
+
+const LEASE = /net0: (\d+\.\d+\.\d+\.\d+)\/255\.255\.255\.0 gw 10\.0\.2\.2/;
+
+describe('one passt per guest, with real guests', () => {
+  it('two QEMU iPXE guests: distinct leases from their own passts; a killed passt restarts alone with its address; a returning MAC keeps its address', { timeout: 400_000 }, async (ctx) => {
+    if (!(await needTool('qemu-system-x86_64')) || !(await needTool('passt'))) return ctx.skip();
+    const A = '52:54:00:00:17:0a';
+    const B = '52:54:00:00:17:0b';
+    const { served: s, sock, logs } = await start(['a', 'b'], [{ name: 'a', address: A }, { name: 'b', address: B }]);
+    try {
+      // Left alone, iPXE configures itself by DHCP and prints its lease.
+      const [ga, gb] = [new Guest(A, sock('a')), new Guest(B, sock('b'))];
+      const [addrA, addrB] = (await Promise.all([ga.wait(LEASE, 150_000), gb.wait(LEASE, 150_000)])).map((m) => m[1]!);
+      expect(addrA).not.toBe(addrB);
+      expect(s.uplinks!.guest(A)).toMatchObject({ address: addrA, state: 'up' });
+      expect(s.uplinks!.guest(B)).toMatchObject({ address: addrB, state: 'up' });
+      const ports = s.switch.counters().ports;
+      expect(ports.map((p) => [p.client, p.address, p.uplinkState]).sort()).toEqual([
+        ['a', addrA, 'up'],
+        ['b', addrB, 'up'],
+      ]);
+      const pids = [s.uplinks!.guest(A)!.pid!, s.uplinks!.guest(B)!.pid!];
+      expect(pids[0]).not.toBe(pids[1]);
+
+      // Killing a's passt: it comes back with a's address, and b's passt is untouched.
+      process.kill(pids[0]!, 'SIGKILL');
+      await until(() => s.uplinks!.guest(A)!.restarts === 1 && s.uplinks!.guest(A)!.state === 'up', 60_000, `a's passt restarted (log: ${logs.slice(-5).join(' | ')})`);
+      expect(s.uplinks!.guest(A)!.pid).not.toBe(pids[0]);
+      expect(s.uplinks!.guest(A)!.address).toBe(addrA);
+      expect(s.uplinks!.guest(B)).toMatchObject({ pid: pids[1], restarts: 0, state: 'up' });
+      expect(alive(pids[1]!)).toBe(true);
+
+      // a goes away: its client is released and its passt stopped; it returns with the same MAC and gets the same address.
+      const restartedPid = s.uplinks!.guest(A)!.pid!;
+      ga.child.kill('SIGKILL');
+      await until(() => s.uplinks!.guest(A)!.state === 'stopped' && !alive(restartedPid), 60_000, `a's passt stopped on release`);
+      const again = new Guest(A, sock('a'));
+      expect((await again.wait(LEASE, 150_000))[1]).toBe(addrA);
+      expect(s.uplinks!.guest(B)!.pid).toBe(pids[1]);
+    } finally {
+      await killTracked('test');
+      await s.close();
+    }
+    expect(leftovers()).toEqual({ pids: [], dirs: [] });
+  });
+});
