@@ -257,6 +257,28 @@ describe('rings', () => {
     expect(dp.ring(a.id).read()).toBeUndefined();
   });
 
+  it('discard empties the ring unread and frees its bytes; later frames are read as usual', async () => {
+    const { dp, a, ra } = await setup({ ringBytes: 4096 });
+    const ring = dp.ring(a.id);
+    expect(ring.discard()).toBe(0);
+    dp.receiveBurst([frameTo(ra.mac.toString(), undefined, 60), frameTo(ra.mac.toString(), undefined, 100)]);
+    const pending = ring.pending;
+    expect(pending).toBeGreaterThan(160);
+    expect(ring.discard()).toBe(pending);
+    expect(ring.pending).toBe(0);
+    expect(ring.read()).toBeUndefined();
+    // The ring fills again after a discard: 4 KiB holds about forty 100-byte records, far fewer than 200.
+    for (let i = 0; i < 200; i++) {
+      dp.receive(frameTo(ra.mac.toString(), undefined, 100));
+      if (i % 20 === 19) ring.discard();
+    }
+    expect(dp.clientCounters(a.id).ringDrops).toBe(0);
+    dp.receive(frameTo(ra.mac.toString(), undefined, 77));
+    ring.discard();
+    dp.receive(frameTo(ra.mac.toString(), undefined, 78));
+    expect(ring.drain().map((f) => f.length)).toEqual([78]);
+  });
+
   it('wraps around the ring many times without losing or reordering frames', async () => {
     const { dp, a, ra } = await setup({ ringBytes: 4096 });
     let next = 0;

@@ -85,6 +85,17 @@ export class RxRing {
     return out;
   }
 
+  /**
+   * Drops every waiting frame unread, as a consumer that only needs the ring empty (a benchmark's instant consumer);
+   * returns the bytes freed. Frames delivered meanwhile stay for the next read.
+   */
+  discard(): number {
+    const head = Atomics.load(this.#idx, HEAD);
+    const freed = (head - Atomics.load(this.#idx, TAIL)) >>> 0;
+    Atomics.store(this.#idx, TAIL, head);
+    return freed;
+  }
+
   /** Returns every waiting frame as copies. */
   drain(): Uint8Array[] {
     const out: Uint8Array[] = [];
