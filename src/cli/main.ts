@@ -246,9 +246,10 @@ options:
                        Clients are handed out by name or in the order connections
                        arrive; "address" may also be "auto" or "learn". Default: a
                        NIC with primary 02:6d:73:00:00:01 and no clients.
-  --uplink <uplink>    the NIC's wire side: none (default), passt (started in a
-                       temporary directory), stream:PATH (a QEMU stream socket, e.g. a
-                       passt you started) or vde:VNL (vde_plug)
+  --uplink <uplink>    the NIC's wire side: none (default), passt (one passt per guest,
+                       each giving its guest its own address in the switch object's
+                       subnet), passt-shared (one passt for all), stream:PATH (a QEMU
+                       stream socket, e.g. a passt you started) or vde:VNL (vde_plug)
   --vde <VNL>          repeatable; start vde_plug VNL and attach it as a client port
   --allocation <p>     MACs for connections beyond the listed clients: auto (default:
                        factory, then random), random, factory, learn (the MAC the guest

@@ -106,7 +106,7 @@ export function parseUplink(text: string): UplinkSpec {
   if (text === 'passt-shared') return { kind: 'passt-shared' };
   if (text.startsWith('stream:') && text.length > 7) return { kind: 'stream', path: text.slice(7) };
   if (text.startsWith('vde:') && text.length > 4) return { kind: 'vde', vnl: text.slice(4) };
-  throw new MacslotError('INVALID_ARGUMENT', `--uplink ${show(text)} is not none, passt, passt-shared, stream:PATH or vde:VNL`);
+  throw new MacslotError('INVALID_ARGUMENT', `--uplink ${show(text)} is not none, passt, stream:PATH or vde:VNL (or passt-shared)`);
 }
 
 /** A switch being served: where it listens, and how to stop. */
