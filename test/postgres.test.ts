@@ -208,6 +208,46 @@ describe.skipIf(server === undefined)('managers on several hosts sharing one dat
   });
 });
 
+describe.skipIf(server === undefined)('whole-store transactions on several hosts see every change', () => {
+  const has = (store: PostgresStore, mac: string): Promise<boolean> => store.transact((d) => d.records[mac] !== undefined);
+
+  const CASES: readonly [string, (s1: PostgresStore, s2: PostgresStore, s3: PostgresStore) => Promise<void>][] = [
+    [
+      "another host's record after a transaction that changed nothing",
+      async (s1, s2) => {
+        await s1.transact(() => undefined);
+        await s2.claim({ mac: A, ...id('vm'), policy: 'block', holder: 'two' });
+        await s2.transact(() => undefined);
+      },
+    ],
+    [
+      "a record-level claim after a third host's transaction took it in",
+      async (s1, s2, s3) => {
+        await s1.read();
+        await s2.read();
+        await s3.claim({ mac: A, ...id('vm'), policy: 'block', holder: 'three' });
+        await s2.transact(() => undefined);
+      },
+    ],
+    [
+      "a record another host's transaction wrote",
+      async (s1, s2) => {
+        await s1.read();
+        await s2.transact((d) => {
+          d.records[A] = { guest: 'vm', nic: 'eth0', iface: '0', policy: 'block', holder: 'two', expires: null, updated: 1 };
+        });
+      },
+    ],
+  ];
+  it.each(CASES)('%s', async (_what, steps) => {
+    const schema = freshSchema();
+    const [s1, s2, s3] = [await openPg({ schema }), await openPg({ schema }), await openPg({ schema })];
+    await steps(s1, s2, s3);
+    expect(await has(s1, A)).toBe(true);
+    expect(await has(s3, A)).toBe(true);
+  });
+});
+
 describe.skipIf(server === undefined)('schema versions', () => {
   const q = (schema: string, table: string) => `"${schema}"."${table}"`;
 

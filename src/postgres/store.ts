@@ -358,17 +358,21 @@ export class PostgresStore implements MacStore, RecordStore {
   transact<T>(fn: (data: StoreData) => T): Promise<T> {
     return this.#queue.run(async () => {
       let ran = false;
+      let loaded: Cache | undefined;
       try {
         return await this.#tx(
           'run a transaction',
           async (c) => {
-            const { data, now, rev } = await this.#load(c);
+            loaded = undefined;
+            const { data, now, rev, adopted } = await this.#load(c);
+            // Adopted rows get their revision only if this transaction commits: then the load is not worth keeping.
+            loaded = adopted ? undefined : { rev, data };
             this.#offset = now - Date.now();
             const draft = cloneData(data);
             ran = true;
             const result = fn(draft);
-            await this.#write(c, data, draft, rev);
-            return { result, draft, rev: rev + 1 };
+            const next = await this.#write(c, data, draft, rev);
+            return { result, draft, rev: next };
           },
           // Once fn ran (its effects are outside the database), a failed commit is reported, never run again.
           () => !ran,
@@ -377,7 +381,9 @@ export class PostgresStore implements MacStore, RecordStore {
           return result;
         });
       } catch (err) {
-        this.#cache = undefined;
+        // fn refused (MAC_IN_USE, QUOTA_EXCEEDED, ...): what was loaded is still the committed state, so it stays cached.
+        const refused = err instanceof MacslotError && !err.code.startsWith('STORE_') && ran;
+        this.#cache = refused ? loaded : undefined;
         throw err;
       }
     });
@@ -399,7 +405,7 @@ export class PostgresStore implements MacStore, RecordStore {
   }
 
   /** Locks the domain and returns its data, from the cache plus what changed since (or whole when there is no cache). */
-  async #load(c: PoolClient): Promise<{ data: StoreData; now: number; rev: number }> {
+  async #load(c: PoolClient): Promise<{ data: StoreData; now: number; rev: number; adopted: boolean }> {
     const n = this.#n;
     const d = await c.query<{ rev: string; now: number }>(
       `SELECT rev, ${NOW} AS now FROM ${n('macslot_domains')} WHERE domain = $1 FOR UPDATE`,
@@ -422,18 +428,33 @@ export class PostgresStore implements MacStore, RecordStore {
       else data.records[r.mac] = this.#record(r);
       dirty ||= (r as { dirty?: boolean }).dirty === true;
     }
-    if (dirty) await c.query(`UPDATE ${n('macslot_records')} SET dirty = false WHERE domain = $1 AND dirty`, [this.domain]);
+    // Rows changed by record-level operations carry no revision: this transaction gives them the next one (and the
+    // domain too), so every other host's cache, which reads only newer revisions, sees them as well.
+    let at = rev;
+    if (dirty || cache === undefined) {
+      const adopted = await c.query(`UPDATE ${n('macslot_records')} SET dirty = false, rev = $2 WHERE domain = $1 AND dirty`, [
+        this.domain,
+        rev + 1,
+      ]);
+      if ((adopted.rowCount ?? 0) > 0) {
+        at = rev + 1;
+        await c.query(`UPDATE ${n('macslot_domains')} SET rev = $2 WHERE domain = $1`, [this.domain, at]);
+      }
+    }
     const x = await c.query(
       `SELECT guest, nic, iface, mac, policy, updated::float8 AS updated FROM ${n('macslot_displaced')} WHERE domain = $1`,
       [this.domain],
     );
     if (x.rows.length > 0) data.displaced = checkDisplaced(x.rows, this.location);
     else delete data.displaced;
-    return { data, now, rev };
+    return { data, now, rev: at, adopted: at !== rev };
   }
 
-  /** Writes what `draft` changed from `before`: removed records marked gone, changed ones upserted, the displaced list. */
-  async #write(c: PoolClient, before: StoreData, draft: StoreData, rev: number): Promise<void> {
+  /**
+   * Writes what `draft` changed from `before`: removed records marked gone, changed ones upserted, the displaced list.
+   * Returns the domain's revision afterwards: `rev` when nothing changed, else the next one.
+   */
+  async #write(c: PoolClient, before: StoreData, draft: StoreData, rev: number): Promise<number> {
     const n = this.#n;
     const next = rev + 1;
     const gone: string[] = [];
@@ -447,7 +468,7 @@ export class PostgresStore implements MacStore, RecordStore {
     }
     const displaced = draft.displaced === undefined ? [] : checkDisplaced(draft.displaced, this.location);
     const same = JSON.stringify(before.displaced ?? []) === JSON.stringify(displaced);
-    if (gone.length === 0 && changed.length === 0 && same) return;
+    if (gone.length === 0 && changed.length === 0 && same) return rev;
     if (gone.length > 0) {
       await c.query(`UPDATE ${n('macslot_records')} SET gone = true, dirty = false, rev = $3 WHERE domain = $1 AND mac = ANY($2)`, [
         this.domain,
@@ -480,6 +501,7 @@ export class PostgresStore implements MacStore, RecordStore {
     }
     if (!same) await this.#writeDisplaced(c, displaced);
     await c.query(`UPDATE ${n('macslot_domains')} SET rev = $2 WHERE domain = $1`, [this.domain, next]);
+    return next;
   }
 
   async #writeDisplaced(c: PoolClient, list: DisplacedRecord[]): Promise<void> {
