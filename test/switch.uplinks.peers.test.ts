@@ -32,7 +32,10 @@ function alive(pid: number): boolean {
 }
 
 /** A switch serving a named UNIX listener per guest, with one passt per guest as its uplink. */
-async function start(names: readonly string[], clients: { name: string; address: string }[]): Promise<{ served: ServedSwitch; logs: string[]; sock: (n: string) => string }> {
+async function start(
+  names: readonly string[],
+  clients: { name: string; address: string }[],
+): Promise<{ served: ServedSwitch; logs: string[]; sock: (n: string) => string }> {
   const logs: string[] = [];
   const log = (l: string): void => {
     logs.push(l);
@@ -44,7 +47,11 @@ async function start(names: readonly string[], clients: { name: string; address:
   };
   const sock = (n: string): string => join(dir, `${n}.sock`);
   const sw = await Switch.create({ nic: new Nic({ primary: '02:00:00:00:00:01' }), clients, log });
-  const s = await serveSwitch(sw, { listen: names.map((n) => ({ kind: 'unix' as const, path: sock(n), name: n })), uplink: { kind: 'passt' }, log });
+  const s = await serveSwitch(sw, {
+    listen: names.map((n) => ({ kind: 'unix' as const, path: sock(n), name: n })),
+    uplink: { kind: 'passt' },
+    log,
+  });
   served.push(s);
   return { served: s, logs, sock };
 }
@@ -59,8 +66,24 @@ class Guest {
   ) {
     this.child = spawnTracked(
       'qemu-system-x86_64',
-      ['-machine', 'accel=tcg', '-m', '64', '-nographic', '-nodefaults', '-serial', 'stdio', '-monitor', 'none', '-boot', 'n',
-        '-device', `e1000,netdev=n0,mac=${mac}`, '-netdev', `stream,id=n0,server=off,addr.type=unix,addr.path=${sock}`],
+      [
+        '-machine',
+        'accel=tcg',
+        '-m',
+        '64',
+        '-nographic',
+        '-nodefaults',
+        '-serial',
+        'stdio',
+        '-monitor',
+        'none',
+        '-boot',
+        'n',
+        '-device',
+        `e1000,netdev=n0,mac=${mac}`,
+        '-netdev',
+        `stream,id=n0,server=off,addr.type=unix,addr.path=${sock}`,
+      ],
       { stdio: ['pipe', 'pipe', 'pipe'] },
     );
     const take = (b: Buffer): void => {
@@ -72,7 +95,11 @@ class Guest {
   }
   /** Resolves with the match of `re` in the output after `from`. */
   async wait(re: RegExp, ms: number, from = 0): Promise<RegExpExecArray> {
-    await until(() => re.test(this.out.slice(from).replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '')) || this.child.exitCode !== null, ms, `${re} from ${this.mac} (its console so far: ${JSON.stringify(this.out.slice(-400))})`);
+    await until(
+      () => re.test(this.out.slice(from).replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '')) || this.child.exitCode !== null,
+      ms,
+      `${re} from ${this.mac} (its console so far: ${JSON.stringify(this.out.slice(-400))})`,
+    );
     const m = re.exec(this.out.slice(from).replace(/\x1b\[[0-9;?]*[A-Za-z]/g, ''));
     if (m === null) throw new Error(`${this.mac} exited before ${re}: ${this.out.slice(-400)}`);
     return m;
@@ -87,11 +114,23 @@ function leftovers(): { pids: number[]; dirs: string[] } {
 const LEASE = /net0: (\d+\.\d+\.\d+\.\d+)\/255\.255\.255\.0 gw 10\.0\.2\.2/;
 
 describe('one passt per guest, with real guests', () => {
-  it('two QEMU iPXE guests: distinct leases from their own passts; a killed passt restarts alone with its address; a returning MAC keeps its address', { timeout: 400_000 }, async (ctx) => {
+  it('two QEMU iPXE guests: distinct leases from their own passts; a killed passt restarts alone with its address; a returning MAC keeps its address', {
+    timeout: 400_000,
+  }, async (ctx) => {
     if (!(await needTool('qemu-system-x86_64')) || !(await needTool('passt'))) return ctx.skip();
     const A = '52:54:00:00:17:0a';
     const B = '52:54:00:00:17:0b';
-    const { served: s, sock, logs } = await start(['a', 'b'], [{ name: 'a', address: A }, { name: 'b', address: B }]);
+    const {
+      served: s,
+      sock,
+      logs,
+    } = await start(
+      ['a', 'b'],
+      [
+        { name: 'a', address: A },
+        { name: 'b', address: B },
+      ],
+    );
     try {
       // Left alone, iPXE configures itself by DHCP and prints its lease.
       const [ga, gb] = [new Guest(A, sock('a')), new Guest(B, sock('b'))];
@@ -109,7 +148,11 @@ describe('one passt per guest, with real guests', () => {
 
       // Killing a's passt: it comes back with a's address, and b's passt is untouched.
       process.kill(pids[0]!, 'SIGKILL');
-      await until(() => s.uplinks!.guest(A)!.restarts === 1 && s.uplinks!.guest(A)!.state === 'up', 60_000, `a's passt restarted (log: ${logs.slice(-5).join(' | ')})`);
+      await until(
+        () => s.uplinks!.guest(A)!.restarts === 1 && s.uplinks!.guest(A)!.state === 'up',
+        60_000,
+        `a's passt restarted (log: ${logs.slice(-5).join(' | ')})`,
+      );
       expect(s.uplinks!.guest(A)!.pid).not.toBe(pids[0]);
       expect(s.uplinks!.guest(A)!.address).toBe(addrA);
       expect(s.uplinks!.guest(B)).toMatchObject({ pid: pids[1], restarts: 0, state: 'up' });

@@ -14,7 +14,10 @@ interface Fake {
   end(): void;
 }
 
-function fakeStarter(): { fakes: Fake[]; start: (r: GuestUplinkRequest) => Promise<{ port: FramePort; pid: number; close(): Promise<void>; kill(): void }> } {
+function fakeStarter(): {
+  fakes: Fake[];
+  start: (r: GuestUplinkRequest) => Promise<{ port: FramePort; pid: number; close(): Promise<void>; kill(): void }>;
+} {
   const fakes: Fake[] = [];
   let pid = 1000;
   return {
@@ -59,7 +62,11 @@ afterEach(async () => {
   for (const p of pools.splice(0)) await p.stop();
 });
 
-function pool(options: Partial<ConstructorParameters<typeof GuestUplinks>[0]> = {}): { up: GuestUplinks; fakes: Fake[]; toGuests: Uint8Array[] } {
+function pool(options: Partial<ConstructorParameters<typeof GuestUplinks>[0]> = {}): {
+  up: GuestUplinks;
+  fakes: Fake[];
+  toGuests: Uint8Array[];
+} {
   const { fakes, start } = fakeStarter();
   const up = new GuestUplinks({ start, restartDelayMs: 10, ...options });
   const toGuests: Uint8Array[] = [];
@@ -72,10 +79,18 @@ function pool(options: Partial<ConstructorParameters<typeof GuestUplinks>[0]> = 
 const BAD_NETWORKS: readonly { name: string; network: Parameters<typeof resolveGuestNetwork>[0]; message: RegExp }[] = [
   { name: 'a prefix too long', network: { subnet: '10.0.2.0/31' }, message: /subnet "10\.0\.2\.0\/31" is not A\.B\.C\.D\/LEN/ },
   { name: 'host bits in the subnet', network: { subnet: '10.0.2.1/24' }, message: /has host bits set/ },
-  { name: 'a gateway outside', network: { gateway: '10.0.3.2' }, message: /gateway "10\.0\.3\.2" is not a host address of 10\.0\.2\.0\/24/ },
+  {
+    name: 'a gateway outside',
+    network: { gateway: '10.0.3.2' },
+    message: /gateway "10\.0\.3\.2" is not a host address of 10\.0\.2\.0\/24/,
+  },
   { name: 'a DNS on the broadcast address', network: { dns: '10.0.2.255' }, message: /dns "10\.0\.2\.255" is not a host address/ },
   { name: 'a range backwards', network: { range: ['10.0.2.20', '10.0.2.10'] }, message: /ends before it starts/ },
-  { name: 'a range of the gateway only', network: { range: ['10.0.2.2', '10.0.2.2'] }, message: /holds no address besides the gateway and DNS/ },
+  {
+    name: 'a range of the gateway only',
+    network: { range: ['10.0.2.2', '10.0.2.2'] },
+    message: /holds no address besides the gateway and DNS/,
+  },
   { name: 'a cap of 0', network: { maxUplinks: 0 }, message: /maxUplinks must be an integer in 1\.\.4096, got 0/ },
   { name: 'a malformed address', network: { gateway: '10.0.2.300' }, message: /gateway "10\.0\.2\.300" is not an IPv4 address/ },
 ];
@@ -86,7 +101,9 @@ describe('resolveGuestNetwork', () => {
     expect([n.prefixLength, n.maxUplinks, n.last - n.first + 1, n.gateway - n.base, n.dns - n.base]).toEqual([24, 64, 240, 2, 3]);
   });
   it.for(BAD_NETWORKS)('refuses $name with INVALID_ARGUMENT', ({ network, message }) => {
-    expect(() => resolveGuestNetwork(network)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(message) }));
+    expect(() => resolveGuestNetwork(network)).toThrow(
+      expect.objectContaining({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(message) }),
+    );
   });
 });
 
@@ -107,7 +124,12 @@ describe('GuestUplinks', () => {
     await until(() => fa.got.length === 2, 5000, 'the queued frame');
     expect(fa.got.map((f) => macText(f, 0))).toEqual(['ff:ff:ff:ff:ff:ff', GW_MAC]);
     expect(fb.got.map((f) => macText(f, 6))).toEqual([b]);
-    expect(up.counters().map((g) => [g.mac, g.state, g.toUplink]).sort()).toEqual([
+    expect(
+      up
+        .counters()
+        .map((g) => [g.mac, g.state, g.toUplink])
+        .sort(),
+    ).toEqual([
       [a, 'up', 2],
       [b, 'up', 1],
     ]);
@@ -201,13 +223,23 @@ describe('GuestUplinks', () => {
     const x = up.open('52:54:00:00:00:01');
     const y = up.open('52:54:00:00:00:02');
     expect([x, y].sort()).toEqual(['10.0.2.40', '10.0.2.41']);
-    expect(() => up.open('52:54:00:00:00:03')).toThrow(expect.objectContaining({ code: 'QUOTA_EXCEEDED', message: expect.stringContaining('every address of 10.0.2.40..10.0.2.41 is held') }));
+    expect(() => up.open('52:54:00:00:00:03')).toThrow(
+      expect.objectContaining({
+        code: 'QUOTA_EXCEEDED',
+        message: expect.stringContaining('every address of 10.0.2.40..10.0.2.41 is held'),
+      }),
+    );
   });
 
   it('refuses an uplink beyond the cap with QUOTA_EXCEEDED, and starts it once one is released', async () => {
     const { up, fakes } = pool({ maxUplinks: 1 });
     up.open('52:54:00:00:00:01');
-    expect(() => up.open('52:54:00:00:00:02')).toThrow(expect.objectContaining({ code: 'QUOTA_EXCEEDED', message: expect.stringContaining('the cap of 1 running uplinks is reached; 52:54:00:00:00:02') }));
+    expect(() => up.open('52:54:00:00:00:02')).toThrow(
+      expect.objectContaining({
+        code: 'QUOTA_EXCEEDED',
+        message: expect.stringContaining('the cap of 1 running uplinks is reached; 52:54:00:00:00:02'),
+      }),
+    );
     expect(up.send(ethernet('ff:ff:ff:ff:ff:ff', '52:54:00:00:00:02', 0x0800))).toBe(false);
     expect(up.guest('52:54:00:00:00:02')).toMatchObject({ state: 'refused', drops: { refused: 1 } });
     await up.release('52:54:00:00:00:01');
@@ -220,7 +252,10 @@ describe('GuestUplinks', () => {
     const { fakes, start } = fakeStarter();
     const up = new GuestUplinks({ start });
     pools.push(up);
-    const sw = await Switch.create({ nic: new Nic({ primary: '02:00:00:00:00:01' }), clients: [{ name: 'a', address: '52:54:00:00:00:0a' }] });
+    const sw = await Switch.create({
+      nic: new Nic({ primary: '02:00:00:00:00:01' }),
+      clients: [{ name: 'a', address: '52:54:00:00:00:0a' }],
+    });
     try {
       sw.attachGuestUplinks(up);
       const [port, far] = memoryPortPair('a', 'a-far');
@@ -228,7 +263,12 @@ describe('GuestUplinks', () => {
       far.send(ethernet(GW_MAC, '52:54:00:00:00:0a', 0x0800));
       await until(() => fakes[0]?.got.length === 1, 5000, 'the frame at a’s uplink');
       const c = sw.counters();
-      expect(c.ports[0]).toMatchObject({ client: 'a', mac: '52:54:00:00:00:0a', address: up.guest('52:54:00:00:00:0a')!.address, uplinkState: 'up' });
+      expect(c.ports[0]).toMatchObject({
+        client: 'a',
+        mac: '52:54:00:00:00:0a',
+        address: up.guest('52:54:00:00:00:0a')!.address,
+        uplinkState: 'up',
+      });
       expect(c.guests).toEqual([expect.objectContaining({ mac: '52:54:00:00:00:0a', state: 'up', toUplink: 1 })]);
       far.close();
       await until(() => fakes[0]!.closed, 5000, 'a’s uplink stopped on release');

@@ -22,7 +22,8 @@ export type { GuestNetwork };
  */
 export function guestNetworkFields(s: Readonly<Record<string, unknown>>, source: string): GuestNetwork | undefined {
   const out: GuestNetwork = {};
-  const bad = (field: string, v: unknown, what: string): MacslotError => new MacslotError('CONFIG_INVALID', `${source}: switch.${field}: ${show(v)} is not ${what}`);
+  const bad = (field: string, v: unknown, what: string): MacslotError =>
+    new MacslotError('CONFIG_INVALID', `${source}: switch.${field}: ${show(v)} is not ${what}`);
   if (s.subnet !== undefined) {
     if (typeof s.subnet !== 'string' || !SUBNET.test(s.subnet)) throw bad('subnet', s.subnet, 'an IPv4 subnet A.B.C.D/LEN (LEN 8 to 30)');
     out.subnet = s.subnet;
@@ -35,7 +36,8 @@ export function guestNetworkFields(s: Readonly<Record<string, unknown>>, source:
   }
   if (s.range !== undefined) {
     const r = s.range;
-    if (!Array.isArray(r) || r.length !== 2 || !r.every((a) => typeof a === 'string' && IPV4.test(a))) throw bad('range', r, 'a pair of IPv4 addresses [first, last]');
+    if (!Array.isArray(r) || r.length !== 2 || !r.every((a) => typeof a === 'string' && IPV4.test(a)))
+      throw bad('range', r, 'a pair of IPv4 addresses [first, last]');
     out.range = [r[0] as string, r[1] as string];
   }
   if (s.maxUplinks !== undefined) {
@@ -51,6 +53,8 @@ export function checkGuestNetwork(n: GuestNetwork, source: string): void {
   try {
     resolveGuestNetwork(n);
   } catch (err) {
-    throw isMacslotError(err, 'INVALID_ARGUMENT') ? new MacslotError('CONFIG_INVALID', `${source}: switch: ${err.message.replace(/^INVALID_ARGUMENT: /, '')}`) : err;
+    throw isMacslotError(err, 'INVALID_ARGUMENT')
+      ? new MacslotError('CONFIG_INVALID', `${source}: switch: ${err.message.replace(/^INVALID_ARGUMENT: /, '')}`)
+      : err;
   }
 }

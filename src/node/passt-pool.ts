@@ -16,7 +16,20 @@ export interface PasstUplinksOptions extends GuestNetwork, Omit<SpawnPasstOption
 
 /** Returns passt's arguments for one guest: its address, the subnet's mask, the shared gateway, DNS and gateway MAC. */
 export function passtGuestArgs(r: GuestUplinkRequest, gatewayMac: string): string[] {
-  return ['--address', r.address, '--netmask', String(r.prefixLength), '--gateway', r.gateway, '--dns', r.dns, '--dns-forward', r.dns, '--mac-addr', gatewayMac];
+  return [
+    '--address',
+    r.address,
+    '--netmask',
+    String(r.prefixLength),
+    '--gateway',
+    r.gateway,
+    '--dns',
+    r.dns,
+    '--dns-forward',
+    r.dns,
+    '--mac-addr',
+    gatewayMac,
+  ];
 }
 
 /**
@@ -28,7 +41,11 @@ export function passtUplinks(options: PasstUplinksOptions = {}): GuestUplinks {
   const gatewayMac = options.gatewayMac ?? GATEWAY_MAC;
   const { subnet, gateway, dns, range, maxUplinks, gatewayMac: _g, restartDelayMs, ...spawn } = options;
   const start = async (r: GuestUplinkRequest): Promise<GuestUplinkHandle> => {
-    const peer = await spawnPasst({ ...spawn, name: `passt:${r.mac}`, extraArgs: [...passtGuestArgs(r, gatewayMac), ...(spawn.extraArgs ?? [])] });
+    const peer = await spawnPasst({
+      ...spawn,
+      name: `passt:${r.mac}`,
+      extraArgs: [...passtGuestArgs(r, gatewayMac), ...(spawn.extraArgs ?? [])],
+    });
     return { port: peer.port, pid: peer.pid, close: () => peer.close(), kill: () => peer.kill() };
   };
   return new GuestUplinks({

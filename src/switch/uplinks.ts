@@ -138,7 +138,8 @@ export function resolveGuestNetwork(n: GuestNetwork): ResolvedGuestNetwork {
   const subnet = n.subnet ?? '10.0.2.0/24';
   const m = typeof subnet === 'string' ? /^([^/]+)\/(\d{1,2})$/.exec(subnet) : null;
   const len = m ? Number(m[2]) : NaN;
-  if (!m || !(len >= 8 && len <= 30)) throw new MacslotError('INVALID_ARGUMENT', `subnet ${show(subnet)} is not A.B.C.D/LEN with LEN in 8..30`);
+  if (!m || !(len >= 8 && len <= 30))
+    throw new MacslotError('INVALID_ARGUMENT', `subnet ${show(subnet)} is not A.B.C.D/LEN with LEN in 8..30`);
   const mask = len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
   const base = parseIpv4(m[1], 'subnet');
   if ((base & ~mask) !== 0) throw new MacslotError('INVALID_ARGUMENT', `subnet ${show(subnet)} has host bits set`);
@@ -150,12 +151,14 @@ export function resolveGuestNetwork(n: GuestNetwork): ResolvedGuestNetwork {
   const gateway = inside(n.gateway === undefined ? base + 2 : parseIpv4(n.gateway, 'gateway'), 'gateway', n.gateway);
   const dns = inside(n.dns === undefined ? base + 3 : parseIpv4(n.dns, 'dns'), 'dns', n.dns);
   const range = n.range;
-  if (range !== undefined && (!Array.isArray(range) || range.length !== 2)) throw new MacslotError('INVALID_ARGUMENT', `range ${show(range)} is not [first, last]`);
+  if (range !== undefined && (!Array.isArray(range) || range.length !== 2))
+    throw new MacslotError('INVALID_ARGUMENT', `range ${show(range)} is not [first, last]`);
   const first = inside(range === undefined ? Math.min(base + 15, top - 1) : parseIpv4(range[0], 'range[0]'), 'range[0]', range?.[0]);
   const last = inside(range === undefined ? top - 1 : parseIpv4(range[1], 'range[1]'), 'range[1]', range?.[1]);
   if (last < first) throw new MacslotError('INVALID_ARGUMENT', `range ${show(range)} ends before it starts`);
   const maxUplinks = n.maxUplinks ?? 64;
-  if (!Number.isInteger(maxUplinks) || maxUplinks < 1 || maxUplinks > 4096) throw new MacslotError('INVALID_ARGUMENT', `maxUplinks must be an integer in 1..4096, got ${show(maxUplinks)}`);
+  if (!Number.isInteger(maxUplinks) || maxUplinks < 1 || maxUplinks > 4096)
+    throw new MacslotError('INVALID_ARGUMENT', `maxUplinks must be an integer in 1..4096, got ${show(maxUplinks)}`);
   const usable = last - first + 1 - [gateway, dns].filter((v) => v >= first && v <= last).length;
   if (usable < 1) throw new MacslotError('INVALID_ARGUMENT', `range ${show(range)} holds no address besides the gateway and DNS`);
   return { base, prefixLength: len, gateway, dns, first, last, maxUplinks };
@@ -209,7 +212,8 @@ export class GuestUplinks implements FramePort {
   /** Throws INVALID_ARGUMENT for a bad network. */
   constructor(options: GuestUplinksOptions) {
     this.network = resolveGuestNetwork(options);
-    if (typeof options.start !== 'function') throw new MacslotError('INVALID_ARGUMENT', `start must be a function, got ${show(options.start)}`);
+    if (typeof options.start !== 'function')
+      throw new MacslotError('INVALID_ARGUMENT', `start must be a function, got ${show(options.start)}`);
     this.#start = options.start;
     this.name = options.name ?? 'uplinks';
     this.#restartMs = options.restartDelayMs ?? 200;
@@ -339,13 +343,28 @@ export class GuestUplinks implements FramePort {
     if (this.#closed) throw new MacslotError('PORT_CLOSED', `the uplinks are closed; none for ${mac.toString()}`);
     let g = this.#guests.get(mac.key);
     if (g === undefined) {
-      g = { mac, address: this.#assign(mac), state: 'starting', handle: undefined, queue: [], restarts: 0, toUplink: 0, fromUplink: 0, drops: {}, error: null, timer: undefined };
+      g = {
+        mac,
+        address: this.#assign(mac),
+        state: 'starting',
+        handle: undefined,
+        queue: [],
+        restarts: 0,
+        toUplink: 0,
+        fromUplink: 0,
+        drops: {},
+        error: null,
+        timer: undefined,
+      };
       this.#guests.set(mac.key, g);
     }
-    const running = [...this.#guests.values()].filter((x) => x !== g && (x.state === 'starting' || x.state === 'up' || x.state === 'restarting')).length;
+    const running = [...this.#guests.values()].filter(
+      (x) => x !== g && (x.state === 'starting' || x.state === 'up' || x.state === 'restarting'),
+    ).length;
     if (running >= this.network.maxUplinks) {
       // Said once per refusal, not once per frame.
-      if (g.state !== 'refused') this.#log(`${escapeText(this.name)}: the cap of ${this.network.maxUplinks} uplinks is reached; ${mac.toString()} gets none`);
+      if (g.state !== 'refused')
+        this.#log(`${escapeText(this.name)}: the cap of ${this.network.maxUplinks} uplinks is reached; ${mac.toString()} gets none`);
       g.state = 'refused';
       g.error = `QUOTA_EXCEEDED: the cap of ${this.network.maxUplinks} running uplinks is reached; ${mac.toString()} gets none (raise maxUplinks)`;
       return g;
@@ -382,7 +401,13 @@ export class GuestUplinks implements FramePort {
 
   #launch(g: Guest): void {
     const n = this.network;
-    const request: GuestUplinkRequest = { mac: g.mac.toString(), address: ipv4Text(g.address), prefixLength: n.prefixLength, gateway: ipv4Text(n.gateway), dns: ipv4Text(n.dns) };
+    const request: GuestUplinkRequest = {
+      mac: g.mac.toString(),
+      address: ipv4Text(g.address),
+      prefixLength: n.prefixLength,
+      gateway: ipv4Text(n.gateway),
+      dns: ipv4Text(n.dns),
+    };
     let started: Promise<GuestUplinkHandle>;
     try {
       started = this.#start(request);
