@@ -175,7 +175,7 @@ describe('macslot switch stops on a signal', () => {
   it.for(PASSTS)('SIGTERM with two peers connected and $name: stopped within 2 s, counters printed, passt gone', { timeout: 60_000 }, async ({ bin, real }, ctx) => {
     if (real && !(await needTool('passt'))) return ctx.skip();
     const sock = join(dir, `stop-${real}.sock`);
-    const cli = startCli(['--listen', `unix:${sock}`, '--uplink', 'passt', '--json'], bin());
+    const cli = startCli(['--listen', `unix:${sock}`, '--uplink', 'passt-shared', '--json'], bin());
     await cli.waitErr(/passt started \(pid \d+\)/);
     await cli.waitErr(/listening on unix:/);
     const { pid, passtDir } = track(cli.err());
@@ -197,7 +197,7 @@ describe('macslot switch stops on a signal', () => {
 
   it('a second signal exits at once, ending passt and removing its directory', { timeout: 60_000 }, async () => {
     const sock = join(dir, 'twice.sock');
-    const cli = startCli(['--listen', `unix:${sock}`, '--uplink', 'passt'], fake('stubborn'));
+    const cli = startCli(['--listen', `unix:${sock}`, '--uplink', 'passt-shared'], fake('stubborn'));
     await cli.waitErr(/passt started \(pid \d+\)/);
     await cli.waitErr(/listening on unix:/);
     const { pid, passtDir } = track(cli.err());
@@ -217,7 +217,7 @@ describe('macslot switch stops on a signal', () => {
 
   it('a signal during start-up stops passt and removes its directory', { timeout: 60_000 }, async () => {
     const sock = join(dir, 'early.sock');
-    const cli = startCli(['--listen', `unix:${sock}`, '--uplink', 'passt'], fake('hangs'));
+    const cli = startCli(['--listen', `unix:${sock}`, '--uplink', 'passt-shared'], fake('hangs'));
     await cli.waitErr(/fake passt: pid \d+/);
     const { pid, passtDir } = track(cli.err());
     cli.child.kill('SIGTERM');
