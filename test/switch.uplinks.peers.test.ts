@@ -5,7 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { Nic, Switch } from 'macslot';
+import type { V86 } from 'v86';
+import { Nic, Switch, attachV86, bindClient } from 'macslot';
+import { DHCP, HAVE_GUEST, REQUIRED, bootIpxe, parseDhcp, waitFor } from './fixtures/v86.js';
 import { serveSwitch, type ServedSwitch } from 'macslot/node';
 import { needTool, until } from './support/frames.js';
 import { killTracked, spawnTracked } from './support/processes.js';
@@ -168,6 +170,58 @@ describe('one passt per guest, with real guests', () => {
     } finally {
       await killTracked('test');
       await s.close();
+    }
+    expect(leftovers()).toEqual({ pids: [], dirs: [] });
+  });
+});
+
+describe('a v86 guest and a QEMU guest behind one switch', () => {
+  const suite = HAVE_GUEST || REQUIRED ? it : it.skip;
+  suite('get distinct addresses from their own passts', { timeout: 400_000 }, async (ctx) => {
+    if (!(await needTool('qemu-system-x86_64')) || !(await needTool('passt'))) return ctx.skip();
+    const Q = '52:54:00:00:17:0c';
+    const logs: string[] = [];
+    const sock = join(dir, 'q.sock');
+    const nic = new Nic({ primary: '00:14:4f:00:00:00', factory: { base: '00:14:4f:00:00:01', count: 2 } });
+    const sw = await Switch.create({ nic, clients: [{ name: 'q', address: Q }], log: (l) => logs.push(l) });
+    const s = await serveSwitch(sw, {
+      listen: [{ kind: 'unix', path: sock, name: 'q' }],
+      uplink: { kind: 'passt' },
+      log: (l) => logs.push(l),
+    });
+    served.push(s);
+    let emulator: V86 | undefined;
+    try {
+      // The v86 guest's client is bound to the switch's data plane directly; its frames reach the uplinks like any port's.
+      const client = nic.openClient('v86');
+      client.addressReserve();
+      emulator = bootIpxe('ne2k');
+      // The addresses the v86 guest asks for in its DHCPREQUESTs: sent only after an offer of that address reached it.
+      const requested: string[] = [];
+      emulator.add_listener('net0-send', (f: Uint8Array) => {
+        const d = parseDhcp(f);
+        if (d?.type === DHCP.REQUEST && d.requested !== undefined) requested.push(d.requested);
+      });
+      const port = attachV86(emulator, client);
+      bindClient(sw.dataPlane, client, port);
+      const q = new Guest(Q, sock);
+      const lease = (await q.wait(LEASE, 150_000))[1]!;
+      const acked = await waitFor('a DHCPREQUEST from the v86 guest', 150_000, () => requested[0]);
+      expect(acked).not.toBe(lease);
+      expect(s.uplinks!.guest(port.guestMac!.toString())).toMatchObject({ address: acked, state: 'up' });
+      expect(s.uplinks!.guest(Q)).toMatchObject({ address: lease, state: 'up' });
+      port.close();
+    } finally {
+      await emulator?.destroy();
+      await killTracked('test');
+      await s.close();
+    }
+    for (const l of logs) {
+      const started = /passt started \(pid (\d+)\) in (\S+)/.exec(l);
+      if (started) {
+        passtPids.add(Number(started[1]));
+        passtDirs.add(started[2]!);
+      }
     }
     expect(leftovers()).toEqual({ pids: [], dirs: [] });
   });
