@@ -1,6 +1,7 @@
-// Per-guest passt uplinks with real guests: QEMU guests running iPXE, each given its own address by its own passt;
-// a passt killed and restarted, a guest released and back, and nothing left behind.
+// Per-guest passt uplinks with real guests: QEMU guests running iPXE and a v86 guest, each given its own address by its own passt;
+// a passt killed and restarted, a guest released and back, the gateway reached, and nothing left behind.
 import { readdirSync, mkdtempSync, rmSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
@@ -105,6 +106,24 @@ class Guest {
     const m = re.exec(this.out.slice(from).replace(/\x1b\[[0-9;?]*[A-Za-z]/g, ''));
     if (m === null) throw new Error(`${this.mac} exited before ${re}: ${this.out.slice(-400)}`);
     return m;
+  }
+
+  /** Breaks into the iPXE shell before it boots from the network (Ctrl-B at its prompt). */
+  async shell(): Promise<void> {
+    await this.wait(/Press Ctrl-B for the iPXE command line/, 150_000);
+    this.child.stdin!.write('\x02');
+    await this.wait(/iPXE> /, 60_000);
+  }
+  /** Types `command` (slowly, as a busy guest polls its serial port late) and Enter; resolves with the match of `done` after it. */
+  async type(command: string, done: RegExp, ms = 120_000): Promise<RegExpExecArray> {
+    await new Promise((r) => setTimeout(r, 500));
+    const from = this.out.length;
+    for (const ch of command) {
+      this.child.stdin!.write(ch);
+      await new Promise((r) => setTimeout(r, 30));
+    }
+    this.child.stdin!.write('\r');
+    return this.wait(done, ms, from);
   }
 }
 
@@ -222,6 +241,36 @@ describe('a v86 guest and a QEMU guest behind one switch', () => {
         passtPids.add(Number(started[1]));
         passtDirs.add(started[2]!);
       }
+    }
+    expect(leftovers()).toEqual({ pids: [], dirs: [] });
+  });
+});
+
+describe('a guest reaches the gateway through its own passt', () => {
+  it('iPXE fetches a file from the host at the gateway’s address', { timeout: 400_000 }, async (ctx) => {
+    if (!(await needTool('qemu-system-x86_64')) || !(await needTool('passt'))) return ctx.skip();
+    const A = '52:54:00:00:17:0d';
+    const hits: string[] = [];
+    // passt maps the gateway's address to the host's loopback, where this server listens.
+    const server = createServer((req, res) => {
+      hits.push(req.url ?? '');
+      res.end('ok\n');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as { port: number }).port;
+    const { served: s, sock } = await start(['a'], [{ name: 'a', address: A }]);
+    try {
+      const g = new Guest(A, sock('a'));
+      await g.shell();
+      await g.type('dhcp', /Configuring \(net0 [^)]*\)\.*\s*ok/);
+      const fetched = await g.type(`imgfetch http://10.0.2.2:${port}/from-guest`, /\.\.\. ok|\(https?:\/\/ipxe\.org\/[0-9a-f]/);
+      expect(fetched[0]).toBe('... ok');
+      expect(hits).toEqual(['/from-guest']);
+      expect(s.uplinks!.guest(A)).toMatchObject({ state: 'up' });
+    } finally {
+      server.close();
+      await killTracked('test');
+      await s.close();
     }
     expect(leftovers()).toEqual({ pids: [], dirs: [] });
   });
