@@ -83,6 +83,34 @@ describe('passt as the uplink (acceptance 1)', () => {
   }, 30_000);
 });
 
+describe('learn in the built switch', () => {
+  it('logs each MAC learnt or refused, and prints "mac": null for a port that has none yet', async () => {
+    const sock = join(dir, 'learn-sw.sock');
+    const config = join(dir, 'learn.json');
+    writeFileSync(config, JSON.stringify({ nic: { primary: '02:00:00:00:00:01' }, switch: { allocation: 'learn', neighbours: ['02:4e:00:00:00:01'] } }));
+    const cli = startCli(['--config', config, '--listen', `unix:${sock}`, '--json']);
+    try {
+      await cli.waitErr(/listening on unix:/);
+      const peer = await streamPeer(sock);
+      await cli.waitErr(/connected as port-1 \(MAC from its first frame\)/);
+      cli.child.kill('SIGUSR1');
+      await until(() => cli.out().includes('\n'), 10_000, 'counters on SIGUSR1');
+      expect((JSON.parse(cli.out().split('\n')[0]!) as SwitchCounters).ports[0]!.mac).toBeNull();
+      peer.send(tagged('ff:ff:ff:ff:ff:ff', '02:4e:00:00:00:01', 1));
+      await cli.waitErr(/refused to learn 02:4e:00:00:00:01 for client port-1: a neighbour/);
+      peer.send(tagged('ff:ff:ff:ff:ff:ff', '52:54:00:00:00:07', 2));
+      await cli.waitErr(/learnt 52:54:00:00:00:07 for client port-1/);
+      peer.socket.destroy();
+    } finally {
+      cli.child.kill('SIGTERM');
+    }
+    expect(await cli.exited).toBe(0);
+    const last = JSON.parse(cli.out().trim().split('\n').at(-1)!) as SwitchCounters;
+    // The port may have closed before the signal or not: its drops are in one place or the other.
+    expect([last.closed, ...last.ports].reduce((n, p) => n + (p.drops['mac-protected'] ?? 0), 0)).toBe(1);
+  }, 30_000);
+});
+
 describe('vde_plug (acceptance 5)', () => {
   it('two vde_plug processes exchange frames through the switch, filtered by destination', async (ctx) => {
     if (!(await needTool('vde_plug'))) return ctx.skip();
