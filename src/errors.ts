@@ -68,7 +68,7 @@ export function show(value: unknown): string {
   }
   if (typeof value === 'bigint') return cut(`${value}n`);
   try {
-    return cut(typeof value === 'object' && value !== null ? JSON.stringify(value) ?? String(value) : String(value));
+    return cut(typeof value === 'object' && value !== null ? (JSON.stringify(value) ?? String(value)) : String(value));
   } catch {
     return Object.prototype.toString.call(value);
   }

@@ -50,7 +50,12 @@ export { HASH_BITS, mtaIndex } from './filter/hash.js';
 export type { FilterState, GroupEntry, UnicastEntry } from './filter/state.js';
 export { RULES, classifyFrame, classifyKey, type Path, type Rule, type Verdict } from './filter/reference.js';
 export {
-  DataPlane, type ClientCounters, type DataPlaneCounters, type DataPlaneEvent, type DataPlaneHandle, type DataPlaneOptions,
+  DataPlane,
+  type ClientCounters,
+  type DataPlaneCounters,
+  type DataPlaneEvent,
+  type DataPlaneHandle,
+  type DataPlaneOptions,
 } from './dataplane/dataplane.js';
 export { RxRing } from './dataplane/ring.js';
 export { VERDICT_NO_REF, verdictDrops, verdictPath, verdictRef, verdictRule, verdictRuleId } from './dataplane/verdict.js';
@@ -116,7 +121,13 @@ export {
   type MacIdentity,
   type StoredRecord,
 } from './manager/store.js';
-export { BrowserStore, type BrowserBackend, type BrowserStoreOptions, type LockManagerLike, type StorageLike } from './manager/browser-store.js';
+export {
+  BrowserStore,
+  type BrowserBackend,
+  type BrowserStoreOptions,
+  type LockManagerLike,
+  type StorageLike,
+} from './manager/browser-store.js';
 export { deriveMac, deriveKey } from './manager/derive.js';
 export { sipHash24 } from './manager/siphash.js';
 
@@ -135,7 +146,16 @@ export {
 } from './adapters/v86.js';
 
 // ---- Frame ports, their middleware, and the switch ----
-export { DropCounter, Inlet, PortBase, QueueBudget, QueueShare, DEFAULT_QUEUE_BUDGET, type FramePort, type PortCloseReason } from './port/port.js';
+export {
+  DropCounter,
+  Inlet,
+  PortBase,
+  QueueBudget,
+  QueueShare,
+  DEFAULT_QUEUE_BUDGET,
+  type FramePort,
+  type PortCloseReason,
+} from './port/port.js';
 export { escapeText, isPrintable, ESCAPE_MAX } from './text.js';
 export { FrameDecoder, encodeFrame, QEMU_FRAMING, QEMU_MAX_FRAME, VDE_FRAMING, VDE_MAX_FRAME, type StreamFraming } from './port/framing.js';
 export { memoryPortPair } from './port/memory.js';
@@ -163,7 +183,15 @@ export {
   type PortCounters,
   type StormControl,
 } from './port/attach.js';
-export { Switch, DEFAULT_STORM_CONTROL, type SwitchClientSpec, type SwitchCounters, type SwitchOptions, type SwitchPort, type SwitchPortInfo } from './switch/switch.js';
+export {
+  Switch,
+  DEFAULT_STORM_CONTROL,
+  type SwitchClientSpec,
+  type SwitchCounters,
+  type SwitchOptions,
+  type SwitchPort,
+  type SwitchPortInfo,
+} from './switch/switch.js';
 export {
   GuestUplinks,
   resolveGuestNetwork,

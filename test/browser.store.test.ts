@@ -13,8 +13,21 @@ const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const present = existsSync(chromiumPath);
 // CI sets this so a missing browser fails the run instead of passing it silently as a skip.
 const required = process.env.MACSLOT_REQUIRE_BROWSER === '1' || process.env.CI === 'true';
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-const TYPES: Record<string, string> = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.map': 'application/json; charset=utf-8' };
+const ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+const TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.map': 'application/json; charset=utf-8',
+};
 
 interface Result {
   error?: string;
@@ -39,7 +52,8 @@ function serve(): Promise<Server> {
       return;
     }
     readFile(file).then(
-      (body) => res.writeHead(200, { 'Content-Type': TYPES[extname(file)] ?? 'application/octet-stream', 'Cache-Control': 'no-store' }).end(body),
+      (body) =>
+        res.writeHead(200, { 'Content-Type': TYPES[extname(file)] ?? 'application/octet-stream', 'Cache-Control': 'no-store' }).end(body),
       () => res.writeHead(404).end(`not found: ${path}`),
     );
   });
@@ -57,7 +71,10 @@ describe.skipIf(!present && !required)('browser store', () => {
   const problems: string[] = [];
 
   beforeAll(async () => {
-    if (!present) throw new Error(`a browser is required (CI=true or MACSLOT_REQUIRE_BROWSER=1) but there is no Chromium at ${chromiumPath} (set CHROMIUM_PATH, or apt-get install chromium)`);
+    if (!present)
+      throw new Error(
+        `a browser is required (CI=true or MACSLOT_REQUIRE_BROWSER=1) but there is no Chromium at ${chromiumPath} (set CHROMIUM_PATH, or apt-get install chromium)`,
+      );
     if (!existsSync(resolve(root, 'dist/index.js'))) throw new Error('dist/index.js is missing; run npm run build first');
     server = await serve();
     base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;

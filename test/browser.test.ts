@@ -14,7 +14,16 @@ const present = existsSync(chromiumPath);
 // CI sets this so a missing browser fails the run instead of passing it silently as a skip.
 const required = process.env.MACSLOT_REQUIRE_BROWSER === '1' || process.env.CI === 'true';
 // Without these flags Chromium keeps reaching for update, sync and QUIC endpoints the sandboxed network does not have.
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 const RESULT_TIMEOUT_MS = 45_000;
 
 const TYPES: Record<string, string> = {
@@ -52,7 +61,9 @@ function serve(): Promise<Server> {
       'Cache-Control': 'no-store',
     };
     const path = decodeURIComponent(new URL(req.url ?? '/', 'http://localhost').pathname);
-    const [base, rest] = path.startsWith('/dist/') ? [dist, path.slice('/dist/'.length)] : [pages, path === '/' ? 'index.html' : path.slice(1)];
+    const [base, rest] = path.startsWith('/dist/')
+      ? [dist, path.slice('/dist/'.length)]
+      : [pages, path === '/' ? 'index.html' : path.slice(1)];
     const file = resolve(base, rest);
     // A path that resolves outside its folder is refused, so the server never exposes the rest of the disk.
     if (!file.startsWith(base + sep)) {
@@ -80,7 +91,10 @@ function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
 
 describe('browser', () => {
   it.skipIf(!present && !required)('runs the data plane in a Web Worker over shared memory, matching the reference filter', async () => {
-    if (!present) throw new Error(`a browser is required (CI=true or MACSLOT_REQUIRE_BROWSER=1) but there is no Chromium at ${chromiumPath} (set CHROMIUM_PATH, or apt-get install chromium)`);
+    if (!present)
+      throw new Error(
+        `a browser is required (CI=true or MACSLOT_REQUIRE_BROWSER=1) but there is no Chromium at ${chromiumPath} (set CHROMIUM_PATH, or apt-get install chromium)`,
+      );
     if (!existsSync(resolve(root, 'dist/index.js'))) throw new Error('dist/index.js is missing; run npm run build first');
     const problems: string[] = [];
     const server = await serve();
@@ -91,7 +105,8 @@ describe('browser', () => {
       browser = await chromium.launch({ executablePath: chromiumPath, args: ARGS, timeout: 20_000 });
       const page = await browser.newPage();
       page.on('console', (m) => {
-        if (m.type() === 'error' || m.type() === 'warning') problems.push(`${m.worker() ? 'worker' : 'page'} console.${m.type()}: ${m.text()}`);
+        if (m.type() === 'error' || m.type() === 'warning')
+          problems.push(`${m.worker() ? 'worker' : 'page'} console.${m.type()}: ${m.text()}`);
       });
       page.on('worker', (w) =>
         w.on('console', (m) => {
@@ -130,7 +145,18 @@ describe('browser', () => {
     expect(r.mismatches, report).toBe(0);
     expect(r.mainMismatches, report).toBe(0);
     // The frames must have reached every rule the setup provokes, or a zero mismatch count proves little.
-    for (const rule of ['broadcast', 'multicast-exact', 'multicast-hash', 'unicast-exact', 'software', 'promiscuous', 'drop-unknown', 'drop-multicast', 'drop-runt', 'drop-oversize']) {
+    for (const rule of [
+      'broadcast',
+      'multicast-exact',
+      'multicast-hash',
+      'unicast-exact',
+      'software',
+      'promiscuous',
+      'drop-unknown',
+      'drop-multicast',
+      'drop-runt',
+      'drop-oversize',
+    ]) {
       expect(r.rules[rule] ?? 0, `${rule} never occurred\n${report}`).toBeGreaterThan(0);
     }
     expect(r.ring.expected, report).toBeGreaterThan(0);

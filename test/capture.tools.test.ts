@@ -32,9 +32,13 @@ async function ours(path: string): Promise<{ frames: string[]; error: unknown }>
   const frames: string[] = [];
   let error: unknown;
   try {
-    await readCaptureFile(path, (r) => {
-      frames.push(`${r.seconds}.${String(r.nanoseconds).padStart(9, '0')} ` + Buffer.from(r.data).toString('hex'));
-    }, { chunkBytes: 4096 });
+    await readCaptureFile(
+      path,
+      (r) => {
+        frames.push(`${r.seconds}.${String(r.nanoseconds).padStart(9, '0')} ` + Buffer.from(r.data).toString('hex'));
+      },
+      { chunkBytes: 4096 },
+    );
   } catch (e) {
     error = e;
   }
@@ -43,7 +47,10 @@ async function ours(path: string): Promise<{ frames: string[]; error: unknown }>
 
 function samples(): string[] {
   if (!haveSamples) throw new Error(`python3-dpkt's sample captures are required here (${SAMPLES})`);
-  return readdirSync(SAMPLES).filter((f) => f.endsWith('.pcap')).sort().map((f) => join(SAMPLES, f));
+  return readdirSync(SAMPLES)
+    .filter((f) => f.endsWith('.pcap'))
+    .sort()
+    .map((f) => join(SAMPLES, f));
 }
 
 suite('cross-checks with tcpdump and the dpkt samples', () => {
@@ -61,17 +68,22 @@ suite('cross-checks with tcpdump and the dpkt samples', () => {
     }
   });
 
-  it.each(['pcap', 'pcap-ns', 'pcapng'] as CaptureFormat[])('tcpdump reads every %s file macslot writes, with the same frames and bytes', async (format) => {
-    for (const file of samples().filter((f) => !f.endsWith('truncated_dns_2.pcap'))) {
-      const out = join(tmp, `${format}-${file.split('/').pop()}`);
-      const cf = new CaptureFile(out, { format });
-      await readCaptureFile(file, (r) => cf.writer.write(r.buffer, r.dataOffset, r.capturedLength, r.seconds, r.nanoseconds, r.originalLength));
-      cf.commit();
-      const t = tcpdump(out);
-      expect(t.status, t.stderr).toBe(0);
-      expect(t.frames).toEqual(tcpdump(file).frames);
-    }
-  });
+  it.each(['pcap', 'pcap-ns', 'pcapng'] as CaptureFormat[])(
+    'tcpdump reads every %s file macslot writes, with the same frames and bytes',
+    async (format) => {
+      for (const file of samples().filter((f) => !f.endsWith('truncated_dns_2.pcap'))) {
+        const out = join(tmp, `${format}-${file.split('/').pop()}`);
+        const cf = new CaptureFile(out, { format });
+        await readCaptureFile(file, (r) =>
+          cf.writer.write(r.buffer, r.dataOffset, r.capturedLength, r.seconds, r.nanoseconds, r.originalLength),
+        );
+        cf.commit();
+        const t = tcpdump(out);
+        expect(t.status, t.stderr).toBe(0);
+        expect(t.frames).toEqual(tcpdump(file).frames);
+      }
+    },
+  );
 
   it('tcpdump honours the original length of frames macslot cut at snaplen', () => {
     const out = join(tmp, 'snap.pcap');

@@ -72,12 +72,23 @@ describe('inspect', () => {
     golden('inspect.txt', t.out);
     const j = cli('inspect', '--config', join(FIX, 'nic.json'), '--json');
     golden('inspect.json', j.out);
-    expect(JSON.parse(j.out).slots[3]).toEqual({ slot: 3, mac: '00:14:4f:00:00:03', reserved: true, active: true, owner: 'tap', kind: 'factory', placement: 'unicast' });
+    expect(JSON.parse(j.out).slots[3]).toEqual({
+      slot: 3,
+      mac: '00:14:4f:00:00:03',
+      reserved: true,
+      active: true,
+      owner: 'tap',
+      kind: 'factory',
+      placement: 'unicast',
+    });
   });
 
   it('names the file, the JSON path and the bad value of a broken configuration', () => {
     const bad = join(tmp, 'bad.json');
-    writeFileSync(bad, JSON.stringify({ nic: { primary: '00:14:4f:00:00:00' }, clients: [{ name: 'a' }, { name: 'b', multicast: ['33:33:zz:00:00:01'] }] }));
+    writeFileSync(
+      bad,
+      JSON.stringify({ nic: { primary: '00:14:4f:00:00:00' }, clients: [{ name: 'a' }, { name: 'b', multicast: ['33:33:zz:00:00:01'] }] }),
+    );
     const r = cli('inspect', '--config', bad);
     expect(r.status).toBe(1);
     expect(r.err).toBe('macslot inspect: CONFIG_INVALID: <tmp>/bad.json: clients[1].multicast[0]: "33:33:zz:00:00:01" is not a MAC\n');
@@ -126,7 +137,11 @@ real('on a real capture (python3-dpkt nb6-http.pcap)', () => {
     const tcpdump = ['/usr/sbin/tcpdump', '/usr/bin/tcpdump'].find((p) => existsSync(p));
     if (tcpdump === undefined) throw new Error('tcpdump is required for this check (apt-get install tcpdump)');
     const dump = (...a: string[]): string => spawnSync(tcpdump, ['-nn', '-tt', '--nano', '-xx', '-r', ...a], { encoding: 'utf8' }).stdout;
-    for (const [name, mac] of [['box', '00:17:33:61:00:00'], ['pc', 'e0:a1:d7:18:c2:73'], ['router', '80:fb:06:f0:45:d7']] as const) {
+    for (const [name, mac] of [
+      ['box', '00:17:33:61:00:00'],
+      ['pc', 'e0:a1:d7:18:c2:73'],
+      ['router', '80:fb:06:f0:45:d7'],
+    ] as const) {
       const expected = dump(NB6, `ether dst ${mac}`);
       expect(expected.length).toBeGreaterThan(0);
       expect(dump(join(out, `${name}.pcap`)), name).toBe(expected);
@@ -139,17 +154,55 @@ real('on a real capture (python3-dpkt nb6-http.pcap)', () => {
 
 describe('gen and filter on a generated capture', () => {
   it('gen is reproducible from its seed', () => {
-    const a = cli('gen', join(tmp, 'a.pcap'), '--config', join(FIX, 'nic.json'), '--frames', '300', '--seed', '5', '--mix', 'unicast=60,broadcast=10,multicast=10,unknown=10,flood=5,runt=5');
+    const a = cli(
+      'gen',
+      join(tmp, 'a.pcap'),
+      '--config',
+      join(FIX, 'nic.json'),
+      '--frames',
+      '300',
+      '--seed',
+      '5',
+      '--mix',
+      'unicast=60,broadcast=10,multicast=10,unknown=10,flood=5,runt=5',
+    );
     expect(a.status, a.err).toBe(0);
     golden('gen.txt', a.out);
-    cli('gen', join(tmp, 'b.pcap'), '--config', join(FIX, 'nic.json'), '--frames', '300', '--seed', '5', '--mix', 'unicast=60,broadcast=10,multicast=10,unknown=10,flood=5,runt=5');
+    cli(
+      'gen',
+      join(tmp, 'b.pcap'),
+      '--config',
+      join(FIX, 'nic.json'),
+      '--frames',
+      '300',
+      '--seed',
+      '5',
+      '--mix',
+      'unicast=60,broadcast=10,multicast=10,unknown=10,flood=5,runt=5',
+    );
     expect(readFileSync(join(tmp, 'a.pcap'))).toEqual(readFileSync(join(tmp, 'b.pcap')));
-    golden('gen.sha256', createHash('sha256').update(readFileSync(join(tmp, 'a.pcap'))).digest('hex') + '\n');
+    golden(
+      'gen.sha256',
+      createHash('sha256')
+        .update(readFileSync(join(tmp, 'a.pcap')))
+        .digest('hex') + '\n',
+    );
   });
 
   it('filter splits it per client as pcapng', async () => {
     const src = join(tmp, 'g.pcap');
-    cli('gen', src, '--config', join(FIX, 'nic.json'), '--frames', '300', '--seed', '5', '--mix', 'unicast=60,broadcast=10,multicast=10,unknown=10,flood=5,runt=5');
+    cli(
+      'gen',
+      src,
+      '--config',
+      join(FIX, 'nic.json'),
+      '--frames',
+      '300',
+      '--seed',
+      '5',
+      '--mix',
+      'unicast=60,broadcast=10,multicast=10,unknown=10,flood=5,runt=5',
+    );
     const out = join(tmp, 'gen-out');
     const r = cli('filter', src, '--config', join(FIX, 'nic.json'), '--out', out, '--format', 'pcapng', '--dropped');
     expect(r.status, r.err).toBe(0);
@@ -169,7 +222,9 @@ describe('gen and filter on a generated capture', () => {
     mkdirSync(out);
     const r = cli('filter', src, '--config', join(FIX, 'nic.json'), '--out', out);
     expect(r.status).toBe(1);
-    expect(r.err).toBe('macslot filter: CAPTURE_INVALID: "<tmp>/evil.pcap" at byte offset 24: record length 2147483647 is above the 262144-byte limit\n');
+    expect(r.err).toBe(
+      'macslot filter: CAPTURE_INVALID: "<tmp>/evil.pcap" at byte offset 24: record length 2147483647 is above the 262144-byte limit\n',
+    );
     expect(readdirSync(out)).toEqual([]);
   });
 });
@@ -205,7 +260,9 @@ describe('tcpdump and tshark habits', () => {
     expect(gen.status, gen.err).toBe(0);
     expect(gen.out.equals(readFileSync(file))).toBe(true);
     expect(gen.err).toContain('-: 300 frames of 64 bytes');
-    const piped = sh(`macslot gen - --config ${NIC} --frames 300 --seed 5 --mix ${MIX} | macslot filter - --config ${NIC} --out ${join(tmp, 'stdio-pipe')} --dropped --json`);
+    const piped = sh(
+      `macslot gen - --config ${NIC} --frames 300 --seed 5 --mix ${MIX} | macslot filter - --config ${NIC} --out ${join(tmp, 'stdio-pipe')} --dropped --json`,
+    );
     expect(piped.status, piped.err).toBe(0);
     expect(cli('filter', file, '--config', NIC, '--out', join(tmp, 'stdio-file'), '--dropped').status).toBe(0);
     expect(await outputs(join(tmp, 'stdio-pipe'))).toBe(await outputs(join(tmp, 'stdio-file')));
@@ -218,7 +275,11 @@ describe('tcpdump and tshark habits', () => {
   it('a reader that closes the pipe early ends the command quietly', () => {
     const file = join(tmp, 'epipe.pcap');
     expect(cli('gen', file, '--config', NIC, '--frames', '20000').status).toBe(0);
-    for (const args of [`explain ${file} --config ${NIC}`, `explain ${file} --config ${NIC} --json`, `gen - --config ${NIC} --frames 200000`]) {
+    for (const args of [
+      `explain ${file} --config ${NIC}`,
+      `explain ${file} --config ${NIC} --json`,
+      `gen - --config ${NIC} --frames 200000`,
+    ]) {
       const r = sh(`macslot ${args} | head -c 100 >/dev/null; echo "status $?"`);
       expect(r.err, args).toBe('');
       expect(r.out.toString(), args).toBe('status 0\n');
@@ -252,7 +313,12 @@ describe('tcpdump and tshark habits', () => {
     expect(JSON.parse(counted.out).input.frames).toBe(100);
     expect(cli('filter', head, '--config', NIC, '--out', join(tmp, 'count-head')).status).toBe(0);
     expect(await outputs(join(tmp, 'count-c'))).toBe(await outputs(join(tmp, 'count-head')));
-    expect(cli('explain', full, '--config', NIC, '--count', '3', '--json').out.trim().split('\n').map((l) => JSON.parse(l).index)).toEqual([0, 1, 2]);
+    expect(
+      cli('explain', full, '--config', NIC, '--count', '3', '--json')
+        .out.trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).index),
+    ).toEqual([0, 1, 2]);
     expect(cli('explain', full, '--config', NIC, '-c', '5').out.trim().split('\n')).toHaveLength(5 + 2);
     const stdin = sh(`macslot explain - --config ${NIC} -c 2 --json`, readFileSync(full));
     expect(stdin.out.toString().trim().split('\n')).toHaveLength(2);
@@ -286,12 +352,25 @@ describe('tcpdump and tshark habits', () => {
 
   it.each(['a file', 'standard output'])('switch --tap records every port as pcapng, one interface per port, to %s', async (where) => {
     const config = join(tmp, 'tap.json');
-    writeFileSync(config, JSON.stringify({ nic: { primary: '02:00:00:00:00:01' }, clients: [{ name: 'a', address: '02:00:00:00:00:0a' }, { name: 'b', address: '02:00:00:00:00:0b' }] }));
+    writeFileSync(
+      config,
+      JSON.stringify({
+        nic: { primary: '02:00:00:00:00:01' },
+        clients: [
+          { name: 'a', address: '02:00:00:00:00:0a' },
+          { name: 'b', address: '02:00:00:00:00:0b' },
+        ],
+      }),
+    );
     const toStdout = where === 'standard output';
     const sock = join(tmp, `tap-${toStdout ? 'stdout' : 'file'}.sock`);
     const pcap = join(tmp, 'switch.pcapng');
     // Tracked: if the switch ignored SIGTERM, the test's timeout would kill it rather than leave it running.
-    const child = spawnTracked(process.execPath, [CLI, 'switch', '--config', config, '--listen', `unix:${sock}`, '--tap', toStdout ? '-' : pcap, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawnTracked(
+      process.execPath,
+      [CLI, 'switch', '--config', config, '--listen', `unix:${sock}`, '--tap', toStdout ? '-' : pcap, '--json'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let err = '';
     const out: Buffer[] = [];
     child.stderr!.on('data', (b: Buffer) => (err += b.toString()));
@@ -336,7 +415,8 @@ describe('tcpdump and tshark habits', () => {
     for (const shell of ['zsh', 'fish']) {
       const script = cli('completion', shell);
       expect(script.status).toBe(0);
-      for (const word of ['filter', 'explain', 'switch', 'completion', 'count', 'tap']) expect(script.out, `${shell} ${word}`).toContain(word);
+      for (const word of ['filter', 'explain', 'switch', 'completion', 'count', 'tap'])
+        expect(script.out, `${shell} ${word}`).toContain(word);
       const check = spawnSync(shell, ['-n'], { input: script.out, encoding: 'utf8' });
       if (check.error === undefined) expect(check.status, check.stderr).toBe(0);
     }

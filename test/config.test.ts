@@ -8,7 +8,13 @@ import { CONFIG_PATTERNS, DataPlane, LIMITS, Mac, MacslotError, Nic, buildFromCo
 import { switchConfig } from '../src/cli/switch.js';
 
 const EXAMPLE = {
-  nic: { primary: '00:14:4f:00:00:00', factory: { base: '00:14:4f:00:00:01', count: 8 }, unicastEntries: 16, multicastEntries: 32, overflow: 'promiscuous' },
+  nic: {
+    primary: '00:14:4f:00:00:00',
+    factory: { base: '00:14:4f:00:00:01', count: 8 },
+    unicastEntries: 16,
+    multicastEntries: 32,
+    overflow: 'promiscuous',
+  },
   clients: [
     { name: 'vm-a', address: 'factory' },
     { name: 'vm-b', address: '02:08:20:00:00:0b', multicast: ['33:33:00:00:00:01'], broadcast: false },
@@ -25,27 +31,66 @@ describe('configuration', () => {
     expect(nic.addressGet(3).owner).toBe('tap');
     expect(clients[1]!.broadcast).toBe(false);
     expect(clients[2]!.promiscuous).toBe(true);
-    expect(nic.slots().find((s) => s.owner === 'vm-b')!.mac.toString()).toBe('02:08:20:00:00:0b');
+    expect(
+      nic
+        .slots()
+        .find((s) => s.owner === 'vm-b')!
+        .mac.toString(),
+    ).toBe('02:08:20:00:00:0b');
   });
 
   it('gives the same random MACs for the same seed', () => {
-    const cfg = { ...EXAMPLE, seed: 9, clients: [{ name: 'r', address: 'random:02:08:20/24' }, { name: 's', address: 'random' }] };
-    const macs = (): string[] => buildFromConfig(parseConfig(cfg)).nic.slots().map((s) => s.mac.toString());
+    const cfg = {
+      ...EXAMPLE,
+      seed: 9,
+      clients: [
+        { name: 'r', address: 'random:02:08:20/24' },
+        { name: 's', address: 'random' },
+      ],
+    };
+    const macs = (): string[] =>
+      buildFromConfig(parseConfig(cfg))
+        .nic.slots()
+        .map((s) => s.mac.toString());
     expect(macs()).toEqual(macs());
     expect(macs().some((m) => m.startsWith('02:08:20:'))).toBe(true);
   });
 
   it.each([
-    { name: 'a bad multicast MAC', cfg: withClient({ name: 'x', multicast: ['33:33:zz:00:00:01'] }), msg: 'clients[3].multicast[0]: "33:33:zz:00:00:01" is not a MAC' },
-    { name: 'a unicast MAC given as a group', cfg: withClient({ name: 'x', multicast: ['02:00:00:00:00:01'] }), msg: 'clients[3].multicast[0]: "02:00:00:00:00:01" is not a multicast group' },
-    { name: 'an unknown client field', cfg: withClient({ name: 'x', promisc: true }), msg: 'clients[3].promisc: true is not a known field' },
+    {
+      name: 'a bad multicast MAC',
+      cfg: withClient({ name: 'x', multicast: ['33:33:zz:00:00:01'] }),
+      msg: 'clients[3].multicast[0]: "33:33:zz:00:00:01" is not a MAC',
+    },
+    {
+      name: 'a unicast MAC given as a group',
+      cfg: withClient({ name: 'x', multicast: ['02:00:00:00:00:01'] }),
+      msg: 'clients[3].multicast[0]: "02:00:00:00:00:01" is not a multicast group',
+    },
+    {
+      name: 'an unknown client field',
+      cfg: withClient({ name: 'x', promisc: true }),
+      msg: 'clients[3].promisc: true is not a known field',
+    },
     { name: 'an unknown top-level field', cfg: { ...EXAMPLE, nics: [] }, msg: '(root).nics: [] is not a known field' },
     { name: 'an unknown nic field', cfg: { ...EXAMPLE, nic: { ...EXAMPLE.nic, entries: 4 } }, msg: 'nic.entries: 4 is not a known field' },
     { name: 'a wrong type', cfg: withClient({ name: 'x', broadcast: 'no' }), msg: 'clients[3].broadcast: "no" is not true or false' },
-    { name: 'a wrong count type', cfg: { ...EXAMPLE, nic: { ...EXAMPLE.nic, unicastEntries: '16' } }, msg: 'nic.unicastEntries: "16" is not an integer' },
-    { name: 'a bad overflow policy', cfg: { ...EXAMPLE, nic: { ...EXAMPLE.nic, overflow: 'drop' } }, msg: 'nic.overflow: "drop" is not "promiscuous" or "reject"' },
+    {
+      name: 'a wrong count type',
+      cfg: { ...EXAMPLE, nic: { ...EXAMPLE.nic, unicastEntries: '16' } },
+      msg: 'nic.unicastEntries: "16" is not an integer',
+    },
+    {
+      name: 'a bad overflow policy',
+      cfg: { ...EXAMPLE, nic: { ...EXAMPLE.nic, overflow: 'drop' } },
+      msg: 'nic.overflow: "drop" is not "promiscuous" or "reject"',
+    },
     { name: 'a duplicate name', cfg: withClient({ name: 'vm-a' }), msg: 'clients[3].name: "vm-a" is already the name of clients[0]' },
-    { name: "the primary client's name", cfg: withClient({ name: 'primary' }), msg: `clients[3].name: "primary" is the primary client's name` },
+    {
+      name: "the primary client's name",
+      cfg: withClient({ name: 'primary' }),
+      msg: `clients[3].name: "primary" is the primary client's name`,
+    },
     { name: 'a bad address', cfg: withClient({ name: 'x', address: 'factory-2' }), msg: 'clients[3].address: "factory-2" is not a MAC' },
     { name: 'clients not an array', cfg: { ...EXAMPLE, clients: {} }, msg: 'clients: {} is not an array' },
   ])('rejects $name with its JSON path and value', ({ cfg, msg }) => {
@@ -53,26 +98,51 @@ describe('configuration', () => {
   });
 
   it.each([
-    { name: 'a MAC another client holds', client: { name: 'x', address: '02:08:20:00:00:0b' }, msg: 'clients[3].address: "02:08:20:00:00:0b" is in use' },
-    { name: 'the primary MAC', client: { name: 'x', address: '00:14:4f:00:00:00' }, msg: 'clients[3].address: "00:14:4f:00:00:00" is in use' },
-    { name: 'a factory slot another client reserved', client: { name: 'x', address: 'factory:3' }, msg: 'clients[3].address: "factory:3" is in use' },
-    { name: 'a factory slot that does not exist', client: { name: 'x', address: 'factory:99' }, msg: 'clients[3].address: "factory:99" is refused' },
+    {
+      name: 'a MAC another client holds',
+      client: { name: 'x', address: '02:08:20:00:00:0b' },
+      msg: 'clients[3].address: "02:08:20:00:00:0b" is in use',
+    },
+    {
+      name: 'the primary MAC',
+      client: { name: 'x', address: '00:14:4f:00:00:00' },
+      msg: 'clients[3].address: "00:14:4f:00:00:00" is in use',
+    },
+    {
+      name: 'a factory slot another client reserved',
+      client: { name: 'x', address: 'factory:3' },
+      msg: 'clients[3].address: "factory:3" is in use',
+    },
+    {
+      name: 'a factory slot that does not exist',
+      client: { name: 'x', address: 'factory:99' },
+      msg: 'clients[3].address: "factory:99" is refused',
+    },
   ])('rejects $name while setting up, with its JSON path', ({ client, msg }) => {
-    expect(() => buildFromConfig(parseConfig(withClient(client)))).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringContaining(msg) }));
+    expect(() => buildFromConfig(parseConfig(withClient(client)))).toThrow(
+      expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringContaining(msg) }),
+    );
   });
 
   it('ships a JSON Schema whose fields are exactly those the validator accepts', () => {
     const schema = JSON.parse(readFileSync(new URL('../schema/config.schema.json', import.meta.url), 'utf8'));
     const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
     expect(pkg.files).toContain('schema');
-    const fields = { top: Object.keys(schema.properties), nic: Object.keys(schema.properties.nic.properties), client: Object.keys(schema.properties.clients.items.properties) };
+    const fields = {
+      top: Object.keys(schema.properties),
+      nic: Object.keys(schema.properties.nic.properties),
+      client: Object.keys(schema.properties.clients.items.properties),
+    };
     const all = { $schema: 'x', seed: 1, nic: Object.fromEntries(fields.nic.map((k) => [k, undefined])), clients: [] };
     // Every schema field is known to the validator (undefined values are skipped, unknown keys would throw).
     expect(() => parseConfig({ ...all, nic: { ...all.nic, primary: '00:14:4f:00:00:00' } })).not.toThrow();
-    expect(() => parseConfig({ ...EXAMPLE, clients: [Object.fromEntries(fields.client.map((k) => [k, k === 'name' ? 'n' : undefined]))] })).not.toThrow();
+    expect(() =>
+      parseConfig({ ...EXAMPLE, clients: [Object.fromEntries(fields.client.map((k) => [k, k === 'name' ? 'n' : undefined]))] }),
+    ).not.toThrow();
     expect(fields.top.sort()).toEqual(['$schema', 'clients', 'nic', 'seed', 'switch']);
     // And the validator knows no field the schema lacks.
-    for (const k of ['unknownField']) expect(() => parseConfig({ ...EXAMPLE, nic: { ...EXAMPLE.nic, [k]: 1 } })).toThrow(/not a known field/);
+    for (const k of ['unknownField'])
+      expect(() => parseConfig({ ...EXAMPLE, nic: { ...EXAMPLE.nic, [k]: 1 } })).toThrow(/not a known field/);
     expect(schema.properties.nic.additionalProperties).toBe(false);
     expect(schema.properties.clients.items.additionalProperties).toBe(false);
   });
@@ -104,7 +174,8 @@ function sameVerdict(what: string, config: unknown): boolean {
   return bySchema;
 }
 
-const readmeJson = (): string[] => [...readFileSync(new URL('../README.md', import.meta.url), 'utf8').matchAll(/```json\n([\s\S]*?)```/g)].map((m) => m[1]!);
+const readmeJson = (): string[] =>
+  [...readFileSync(new URL('../README.md', import.meta.url), 'utf8').matchAll(/```json\n([\s\S]*?)```/g)].map((m) => m[1]!);
 const FIXTURES = new URL('./fixtures/cli/', import.meta.url);
 
 // Generated files: MACs from pools that never collide (duplicate MACs and names are checks the schema cannot express).
@@ -140,25 +211,45 @@ const clientArb = fc.record(
   { requiredKeys: ['name'] },
 );
 // Mostly valid dotted addresses, sometimes with a leading zero or an octet over 255, which both validators must refuse.
-const ipv4Arb = fc.tuple(...[0, 1, 2, 3].map(() => fc.oneof({ arbitrary: fc.integer({ min: 0, max: 255 }).map(String), weight: 40 }, { arbitrary: fc.constantFrom('256', '010'), weight: 1 }))).map((o) => o.join('.'));
-const switchArb = fc.record({
-  allocation: fc.constantFrom('auto', 'random', 'factory', 'learn', 'none'),
-  leaseTtlMs: fc.integer({ min: 0, max: 2 ** 31 - 1 }),
-  antiSpoof: fc.boolean(),
-  neighbours: fc.uniqueArray(unicastMac, { maxLength: 3 }),
-  secrets: fc.dictionary(fc.string({ minLength: 1, maxLength: 12 }), fc.string({ minLength: 8, maxLength: 24 }), { maxKeys: 2 }),
-  stormControl: fc.oneof(fc.constant(false), fc.record({ rate: fc.integer({ min: 1, max: 100_000 }), burst: fc.integer({ min: 1, max: 100_000 }) }, { requiredKeys: ['rate'] })),
-  queueBudgetBytes: fc.integer({ min: 1, max: 2 ** 40 }),
-  maxClientsPerListener: fc.integer({ min: 1, max: 2 ** 31 - 1 }),
-  idleMs: fc.integer({ min: 0, max: 2 ** 31 - 1 }),
-  frameTimeoutMs: fc.integer({ min: 0, max: 2 ** 31 - 1 }),
-  handshakeTimeoutMs: fc.integer({ min: 1, max: 2 ** 31 - 1 }),
-  subnet: fc.tuple(ipv4Arb, fc.oneof({ arbitrary: fc.integer({ min: 8, max: 30 }), weight: 20 }, { arbitrary: fc.constantFrom(7, 31), weight: 1 })).map(([a, n]) => `${a}/${n}`),
-  gateway: ipv4Arb,
-  dns: ipv4Arb,
-  range: fc.tuple(ipv4Arb, ipv4Arb),
-  maxUplinks: fc.oneof({ arbitrary: fc.integer({ min: 1, max: 4096 }), weight: 20 }, { arbitrary: fc.constantFrom(0, 4097), weight: 1 }),
-}, { requiredKeys: [] });
+const ipv4Arb = fc
+  .tuple(
+    ...[0, 1, 2, 3].map(() =>
+      fc.oneof(
+        { arbitrary: fc.integer({ min: 0, max: 255 }).map(String), weight: 40 },
+        { arbitrary: fc.constantFrom('256', '010'), weight: 1 },
+      ),
+    ),
+  )
+  .map((o) => o.join('.'));
+const switchArb = fc.record(
+  {
+    allocation: fc.constantFrom('auto', 'random', 'factory', 'learn', 'none'),
+    leaseTtlMs: fc.integer({ min: 0, max: 2 ** 31 - 1 }),
+    antiSpoof: fc.boolean(),
+    neighbours: fc.uniqueArray(unicastMac, { maxLength: 3 }),
+    secrets: fc.dictionary(fc.string({ minLength: 1, maxLength: 12 }), fc.string({ minLength: 8, maxLength: 24 }), { maxKeys: 2 }),
+    stormControl: fc.oneof(
+      fc.constant(false),
+      fc.record({ rate: fc.integer({ min: 1, max: 100_000 }), burst: fc.integer({ min: 1, max: 100_000 }) }, { requiredKeys: ['rate'] }),
+    ),
+    queueBudgetBytes: fc.integer({ min: 1, max: 2 ** 40 }),
+    maxClientsPerListener: fc.integer({ min: 1, max: 2 ** 31 - 1 }),
+    idleMs: fc.integer({ min: 0, max: 2 ** 31 - 1 }),
+    frameTimeoutMs: fc.integer({ min: 0, max: 2 ** 31 - 1 }),
+    handshakeTimeoutMs: fc.integer({ min: 1, max: 2 ** 31 - 1 }),
+    subnet: fc
+      .tuple(
+        ipv4Arb,
+        fc.oneof({ arbitrary: fc.integer({ min: 8, max: 30 }), weight: 20 }, { arbitrary: fc.constantFrom(7, 31), weight: 1 }),
+      )
+      .map(([a, n]) => `${a}/${n}`),
+    gateway: ipv4Arb,
+    dns: ipv4Arb,
+    range: fc.tuple(ipv4Arb, ipv4Arb),
+    maxUplinks: fc.oneof({ arbitrary: fc.integer({ min: 1, max: 4096 }), weight: 20 }, { arbitrary: fc.constantFrom(0, 4097), weight: 1 }),
+  },
+  { requiredKeys: [] },
+);
 const configArb = fc.record(
   {
     $schema: fc.constant('https://example.invalid/config.schema.json'),
@@ -171,9 +262,35 @@ const configArb = fc.record(
 );
 // Values that break a field in one way or another (or happen to fit it: then both must accept).
 const BAD = [
-  null, -1, 1.5, 'x', '', [], {}, true, 0, LIMITS.factory + 1, LIMITS.clients + 1, LIMITS.frameLength + 1, LIMITS.entries + 1, 2 ** 31, 2 ** 32,
-  '01:00:5e:00:00:01', '00:00:00:00:00:00', '00-00-00-00-00-00', 'ff:ff:ff:ff:ff:ff', ' 00:14:4f:00:00:09', '0:14:4f:0:0:9', '00:14-4f:00:00:09',
-  '00:14:4f:00:00:09:aa:bb', '00:14:4f:00:00:09', 'y'.repeat(LIMITS.clientName + 1), 'factory:x', 'random:', 'auto', 'learn',
+  null,
+  -1,
+  1.5,
+  'x',
+  '',
+  [],
+  {},
+  true,
+  0,
+  LIMITS.factory + 1,
+  LIMITS.clients + 1,
+  LIMITS.frameLength + 1,
+  LIMITS.entries + 1,
+  2 ** 31,
+  2 ** 32,
+  '01:00:5e:00:00:01',
+  '00:00:00:00:00:00',
+  '00-00-00-00-00-00',
+  'ff:ff:ff:ff:ff:ff',
+  ' 00:14:4f:00:00:09',
+  '0:14:4f:0:0:9',
+  '00:14-4f:00:00:09',
+  '00:14:4f:00:00:09:aa:bb',
+  '00:14:4f:00:00:09',
+  'y'.repeat(LIMITS.clientName + 1),
+  'factory:x',
+  'random:',
+  'auto',
+  'learn',
 ];
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
@@ -210,7 +327,12 @@ describe('the JSON Schema and the validators give the same verdict', () => {
     const files = readdirSync(FIXTURES).filter((f) => f.endsWith('.json'));
     expect(files).toContain('nic.json');
     const verdicts = files.map((f) => [f, sameVerdict(f, JSON.parse(readFileSync(new URL(f, FIXTURES), 'utf8')))]);
-    expect(verdicts.filter(([, ok]) => ok).map(([f]) => f).sort()).toEqual(['nb6.json', 'nic.json']);
+    expect(
+      verdicts
+        .filter(([, ok]) => ok)
+        .map(([f]) => f)
+        .sort(),
+    ).toEqual(['nb6.json', 'nic.json']);
   });
 
   it('on generated valid configurations', () => {
@@ -251,16 +373,74 @@ describe('limits agree with what the NIC and the data plane accept', () => {
   const nic = { primary: '00:14:4f:00:00:00' };
   const groups = (n: number): string[] => Array.from({ length: n }, (_, i) => Mac.fromNumber(0x3333_0000_0000 + i).toString());
   const LIMIT_CASES = [
-    { name: 'a factory block past the NIC limit', cfg: { nic: { ...nic, factory: { base: '00:14:4f:00:10:00', count: LIMITS.factory + 1 } } }, path: 'nic.factory.count: 4097', inSchema: true },
-    { name: 'a factory list past the NIC limit', cfg: { nic: { ...nic, factory: Array.from({ length: LIMITS.factory + 1 }, (_, i) => Mac.fromNumber(0x0014_4f10_0000 + i).toString()) } }, path: 'nic.factory:', inSchema: true },
-    { name: 'a factory block running into multicast MACs', cfg: { nic: { ...nic, factory: { base: 'fe:ff:ff:ff:ff:ff', count: 2 } } }, path: 'nic.factory.count: 2', inSchema: false },
-    { name: 'a factory block holding the primary', cfg: { nic: { ...nic, factory: { base: '00:14:4f:00:00:00', count: 1 } } }, path: 'nic.factory: "00:14:4f:00:00:00 + 0" is the same MAC as nic.primary', inSchema: false },
-    { name: 'a factory list naming one MAC twice', cfg: { nic: { ...nic, factory: ['00:14:4f:00:00:01', '00-14-4F-00-00-01'] } }, path: 'nic.factory[1]: "00-14-4F-00-00-01" is the same MAC as nic.factory[0]', inSchema: false },
-    { name: 'more clients than the data plane numbers', cfg: { nic: { ...nic, maxClients: LIMITS.clients + 1 } }, path: 'nic.maxClients: 65536', inSchema: true },
-    { name: 'more distinct groups than the data plane holds', cfg: { nic, clients: [{ name: 'a', multicast: groups(200) }, { name: 'b', multicast: groups(LIMITS.groups + 1) }] }, path: 'clients[1].multicast[256]: "33:33:00:00:01:00" is distinct group number 257', inSchema: false },
-    { name: 'a client name longer than the NIC takes', cfg: { nic, clients: [{ name: 'n'.repeat(LIMITS.clientName + 1) }] }, path: 'clients[0].name:', inSchema: true },
-    { name: 'a primary client name longer than the NIC takes', cfg: { nic: { ...nic, primaryClient: 'n'.repeat(LIMITS.clientName + 1) } }, path: 'nic.primaryClient:', inSchema: true },
-    { name: 'an all-zero primary', cfg: { nic: { primary: '00-00-00-00-00-00' } }, path: 'nic.primary: "00-00-00-00-00-00" is the all-zero MAC', inSchema: true },
+    {
+      name: 'a factory block past the NIC limit',
+      cfg: { nic: { ...nic, factory: { base: '00:14:4f:00:10:00', count: LIMITS.factory + 1 } } },
+      path: 'nic.factory.count: 4097',
+      inSchema: true,
+    },
+    {
+      name: 'a factory list past the NIC limit',
+      cfg: {
+        nic: { ...nic, factory: Array.from({ length: LIMITS.factory + 1 }, (_, i) => Mac.fromNumber(0x0014_4f10_0000 + i).toString()) },
+      },
+      path: 'nic.factory:',
+      inSchema: true,
+    },
+    {
+      name: 'a factory block running into multicast MACs',
+      cfg: { nic: { ...nic, factory: { base: 'fe:ff:ff:ff:ff:ff', count: 2 } } },
+      path: 'nic.factory.count: 2',
+      inSchema: false,
+    },
+    {
+      name: 'a factory block holding the primary',
+      cfg: { nic: { ...nic, factory: { base: '00:14:4f:00:00:00', count: 1 } } },
+      path: 'nic.factory: "00:14:4f:00:00:00 + 0" is the same MAC as nic.primary',
+      inSchema: false,
+    },
+    {
+      name: 'a factory list naming one MAC twice',
+      cfg: { nic: { ...nic, factory: ['00:14:4f:00:00:01', '00-14-4F-00-00-01'] } },
+      path: 'nic.factory[1]: "00-14-4F-00-00-01" is the same MAC as nic.factory[0]',
+      inSchema: false,
+    },
+    {
+      name: 'more clients than the data plane numbers',
+      cfg: { nic: { ...nic, maxClients: LIMITS.clients + 1 } },
+      path: 'nic.maxClients: 65536',
+      inSchema: true,
+    },
+    {
+      name: 'more distinct groups than the data plane holds',
+      cfg: {
+        nic,
+        clients: [
+          { name: 'a', multicast: groups(200) },
+          { name: 'b', multicast: groups(LIMITS.groups + 1) },
+        ],
+      },
+      path: 'clients[1].multicast[256]: "33:33:00:00:01:00" is distinct group number 257',
+      inSchema: false,
+    },
+    {
+      name: 'a client name longer than the NIC takes',
+      cfg: { nic, clients: [{ name: 'n'.repeat(LIMITS.clientName + 1) }] },
+      path: 'clients[0].name:',
+      inSchema: true,
+    },
+    {
+      name: 'a primary client name longer than the NIC takes',
+      cfg: { nic: { ...nic, primaryClient: 'n'.repeat(LIMITS.clientName + 1) } },
+      path: 'nic.primaryClient:',
+      inSchema: true,
+    },
+    {
+      name: 'an all-zero primary',
+      cfg: { nic: { primary: '00-00-00-00-00-00' } },
+      path: 'nic.primary: "00-00-00-00-00-00" is the all-zero MAC',
+      inSchema: true,
+    },
   ];
   it.each(LIMIT_CASES)('refuses $name with CONFIG_INVALID and the JSON path', ({ cfg, path, inSchema }) => {
     expect(() => parseConfig(cfg)).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringContaining(path) }));
@@ -309,7 +489,11 @@ describe('limits agree with what the NIC and the data plane accept', () => {
       name: LIMITS.clientName,
       groups: LIMITS.groups,
     });
-    expect([schema.$defs.mac.pattern, schema.$defs.unicast.pattern, schema.$defs.group.pattern]).toEqual([CONFIG_PATTERNS.mac, CONFIG_PATTERNS.unicast, CONFIG_PATTERNS.group]);
+    expect([schema.$defs.mac.pattern, schema.$defs.unicast.pattern, schema.$defs.group.pattern]).toEqual([
+      CONFIG_PATTERNS.mac,
+      CONFIG_PATTERNS.unicast,
+      CONFIG_PATTERNS.group,
+    ]);
     // And the NIC refuses one past each of its limits.
     const refuses = (config: object): boolean => {
       try {
@@ -333,23 +517,44 @@ describe('limits agree with what the NIC and the data plane accept', () => {
 describe('duplicate keys', () => {
   const DUPLICATES = [
     { name: 'at the top level', text: '{"nic":{"primary":"00:14:4f:00:00:00"},"seed":1,"seed":2}', path: 'seed: is given twice' },
-    { name: 'in the nic object', text: '{"nic":{"primary":"00:14:4f:00:00:00","primary":"00:14:4f:00:00:01"}}', path: 'nic.primary: is given twice' },
-    { name: 'in the second client', text: '{"nic":{"primary":"00:14:4f:00:00:00"},"clients":[{"name":"a"},{"name":"b","broadcast":true,"broadcast":false}]}', path: 'clients[1].broadcast: is given twice' },
-    { name: 'a key that needs quoting', text: '{"nic":{"primary":"00:14:4f:00:00:00"},"a b":1,"a b":2}', path: '(root)["a b"]: is given twice' },
-    { name: 'a key written with an escape', text: '{"nic":{"primary":"00:14:4f:00:00:00"},"seed":1,"s\\u0065ed":2}', path: 'seed: is given twice' },
+    {
+      name: 'in the nic object',
+      text: '{"nic":{"primary":"00:14:4f:00:00:00","primary":"00:14:4f:00:00:01"}}',
+      path: 'nic.primary: is given twice',
+    },
+    {
+      name: 'in the second client',
+      text: '{"nic":{"primary":"00:14:4f:00:00:00"},"clients":[{"name":"a"},{"name":"b","broadcast":true,"broadcast":false}]}',
+      path: 'clients[1].broadcast: is given twice',
+    },
+    {
+      name: 'a key that needs quoting',
+      text: '{"nic":{"primary":"00:14:4f:00:00:00"},"a b":1,"a b":2}',
+      path: '(root)["a b"]: is given twice',
+    },
+    {
+      name: 'a key written with an escape',
+      text: '{"nic":{"primary":"00:14:4f:00:00:00"},"seed":1,"s\\u0065ed":2}',
+      path: 'seed: is given twice',
+    },
   ];
   it.each(DUPLICATES)('refuses a key given twice $name, naming its path', ({ text, path }) => {
     expect(() => loadConfig(text)).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringContaining(path) }));
-    expect(() => switchConfig(text, 'switch.json')).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringContaining(path) }));
+    expect(() => switchConfig(text, 'switch.json')).toThrow(
+      expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringContaining(path) }),
+    );
   });
 
   it('refuses a key given twice in the switch object', () => {
     const text = '{"nic":{"primary":"00:14:4f:00:00:00"},"switch":{"allocation":"auto","allocation":"none"}}';
-    expect(() => switchConfig(text, 'switch.json')).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringContaining('switch.allocation: is given twice') }));
+    expect(() => switchConfig(text, 'switch.json')).toThrow(
+      expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringContaining('switch.allocation: is given twice') }),
+    );
   });
 
   it('is not fooled by quotes, braces and commas inside strings, or by the same key in sibling objects', () => {
-    const text = '{"nic":{"primary":"00:14:4f:00:00:00","primaryClient":"a\\",\\"primaryClient\\":{["},"clients":[{"name":"x","broadcast":true},{"name":"y","broadcast":true}]}';
+    const text =
+      '{"nic":{"primary":"00:14:4f:00:00:00","primaryClient":"a\\",\\"primaryClient\\":{["},"clients":[{"name":"x","broadcast":true},{"name":"y","broadcast":true}]}';
     expect(loadConfig(text).nic.primaryClient).toBe('a","primaryClient":{[');
   });
 });
@@ -362,9 +567,18 @@ describe('error messages cap the values they echo', () => {
     { name: 'a huge MAC', run: () => parseConfig({ nic: { primary: HUGE } }) },
     { name: 'a huge name through the API', run: () => new Nic({ primary: '00:14:4f:00:00:00' }).openClient(HUGE) },
     { name: 'a huge MAC through the API', run: () => Mac.parse(`00:${HUGE}`) },
-    { name: 'a huge name in a switch file', run: () => switchConfig(JSON.stringify({ nic: { primary: '00:14:4f:00:00:00' }, clients: [{ name: HUGE }] }), 'switch.json') },
-    { name: 'a huge key in the switch object', run: () => switchConfig(JSON.stringify({ nic: { primary: '00:14:4f:00:00:00' }, switch: { [HUGE]: HUGE } }), 'switch.json') },
-    { name: 'a huge array', run: () => parseConfig({ nic: { primary: '00:14:4f:00:00:00' }, clients: { a: new Array(100_000).fill(HUGE.slice(0, 100)) } }) },
+    {
+      name: 'a huge name in a switch file',
+      run: () => switchConfig(JSON.stringify({ nic: { primary: '00:14:4f:00:00:00' }, clients: [{ name: HUGE }] }), 'switch.json'),
+    },
+    {
+      name: 'a huge key in the switch object',
+      run: () => switchConfig(JSON.stringify({ nic: { primary: '00:14:4f:00:00:00' }, switch: { [HUGE]: HUGE } }), 'switch.json'),
+    },
+    {
+      name: 'a huge array',
+      run: () => parseConfig({ nic: { primary: '00:14:4f:00:00:00' }, clients: { a: new Array(100_000).fill(HUGE.slice(0, 100)) } }),
+    },
   ];
   it.each(CAPPED)('$name gives a message of a few hundred characters', ({ run }) => {
     let message = '';
@@ -380,7 +594,13 @@ describe('error messages cap the values they echo', () => {
   });
 
   it('a huge name that fails while setting up is capped too', () => {
-    const cfg = parseConfig({ nic: { primary: '00:14:4f:00:00:00' }, clients: [{ name: 'a', address: '02:00:00:00:00:01' }, { name: 'b', address: '02:00:00:00:00:01' }] });
+    const cfg = parseConfig({
+      nic: { primary: '00:14:4f:00:00:00' },
+      clients: [
+        { name: 'a', address: '02:00:00:00:00:01' },
+        { name: 'b', address: '02:00:00:00:00:01' },
+      ],
+    });
     const err = (() => {
       try {
         buildFromConfig({ ...cfg, clients: [...cfg.clients, { name: HUGE }] });

@@ -4,8 +4,18 @@ import { Buffer } from 'node:buffer';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
-  DataPlane, Mac, MacslotError, Nic, RULES, classifyFrame, classifyKey,
-  type Build, type FilterState, type NicClient, type Rule, type Verdict,
+  DataPlane,
+  Mac,
+  MacslotError,
+  Nic,
+  RULES,
+  classifyFrame,
+  classifyKey,
+  type Build,
+  type FilterState,
+  type NicClient,
+  type Rule,
+  type Verdict,
 } from 'macslot';
 import { compileDebugDataPlane } from 'macslot/debug';
 
@@ -16,15 +26,30 @@ const EUI64_ADDED = ['02:00:00:ff:fe:00:00:01', '02:00:00:ff:fe:00:00:02'];
 // 01:00:5e:00:00:01 and 33:33:00:00:00:01 (and 33:33:ff:00:00:01) share their last two bytes, so one MTA bit under every
 // filter type; the EUI-64 groups include one whose 64-bit key equals a MAC-48 group's (01:00:5e:00:00:01 followed by 00:00).
 const GROUPS = [
-  '01:00:5e:00:00:01', '33:33:00:00:00:01', '33:33:ff:00:00:01', '01:00:5e:00:00:fb', '33:33:00:00:00:fb', LINK_LOCAL,
-  '01:00:5e:7f:ff:fa', '33:33:00:01:00:02', '03:00:00:00:00:00:00:01', '01:00:5e:00:00:01:00:00',
+  '01:00:5e:00:00:01',
+  '33:33:00:00:00:01',
+  '33:33:ff:00:00:01',
+  '01:00:5e:00:00:fb',
+  '33:33:00:00:00:fb',
+  LINK_LOCAL,
+  '01:00:5e:7f:ff:fa',
+  '33:33:00:01:00:02',
+  '03:00:00:00:00:00:00:01',
+  '01:00:5e:00:00:01:00:00',
 ];
 
 // Locally administered, cloned universal, another slot's factory MAC, the primary, EUI-64 (one aliasing a MAC-48 key),
 // and two that can never be active: the control plane's refusals are part of the state space.
 const ADDRESSES = [
-  '02:08:20:00:00:01', '02:08:20:00:00:02', '00:1b:21:00:00:07', '00:14:4f:00:00:02', PRIMARY, ...EUI64_ADDED,
-  '02:08:20:00:00:01:00:00', '00:00:00:00:00:00', '33:33:00:00:00:01',
+  '02:08:20:00:00:01',
+  '02:08:20:00:00:02',
+  '00:1b:21:00:00:07',
+  '00:14:4f:00:00:02',
+  PRIMARY,
+  ...EUI64_ADDED,
+  '02:08:20:00:00:01:00:00',
+  '00:00:00:00:00:00',
+  '33:33:00:00:00:01',
 ];
 
 const CLIENTS: { name: string; options: { allowPromiscuous?: boolean; broadcast?: boolean } }[] = [
@@ -110,11 +135,21 @@ function apply(w: World, [kind, who, arg]: Op): void {
   const slot = own.length > 0 && arg % 5 !== 0 ? own[arg % own.length]! : arg % (w.factory + 4);
   try {
     switch (kind) {
-      case 0: c.addressReserve(); break;
-      case 1: c.addressReserve({ slot: 1 + (arg % (w.factory + 1)) }); break;
-      case 2: c.addressAdd(ADDRESSES[arg % ADDRESSES.length]!); break;
-      case 3: c.addressAdd(); break;
-      case 4: c.addressModify(slot, arg % 3 === 0 ? ADDRESSES[(arg >> 2) % ADDRESSES.length]! : Mac.fromNumber(0x0200_0000_1000 + (arg % 16))); break;
+      case 0:
+        c.addressReserve();
+        break;
+      case 1:
+        c.addressReserve({ slot: 1 + (arg % (w.factory + 1)) });
+        break;
+      case 2:
+        c.addressAdd(ADDRESSES[arg % ADDRESSES.length]!);
+        break;
+      case 3:
+        c.addressAdd();
+        break;
+      case 4:
+        c.addressModify(slot, arg % 3 === 0 ? ADDRESSES[(arg >> 2) % ADDRESSES.length]! : Mac.fromNumber(0x0200_0000_1000 + (arg % 16)));
+        break;
       case 5: {
         // Usually the right release call for the slot's kind; now and then the wrong one.
         const factorySlot = slot >= 1 && slot <= w.factory;
@@ -122,11 +157,21 @@ function apply(w: World, [kind, who, arg]: Op): void {
         else c.addressRemove(slot);
         break;
       }
-      case 6: c.multicastJoin(GROUPS[arg % GROUPS.length]!); break;
-      case 7: c.multicastLeave(GROUPS[arg % GROUPS.length]!); break;
-      case 8: c.setBroadcast(arg % 2 === 0); break;
-      case 9: c.setPromiscuous(arg % 3 !== 0); break;
-      case 10: c.close(); break;
+      case 6:
+        c.multicastJoin(GROUPS[arg % GROUPS.length]!);
+        break;
+      case 7:
+        c.multicastLeave(GROUPS[arg % GROUPS.length]!);
+        break;
+      case 8:
+        c.setBroadcast(arg % 2 === 0);
+        break;
+      case 9:
+        c.setPromiscuous(arg % 3 !== 0);
+        break;
+      case 10:
+        c.close();
+        break;
       case 11: {
         // Reopening reuses the lowest free id, so an id's counters and ring pass to another client.
         const spec = CLIENTS[i - 1];
@@ -147,13 +192,18 @@ interface DrawContext {
   unjoined: Uint8Array[];
   hashWindow: number;
 }
-const pick = <T>(random: () => number, xs: readonly T[]): T | undefined => (xs.length === 0 ? undefined : xs[Math.floor(random() * xs.length)]);
+const pick = <T>(random: () => number, xs: readonly T[]): T | undefined =>
+  xs.length === 0 ? undefined : xs[Math.floor(random() * xs.length)];
 const bytes6 = (mac: string | Mac): Uint8Array => (typeof mac === 'string' ? Mac.parse(mac) : mac).toBytes().subarray(0, 6);
 const randomBytes = (random: () => number): Uint8Array => Uint8Array.from({ length: 6 }, () => Math.floor(random() * 256));
 
 const DESTINATIONS: { name: string; weight: number; draw: (c: DrawContext) => Uint8Array | undefined }[] = [
   { name: 'zero', weight: 3, draw: () => new Uint8Array(6) },
-  { name: 'slot MAC (primary, factory, added; an EUI-64 slot by its first six bytes)', weight: 28, draw: (c) => pick(c.random, c.slotMacs) },
+  {
+    name: 'slot MAC (primary, factory, added; an EUI-64 slot by its first six bytes)',
+    weight: 28,
+    draw: (c) => pick(c.random, c.slotMacs),
+  },
   {
     name: 'one bit off a slot MAC',
     weight: 14,
@@ -253,7 +303,14 @@ interface Tally {
  * Runs one NIC life: commands, a data plane created part-way, more commands with traffic after each segment. Every frame is
  * classified by classifyBurst, then by rxBurst on the same descriptors, and by the reference on the same pool bytes.
  */
-async function compare(build: Build | 'debug', cfg: Config, script: { before: Op[]; segments: Op[][] }, seed: number, frameCount: number, tally: Tally): Promise<void> {
+async function compare(
+  build: Build | 'debug',
+  cfg: Config,
+  script: { before: Op[]; segments: Op[][] },
+  seed: number,
+  frameCount: number,
+  tally: Tally,
+): Promise<void> {
   const world = makeWorld(cfg, seed);
   for (const op of script.before) apply(world, op);
   const { nic } = world;
@@ -331,8 +388,12 @@ async function compare(build: Build | 'debug', cfg: Config, script: { before: Op
           const word = dp.verdicts[i]!;
           const got = decode(word);
           if (word !== viaClassify[i] || !sameVerdict(got, ref)) {
-            expect({ dst: hex(frame), length: frame.length, rxBurst: got, classifyBurst: decode(viaClassify[i]!) })
-              .toEqual({ dst: hex(frame), length: frame.length, rxBurst: ref, classifyBurst: ref });
+            expect({ dst: hex(frame), length: frame.length, rxBurst: got, classifyBurst: decode(viaClassify[i]!) }).toEqual({
+              dst: hex(frame),
+              length: frame.length,
+              rxBurst: ref,
+              classifyBurst: ref,
+            });
           }
           // classifyBurst and rxBurst each count every frame.
           expectRules.set(ref.rule, (expectRules.get(ref.rule) ?? 0) + 2);
@@ -357,8 +418,13 @@ async function compare(build: Build | 'debug', cfg: Config, script: { before: Op
             const i = want[k++];
             const frame = i === undefined ? undefined : dp.pool.subarray(offsets[i]!, offsets[i]! + lengths[i]!);
             if (i === undefined || frame === undefined || verdict !== dp.verdicts[i] || Buffer.compare(got, frame) !== 0) {
-              expect({ client: id, record: k - 1, length: got.length, dst: hex(got), verdict })
-                .toEqual({ client: id, record: k - 1, length: frame?.length, dst: frame && hex(frame), verdict: i === undefined ? undefined : dp.verdicts[i] });
+              expect({ client: id, record: k - 1, length: got.length, dst: hex(got), verdict }).toEqual({
+                client: id,
+                record: k - 1,
+                length: frame?.length,
+                dst: frame && hex(frame),
+                verdict: i === undefined ? undefined : dp.verdicts[i],
+              });
             }
           });
           if (k !== want.length) expect({ client: id, delivered: k }).toEqual({ client: id, delivered: want.length });
@@ -396,7 +462,8 @@ describe('Wasm data plane against the reference filter', () => {
     );
     expect(tally.frames).toBeGreaterThanOrEqual(1_000_000);
     // The generator must reach every verdict a well-formed descriptor can get, and every destination class.
-    for (const rule of RULES.filter((r) => r !== 'drop-bad-descriptor')) expect([rule, (tally.rules.get(rule) ?? 0) > 0]).toEqual([rule, true]);
+    for (const rule of RULES.filter((r) => r !== 'drop-bad-descriptor'))
+      expect([rule, (tally.rules.get(rule) ?? 0) > 0]).toEqual([rule, true]);
     for (const d of DESTINATIONS) expect([d.name, (tally.destinations.get(d.name) ?? 0) > 0]).toEqual([d.name, true]);
   }, 120_000);
 
@@ -436,7 +503,14 @@ function keysFor(nic: Nic, random: () => number): Mac[] {
   const keys: Mac[] = [...slots, ...groups];
   for (const m of [...slots, ...groups]) keys.push(alias(m), flip(m, Math.floor(random() * 64)), flip(m, 0));
   keys.push(
-    ...['ff:ff:ff:ff:ff:ff', 'ff:ff:ff:ff:ff:ff:ff:ff', 'ff:ff:ff:ff:ff:ff:00:00', 'ff:ff:ff:ff:ff:ff:ff:fe', '00:00:00:00:00:00', '00:00:00:00:00:00:00:00'].map((m) => Mac.parse(m)),
+    ...[
+      'ff:ff:ff:ff:ff:ff',
+      'ff:ff:ff:ff:ff:ff:ff:ff',
+      'ff:ff:ff:ff:ff:ff:00:00',
+      'ff:ff:ff:ff:ff:ff:ff:fe',
+      '00:00:00:00:00:00',
+      '00:00:00:00:00:00:00:00',
+    ].map((m) => Mac.parse(m)),
   );
   for (const g of groups) {
     // Same last two bytes as a group, so the same MTA bit, under either kind.
@@ -445,7 +519,8 @@ function keysFor(nic: Nic, random: () => number): Mac[] {
     b[0] = b[0]! | 1;
     keys.push(Mac.fromBytes(b));
   }
-  for (let i = 0; i < 16; i++) keys.push(Mac.fromBytes(Uint8Array.from({ length: random() < 0.5 ? 6 : 8 }, () => Math.floor(random() * 256))));
+  for (let i = 0; i < 16; i++)
+    keys.push(Mac.fromBytes(Uint8Array.from({ length: random() < 0.5 ? 6 : 8 }, () => Math.floor(random() * 256))));
   return keys;
 }
 
@@ -454,7 +529,12 @@ type Who = 'primary' | 'a' | 'b';
 const KEY_CASES: { name: string; key: string; rule: Rule; deliver: Who[] }[] = [
   { name: 'EUI-64 address added with addressAdd', key: EUI64_ADDED[0]!, rule: 'unicast-exact', deliver: ['a'] },
   { name: 'EUI-64 address one bit off', key: '02:00:00:ff:fe:00:00:03', rule: 'drop-unknown', deliver: [] },
-  { name: 'MAC-48 whose table key equals an added EUI-64 (02:08:20:00:00:01:00:00)', key: '02:08:20:00:00:01', rule: 'drop-unknown', deliver: [] },
+  {
+    name: 'MAC-48 whose table key equals an added EUI-64 (02:08:20:00:00:01:00:00)',
+    key: '02:08:20:00:00:01',
+    rule: 'drop-unknown',
+    deliver: [],
+  },
   { name: 'EUI-64 added over a MAC-48 key', key: '02:08:20:00:00:01:00:00', rule: 'unicast-exact', deliver: ['b'] },
   { name: 'MAC-48 added', key: '02:08:20:00:00:02', rule: 'unicast-exact', deliver: ['b'] },
   { name: 'EUI-64 whose table key equals an added MAC-48', key: '02:08:20:00:00:02:00:00', rule: 'drop-unknown', deliver: [] },

@@ -16,7 +16,8 @@ const frameTo = (dst: string | Mac, length = 60): Uint8Array => {
   return f;
 };
 
-const groupMac = (i: number): string => `01:00:5e:${((i >> 16) & 0x7f).toString(16).padStart(2, '0')}:${((i >> 8) & 0xff).toString(16).padStart(2, '0')}:${(i & 0xff).toString(16).padStart(2, '0')}`;
+const groupMac = (i: number): string =>
+  `01:00:5e:${((i >> 16) & 0x7f).toString(16).padStart(2, '0')}:${((i >> 8) & 0xff).toString(16).padStart(2, '0')}:${(i & 0xff).toString(16).padStart(2, '0')}`;
 
 /** Every destination the NIC knows (unicast MACs and groups), plus broadcast, an unknown unicast and an unknown group. */
 function destinations(nic: Nic, extra: string[] = []): string[] {
@@ -30,13 +31,17 @@ function expectReference(nic: Nic, lanes: DataPlane[], extra: string[] = []): vo
   const state = nic.filterState();
   for (const dst of destinations(nic, extra)) {
     const want = classifyFrame(state, frameTo(dst));
-    for (const dp of lanes) expect({ dst, lane: dp.lane, verdict: dp.classify(frameTo(dst)) }).toEqual({ dst, lane: dp.lane, verdict: want });
+    for (const dp of lanes)
+      expect({ dst, lane: dp.lane, verdict: dp.classify(frameTo(dst)) }).toEqual({ dst, lane: dp.lane, verdict: want });
   }
 }
 
 /** The raw exports over the data plane's memory, to look at a lane's reader state the way the writer does. */
 function rawOf(dp: DataPlane): { attach(): number; laneState(lane: number): number } {
-  const raw = new WebAssembly.Instance(dp.module, { env: { memory: dp.memory } }).exports as unknown as { attach(): number; laneState(lane: number): number };
+  const raw = new WebAssembly.Instance(dp.module, { env: { memory: dp.memory } }).exports as unknown as {
+    attach(): number;
+    laneState(lane: number): number;
+  };
   expect(raw.attach()).toBe(1);
   return raw;
 }
@@ -51,7 +56,9 @@ afterEach(async () => {
 async function killInsideBurst(dp: DataPlane, deliver: boolean): Promise<number> {
   const raw = rawOf(dp);
   for (let attempt = 0; attempt < 50; attempt++) {
-    const w = new Worker(new URL('./fixtures/burst-worker.mjs', import.meta.url), { workerData: { handle: dp.handle(), frame: frameTo(UNKNOWN), deliver } });
+    const w = new Worker(new URL('./fixtures/burst-worker.mjs', import.meta.url), {
+      workerData: { handle: dp.handle(), frame: frameTo(UNKNOWN), deliver },
+    });
     workers.add(w);
     const [msg] = (await once(w, 'message')) as [{ lane: number; deliver: boolean }];
     expect(msg.deliver).toBe(deliver);
@@ -75,40 +82,43 @@ const GROUP_LIMITS: { name: string; maxGroups: number | undefined; capacity: num
 ];
 
 describe('a group beyond the data plane capacity', () => {
-  it.each(GROUP_LIMITS)('$name: the next distinct group is refused before the NIC changes; verdicts stay exact', async ({ maxGroups, capacity }) => {
-    const nic = new Nic({ primary: PRIMARY, multicastEntries: 4, maxClients: 8 });
-    const dp = await DataPlane.create(nic, { lanes: 2, seed: 7, ...(maxGroups === undefined ? {} : { maxGroups }) });
-    const worker = await DataPlane.attach(dp.handle());
-    const a = nic.openClient('a');
-    const b = nic.openClient('b');
-    a.addressAdd('02:00:00:00:00:0a');
-    for (let i = 0; i < capacity; i++) (i % 2 === 0 ? a : b).multicastJoin(groupMac(i));
-    // Joining a group the data plane already holds is no new group: always allowed.
-    b.multicastJoin(groupMac(0));
+  it.each(GROUP_LIMITS)(
+    '$name: the next distinct group is refused before the NIC changes; verdicts stay exact',
+    async ({ maxGroups, capacity }) => {
+      const nic = new Nic({ primary: PRIMARY, multicastEntries: 4, maxClients: 8 });
+      const dp = await DataPlane.create(nic, { lanes: 2, seed: 7, ...(maxGroups === undefined ? {} : { maxGroups }) });
+      const worker = await DataPlane.attach(dp.handle());
+      const a = nic.openClient('a');
+      const b = nic.openClient('b');
+      a.addressAdd('02:00:00:00:00:0a');
+      for (let i = 0; i < capacity; i++) (i % 2 === 0 ? a : b).multicastJoin(groupMac(i));
+      // Joining a group the data plane already holds is no new group: always allowed.
+      b.multicastJoin(groupMac(0));
 
-    const before = { generation: nic.generation, a: a.groups(), b: b.groups(), groups: nic.filterState().groups.size };
-    const extra = groupMac(capacity);
-    let refused: unknown;
-    try {
+      const before = { generation: nic.generation, a: a.groups(), b: b.groups(), groups: nic.filterState().groups.size };
+      const extra = groupMac(capacity);
+      let refused: unknown;
+      try {
+        b.multicastJoin(extra);
+      } catch (err) {
+        refused = err;
+      }
+      expect(refused).toBeInstanceOf(MacslotError);
+      expect(refused).toMatchObject({ code: 'NO_FREE_SLOT' });
+      expect({ generation: nic.generation, a: a.groups(), b: b.groups(), groups: nic.filterState().groups.size }).toEqual(before);
+      expect(before.groups).toBe(capacity);
+      expectReference(nic, [dp, worker], [extra]);
+
+      // Room made, the same group joins, and the filter follows.
+      const freed = groupMac(capacity - 1);
+      for (const c of [a, b]) while (c.groups().includes(freed)) c.multicastLeave(freed);
       b.multicastJoin(extra);
-    } catch (err) {
-      refused = err;
-    }
-    expect(refused).toBeInstanceOf(MacslotError);
-    expect(refused).toMatchObject({ code: 'NO_FREE_SLOT' });
-    expect({ generation: nic.generation, a: a.groups(), b: b.groups(), groups: nic.filterState().groups.size }).toEqual(before);
-    expect(before.groups).toBe(capacity);
-    expectReference(nic, [dp, worker], [extra]);
-
-    // Room made, the same group joins, and the filter follows.
-    const freed = groupMac(capacity - 1);
-    for (const c of [a, b]) while (c.groups().includes(freed)) c.multicastLeave(freed);
-    b.multicastJoin(extra);
-    expect(dp.held).toBe(false);
-    expectReference(nic, [dp, worker], [extra]);
-    worker.close();
-    dp.close();
-  });
+      expect(dp.held).toBe(false);
+      expectReference(nic, [dp, worker], [extra]);
+      worker.close();
+      dp.close();
+    },
+  );
 
   it('a NIC holding more groups than maxGroups: create fails with NO_FREE_SLOT and leaves no guard behind', async () => {
     const nic = new Nic({ primary: PRIMARY, maxClients: 4 });
@@ -136,49 +146,52 @@ const DEATHS: { name: string; deliver: boolean }[] = [
 ];
 
 describe('a worker terminated inside a burst', () => {
-  it.each(DEATHS)('$name: its lane is reclaimed with its announcement and delivery claim; writers stop waiting; verdicts exact', async ({ deliver }) => {
-    const STALL = 200;
-    const nic = new Nic({ primary: PRIMARY, factory: { base: '00:14:4f:00:00:01', count: 4 }, maxClients: 8 });
-    const dp = await DataPlane.create(nic, { lanes: 2, burst: 4096, poolBytes: 4096 * 64, stallMs: STALL, seed: 3 });
-    const a = nic.openClient('a');
-    a.addressReserve();
-    if (deliver) dp.releaseDelivery();
-    const lane = await killInsideBurst(dp, deliver);
-    const events: DataPlaneEvent[] = [];
-    dp.on((e) => events.push(e));
-    const raw = rawOf(dp);
-    expect(raw.laneState(lane)).not.toBe(0);
+  it.each(DEATHS)(
+    '$name: its lane is reclaimed with its announcement and delivery claim; writers stop waiting; verdicts exact',
+    async ({ deliver }) => {
+      const STALL = 200;
+      const nic = new Nic({ primary: PRIMARY, factory: { base: '00:14:4f:00:00:01', count: 4 }, maxClients: 8 });
+      const dp = await DataPlane.create(nic, { lanes: 2, burst: 4096, poolBytes: 4096 * 64, stallMs: STALL, seed: 3 });
+      const a = nic.openClient('a');
+      a.addressReserve();
+      if (deliver) dp.releaseDelivery();
+      const lane = await killInsideBurst(dp, deliver);
+      const events: DataPlaneEvent[] = [];
+      dp.on((e) => events.push(e));
+      const raw = rawOf(dp);
+      expect(raw.laneState(lane)).not.toBe(0);
 
-    // Changes alternate banks: within two, one needs the bank the dead lane announced. It waits for stallMs once at most.
-    const started = Date.now();
-    const slot = a.addressAdd('02:00:00:00:00:a0').slot;
-    a.multicastJoin(groupMac(5));
-    expect(events).toEqual([{ type: 'lane-reclaimed', lane }]);
-    expect(raw.laneState(lane)).toBe(0);
-    // Afterwards no change waits: 40 changes take far less than one stall each.
-    const after = Date.now();
-    for (let i = 0; i < 20; i++) {
-      a.addressModify(slot, `02:00:00:00:01:${i.toString(16).padStart(2, '0')}`);
-      a.multicastJoin(groupMac(100 + i));
-    }
-    expect(Date.now() - after).toBeLessThan(10 * STALL);
-    expect(after - started).toBeLessThan(30 * STALL);
-    expect(events).toHaveLength(1);
-    expect(dp.held).toBe(false);
+      // Changes alternate banks: within two, one needs the bank the dead lane announced. It waits for stallMs once at most.
+      const started = Date.now();
+      const slot = a.addressAdd('02:00:00:00:00:a0').slot;
+      a.multicastJoin(groupMac(5));
+      expect(events).toEqual([{ type: 'lane-reclaimed', lane }]);
+      expect(raw.laneState(lane)).toBe(0);
+      // Afterwards no change waits: 40 changes take far less than one stall each.
+      const after = Date.now();
+      for (let i = 0; i < 20; i++) {
+        a.addressModify(slot, `02:00:00:00:01:${i.toString(16).padStart(2, '0')}`);
+        a.multicastJoin(groupMac(100 + i));
+      }
+      expect(Date.now() - after).toBeLessThan(10 * STALL);
+      expect(after - started).toBeLessThan(30 * STALL);
+      expect(events).toHaveLength(1);
+      expect(dp.held).toBe(false);
 
-    // The delivery claim is free again, the lane can be attached again, and every lane classifies like the reference.
-    expect(dp.claimDelivery()).toBe(true);
-    const again = await DataPlane.attach(dp.handle(), { lane });
-    expect(again.lane).toBe(lane);
-    expectReference(nic, [dp, again]);
-    const ring = dp.ring(a.id);
-    ring.drain();
-    const mine = frameTo('02:00:00:00:01:13');
-    expect(dp.receive(mine).deliver).toEqual([a.id]);
-    expect(ring.drain()).toEqual([mine]);
-    again.close();
-    dp.close();
-  });
+      // The delivery claim is free again, the lane can be attached again, and every lane classifies like the reference.
+      expect(dp.claimDelivery()).toBe(true);
+      const again = await DataPlane.attach(dp.handle(), { lane });
+      expect(again.lane).toBe(lane);
+      expectReference(nic, [dp, again]);
+      const ring = dp.ring(a.id);
+      ring.drain();
+      const mine = frameTo('02:00:00:00:01:13');
+      expect(dp.receive(mine).deliver).toEqual([a.id]);
+      expect(ring.drain()).toEqual([mine]);
+      again.close();
+      dp.close();
+    },
+  );
 
   it('reclaimLane takes a lane back at once: its owner then gets DATA_PLANE, never a verdict from a stale claim', async () => {
     const nic = new Nic({ primary: PRIMARY, maxClients: 4 });
@@ -192,12 +205,19 @@ describe('a worker terminated inside a burst', () => {
     expect(dp.reclaimLane(w.lane)).toBe(true);
     expect(events).toEqual([{ type: 'lane-reclaimed', lane: w.lane }]);
     expect(dp.reclaimLane(w.lane)).toBe(false);
-    for (const call of [() => w.classify(frameTo(PRIMARY)), () => w.classifyBurst(1), () => w.rxBurst(1), () => w.classifyKeys([Mac.parse(PRIMARY)]), () => w.claimDelivery()]) {
+    for (const call of [
+      () => w.classify(frameTo(PRIMARY)),
+      () => w.classifyBurst(1),
+      () => w.rxBurst(1),
+      () => w.classifyKeys([Mac.parse(PRIMARY)]),
+      () => w.claimDelivery(),
+    ]) {
       expect(call).toThrow(expect.objectContaining({ code: 'DATA_PLANE' }));
     }
     // The delivery claim went with the lane.
     expect(dp.claimDelivery()).toBe(true);
-    for (const bad of [dp.lane, -1, 3, 1.5, Number.NaN]) expect(() => dp.reclaimLane(bad)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+    for (const bad of [dp.lane, -1, 3, 1.5, Number.NaN])
+      expect(() => dp.reclaimLane(bad)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
     // A new owner of the same lane works; the old handle stays refused.
     const next = await DataPlane.attach(dp.handle(), { lane: w.lane });
     expect(next.classify(frameTo(PRIMARY))).toEqual(classifyFrame(nic.filterState(), frameTo(PRIMARY)));
@@ -216,10 +236,12 @@ describe('a failure while following a change', () => {
     const dp = await DataPlane.create(nic, { lanes: 2 });
     const worker = await DataPlane.attach(dp.handle());
     const events: DataPlaneEvent[] = [];
-    const recovered = new Promise<void>((resolve) => dp.on((e) => {
-      events.push(e);
-      if (e.type === 'recovered') resolve();
-    }));
+    const recovered = new Promise<void>((resolve) =>
+      dp.on((e) => {
+        events.push(e);
+        if (e.type === 'recovered') resolve();
+      }),
+    );
     const a = nic.openClient('a');
     const b = nic.openClient('b');
     a.addressReserve();

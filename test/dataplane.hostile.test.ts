@@ -91,7 +91,11 @@ describe('malformed descriptors', () => {
     expect(c.rules[rule]).toBe(2);
     expect(c.rules['unicast-exact']).toBe(4);
     expect(RULES.reduce((n, r) => n + c.rules[r], 0)).toBe(6);
-    expect({ deliveries: c.deliveries, ringFull: c.ringFull, ringCorrupt: c.ringCorrupt }).toEqual({ deliveries: 2, ringFull: 0, ringCorrupt: 0 });
+    expect({ deliveries: c.deliveries, ringFull: c.ringFull, ringCorrupt: c.ringCorrupt }).toEqual({
+      deliveries: 2,
+      ringFull: 0,
+      ringCorrupt: 0,
+    });
     expect(rings.a.drain()).toEqual([frameTo(MA, 60, 0x22)]);
     expect(rings.b.drain()).toEqual([frameTo(MB, 60, 0x11)]);
     expect(rings.p.drain()).toEqual([]);
@@ -267,58 +271,127 @@ const ringData = (dp: DataPlane, ringOffset: number): DataView => new DataView(d
 // What a consumer finds: indices or records no producer writes. `good` frames precede the damage; `resumes`: delivery goes on once
 // the consumer reset the ring (a skewed head is the producer's to own, so there it stays refused, and counted).
 const CONSUMER_CORRUPT: { name: string; good: number; resumes: boolean; damage: (idx: Int32Array, data: DataView, h: number) => void }[] = [
-  { name: 'tail 2^31 bytes behind head', good: 0, resumes: true, damage: (idx, _d, h) => { idx[16] = (h - 0x8000_0000) | 0; } },
-  { name: 'tail 2^32 - 8 behind head (one record short of wrapping)', good: 0, resumes: true, damage: (idx, _d, h) => { idx[16] = (h + 8) | 0; idx[0] = h; } },
-  { name: 'tail ahead of head', good: 0, resumes: true, damage: (idx, _d, h) => { idx[16] = (h + 64) | 0; } },
-  { name: 'unaligned tail', good: 0, resumes: true, damage: (idx, _d, h) => { idx[0] = (h + 64) | 0; idx[16] = (h + 3) | 0; } },
-  { name: 'unaligned head', good: 0, resumes: false, damage: (idx, _d, h) => { idx[0] = (h + 5) | 0; } },
-  { name: 'garbage in both words', good: 0, resumes: false, damage: (idx) => { idx[0] = 0xdead_beef | 0; idx[16] = 0x1234_5677; } },
   {
-    name: 'a record longer than maxFrameLength', good: 0, resumes: true,
-    damage: (idx, d, h) => { d.setUint32(h & (RING - 1), MAX_FRAME + 1, true); idx[0] = (h + 64) | 0; },
+    name: 'tail 2^31 bytes behind head',
+    good: 0,
+    resumes: true,
+    damage: (idx, _d, h) => {
+      idx[16] = (h - 0x8000_0000) | 0;
+    },
   },
   {
-    name: 'a record running past the head', good: 0, resumes: true,
-    damage: (idx, d, h) => { d.setUint32(h & (RING - 1), 60, true); idx[0] = (h + 16) | 0; },
+    name: 'tail 2^32 - 8 behind head (one record short of wrapping)',
+    good: 0,
+    resumes: true,
+    damage: (idx, _d, h) => {
+      idx[16] = (h + 8) | 0;
+      idx[0] = h;
+    },
   },
   {
-    name: 'a wrap marker skipping past the head', good: 0, resumes: true,
-    damage: (idx, d, h) => { d.setUint32(h & (RING - 1), 0xffff_ffff, true); idx[0] = (h + 8) | 0; },
+    name: 'tail ahead of head',
+    good: 0,
+    resumes: true,
+    damage: (idx, _d, h) => {
+      idx[16] = (h + 64) | 0;
+    },
   },
   {
-    name: 'a record of length 2^32 - 2 after two good frames', good: 2, resumes: true,
-    damage: (idx, d, h) => { d.setUint32(idx[0]! & (RING - 1), 0xffff_fffe, true); idx[0] = (idx[0]! + 64) | 0; void h; },
+    name: 'unaligned tail',
+    good: 0,
+    resumes: true,
+    damage: (idx, _d, h) => {
+      idx[0] = (h + 64) | 0;
+      idx[16] = (h + 3) | 0;
+    },
+  },
+  {
+    name: 'unaligned head',
+    good: 0,
+    resumes: false,
+    damage: (idx, _d, h) => {
+      idx[0] = (h + 5) | 0;
+    },
+  },
+  {
+    name: 'garbage in both words',
+    good: 0,
+    resumes: false,
+    damage: (idx) => {
+      idx[0] = 0xdead_beef | 0;
+      idx[16] = 0x1234_5677;
+    },
+  },
+  {
+    name: 'a record longer than maxFrameLength',
+    good: 0,
+    resumes: true,
+    damage: (idx, d, h) => {
+      d.setUint32(h & (RING - 1), MAX_FRAME + 1, true);
+      idx[0] = (h + 64) | 0;
+    },
+  },
+  {
+    name: 'a record running past the head',
+    good: 0,
+    resumes: true,
+    damage: (idx, d, h) => {
+      d.setUint32(h & (RING - 1), 60, true);
+      idx[0] = (h + 16) | 0;
+    },
+  },
+  {
+    name: 'a wrap marker skipping past the head',
+    good: 0,
+    resumes: true,
+    damage: (idx, d, h) => {
+      d.setUint32(h & (RING - 1), 0xffff_ffff, true);
+      idx[0] = (h + 8) | 0;
+    },
+  },
+  {
+    name: 'a record of length 2^32 - 2 after two good frames',
+    good: 2,
+    resumes: true,
+    damage: (idx, d, h) => {
+      d.setUint32(idx[0]! & (RING - 1), 0xffff_fffe, true);
+      idx[0] = (idx[0]! + 64) | 0;
+      void h;
+    },
   },
 ];
 
 describe('a consumer polling a corrupt ring', () => {
-  it.each(CONSUMER_CORRUPT)('$name: poll reads the good frames, counts ringCorrupt once, empties the ring and returns', async ({ good, resumes, damage }) => {
-    const s = await setup();
-    const { dp, a, rings } = s;
-    dp.receiveBurst([frameTo(MA), frameTo(MB)]);
-    for (const ring of [rings.a, rings.b, rings.p]) ring.drain();
-    const goodFrames = Array.from({ length: good }, (_, i) => frameTo(MA, 60 + i, 0x30 + i));
-    dp.receiveBurst(goodFrames);
-    const idx = indices(dp, rings.a.byteOffset);
-    damage(idx, ringData(dp, rings.a.byteOffset), idx[16]!);
-    const before = dp.counters().ringCorrupt;
+  it.each(CONSUMER_CORRUPT)(
+    '$name: poll reads the good frames, counts ringCorrupt once, empties the ring and returns',
+    async ({ good, resumes, damage }) => {
+      const s = await setup();
+      const { dp, a, rings } = s;
+      dp.receiveBurst([frameTo(MA), frameTo(MB)]);
+      for (const ring of [rings.a, rings.b, rings.p]) ring.drain();
+      const goodFrames = Array.from({ length: good }, (_, i) => frameTo(MA, 60 + i, 0x30 + i));
+      dp.receiveBurst(goodFrames);
+      const idx = indices(dp, rings.a.byteOffset);
+      damage(idx, ringData(dp, rings.a.byteOffset), idx[16]!);
+      const before = dp.counters().ringCorrupt;
 
-    const read: Uint8Array[] = [];
-    // A bound far above any sane ring: a poll that walks garbage stops here instead of running for minutes.
-    expect(rings.a.poll((f) => read.push(f.slice()), 100_000)).toBe(good);
-    expect(read).toEqual(goodFrames);
-    expect(dp.counters().ringCorrupt).toBe(before + 1);
-    expect(rings.a.pending).toBe(0);
-    // Polling again finds an empty ring: nothing more is counted.
-    expect(rings.a.poll(() => undefined, 100_000)).toBe(0);
-    expect(dp.counters().ringCorrupt).toBe(before + 1);
+      const read: Uint8Array[] = [];
+      // A bound far above any sane ring: a poll that walks garbage stops here instead of running for minutes.
+      expect(rings.a.poll((f) => read.push(f.slice()), 100_000)).toBe(good);
+      expect(read).toEqual(goodFrames);
+      expect(dp.counters().ringCorrupt).toBe(before + 1);
+      expect(rings.a.pending).toBe(0);
+      // Polling again finds an empty ring: nothing more is counted.
+      expect(rings.a.poll(() => undefined, 100_000)).toBe(0);
+      expect(dp.counters().ringCorrupt).toBe(before + 1);
 
-    const next = frameTo(MA, 72, 0x21);
-    dp.receive(next);
-    expect(rings.a.drain()).toEqual(resumes ? [next] : []);
-    expect(dp.clientCounters(a.id).ringDrops).toBe(resumes ? 0 : 1);
-    stillWorksExcept(s, resumes);
-  });
+      const next = frameTo(MA, 72, 0x21);
+      dp.receive(next);
+      expect(rings.a.drain()).toEqual(resumes ? [next] : []);
+      expect(dp.clientCounters(a.id).ringDrops).toBe(resumes ? 0 : 1);
+      stillWorksExcept(s, resumes);
+    },
+  );
 });
 
 /** Broadcast still reaches the other receivers (and `a` when its ring works again). */
@@ -330,7 +403,7 @@ function stillWorksExcept({ dp, rings }: Setup, aWorks: boolean): void {
 }
 
 describe('full rings', () => {
-  it('a full ring drops for its client only, counted as ringFull and that client\'s ringDrops', async () => {
+  it("a full ring drops for its client only, counted as ringFull and that client's ringDrops", async () => {
     const s = await setup(2048);
     const { dp, a, b, p, rings } = s;
     // Equal 208-byte records: nine fit in 2048 bytes, and the wrap's padding leaves no room for a tenth.
@@ -348,7 +421,12 @@ describe('full rings', () => {
     }
     expect(dp.clientCounters(a.id)).toMatchObject({ frames: kept, ringDrops: 80 - kept });
     expect(dp.counters()).toMatchObject({ ringFull: 80 - kept, ringCorrupt: 0 });
-    expect({ b: dp.clientCounters(b.id).ringDrops, p: dp.clientCounters(p.id).ringDrops, atB, atP }).toEqual({ b: 0, p: 0, atB: 80, atP: 40 });
+    expect({ b: dp.clientCounters(b.id).ringDrops, p: dp.clientCounters(p.id).ringDrops, atB, atP }).toEqual({
+      b: 0,
+      p: 0,
+      atB: 80,
+      atP: 40,
+    });
     // a kept the oldest frames, whole and in order; the drops left no partial record behind.
     expect(rings.a.drain()).toEqual(order.slice(0, kept));
     const next = frameTo(MA, 100, 0x99);

@@ -80,7 +80,16 @@ describe('live reprogramming under load', () => {
     c.multicastJoin('01:00:5e:00:00:fb');
     const stableOther = ['01:00:5e:00:00:fb', 'ff:ff:ff:ff:ff:ff'];
     // Near misses of live keys, unreserved factory MACs and groups nobody joined.
-    const absent = ['02:5a:00:00:01:90', '02:5a:00:00:81:10', '06:5a:00:00:01:11', '00:14:4f:00:00:03', '00:14:4f:00:00:05', '02:5a:00:00:02:02', '01:00:5e:00:00:fc', '33:33:00:00:00:02'];
+    const absent = [
+      '02:5a:00:00:01:90',
+      '02:5a:00:00:81:10',
+      '06:5a:00:00:01:11',
+      '00:14:4f:00:00:03',
+      '00:14:4f:00:00:05',
+      '02:5a:00:00:02:02',
+      '01:00:5e:00:00:fc',
+      '33:33:00:00:00:02',
+    ];
 
     const PAIR = ['02:5a:00:00:02:01', '02:5a:00:00:02:03'] as const;
     const TOGGLED = '02:5a:00:00:03:01';
@@ -122,7 +131,8 @@ describe('live reprogramming under load', () => {
     const frames = new Uint8Array(K * FRAME_LENGTH);
     macs.forEach((m, j) => frames.set(frameTo(m), j * FRAME_LENGTH));
     const frameOf = (j: number): Uint8Array => frames.subarray(j * FRAME_LENGTH, (j + 1) * FRAME_LENGTH);
-    const referenceRow = (): { word: number; mask: number }[] => macs.map((_, j) => expectation(classifyFrame(nic.filterState(), frameOf(j))));
+    const referenceRow = (): { word: number; mask: number }[] =>
+      macs.map((_, j) => expectation(classifyFrame(nic.filterState(), frameOf(j))));
 
     // One period run ahead of time gives, from the reference classifier, the expected verdicts of every state the filter will pass through.
     const rows = [referenceRow()];
@@ -132,7 +142,9 @@ describe('live reprogramming under load', () => {
     }
     expect(rows[PERIOD]).toEqual(rows[0]);
     for (const row of rows) {
-      stable.forEach((s, j) => expect(row[j]).toEqual({ word: (RULES.indexOf('unicast-exact') | (s.owner << 16)) >>> 0, mask: 0xffff_ffff }));
+      stable.forEach((s, j) =>
+        expect(row[j]).toEqual({ word: (RULES.indexOf('unicast-exact') | (s.owner << 16)) >>> 0, mask: 0xffff_ffff }),
+      );
       expect(row.slice(stable.length, stableKeys.length).map((e) => verdictRule(e.word))).toEqual(['multicast-exact', 'broadcast']);
       for (const j of absentKeys) expect(verdictRule(row[j]!.word)).toMatch(/^drop-/);
     }
@@ -146,7 +158,19 @@ describe('live reprogramming under load', () => {
     const ctl = new Int32Array(control);
     Atomics.store(ctl, GEN, PERIOD);
     const worker = new Worker(new URL('./fixtures/stress-worker.mjs', import.meta.url), {
-      workerData: { handle: dp.handle(), control, frames, frameLength: FRAME_LENGTH, keyCount: K, period: PERIOD, want, mask, stableKeys, absentKeys, firstGen: PERIOD },
+      workerData: {
+        handle: dp.handle(),
+        control,
+        frames,
+        frameLength: FRAME_LENGTH,
+        keyCount: K,
+        period: PERIOD,
+        want,
+        mask,
+        stableKeys,
+        absentKeys,
+        firstGen: PERIOD,
+      },
     });
     const failed = once(worker, 'error').then(([err]) => Promise.reject(err as Error));
     const exited = once(worker, 'exit');
@@ -163,7 +187,11 @@ describe('live reprogramming under load', () => {
     const unsubscribe = nic.on(() => events++);
     const loopStart = now();
     let i = PERIOD;
-    while ((i - PERIOD < CALLS || Atomics.load(ctl, CHURN_FRAMES) < FRAMES) && Atomics.load(ctl, FAILED) === 0 && ((i & 1023) !== 0 || now() < deadline)) {
+    while (
+      (i - PERIOD < CALLS || Atomics.load(ctl, CHURN_FRAMES) < FRAMES) &&
+      Atomics.load(ctl, FAILED) === 0 &&
+      ((i & 1023) !== 0 || now() < deadline)
+    ) {
       step(i);
       i++;
       Atomics.store(ctl, GEN, i);

@@ -67,15 +67,38 @@ describe('memory', () => {
   });
 
   // Products of sizes that each pass alone: the memory they add up to is checked before anything is laid out.
-  const OVERSIZED: { name: string; nic: ConstructorParameters<typeof Nic>[0]; options: Parameters<typeof DataPlane.create>[1]; names: string }[] = [
-    { name: '16 lanes of 300 MB pools (4.8 GB, past 2^32)', nic: { primary: PRIMARY }, options: { lanes: 16, poolBytes: 300e6 }, names: 'lanes × poolBytes' },
+  const OVERSIZED: {
+    name: string;
+    nic: ConstructorParameters<typeof Nic>[0];
+    options: Parameters<typeof DataPlane.create>[1];
+    names: string;
+  }[] = [
+    {
+      name: '16 lanes of 300 MB pools (4.8 GB, past 2^32)',
+      nic: { primary: PRIMARY },
+      options: { lanes: 16, poolBytes: 300e6 },
+      names: 'lanes × poolBytes',
+    },
     { name: '4 lanes of 1 GiB pools', nic: { primary: PRIMARY }, options: { lanes: 4, poolBytes: 2 ** 30 }, names: 'lanes × poolBytes' },
-    { name: '2 lanes of 600 MB pools (1.2 GB)', nic: { primary: PRIMARY }, options: { lanes: 2, poolBytes: 600e6 }, names: 'lanes × poolBytes' },
-    { name: '65,535 clients with 64 KiB rings', nic: { primary: PRIMARY, maxClients: 65535 }, options: { lanes: 1, ringBytes: 65536 }, names: 'maxClients × ring' },
+    {
+      name: '2 lanes of 600 MB pools (1.2 GB)',
+      nic: { primary: PRIMARY },
+      options: { lanes: 2, poolBytes: 600e6 },
+      names: 'lanes × poolBytes',
+    },
+    {
+      name: '65,535 clients with 64 KiB rings',
+      nic: { primary: PRIMARY, maxClients: 65535 },
+      options: { lanes: 1, ringBytes: 65536 },
+      names: 'maxClients × ring',
+    },
   ];
 
   it.each(OVERSIZED)('$name: INVALID_ARGUMENT naming the product, before any memory is made', async ({ nic, options, names }) => {
-    const err = await DataPlane.create(new Nic(nic), options).then(() => undefined, (e: unknown) => e);
+    const err = await DataPlane.create(new Nic(nic), options).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(MacslotError);
     expect(err).toMatchObject({ code: 'INVALID_ARGUMENT' });
     expect((err as Error).message).toContain(names);
@@ -187,7 +210,13 @@ describe('live reprogramming', () => {
   });
 
   it('reload rebuilds the same filter from the NIC, and later changes reach both banks', async () => {
-    const nic = new Nic({ primary: PRIMARY, factory: { base: '00:14:4f:00:00:01', count: 4 }, unicastEntries: 3, multicastEntries: 2, maxClients: 8 });
+    const nic = new Nic({
+      primary: PRIMARY,
+      factory: { base: '00:14:4f:00:00:01', count: 4 },
+      unicastEntries: 3,
+      multicastEntries: 2,
+      maxClients: 8,
+    });
     const dp = await DataPlane.create(nic);
     const [a, b, c] = ['a', 'b', 'c'].map((n) => nic.openClient(n));
     a!.addressReserve();
@@ -205,7 +234,12 @@ describe('live reprogramming', () => {
     a!.multicastJoin('33:33:00:00:00:02'); // no exact entry left: the hash stage
     const probes = [
       ...nic.slots().map((s) => s.mac.toString()),
-      'ff:ff:ff:ff:ff:ff', '01:00:5e:00:00:fb', '33:33:00:00:00:01', '33:33:00:00:00:02', '33:33:00:00:00:03', '02:00:00:00:00:99',
+      'ff:ff:ff:ff:ff:ff',
+      '01:00:5e:00:00:fb',
+      '33:33:00:00:00:01',
+      '33:33:00:00:00:02',
+      '33:33:00:00:00:03',
+      '02:00:00:00:00:99',
     ].map((m) => frameTo(m));
     const verdicts = () => probes.map((f) => dp.classify(f));
     const before = verdicts();
@@ -241,7 +275,12 @@ describe('live reprogramming', () => {
 describe('rings', () => {
   it('delivers each client its frames, in order, with the verdict word', async () => {
     const { dp, a, b, ra, rb } = await setup();
-    const frames = [frameTo(ra.mac.toString(), undefined, 60), frameTo(rb.mac.toString(), undefined, 61), frameTo(ra.mac.toString(), undefined, 1514), frameTo('ff:ff:ff:ff:ff:ff', undefined, 99)];
+    const frames = [
+      frameTo(ra.mac.toString(), undefined, 60),
+      frameTo(rb.mac.toString(), undefined, 61),
+      frameTo(ra.mac.toString(), undefined, 1514),
+      frameTo('ff:ff:ff:ff:ff:ff', undefined, 99),
+    ];
     expect(dp.receiveBurst(frames)).toBe(4);
     const got: [number, string][] = [];
     dp.ring(a.id).poll((f, v) => got.push([f.length, dp.decode(v).rule]));
@@ -313,7 +352,8 @@ describe('capacity', () => {
     const clients = Array.from({ length: 1023 }, (_, i) => nic.openClient(`vm${i}`));
     const macs: string[] = [];
     for (let i = 0; i < 4096; i++) macs.push(clients[i % clients.length]!.addressAdd(Mac.fromNumber(0x0200_0000_0000 + i)).mac.toString());
-    for (const [i, m] of macs.entries()) if (i % 97 === 0) expect(dp.classify(frameTo(m)).deliver).toEqual([clients[i % clients.length]!.id]);
+    for (const [i, m] of macs.entries())
+      if (i % 97 === 0) expect(dp.classify(frameTo(m)).deliver).toEqual([clients[i % clients.length]!.id]);
     dp.receive(frameTo('ff:ff:ff:ff:ff:ff'));
     const receivers = [nic.primaryClient, ...clients].filter((c) => dp.clientCounters(c.id).broadcast === 1);
     expect(receivers).toHaveLength(1024);
@@ -388,7 +428,9 @@ describe('doorbells', () => {
   it('wakes a consumer sleeping in another thread when its ring gets frames', async () => {
     const { dp, a, ra } = await setup();
     const asleep = new Int32Array(new SharedArrayBuffer(4));
-    const worker = new Worker(new URL('./fixtures/ring-waiter.mjs', import.meta.url), { workerData: { handle: dp.handle(), client: a.id, asleep: asleep.buffer } });
+    const worker = new Worker(new URL('./fixtures/ring-waiter.mjs', import.meta.url), {
+      workerData: { handle: dp.handle(), client: a.id, asleep: asleep.buffer },
+    });
     const messages: { ready?: boolean; woke?: boolean; waitedMs?: number; lengths?: number[] }[] = [];
     const done = new Promise<void>((resolve, reject) => {
       worker.on('message', (m) => (messages.push(m), m.ready ? undefined : resolve()));
@@ -396,7 +438,8 @@ describe('doorbells', () => {
     });
     // The consumer says when it is about to sleep, so the frame arrives by notify rather than by a first look.
     // (Atomics.waitAsync is in Node 16+, not in this project's ES2022 typings.)
-    const waitAsync = (Atomics as unknown as { waitAsync(a: Int32Array, i: number, v: number): { value: Promise<string> | string } }).waitAsync;
+    const waitAsync = (Atomics as unknown as { waitAsync(a: Int32Array, i: number, v: number): { value: Promise<string> | string } })
+      .waitAsync;
     await waitAsync(asleep, 0, 0).value;
     dp.receive(frameTo(ra.mac.toString(), undefined, 77));
     await done;

@@ -42,7 +42,13 @@ function runAndKill(tag: string, delayMs: number): Promise<string[]> {
       clearTimeout(timer);
       if (signal !== 'SIGKILL') return fail(new Error(`writer ${tag} ended with ${code ?? signal} before being killed:\n${err}`));
       // Only whole lines count: a line cut by the kill was never fully acknowledged.
-      ok(out.split('\n').slice(0, -1).filter((l) => l.startsWith('ack ')).map((l) => l.split(' ')[1]!));
+      ok(
+        out
+          .split('\n')
+          .slice(0, -1)
+          .filter((l) => l.startsWith('ack '))
+          .map((l) => l.split(' ')[1]!),
+      );
     });
   });
 }
@@ -114,7 +120,9 @@ describe('concurrency', () => {
     // their 10,000 picks would collide hundreds of times even at random. Every transaction rewrites the whole store,
     // so a bigger run costs more than linearly without showing more.
     const block = '02:77:00:00:00:00/32';
-    const outs = await Promise.all(Array.from({ length: PROCS }, (_, p) => run([fixture('store-allocator.mjs'), path, String(p), String(BATCHES), String(PER), block])));
+    const outs = await Promise.all(
+      Array.from({ length: PROCS }, (_, p) => run([fixture('store-allocator.mjs'), path, String(p), String(BATCHES), String(PER), block])),
+    );
     const macs = outs.flatMap((o) => o.split('\n').filter((l) => l.length > 0));
     expect(macs).toHaveLength(PROCS * BATCHES * PER);
     expect(new Set(macs).size).toBe(macs.length);

@@ -1,6 +1,17 @@
 // The file store: atomic replacement under injected disk faults, failing closed on corrupt or newer files, migration, the default path, and the lock.
 import * as fs from 'node:fs';
-import { lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  readlinkSync,
+  rmSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,7 +31,10 @@ afterEach(() => rmSync(dir, { recursive: true, force: true }));
 const record = { guest: 'g', nic: 'eth0', iface: '0', policy: 'random', holder: null, expires: null, updated: 1 } as const;
 
 async function errorOf(p: Promise<unknown>): Promise<MacslotError> {
-  const err = await p.then(() => undefined, (e: unknown) => e);
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(err).toBeInstanceOf(MacslotError);
   return err as MacslotError;
 }
@@ -37,35 +51,85 @@ function faulty(overrides: Partial<FileSystem>): FileSystem {
 describe('atomic writes under faults', () => {
   const cases: [string, (calls: { n: number }) => Partial<FileSystem>][] = [
     // A disk that fills up half way through the temporary file.
-    ['disk full (ENOSPC) mid-write', () => {
-      const temps = new Set<number>();
-      return {
-        openSync: (p, f, m) => { const fd = fs.openSync(p, f, m); if (p.includes('.tmp-')) temps.add(fd); return fd; },
-        writeSync: (fd, buf, off, len, pos) => { if (temps.has(fd) && len > 16) { fs.writeSync(fd, buf, off, 16, pos); throw fault('ENOSPC'); } return fs.writeSync(fd, buf, off, len, pos); },
-      };
-    }],
-    ['EIO on fsync', () => ({ fsyncSync: () => { throw fault('EIO'); } })],
-    ['a failed rename', () => ({ renameSync: () => { throw fault('EXDEV'); } })],
-    ['EIO on read', () => ({ readFileSync: ((p: string, e: 'utf8') => { if (p.endsWith('macs.json')) throw fault('EIO'); return fs.readFileSync(p, e); }) as FileSystem['readFileSync'] })],
+    [
+      'disk full (ENOSPC) mid-write',
+      () => {
+        const temps = new Set<number>();
+        return {
+          openSync: (p, f, m) => {
+            const fd = fs.openSync(p, f, m);
+            if (p.includes('.tmp-')) temps.add(fd);
+            return fd;
+          },
+          writeSync: (fd, buf, off, len, pos) => {
+            if (temps.has(fd) && len > 16) {
+              fs.writeSync(fd, buf, off, 16, pos);
+              throw fault('ENOSPC');
+            }
+            return fs.writeSync(fd, buf, off, len, pos);
+          },
+        };
+      },
+    ],
+    [
+      'EIO on fsync',
+      () => ({
+        fsyncSync: () => {
+          throw fault('EIO');
+        },
+      }),
+    ],
+    [
+      'a failed rename',
+      () => ({
+        renameSync: () => {
+          throw fault('EXDEV');
+        },
+      }),
+    ],
+    [
+      'EIO on read',
+      () => ({
+        readFileSync: ((p: string, e: 'utf8') => {
+          if (p.endsWith('macs.json')) throw fault('EIO');
+          return fs.readFileSync(p, e);
+        }) as FileSystem['readFileSync'],
+      }),
+    ],
   ];
 
   it.each(cases)('%s leaves the previous store intact, no temporary file, and the lock free', async (_, make) => {
-    await new FileStore({ path }).transact((d) => { d.records['02:00:00:00:00:01'] = { ...record }; });
+    await new FileStore({ path }).transact((d) => {
+      d.records['02:00:00:00:00:01'] = { ...record };
+    });
     const before = readFileSync(path, 'utf8');
     const broken = new FileStore({ path, fs: faulty(make({ n: 0 })) });
-    const err = await errorOf(broken.transact((d) => { d.records['02:00:00:00:00:02'] = { ...record }; }));
+    const err = await errorOf(
+      broken.transact((d) => {
+        d.records['02:00:00:00:00:02'] = { ...record };
+      }),
+    );
     expect(err.code).toBe('STORE_IO');
     expect(err.message).toContain(path);
     expect(readFileSync(path, 'utf8')).toBe(before);
     expect(readdirSync(dir)).toEqual(['macs.json']);
     // The lock was released, so a healthy writer goes straight on.
     const ok = new FileStore({ path, lockTimeoutMs: 100 });
-    await ok.transact((d) => { d.records['02:00:00:00:00:03'] = { ...record }; });
+    await ok.transact((d) => {
+      d.records['02:00:00:00:00:03'] = { ...record };
+    });
     expect(Object.keys((await ok.read()).records)).toEqual(['02:00:00:00:00:01', '02:00:00:00:00:03']);
   });
 
   it('a manager whose commit hits a full disk rolls its NIC back', async () => {
-    const store = new FileStore({ path, fs: faulty({ renameSync: () => { throw fault('ENOSPC'); } }) });
+    const store = new FileStore({
+      path,
+      fs: faulty({
+        renameSync: () => {
+          throw fault('ENOSPC');
+        },
+      }),
+    });
     const m = new MacManager({ nics: new Nic({ primary: '00:14:4f:00:00:00', factory: ['00:14:4f:00:00:01'] }), store });
     expect((await errorOf(m.allocate({ guest: 'g', policy: 'factory' }))).code).toBe('STORE_IO');
     expect(m.nic('nic0').addressSupport().availableSlots).toBe(1);
@@ -75,13 +139,35 @@ describe('atomic writes under faults', () => {
   it('writes through a temporary file, fsyncs it and the directory, then renames', async () => {
     const calls: string[] = [];
     const spy = faulty({
-      openSync: (p, f, m) => { calls.push(`open ${p === dir ? 'dir' : p.includes('.tmp-') ? 'temp' : p.startsWith(`${path}.lock.`) ? 'lock content' : p}`); return fs.openSync(p, f, m); },
-      linkSync: (a, b) => { calls.push(`link ${a.startsWith(`${path}.lock.`) ? 'lock content' : a} → ${b === `${path}.lock` ? 'lock' : b}`); fs.linkSync(a, b); },
-      fsyncSync: (fd) => { calls.push('fsync'); fs.fsyncSync(fd); },
-      renameSync: (a, b) => { calls.push(`rename ${a.includes('.tmp-') ? 'temp' : a} → ${b === path ? 'store' : b}`); fs.renameSync(a, b); },
+      openSync: (p, f, m) => {
+        calls.push(`open ${p === dir ? 'dir' : p.includes('.tmp-') ? 'temp' : p.startsWith(`${path}.lock.`) ? 'lock content' : p}`);
+        return fs.openSync(p, f, m);
+      },
+      linkSync: (a, b) => {
+        calls.push(`link ${a.startsWith(`${path}.lock.`) ? 'lock content' : a} → ${b === `${path}.lock` ? 'lock' : b}`);
+        fs.linkSync(a, b);
+      },
+      fsyncSync: (fd) => {
+        calls.push('fsync');
+        fs.fsyncSync(fd);
+      },
+      renameSync: (a, b) => {
+        calls.push(`rename ${a.includes('.tmp-') ? 'temp' : a} → ${b === path ? 'store' : b}`);
+        fs.renameSync(a, b);
+      },
     });
-    await new FileStore({ path, fs: spy }).transact((d) => { d.records['02:00:00:00:00:01'] = { ...record }; });
-    expect(calls).toEqual(['open lock content', 'link lock content → lock', 'open temp', 'fsync', 'rename temp → store', 'open dir', 'fsync']);
+    await new FileStore({ path, fs: spy }).transact((d) => {
+      d.records['02:00:00:00:00:01'] = { ...record };
+    });
+    expect(calls).toEqual([
+      'open lock content',
+      'link lock content → lock',
+      'open temp',
+      'fsync',
+      'rename temp → store',
+      'open dir',
+      'fsync',
+    ]);
   });
 });
 
@@ -117,7 +203,13 @@ describe('schema migration', () => {
   it('reads version 1 and rewrites it as the current version on the next change', async () => {
     writeFileSync(path, JSON.stringify({ version: 1, leases: [{ mac: '02-00-00-00-00-0A', guest: 'vm', nic: 'eth0', policy: 'fixed' }] }));
     const store = new FileStore({ path });
-    expect((await store.read()).records['02:00:00:00:00:0a']).toMatchObject({ guest: 'vm', nic: 'eth0', iface: '0', policy: 'fixed', holder: null });
+    expect((await store.read()).records['02:00:00:00:00:0a']).toMatchObject({
+      guest: 'vm',
+      nic: 'eth0',
+      iface: '0',
+      policy: 'fixed',
+      holder: null,
+    });
     // The identity keeps its MAC through the migration.
     const m = new MacManager({ nics: { eth0: new Nic({ primary: '00:14:4f:00:00:00' }) }, store });
     const l = await m.allocate({ guest: 'vm' });
@@ -126,7 +218,16 @@ describe('schema migration', () => {
   });
 
   it('refuses a version 1 file with a duplicate MAC', async () => {
-    writeFileSync(path, JSON.stringify({ version: 1, leases: [{ mac: '02:00:00:00:00:01', guest: 'a', nic: 'n', policy: 'fixed' }, { mac: '02-00-00-00-00-01', guest: 'b', nic: 'n', policy: 'fixed' }] }));
+    writeFileSync(
+      path,
+      JSON.stringify({
+        version: 1,
+        leases: [
+          { mac: '02:00:00:00:00:01', guest: 'a', nic: 'n', policy: 'fixed' },
+          { mac: '02-00-00-00-00-01', guest: 'b', nic: 'n', policy: 'fixed' },
+        ],
+      }),
+    );
     expect((await errorOf(new FileStore({ path }).read())).message).toContain('02:00:00:00:00:01 twice');
   });
 });
@@ -138,7 +239,10 @@ describe('default path', () => {
     [{ platform: 'linux', home: '/home/u', env: { XDG_STATE_HOME: 'relative' } }, '/home/u/.local/state/macslot/macs.json'],
     [{ platform: 'freebsd', home: '/usr/home/u', env: {} }, '/usr/home/u/.local/state/macslot/macs.json'],
     [{ platform: 'darwin', home: '/Users/u', env: {} }, '/Users/u/Library/Application Support/macslot/macs.json'],
-    [{ platform: 'win32', home: 'C:\\Users\\u', env: { LOCALAPPDATA: 'C:\\Users\\u\\AppData\\Local' } }, 'C:\\Users\\u\\AppData\\Local\\macslot\\macs.json'],
+    [
+      { platform: 'win32', home: 'C:\\Users\\u', env: { LOCALAPPDATA: 'C:\\Users\\u\\AppData\\Local' } },
+      'C:\\Users\\u\\AppData\\Local\\macslot\\macs.json',
+    ],
     [{ platform: 'win32', home: 'C:\\Users\\u', env: {} }, 'C:\\Users\\u\\AppData\\Local\\macslot\\macs.json'],
   ])('%j → %s', (where, expected) => {
     expect(defaultStorePath(where)).toBe(expected);
@@ -157,7 +261,9 @@ describe('the lock', () => {
     writeFileSync(`${path}.lock`, `${pid} ${hostname()} then\n`);
     writeFileSync(`${path}.tmp-${pid}-abc`, '{"half');
     const started = Date.now();
-    await new FileStore({ path, lockTimeoutMs: 5_000 }).transact((d) => { d.records['02:00:00:00:00:01'] = { ...record }; });
+    await new FileStore({ path, lockTimeoutMs: 5_000 }).transact((d) => {
+      d.records['02:00:00:00:00:01'] = { ...record };
+    });
     expect(Date.now() - started).toBeLessThan(2_000);
     expect(readdirSync(dir)).toEqual(['macs.json']);
   });
@@ -172,17 +278,23 @@ describe('the lock', () => {
 
   it('never breaks a lock from another host, whose processes it cannot see', async () => {
     writeFileSync(`${path}.lock`, `1 some-other-host now\n`);
-    expect((await errorOf(new FileStore({ path, lockTimeoutMs: 100, isAlive: () => false }).transact(() => undefined))).code).toBe('STORE_LOCKED');
+    expect((await errorOf(new FileStore({ path, lockTimeoutMs: 100, isAlive: () => false }).transact(() => undefined))).code).toBe(
+      'STORE_LOCKED',
+    );
   });
 
   it('serializes transactions of two stores on one file in one process', async () => {
     const a = new FileStore({ path });
     const b = new FileStore({ path });
     const n = 40;
-    await Promise.all(Array.from({ length: n }, (_, i) => (i % 2 ? a : b).transact((d) => {
-      const count = Object.keys(d.records).length;
-      d.records[`02:00:00:00:01:${count.toString(16).padStart(2, '0')}`] = { ...record };
-    })));
+    await Promise.all(
+      Array.from({ length: n }, (_, i) =>
+        (i % 2 ? a : b).transact((d) => {
+          const count = Object.keys(d.records).length;
+          d.records[`02:00:00:00:01:${count.toString(16).padStart(2, '0')}`] = { ...record };
+        }),
+      ),
+    );
     expect(Object.keys((await a.read()).records)).toHaveLength(n);
   });
 });
@@ -203,7 +315,12 @@ describe('the store path follows the output rule', () => {
   it('a dangling symlink (an unmounted volume) is STORE_IO naming the path, never an empty store, and is never replaced', async () => {
     symlinkSync(join(dir, 'unmounted', 'macs.json'), path);
     const store = new FileStore({ path });
-    for (const p of [store.read(), store.transact((d) => { d.records['02:00:00:00:00:01'] = { ...record }; })]) {
+    for (const p of [
+      store.read(),
+      store.transact((d) => {
+        d.records['02:00:00:00:00:01'] = { ...record };
+      }),
+    ]) {
       const err = await errorOf(p);
       expect(err.code).toBe('STORE_IO');
       expect(err.message).toContain(path);
@@ -223,7 +340,9 @@ describe('the store path follows the output rule', () => {
   it('a live symlink is followed: the target is replaced in its own directory, with its lock beside it, and the link stays a link', async () => {
     mkdirSync(join(dir, 'volume'));
     const target = join(dir, 'volume', 'real.json');
-    await new FileStore({ path: target }).transact((d) => { d.records['02:00:00:00:00:01'] = { ...record }; });
+    await new FileStore({ path: target }).transact((d) => {
+      d.records['02:00:00:00:00:01'] = { ...record };
+    });
     symlinkSync('volume/real.json', path);
     const store = new FileStore({ path });
     let lockSeen = '';
@@ -243,24 +362,39 @@ describe('the store path follows the output rule', () => {
 
   const notFiles: [string, () => Promise<() => void> | (() => void)][] = [
     ['a directory', () => (mkdirSync(path), () => {})],
-    ['a FIFO', () => {
-      const r = spawnSync('mkfifo', [path]);
-      if (r.status !== 0) throw new Error('mkfifo failed');
-      return () => {};
-    }],
+    [
+      'a FIFO',
+      () => {
+        const r = spawnSync('mkfifo', [path]);
+        if (r.status !== 0) throw new Error('mkfifo failed');
+        return () => {};
+      },
+    ],
     ['a symlink to /dev/null', () => (symlinkSync('/dev/null', path), () => {})],
-    ['a unix socket', () => new Promise((ok) => {
-      const server = createServer().listen(path, () => ok(() => server.close()));
-    })],
+    [
+      'a unix socket',
+      () =>
+        new Promise((ok) => {
+          const server = createServer().listen(path, () => ok(() => server.close()));
+        }),
+    ],
   ];
 
   it.each(notFiles)('a path that is %s is STORE_IO and is left as it is', async (_, make) => {
     const cleanup = await make();
     try {
-      const kind = (): string => { const st = lstatSync(path); return st.isSymbolicLink() ? 'link' : st.isDirectory() ? 'dir' : st.isFIFO() ? 'fifo' : st.isSocket() ? 'socket' : 'other'; };
+      const kind = (): string => {
+        const st = lstatSync(path);
+        return st.isSymbolicLink() ? 'link' : st.isDirectory() ? 'dir' : st.isFIFO() ? 'fifo' : st.isSocket() ? 'socket' : 'other';
+      };
       const before = kind();
       const store = new FileStore({ path, lockTimeoutMs: 100 });
-      for (const p of [store.read(), store.transact((d) => { d.records['02:00:00:00:00:01'] = { ...record }; })]) {
+      for (const p of [
+        store.read(),
+        store.transact((d) => {
+          d.records['02:00:00:00:00:01'] = { ...record };
+        }),
+      ]) {
         const err = await errorOf(p);
         expect(err.code).toBe('STORE_IO');
         expect(err.message).toContain(path);
@@ -277,10 +411,17 @@ describe('the lock identifies its holder', () => {
   const lock = (): string => `${path}.lock`;
   const put = async (text: string): Promise<MacslotError | undefined> => {
     writeFileSync(lock(), text);
-    return new FileStore({ path, lockTimeoutMs: 300 }).transact((d) => { d.records['02:00:00:00:00:01'] = { ...record }; }).then(() => undefined, (e: MacslotError) => e);
+    return new FileStore({ path, lockTimeoutMs: 300 })
+      .transact((d) => {
+        d.records['02:00:00:00:00:01'] = { ...record };
+      })
+      .then(
+        () => undefined,
+        (e: MacslotError) => e,
+      );
   };
 
-  it('is created whole: at no moment does the lock file exist without its holder\'s pid, host, start time and boot id', async () => {
+  it("is created whole: at no moment does the lock file exist without its holder's pid, host, start time and boot id", async () => {
     const seen: string[] = [];
     const check = (): void => {
       let text: string;
@@ -292,11 +433,27 @@ describe('the lock identifies its holder', () => {
       seen.push(text);
     };
     const watched = faulty({
-      openSync: (p, f, m) => { check(); const fd = fs.openSync(p, f, m); check(); return fd; },
-      writeSync: (fd, b, o, l, pos) => { check(); const n = fs.writeSync(fd, b, o, l, pos); check(); return n; },
-      closeSync: (fd) => { check(); fs.closeSync(fd); check(); },
+      openSync: (p, f, m) => {
+        check();
+        const fd = fs.openSync(p, f, m);
+        check();
+        return fd;
+      },
+      writeSync: (fd, b, o, l, pos) => {
+        check();
+        const n = fs.writeSync(fd, b, o, l, pos);
+        check();
+        return n;
+      },
+      closeSync: (fd) => {
+        check();
+        fs.closeSync(fd);
+        check();
+      },
     });
-    await new FileStore({ path, fs: watched }).transact((d) => { d.records['02:00:00:00:00:01'] = { ...record }; });
+    await new FileStore({ path, fs: watched }).transact((d) => {
+      d.records['02:00:00:00:00:01'] = { ...record };
+    });
     expect(seen.length).toBeGreaterThan(0);
     const pattern = new RegExp(`^${process.pid} ${hostname()} start=(\\d+|-) boot=\\S+ since=\\S+\n$`);
     for (const text of seen) expect(text).toMatch(pattern);
@@ -323,9 +480,15 @@ describe('the lock identifies its holder', () => {
 
   const stale: [string, () => string][] = [
     // A container restarted with the same pid: the old lock names this very pid, from a process that started at another time.
-    ['this process\'s own pid, left by an earlier process with another start time', () => `${process.pid} ${hostname()} start=1 boot=${me!.boot} since=x\n`],
+    [
+      "this process's own pid, left by an earlier process with another start time",
+      () => `${process.pid} ${hostname()} start=1 boot=${me!.boot} since=x\n`,
+    ],
     ['a live pid that was reused by another process since', () => `${process.ppid} ${hostname()} start=1 boot=${me!.boot} since=x\n`],
-    ['a live pid from before the last boot', () => `${process.ppid} ${hostname()} start=${me!.start} boot=00000000-0000-0000-0000-000000000000 since=x\n`],
+    [
+      'a live pid from before the last boot',
+      () => `${process.ppid} ${hostname()} start=${me!.start} boot=00000000-0000-0000-0000-000000000000 since=x\n`,
+    ],
   ];
 
   it.runIf(me !== undefined).each(stale)('breaks at once a lock holding %s', async (_, text) => {
@@ -335,9 +498,12 @@ describe('the lock identifies its holder', () => {
     expect(Object.keys((await new FileStore({ path }).read()).records)).toEqual(['02:00:00:00:00:01']);
   });
 
-  it.runIf(me !== undefined)('waits for a lock held by this very process (another FileStore here), identified by its start time', async () => {
-    const err = await put(`${process.pid} ${hostname()} start=${me!.start} boot=${me!.boot} since=x\n`);
-    expect(err?.code).toBe('STORE_LOCKED');
-    expect(err?.message).toContain(`process ${process.pid}`);
-  });
+  it.runIf(me !== undefined)(
+    'waits for a lock held by this very process (another FileStore here), identified by its start time',
+    async () => {
+      const err = await put(`${process.pid} ${hostname()} start=${me!.start} boot=${me!.boot} since=x\n`);
+      expect(err?.code).toBe('STORE_LOCKED');
+      expect(err?.message).toContain(`process ${process.pid}`);
+    },
+  );
 });

@@ -13,7 +13,10 @@ function xorshift(seed: number): RandomSource {
     }
   };
 }
-const constant = (b: number): RandomSource => (out) => out.fill(b);
+const constant =
+  (b: number): RandomSource =>
+  (out) =>
+    out.fill(b);
 
 describe('ethRandomAddr', () => {
   it.each([
@@ -45,10 +48,22 @@ describe('ethRandomAddr', () => {
 
 describe('MacBlock', () => {
   it.each([
-    { name: 'prefix string with length', spec: '02:08:20/24' as const, first: '02:08:20:00:00:00', last: '02:08:20:ff:ff:ff', size: 2 ** 24 },
+    {
+      name: 'prefix string with length',
+      spec: '02:08:20/24' as const,
+      first: '02:08:20:00:00:00',
+      last: '02:08:20:ff:ff:ff',
+      size: 2 ** 24,
+    },
     { name: 'prefix object', spec: { prefix: '02:08:20' }, first: '02:08:20:00:00:00', last: '02:08:20:ff:ff:ff', size: 2 ** 24 },
     { name: '28-bit prefix', spec: '00:14:4f:00:00:00/28', first: '00:14:4f:00:00:00', last: '00:14:4f:0f:ff:ff', size: 2 ** 20 },
-    { name: 'base and count', spec: { base: '00:14:4f:00:00:01', count: 8 }, first: '00:14:4f:00:00:01', last: '00:14:4f:00:00:08', size: 8 },
+    {
+      name: 'base and count',
+      spec: { base: '00:14:4f:00:00:01', count: 8 },
+      first: '00:14:4f:00:00:01',
+      last: '00:14:4f:00:00:08',
+      size: 8,
+    },
   ])('describes $name', ({ spec, first, last, size }) => {
     const block = new MacBlock(spec);
     expect([block.first.toString(), block.last.toString(), block.size]).toEqual([first, last, size]);

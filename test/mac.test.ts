@@ -126,12 +126,17 @@ describe('kinds and keys', () => {
 
   it('formats in every notation and parses back (property)', () => {
     fc.assert(
-      fc.property(fc.oneof(fc.uint8Array({ minLength: 6, maxLength: 6 }), fc.uint8Array({ minLength: 8, maxLength: 8 })), fc.constantFrom('colon', 'hyphen', 'dotted', 'bare' as const), fc.boolean(), (bytes, notation, uppercase) => {
-        const mac = Mac.fromBytes(bytes);
-        const text = mac.format(notation, { uppercase });
-        expect(Mac.parse(text).equals(mac)).toBe(true);
-        expect([...Mac.parse(text).toBytes()]).toEqual([...bytes]);
-      }),
+      fc.property(
+        fc.oneof(fc.uint8Array({ minLength: 6, maxLength: 6 }), fc.uint8Array({ minLength: 8, maxLength: 8 })),
+        fc.constantFrom('colon', 'hyphen', 'dotted', 'bare' as const),
+        fc.boolean(),
+        (bytes, notation, uppercase) => {
+          const mac = Mac.fromBytes(bytes);
+          const text = mac.format(notation, { uppercase });
+          expect(Mac.parse(text).equals(mac)).toBe(true);
+          expect([...Mac.parse(text).toBytes()]).toEqual([...bytes]);
+        },
+      ),
       { numRuns: 2000 },
     );
   });

@@ -5,7 +5,16 @@ import { Mac, MacslotError, Nic, classifyFrame, type NicClient } from 'macslot';
 
 const PRIMARY = '00:14:4f:00:00:00';
 const FACTORY = ['00:14:4f:00:00:01', '00:14:4f:00:00:02', '00:14:4f:00:00:03', '00:14:4f:00:00:04'];
-const MACS = ['02:00:00:00:00:01', '02:00:00:00:00:02', '02:00:00:00:00:03', '00:1b:21:00:00:01', ...FACTORY, PRIMARY, '00:00:00:00:00:00', '33:33:00:00:00:01'];
+const MACS = [
+  '02:00:00:00:00:01',
+  '02:00:00:00:00:02',
+  '02:00:00:00:00:03',
+  '00:1b:21:00:00:01',
+  ...FACTORY,
+  PRIMARY,
+  '00:00:00:00:00:00',
+  '33:33:00:00:00:01',
+];
 const GROUPS = ['33:33:00:00:00:01', '33:33:00:00:00:02', '01:00:5e:00:00:01', 'ff:ff:ff:ff:ff:ff', '02:00:00:00:00:01'];
 const NAMES = ['a', 'b', 'c', 'tap'];
 const UNKNOWN = '02:00:00:00:99:99';
@@ -69,7 +78,12 @@ abstract class Cmd implements fc.Command<Model, Real> {
 }
 
 class Reserve extends Cmd {
-  constructor(name: string, readonly slot: number | undefined) { super(name); }
+  constructor(
+    name: string,
+    readonly slot: number | undefined,
+  ) {
+    super(name);
+  }
   run(m: Model, r: Real): void {
     let expected: string | undefined;
     const f = m.cfg.factory;
@@ -82,7 +96,8 @@ class Reserve extends Cmd {
       else if (m.cfg.auto && activeHolder(m, FACTORY[s - 1]!) !== undefined) expected = 'MAC_IN_USE';
       else chosen = s;
     } else {
-      for (let s = 1; s <= f && chosen === undefined; s++) if (!m.owner.has(s) && (!m.cfg.auto || activeHolder(m, FACTORY[s - 1]!) === undefined)) chosen = s;
+      for (let s = 1; s <= f && chosen === undefined; s++)
+        if (!m.owner.has(s) && (!m.cfg.auto || activeHolder(m, FACTORY[s - 1]!) === undefined)) chosen = s;
       if (chosen === undefined) expected = 'NO_FREE_SLOT';
     }
     if (expected === undefined && m.cfg.auto && m.cfg.reject && hwFull(r)) expected = 'NO_FREE_SLOT';
@@ -94,11 +109,19 @@ class Reserve extends Cmd {
       if (m.cfg.auto) m.active.set(chosen!, FACTORY[chosen! - 1]!);
     }
   }
-  toString(): string { return `Reserve(${this.name}, ${this.slot})`; }
+  toString(): string {
+    return `Reserve(${this.name}, ${this.slot})`;
+  }
 }
 
 class Release extends Cmd {
-  constructor(name: string, readonly slot: number, readonly via: 'unreserve' | 'remove') { super(name); }
+  constructor(
+    name: string,
+    readonly slot: number,
+    readonly via: 'unreserve' | 'remove',
+  ) {
+    super(name);
+  }
   run(m: Model, r: Real): void {
     let expected = ownedCode(m, this.name, this.slot);
     const isFactory = this.slot <= m.cfg.factory;
@@ -112,11 +135,19 @@ class Release extends Cmd {
     }
     void r;
   }
-  toString(): string { return `${this.via}(${this.name}, ${this.slot})`; }
+  toString(): string {
+    return `${this.via}(${this.name}, ${this.slot})`;
+  }
 }
 
 class Modify extends Cmd {
-  constructor(name: string, readonly slot: number, readonly mac: string) { super(name); }
+  constructor(
+    name: string,
+    readonly slot: number,
+    readonly mac: string,
+  ) {
+    super(name);
+  }
   run(m: Model, r: Real): void {
     let expected = ownedCode(m, this.name, this.slot);
     const mac = Mac.parse(this.mac);
@@ -129,11 +160,18 @@ class Modify extends Cmd {
     expect(o.code, this.toString()).toBe(expected);
     if (o.code === undefined) m.active.set(this.slot, this.mac);
   }
-  toString(): string { return `Modify(${this.name}, ${this.slot}, ${this.mac})`; }
+  toString(): string {
+    return `Modify(${this.name}, ${this.slot}, ${this.mac})`;
+  }
 }
 
 class Add extends Cmd {
-  constructor(name: string, readonly mac: string | undefined) { super(name); }
+  constructor(
+    name: string,
+    readonly mac: string | undefined,
+  ) {
+    super(name);
+  }
   run(m: Model, r: Real): void {
     let expected: string | undefined;
     if (this.mac !== undefined && !Mac.parse(this.mac).isValidUnicast) expected = 'INVALID_MAC';
@@ -152,7 +190,9 @@ class Add extends Cmd {
       m.active.set(slot, res.mac.toString());
     }
   }
-  toString(): string { return `Add(${this.name}, ${this.mac})`; }
+  toString(): string {
+    return `Add(${this.name}, ${this.mac})`;
+  }
 }
 
 /** Reserves until refused: exactly `availableSlots` reservations succeed, and the last refusal says why. */
@@ -170,11 +210,19 @@ class Drain extends Cmd {
       if (m.cfg.auto) m.active.set(slot, FACTORY[slot - 1]!);
     }
   }
-  toString(): string { return `Drain(${this.name})`; }
+  toString(): string {
+    return `Drain(${this.name})`;
+  }
 }
 
 class Join extends Cmd {
-  constructor(name: string, readonly group: string, readonly leave: boolean) { super(name); }
+  constructor(
+    name: string,
+    readonly group: string,
+    readonly leave: boolean,
+  ) {
+    super(name);
+  }
   run(m: Model, r: Real): void {
     const c = m.clients.get(this.name);
     const mine = c?.groups ?? new Map<string, number>();
@@ -193,11 +241,18 @@ class Join extends Cmd {
       else mine.set(this.group, n);
     }
   }
-  toString(): string { return `${this.leave ? 'Leave' : 'Join'}(${this.name}, ${this.group})`; }
+  toString(): string {
+    return `${this.leave ? 'Leave' : 'Join'}(${this.name}, ${this.group})`;
+  }
 }
 
 class Promisc extends Cmd {
-  constructor(name: string, readonly on: boolean) { super(name); }
+  constructor(
+    name: string,
+    readonly on: boolean,
+  ) {
+    super(name);
+  }
   run(m: Model): void {
     const c = m.clients.get(this.name)!;
     const expected = this.on && !c.promiscuous && this.name !== 'tap' ? 'NOT_PERMITTED' : undefined;
@@ -205,33 +260,49 @@ class Promisc extends Cmd {
     expect(o.code, this.toString()).toBe(expected);
     if (o.code === undefined) c.promiscuous = this.on;
   }
-  override check(m: Readonly<Model>): boolean { return m.clients.has(this.name); }
-  toString(): string { return `Promiscuous(${this.name}, ${this.on})`; }
+  override check(m: Readonly<Model>): boolean {
+    return m.clients.has(this.name);
+  }
+  toString(): string {
+    return `Promiscuous(${this.name}, ${this.on})`;
+  }
 }
 
 class Open implements fc.Command<Model, Real> {
   constructor(readonly name: string) {}
-  check(): boolean { return true; }
+  check(): boolean {
+    return true;
+  }
   run(m: Model, r: Real): void {
     const o = outcome(() => r.openClient(this.name, { allowPromiscuous: this.name === 'tap' }));
     expect(o.code, this.toString()).toBe(m.clients.has(this.name) ? 'NAME_IN_USE' : undefined);
     if (o.code === undefined) m.clients.set(this.name, { handle: o.value as NicClient, promiscuous: false, groups: new Map() });
   }
-  toString(): string { return `Open(${this.name})`; }
+  toString(): string {
+    return `Open(${this.name})`;
+  }
 }
 
 class Close implements fc.Command<Model, Real> {
   constructor(readonly name: string) {}
-  check(m: Readonly<Model>): boolean { return m.clients.has(this.name); }
+  check(m: Readonly<Model>): boolean {
+    return m.clients.has(this.name);
+  }
   run(m: Model): void {
     const c = m.clients.get(this.name)!;
     const o = outcome(() => c.handle.close());
     expect(o.code, this.toString()).toBe(this.name === 'primary' ? 'NOT_PERMITTED' : undefined);
     if (o.code !== undefined) return;
-    for (const [slot, owner] of [...m.owner]) if (owner === this.name) { m.owner.delete(slot); m.active.delete(slot); }
+    for (const [slot, owner] of [...m.owner])
+      if (owner === this.name) {
+        m.owner.delete(slot);
+        m.active.delete(slot);
+      }
     m.clients.delete(this.name);
   }
-  toString(): string { return `Close(${this.name})`; }
+  toString(): string {
+    return `Close(${this.name})`;
+  }
 }
 
 function checkInvariants(m: Model, r: Real): void {
@@ -245,7 +316,10 @@ function checkInvariants(m: Model, r: Real): void {
   // Each open client's slot list and count agree with the owners above.
   for (const c of m.clients.values()) {
     if (!c.handle.open) continue;
-    const owned = [...m.owner].filter(([, o]) => o === c.handle.name).map(([slot]) => slot).sort((a, b) => a - b);
+    const owned = [...m.owner]
+      .filter(([, o]) => o === c.handle.name)
+      .map(([slot]) => slot)
+      .sort((a, b) => a - b);
     expect([c.handle.slots(), c.handle.slotCount]).toEqual([owned, owned.length]);
   }
   // Capacity counts are exact.
@@ -259,12 +333,16 @@ function checkInvariants(m: Model, r: Real): void {
   const exactGroups = [...state.groups.values()].filter((g) => g.stage === 'exact').length;
   expect(sup.availableMulticastEntries).toBe(m.cfg.multicast - active.filter((s) => s.placement === 'multicast').length - exactGroups);
   // The filter holds exactly what addressGet reports.
-  const fromGet = new Map(active.map((s) => [s.mac.key, { client: r.client(s.owner!)!.id, slot: s.slot, hardware: s.placement !== 'software' }]));
+  const fromGet = new Map(
+    active.map((s) => [s.mac.key, { client: r.client(s.owner!)!.id, slot: s.slot, hardware: s.placement !== 'software' }]),
+  );
   expect(new Map(state.unicast)).toEqual(fromGet);
   // Group membership matches the model.
   const groups = new Map<string, number[]>();
   for (const c of m.clients.values()) for (const g of c.groups.keys()) groups.set(g, [...(groups.get(g) ?? []), c.handle.id]);
-  expect(new Map([...state.groups].map(([k, g]) => [Mac.fromNumber(k as number).toString(), g.members]))).toEqual(new Map([...groups].map(([k, v]) => [k, v.sort((a, b) => a - b)])));
+  expect(new Map([...state.groups].map(([k, g]) => [Mac.fromNumber(k as number).toString(), g.members]))).toEqual(
+    new Map([...groups].map(([k, v]) => [k, v.sort((a, b) => a - b)])),
+  );
   // Overflow follows the policy and never silently accepts everything.
   const software = active.some((s) => s.placement === 'software');
   if (m.cfg.reject) expect(software).toBe(false);
@@ -274,17 +352,27 @@ function checkInvariants(m: Model, r: Real): void {
   Mac.parse(UNKNOWN).writeTo(f);
   const v = classifyFrame(state, f);
   if (!anyPromisc) expect(v).toMatchObject({ deliver: [], rule: 'drop-unknown' });
-  else expect(v.deliver).toEqual([...m.clients.values()].filter((c) => c.promiscuous).map((c) => c.handle.id).sort((a, b) => a - b));
+  else
+    expect(v.deliver).toEqual(
+      [...m.clients.values()]
+        .filter((c) => c.promiscuous)
+        .map((c) => c.handle.id)
+        .sort((a, b) => a - b),
+    );
 }
 
 class Checked implements fc.Command<Model, Real> {
   constructor(readonly inner: fc.Command<Model, Real>) {}
-  check(m: Readonly<Model>): boolean { return this.inner.check(m); }
+  check(m: Readonly<Model>): boolean {
+    return this.inner.check(m);
+  }
   run(m: Model, r: Real): void {
     this.inner.run(m, r);
     checkInvariants(m, r);
   }
-  toString(): string { return this.inner.toString(); }
+  toString(): string {
+    return this.inner.toString();
+  }
 }
 
 const name = fc.constantFrom(...NAMES, 'primary');

@@ -3,7 +3,8 @@ import { describe, expect, it, vi } from 'vitest';
 import { Mac, MacslotError, Nic, classifyFrame, type NicConfig, type NicEvent } from 'macslot';
 
 const PRIMARY = '00:14:4f:00:00:00';
-const base = (extra: Partial<NicConfig> = {}): Nic => new Nic({ primary: PRIMARY, factory: { base: '00:14:4f:00:00:01', count: 4 }, ...extra });
+const base = (extra: Partial<NicConfig> = {}): Nic =>
+  new Nic({ primary: PRIMARY, factory: { base: '00:14:4f:00:00:01', count: 4 }, ...extra });
 const frameTo = (dst: string): Uint8Array => {
   const f = new Uint8Array(60);
   Mac.parse(dst).writeTo(f, 0);
@@ -26,7 +27,11 @@ describe('configuration', () => {
     { name: 'multicast primary', config: { primary: '01:00:5e:00:00:01' }, code: 'INVALID_MAC' },
     { name: 'zero primary', config: { primary: '00:00:00:00:00:00' }, code: 'INVALID_MAC' },
     { name: 'garbage primary', config: { primary: 'not-a-mac' }, code: 'INVALID_MAC' },
-    { name: 'duplicate factory MACs', config: { primary: PRIMARY, factory: ['00:14:4f:00:00:01', '00:14:4f:00:00:01'] }, code: 'INVALID_ARGUMENT' },
+    {
+      name: 'duplicate factory MACs',
+      config: { primary: PRIMARY, factory: ['00:14:4f:00:00:01', '00:14:4f:00:00:01'] },
+      code: 'INVALID_ARGUMENT',
+    },
     { name: 'factory equal to the primary', config: { primary: PRIMARY, factory: [PRIMARY] }, code: 'INVALID_ARGUMENT' },
     { name: 'negative entries', config: { primary: PRIMARY, unicastEntries: -1 }, code: 'INVALID_ARGUMENT' },
     { name: 'fractional entries', config: { primary: PRIMARY, multicastEntries: 1.5 }, code: 'INVALID_ARGUMENT' },
@@ -46,7 +51,13 @@ describe('addressSupport', () => {
   it('reports the factory pool and counts reservations exactly', () => {
     const nic = new Nic({ primary: PRIMARY, factory: { base: '00:14:4f:00:00:01', count: 8 }, multicastEntries: 4 });
     const s = nic.addressSupport();
-    expect([s.multipleFactory, s.totalSlots, s.availableSlots, s.firstFactory?.toString(), s.lastFactory?.toString()]).toEqual([true, 8, 8, '00:14:4f:00:00:01', '00:14:4f:00:00:08']);
+    expect([s.multipleFactory, s.totalSlots, s.availableSlots, s.firstFactory?.toString(), s.lastFactory?.toString()]).toEqual([
+      true,
+      8,
+      8,
+      '00:14:4f:00:00:01',
+      '00:14:4f:00:00:08',
+    ]);
     expect([s.totalUnicastEntries, s.availableUnicastEntries, s.totalMulticastEntries, s.availableMulticastEntries]).toEqual([8, 8, 4, 4]);
     const c = nic.openClient('vm');
     const r = c.addressReserve();
@@ -66,34 +77,125 @@ describe('error codes of each interface', () => {
     return { nic, a, b, ra, added };
   };
   it.each([
-    { name: 'reserve on a NIC without factory MACs', run: () => new Nic({ primary: PRIMARY }).openClient('x').addressReserve(), code: 'NOT_SUPPORTED' },
+    {
+      name: 'reserve on a NIC without factory MACs',
+      run: () => new Nic({ primary: PRIMARY }).openClient('x').addressReserve(),
+      code: 'NOT_SUPPORTED',
+    },
     { name: 'reserve slot 0', run: () => setup().b.addressReserve({ slot: 0 }), code: 'INVALID_SLOT' },
     { name: 'reserve slot -1', run: () => setup().b.addressReserve({ slot: -1 }), code: 'INVALID_SLOT' },
     { name: 'reserve slot F+1', run: () => setup().b.addressReserve({ slot: 5 }), code: 'INVALID_SLOT' },
     { name: 'reserve slot 1.5', run: () => setup().b.addressReserve({ slot: 1.5 }), code: 'INVALID_SLOT' },
     { name: 'reserve a reserved slot', run: () => setup().b.addressReserve({ slot: 1 }), code: 'SLOT_BUSY' },
-    { name: 'reserve with every slot taken', run: () => { const { b } = setup(); for (let i = 0; i < 4; i++) b.addressReserve(); }, code: 'NO_FREE_SLOT' },
+    {
+      name: 'reserve with every slot taken',
+      run: () => {
+        const { b } = setup();
+        for (let i = 0; i < 4; i++) b.addressReserve();
+      },
+      code: 'NO_FREE_SLOT',
+    },
     { name: 'unreserve a free slot', run: () => setup().b.addressUnreserve(2), code: 'NOT_RESERVED' },
-    { name: "unreserve another client's slot", run: () => { const s = setup(); s.b.addressUnreserve(s.ra.slot); }, code: 'NOT_OWNER' },
+    {
+      name: "unreserve another client's slot",
+      run: () => {
+        const s = setup();
+        s.b.addressUnreserve(s.ra.slot);
+      },
+      code: 'NOT_OWNER',
+    },
     { name: 'unreserve a slot that does not exist', run: () => setup().b.addressUnreserve(99), code: 'INVALID_SLOT' },
-    { name: 'unreserve an added slot', run: () => { const s = setup(); s.a.addressUnreserve(s.added.slot); }, code: 'INVALID_SLOT' },
-    { name: 'remove a factory slot', run: () => { const s = setup(); s.a.addressRemove(s.ra.slot); }, code: 'INVALID_SLOT' },
-    { name: 'modify to multicast', run: () => { const s = setup(); s.a.addressModify(s.ra.slot, '01:00:5e:00:00:01'); }, code: 'INVALID_MAC' },
-    { name: 'modify to zero', run: () => { const s = setup(); s.a.addressModify(s.ra.slot, '00:00:00:00:00:00'); }, code: 'INVALID_MAC' },
-    { name: 'modify to broadcast', run: () => { const s = setup(); s.a.addressModify(s.ra.slot, 'ff:ff:ff:ff:ff:ff'); }, code: 'INVALID_MAC' },
-    { name: 'modify to the primary', run: () => { const s = setup(); s.a.addressModify(s.ra.slot, PRIMARY); }, code: 'MAC_IN_USE' },
-    { name: "modify to another client's MAC", run: () => { const s = setup(); const rb = s.b.addressReserve(); s.b.addressModify(rb.slot, '02:00:00:00:00:aa'); }, code: 'MAC_IN_USE' },
+    {
+      name: 'unreserve an added slot',
+      run: () => {
+        const s = setup();
+        s.a.addressUnreserve(s.added.slot);
+      },
+      code: 'INVALID_SLOT',
+    },
+    {
+      name: 'remove a factory slot',
+      run: () => {
+        const s = setup();
+        s.a.addressRemove(s.ra.slot);
+      },
+      code: 'INVALID_SLOT',
+    },
+    {
+      name: 'modify to multicast',
+      run: () => {
+        const s = setup();
+        s.a.addressModify(s.ra.slot, '01:00:5e:00:00:01');
+      },
+      code: 'INVALID_MAC',
+    },
+    {
+      name: 'modify to zero',
+      run: () => {
+        const s = setup();
+        s.a.addressModify(s.ra.slot, '00:00:00:00:00:00');
+      },
+      code: 'INVALID_MAC',
+    },
+    {
+      name: 'modify to broadcast',
+      run: () => {
+        const s = setup();
+        s.a.addressModify(s.ra.slot, 'ff:ff:ff:ff:ff:ff');
+      },
+      code: 'INVALID_MAC',
+    },
+    {
+      name: 'modify to the primary',
+      run: () => {
+        const s = setup();
+        s.a.addressModify(s.ra.slot, PRIMARY);
+      },
+      code: 'MAC_IN_USE',
+    },
+    {
+      name: "modify to another client's MAC",
+      run: () => {
+        const s = setup();
+        const rb = s.b.addressReserve();
+        s.b.addressModify(rb.slot, '02:00:00:00:00:aa');
+      },
+      code: 'MAC_IN_USE',
+    },
     { name: 'modify a free slot', run: () => setup().b.addressModify(3, '02:00:00:00:00:01'), code: 'NOT_RESERVED' },
-    { name: "modify another client's slot", run: () => { const s = setup(); s.b.addressModify(s.ra.slot, '02:00:00:00:00:01'); }, code: 'NOT_OWNER' },
+    {
+      name: "modify another client's slot",
+      run: () => {
+        const s = setup();
+        s.b.addressModify(s.ra.slot, '02:00:00:00:00:01');
+      },
+      code: 'NOT_OWNER',
+    },
     { name: 'add a MAC in use', run: () => setup().b.addressAdd('02:00:00:00:00:aa'), code: 'MAC_IN_USE' },
     { name: 'add a multicast MAC', run: () => setup().b.addressAdd('33:33:00:00:00:01'), code: 'INVALID_MAC' },
     { name: 'join a unicast MAC', run: () => setup().a.multicastJoin('02:00:00:00:00:01'), code: 'INVALID_MAC' },
     { name: 'join broadcast', run: () => setup().a.multicastJoin('ff:ff:ff:ff:ff:ff'), code: 'INVALID_MAC' },
     { name: 'leave a group never joined', run: () => setup().a.multicastLeave('33:33:00:00:00:01'), code: 'NOT_MEMBER' },
     { name: 'promiscuous without a grant', run: () => setup().a.setPromiscuous(true), code: 'NOT_PERMITTED' },
-    { name: 'use a closed client', run: () => { const s = setup(); s.b.close(); s.b.addressReserve(); }, code: 'CLIENT_CLOSED' },
+    {
+      name: 'use a closed client',
+      run: () => {
+        const s = setup();
+        s.b.close();
+        s.b.addressReserve();
+      },
+      code: 'CLIENT_CLOSED',
+    },
     { name: 'open a duplicate name', run: () => setup().nic.openClient('a'), code: 'NAME_IN_USE' },
-    { name: 'open past maxClients', run: () => { const nic = new Nic({ primary: PRIMARY, maxClients: 2 }); nic.openClient('x'); nic.openClient('y'); }, code: 'TOO_MANY_CLIENTS' },
+    {
+      name: 'open past maxClients',
+      run: () => {
+        const nic = new Nic({ primary: PRIMARY, maxClients: 2 });
+        nic.openClient('x');
+        nic.openClient('y');
+      },
+      code: 'TOO_MANY_CLIENTS',
+    },
     { name: 'get a slot that does not exist', run: () => setup().nic.addressGet(42), code: 'INVALID_SLOT' },
   ])('$name → $code', ({ run, code }) => {
     expect(codeOf(run)).toBe(code);
@@ -170,14 +272,16 @@ describe('factory MACs belong to their slots', () => {
   const ADDS = [
     { name: 'a free slot', reserved: [], autoActivate: true },
     { name: 'a slot reserved by another client, not yet active', reserved: [2], autoActivate: false },
-    { name: "a slot the adding client itself reserved, not yet active", reserved: [2], autoActivate: false, self: true },
+    { name: 'a slot the adding client itself reserved, not yet active', reserved: [2], autoActivate: false, self: true },
   ];
-  it.each(ADDS)("addressAdd refuses the factory MAC of $name with MAC_IN_USE naming the slot", ({ reserved, autoActivate, self }) => {
+  it.each(ADDS)('addressAdd refuses the factory MAC of $name with MAC_IN_USE naming the slot', ({ reserved, autoActivate, self }) => {
     const nic = base({ autoActivate });
     const owner = nic.openClient('owner');
     const adder = self ? owner : nic.openClient('adder');
     for (const slot of reserved) owner.addressReserve({ slot });
-    expect(() => adder.addressAdd('00:14:4f:00:00:02')).toThrow(expect.objectContaining({ code: 'MAC_IN_USE', message: expect.stringContaining('factory MAC of slot 2') }));
+    expect(() => adder.addressAdd('00:14:4f:00:00:02')).toThrow(
+      expect.objectContaining({ code: 'MAC_IN_USE', message: expect.stringContaining('factory MAC of slot 2') }),
+    );
     expect(nic.addressGet(2).active).toBe(false);
     expect(verdict(nic, '00:14:4f:00:00:02').rule).toBe('drop-unknown');
   });
@@ -203,10 +307,25 @@ describe('factory MACs belong to their slots', () => {
 
 describe('availableSlots is the number of reservations that would succeed', () => {
   const CASES = [
-    { name: "the issue's case: slot 1 reserved, slot 2's MAC added elsewhere", extra: {}, setup: (n: Nic) => tryAdd(n, '00:14:4f:00:00:02'), expected: 3 },
-    { name: 'reject policy with the filter full', extra: { unicastEntries: 1, multicastEntries: 1, overflow: 'reject' as const }, setup: () => {}, expected: 1 },
+    {
+      name: "the issue's case: slot 1 reserved, slot 2's MAC added elsewhere",
+      extra: {},
+      setup: (n: Nic) => tryAdd(n, '00:14:4f:00:00:02'),
+      expected: 3,
+    },
+    {
+      name: 'reject policy with the filter full',
+      extra: { unicastEntries: 1, multicastEntries: 1, overflow: 'reject' as const },
+      setup: () => {},
+      expected: 1,
+    },
     { name: 'maxAddresses reached', extra: { maxAddresses: 3 }, setup: () => {}, expected: 1 },
-    { name: 'autoActivate false ignores the filter', extra: { autoActivate: false, unicastEntries: 0, multicastEntries: 0, overflow: 'reject' as const }, setup: () => {}, expected: 3 },
+    {
+      name: 'autoActivate false ignores the filter',
+      extra: { autoActivate: false, unicastEntries: 0, multicastEntries: 0, overflow: 'reject' as const },
+      setup: () => {},
+      expected: 3,
+    },
   ];
   function tryAdd(nic: Nic, mac: string): void {
     codeOf(() => nic.openClient('other').addressAdd(mac));
@@ -360,8 +479,18 @@ describe('ownership and events', () => {
     a.multicastJoin('33:33:00:00:00:01');
     a.setPromiscuous(true);
     a.close();
-    expect(nic.addressSupport()).toMatchObject({ availableSlots: 4, availableUnicastEntries: 4, availableMulticastEntries: 2, mode: 'filtered' });
-    expect(nic.slots().filter((s) => s.reserved).map((s) => s.slot)).toEqual([0]);
+    expect(nic.addressSupport()).toMatchObject({
+      availableSlots: 4,
+      availableUnicastEntries: 4,
+      availableMulticastEntries: 2,
+      mode: 'filtered',
+    });
+    expect(
+      nic
+        .slots()
+        .filter((s) => s.reserved)
+        .map((s) => s.slot),
+    ).toEqual([0]);
     expect(events.map((e) => e.type)).toEqual(expect.arrayContaining(['reserved', 'joined', 'left', 'released', 'client-closed']));
     const gens = events.map((e) => e.generation);
     expect(gens).toEqual([...gens].sort((x, y) => x - y));
@@ -394,7 +523,9 @@ describe('churn', () => {
     expect(a.slots()).toEqual([...kept.keys()].sort((x, y) => x - y));
     expect(a.groups()).toEqual([]);
     const unicast = nic.filterState().unicast;
-    expect([...unicast.keys()].map((k) => (typeof k === 'number' ? Mac.fromNumber(k) : Mac.parse(k)).toString()).sort()).toEqual([PRIMARY, ...kept.values()].sort());
+    expect([...unicast.keys()].map((k) => (typeof k === 'number' ? Mac.fromNumber(k) : Mac.parse(k)).toString()).sort()).toEqual(
+      [PRIMARY, ...kept.values()].sort(),
+    );
     expect(nic.filterState().groups.size).toBe(0);
     expect(verdict(nic, '02:00:00:00:00:03').rule).toBe('drop-unknown');
     expect(verdict(nic, [...kept.values()][0]!).rule).toBe('unicast-exact');

@@ -135,9 +135,12 @@ describe('macslot switch (the built CLI)', () => {
     expect(bad.status).toBe(2);
     expect(bad.stderr).toContain('--idle-timeout');
     const help = spawnSync(process.execPath, [CLI, 'switch', '--help'], { encoding: 'utf8' }).stdout;
-    for (const flag of ['--queue-budget', '--max-clients', '--idle-timeout', '--frame-timeout', '--handshake-timeout']) expect(help).toContain(flag);
+    for (const flag of ['--queue-budget', '--max-clients', '--idle-timeout', '--frame-timeout', '--handshake-timeout'])
+      expect(help).toContain(flag);
 
-    const child = spawn(process.execPath, [CLI, 'switch', '--listen', 'udp:127.0.0.1:0', '--idle-timeout', '2000', '--max-clients', '2'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, 'switch', '--listen', 'udp:127.0.0.1:0', '--idle-timeout', '2000', '--max-clients', '2'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     children.add(child);
     let err = '';
     child.stderr!.setEncoding('utf8').on('data', (t: string) => (err += t));

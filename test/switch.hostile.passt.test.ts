@@ -16,7 +16,10 @@ const pids = join(dir, 'pids');
 mkdirSync(pids);
 // A wrapper, so the stand-in runs whatever the checkout did to its mode bits.
 const standIn = join(dir, 'hostile-passt');
-writeFileSync(standIn, `#!/bin/sh\nexec "${process.execPath}" "${fileURLToPath(new URL('./fixtures/hostile-peer.mjs', import.meta.url))}" "$@"\n`);
+writeFileSync(
+  standIn,
+  `#!/bin/sh\nexec "${process.execPath}" "${fileURLToPath(new URL('./fixtures/hostile-peer.mjs', import.meta.url))}" "$@"\n`,
+);
 chmodSync(standIn, 0o755);
 
 /** Kills every stand-in still running (a failed test must not leave one behind). */
@@ -58,7 +61,13 @@ async function joinPeer(sw: Switch, where: string): Promise<{ peer: Awaited<Retu
   const before = new Set(sw.ports().map((p) => p.id));
   const peer = await streamPeer(where);
   await until(() => sw.ports().some((p) => !before.has(p.id) && p.mac !== undefined), 10_000, 'the switch to attach a stream peer');
-  return { peer, mac: sw.ports().find((p) => !before.has(p.id))!.mac!.toString() };
+  return {
+    peer,
+    mac: sw
+      .ports()
+      .find((p) => !before.has(p.id))!
+      .mac!.toString(),
+  };
 }
 
 /** Two stream peers exchange a unicast each way: the switch still serves. */

@@ -71,7 +71,13 @@ async function join2(sw: Switch, where: string): Promise<{ peer: StreamPeer; mac
   const peer = await streamPeer(where);
   sockets.add(peer.socket);
   await until(() => sw.ports().some((p) => !before.has(p.id)), 10_000, 'the switch to attach a peer');
-  return { peer, mac: sw.ports().find((p) => !before.has(p.id))!.mac!.toString() };
+  return {
+    peer,
+    mac: sw
+      .ports()
+      .find((p) => !before.has(p.id))!
+      .mac!.toString(),
+  };
 }
 
 /** A unicast each way between two fresh peers: the switch still serves. */
@@ -96,7 +102,10 @@ const STAGES: readonly { what: string; bytes: number[] }[] = [
   { what: 'a whole runt frame then half a prefix', bytes: [...prefix(5), 1, 2, 3, 4, 5, 0, 0, 0] },
   { what: 'an empty frame', bytes: prefix(0) },
   { what: 'a bogus length', bytes: [0xff, 0xff, 0xff, 0xff, 1] },
-  { what: 'a frame of invalid UTF-8 and escape sequences', bytes: [...prefix(64), ...Array.from({ length: 64 }, (_, i) => [0xff, 0x1b, 0x0a, 0xc0][i % 4]!)] },
+  {
+    what: 'a frame of invalid UTF-8 and escape sequences',
+    bytes: [...prefix(64), ...Array.from({ length: 64 }, (_, i) => [0xff, 0x1b, 0x0a, 0xc0][i % 4]!)],
+  },
 ];
 
 describe('hostile stream peers', () => {
@@ -137,7 +146,16 @@ describe('hostile stream peers', () => {
     const p1 = path();
     const p2 = path();
     const logs: string[] = [];
-    const { sw, served: s } = await serve({ listen: [{ kind: 'unix', path: p1 }, { kind: 'unix', path: p2 }], maxClientsPerListener: 2 }, logs);
+    const { sw, served: s } = await serve(
+      {
+        listen: [
+          { kind: 'unix', path: p1 },
+          { kind: 'unix', path: p2 },
+        ],
+        maxClientsPerListener: 2,
+      },
+      logs,
+    );
     const a = await join2(sw, p1);
     const b = await join2(sw, p1);
     await raw(p1, [], false);
@@ -198,9 +216,13 @@ describe('hostile stream peers', () => {
   it('contain a receiver that throws: the peer is refused, counted and logged once, escaped', async () => {
     const logs: string[] = [];
     const where = path();
-    const l = await listenStream({ path: where }, () => {
-      throw new Error('boom\n\u001b[31mforged: line');
-    }, { log: (x) => logs.push(x) });
+    const l = await listenStream(
+      { path: where },
+      () => {
+        throw new Error('boom\n\u001b[31mforged: line');
+      },
+      { log: (x) => logs.push(x) },
+    );
     try {
       await raw(where, prefix(60), false);
       await raw(where, [], false);
@@ -240,7 +262,9 @@ describe('unix socket paths', () => {
 
   it('replace a stale socket file left by a process that died, and refuse a regular file', async () => {
     const where = path();
-    const child = spawn(process.execPath, ['-e', "require('net').createServer().listen(process.argv[1], () => console.log('up'))", where], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, ['-e', "require('net').createServer().listen(process.argv[1], () => console.log('up'))", where], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     try {
       await new Promise<void>((r, j) => {
         child.stdout!.on('data', () => r());

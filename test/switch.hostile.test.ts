@@ -31,7 +31,11 @@ describe('hostile stream peers', () => {
     // Storm control off: this test floods broadcast on purpose, to fill a slow reader's queue.
     const sw = await Switch.create({ nic, allocation: 'random', stormControl: false });
     const path = join(dir, 'sw.sock');
-    const served: ServedSwitch = await serveSwitch(sw, { listen: [{ kind: 'unix', path }], maxQueueBytes: 256 * 1024, log: (l) => logs.push(l) });
+    const served: ServedSwitch = await serveSwitch(sw, {
+      listen: [{ kind: 'unix', path }],
+      maxQueueBytes: 256 * 1024,
+      log: (l) => logs.push(l),
+    });
 
     const join1 = async (): Promise<{ peer: StreamPeer; mac: string }> => {
       const before = sw.ports().length;
@@ -85,7 +89,9 @@ describe('hostile stream peers', () => {
     // 4. Thousands of connections, each leaving mid-frame.
     const storm = 2000;
     for (let i = 0; i < storm; i += 100) {
-      await Promise.all(Array.from({ length: 100 }, () => raw(path, Uint8Array.from([0, 0, 0, 60, 1, 2, 3, 4, 5, 6]), true).then((r) => r.closedByServer)));
+      await Promise.all(
+        Array.from({ length: 100 }, () => raw(path, Uint8Array.from([0, 0, 0, 60, 1, 2, 3, 4, 5, 6]), true).then((r) => r.closedByServer)),
+      );
     }
     const settled = (): boolean => {
       const c = sw.counters();

@@ -17,7 +17,10 @@ const pids = join(dir, 'pids');
 mkdirSync(pids);
 // A wrapper, so the stand-in runs whatever the checkout did to its mode bits.
 const standIn = join(dir, 'hostile-peer');
-writeFileSync(standIn, `#!/bin/sh\nexec "${process.execPath}" "${fileURLToPath(new URL('./fixtures/hostile-peer.mjs', import.meta.url))}" "$@"\n`);
+writeFileSync(
+  standIn,
+  `#!/bin/sh\nexec "${process.execPath}" "${fileURLToPath(new URL('./fixtures/hostile-peer.mjs', import.meta.url))}" "$@"\n`,
+);
 chmodSync(standIn, 0o755);
 
 /** Kills every stand-in that is still running (a failed test must not leave one behind). */
@@ -61,7 +64,13 @@ async function joinPeer(sw: Switch, where: string): Promise<{ peer: Awaited<Retu
   const before = new Set(sw.ports().map((p) => p.id));
   const peer = await streamPeer(where);
   await until(() => sw.ports().some((p) => !before.has(p.id) && p.mac !== undefined), 10_000, 'the switch to attach a stream peer');
-  return { peer, mac: sw.ports().find((p) => !before.has(p.id))!.mac!.toString() };
+  return {
+    peer,
+    mac: sw
+      .ports()
+      .find((p) => !before.has(p.id))!
+      .mac!.toString(),
+  };
 }
 
 /** Two stream peers exchange a unicast each way: the switch still serves. */
@@ -88,7 +97,11 @@ describe('hostile vde_plug children (a stand-in speaking its stdio framing)', ()
     const attached = sw.attach(port);
     await attached;
     await until(() => logs.some((l) => l.includes('vm-a connected as')), 10_000, 'the stand-in’s stderr in the log');
-    await until(() => Object.keys(sw.counters().ports.find((p) => p.name === port.name)?.drops ?? {}).length > 0, 10_000, 'the junk to be counted');
+    await until(
+      () => Object.keys(sw.counters().ports.find((p) => p.name === port.name)?.drops ?? {}).length > 0,
+      10_000,
+      'the junk to be counted',
+    );
     for (const l of logs) expect(l, l).not.toMatch(ESC);
     // The forged line stays inside the child's own line, after its name.
     expect(logs.filter((l) => l.includes('switch: vm-a connected as')).every((l) => l.startsWith('vde:garbage: '))).toBe(true);
@@ -103,7 +116,11 @@ describe('hostile vde_plug children (a stand-in speaking its stdio framing)', ()
     const { sw, where } = await serve(logs);
     const port = spawnVdePlug('exit-mid-frame', { command: standIn, log: (l) => logs.push(l) });
     await sw.attach(port).catch(() => {});
-    await until(() => (sw.counters().closed.drops.truncated ?? 0) === 1 || logs.some((l) => l.includes('(truncated)')), 10_000, 'the truncated frame');
+    await until(
+      () => (sw.counters().closed.drops.truncated ?? 0) === 1 || logs.some((l) => l.includes('(truncated)')),
+      10_000,
+      'the truncated frame',
+    );
     await until(() => sw.ports().length === 0, 10_000, 'the child port to close');
     await pairWorks(sw, where);
   });

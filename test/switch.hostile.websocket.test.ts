@@ -24,7 +24,14 @@ afterEach(async () => {
 
 async function serve(logs: string[], extra: { maxClientsPerListener?: number; handshakeTimeoutMs?: number; frameTimeoutMs?: number } = {}) {
   const nic = new Nic({ primary: '02:6d:73:00:00:01' });
-  const sw = await Switch.create({ nic, clients: [{ name: 'vm-a', address: A }, { name: 'vm-b', address: B }], allocation: 'random' });
+  const sw = await Switch.create({
+    nic,
+    clients: [
+      { name: 'vm-a', address: A },
+      { name: 'vm-b', address: B },
+    ],
+    allocation: 'random',
+  });
   served = await serveSwitch(sw, { listen: [{ kind: 'ws', host: '127.0.0.1', port: 0 }], log: (l) => logs.push(l), ...extra });
   const url = served.addresses[0]!;
   const port = Number(url.slice(url.lastIndexOf(':') + 1));
@@ -80,7 +87,12 @@ const upgrade = (path: string, headers: Record<string, string> = {}): string => 
 
 /** Each request is refused with its status (or a close) and counted under its reason. */
 const REFUSED: readonly { what: string; request: string | Uint8Array; status: RegExp; reason: string }[] = [
-  { what: 'a truncated percent-escape (the request that used to end the process)', request: upgrade('/%E0%A4%A'), status: /^HTTP\/1.1 400/, reason: 'bad-path' },
+  {
+    what: 'a truncated percent-escape (the request that used to end the process)',
+    request: upgrade('/%E0%A4%A'),
+    status: /^HTTP\/1.1 400/,
+    reason: 'bad-path',
+  },
   { what: 'percent-encoding that is not UTF-8', request: upgrade('/%FF%FE'), status: /^HTTP\/1.1 400/, reason: 'bad-path' },
   { what: 'a lone surrogate as UTF-8 (CESU)', request: upgrade('/%ED%A0%80'), status: /^HTTP\/1.1 400/, reason: 'bad-path' },
   { what: 'an escape sequence in the name', request: upgrade('/%1B%5B2Jvm-a'), status: /^HTTP\/1.1 400/, reason: 'bad-path' },
@@ -88,12 +100,37 @@ const REFUSED: readonly { what: string; request: string | Uint8Array; status: Re
   { what: 'a right-to-left override', request: upgrade('/%E2%80%AEvm-a'), status: /^HTTP\/1.1 400/, reason: 'bad-path' },
   { what: 'a name above 256 characters', request: upgrade(`/${'n'.repeat(300)}`), status: /^HTTP\/1.1 400/, reason: 'bad-path' },
   { what: 'a plain GET', request: 'GET /vm-a HTTP/1.1\r\nHost: x\r\n\r\n', status: /^HTTP\/1.1 426/, reason: 'not-websocket' },
-  { what: 'no Sec-WebSocket-Key', request: upgrade('/vm-a', { 'Sec-WebSocket-Key': '' }), status: /^HTTP\/1.1 400/, reason: 'bad-handshake' },
-  { what: 'a bad Sec-WebSocket-Version', request: upgrade('/vm-a', { 'Sec-WebSocket-Version': '99' }), status: /^HTTP\/1.1 400/, reason: 'bad-handshake' },
+  {
+    what: 'no Sec-WebSocket-Key',
+    request: upgrade('/vm-a', { 'Sec-WebSocket-Key': '' }),
+    status: /^HTTP\/1.1 400/,
+    reason: 'bad-handshake',
+  },
+  {
+    what: 'a bad Sec-WebSocket-Version',
+    request: upgrade('/vm-a', { 'Sec-WebSocket-Version': '99' }),
+    status: /^HTTP\/1.1 400/,
+    reason: 'bad-handshake',
+  },
   { what: 'a POST upgrade', request: upgrade('/vm-a').replace(/^GET/, 'POST'), status: /^HTTP\/1.1 400/, reason: 'bad-handshake' },
-  { what: 'headers above the server limit', request: upgrade('/vm-a', { 'X-Pad': 'p'.repeat(40_000) }), status: /^HTTP\/1.1 431/, reason: 'oversize-header' },
-  { what: 'bytes that are not HTTP', request: Uint8Array.from([0x16, 0x03, 0x01, 0x00, 0xff, 0, 0, 0, 0x0d, 0x0a, 0x0d, 0x0a]), status: /^HTTP\/1.1 400/, reason: 'bad-request' },
-  { what: 'invalid UTF-8 in a header name', request: `GET /vm-a HTTP/1.1\r\nHo\xffst: x\r\n\r\n`, status: /^HTTP\/1.1 400/, reason: 'bad-request' },
+  {
+    what: 'headers above the server limit',
+    request: upgrade('/vm-a', { 'X-Pad': 'p'.repeat(40_000) }),
+    status: /^HTTP\/1.1 431/,
+    reason: 'oversize-header',
+  },
+  {
+    what: 'bytes that are not HTTP',
+    request: Uint8Array.from([0x16, 0x03, 0x01, 0x00, 0xff, 0, 0, 0, 0x0d, 0x0a, 0x0d, 0x0a]),
+    status: /^HTTP\/1.1 400/,
+    reason: 'bad-request',
+  },
+  {
+    what: 'invalid UTF-8 in a header name',
+    request: `GET /vm-a HTTP/1.1\r\nHo\xffst: x\r\n\r\n`,
+    status: /^HTTP\/1.1 400/,
+    reason: 'bad-request',
+  },
 ];
 
 async function wsPeer(url: string): Promise<{ ws: WebSocket; got: number[] }> {
@@ -140,7 +177,7 @@ const BAD_FRAMES: readonly { what: string; bytes: number[]; reason: string }[] =
   { what: 'an unmasked client frame', bytes: frame(0x2, [1, 2, 3], true, false), reason: 'protocol' },
   { what: 'a reserved opcode', bytes: frame(0x3, [1]), reason: 'protocol' },
   { what: 'a fragmented control frame', bytes: frame(0x9, [1], false), reason: 'protocol' },
-  { what: 'a message above QEMU\'s frame size', bytes: [0x82, 0x80 | 127, 0, 0, 0, 0, 0, 0x10, 0, 0, 0, 0, 0, 0], reason: 'oversize' },
+  { what: "a message above QEMU's frame size", bytes: [0x82, 0x80 | 127, 0, 0, 0, 0, 0, 0x10, 0, 0, 0, 0, 0, 0], reason: 'oversize' },
 ];
 
 describe('hostile WebSocket peers', () => {
@@ -155,7 +192,11 @@ describe('hostile WebSocket peers', () => {
     for (const r of REFUSED) want[r.reason] = (want[r.reason] ?? 0) + 1;
     expect(listener.counters().refused).toEqual(want);
     // One line per reason, not one per peer; no raw control character reached the log.
-    for (const reason of Object.keys(want)) expect(logs.filter((l) => l.includes(`refused a peer (${reason})`)), reason).toHaveLength(1);
+    for (const reason of Object.keys(want))
+      expect(
+        logs.filter((l) => l.includes(`refused a peer (${reason})`)),
+        reason,
+      ).toHaveLength(1);
     for (const l of logs) expect(l).not.toMatch(/[\u0000-\u001f\u007f-\u009f\u202e]/);
     expect(logs.some((l) => l.includes('vm-b: connected'))).toBe(false);
     expect(sw.ports()).toHaveLength(0);
@@ -196,7 +237,11 @@ describe('hostile WebSocket peers', () => {
       await deadline(closed, 20_000, () => s.destroy());
       sockets.delete(s);
       want[b.reason] = (want[b.reason] ?? 0) + 1;
-      await until(() => sw.ports().length === 0 && (sw.counters().closed.drops[b.reason] ?? 0) === want[b.reason], 10_000, `the ${b.reason} drop for ${b.what}`);
+      await until(
+        () => sw.ports().length === 0 && (sw.counters().closed.drops[b.reason] ?? 0) === want[b.reason],
+        10_000,
+        `the ${b.reason} drop for ${b.what}`,
+      );
     }
     await pairWorks(sw, url);
   });

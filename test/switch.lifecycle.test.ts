@@ -111,7 +111,9 @@ describe('spawnPasst', () => {
 
   it('removes its directory and names passt’s message when passt fails', async () => {
     const logs: string[] = [];
-    await expect(spawnPasst({ command: join(fake('fails'), 'passt'), log: (l) => logs.push(l), timeoutMs: 10_000 })).rejects.toThrow(/PEER_INVALID: .*cannot open \/dev\/net\/tun/);
+    await expect(spawnPasst({ command: join(fake('fails'), 'passt'), log: (l) => logs.push(l), timeoutMs: 10_000 })).rejects.toThrow(
+      /PEER_INVALID: .*cannot open \/dev\/net\/tun/,
+    );
     const { passtDir } = track(logs.join('\n'));
     expect(passtDir).toBeDefined();
     expect(existsSync(passtDir!)).toBe(false);
@@ -120,7 +122,12 @@ describe('spawnPasst', () => {
   it('stops passt and removes its directory when start-up is aborted', async () => {
     const logs: string[] = [];
     const abort = new AbortController();
-    const starting = spawnPasst({ command: join(fake('hangs'), 'passt'), log: (l) => logs.push(l), timeoutMs: 20_000, signal: abort.signal });
+    const starting = spawnPasst({
+      command: join(fake('hangs'), 'passt'),
+      log: (l) => logs.push(l),
+      timeoutMs: 20_000,
+      signal: abort.signal,
+    });
     await until(() => /fake passt: pid/.test(logs.join('\n')), 10_000, 'the fake passt to start');
     const { pid, passtDir } = track(logs.join('\n'));
     abort.abort();
@@ -172,28 +179,32 @@ const PASSTS = [
 ];
 
 describe('macslot switch stops on a signal', () => {
-  it.for(PASSTS)('SIGTERM with two peers connected and $name: stopped within 2 s, counters printed, passt gone', { timeout: 60_000 }, async ({ bin, real }, ctx) => {
-    if (real && !(await needTool('passt'))) return ctx.skip();
-    const sock = join(dir, `stop-${real}.sock`);
-    const cli = startCli(['--listen', `unix:${sock}`, '--uplink', 'passt-shared', '--json'], bin());
-    await cli.waitErr(/passt started \(pid \d+\)/);
-    await cli.waitErr(/listening on unix:/);
-    const { pid, passtDir } = track(cli.err());
-    for (let i = 0; i < 2; i++) peers.push(await streamPeer(sock));
-    await until(() => (cli.err().match(/connected as/g) ?? []).length === 2, 20_000, `two connected peers (${cli.err().slice(-600)})`);
-    const sent = Date.now();
-    cli.child.kill('SIGTERM');
-    const { code, at } = await cli.exited;
-    expect(code).toBe(0);
-    expect(at - sent).toBeLessThan(2000);
-    const counters = JSON.parse(cli.out().trim().split('\n').at(-1)!) as SwitchCounters;
-    expect(counters.ports).toHaveLength(2);
-    expect(counters.uplink?.name).toMatch(/^passt:/);
-    // The peers were hung up on; passt ended and its directory is gone.
-    await Promise.all(peers.map((p) => p.closed));
-    await until(() => !alive(pid!), 5000, 'passt to end');
-    expect(existsSync(passtDir!)).toBe(false);
-  });
+  it.for(PASSTS)(
+    'SIGTERM with two peers connected and $name: stopped within 2 s, counters printed, passt gone',
+    { timeout: 60_000 },
+    async ({ bin, real }, ctx) => {
+      if (real && !(await needTool('passt'))) return ctx.skip();
+      const sock = join(dir, `stop-${real}.sock`);
+      const cli = startCli(['--listen', `unix:${sock}`, '--uplink', 'passt-shared', '--json'], bin());
+      await cli.waitErr(/passt started \(pid \d+\)/);
+      await cli.waitErr(/listening on unix:/);
+      const { pid, passtDir } = track(cli.err());
+      for (let i = 0; i < 2; i++) peers.push(await streamPeer(sock));
+      await until(() => (cli.err().match(/connected as/g) ?? []).length === 2, 20_000, `two connected peers (${cli.err().slice(-600)})`);
+      const sent = Date.now();
+      cli.child.kill('SIGTERM');
+      const { code, at } = await cli.exited;
+      expect(code).toBe(0);
+      expect(at - sent).toBeLessThan(2000);
+      const counters = JSON.parse(cli.out().trim().split('\n').at(-1)!) as SwitchCounters;
+      expect(counters.ports).toHaveLength(2);
+      expect(counters.uplink?.name).toMatch(/^passt:/);
+      // The peers were hung up on; passt ended and its directory is gone.
+      await Promise.all(peers.map((p) => p.closed));
+      await until(() => !alive(pid!), 5000, 'passt to end');
+      expect(existsSync(passtDir!)).toBe(false);
+    },
+  );
 
   it('a second signal exits at once, ending passt and removing its directory', { timeout: 60_000 }, async () => {
     const sock = join(dir, 'twice.sock');

@@ -7,7 +7,17 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Nic, Switch, memoryPortPair, type SwitchCounters } from 'macslot';
 import { serveSwitch, spawnPasst } from 'macslot/node';
-import { dhcpDiscover, dhcpMessageType, icmpv6Type, macText, needTool, routerSolicitation, tagOf, tagged, until } from './support/frames.js';
+import {
+  dhcpDiscover,
+  dhcpMessageType,
+  icmpv6Type,
+  macText,
+  needTool,
+  routerSolicitation,
+  tagOf,
+  tagged,
+  until,
+} from './support/frames.js';
 import { streamPeer } from './support/peer.js';
 import { spawnTracked } from './support/processes.js';
 
@@ -19,7 +29,10 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 /** The built CLI as a child, with its stdout, stderr and a way to wait for a stderr line. */
 function startCli(args: string[]) {
   // Tracked: a test that fails or times out kills the switch (and so its passt or vde_plug children) with it.
-  const child: ChildProcess = spawnTracked(process.execPath, [CLI, 'switch', ...args], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const child: ChildProcess = spawnTracked(process.execPath, [CLI, 'switch', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
   let out = '';
   let err = '';
   child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
@@ -39,7 +52,10 @@ describe('passt as the uplink (acceptance 1)', () => {
     if (!(await needTool('passt'))) return ctx.skip();
     const mac = '02:00:00:00:00:42';
     const config = join(dir, 'passt.json');
-    writeFileSync(config, JSON.stringify({ nic: { primary: '02:00:00:00:00:01' }, clients: [{ name: 'vm', address: mac, multicast: ['33:33:00:00:00:01'] }] }));
+    writeFileSync(
+      config,
+      JSON.stringify({ nic: { primary: '02:00:00:00:00:01' }, clients: [{ name: 'vm', address: mac, multicast: ['33:33:00:00:00:01'] }] }),
+    );
     const sock = join(dir, 'passt-sw.sock');
     const cli = startCli(['--config', config, '--listen', `unix:${sock}`, '--uplink', 'passt', '--json']);
     try {
@@ -62,7 +78,11 @@ describe('passt as the uplink (acceptance 1)', () => {
         }
         await until(() => offered() && advertised(), 1000, '').catch(() => {});
       }
-      await until(() => offered() && advertised(), 1, `DHCPOFFER and RA from passt (got ${peer.got.length} frames; switch said: ${cli.err().slice(-800)})`);
+      await until(
+        () => offered() && advertised(),
+        1,
+        `DHCPOFFER and RA from passt (got ${peer.got.length} frames; switch said: ${cli.err().slice(-800)})`,
+      );
       const offer = peer.got.find((f) => dhcpMessageType(f) === 2)!;
       // The offer is for our transaction and our MAC.
       expect(new DataView(offer.buffer, offer.byteOffset + 14 + 20 + 8 + 4, 4).getUint32(0)).toBe(0x12345678);
@@ -87,7 +107,10 @@ describe('learn in the built switch', () => {
   it('logs each MAC learnt or refused, and prints "mac": null for a port that has none yet', async () => {
     const sock = join(dir, 'learn-sw.sock');
     const config = join(dir, 'learn.json');
-    writeFileSync(config, JSON.stringify({ nic: { primary: '02:00:00:00:00:01' }, switch: { allocation: 'learn', neighbours: ['02:4e:00:00:00:01'] } }));
+    writeFileSync(
+      config,
+      JSON.stringify({ nic: { primary: '02:00:00:00:00:01' }, switch: { allocation: 'learn', neighbours: ['02:4e:00:00:00:01'] } }),
+    );
     const cli = startCli(['--config', config, '--listen', `unix:${sock}`, '--json']);
     try {
       await cli.waitErr(/listening on unix:/);
@@ -144,8 +167,18 @@ describe('vde_plug (acceptance 5)', () => {
     const B = '02:00:00:00:00:0b';
     const nic = new Nic({ primary: '02:00:00:00:00:01' });
     const logs: string[] = [];
-    const sw = await Switch.create({ nic, clients: [{ name: 'a', address: A }, { name: 'b', address: B }], log: (l) => logs.push(l) });
-    const served = await serveSwitch(sw, { vde: plugPorts.map((p, i) => `udp://127.0.0.1:${p}->127.0.0.1:${testPorts[i]}`), log: (l) => logs.push(l) });
+    const sw = await Switch.create({
+      nic,
+      clients: [
+        { name: 'a', address: A },
+        { name: 'b', address: B },
+      ],
+      log: (l) => logs.push(l),
+    });
+    const served = await serveSwitch(sw, {
+      vde: plugPorts.map((p, i) => `udp://127.0.0.1:${p}->127.0.0.1:${testPorts[i]}`),
+      log: (l) => logs.push(l),
+    });
     try {
       await until(() => sw.ports().length === 2, 5000, 'both vde_plug ports');
       const byName = Object.fromEntries(sw.ports().map((p) => [p.client.name, p]));
@@ -188,51 +221,91 @@ describe('vde_plug (acceptance 5)', () => {
 describe('QEMU (acceptance 4)', () => {
   it.for([
     { how: 'with its MAC configured', mac: '52:54:00:12:34:56', options: { clients: [{ name: 'qemu', address: '52:54:00:12:34:56' }] } },
-    { how: 'with its MAC learnt from its first frame', mac: '52:54:00:ab:cd:ef', options: { clients: [{ name: 'qemu', address: 'learn' }] } },
-  ])('a QEMU guest booting iPXE over -netdev stream sends DHCPDISCOVER through the switch to the uplink, $how', { timeout: 40_000 }, async ({ mac, options }, ctx) => {
-    if (!(await needTool('qemu-system-x86_64'))) return ctx.skip();
-    const nic = new Nic({ primary: '02:00:00:00:00:01' });
-    const sw = await Switch.create({ nic, ...options });
-    const [up, upFar] = memoryPortPair('uplink', 'wire');
-    const wire: Uint8Array[] = [];
-    upFar.onFrame((f) => wire.push(f.slice()));
-    const sock = join(dir, 'qemu.sock');
-    const served = await serveSwitch(sw, { listen: [{ kind: 'unix', path: sock }] });
-    sw.attachUplink(up);
-    const qemu = spawnTracked(
-      'qemu-system-x86_64',
-      ['-machine', 'accel=tcg', '-m', '128', '-display', 'none', '-serial', 'none', '-monitor', 'none', '-nodefaults', '-boot', 'n', '-device', `e1000,netdev=n0,mac=${mac}`, '-netdev', `stream,id=n0,server=off,addr.type=unix,addr.path=${sock}`],
-      { stdio: ['ignore', 'ignore', 'pipe'] },
-    );
-    let qerr = '';
-    qemu.stderr!.on('data', (b: Buffer) => (qerr += b.toString()));
-    try {
-      await until(() => wire.some((f) => dhcpMessageType(f) === 1) || qemu.exitCode !== null, 25000, `a DHCPDISCOVER from QEMU on the uplink (qemu said: ${qerr.slice(-300)})`);
-      expect(qemu.exitCode).toBeNull();
-      const discover = wire.find((f) => dhcpMessageType(f) === 1)!;
-      expect(macText(discover, 6)).toBe(mac);
-      const port = sw.counters().ports.find((p) => p.client === 'qemu')!;
-      expect(port.rx.frames).toBeGreaterThanOrEqual(1);
-      expect(port.drops.spoofed ?? 0).toBe(0);
-      expect(port.mac).toBe(mac);
-    } finally {
-      qemu.kill('SIGKILL');
-      await served.close();
-    }
-  });
+    {
+      how: 'with its MAC learnt from its first frame',
+      mac: '52:54:00:ab:cd:ef',
+      options: { clients: [{ name: 'qemu', address: 'learn' }] },
+    },
+  ])(
+    'a QEMU guest booting iPXE over -netdev stream sends DHCPDISCOVER through the switch to the uplink, $how',
+    { timeout: 40_000 },
+    async ({ mac, options }, ctx) => {
+      if (!(await needTool('qemu-system-x86_64'))) return ctx.skip();
+      const nic = new Nic({ primary: '02:00:00:00:00:01' });
+      const sw = await Switch.create({ nic, ...options });
+      const [up, upFar] = memoryPortPair('uplink', 'wire');
+      const wire: Uint8Array[] = [];
+      upFar.onFrame((f) => wire.push(f.slice()));
+      const sock = join(dir, 'qemu.sock');
+      const served = await serveSwitch(sw, { listen: [{ kind: 'unix', path: sock }] });
+      sw.attachUplink(up);
+      const qemu = spawnTracked(
+        'qemu-system-x86_64',
+        [
+          '-machine',
+          'accel=tcg',
+          '-m',
+          '128',
+          '-display',
+          'none',
+          '-serial',
+          'none',
+          '-monitor',
+          'none',
+          '-nodefaults',
+          '-boot',
+          'n',
+          '-device',
+          `e1000,netdev=n0,mac=${mac}`,
+          '-netdev',
+          `stream,id=n0,server=off,addr.type=unix,addr.path=${sock}`,
+        ],
+        { stdio: ['ignore', 'ignore', 'pipe'] },
+      );
+      let qerr = '';
+      qemu.stderr!.on('data', (b: Buffer) => (qerr += b.toString()));
+      try {
+        await until(
+          () => wire.some((f) => dhcpMessageType(f) === 1) || qemu.exitCode !== null,
+          25000,
+          `a DHCPDISCOVER from QEMU on the uplink (qemu said: ${qerr.slice(-300)})`,
+        );
+        expect(qemu.exitCode).toBeNull();
+        const discover = wire.find((f) => dhcpMessageType(f) === 1)!;
+        expect(macText(discover, 6)).toBe(mac);
+        const port = sw.counters().ports.find((p) => p.client === 'qemu')!;
+        expect(port.rx.frames).toBeGreaterThanOrEqual(1);
+        expect(port.drops.spoofed ?? 0).toBe(0);
+        expect(port.mac).toBe(mac);
+      } finally {
+        qemu.kill('SIGKILL');
+        await served.close();
+      }
+    },
+  );
 });
 
 describe('spawnPasst', () => {
   it('rejects with PEER_INVALID naming the program when passt cannot start', async () => {
-    await expect(spawnPasst({ command: join(dir, 'no-such-passt'), timeoutMs: 1000 })).rejects.toThrow(/PEER_INVALID: passt did not offer .*no-such-passt/);
+    await expect(spawnPasst({ command: join(dir, 'no-such-passt'), timeoutMs: 1000 })).rejects.toThrow(
+      /PEER_INVALID: passt did not offer .*no-such-passt/,
+    );
   });
 });
 
 /** Bad storm control, neighbours and secrets, on the command line or in the switch object: the exit status and first line. */
 const SWITCH_USAGE: readonly (readonly [string, number, string])[] = [
-  ['--storm-control fast', 2, 'macslot switch: --storm-control "fast" is not RATE, RATE:BURST (frames per second, frames; integers ≥ 1) or off'],
+  [
+    '--storm-control fast',
+    2,
+    'macslot switch: --storm-control "fast" is not RATE, RATE:BURST (frames per second, frames; integers ≥ 1) or off',
+  ],
   ['--storm-control 0', 2, 'macslot switch: --storm-control "0" is not RATE, RATE:BURST (frames per second, frames; integers ≥ 1) or off'],
-  ['--storm-control 10:0', 2, 'macslot switch: --storm-control "10:0" is not RATE, RATE:BURST (frames per second, frames; integers ≥ 1) or off'],
+  [
+    '--storm-control 10:0',
+    2,
+    'macslot switch: --storm-control "10:0" is not RATE, RATE:BURST (frames per second, frames; integers ≥ 1) or off',
+  ],
   [
     '{"nic":{"primary":"02:00:00:00:00:01"},"switch":{"stormControl":{"rate":-1}}}',
     1,
@@ -243,8 +316,16 @@ const SWITCH_USAGE: readonly (readonly [string, number, string])[] = [
     1,
     'macslot switch: CONFIG_INVALID: CFG: switch.stormControl: {"rate":5,"brust":5} is not false or {"rate", "burst"}: "brust" is not rate or burst',
   ],
-  ['{"nic":{"primary":"02:00:00:00:00:01"},"switch":{"neighbours":["0:1:2:3:4:5"]}}', 1, 'macslot switch: CONFIG_INVALID: CFG: switch.neighbours[0]: "0:1:2:3:4:5" is not a MAC'],
-  ['{"nic":{"primary":"02:00:00:00:00:01"},"switch":{"secrets":{"vm-a":"short"}}}', 1, 'macslot switch: CONFIG_INVALID: CFG: switch.secrets["vm-a"]: the secret must be a string of 8 to 1024 characters'],
+  [
+    '{"nic":{"primary":"02:00:00:00:00:01"},"switch":{"neighbours":["0:1:2:3:4:5"]}}',
+    1,
+    'macslot switch: CONFIG_INVALID: CFG: switch.neighbours[0]: "0:1:2:3:4:5" is not a MAC',
+  ],
+  [
+    '{"nic":{"primary":"02:00:00:00:00:01"},"switch":{"secrets":{"vm-a":"short"}}}',
+    1,
+    'macslot switch: CONFIG_INVALID: CFG: switch.secrets["vm-a"]: the secret must be a string of 8 to 1024 characters',
+  ],
 ];
 
 describe('macslot switch usage', () => {
@@ -267,11 +348,16 @@ describe('macslot switch usage', () => {
     expect(c.stderr).toContain('switch.leaseTtlMs: -5 is not an integer');
     writeFileSync(cfg, JSON.stringify({ nic: { primary: '02:00:00:00:00:01' }, switch: { allocation: 'learning' } }));
     const a = run('--config', cfg, '--listen', `unix:${join(dir, 'never.sock')}`);
-    expect([a.status, a.stderr]).toEqual([1, `macslot switch: CONFIG_INVALID: ${cfg}: switch.allocation: "learning" is not auto, random, factory, learn, none\n`]);
+    expect([a.status, a.stderr]).toEqual([
+      1,
+      `macslot switch: CONFIG_INVALID: ${cfg}: switch.allocation: "learning" is not auto, random, factory, learn, none\n`,
+    ]);
     const flag = run('--allocation', 'learning', '--listen', `unix:${join(dir, 'never.sock')}`);
     expect(flag.stderr).toContain('--allocation "learning" is not auto, random, factory, learn, none');
     for (const [text, status, message] of SWITCH_USAGE) {
-      const r = text.startsWith('{') ? (writeFileSync(cfg, text), run('--config', cfg, '--listen', `unix:${join(dir, 'never.sock')}`)) : run(...text.split(' '), '--listen', `unix:${join(dir, 'never.sock')}`);
+      const r = text.startsWith('{')
+        ? (writeFileSync(cfg, text), run('--config', cfg, '--listen', `unix:${join(dir, 'never.sock')}`))
+        : run(...text.split(' '), '--listen', `unix:${join(dir, 'never.sock')}`);
       expect([r.status, r.stderr.split('\n')[0]], text).toEqual([status, message.replace('CFG', cfg)]);
     }
   });
@@ -279,7 +365,9 @@ describe('macslot switch usage', () => {
   it('says what --rewrite-source does, and takes --allow-spoof as its old name', async () => {
     const { spawnSync } = await import('node:child_process');
     const help = spawnSync(process.execPath, [CLI, 'switch', '--help'], { encoding: 'utf8' }).stdout;
-    expect(help).toMatch(/--rewrite-source +send a frame whose source MAC is not the port's with the\n +port's own MAC instead of dropping it/);
+    expect(help).toMatch(
+      /--rewrite-source +send a frame whose source MAC is not the port's with the\n +port's own MAC instead of dropping it/,
+    );
     expect(help).toContain('--allow-spoof is its old name');
     expect(help).not.toContain('let ports send with any source MAC');
     expect(help).toMatch(/--storm-control <r> +broadcast and multicast frames a port may send/);

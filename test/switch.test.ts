@@ -1,6 +1,20 @@
 // The switch and its ports in one process: bridge-mode delivery, anti-spoof, leases, the tap, the tracer and the fault injector.
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_STORM_CONTROL, DataPlane, Nic, PcapngTap, Switch, bindClient, bindUplink, faultPort, isMacslotError, memoryPortPair, tapPort, tracePort, type FramePort } from 'macslot';
+import {
+  DEFAULT_STORM_CONTROL,
+  DataPlane,
+  Nic,
+  PcapngTap,
+  Switch,
+  bindClient,
+  bindUplink,
+  faultPort,
+  isMacslotError,
+  memoryPortPair,
+  tapPort,
+  tracePort,
+  type FramePort,
+} from 'macslot';
 import { macText, tagOf, tagged } from './support/frames.js';
 
 const A = '02:00:00:00:00:0a';
@@ -95,7 +109,14 @@ describe('Switch in bridge mode', () => {
   it('drops and counts spoofed frames; a source MAC never moves a MAC to another port', async () => {
     const logs: string[] = [];
     const nic = new Nic({ primary: '02:00:00:00:00:01' });
-    const sw = await Switch.create({ nic, clients: [{ name: 'a', address: A }, { name: 'b', address: B }], log: (l) => logs.push(l) });
+    const sw = await Switch.create({
+      nic,
+      clients: [
+        { name: 'a', address: A },
+        { name: 'b', address: B },
+      ],
+      log: (l) => logs.push(l),
+    });
     const [na, fa] = memoryPortPair();
     const [nb, fb] = memoryPortPair();
     await sw.attach(na);
@@ -228,7 +249,14 @@ describe('Switch in bridge mode', () => {
 
   it('learn as a listed client: a named client takes its MAC from its guest, others keep theirs', async () => {
     const nic = new Nic({ primary: '02:00:00:00:00:01' });
-    const sw = await Switch.create({ nic, clients: [{ name: 'fixed', address: B }, { name: 'guest', address: 'learn' }], allocation: 'none' });
+    const sw = await Switch.create({
+      nic,
+      clients: [
+        { name: 'fixed', address: B },
+        { name: 'guest', address: 'learn' },
+      ],
+      allocation: 'none',
+    });
     const fixed = await sw.attach(memoryPortPair()[0]);
     const [n, f] = memoryPortPair();
     const guest = await sw.attach(n);
@@ -246,7 +274,9 @@ describe('Switch in bridge mode', () => {
     await expect(Switch.create({ nic, leaseTtlMs: -1 })).rejects.toThrow(/leaseTtlMs.*-1/);
     await expect(Switch.create({ nic, clients: [{ name: 'x', address: 'bogus' }] })).rejects.toThrow(/"bogus"/);
     await expect(Switch.create({ nic, clients: [{ name: 'x' }, { name: 'x' }] })).rejects.toThrow(/"x" appears twice/);
-    await expect(Switch.create({ nic, allocation: 'learning' as never })).rejects.toThrow(/allocation must be random, factory, auto, learn or none, got "learning"/);
+    await expect(Switch.create({ nic, allocation: 'learning' as never })).rejects.toThrow(
+      /allocation must be random, factory, auto, learn or none, got "learning"/,
+    );
   });
 });
 
@@ -295,13 +325,24 @@ describe('Switch abuse resistance', () => {
     { name: 'a factory MAC of the NIC, unreserved', mac: FACTORY, why: /factory MAC/, reason: 'mac-protected' },
     { name: 'a MAC seen as a source from the uplink (the router)', mac: ROUTER, why: /seen from the uplink/, reason: 'mac-protected' },
     { name: 'a configured neighbour', mac: NEIGHBOUR, why: /neighbour/, reason: 'mac-protected' },
-    { name: "a listed client's fixed MAC, while that client is not connected", mac: B, why: /reserved for client "fixed"/, reason: 'mac-protected' },
+    {
+      name: "a listed client's fixed MAC, while that client is not connected",
+      mac: B,
+      why: /reserved for client "fixed"/,
+      reason: 'mac-protected',
+    },
   ] as const;
 
   it.each(PROTECTED)('learn never takes $name: the frame is a counted, logged drop', async ({ mac, why, reason }) => {
     const logs: string[] = [];
     const nic = new Nic({ primary: '02:00:00:00:00:01', factory: [FACTORY] });
-    const sw = await Switch.create({ nic, allocation: 'learn', clients: [{ name: 'fixed', address: B }], neighbours: [NEIGHBOUR], log: (l) => logs.push(l) });
+    const sw = await Switch.create({
+      nic,
+      allocation: 'learn',
+      clients: [{ name: 'fixed', address: B }],
+      neighbours: [NEIGHBOUR],
+      log: (l) => logs.push(l),
+    });
     const [up, upFar] = memoryPortPair('mem:uplink', 'peer:uplink');
     sw.attachUplink(up);
     const upGot = peer(upFar);
@@ -376,14 +417,23 @@ describe('Switch abuse resistance', () => {
 
   it('a client pinned to a listener is never handed to a connection from elsewhere, even one that arrives first', async () => {
     const nic = new Nic({ primary: '02:00:00:00:00:01' });
-    const sw = await Switch.create({ nic, clients: [{ name: 'vm-a', address: A }, { name: 'vm-b', address: B }], allocation: 'none' });
+    const sw = await Switch.create({
+      nic,
+      clients: [
+        { name: 'vm-a', address: A },
+        { name: 'vm-b', address: B },
+      ],
+      allocation: 'none',
+    });
     sw.pinName('vm-a', 'unix:/a.sock');
     expect(() => sw.pinName('vm-a', 'unix:/other.sock')).toThrow(/already pinned/);
     // An anonymous connection from another listener arrives first: it gets vm-b, not vm-a.
     const first = await sw.attach(memoryPortPair()[0], { listener: 'tcp:0.0.0.0:1' });
     expect(first.client.name).toBe('vm-b');
     // Asking for vm-a by name from another listener is refused.
-    await expect(sw.attach(memoryPortPair()[0], { name: 'vm-a', listener: 'ws://0.0.0.0:1' })).rejects.toMatchObject({ code: 'NOT_PERMITTED' });
+    await expect(sw.attach(memoryPortPair()[0], { name: 'vm-a', listener: 'ws://0.0.0.0:1' })).rejects.toMatchObject({
+      code: 'NOT_PERMITTED',
+    });
     await expect(sw.attach(memoryPortPair()[0], { name: 'vm-a' })).rejects.toMatchObject({ code: 'NOT_PERMITTED' });
     // No anonymous connection gets it either.
     await expect(sw.attach(memoryPortPair()[0])).rejects.toMatchObject({ code: 'TOO_MANY_CLIENTS' });
@@ -427,7 +477,15 @@ describe('Switch abuse resistance', () => {
   it("storm control: one port's broadcast flood does not cut another pair's unicast", async () => {
     const run = async (stormControl: { rate: number; burst: number } | false) => {
       const nic = new Nic({ primary: '02:00:00:00:00:01' });
-      const sw = await Switch.create({ nic, clients: [{ name: 'a', address: A }, { name: 'b', address: B }, { name: 'c', address: C }], stormControl });
+      const sw = await Switch.create({
+        nic,
+        clients: [
+          { name: 'a', address: A },
+          { name: 'b', address: B },
+          { name: 'c', address: C },
+        ],
+        stormControl,
+      });
       const ports = [new SlowReader('a', 512), new SlowReader('b', 512), new SlowReader('c', 512)];
       for (const p of ports) await sw.attach(p);
       const [a, b, c] = ports;
@@ -453,7 +511,13 @@ describe('Switch abuse resistance', () => {
 
   it('storm control is on by default, never limits unicast, and refuses a bad rate', async () => {
     const nic = new Nic({ primary: '02:00:00:00:00:01' });
-    const sw = await Switch.create({ nic, clients: [{ name: 'a', address: A }, { name: 'b', address: B }] });
+    const sw = await Switch.create({
+      nic,
+      clients: [
+        { name: 'a', address: A },
+        { name: 'b', address: B },
+      ],
+    });
     expect(sw.stormControl).toEqual(DEFAULT_STORM_CONTROL);
     const [na, fa] = memoryPortPair();
     await sw.attach(na);
@@ -485,7 +549,14 @@ describe('Switch abuse resistance', () => {
 
   it('antiSpoof false sends a foreign source as the port’s own MAC; a port never sends as another', async () => {
     const nic = new Nic({ primary: '02:00:00:00:00:01' });
-    const sw = await Switch.create({ nic, clients: [{ name: 'a', address: A }, { name: 'b', address: B }], antiSpoof: false });
+    const sw = await Switch.create({
+      nic,
+      clients: [
+        { name: 'a', address: A },
+        { name: 'b', address: B },
+      ],
+      antiSpoof: false,
+    });
     const [na, fa] = memoryPortPair();
     await sw.attach(na);
     const [nb, fb] = memoryPortPair();
@@ -534,7 +605,13 @@ describe('middleware', () => {
     const blocks: Uint8Array[] = [];
     const tap = new PcapngTap((b) => blocks.push(b), { clock: () => 1_700_000_000_123_456_800 });
     const nic = new Nic({ primary: '02:00:00:00:00:01' });
-    const sw = await Switch.create({ nic, clients: [{ name: 'a', address: A }, { name: 'b', address: B }] });
+    const sw = await Switch.create({
+      nic,
+      clients: [
+        { name: 'a', address: A },
+        { name: 'b', address: B },
+      ],
+    });
     const [na, fa] = memoryPortPair('a', 'fa');
     const [nb, fb] = memoryPortPair('b', 'fb');
     await sw.attach(tapPort(na, tap, 'vm-a'));
@@ -543,7 +620,7 @@ describe('middleware', () => {
     fa.send(tagged(B, A, 21));
     const bytes = new Uint8Array(blocks.reduce((n, b) => n + b.length, 0));
     let o = 0;
-    for (const b of blocks) (bytes.set(b, o), (o += b.length));
+    for (const b of blocks) bytes.set(b, o), (o += b.length);
     const v = new DataView(bytes.buffer);
     const seen: { type: number; iface?: number; flags?: number; name?: string }[] = [];
     for (let p = 0; p < bytes.length; ) {

@@ -47,7 +47,14 @@ afterEach(async () => {
   served = undefined;
 });
 
-async function serve(listen: readonly ListenSpec[], clients = [{ name: 'vm-a', address: A }, { name: 'vm-b', address: B }, { name: 'vm-c', address: C }]) {
+async function serve(
+  listen: readonly ListenSpec[],
+  clients = [
+    { name: 'vm-a', address: A },
+    { name: 'vm-b', address: B },
+    { name: 'vm-c', address: C },
+  ],
+) {
   const nic = new Nic({ primary: '02:6d:73:00:00:01', unicastEntries: 8 });
   const sw = await Switch.create({ nic, clients, allocation: 'none' });
   served = await serveSwitch(sw, { listen });
@@ -75,7 +82,16 @@ describe('WebSocket', () => {
     const a = await connectWs(`${address}/vm-a`);
     const c = await connectWs(`${address}/vm-c`);
     while (sw.ports().length < 3) await new Promise((r) => setTimeout(r, 5));
-    expect(sw.ports().map((p) => [p.client.name, p.mac?.toString()]).sort()).toEqual([['vm-a', A], ['vm-b', B], ['vm-c', C]]);
+    expect(
+      sw
+        .ports()
+        .map((p) => [p.client.name, p.mac?.toString()])
+        .sort(),
+    ).toEqual([
+      ['vm-a', A],
+      ['vm-b', B],
+      ['vm-c', C],
+    ]);
 
     a.ws.send(frame(B, A, 1)); // unicast to vm-b
     a.ws.send(frame('ff:ff:ff:ff:ff:ff', A, 2)); // broadcast
@@ -94,7 +110,11 @@ describe('WebSocket', () => {
     expect(await b.inbox.until(3)).toEqual([1, 2, 6]);
     expect(await c.inbox.until(2)).toEqual([2, 7]);
     expect(await a.inbox.until(2)).toEqual([5, 8]);
-    expect([a.inbox.tags, b.inbox.tags, c.inbox.tags]).toEqual([[5, 8], [1, 2, 6], [2, 7]]);
+    expect([a.inbox.tags, b.inbox.tags, c.inbox.tags]).toEqual([
+      [5, 8],
+      [1, 2, 6],
+      [2, 7],
+    ]);
     const counters = sw.counters();
     expect(counters.spoofed).toBe(1);
   });
@@ -113,8 +133,21 @@ describe('named clients', () => {
     const d = mkdtempSync(join(tmpdir(), 'macslot-pin-'));
     closers.push(() => rmSync(d, { recursive: true, force: true }));
     const nic = new Nic({ primary: '02:6d:73:00:00:01' });
-    const sw = await Switch.create({ nic, clients: [{ name: 'vm-a', address: A }, { name: 'vm-b', address: B }], allocation: 'none' });
-    served = await serveSwitch(sw, { listen: [{ kind: 'unix', path: join(d, 'a.sock'), name: 'vm-a' }, { kind: 'unix', path: join(d, 'b.sock') }, { kind: 'ws', host: '127.0.0.1', port: 0 }] });
+    const sw = await Switch.create({
+      nic,
+      clients: [
+        { name: 'vm-a', address: A },
+        { name: 'vm-b', address: B },
+      ],
+      allocation: 'none',
+    });
+    served = await serveSwitch(sw, {
+      listen: [
+        { kind: 'unix', path: join(d, 'a.sock'), name: 'vm-a' },
+        { kind: 'unix', path: join(d, 'b.sock') },
+        { kind: 'ws', host: '127.0.0.1', port: 0 },
+      ],
+    });
     // A connection on the anonymous listener comes first: it gets vm-b, never vm-a.
     const early = await streamPeer(join(d, 'b.sock'));
     closers.push(() => early.socket.destroy());
@@ -126,7 +159,10 @@ describe('named clients', () => {
     const pinned = await streamPeer(join(d, 'a.sock'));
     closers.push(() => pinned.socket.destroy());
     await until(() => sw.ports().length === 2, 'the pinned port');
-    expect(sw.ports().map((p) => [p.client.name, p.mac?.toString()])).toEqual([['vm-b', B], ['vm-a', A]]);
+    expect(sw.ports().map((p) => [p.client.name, p.mac?.toString()])).toEqual([
+      ['vm-b', B],
+      ['vm-a', A],
+    ]);
   });
 
   /** What a WebSocket peer puts after the client's path, and whether it gets the client. */
@@ -138,7 +174,12 @@ describe('named clients', () => {
 
   it.each(WS_SECRETS)('a WebSocket path protected by a secret, with $name', async ({ query, ok }) => {
     const nic = new Nic({ primary: '02:6d:73:00:00:01' });
-    const sw = await Switch.create({ nic, clients: [{ name: 'vm-c', address: C }], allocation: 'none', secrets: { 'vm-c': 's3cret vm-c' } });
+    const sw = await Switch.create({
+      nic,
+      clients: [{ name: 'vm-c', address: C }],
+      allocation: 'none',
+      secrets: { 'vm-c': 's3cret vm-c' },
+    });
     served = await serveSwitch(sw, { listen: [{ kind: 'ws', host: '127.0.0.1', port: 0 }] });
     await connectWs(`${served.addresses[0]}/vm-c${query}`);
     await until(() => sw.ports().length === 1 || (sw.counters().refused.NOT_PERMITTED ?? 0) === 1, 'the switch’s decision');
@@ -152,7 +193,16 @@ describe('storm control over real sockets', () => {
     const d = mkdtempSync(join(tmpdir(), 'macslot-storm-'));
     closers.push(() => rmSync(d, { recursive: true, force: true }));
     const nic = new Nic({ primary: '02:6d:73:00:00:01' });
-    const sw = await Switch.create({ nic, clients: [{ name: 'vm-a', address: A }, { name: 'vm-b', address: B }, { name: 'vm-c', address: C }], allocation: 'none', stormControl });
+    const sw = await Switch.create({
+      nic,
+      clients: [
+        { name: 'vm-a', address: A },
+        { name: 'vm-b', address: B },
+        { name: 'vm-c', address: C },
+      ],
+      allocation: 'none',
+      stormControl,
+    });
     const sock = join(d, 's.sock');
     served = await serveSwitch(sw, { listen: [{ kind: 'unix', path: sock }] });
     const peers = [];
@@ -241,7 +291,10 @@ describe('UDP datagrams (QEMU -netdev dgram)', () => {
     await send(0, frame(B, A, 7));
     expect(await peers[0]!.inbox.until(3)).toEqual([2, 4, 6]);
     expect(await peers[1]!.inbox.until(2)).toEqual([3, 7]);
-    expect([peers[0]!.inbox.tags, peers[1]!.inbox.tags]).toEqual([[2, 4, 6], [3, 7]]);
+    expect([peers[0]!.inbox.tags, peers[1]!.inbox.tags]).toEqual([
+      [2, 4, 6],
+      [3, 7],
+    ]);
   });
 });
 

@@ -2,7 +2,19 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import type { V86 } from 'v86';
 import { DataPlane, type Mac, Nic, attachV86, bindClient, memoryPortPair, type V86Attachment } from 'macslot';
-import { DHCP, HAVE_GUEST, REQUIRED, bootIpxe, dst, isNeighbourAdvertisement, neighbourSolicitation, frame, parseDhcp, src, waitFor } from './fixtures/v86.js';
+import {
+  DHCP,
+  HAVE_GUEST,
+  REQUIRED,
+  bootIpxe,
+  dst,
+  isNeighbourAdvertisement,
+  neighbourSolicitation,
+  frame,
+  parseDhcp,
+  src,
+  waitFor,
+} from './fixtures/v86.js';
 
 const suite = HAVE_GUEST || REQUIRED ? describe : describe.skip;
 const emulators: V86[] = [];
@@ -86,7 +98,10 @@ suite('two v86 guests on one NIC', () => {
     const sent = (id: number) => wire.filter((w) => w.from === id).map((w) => w.frame);
     const bcast = (fs: Uint8Array[]) => fs.filter((f) => dst(f) === 'ff:ff:ff:ff:ff:ff').length;
     const to = (m: Mac) => wire.filter((w) => dst(w.frame) === m.toString()).length;
-    for (const [me, other] of [[ga, gb], [gb, ga]] as const) {
+    for (const [me, other] of [
+      [ga, gb],
+      [gb, ga],
+    ] as const) {
       const mine = me.macs[0]!;
       const c = dp.clientCounters(me.client.id);
       // Broadcast: exactly the other guest's and the probe's, never its own.

@@ -83,7 +83,9 @@ suite('a v86 guest behind the NIC, with passt as the uplink', () => {
     expect(request).toMatchObject({ chaddr: mac, requested: offer.yiaddr, server: offer.server });
     expect(ack).toMatchObject({ chaddr: mac, yiaddr: offer.yiaddr, xid: request.xid });
     // passt leases the host's own address on its template interface.
-    const hostAddresses = Object.values(networkInterfaces()).flatMap((l) => (l ?? []).filter((a) => a.family === 'IPv4').map((a) => a.address));
+    const hostAddresses = Object.values(networkInterfaces()).flatMap((l) =>
+      (l ?? []).filter((a) => a.family === 'IPv4').map((a) => a.address),
+    );
     expect(hostAddresses).toContain(offer.yiaddr);
 
     const c = port.counters();

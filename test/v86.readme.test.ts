@@ -27,48 +27,59 @@ function shape(lines: readonly string[]): string[][] {
 const sorted = (rows: string[][]): string[][] => [...rows].sort((a, b) => a.join(' ').localeCompare(b.join(' ')));
 
 (HAVE_GUEST || REQUIRED ? describe : describe.skip)('README', () => {
-  it('the v86 example boots two guests whose MACs become slot MACs, each hears the other, and the output is as shown', async () => {
-    expect(existsSync(join(root, 'dist/index.js'))).toBe(true);
-    const code = blocks().find((b) => b.heading === '### v86' && b.lang === 'ts');
-    expect(code, 'README has no ts block under "### v86"').toBeDefined();
-    const shown = code!.next;
-    expect(shown?.lang, 'the sample output follows the example as a text block').toBe('text');
-    // Inside the project, so `macslot` resolves to this package and `v86` to the installed one, as for a user.
-    const dir = mkdtempSync(join(root, '.readme-v86-'));
-    try {
-      writeFileSync(join(dir, 'example.ts'), code!.code);
-      // The example waits for the guests' broadcasts (at most a minute) after compiling itself and booting two guests:
-      // seconds on a quiet machine, minutes on a busy one. Its own process group, so whatever it starts dies with it.
-      const run = await runExample(dir, RUN_DEADLINE_MS);
-      expect(run.signal, run.stderr).toBeNull();
-      expect(run.status, run.stderr).toBe(0);
-      const printed = run.stdout.trimEnd().split('\n');
-      const sample = shown!.code.trimEnd().split('\n');
-      // The cards announce their MACs in either order; the counts come in the order of the guests.
-      expect(sorted(shape(printed).slice(0, 2))).toEqual(sorted(shape(sample).slice(0, 2)));
-      expect(shape(printed).slice(2)).toEqual(shape(sample).slice(2));
-      expect(printed.length).toBe(sample.length);
-      const macs = printed.slice(0, 2).map((l) => l.split(' ')[2]);
-      expect(macs[0]).not.toBe(macs[1]);
-      // Each guest sent its DHCPDISCOVER and heard the other's; the sample shows what a run really prints.
-      for (const lines of [printed, sample]) {
-        for (const l of lines.slice(2)) {
-          const [, , sent, received] = LINES[1]!.pattern.exec(l)!;
-          expect(Number(sent)).toBeGreaterThan(0);
-          expect(Number(received)).toBeGreaterThan(0);
+  it(
+    'the v86 example boots two guests whose MACs become slot MACs, each hears the other, and the output is as shown',
+    async () => {
+      expect(existsSync(join(root, 'dist/index.js'))).toBe(true);
+      const code = blocks().find((b) => b.heading === '### v86' && b.lang === 'ts');
+      expect(code, 'README has no ts block under "### v86"').toBeDefined();
+      const shown = code!.next;
+      expect(shown?.lang, 'the sample output follows the example as a text block').toBe('text');
+      // Inside the project, so `macslot` resolves to this package and `v86` to the installed one, as for a user.
+      const dir = mkdtempSync(join(root, '.readme-v86-'));
+      try {
+        writeFileSync(join(dir, 'example.ts'), code!.code);
+        // The example waits for the guests' broadcasts (at most a minute) after compiling itself and booting two guests:
+        // seconds on a quiet machine, minutes on a busy one. Its own process group, so whatever it starts dies with it.
+        const run = await runExample(dir, RUN_DEADLINE_MS);
+        expect(run.signal, run.stderr).toBeNull();
+        expect(run.status, run.stderr).toBe(0);
+        const printed = run.stdout.trimEnd().split('\n');
+        const sample = shown!.code.trimEnd().split('\n');
+        // The cards announce their MACs in either order; the counts come in the order of the guests.
+        expect(sorted(shape(printed).slice(0, 2))).toEqual(sorted(shape(sample).slice(0, 2)));
+        expect(shape(printed).slice(2)).toEqual(shape(sample).slice(2));
+        expect(printed.length).toBe(sample.length);
+        const macs = printed.slice(0, 2).map((l) => l.split(' ')[2]);
+        expect(macs[0]).not.toBe(macs[1]);
+        // Each guest sent its DHCPDISCOVER and heard the other's; the sample shows what a run really prints.
+        for (const lines of [printed, sample]) {
+          for (const l of lines.slice(2)) {
+            const [, , sent, received] = LINES[1]!.pattern.exec(l)!;
+            expect(Number(sent)).toBeGreaterThan(0);
+            expect(Number(received)).toBeGreaterThan(0);
+          }
         }
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
       }
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  }, RUN_DEADLINE_MS + 30_000);
+    },
+    RUN_DEADLINE_MS + 30_000,
+  );
 });
 
 const RUN_DEADLINE_MS = 240_000;
 
 /** Runs the example to its end (or kills its process group at the deadline); resolves with what it printed and how it ended. */
-async function runExample(dir: string, ms: number): Promise<{ status: number | null; signal: string | null; stdout: string; stderr: string }> {
-  const child = spawnTracked(process.execPath, ['--import', 'tsx', 'example.ts'], { cwd: dir, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+async function runExample(
+  dir: string,
+  ms: number,
+): Promise<{ status: number | null; signal: string | null; stdout: string; stderr: string }> {
+  const child = spawnTracked(process.execPath, ['--import', 'tsx', 'example.ts'], {
+    cwd: dir,
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   child.stdout?.setEncoding('utf8').on('data', (d: string) => (stdout += d));

@@ -1,6 +1,18 @@
 // attachV86 against a stand-in for v86's bus (MAC taking and following, clashes, hostile frames, copies, netN, closing), and a real virtio card.
 import { describe, expect, it, vi } from 'vitest';
-import { DataPlane, Mac, MacslotError, Nic, attachV86, bindClient, bindUplink, memoryPortPair, type NicClient, type V86Event, type V86Like } from 'macslot';
+import {
+  DataPlane,
+  Mac,
+  MacslotError,
+  Nic,
+  attachV86,
+  bindClient,
+  bindUplink,
+  memoryPortPair,
+  type NicClient,
+  type V86Event,
+  type V86Like,
+} from 'macslot';
 import { HAVE_GUEST, REQUIRED, bootIpxe, frame, waitFor } from './fixtures/v86.js';
 
 type Fn = (data: unknown) => void;
@@ -12,7 +24,11 @@ class FakeCard implements V86Like {
   readonly #device = new Map<string, Fn[]>();
   readonly bus = {
     register: (name: string, fn: Fn): void => void this.#adapter.set(name, [...(this.#adapter.get(name) ?? []), fn]),
-    unregister: (name: string, fn: Fn): void => void this.#adapter.set(name, (this.#adapter.get(name) ?? []).filter((f) => f !== fn)),
+    unregister: (name: string, fn: Fn): void =>
+      void this.#adapter.set(
+        name,
+        (this.#adapter.get(name) ?? []).filter((f) => f !== fn),
+      ),
     send: (name: string, data?: unknown): void => {
       for (const fn of this.#device.get(name) ?? []) fn(data);
     },
@@ -311,7 +327,9 @@ describe('lifecycle and bad input', () => {
       expect((err as Error).message).toMatch(message);
     }
     attachV86(new FakeCard(), vm);
-    expect(() => attachV86(new FakeCard(), vm)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('"vm"') }));
+    expect(() => attachV86(new FakeCard(), vm)).toThrow(
+      expect.objectContaining({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('"vm"') }),
+    );
     const gone = nic.openClient('gone');
     gone.close();
     expect(() => attachV86(new FakeCard(), gone)).toThrow(expect.objectContaining({ code: 'CLIENT_CLOSED' }));

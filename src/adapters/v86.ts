@@ -128,7 +128,17 @@ export interface V86Attachment extends FramePort {
   drops(): Readonly<Record<string, number>>;
 }
 
-const GUEST_DROPS: readonly V86GuestDrop[] = ['not-bytes', 'runt', 'oversize', 'bad-source', 'spoofed', 'mac-in-use', 'unclaimed', 'no-receiver', 'error'];
+const GUEST_DROPS: readonly V86GuestDrop[] = [
+  'not-bytes',
+  'runt',
+  'oversize',
+  'bad-source',
+  'spoofed',
+  'mac-in-use',
+  'unclaimed',
+  'no-receiver',
+  'error',
+];
 const HOST_DROPS: readonly V86HostDrop[] = ['not-bytes', 'runt', 'oversize', 'echo', 'closed', 'error'];
 
 // One attachment per client: two would fight over its slot.
@@ -136,7 +146,13 @@ const attached = new WeakSet<NicClient>();
 
 function isBus(x: unknown): x is V86Bus {
   const b = x as Partial<V86Bus> | null;
-  return typeof b === 'object' && b !== null && typeof b.register === 'function' && typeof b.unregister === 'function' && typeof b.send === 'function';
+  return (
+    typeof b === 'object' &&
+    b !== null &&
+    typeof b.register === 'function' &&
+    typeof b.unregister === 'function' &&
+    typeof b.send === 'function'
+  );
 }
 
 class Attachment implements V86Attachment {
@@ -307,7 +323,11 @@ class Attachment implements V86Attachment {
       return;
     }
     if (mac.kind !== 'mac48' || !mac.isValidUnicast) {
-      this.#emit({ type: 'error', error: new MacslotError('INVALID_MAC', `${this.#events.mac} announced ${mac.toString()}, which cannot be a guest's address`), during: 'mac' });
+      this.#emit({
+        type: 'error',
+        error: new MacslotError('INVALID_MAC', `${this.#events.mac} announced ${mac.toString()}, which cannot be a guest's address`),
+        during: 'mac',
+      });
       return;
     }
     this.#take(mac, 'event');
@@ -416,11 +436,17 @@ export function attachV86(emulator: V86Like | object, client: NicClient, options
     throw new MacslotError('INVALID_ARGUMENT', `expected a NicClient, got ${show(client)}`);
   }
   if (!client.open) throw new MacslotError('CLIENT_CLOSED', `client ${show(client.name)} is closed`);
-  if (typeof options !== 'object' || options === null) throw new MacslotError('INVALID_ARGUMENT', `options must be an object, got ${show(options)}`);
+  if (typeof options !== 'object' || options === null)
+    throw new MacslotError('INVALID_ARGUMENT', `options must be an object, got ${show(options)}`);
   const net = options.net ?? 0;
-  if (!Number.isInteger(net) || net < 0 || net > 255) throw new MacslotError('INVALID_ARGUMENT', `net must be an integer in 0..255, got ${show(options.net)}`);
+  if (!Number.isInteger(net) || net < 0 || net > 255)
+    throw new MacslotError('INVALID_ARGUMENT', `net must be an integer in 0..255, got ${show(options.net)}`);
   const maxFrame = options.maxFrameLength ?? client.nic.maxFrameLength;
-  if (!Number.isInteger(maxFrame) || maxFrame < ETH_HLEN || maxFrame > 1 << 18) throw new MacslotError('INVALID_ARGUMENT', `maxFrameLength must be an integer in ${ETH_HLEN}..${1 << 18}, got ${show(options.maxFrameLength)}`);
+  if (!Number.isInteger(maxFrame) || maxFrame < ETH_HLEN || maxFrame > 1 << 18)
+    throw new MacslotError(
+      'INVALID_ARGUMENT',
+      `maxFrameLength must be an integer in ${ETH_HLEN}..${1 << 18}, got ${show(options.maxFrameLength)}`,
+    );
   if (attached.has(client)) throw new MacslotError('INVALID_ARGUMENT', `client ${show(client.name)} is already attached to a v86 card`);
   const a = new Attachment(bus, client, net, options, maxFrame);
   attached.add(client);

@@ -90,12 +90,16 @@ export class MacBlock {
       if (extra !== undefined || pfx === undefined) throw new MacslotError('INVALID_ARGUMENT', `block ${show(spec)} has more than one "/"`);
       let bits = typeof spec === 'string' ? undefined : spec.bits;
       if (bitsText !== undefined) {
-        if (!/^\d{1,2}$/.test(bitsText)) throw new MacslotError('INVALID_ARGUMENT', `block ${show(spec)}: prefix length ${show(bitsText)} is not a number`);
+        if (!/^\d{1,2}$/.test(bitsText))
+          throw new MacslotError('INVALID_ARGUMENT', `block ${show(spec)}: prefix length ${show(bitsText)} is not a number`);
         bits = Number(bitsText);
       }
       const p = parsePrefix(pfx, bits, spec);
       if (!Number.isInteger(p.bits) || p.bits < 8 || p.bits > 47) {
-        throw new MacslotError('INVALID_ARGUMENT', `block ${show(spec)}: prefix length ${p.bits} must be 8..47 bits so the first octet stays fixed`);
+        throw new MacslotError(
+          'INVALID_ARGUMENT',
+          `block ${show(spec)}: prefix length ${p.bits} must be 8..47 bits so the first octet stays fixed`,
+        );
       }
       size = 2 ** (48 - p.bits);
       base = Math.floor(p.base / size) * size;
@@ -103,13 +107,19 @@ export class MacBlock {
       base = Mac.from(spec.base).toNumber();
       size = spec.count;
       if (!Number.isSafeInteger(size) || size < 1 || base + size > SPACE) {
-        throw new MacslotError('INVALID_ARGUMENT', `block ${show({ base: String(spec.base), count: spec.count })}: count must be ≥ 1 and stay inside MAC-48 space`);
+        throw new MacslotError(
+          'INVALID_ARGUMENT',
+          `block ${show({ base: String(spec.base), count: spec.count })}: count must be ≥ 1 and stay inside MAC-48 space`,
+        );
       }
     }
     const first = Math.floor(base / 2 ** 40);
     const last = Math.floor((base + size - 1) / 2 ** 40);
     if (first !== last || (first & ETH_GROUP_BIT) !== 0) {
-      throw new MacslotError('INVALID_ARGUMENT', `block ${show(typeof spec === 'string' ? spec : JSON.stringify(spec))} would hand out multicast MACs (first octet must be fixed with the group bit clear)`);
+      throw new MacslotError(
+        'INVALID_ARGUMENT',
+        `block ${show(typeof spec === 'string' ? spec : JSON.stringify(spec))} would hand out multicast MACs (first octet must be fixed with the group bit clear)`,
+      );
     }
     this.base = base;
     this.size = size;
@@ -134,7 +144,8 @@ export class MacBlock {
 
   /** Returns the `i`-th MAC of the block; throws INVALID_ARGUMENT outside it. */
   at(i: number): Mac {
-    if (!Number.isSafeInteger(i) || i < 0 || i >= this.size) throw new MacslotError('INVALID_ARGUMENT', `index ${i} is outside a block of ${this.size}`);
+    if (!Number.isSafeInteger(i) || i < 0 || i >= this.size)
+      throw new MacslotError('INVALID_ARGUMENT', `index ${i} is outside a block of ${this.size}`);
     return Mac.fromNumber(this.base + i);
   }
 
@@ -149,7 +160,10 @@ export class MacBlock {
       const mac = this.usable(i, taken);
       if (mac) return { mac, index: i };
     }
-    throw new MacslotError('BLOCK_EXHAUSTED', `block ${this.first.toString()}..${this.last.toString()} (${this.size} MACs) has no free MAC`);
+    throw new MacslotError(
+      'BLOCK_EXHAUSTED',
+      `block ${this.first.toString()}..${this.last.toString()} (${this.size} MACs) has no free MAC`,
+    );
   }
 
   /** Returns the next free MAC after the last one handed out, wrapping once; throws BLOCK_EXHAUSTED when none is free. */

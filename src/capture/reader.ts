@@ -113,7 +113,9 @@ export class CaptureReader {
   /** Hands the reader the next chunk of input; throws INVALID_ARGUMENT unless `next()` returned false on the previous one. */
   push(chunk: Uint8Array): void {
     if (this.#pos < this.#chunk.length || this.#held) {
-      const unread = this.#held ? 'a frame nextBatch() read is not yet returned' : `${this.#chunk.length - this.#pos} bytes of the previous chunk are unread`;
+      const unread = this.#held
+        ? 'a frame nextBatch() read is not yet returned'
+        : `${this.#chunk.length - this.#pos} bytes of the previous chunk are unread`;
       throw new MacslotError('INVALID_ARGUMENT', `${show(this.name)}: push() before next() returned false; ${unread}`);
     }
     this.#chunk = chunk;
@@ -178,7 +180,11 @@ export class CaptureReader {
           const frac = v.getUint32(at + 4, le);
           const ns = this.format === 'pcap-ns';
           // A fraction of a second that is a second or more has no exact meaning: refuse it rather than pass it on.
-          if (frac >= (ns ? 1e9 : 1e6)) throw this.#fail(this.#consumed + 4, `${ns ? 'nanosecond' : 'microsecond'} fraction ${frac} is not below ${ns ? '1,000,000,000' : '1,000,000'}`);
+          if (frac >= (ns ? 1e9 : 1e6))
+            throw this.#fail(
+              this.#consumed + 4,
+              `${ns ? 'nanosecond' : 'microsecond'} fraction ${frac} is not below ${ns ? '1,000,000,000' : '1,000,000'}`,
+            );
           this.nanoseconds = ns ? frac : frac * 1000;
           this.capturedLength = incl;
           this.originalLength = v.getUint32(at + 12, le);
@@ -336,7 +342,8 @@ export class CaptureReader {
       const what = this.#state === START || this.#state === PCAP_HEADER ? 'header' : this.#state === PCAP_RECORD ? 'record' : 'block';
       throw this.#fail(this.#consumed, `truncated ${what}: ${have} of ${Math.max(this.#want, have + 1)} bytes`);
     }
-    if (this.#state === START || this.#state === PCAP_HEADER) throw this.#fail(this.#consumed, `truncated header: the input ends after ${this.#consumed} bytes`);
+    if (this.#state === START || this.#state === PCAP_HEADER)
+      throw this.#fail(this.#consumed, `truncated header: the input ends after ${this.#consumed} bytes`);
   }
 
   /** One pcapng block: returns true when it produced a frame; sets #want to 0 after a consumed non-frame block. */
@@ -349,7 +356,11 @@ export class CaptureReader {
       const bom = v.getUint32(at + 8, true);
       if (bom === PCAPNG_BOM) this.littleEndian = true;
       else if (bom === PCAPNG_BOM_SWAPPED) this.littleEndian = false;
-      else throw this.#fail(this.#consumed + 8, `section byte-order magic 0x${bom.toString(16).padStart(8, '0')} is not 0x1a2b3c4d in either order`);
+      else
+        throw this.#fail(
+          this.#consumed + 8,
+          `section byte-order magic 0x${bom.toString(16).padStart(8, '0')} is not 0x1a2b3c4d in either order`,
+        );
     }
     const le = this.littleEndian;
     const len = v.getUint32(at + 4, le);
@@ -399,12 +410,14 @@ export class CaptureReader {
         if (len < 32) throw this.#fail(start + 4, `packet block length ${len} is below 32`);
         const id = type === BT_EPB ? v.getUint32(at + 8, le) : v.getUint16(at + 8, le);
         const iface = this.#ifaces[id];
-        if (iface === undefined) throw this.#fail(start + 8, `interface ${id} is not described in this section (${this.#ifaces.length} interfaces)`);
+        if (iface === undefined)
+          throw this.#fail(start + 8, `interface ${id} is not described in this section (${this.#ifaces.length} interfaces)`);
         const cap = v.getUint32(at + 20, le);
         if (cap > MAX_RECORD) throw this.#fail(start + 20, `captured length ${cap} is above the ${MAX_RECORD}-byte limit`);
         if (28 + cap + 4 > len) throw this.#fail(start + 20, `captured length ${cap} runs past its ${len}-byte block`);
         this.#timestamp(iface, v.getUint32(at + 12, le), v.getUint32(at + 16, le));
-        if (this.seconds > Number.MAX_SAFE_INTEGER) throw this.#fail(start + 12, `timestamp of ${this.seconds} s is too far in the future to hold exactly`);
+        if (this.seconds > Number.MAX_SAFE_INTEGER)
+          throw this.#fail(start + 12, `timestamp of ${this.seconds} s is too far in the future to hold exactly`);
         this.capturedLength = cap;
         this.originalLength = v.getUint32(at + 24, le);
         this.linkType = iface.linkType;
@@ -542,12 +555,22 @@ export interface CaptureSummary {
  * Reads every frame from `chunks` (sync or async), calling `onFrame` with the reader positioned on
  * it; returns the totals. Throws CAPTURE_INVALID on a malformed input, naming it and the byte offset.
  */
-export async function scanCapture(chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, name: string, onFrame: (reader: CaptureReader) => void): Promise<CaptureSummary> {
+export async function scanCapture(
+  chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+  name: string,
+  onFrame: (reader: CaptureReader) => void,
+): Promise<CaptureSummary> {
   const reader = new CaptureReader(name);
   for await (const chunk of chunks) {
     reader.push(chunk);
     while (reader.next()) onFrame(reader);
   }
   reader.end();
-  return { format: reader.format, frames: reader.frames, bytes: reader.position, skippedBlocks: reader.skippedBlocks, sections: reader.sections };
+  return {
+    format: reader.format,
+    frames: reader.frames,
+    bytes: reader.position,
+    skippedBlocks: reader.skippedBlocks,
+    sections: reader.sections,
+  };
 }

@@ -60,11 +60,14 @@ export class CaptureWriter {
   /** Starts a capture (its header is buffered at once); throws INVALID_ARGUMENT on a bad option. */
   constructor(sink: (bytes: Uint8Array) => void, options: CaptureWriterOptions = {}) {
     const format = options.format ?? 'pcap';
-    if (format !== 'pcap' && format !== 'pcap-ns' && format !== 'pcapng') throw new MacslotError('INVALID_ARGUMENT', `capture format ${show(format)} is not pcap, pcap-ns or pcapng`);
+    if (format !== 'pcap' && format !== 'pcap-ns' && format !== 'pcapng')
+      throw new MacslotError('INVALID_ARGUMENT', `capture format ${show(format)} is not pcap, pcap-ns or pcapng`);
     const linkType = options.linkType ?? LINKTYPE_ETHERNET;
-    if (!Number.isInteger(linkType) || linkType < 0 || linkType > 0xffff) throw new MacslotError('INVALID_ARGUMENT', `link type ${show(linkType)} is not 0..65535`);
+    if (!Number.isInteger(linkType) || linkType < 0 || linkType > 0xffff)
+      throw new MacslotError('INVALID_ARGUMENT', `link type ${show(linkType)} is not 0..65535`);
     const snaplen = options.snaplen ?? MAX_RECORD;
-    if (!Number.isInteger(snaplen) || snaplen < 1 || snaplen > MAX_RECORD) throw new MacslotError('INVALID_ARGUMENT', `snaplen ${show(snaplen)} is not 1..${MAX_RECORD}`);
+    if (!Number.isInteger(snaplen) || snaplen < 1 || snaplen > MAX_RECORD)
+      throw new MacslotError('INVALID_ARGUMENT', `snaplen ${show(snaplen)} is not 1..${MAX_RECORD}`);
     const bufferBytes = Math.max(options.bufferBytes ?? 256 * 1024, MAX_RECORD + 64);
     this.format = format;
     this.#maxSeconds = format === 'pcapng' ? PCAPNG_MAX_SECONDS : PCAP_MAX_SECONDS;
@@ -85,10 +88,16 @@ export class CaptureWriter {
   write(source: Uint8Array, offset: number, length: number, seconds = 0, nanoseconds = 0, originalLength = length): void {
     if (this.#closed) throw new MacslotError('INVALID_ARGUMENT', 'write after close');
     if (!(length >= 0 && length <= MAX_RECORD && offset >= 0 && offset + length <= source.length)) {
-      throw new MacslotError('INVALID_ARGUMENT', `frame window ${show({ offset, length })} is outside its ${source.length}-byte source or above ${MAX_RECORD} bytes`);
+      throw new MacslotError(
+        'INVALID_ARGUMENT',
+        `frame window ${show({ offset, length })} is outside its ${source.length}-byte source or above ${MAX_RECORD} bytes`,
+      );
     }
     if (!(seconds >= 0 && seconds <= this.#maxSeconds && nanoseconds >= 0 && nanoseconds < NS)) {
-      throw new MacslotError('INVALID_ARGUMENT', `timestamp ${show({ seconds, nanoseconds })} is outside what a ${this.format} file holds (0..${this.#maxSeconds} s, nanoseconds below 10^9)`);
+      throw new MacslotError(
+        'INVALID_ARGUMENT',
+        `timestamp ${show({ seconds, nanoseconds })} is outside what a ${this.format} file holds (0..${this.#maxSeconds} s, nanoseconds below 10^9)`,
+      );
     }
     const cap = Math.min(length, this.snaplen);
     const orig = Math.max(originalLength, cap);
@@ -121,7 +130,11 @@ export class CaptureWriter {
       throw new MacslotError('INVALID_ARGUMENT', `record window ${show({ offset, length })} is outside its ${source.length}-byte source`);
     }
     const cap = source[offset + 8]! | (source[offset + 9]! << 8) | (source[offset + 10]! << 16) | (source[offset + 11]! << 24);
-    if (cap !== length - 16 || cap > this.snaplen) throw new MacslotError('INVALID_ARGUMENT', `record window ${show({ offset, length })} holds a ${cap >>> 0}-byte frame, not one record of at most ${this.snaplen} bytes`);
+    if (cap !== length - 16 || cap > this.snaplen)
+      throw new MacslotError(
+        'INVALID_ARGUMENT',
+        `record window ${show({ offset, length })} holds a ${cap >>> 0}-byte frame, not one record of at most ${this.snaplen} bytes`,
+      );
     if (this.#len + length > this.#buf.length) this.flush();
     this.#copy(source, offset, this.#len, length);
     this.#len += length;
@@ -139,7 +152,8 @@ export class CaptureWriter {
     // Short frames: a loop beats creating a subarray per frame, and whole words beat bytes when both sides are aligned.
     if (source !== this.#lastSource) {
       this.#lastSource = source;
-      this.#sourceWords = LITTLE_HOST && (source.byteOffset & 3) === 0 ? new Int32Array(source.buffer, source.byteOffset, source.length >> 2) : undefined;
+      this.#sourceWords =
+        LITTLE_HOST && (source.byteOffset & 3) === 0 ? new Int32Array(source.buffer, source.byteOffset, source.length >> 2) : undefined;
     }
     const sw = this.#sourceWords;
     let i = 0;

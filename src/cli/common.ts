@@ -107,7 +107,8 @@ export function readConfigFile(path: string): MacslotConfig {
   try {
     return loadConfig(text, path);
   } catch (err) {
-    if (isMacslotError(err, 'CONFIG_INVALID')) throw new MacslotError('CONFIG_INVALID', `${path}: ${err.message.replace(/^CONFIG_INVALID: /, '')}`);
+    if (isMacslotError(err, 'CONFIG_INVALID'))
+      throw new MacslotError('CONFIG_INVALID', `${path}: ${err.message.replace(/^CONFIG_INVALID: /, '')}`);
     throw err;
   }
 }
@@ -118,7 +119,8 @@ export function nicFromFile(path: string): ConfiguredNic {
   try {
     return buildFromConfig(config);
   } catch (err) {
-    if (isMacslotError(err, 'CONFIG_INVALID')) throw new MacslotError('CONFIG_INVALID', `${path}: ${err.message.replace(/^CONFIG_INVALID: /, '')}`);
+    if (isMacslotError(err, 'CONFIG_INVALID'))
+      throw new MacslotError('CONFIG_INVALID', `${path}: ${err.message.replace(/^CONFIG_INVALID: /, '')}`);
     throw err;
   }
 }
@@ -133,7 +135,8 @@ export function required<T>(value: T | undefined, name: string): T {
 export function intOption(value: string | undefined, name: string, fallback: number, min = 1, max = Number.MAX_SAFE_INTEGER): number {
   if (value === undefined) return fallback;
   const n = Number(value);
-  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < min || n > max) throw new UsageError(`${name} ${show(value)} is not an integer in ${min}..${max}`);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < min || n > max)
+    throw new UsageError(`${name} ${show(value)} is not an integer in ${min}..${max}`);
   return n;
 }
 
@@ -163,7 +166,9 @@ export function progressBar(io: Io, total: number): { update(done: number, frame
       const bar = '='.repeat(Math.max(fill - 1, 0)) + (fill > 0 ? '>' : '') + ' '.repeat(width - fill);
       const rate = done / secs;
       const eta = rate > 0 ? Math.ceil((total - done) / rate) : 0;
-      io.err(`\r\x1b[2K[${bar}] ${(frac * 100).toFixed(0).padStart(3)}%  ${(rate / 1e6).toFixed(1)} MB/s  ${(frames / secs / 1e6).toFixed(2)} Mfps  ETA ${eta}s`);
+      io.err(
+        `\r\x1b[2K[${bar}] ${(frac * 100).toFixed(0).padStart(3)}%  ${(rate / 1e6).toFixed(1)} MB/s  ${(frames / secs / 1e6).toFixed(2)} Mfps  ETA ${eta}s`,
+      );
       drawn = true;
     },
     done() {

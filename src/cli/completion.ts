@@ -49,7 +49,9 @@ function zsh(commands: readonly CompletionCommand[]): string {
   const cases = commands.map((c) => {
     const specs = c.options.map((o) => {
       const arg = o.value ? ':value:_files' : '';
-      return o.short !== undefined ? `'(-${o.short} --${o.long})'{-${o.short},--${o.long}}'[${o.long}]${arg}'` : `'--${o.long}[${o.long}]${arg}'`;
+      return o.short !== undefined
+        ? `'(-${o.short} --${o.long})'{-${o.short},--${o.long}}'[${o.long}]${arg}'`
+        : `'--${o.long}[${o.long}]${arg}'`;
     });
     const positional = c.name === 'completion' ? "'1:shell:(bash zsh fish)'" : "'*:file:_files'";
     return `    ${c.name}) _arguments ${[...specs, positional].join(' ')} ;;`;
@@ -88,7 +90,8 @@ function fish(commands: readonly CompletionCommand[]): string {
     const when = `-n '__fish_seen_subcommand_from ${c.name}'`;
     if (c.name === 'completion') lines.push(`complete -c macslot ${when} -a 'bash zsh fish'`);
     else if (c.name !== 'demo' && c.name !== 'bench') lines.push(`complete -c macslot ${when} -F`);
-    for (const o of c.options) lines.push(`complete -c macslot ${when}${o.short !== undefined ? ` -s ${o.short}` : ''} -l ${o.long}${o.value ? ' -r -F' : ''}`);
+    for (const o of c.options)
+      lines.push(`complete -c macslot ${when}${o.short !== undefined ? ` -s ${o.short}` : ''} -l ${o.long}${o.value ? ' -r -F' : ''}`);
   }
   return `${lines.join('\n')}\n`;
 }

@@ -11,7 +11,13 @@ import { table } from './table.js';
 
 /** The built-in setup, in the configuration file's format. */
 export const DEMO_CONFIG: MacslotConfig = {
-  nic: { primary: '00:14:4f:00:00:00', factory: { base: '00:14:4f:00:00:01', count: 8 }, unicastEntries: 4, multicastEntries: 2, overflow: 'promiscuous' },
+  nic: {
+    primary: '00:14:4f:00:00:00',
+    factory: { base: '00:14:4f:00:00:01', count: 8 },
+    unicastEntries: 4,
+    multicastEntries: 2,
+    overflow: 'promiscuous',
+  },
   clients: [
     { name: 'vm-a', address: 'factory', multicast: ['33:33:00:00:00:01'] },
     { name: 'vm-b', address: '02:08:20:00:00:0b', multicast: ['33:33:00:00:00:01', '01:00:5e:00:00:fb'] },
@@ -142,13 +148,21 @@ export async function runDemo(write: (line: string) => void): Promise<void> {
   write('macslot demo: one NIC with many MACs, its clients, and traffic through the Wasm data plane');
   write('');
   write(`NIC: primary ${nic.primary.toString()}, ${s.totalSlots} factory MACs ${s.firstFactory?.toString()}..${s.lastFactory?.toString()}`);
-  write(`     ${s.totalUnicastEntries} exact unicast entries, ${s.totalMulticastEntries} exact multicast entries, a 4096-bit multicast hash`);
+  write(
+    `     ${s.totalUnicastEntries} exact unicast entries, ${s.totalMulticastEntries} exact multicast entries, a 4096-bit multicast hash`,
+  );
   write('');
   write('Clients, set up in order as a configuration file would:');
   write(
     table(
       ['client', 'address', 'multicast', 'broadcast', 'promiscuous'],
-      DEMO_CONFIG.clients.map((c) => [c.name, c.address ?? '-', (c.multicast ?? []).join(', ') || '-', c.broadcast === false ? 'no' : 'yes', c.promiscuous ? 'yes' : 'no']),
+      DEMO_CONFIG.clients.map((c) => [
+        c.name,
+        c.address ?? '-',
+        (c.multicast ?? []).join(', ') || '-',
+        c.broadcast === false ? 'no' : 'yes',
+        c.promiscuous ? 'yes' : 'no',
+      ]),
     ),
   );
   write('');
@@ -195,14 +209,31 @@ export async function runDemo(write: (line: string) => void): Promise<void> {
         nic.clients().map((c) => {
           const a = dp.clientCounters(c.id);
           const b = before.get(c.id)!;
-          return [c.name, count(a.frames - b.frames), count(a.bytes - b.bytes), count(a.broadcast - b.broadcast), count(a.multicast - b.multicast), count(a.ringDrops - b.ringDrops)];
+          return [
+            c.name,
+            count(a.frames - b.frames),
+            count(a.bytes - b.bytes),
+            count(a.broadcast - b.broadcast),
+            count(a.multicast - b.multicast),
+            count(a.ringDrops - b.ringDrops),
+          ];
         }),
       ),
     );
     const rules = dp.counters().rules;
     const delta = RULES.map((r) => [r, rules[r] - rulesBefore[r]] as const).filter(([, n]) => n > 0);
-    write(`Verdicts: ${delta.filter(([r]) => !r.startsWith('drop-')).map(([r, n]) => `${r} ${count(n)}`).join(', ')}`);
-    write(`Drop reasons: ${delta.filter(([r]) => r.startsWith('drop-')).map(([r, n]) => `${r} ${count(n)}`).join(', ')}`);
+    write(
+      `Verdicts: ${delta
+        .filter(([r]) => !r.startsWith('drop-'))
+        .map(([r, n]) => `${r} ${count(n)}`)
+        .join(', ')}`,
+    );
+    write(
+      `Drop reasons: ${delta
+        .filter(([r]) => r.startsWith('drop-'))
+        .map(([r, n]) => `${r} ${count(n)}`)
+        .join(', ')}`,
+    );
   };
 
   write(`Traffic, one frame of each kind (NIC mode: ${mode()}):`);
@@ -239,7 +270,9 @@ export async function runDemo(write: (line: string) => void): Promise<void> {
   const effective = 1 / ((1 - share) / overflow.classify + share / soft);
   write(`Cost of the fallback: the software path now sees ${softwareShare()} (every unknown unicast and unjoined group).`);
   write(`  The software filter classifies ${mpps(soft)}, the Wasm filter ${mpps(overflow.classify)}; a host that filters its`);
-  write(`  software share itself reaches ${mpps(effective)}, ${(filtered.classify / effective).toFixed(0)}× slower than with every MAC in hardware (best of 3 runs each)`);
+  write(
+    `  software share itself reaches ${mpps(effective)}, ${(filtered.classify / effective).toFixed(0)}× slower than with every MAC in hardware (best of 3 runs each)`,
+  );
   write('');
   write('vm-a closes; freed entries take the software-held MACs back into hardware:');
   clients[0]!.close();

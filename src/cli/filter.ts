@@ -38,7 +38,15 @@ export interface FilterRow {
 
 /** What `macslot filter --json` prints. */
 export interface FilterReport {
-  readonly input: { readonly file: string; readonly format: string; readonly frames: number; readonly bytes: number; readonly ethernet: number; readonly otherLinkTypes: Record<string, number>; readonly skippedBlocks: number };
+  readonly input: {
+    readonly file: string;
+    readonly format: string;
+    readonly frames: number;
+    readonly bytes: number;
+    readonly ethernet: number;
+    readonly otherLinkTypes: Record<string, number>;
+    readonly skippedBlocks: number;
+  };
   readonly clients: FilterRow[];
   readonly dropped: FilterRow;
 }
@@ -159,7 +167,11 @@ export async function runFilter(o: FilterOptions, io: Io): Promise<FilterReport>
   const { nic } = nicFromFile(o.config);
   const clients = nic.clients();
   for (const c of clients) {
-    if (!SAFE_NAME.test(c.name) || c.name === 'dropped') throw new MacslotError('INVALID_ARGUMENT', `client name ${show(c.name)} cannot name an output file (letters, digits and . _ @ + - only; "dropped" is reserved)`);
+    if (!SAFE_NAME.test(c.name) || c.name === 'dropped')
+      throw new MacslotError(
+        'INVALID_ARGUMENT',
+        `client name ${show(c.name)} cannot name an output file (letters, digits and . _ @ + - only; "dropped" is reserved)`,
+      );
   }
   const maxId = Math.max(0, ...clients.map((c) => c.id)) + 1;
   const names = new Map(clients.map((c) => [c.id, c.name]));
@@ -234,7 +246,10 @@ export async function runFilter(o: FilterOptions, io: Io): Promise<FilterReport>
       if (secs[i]! > maxSeconds) {
         const hint = o.format === 'pcapng' ? '' : '; --format pcapng holds it';
         const at = `${show(reader.name)} at byte offset ${batch.offset[i]}`;
-        throw new MacslotError('CAPTURE_INVALID', `${at}: timestamp ${secs[i]} s is past what a ${o.format} output holds (${maxSeconds} s)${hint}`);
+        throw new MacslotError(
+          'CAPTURE_INVALID',
+          `${at}: timestamp ${secs[i]} s is past what a ${o.format} output holds (${maxSeconds} s)${hint}`,
+        );
       }
       ethernet++;
       const r = routes.find(verdicts[i]!);

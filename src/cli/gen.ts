@@ -42,11 +42,17 @@ export function parseMix(text: string): Map<Kind, number> {
  * Writes the capture; returns how many frames of each kind it holds. Throws CONFIG_INVALID or INVALID_ARGUMENT
  * (e.g. unicast asked but no client has a MAC). Interrupted (a signal, an error), it leaves no partial file.
  */
-export async function runGen(o: { out: string; config: string; frames: number; mix: string; seed: number; size: number; format: CaptureFormat }, io: Io): Promise<Record<Kind, number>> {
+export async function runGen(
+  o: { out: string; config: string; frames: number; mix: string; seed: number; size: number; format: CaptureFormat },
+  io: Io,
+): Promise<Record<Kind, number>> {
   const { nic, clients } = nicFromFile(o.config);
   const mix = parseMix(o.mix);
   const ids = new Set(clients.map((c) => c.id));
-  const unicast = nic.slots().filter((s) => s.active && s.owner !== undefined && ids.has(nic.client(s.owner)?.id ?? -1)).map((s) => s.mac);
+  const unicast = nic
+    .slots()
+    .filter((s) => s.active && s.owner !== undefined && ids.has(nic.client(s.owner)?.id ?? -1))
+    .map((s) => s.mac);
   const groups = [...new Set(clients.flatMap((c) => c.groups().map((g) => g.toString())))].map((g) => Mac.parse(g));
   const pools: Record<Kind, Mac[]> = {
     unicast,
@@ -56,10 +62,15 @@ export async function runGen(o: { out: string; config: string; frames: number; m
     flood: [],
     runt: [],
   };
-  for (const [k, w] of mix) if (w > 0 && (k === 'unicast' || k === 'multicast') && pools[k].length === 0) throw new MacslotError('INVALID_ARGUMENT', `--mix asks for ${k} frames but the configuration's clients have no ${k === 'unicast' ? 'unicast MAC' : 'multicast group'}`);
+  for (const [k, w] of mix)
+    if (w > 0 && (k === 'unicast' || k === 'multicast') && pools[k].length === 0)
+      throw new MacslotError(
+        'INVALID_ARGUMENT',
+        `--mix asks for ${k} frames but the configuration's clients have no ${k === 'unicast' ? 'unicast MAC' : 'multicast group'}`,
+      );
   const kinds: Kind[] = [];
   const weights: number[] = [];
-  for (const [k, w] of mix) if (w > 0) (kinds.push(k), weights.push(w));
+  for (const [k, w] of mix) if (w > 0) kinds.push(k), weights.push(w);
   const total = weights.reduce((a, b) => a + b, 0);
   const rnd = seededRandom(o.seed);
   const r4 = new Uint8Array(4);
@@ -121,6 +132,10 @@ export async function runGen(o: { out: string; config: string; frames: number; m
     disarm();
   }
   // With the capture on standard output, the summary goes to standard error.
-  (intoStdout ? io.err : io.out)(`${o.out}: ${count(o.frames)} frames of ${o.size} bytes (${MIX_KINDS.filter((k) => made[k] > 0).map((k) => `${k} ${count(made[k])}`).join(', ')})\n`);
+  (intoStdout ? io.err : io.out)(
+    `${o.out}: ${count(o.frames)} frames of ${o.size} bytes (${MIX_KINDS.filter((k) => made[k] > 0)
+      .map((k) => `${k} ${count(made[k])}`)
+      .join(', ')})\n`,
+  );
   return made;
 }

@@ -55,7 +55,8 @@ function usage<T>(check: () => T): T {
 }
 
 const COUNT = { count: { type: 'string', short: 'c' } } as const;
-const count = (v: string | boolean | string[] | undefined): number | undefined => (typeof v === 'string' ? intOption(v, '--count', 0, 1) : undefined);
+const count = (v: string | boolean | string[] | undefined): number | undefined =>
+  typeof v === 'string' ? intOption(v, '--count', 0, 1) : undefined;
 
 const format = (v: string | boolean | string[] | undefined, allowed: readonly string[], fallback: string): string => {
   const f = typeof v === 'string' ? v : fallback;
@@ -101,7 +102,14 @@ options:
   --json            print the per-client report as JSON
   -c, --count <N>   stop after N frames of the input
 A progress bar with rate and ETA is drawn on stderr when it is a terminal.`,
-    options: { config: { type: 'string' }, out: { type: 'string' }, format: { type: 'string' }, dropped: { type: 'boolean' }, json: { type: 'boolean' }, ...COUNT },
+    options: {
+      config: { type: 'string' },
+      out: { type: 'string' },
+      format: { type: 'string' },
+      dropped: { type: 'boolean' },
+      json: { type: 'boolean' },
+      ...COUNT,
+    },
     positionals: 1,
     run: async (v, p, io) => {
       const o = usage(() => {
@@ -142,7 +150,12 @@ options:
     run: async (v, p, io) => {
       const o = usage(() => {
         const n = count(v.count);
-        return { input: required(p[0], 'a capture file or hex frame'), config: required(str(v.config), '--config'), json: v.json === true, ...(n !== undefined ? { count: n } : {}) };
+        return {
+          input: required(p[0], 'a capture file or hex frame'),
+          config: required(str(v.config), '--config'),
+          json: v.json === true,
+          ...(n !== undefined ? { count: n } : {}),
+        };
       });
       const { runExplain } = await import('./explain.js');
       await runExplain(o, io);
@@ -175,10 +188,19 @@ options:
                   tcpdump on a capture of 64-byte frames for 16 clients
   --size <MB>     size of that capture (default 1024)
   --dry-run       print the command instead of running it`,
-    options: { quick: { type: 'boolean' }, json: { type: 'string' }, filter: { type: 'boolean' }, size: { type: 'string' }, 'dry-run': { type: 'boolean' } },
+    options: {
+      quick: { type: 'boolean' },
+      json: { type: 'string' },
+      filter: { type: 'boolean' },
+      size: { type: 'string' },
+      'dry-run': { type: 'boolean' },
+    },
     positionals: 0,
     run: async (v, _p, io) =>
-      (await import('./bench.js')).runBench({ quick: v.quick === true, json: str(v.json), filter: v.filter === true, size: str(v.size), dryRun: v['dry-run'] === true }, io),
+      (await import('./bench.js')).runBench(
+        { quick: v.quick === true, json: str(v.json), filter: v.filter === true, size: str(v.size), dryRun: v['dry-run'] === true },
+        io,
+      ),
   },
   gen: {
     help: `usage: macslot gen <out.pcap|-> --config nic.json --frames N [--mix …] [--seed S] [--size B] [--format pcap|pcap-ns|pcapng]
@@ -197,7 +219,14 @@ options:
   --seed <S>        default 1
   --size <B>        frame length in bytes without FCS, default 64
   --format <f>      pcap (default), pcap-ns or pcapng`,
-    options: { config: { type: 'string' }, frames: { type: 'string' }, mix: { type: 'string' }, seed: { type: 'string' }, size: { type: 'string' }, format: { type: 'string' } },
+    options: {
+      config: { type: 'string' },
+      frames: { type: 'string' },
+      mix: { type: 'string' },
+      seed: { type: 'string' },
+      size: { type: 'string' },
+      format: { type: 'string' },
+    },
     positionals: 1,
     run: async (v, p, io) => {
       const o = usage(() => {
@@ -358,7 +387,11 @@ function completionSpec(): { name: string; options: { long: string; short?: stri
   return Object.entries(COMMANDS).map(([name, c]) => ({
     name,
     options: [
-      ...Object.entries(c.options).map(([long, o]) => ({ long, ...(o.short !== undefined ? { short: o.short } : {}), value: o.type === 'string' })),
+      ...Object.entries(c.options).map(([long, o]) => ({
+        long,
+        ...(o.short !== undefined ? { short: o.short } : {}),
+        value: o.type === 'string',
+      })),
       { long: 'help', short: 'h', value: false },
     ],
   }));
@@ -393,7 +426,8 @@ export async function main(argv: string[], io: Io): Promise<number> {
   let parsed: { values: Record<string, string | boolean | string[] | undefined>; positionals: string[] };
   try {
     parsed = parseArgs({ args: rest, options: command.options, allowPositionals: command.positionals > 0, strict: true }) as typeof parsed;
-    if (parsed.positionals.length > command.positionals) throw new Error(`unexpected argument ${JSON.stringify(parsed.positionals[command.positionals])}`);
+    if (parsed.positionals.length > command.positionals)
+      throw new Error(`unexpected argument ${JSON.stringify(parsed.positionals[command.positionals])}`);
   } catch (err) {
     io.err(`macslot ${name}: ${(err as Error).message}\n\n${command.help}\n`);
     return 2;

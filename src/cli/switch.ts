@@ -46,8 +46,10 @@ export interface SwitchCliOptions {
 export function checkSwitchOptions(o: SwitchCliOptions): void {
   o.listen.forEach(parseListen);
   if (o.uplink !== undefined) parseUplink(o.uplink);
-  if (o.listen.length === 0 && o.vde.length === 0) throw new MacslotError('INVALID_ARGUMENT', 'nothing to switch: give at least one --listen or --vde');
-  if (o.allocation !== undefined && !ALLOCATIONS.includes(o.allocation)) throw new MacslotError('INVALID_ARGUMENT', `--allocation ${show(o.allocation)} is not ${ALLOCATIONS.join(', ')}`);
+  if (o.listen.length === 0 && o.vde.length === 0)
+    throw new MacslotError('INVALID_ARGUMENT', 'nothing to switch: give at least one --listen or --vde');
+  if (o.allocation !== undefined && !ALLOCATIONS.includes(o.allocation))
+    throw new MacslotError('INVALID_ARGUMENT', `--allocation ${show(o.allocation)} is not ${ALLOCATIONS.join(', ')}`);
   if (o.leaseTtl !== undefined) intOption(o.leaseTtl, '--lease-ttl', 0, 0, 2 ** 31 - 1);
   if (o.maxQueue !== undefined) intOption(o.maxQueue, '--max-queue', 0, 1);
   limitOptions(o);
@@ -96,12 +98,24 @@ export function stormOption(text: string): StormControl | false {
   if (text === 'off') return false;
   const m = /^(\d{1,9})(?::(\d{1,9}))?$/.exec(text);
   if (m === null || Number(m[1]) < 1 || (m[2] !== undefined && Number(m[2]) < 1)) {
-    throw new MacslotError('INVALID_ARGUMENT', `--storm-control ${show(text)} is not RATE, RATE:BURST (frames per second, frames; integers ≥ 1) or off`);
+    throw new MacslotError(
+      'INVALID_ARGUMENT',
+      `--storm-control ${show(text)} is not RATE, RATE:BURST (frames per second, frames; integers ≥ 1) or off`,
+    );
   }
   return { rate: Number(m[1]), burst: Number(m[2] ?? m[1]) };
 }
 
-const SWITCH_FIELDS = ['allocation', 'leaseTtlMs', 'antiSpoof', 'neighbours', 'secrets', 'stormControl', ...LIMIT_FIELDS.map((f) => f.key), ...GUEST_NETWORK_FIELDS] as const;
+const SWITCH_FIELDS = [
+  'allocation',
+  'leaseTtlMs',
+  'antiSpoof',
+  'neighbours',
+  'secrets',
+  'stormControl',
+  ...LIMIT_FIELDS.map((f) => f.key),
+  ...GUEST_NETWORK_FIELDS,
+] as const;
 // Once SIGINT or SIGTERM asked the switch to stop, it has this long before every child and socket is ended by force.
 const STOP_MS = 1500;
 const ALLOCATIONS: readonly string[] = ['auto', 'random', 'factory', 'learn', 'none'];
@@ -127,9 +141,12 @@ export function switchConfig(
   try {
     raw = parseConfigText(text, source);
   } catch (err) {
-    throw isMacslotError(err) && !err.message.includes(' is not JSON: ') ? new MacslotError('CONFIG_INVALID', `${show(source)}: ${err.message.replace(/^CONFIG_INVALID: /, '')}`) : err;
+    throw isMacslotError(err) && !err.message.includes(' is not JSON: ')
+      ? new MacslotError('CONFIG_INVALID', `${show(source)}: ${err.message.replace(/^CONFIG_INVALID: /, '')}`)
+      : err;
   }
-  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new MacslotError('CONFIG_INVALID', `${source}: (root): ${show(raw)} is not an object`);
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw))
+    throw new MacslotError('CONFIG_INVALID', `${source}: (root): ${show(raw)} is not an object`);
   const { switch: sw, ...rest } = raw as Record<string, unknown>;
   // `auto` and `learn` are switch-only address policies; the common validator checks everything else about each client.
   const switchOnly = new Map<number, string>();
@@ -150,7 +167,12 @@ export function switchConfig(
   } catch (err) {
     throw isMacslotError(err) ? new MacslotError('CONFIG_INVALID', `${source}: ${err.message.replace(/^CONFIG_INVALID: /, '')}`) : err;
   }
-  for (const c of config.clients) if (c.promiscuous) throw new MacslotError('CONFIG_INVALID', `${source}: clients: ${show(c.name)} asks for promiscuous mode, which a switch port cannot have`);
+  for (const c of config.clients)
+    if (c.promiscuous)
+      throw new MacslotError(
+        'CONFIG_INVALID',
+        `${source}: clients: ${show(c.name)} asks for promiscuous mode, which a switch port cannot have`,
+      );
   const out: ReturnType<typeof switchConfig> = {
     nic: new Nic({ ...config.nic, ...(config.seed !== undefined ? { random: seededRandom(config.seed) } : {}) }),
     clients: config.clients.map((c, i) => ({
@@ -161,21 +183,32 @@ export function switchConfig(
     })),
   };
   if (sw !== undefined) {
-    if (sw === null || typeof sw !== 'object' || Array.isArray(sw)) throw new MacslotError('CONFIG_INVALID', `${source}: switch: ${show(sw)} is not an object`);
+    if (sw === null || typeof sw !== 'object' || Array.isArray(sw))
+      throw new MacslotError('CONFIG_INVALID', `${source}: switch: ${show(sw)} is not an object`);
     for (const [k, v] of Object.entries(sw)) {
-      if (!(SWITCH_FIELDS as readonly string[]).includes(k)) throw new MacslotError('CONFIG_INVALID', `${source}: ${keyPath('switch', k)}: ${show(v)} is not a known field (known: ${SWITCH_FIELDS.join(', ')})`);
+      if (!(SWITCH_FIELDS as readonly string[]).includes(k))
+        throw new MacslotError(
+          'CONFIG_INVALID',
+          `${source}: ${keyPath('switch', k)}: ${show(v)} is not a known field (known: ${SWITCH_FIELDS.join(', ')})`,
+        );
     }
     const s = sw as Record<string, unknown>;
     if (s.allocation !== undefined) {
-      if (typeof s.allocation !== 'string' || !ALLOCATIONS.includes(s.allocation)) throw new MacslotError('CONFIG_INVALID', `${source}: switch.allocation: ${show(s.allocation)} is not ${ALLOCATIONS.join(', ')}`);
+      if (typeof s.allocation !== 'string' || !ALLOCATIONS.includes(s.allocation))
+        throw new MacslotError('CONFIG_INVALID', `${source}: switch.allocation: ${show(s.allocation)} is not ${ALLOCATIONS.join(', ')}`);
       out.allocation = s.allocation;
     }
     if (s.leaseTtlMs !== undefined) {
-      if (typeof s.leaseTtlMs !== 'number' || !Number.isInteger(s.leaseTtlMs) || s.leaseTtlMs < 0 || s.leaseTtlMs > 2 ** 31 - 1) throw new MacslotError('CONFIG_INVALID', `${source}: switch.leaseTtlMs: ${show(s.leaseTtlMs)} is not an integer in 0..${2 ** 31 - 1}`);
+      if (typeof s.leaseTtlMs !== 'number' || !Number.isInteger(s.leaseTtlMs) || s.leaseTtlMs < 0 || s.leaseTtlMs > 2 ** 31 - 1)
+        throw new MacslotError(
+          'CONFIG_INVALID',
+          `${source}: switch.leaseTtlMs: ${show(s.leaseTtlMs)} is not an integer in 0..${2 ** 31 - 1}`,
+        );
       out.leaseTtlMs = s.leaseTtlMs;
     }
     if (s.antiSpoof !== undefined) {
-      if (typeof s.antiSpoof !== 'boolean') throw new MacslotError('CONFIG_INVALID', `${source}: switch.antiSpoof: ${show(s.antiSpoof)} is not true or false`);
+      if (typeof s.antiSpoof !== 'boolean')
+        throw new MacslotError('CONFIG_INVALID', `${source}: switch.antiSpoof: ${show(s.antiSpoof)} is not true or false`);
       out.antiSpoof = s.antiSpoof;
     }
     const limits = limitFields(s, source);
@@ -190,7 +223,10 @@ export function switchConfig(
           if (extra !== undefined) throw new Error(`${show(extra)} is not rate or burst`);
           checkStormControl(s.stormControl as StormControl);
         } catch (err) {
-          throw new MacslotError('CONFIG_INVALID', `${source}: switch.stormControl: ${show(s.stormControl)} is not false or {"rate", "burst"}: ${(err as Error).message.replace(/^INVALID_ARGUMENT: /, '')}`);
+          throw new MacslotError(
+            'CONFIG_INVALID',
+            `${source}: switch.stormControl: ${show(s.stormControl)} is not false or {"rate", "burst"}: ${(err as Error).message.replace(/^INVALID_ARGUMENT: /, '')}`,
+          );
         }
       }
       out.stormControl = s.stormControl as StormControl | false;
@@ -217,11 +253,17 @@ function neighboursField(v: unknown, source: string): string[] {
 
 /** `switch.secrets`: client name → secret, 8 to 1024 characters each. */
 function secretsField(v: unknown, source: string): Record<string, string> {
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new MacslotError('CONFIG_INVALID', `${source}: switch.secrets: ${show(v)} is not an object of client name → secret`);
+  if (v === null || typeof v !== 'object' || Array.isArray(v))
+    throw new MacslotError('CONFIG_INVALID', `${source}: switch.secrets: ${show(v)} is not an object of client name → secret`);
   for (const [k, secret] of Object.entries(v)) {
-    if (k.length === 0 || k.length > 256) throw new MacslotError('CONFIG_INVALID', `${source}: switch.secrets: a client name of ${k.length} characters (1 to 256)`);
+    if (k.length === 0 || k.length > 256)
+      throw new MacslotError('CONFIG_INVALID', `${source}: switch.secrets: a client name of ${k.length} characters (1 to 256)`);
     // The secret itself is never shown in an error.
-    if (typeof secret !== 'string' || secret.length < 8 || secret.length > 1024) throw new MacslotError('CONFIG_INVALID', `${source}: ${keyPath('switch.secrets', k)}: the secret must be a string of 8 to 1024 characters`);
+    if (typeof secret !== 'string' || secret.length < 8 || secret.length > 1024)
+      throw new MacslotError(
+        'CONFIG_INVALID',
+        `${source}: ${keyPath('switch.secrets', k)}: the secret must be a string of 8 to 1024 characters`,
+      );
   }
   return { ...(v as Record<string, string>) };
 }
@@ -233,7 +275,16 @@ function drops(d: Readonly<Record<string, number>>): string {
 
 /** Returns the per-port table: one row per port, the uplink, and the sum of closed ports. */
 export function countersTable(c: SwitchCounters): string {
-  const row = (p: PortCounters, client: string, mac: string): string[] => [p.name, client, mac, count(p.rx.frames), count(p.rx.bytes), count(p.tx.frames), count(p.tx.bytes), drops(p.drops)];
+  const row = (p: PortCounters, client: string, mac: string): string[] => [
+    p.name,
+    client,
+    mac,
+    count(p.rx.frames),
+    count(p.rx.bytes),
+    count(p.tx.frames),
+    count(p.tx.bytes),
+    drops(p.drops),
+  ];
   const rows = c.ports.map((p) => row(p, p.client, p.mac ?? '-'));
   if (c.uplink) rows.push(row(c.uplink, '(uplink)', '-'));
   if (c.closed.ports > 0) rows.push(row({ name: `(${c.closed.ports} closed)`, ...c.closed }, '-', '-'));
@@ -246,7 +297,8 @@ export function countersTable(c: SwitchCounters): string {
 export async function runSwitch(o: SwitchCliOptions, io: Io): Promise<number> {
   const listen = o.listen.map(parseListen);
   const uplink = o.uplink === undefined ? { kind: 'none' as const } : parseUplink(o.uplink);
-  if (listen.length === 0 && o.vde.length === 0) throw new MacslotError('INVALID_ARGUMENT', 'nothing to switch: give at least one --listen or --vde');
+  if (listen.length === 0 && o.vde.length === 0)
+    throw new MacslotError('INVALID_ARGUMENT', 'nothing to switch: give at least one --listen or --vde');
   let text: string | undefined;
   if (o.config !== undefined) {
     try {
@@ -258,15 +310,17 @@ export async function runSwitch(o: SwitchCliOptions, io: Io): Promise<number> {
   const cfg = text !== undefined ? switchConfig(text, o.config!) : { nic: new Nic({ primary: DEFAULT_PRIMARY }), clients: [] };
   if ('guestNetwork' in cfg && cfg.guestNetwork !== undefined) checkGuestNetwork(cfg.guestNetwork, o.config!);
   const allocation = o.allocation ?? ('allocation' in cfg ? cfg.allocation : undefined);
-  if (allocation !== undefined && !ALLOCATIONS.includes(allocation)) throw new MacslotError('INVALID_ARGUMENT', `--allocation ${show(allocation)} is not ${ALLOCATIONS.join(', ')}`);
-  const leaseTtlMs = o.leaseTtl !== undefined ? intOption(o.leaseTtl, '--lease-ttl', 0, 0, 2 ** 31 - 1) : 'leaseTtlMs' in cfg ? cfg.leaseTtlMs : undefined;
+  if (allocation !== undefined && !ALLOCATIONS.includes(allocation))
+    throw new MacslotError('INVALID_ARGUMENT', `--allocation ${show(allocation)} is not ${ALLOCATIONS.join(', ')}`);
+  const leaseTtlMs =
+    o.leaseTtl !== undefined ? intOption(o.leaseTtl, '--lease-ttl', 0, 0, 2 ** 31 - 1) : 'leaseTtlMs' in cfg ? cfg.leaseTtlMs : undefined;
   const maxQueueBytes = o.maxQueue !== undefined ? intOption(o.maxQueue, '--max-queue', 0, 1) : undefined;
   const stormControl = o.stormControl !== undefined ? stormOption(o.stormControl) : cfg.stormControl;
   const log = (line: string): void => io.err(`${new Date().toISOString()} ${line}\n`);
   const options: SwitchOptions = {
     nic: cfg.nic,
     clients: cfg.clients,
-    antiSpoof: o.allowSpoof ? false : ('antiSpoof' in cfg ? cfg.antiSpoof : undefined) ?? true,
+    antiSpoof: o.allowSpoof ? false : (('antiSpoof' in cfg ? cfg.antiSpoof : undefined) ?? true),
     log,
     ...(allocation !== undefined ? { allocation: allocation as SwitchOptions['allocation'] & string } : {}),
     ...(leaseTtlMs !== undefined ? { leaseTtlMs } : {}),
@@ -339,7 +393,10 @@ export async function runSwitch(o: SwitchCliOptions, io: Io): Promise<number> {
   print();
   // Peers need not hang up: every socket and child is closed now, and ended by force if that takes too long.
   let timeout: ReturnType<typeof setTimeout> | undefined;
-  const closed = await Promise.race([served.close().then(() => true), new Promise<boolean>((r) => (timeout = setTimeout(() => r(false), STOP_MS)))]);
+  const closed = await Promise.race([
+    served.close().then(() => true),
+    new Promise<boolean>((r) => (timeout = setTimeout(() => r(false), STOP_MS))),
+  ]);
   clearTimeout(timeout);
   if (!closed) {
     log(`stopping took over ${STOP_MS} ms; ending every peer and child now`);

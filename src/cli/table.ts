@@ -20,7 +20,14 @@ function lineOf(cells: Cells, widths: readonly number[]): string {
 /** Returns rows laid out under a header, columns padded to their widest cell. */
 export function table(header: Cells, rows: readonly Cells[]): string {
   const widths = widthsOf(header, rows);
-  return [lineOf(header, widths), lineOf(widths.map((w) => '-'.repeat(w)), widths), ...rows.map((r) => lineOf(r, widths))].join('\n');
+  return [
+    lineOf(header, widths),
+    lineOf(
+      widths.map((w) => '-'.repeat(w)),
+      widths,
+    ),
+    ...rows.map((r) => lineOf(r, widths)),
+  ].join('\n');
 }
 
 /** A table printed as it goes, in constant memory. */
@@ -52,7 +59,12 @@ export function tableStream(header: Cells, out: (text: string) => void, batch = 
     held = undefined;
     widths = widthsOf(header, rows);
     emit(lineOf(header, widths));
-    emit(lineOf(widths.map((w) => '-'.repeat(w)), widths));
+    emit(
+      lineOf(
+        widths.map((w) => '-'.repeat(w)),
+        widths,
+      ),
+    );
     for (const r of rows) emit(lineOf(r, widths));
   };
   return {

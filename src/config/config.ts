@@ -78,7 +78,8 @@ export interface ConfiguredNic {
   readonly clients: readonly NicClient[];
 }
 
-const fail = (path: string, value: unknown, what: string): MacslotError => new MacslotError('CONFIG_INVALID', `${path}: ${show(value)} ${what}`);
+const fail = (path: string, value: unknown, what: string): MacslotError =>
+  new MacslotError('CONFIG_INVALID', `${path}: ${show(value)} ${what}`);
 
 /** Renders one key of a JSON path: `.name` for a plain short name, `["…"]` (capped) for anything else. */
 export function keyPath(parent: string, key: string): string {
@@ -143,7 +144,8 @@ function mac(v: unknown, path: string): string {
 
 function unicastMac(v: unknown, path: string): string {
   const m = mac(v, path);
-  if (!UNICAST_RE.test(m)) throw fail(path, v, Mac.parse(m).isZero ? 'is the all-zero MAC, not a unicast one' : 'is a multicast MAC, not a unicast one');
+  if (!UNICAST_RE.test(m))
+    throw fail(path, v, Mac.parse(m).isZero ? 'is the all-zero MAC, not a unicast one' : 'is a multicast MAC, not a unicast one');
   return m;
 }
 
@@ -153,7 +155,19 @@ function groupMac(v: unknown, path: string): string {
   return m;
 }
 
-const NIC_FIELDS = ['primary', 'factory', 'unicastEntries', 'multicastEntries', 'multicastHash', 'overflow', 'autoActivate', 'maxClients', 'maxAddresses', 'maxFrameLength', 'primaryClient'] as const;
+const NIC_FIELDS = [
+  'primary',
+  'factory',
+  'unicastEntries',
+  'multicastEntries',
+  'multicastHash',
+  'overflow',
+  'autoActivate',
+  'maxClients',
+  'maxAddresses',
+  'maxFrameLength',
+  'primaryClient',
+] as const;
 const CLIENT_FIELDS = ['name', 'address', 'multicast', 'broadcast', 'promiscuous'] as const;
 const TOP_FIELDS = ['$schema', 'nic', 'clients', 'seed'] as const;
 const ADDRESS = /^(factory|factory:[0-9]+|random|random:.+)$/u;
@@ -168,7 +182,8 @@ function factoryOf(raw: unknown, primary: string): NonNullable<NicFileConfig['fa
     seen.set(n, path);
   };
   if (Array.isArray(raw)) {
-    if (raw.length > LIMITS.factory) throw fail('nic.factory', `${raw.length} MACs`, `is more than the NIC holds (at most ${LIMITS.factory})`);
+    if (raw.length > LIMITS.factory)
+      throw fail('nic.factory', `${raw.length} MACs`, `is more than the NIC holds (at most ${LIMITS.factory})`);
     return raw.map((m, i) => {
       const out = unicastMac(m, `nic.factory[${i}]`);
       once(out, `nic.factory[${i}]`, m);
@@ -181,7 +196,8 @@ function factoryOf(raw: unknown, primary: string): NonNullable<NicFileConfig['fa
   const first = Mac.parse(base).toNumber();
   for (let i = 0; i < count; i++) {
     const n = first + i;
-    if (n >= 2 ** 48 || !Mac.fromNumber(n).isValidUnicast) throw fail('nic.factory.count', count, `runs the block from ${base} past the unicast MACs`);
+    if (n >= 2 ** 48 || !Mac.fromNumber(n).isValidUnicast)
+      throw fail('nic.factory.count', count, `runs the block from ${base} past the unicast MACs`);
     once(Mac.fromNumber(n).toString(), 'nic.factory', `${base} + ${i}`);
   }
   return { base, count };
@@ -230,7 +246,8 @@ export function parseConfig(input: unknown): MacslotConfig {
     const c = object(raw, p, CLIENT_FIELDS);
     const name = string(c.name, `${p}.name`, LIMITS.clientName);
     const seen = names.get(name);
-    if (seen !== undefined) throw fail(`${p}.name`, name, seen < 0 ? "is the primary client's name" : `is already the name of clients[${seen}]`);
+    if (seen !== undefined)
+      throw fail(`${p}.name`, name, seen < 0 ? "is the primary client's name" : `is already the name of clients[${seen}]`);
     names.set(name, i);
     const out: ClientFileConfig = { name };
     if (c.address !== undefined) {
@@ -242,7 +259,8 @@ export function parseConfig(input: unknown): MacslotConfig {
       out.multicast = c.multicast.map((g, j) => {
         const m = groupMac(g, `${p}.multicast[${j}]`);
         groups.add(m);
-        if (groups.size > LIMITS.groups) throw fail(`${p}.multicast[${j}]`, g, `is distinct group number ${groups.size}; the data plane holds at most ${LIMITS.groups}`);
+        if (groups.size > LIMITS.groups)
+          throw fail(`${p}.multicast[${j}]`, g, `is distinct group number ${groups.size}; the data plane holds at most ${LIMITS.groups}`);
         return m;
       });
     }
@@ -293,7 +311,9 @@ export function buildFromConfig(config: MacslotConfig): ConfiguredNic {
         throw fail(path, value, `${why} (${err.message})`);
       }
     };
-    const client = step(`${p}.name`, c.name, () => nic.openClient(c.name, { allowPromiscuous: c.promiscuous ?? false, broadcast: c.broadcast ?? true }));
+    const client = step(`${p}.name`, c.name, () =>
+      nic.openClient(c.name, { allowPromiscuous: c.promiscuous ?? false, broadcast: c.broadcast ?? true }),
+    );
     const a = c.address;
     if (a !== undefined) {
       step(`${p}.address`, a, () => {

@@ -67,15 +67,26 @@ function decide(state: FilterState, key: number | string, multicast: boolean, br
     const g = state.groups.get(key);
     if (g?.stage === 'exact') return { deliver: union(g.members, promisc), rule: 'multicast-exact', path: 'hardware' };
     // The hash, all-multicast and promiscuous stages only let the frame into software, which then checks membership exactly.
-    if (!hashHit(state, a4, a5) && !state.allMulticast && !state.promiscuous) return { deliver: [], rule: 'drop-multicast', path: 'hardware' };
-    if (g !== undefined) return { deliver: union(g.members, promisc), rule: g.stage === 'hash' ? 'multicast-hash' : 'multicast-all', path: 'software' };
-    return promisc.length > 0 ? { deliver: [...promisc], rule: 'promiscuous', path: 'software' } : { deliver: [], rule: 'drop-multicast', path: 'software' };
+    if (!hashHit(state, a4, a5) && !state.allMulticast && !state.promiscuous)
+      return { deliver: [], rule: 'drop-multicast', path: 'hardware' };
+    if (g !== undefined)
+      return { deliver: union(g.members, promisc), rule: g.stage === 'hash' ? 'multicast-hash' : 'multicast-all', path: 'software' };
+    return promisc.length > 0
+      ? { deliver: [...promisc], rule: 'promiscuous', path: 'software' }
+      : { deliver: [], rule: 'drop-multicast', path: 'software' };
   }
   const u = state.unicast.get(key);
-  if (u !== undefined) return { deliver: union([u.client], promisc), rule: u.hardware ? 'unicast-exact' : 'software', path: u.hardware ? 'hardware' : 'software' };
+  if (u !== undefined)
+    return {
+      deliver: union([u.client], promisc),
+      rule: u.hardware ? 'unicast-exact' : 'software',
+      path: u.hardware ? 'hardware' : 'software',
+    };
   if (!state.promiscuous) return { deliver: [], rule: 'drop-unknown', path: 'hardware' };
   // Fail closed: overflow promiscuity never hands unknown unicast to a client that did not ask for everything.
-  return promisc.length > 0 ? { deliver: [...promisc], rule: 'promiscuous', path: 'software' } : { deliver: [], rule: 'drop-unknown', path: 'software' };
+  return promisc.length > 0
+    ? { deliver: [...promisc], rule: 'promiscuous', path: 'software' }
+    : { deliver: [], rule: 'drop-unknown', path: 'software' };
 }
 
 /** Returns the verdict for one Ethernet frame. Never throws: runts and oversize frames are drop verdicts. */

@@ -27,10 +27,20 @@ function xor(s: Uint32Array, a: number, b: number): void {
 }
 
 function round(s: Uint32Array): void {
-  add(s, 0, 2); rotl(s, 2, 13); xor(s, 2, 0); rotl(s, 0, 32);
-  add(s, 4, 6); rotl(s, 6, 16); xor(s, 6, 4);
-  add(s, 0, 6); rotl(s, 6, 21); xor(s, 6, 0);
-  add(s, 4, 2); rotl(s, 2, 17); xor(s, 2, 4); rotl(s, 4, 32);
+  add(s, 0, 2);
+  rotl(s, 2, 13);
+  xor(s, 2, 0);
+  rotl(s, 0, 32);
+  add(s, 4, 6);
+  rotl(s, 6, 16);
+  xor(s, 6, 4);
+  add(s, 0, 6);
+  rotl(s, 6, 21);
+  xor(s, 6, 0);
+  add(s, 4, 2);
+  rotl(s, 2, 17);
+  xor(s, 2, 4);
+  rotl(s, 4, 32);
 }
 
 function le32(b: Uint8Array, i: number): number {
@@ -39,15 +49,24 @@ function le32(b: Uint8Array, i: number): number {
 
 /** Returns SipHash-2-4 of `message` under the 16-byte `key` as 8 little-endian bytes; throws INVALID_ARGUMENT for another key size. */
 export function sipHash24(key: Uint8Array, message: Uint8Array): Uint8Array {
-  if (!(key instanceof Uint8Array) || key.length !== 16) throw new MacslotError('INVALID_ARGUMENT', `a SipHash key is 16 bytes, got ${show(key)}`);
-  if (!(message instanceof Uint8Array)) throw new MacslotError('INVALID_ARGUMENT', `a SipHash message is a Uint8Array, got ${show(message)}`);
-  const k0h = le32(key, 4), k0l = le32(key, 0), k1h = le32(key, 12), k1l = le32(key, 8);
+  if (!(key instanceof Uint8Array) || key.length !== 16)
+    throw new MacslotError('INVALID_ARGUMENT', `a SipHash key is 16 bytes, got ${show(key)}`);
+  if (!(message instanceof Uint8Array))
+    throw new MacslotError('INVALID_ARGUMENT', `a SipHash message is a Uint8Array, got ${show(message)}`);
+  const k0h = le32(key, 4),
+    k0l = le32(key, 0),
+    k1h = le32(key, 12),
+    k1l = le32(key, 8);
   // The initial constants spell "somepseudorandomlygeneratedbytes".
   const s = Uint32Array.of(
-    k0h ^ 0x736f6d65, k0l ^ 0x70736575,
-    k1h ^ 0x646f7261, k1l ^ 0x6e646f6d,
-    k0h ^ 0x6c796765, k0l ^ 0x6e657261,
-    k1h ^ 0x74656462, k1l ^ 0x79746573,
+    k0h ^ 0x736f6d65,
+    k0l ^ 0x70736575,
+    k1h ^ 0x646f7261,
+    k1l ^ 0x6e646f6d,
+    k0h ^ 0x6c796765,
+    k0l ^ 0x6e657261,
+    k1h ^ 0x74656462,
+    k1l ^ 0x79746573,
   );
   const m = new Uint32Array(2);
   const absorb = (): void => {
@@ -75,5 +94,14 @@ export function sipHash24(key: Uint8Array, message: Uint8Array): Uint8Array {
   for (let i = 0; i < 4; i++) round(s);
   const hi = (s[0]! ^ s[2]! ^ s[4]! ^ s[6]!) >>> 0;
   const lo = (s[1]! ^ s[3]! ^ s[5]! ^ s[7]!) >>> 0;
-  return Uint8Array.of(lo & 0xff, (lo >>> 8) & 0xff, (lo >>> 16) & 0xff, lo >>> 24, hi & 0xff, (hi >>> 8) & 0xff, (hi >>> 16) & 0xff, hi >>> 24);
+  return Uint8Array.of(
+    lo & 0xff,
+    (lo >>> 8) & 0xff,
+    (lo >>> 16) & 0xff,
+    lo >>> 24,
+    hi & 0xff,
+    (hi >>> 8) & 0xff,
+    (hi >>> 16) & 0xff,
+    hi >>> 24,
+  );
 }

@@ -77,13 +77,15 @@ function count(value: unknown, name: string, fallback: number, max = 1 << 20): n
 function factoryList(spec: NicConfig['factory']): Mac[] {
   if (spec === undefined) return [];
   if (Array.isArray(spec)) {
-    if (spec.length > LIMITS.factory) throw new MacslotError('INVALID_ARGUMENT', `factory lists ${spec.length} MACs; at most ${LIMITS.factory}`);
+    if (spec.length > LIMITS.factory)
+      throw new MacslotError('INVALID_ARGUMENT', `factory lists ${spec.length} MACs; at most ${LIMITS.factory}`);
     return spec.map((m) => Mac.from(m));
   }
   const { base, count: n } = spec as { base: MacLike; count: number };
   const first = Mac.from(base);
   count(n, 'factory.count', 0, LIMITS.factory);
-  if (first.kind !== 'mac48' || first.toNumber() + n > 2 ** 48) throw new MacslotError('INVALID_ARGUMENT', `factory block ${first.toString()} + ${n} leaves MAC-48 space`);
+  if (first.kind !== 'mac48' || first.toNumber() + n > 2 ** 48)
+    throw new MacslotError('INVALID_ARGUMENT', `factory block ${first.toString()} + ${n} leaves MAC-48 space`);
   return Array.from({ length: n }, (_, i) => Mac.fromNumber(first.toNumber() + i));
 }
 
@@ -153,14 +155,17 @@ export class Nic {
 
   /** Builds a NIC; throws INVALID_MAC or INVALID_ARGUMENT on a bad configuration. */
   constructor(config: NicConfig) {
-    if (config === null || typeof config !== 'object') throw new MacslotError('INVALID_ARGUMENT', `NIC config must be an object, got ${show(config)}`);
+    if (config === null || typeof config !== 'object')
+      throw new MacslotError('INVALID_ARGUMENT', `NIC config must be an object, got ${show(config)}`);
     this.primary = Mac.from(config.primary);
-    if (!this.primary.isValidUnicast) throw new MacslotError('INVALID_MAC', `primary ${this.primary.toString()} must be a non-zero unicast MAC`);
+    if (!this.primary.isValidUnicast)
+      throw new MacslotError('INVALID_MAC', `primary ${this.primary.toString()} must be a non-zero unicast MAC`);
     const factory = factoryList(config.factory);
     const seen = new Set<number | string>([this.primary.key]);
     for (const mac of factory) {
       if (!mac.isValidUnicast) throw new MacslotError('INVALID_MAC', `factory MAC ${mac.toString()} must be a non-zero unicast MAC`);
-      if (seen.has(mac.key)) throw new MacslotError('INVALID_ARGUMENT', `factory MAC ${mac.toString()} appears twice (or equals the primary)`);
+      if (seen.has(mac.key))
+        throw new MacslotError('INVALID_ARGUMENT', `factory MAC ${mac.toString()} appears twice (or equals the primary)`);
       seen.add(mac.key);
     }
     this.#factoryCount = factory.length;
@@ -172,7 +177,8 @@ export class Nic {
     }
     this.#hashType = hash === false ? null : hash === true ? 0 : hash.filterType;
     const overflow = config.overflow ?? 'promiscuous';
-    if (overflow !== 'promiscuous' && overflow !== 'reject') throw new MacslotError('INVALID_ARGUMENT', `overflow must be "promiscuous" or "reject", got ${show(overflow)}`);
+    if (overflow !== 'promiscuous' && overflow !== 'reject')
+      throw new MacslotError('INVALID_ARGUMENT', `overflow must be "promiscuous" or "reject", got ${show(overflow)}`);
     this.overflow = overflow;
     this.autoActivate = config.autoActivate ?? true;
     this.#maxClients = count(config.maxClients, 'maxClients', 1024, LIMITS.clients);
@@ -324,7 +330,8 @@ export class Nic {
     }
     if (!this.autoActivate) return free;
     free = Math.min(free, this.#maxAddresses - this.#active.size);
-    if (this.overflow === 'reject') free = Math.min(free, this.#unicastEntries - this.#unicastUsed + this.#multicastEntries - this.#multicastUsed);
+    if (this.overflow === 'reject')
+      free = Math.min(free, this.#unicastEntries - this.#unicastUsed + this.#multicastEntries - this.#multicastUsed);
     return Math.max(0, free);
   }
 
@@ -372,12 +379,17 @@ export class Nic {
 
   #open(name: string, options: ClientOptions): NicClient {
     if (typeof name !== 'string' || name.length === 0 || name.length > LIMITS.clientName) {
-      throw new MacslotError('INVALID_ARGUMENT', `client name must be a non-empty string of at most ${LIMITS.clientName} characters, got ${show(name)}`);
+      throw new MacslotError(
+        'INVALID_ARGUMENT',
+        `client name must be a non-empty string of at most ${LIMITS.clientName} characters, got ${show(name)}`,
+      );
     }
-    if (this.#clients.some((c) => c?.open && c.name === name)) throw new MacslotError('NAME_IN_USE', `a client named ${show(name)} is already open`);
+    if (this.#clients.some((c) => c?.open && c.name === name))
+      throw new MacslotError('NAME_IN_USE', `a client named ${show(name)} is already open`);
     let id = this.#clients.findIndex((c) => c === undefined || !c.open);
     if (id < 0) id = this.#clients.length;
-    if (id >= this.#maxClients) throw new MacslotError('TOO_MANY_CLIENTS', `cannot open ${show(name)}: ${this.#maxClients} clients are open`);
+    if (id >= this.#maxClients)
+      throw new MacslotError('TOO_MANY_CLIENTS', `cannot open ${show(name)}: ${this.#maxClients} clients are open`);
     const state: ClientState = {
       id,
       name,
@@ -409,17 +421,26 @@ export class Nic {
 
   #slotState(slot: number): SlotState {
     const s = Number.isInteger(slot) ? this.#slots.get(slot) : undefined;
-    if (s === undefined) throw new MacslotError('INVALID_SLOT', `slot ${show(slot)} does not exist (primary 0, factory 1..${this.#factoryCount}, added slots while in use)`);
+    if (s === undefined)
+      throw new MacslotError(
+        'INVALID_SLOT',
+        `slot ${show(slot)} does not exist (primary 0, factory 1..${this.#factoryCount}, added slots while in use)`,
+      );
     return s;
   }
 
   #owned(client: ClientState, slot: number): SlotState {
     this.#live(client);
     const s = this.#slotState(slot);
-    if (s.slot === 0 && client.id !== 0) throw new MacslotError('NOT_OWNER', `slot 0 holds the NIC's primary address ${this.primary.toString()}; no client may change it`);
+    if (s.slot === 0 && client.id !== 0)
+      throw new MacslotError('NOT_OWNER', `slot 0 holds the NIC's primary address ${this.primary.toString()}; no client may change it`);
     if (s.owner === undefined) throw new MacslotError('NOT_RESERVED', `slot ${slot} is not reserved`);
     if (s.owner !== client) throw new MacslotError('NOT_OWNER', `slot ${slot} belongs to ${show(s.owner.name)}, not ${show(client.name)}`);
-    if (s.slot === 0) throw new MacslotError('NOT_OWNER', `slot 0 holds the NIC's primary address ${this.primary.toString()}; it cannot be changed or released`);
+    if (s.slot === 0)
+      throw new MacslotError(
+        'NOT_OWNER',
+        `slot 0 holds the NIC's primary address ${this.primary.toString()}; it cannot be changed or released`,
+      );
     return s;
   }
 
@@ -435,21 +456,29 @@ export class Nic {
 
   /** Validates a MAC that is to become active in slot `s`; throws INVALID_MAC or MAC_IN_USE. */
   #checkActivatable(mac: Mac, s: SlotState | undefined): void {
-    if (!mac.isValidUnicast) throw new MacslotError('INVALID_MAC', `${mac.toString()} cannot be an active address: it is ${mac.isZero ? 'zero' : 'multicast'}`);
+    if (!mac.isValidUnicast)
+      throw new MacslotError('INVALID_MAC', `${mac.toString()} cannot be an active address: it is ${mac.isZero ? 'zero' : 'multicast'}`);
     const holder = this.#active.get(mac.key);
     if (holder !== undefined && holder !== s) {
-      throw new MacslotError('MAC_IN_USE', `${mac.toString()} is active in slot ${holder.slot}${holder.slot === 0 ? " (the NIC's primary)" : ` of ${show(holder.owner?.name)}`}`);
+      throw new MacslotError(
+        'MAC_IN_USE',
+        `${mac.toString()} is active in slot ${holder.slot}${holder.slot === 0 ? " (the NIC's primary)" : ` of ${show(holder.owner?.name)}`}`,
+      );
     }
     // A factory MAC is active only in its own slot: elsewhere it would block that slot for every client.
     const home = this.#factorySlots.get(mac.key);
     if (home !== undefined && home !== s?.slot) {
-      throw new MacslotError('MAC_IN_USE', `${mac.toString()} is the factory MAC of slot ${home}; reserve that slot (addressReserve({ slot: ${home} })) to use it`);
+      throw new MacslotError(
+        'MAC_IN_USE',
+        `${mac.toString()} is the factory MAC of slot ${home}; reserve that slot (addressReserve({ slot: ${home} })) to use it`,
+      );
     }
   }
 
   /** Picks a filter stage for a new active unicast MAC; throws NO_FREE_SLOT under the reject policy. */
   #place(mac: Mac): Placement {
-    if (this.#active.size >= this.#maxAddresses) throw new MacslotError('NO_FREE_SLOT', `cannot activate ${mac.toString()}: ${this.#maxAddresses} addresses are active`);
+    if (this.#active.size >= this.#maxAddresses)
+      throw new MacslotError('NO_FREE_SLOT', `cannot activate ${mac.toString()}: ${this.#maxAddresses} addresses are active`);
     if (this.#unicastUsed < this.#unicastEntries) {
       this.#unicastUsed++;
       return 'unicast';
@@ -458,7 +487,11 @@ export class Nic {
       this.#multicastUsed++;
       return 'multicast';
     }
-    if (this.overflow === 'reject') throw new MacslotError('NO_FREE_SLOT', `cannot activate ${mac.toString()}: all ${this.#unicastEntries} unicast and ${this.#multicastEntries} multicast entries are in use and overflow is "reject"`);
+    if (this.overflow === 'reject')
+      throw new MacslotError(
+        'NO_FREE_SLOT',
+        `cannot activate ${mac.toString()}: all ${this.#unicastEntries} unicast and ${this.#multicastEntries} multicast entries are in use and overflow is "reject"`,
+      );
     return 'software';
   }
 
@@ -473,7 +506,10 @@ export class Nic {
     if (this.#counts.software === 0 && this.#counts.borrowed === 0 && this.#counts.all === 0 && this.#counts.hash === 0) return;
     const freeUnicast = (): boolean => this.#unicastUsed < this.#unicastEntries;
     const freeMulticast = (): boolean => this.#multicastUsed < this.#multicastEntries;
-    const waiting = this.#counts.software > 0 && (freeUnicast() || freeMulticast()) ? [...this.#active.values()].filter((s) => s.placement === 'software').sort((a, b) => a.seq - b.seq) : [];
+    const waiting =
+      this.#counts.software > 0 && (freeUnicast() || freeMulticast())
+        ? [...this.#active.values()].filter((s) => s.placement === 'software').sort((a, b) => a.seq - b.seq)
+        : [];
     for (const s of waiting) {
       let p: Placement;
       if (this.#unicastUsed < this.#unicastEntries) p = 'unicast';
@@ -535,11 +571,16 @@ export class Nic {
 
   #reserve(client: ClientState, options: { slot?: number } = {}): Reservation {
     this.#live(client);
-    if (this.#factoryCount === 0) throw new MacslotError('NOT_SUPPORTED', `this NIC has no factory MACs beyond its primary ${this.primary.toString()}; use addressAdd, or the promiscuous path`);
+    if (this.#factoryCount === 0)
+      throw new MacslotError(
+        'NOT_SUPPORTED',
+        `this NIC has no factory MACs beyond its primary ${this.primary.toString()}; use addressAdd, or the promiscuous path`,
+      );
     let s: SlotState | undefined;
     if (options.slot !== undefined) {
       const n = options.slot;
-      if (!Number.isInteger(n) || n < 1 || n > this.#factoryCount) throw new MacslotError('INVALID_SLOT', `slot ${show(n)} is not a factory slot (1..${this.#factoryCount})`);
+      if (!Number.isInteger(n) || n < 1 || n > this.#factoryCount)
+        throw new MacslotError('INVALID_SLOT', `slot ${show(n)} is not a factory slot (1..${this.#factoryCount})`);
       s = this.#slots.get(n)!;
       if (s.owner !== undefined) throw new MacslotError('SLOT_BUSY', `slot ${n} is reserved by ${show(s.owner.name)}`);
       if (this.autoActivate) this.#checkActivatable(s.factory!, s);
@@ -548,19 +589,34 @@ export class Nic {
         const c = this.#slots.get(n)!;
         if (c.owner === undefined && (!this.autoActivate || !this.#active.has(c.factory!.key))) s = c;
       }
-      if (s === undefined) throw new MacslotError('NO_FREE_SLOT', `no free factory slot among ${this.#factoryCount} (reserved, or their MAC is active elsewhere)`);
+      if (s === undefined)
+        throw new MacslotError(
+          'NO_FREE_SLOT',
+          `no free factory slot among ${this.#factoryCount} (reserved, or their MAC is active elsewhere)`,
+        );
     }
     if (this.autoActivate) this.#activate(s, s.factory!);
     s.owner = client;
     client.slots.add(s.slot);
-    this.#emit({ type: 'reserved', slot: s.slot, mac: s.factory!, active: this.autoActivate, placement: s.placement, client: client.name, clientId: client.id });
+    this.#emit({
+      type: 'reserved',
+      slot: s.slot,
+      mac: s.factory!,
+      active: this.autoActivate,
+      placement: s.placement,
+      client: client.name,
+      clientId: client.id,
+    });
     this.#settle();
     return { slot: s.slot, mac: s.factory! };
   }
 
   #add(client: ClientState, macLike: MacLike | undefined): Reservation {
     this.#live(client);
-    const mac = macLike === undefined ? randomAddr({ random: this.#random, taken: (m) => this.#active.has(m.key) || this.#factorySlots.has(m.key) }) : Mac.from(macLike);
+    const mac =
+      macLike === undefined
+        ? randomAddr({ random: this.#random, taken: (m) => this.#active.has(m.key) || this.#factorySlots.has(m.key) })
+        : Mac.from(macLike);
     this.#checkActivatable(mac, undefined);
     // Lowest free added-slot number; the hint keeps this O(1) amortized with thousands of added MACs.
     let n = Math.max(this.#addedHint, this.#factoryCount + 1);
@@ -596,8 +652,10 @@ export class Nic {
   #release(client: ClientState, slot: number, via: 'factory' | 'added'): void {
     const s = this.#owned(client, slot);
     const isFactory = s.factory !== undefined;
-    if (via === 'factory' && !isFactory) throw new MacslotError('INVALID_SLOT', `slot ${slot} was added with addressAdd; release it with addressRemove`);
-    if (via === 'added' && isFactory) throw new MacslotError('INVALID_SLOT', `slot ${slot} is a factory slot; release it with addressUnreserve`);
+    if (via === 'factory' && !isFactory)
+      throw new MacslotError('INVALID_SLOT', `slot ${slot} was added with addressAdd; release it with addressRemove`);
+    if (via === 'added' && isFactory)
+      throw new MacslotError('INVALID_SLOT', `slot ${slot} is a factory slot; release it with addressUnreserve`);
     const mac = s.active;
     this.#deactivate(s);
     s.owner = undefined;
@@ -617,7 +675,11 @@ export class Nic {
   #join(client: ClientState, macLike: MacLike): void {
     this.#live(client);
     const mac = Mac.from(macLike);
-    if (!mac.isMulticast || mac.isBroadcast) throw new MacslotError('INVALID_MAC', `${mac.toString()} is not a multicast group${mac.isBroadcast ? ' (broadcast is received without joining)' : ''}`);
+    if (!mac.isMulticast || mac.isBroadcast)
+      throw new MacslotError(
+        'INVALID_MAC',
+        `${mac.toString()} is not a multicast group${mac.isBroadcast ? ' (broadcast is received without joining)' : ''}`,
+      );
     const key = mac.toString();
     let g = this.#groups.get(key);
     if (g === undefined) {
@@ -625,7 +687,11 @@ export class Nic {
       if (this.#multicastUsed < this.#multicastEntries) stage = 'exact';
       else if (this.#hashType !== null) stage = 'hash';
       else if (this.overflow === 'promiscuous') stage = 'all';
-      else throw new MacslotError('NO_FREE_SLOT', `cannot join ${key}: all ${this.#multicastEntries} multicast entries are in use, there is no hash filter, and overflow is "reject"`);
+      else
+        throw new MacslotError(
+          'NO_FREE_SLOT',
+          `cannot join ${key}: all ${this.#multicastEntries} multicast entries are in use, there is no hash filter, and overflow is "reject"`,
+        );
       for (const check of this.#guards) check({ type: 'group-add', group: mac, groups: this.#groups.size + 1 });
       if (stage === 'exact') this.#multicastUsed++;
       if (stage === 'hash') this.#hashRefs[this.#hashIndex(mac)]!++;
@@ -660,13 +726,24 @@ export class Nic {
       this.#setStage(g, undefined);
       this.#groups.delete(key);
     }
-    this.#emit({ type: 'left', group: mac, client: client.name, clientId: client.id, stage: g.refs.size > 0 ? g.stage : undefined, member: g.refs.has(client.id) });
+    this.#emit({
+      type: 'left',
+      group: mac,
+      client: client.name,
+      clientId: client.id,
+      stage: g.refs.size > 0 ? g.stage : undefined,
+      member: g.refs.has(client.id),
+    });
     this.#settle();
   }
 
   #setFlags(client: ClientState, promiscuous: boolean, broadcast: boolean): void {
     this.#live(client);
-    if (typeof promiscuous !== 'boolean' || typeof broadcast !== 'boolean') throw new MacslotError('INVALID_ARGUMENT', `expected a boolean, got ${show(typeof promiscuous !== 'boolean' ? promiscuous : broadcast)}`);
+    if (typeof promiscuous !== 'boolean' || typeof broadcast !== 'boolean')
+      throw new MacslotError(
+        'INVALID_ARGUMENT',
+        `expected a boolean, got ${show(typeof promiscuous !== 'boolean' ? promiscuous : broadcast)}`,
+      );
     if (promiscuous && !client.promiscuous && !client.allowPromiscuous) {
       throw new MacslotError('NOT_PERMITTED', `client ${show(client.name)} was not granted promiscuous mode by the NIC's owner`);
     }
@@ -682,7 +759,8 @@ export class Nic {
     if (!client.open) return;
     if (client.id === 0) throw new MacslotError('NOT_PERMITTED', `the primary client ${show(client.name)} cannot be closed`);
     for (const key of [...client.groups.keys()]) this.#leave(client, key, true);
-    for (const n of [...client.slots].sort((a, b) => a - b)) this.#release(client, n, this.#slots.get(n)!.factory !== undefined ? 'factory' : 'added');
+    for (const n of [...client.slots].sort((a, b) => a - b))
+      this.#release(client, n, this.#slots.get(n)!.factory !== undefined ? 'factory' : 'added');
     if (client.promiscuous) this.#setFlags(client, false, client.broadcast);
     client.open = false;
     this.#handles.delete(client.id);

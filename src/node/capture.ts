@@ -16,7 +16,11 @@ export function captureChunks(path: string, options: { chunkBytes?: number } = {
  * Reads every frame of the pcap or pcapng file at `path` in constant memory, calling `onFrame` with
  * the reader on each; returns the totals. Throws CAPTURE_INVALID naming the file and byte offset.
  */
-export function readCaptureFile(path: string, onFrame: (reader: CaptureReader) => void, options: { chunkBytes?: number } = {}): Promise<CaptureSummary> {
+export function readCaptureFile(
+  path: string,
+  onFrame: (reader: CaptureReader) => void,
+  options: { chunkBytes?: number } = {},
+): Promise<CaptureSummary> {
   return scanCapture(captureChunks(path, options), path, onFrame);
 }
 

@@ -31,7 +31,12 @@ class DgramPort extends PortBase {
   #held = 0;
   lastSeen = Date.now();
 
-  constructor(socket: Socket, host: string, port: number, o: { maxQueue: number; budget: QueueBudget | undefined; forget: () => void; log: ((line: string) => void) | undefined }) {
+  constructor(
+    socket: Socket,
+    host: string,
+    port: number,
+    o: { maxQueue: number; budget: QueueBudget | undefined; forget: () => void; log: ((line: string) => void) | undefined },
+  ) {
     super(`udp:${host}:${port}`, o.log);
     this.#socket = socket;
     this.#host = host;
@@ -91,7 +96,11 @@ class DgramPort extends PortBase {
  * rejects with INVALID_ARGUMENT for a bad option or when it cannot bind. UNIX datagram sockets are not
  * offered: Node's dgram module has none.
  */
-export async function listenDgram(address: { host: string; port: number }, onPort: (port: FramePort) => void, options: DgramOptions = {}): Promise<Listener> {
+export async function listenDgram(
+  address: { host: string; port: number },
+  onPort: (port: FramePort) => void,
+  options: DgramOptions = {},
+): Promise<Listener> {
   const idle = intOption('idleMs', options.idleMs, DEFAULT_DGRAM_IDLE_MS, 0);
   const maxQueue = intOption('maxQueueBytes', options.maxQueueBytes, 1 << 20, 1, Number.MAX_SAFE_INTEGER);
   const maxClients = intOption('maxClients', options.maxClients, DEFAULT_MAX_CLIENTS, 1);
@@ -139,7 +148,9 @@ export async function listenDgram(address: { host: string; port: number }, onPor
   );
   socket.on('error', () => {});
   await new Promise<void>((resolve, reject) => {
-    socket.once('error', (err) => reject(new MacslotError('INVALID_ARGUMENT', `cannot bind udp:${address.host}:${address.port}: ${err.message}`)));
+    socket.once('error', (err) =>
+      reject(new MacslotError('INVALID_ARGUMENT', `cannot bind udp:${address.host}:${address.port}: ${err.message}`)),
+    );
     socket.bind(address.port, address.host, resolve);
   });
   const timer =

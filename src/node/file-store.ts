@@ -68,7 +68,8 @@ export function defaultStorePath(where: StorePathEnv = {}): string {
   const platform = where.platform ?? process.platform;
   const home = where.home ?? homedir();
   const need = (): string => {
-    if (typeof home !== 'string' || home.length === 0) throw new MacslotError('INVALID_ARGUMENT', `no home directory to hold the MAC store (got ${show(home)}); pass a path`);
+    if (typeof home !== 'string' || home.length === 0)
+      throw new MacslotError('INVALID_ARGUMENT', `no home directory to hold the MAC store (got ${show(home)}); pass a path`);
     return home;
   };
   // Built with the target platform's separator, so a path computed for Windows on Linux still reads right.
@@ -166,9 +167,11 @@ export class FileStore extends DocumentStore {
   constructor(options: FileStoreOptions | string = {}) {
     super();
     const o = typeof options === 'string' ? { path: options } : options;
-    if (o === null || typeof o !== 'object') throw new MacslotError('INVALID_ARGUMENT', `FileStore options must be an object or a path, got ${show(options)}`);
+    if (o === null || typeof o !== 'object')
+      throw new MacslotError('INVALID_ARGUMENT', `FileStore options must be an object or a path, got ${show(options)}`);
     const p = o.path ?? defaultStorePath();
-    if (typeof p !== 'string' || p.length === 0) throw new MacslotError('INVALID_ARGUMENT', `store path must be a non-empty string, got ${show(p)}`);
+    if (typeof p !== 'string' || p.length === 0)
+      throw new MacslotError('INVALID_ARGUMENT', `store path must be a non-empty string, got ${show(p)}`);
     this.path = isAbsolute(p) ? p : resolve(p);
     this.location = this.path;
     this.#codec = new StoreCodec(this.location);
@@ -185,7 +188,8 @@ export class FileStore extends DocumentStore {
       readdirSync: (path) => fs.readdirSync(path),
     };
     const timeout = o.lockTimeoutMs ?? 10_000;
-    if (!Number.isFinite(timeout) || timeout < 0) throw new MacslotError('INVALID_ARGUMENT', `lockTimeoutMs must be a number ≥ 0, got ${show(timeout)}`);
+    if (!Number.isFinite(timeout) || timeout < 0)
+      throw new MacslotError('INVALID_ARGUMENT', `lockTimeoutMs must be a number ≥ 0, got ${show(timeout)}`);
     this.#timeout = timeout;
     this.#alive = o.isAlive ?? defaultAlive;
   }
@@ -237,7 +241,11 @@ export class FileStore extends DocumentStore {
   /** Follows the path to the regular file it names; STORE_IO for a dangling link, a directory, a FIFO, a device or a socket. */
   #resolve(): void {
     const out = resolveOutput(this.path, { code: 'STORE_IO' });
-    if (out.kind === 'stream') throw new MacslotError('STORE_IO', `the MAC store ${show(this.path)} is a FIFO, a device or an open descriptor, not a regular file; it is left as it is`);
+    if (out.kind === 'stream')
+      throw new MacslotError(
+        'STORE_IO',
+        `the MAC store ${show(this.path)} is a FIFO, a device or an open descriptor, not a regular file; it is left as it is`,
+      );
     this.#target = out.target;
   }
 
@@ -253,7 +261,12 @@ export class FileStore extends DocumentStore {
   #write(text: string): void {
     let file: AtomicFile;
     try {
-      file = new AtomicFile(this.#target, { fs: this.#writeFs, code: 'STORE_IO', mode: 0o600, tempName: (name) => `${name}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 10)}` });
+      file = new AtomicFile(this.#target, {
+        fs: this.#writeFs,
+        code: 'STORE_IO',
+        mode: 0o600,
+        tempName: (name) => `${name}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 10)}`,
+      });
     } catch (err) {
       throw this.#io('be replaced', err);
     }
@@ -263,7 +276,11 @@ export class FileStore extends DocumentStore {
       file.commit({ durable: true });
     } catch (err) {
       file.abort();
-      if (file.committed) throw new MacslotError('STORE_IO', `the MAC store ${this.path} was replaced but its directory could not be synced: ${describe(err)}; the change may not survive a crash`);
+      if (file.committed)
+        throw new MacslotError(
+          'STORE_IO',
+          `the MAC store ${this.path} was replaced but its directory could not be synced: ${describe(err)}; the change may not survive a crash`,
+        );
       throw this.#io('be written', err);
     }
   }
@@ -432,8 +449,14 @@ export class FileStore extends DocumentStore {
         continue;
       }
       if (Date.now() - start >= this.#timeout) {
-        const who = held.info === undefined ? 'an unknown process (the lock file names none; remove it if no macslot process runs)' : `process ${held.info.pid} on ${held.info.host}`;
-        throw new MacslotError('STORE_LOCKED', `the MAC store ${this.path} is locked by ${who} (lock file ${this.lockPath}) for over ${this.#timeout} ms`);
+        const who =
+          held.info === undefined
+            ? 'an unknown process (the lock file names none; remove it if no macslot process runs)'
+            : `process ${held.info.pid} on ${held.info.host}`;
+        throw new MacslotError(
+          'STORE_LOCKED',
+          `the MAC store ${this.path} is locked by ${who} (lock file ${this.lockPath}) for over ${this.#timeout} ms`,
+        );
       }
       // Jittered and growing, so waiting processes do not retry in lockstep.
       await sleep(Math.min(20, 1 + attempt) * (0.5 + Math.random()));

@@ -113,7 +113,13 @@ export class ListenerBook {
 
   /** Returns the counters as plain data. */
   counters(): ListenerCounters {
-    return { address: this.address, clients: this.#clients, accepted: this.#accepted, refused: { ...this.#refused }, released: { ...this.#released } };
+    return {
+      address: this.address,
+      clients: this.#clients,
+      accepted: this.#accepted,
+      refused: { ...this.#refused },
+      released: { ...this.#released },
+    };
   }
 
   #count(into: Record<string, number>, reason: string, verb: string, detail: string): void {

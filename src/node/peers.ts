@@ -35,7 +35,8 @@ function stop(child: ChildProcess): void {
  */
 export function spawnVdePlug(vnl: string | readonly string[], options: SpawnPeerOptions = {}): FramePort {
   const args = typeof vnl === 'string' ? [vnl] : [...vnl];
-  if (args.length === 0 || args.some((a) => typeof a !== 'string')) throw new MacslotError('INVALID_ARGUMENT', `vde_plug needs one or two VNL strings, got ${show(vnl)}`);
+  if (args.length === 0 || args.some((a) => typeof a !== 'string'))
+    throw new MacslotError('INVALID_ARGUMENT', `vde_plug needs one or two VNL strings, got ${show(vnl)}`);
   const name = options.name ?? `vde:${args.join(' ')}`;
   const child = spawn(options.command ?? 'vde_plug', args, { stdio: ['pipe', 'pipe', 'pipe'] });
   lines(child, name, options.log);
@@ -98,7 +99,8 @@ const NOT_YET = new Set(['ECONNREFUSED', 'ENOENT', 'EAGAIN']);
  */
 export async function spawnPasst(options: SpawnPasstOptions = {}): Promise<PasstPeer> {
   const timeoutMs = options.timeoutMs ?? 5000;
-  if (!Number.isInteger(timeoutMs) || timeoutMs < 1) throw new MacslotError('INVALID_ARGUMENT', `timeoutMs must be a positive integer, got ${show(options.timeoutMs)}`);
+  if (!Number.isInteger(timeoutMs) || timeoutMs < 1)
+    throw new MacslotError('INVALID_ARGUMENT', `timeoutMs must be a positive integer, got ${show(options.timeoutMs)}`);
   if (options.signal?.aborted) throw new MacslotError('PORT_CLOSED', 'passt start-up was aborted before it began');
   const dir = mkdtempSync(join(tmpdir(), 'macslot-passt-'));
   chmodSync(dir, 0o700);
@@ -162,16 +164,25 @@ export async function spawnPasst(options: SpawnPasstOptions = {}): Promise<Passt
   child.once('error', (err) => (failed = err));
   let port: FramePort;
   try {
-    port = await passtConnect(socketPath, Date.now() + timeoutMs, () => {
-      if (options.signal?.aborted) return new MacslotError('PORT_CLOSED', 'passt start-up was aborted');
-      if (failed !== undefined || child.exitCode !== null || child.signalCode !== null) {
-        return new MacslotError('PEER_INVALID', `passt did not offer ${show(socketPath)}${failed ? ` (${failed.message})` : ''}: ${said()}`);
-      }
-      return undefined;
-    }, { ...options, name });
+    port = await passtConnect(
+      socketPath,
+      Date.now() + timeoutMs,
+      () => {
+        if (options.signal?.aborted) return new MacslotError('PORT_CLOSED', 'passt start-up was aborted');
+        if (failed !== undefined || child.exitCode !== null || child.signalCode !== null) {
+          return new MacslotError(
+            'PEER_INVALID',
+            `passt did not offer ${show(socketPath)}${failed ? ` (${failed.message})` : ''}: ${said()}`,
+          );
+        }
+        return undefined;
+      },
+      { ...options, name },
+    );
   } catch (err) {
     await cleanup();
-    if (isMacslotError(err, 'PEER_INVALID') && !err.message.includes(said())) throw new MacslotError('PEER_INVALID', `${err.message.replace(/^PEER_INVALID: /, '')}: ${said()}`);
+    if (isMacslotError(err, 'PEER_INVALID') && !err.message.includes(said()))
+      throw new MacslotError('PEER_INVALID', `${err.message.replace(/^PEER_INVALID: /, '')}: ${said()}`);
     throw err;
   }
   child.on('exit', () => port.close());
@@ -206,7 +217,12 @@ function say(log: ((line: string) => void) | undefined, line: string): void {
 }
 
 /** Connects to `path` until `deadline`, retrying while the socket is not there or not listening yet; `check` ends the wait early with its error. */
-async function passtConnect(path: string, deadline: number, check: () => MacslotError | undefined, options: StreamPortOptions): Promise<FramePort> {
+async function passtConnect(
+  path: string,
+  deadline: number,
+  check: () => MacslotError | undefined,
+  options: StreamPortOptions,
+): Promise<FramePort> {
   for (;;) {
     const stopped = check();
     if (stopped !== undefined) throw stopped;

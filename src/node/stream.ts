@@ -7,7 +7,14 @@ import { MacslotError, show } from '../errors.js';
 import { FrameDecoder, QEMU_FRAMING, encodeFrame, type StreamFraming } from '../port/framing.js';
 import { escapeText } from '../text.js';
 import { PortBase, type FramePort, type QueueBudget, type QueueShare } from '../port/port.js';
-import { DEFAULT_FRAME_TIMEOUT_MS, DEFAULT_MAX_CLIENTS, ListenerBook, intOption, type ListenerCounters, type ListenerLimits } from './listener.js';
+import {
+  DEFAULT_FRAME_TIMEOUT_MS,
+  DEFAULT_MAX_CLIENTS,
+  ListenerBook,
+  intOption,
+  type ListenerCounters,
+  type ListenerLimits,
+} from './listener.js';
 
 /** What bounds one peer: its own queue, its part of a shared budget, and how long it may take to finish a frame. */
 export interface PeerLimits {
@@ -98,9 +105,15 @@ class StreamPort extends PortBase {
     const before = this.#frames;
     if (!this.#decoder.push(chunk)) {
       const n = this.#decoder.broken!;
-      this.dropped.drop('invalid-length', `length prefix ${n} is above the framing's maximum ${this.#decoder.framing.maxFrame}; closing the peer`);
+      this.dropped.drop(
+        'invalid-length',
+        `length prefix ${n} is above the framing's maximum ${this.#decoder.framing.maxFrame}; closing the peer`,
+      );
       this.#say(`${this.name}: closed: bogus length ${n} (maximum ${this.#decoder.framing.maxFrame})`);
-      this.shut({ kind: 'error', error: new MacslotError('PEER_INVALID', `${this.name} announced a ${n}-byte frame, above ${this.#decoder.framing.maxFrame}`) });
+      this.shut({
+        kind: 'error',
+        error: new MacslotError('PEER_INVALID', `${this.name} announced a ${n}-byte frame, above ${this.#decoder.framing.maxFrame}`),
+      });
       return;
     }
     if (this.closed) return;
@@ -119,7 +132,10 @@ class StreamPort extends PortBase {
       if (left > 0) return this.#arm(left);
       const n = this.#decoder.pending;
       this.dropped.drop('frame-timeout', `the peer sent ${n} bytes of a frame and nothing more for ${this.#frameTimeout} ms; closing it`);
-      this.shut({ kind: 'error', error: new MacslotError('PEER_INVALID', `${this.name} left a frame unfinished for ${this.#frameTimeout} ms`) });
+      this.shut({
+        kind: 'error',
+        error: new MacslotError('PEER_INVALID', `${this.name} left a frame unfinished for ${this.#frameTimeout} ms`),
+      });
     }, ms);
     this.#timer.unref?.();
   }
@@ -137,7 +153,10 @@ class StreamPort extends PortBase {
       return false;
     }
     if (this.#share !== undefined && !this.#share.admits(n)) {
-      this.dropped.drop('queue-budget', `the peer is not reading and all queues together hold their budget; ${this.#held} bytes are queued here`);
+      this.dropped.drop(
+        'queue-budget',
+        `the peer is not reading and all queues together hold their budget; ${this.#held} bytes are queued here`,
+      );
       return false;
     }
     // Frames sent in one turn of the event loop leave in one writev instead of one syscall each.
@@ -237,14 +256,17 @@ async function socketPathClaim(path: string): Promise<void> {
       resolve(err.code ?? 'EUNKNOWN');
     });
   });
-  if (code === undefined) throw new MacslotError('ADDRESS_IN_USE', `a live process is listening on ${show(path)}; refusing to take it over`);
+  if (code === undefined)
+    throw new MacslotError('ADDRESS_IN_USE', `a live process is listening on ${show(path)}; refusing to take it over`);
   if (code === 'ENOENT') return;
   // EAGAIN: a live server whose backlog is full; EACCES: cannot tell. Only a refused connect proves the file stale.
-  if (code !== 'ECONNREFUSED') throw new MacslotError('ADDRESS_IN_USE', `cannot tell whether ${show(path)} is served (${code}); refusing to replace it`);
+  if (code !== 'ECONNREFUSED')
+    throw new MacslotError('ADDRESS_IN_USE', `cannot tell whether ${show(path)} is served (${code}); refusing to replace it`);
   try {
     unlinkSync(path);
   } catch (err) {
-    if ((err as { code?: string }).code !== 'ENOENT') throw new MacslotError('INVALID_ARGUMENT', `cannot remove the stale socket ${show(path)}: ${(err as Error).message}`);
+    if ((err as { code?: string }).code !== 'ENOENT')
+      throw new MacslotError('INVALID_ARGUMENT', `cannot remove the stale socket ${show(path)}: ${(err as Error).message}`);
   }
 }
 
@@ -266,7 +288,11 @@ function inodeOf(path: string): number | undefined {
  * Beyond `maxClients` connections (default 256) a connection is closed at once and counted as `limit`.
  * Nothing a peer does, and nothing `onPort` throws, escapes: the peer is closed, counted and logged once.
  */
-export async function listenStream(address: StreamAddress, onPort: (port: FramePort) => void, options: StreamListenOptions = {}): Promise<Listener> {
+export async function listenStream(
+  address: StreamAddress,
+  onPort: (port: FramePort) => void,
+  options: StreamListenOptions = {},
+): Promise<Listener> {
   peerLimits(options);
   const maxClients = intOption('maxClients', options.maxClients, DEFAULT_MAX_CLIENTS, 1);
   const label = 'path' in address ? `unix:${address.path}` : `tcp:${address.host}:${address.port}`;

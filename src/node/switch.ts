@@ -88,8 +88,10 @@ function hostPort(text: string, what: string): { host: string; port: number } {
  */
 export function parseListen(text: string): ListenSpec {
   const at = text.lastIndexOf('@');
-  const [body, name] = at > 0 && (text.startsWith('unix:') || text.startsWith('tcp:')) ? [text.slice(0, at), text.slice(at + 1)] : [text, undefined];
-  if (name !== undefined && name.length === 0) throw new MacslotError('INVALID_ARGUMENT', `--listen ${show(text)} has an empty client name after @`);
+  const [body, name] =
+    at > 0 && (text.startsWith('unix:') || text.startsWith('tcp:')) ? [text.slice(0, at), text.slice(at + 1)] : [text, undefined];
+  if (name !== undefined && name.length === 0)
+    throw new MacslotError('INVALID_ARGUMENT', `--listen ${show(text)} has an empty client name after @`);
   const withName = name === undefined ? {} : { name };
   if (body.startsWith('unix:') && body.length > 5) return { kind: 'unix', path: body.slice(5), ...withName };
   if (body.startsWith('tcp:')) return { kind: 'tcp', ...hostPort(body.slice(4), '--listen tcp:'), ...withName };
@@ -198,7 +200,11 @@ export async function serveSwitch(sw: Switch, options: ServeOptions): Promise<Se
   };
   // `listener` is where a pinned name may come from; `secret` what a WebSocket peer presented for its name.
   const attach = (port: FramePort, name?: string, listener?: string, secret?: string): void => {
-    const o = { ...(name === undefined ? {} : { name }), ...(listener === undefined ? {} : { listener }), ...(secret === undefined ? {} : { secret }) };
+    const o = {
+      ...(name === undefined ? {} : { name }),
+      ...(listener === undefined ? {} : { listener }),
+      ...(secret === undefined ? {} : { secret }),
+    };
     sw.attach(wrap(port), o).catch(() => {
       // Refusals are counted and logged by the switch, which also closed the port.
     });
@@ -210,7 +216,8 @@ export async function serveSwitch(sw: Switch, options: ServeOptions): Promise<Se
   };
   try {
     // A name given to a listener is that listener's alone: pinned before any connection can arrive anywhere.
-    for (const spec of options.listen ?? []) if ((spec.kind === 'unix' || spec.kind === 'tcp') && spec.name !== undefined) sw.pinName(spec.name, listenLabel(spec));
+    for (const spec of options.listen ?? [])
+      if ((spec.kind === 'unix' || spec.kind === 'tcp') && spec.name !== undefined) sw.pinName(spec.name, listenLabel(spec));
     for (const spec of options.listen ?? []) {
       switch (spec.kind) {
         case 'unix':
@@ -223,7 +230,13 @@ export async function serveSwitch(sw: Switch, options: ServeOptions): Promise<Se
           listeners.push(await listenDgram({ host: spec.host, port: spec.port }, (p) => attach(p), limited));
           break;
         case 'ws':
-          listeners.push(await listenWebSocket({ host: spec.host, port: spec.port }, (p, name, secret) => attach(p, name, listenLabel(spec), secret), limited));
+          listeners.push(
+            await listenWebSocket(
+              { host: spec.host, port: spec.port },
+              (p, name, secret) => attach(p, name, listenLabel(spec), secret),
+              limited,
+            ),
+          );
           break;
       }
     }

@@ -8,7 +8,14 @@ import { MacslotError, show } from '../errors.js';
 import { QEMU_MAX_FRAME } from '../port/framing.js';
 import { PortBase, type FramePort, type QueueBudget, type QueueShare } from '../port/port.js';
 import { escapeText, isPrintable } from '../text.js';
-import { DEFAULT_FRAME_TIMEOUT_MS, DEFAULT_HANDSHAKE_TIMEOUT_MS, DEFAULT_MAX_CLIENTS, ListenerBook, intOption, type ListenerLimits } from './listener.js';
+import {
+  DEFAULT_FRAME_TIMEOUT_MS,
+  DEFAULT_HANDSHAKE_TIMEOUT_MS,
+  DEFAULT_MAX_CLIENTS,
+  ListenerBook,
+  intOption,
+  type ListenerLimits,
+} from './listener.js';
 import type { Listener } from './stream.js';
 
 /** How a WebSocket port behaves. */
@@ -84,7 +91,8 @@ class WsPort extends PortBase {
     ws.on('pong', () => (this.#heard = true));
     ws.on('close', () => this.shut({ kind: 'peer' }));
     ws.on('error', (err: Error & { code?: string }) => {
-      if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') this.dropped.drop('oversize', `a message above ${QEMU_MAX_FRAME} bytes; closing the peer`);
+      if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH')
+        this.dropped.drop('oversize', `a message above ${QEMU_MAX_FRAME} bytes; closing the peer`);
       else this.dropped.drop('protocol', err.message);
       this.shut({ kind: 'error', error: new MacslotError('PEER_INVALID', `${this.name}: ${err.message}`) });
     });
@@ -117,7 +125,10 @@ class WsPort extends PortBase {
       return false;
     }
     if (this.#share !== undefined && !this.#share.admits(n)) {
-      this.dropped.drop('queue-budget', `the peer is not reading and all queues together hold their budget; ${this.#held} bytes are queued here`);
+      this.dropped.drop(
+        'queue-budget',
+        `the peer is not reading and all queues together hold their budget; ${this.#held} bytes are queued here`,
+      );
       return false;
     }
     this.#held += n;
@@ -302,12 +313,17 @@ export async function listenWebSocket(
     ),
   );
   await new Promise<void>((resolve, reject) => {
-    server.once('error', (err) => reject(new MacslotError('INVALID_ARGUMENT', `cannot listen on ws://${address.host}:${address.port}: ${err.message}`)));
+    server.once('error', (err) =>
+      reject(new MacslotError('INVALID_ARGUMENT', `cannot listen on ws://${address.host}:${address.port}: ${err.message}`)),
+    );
     server.listen(address.port, address.host, resolve);
   });
   server.on('error', () => {});
   const a = server.address();
-  book.address = typeof a === 'string' || a === null ? `ws://${address.host}:${address.port}` : `ws://${a.address.includes(':') ? `[${a.address}]` : a.address}:${a.port}`;
+  book.address =
+    typeof a === 'string' || a === null
+      ? `ws://${address.host}:${address.port}`
+      : `ws://${a.address.includes(':') ? `[${a.address}]` : a.address}:${a.port}`;
   return {
     address: book.address,
     counters: () => book.counters(),

@@ -54,10 +54,13 @@ export interface StormControl {
 
 /** Returns `s` checked (rate > 0, burst ≥ 1, both finite); throws INVALID_ARGUMENT naming the bad value. */
 export function checkStormControl(s: StormControl): Required<StormControl> {
-  if (s === null || typeof s !== 'object') throw new MacslotError('INVALID_ARGUMENT', `storm control must be {rate, burst?}, got ${show(s)}`);
+  if (s === null || typeof s !== 'object')
+    throw new MacslotError('INVALID_ARGUMENT', `storm control must be {rate, burst?}, got ${show(s)}`);
   const { rate, burst = rate } = s;
-  if (typeof rate !== 'number' || !Number.isFinite(rate) || rate <= 0) throw new MacslotError('INVALID_ARGUMENT', `storm control rate must be a number of frames per second > 0, got ${show(rate)}`);
-  if (typeof burst !== 'number' || !Number.isFinite(burst) || burst < 1) throw new MacslotError('INVALID_ARGUMENT', `storm control burst must be a number ≥ 1, got ${show(burst)}`);
+  if (typeof rate !== 'number' || !Number.isFinite(rate) || rate <= 0)
+    throw new MacslotError('INVALID_ARGUMENT', `storm control rate must be a number of frames per second > 0, got ${show(rate)}`);
+  if (typeof burst !== 'number' || !Number.isFinite(burst) || burst < 1)
+    throw new MacslotError('INVALID_ARGUMENT', `storm control burst must be a number ≥ 1, got ${show(burst)}`);
   return { rate, burst };
 }
 
@@ -207,10 +210,16 @@ class Fabric {
   }
 
   bindClient(client: NicClient, port: FramePort, o: BindClientOptions): ClientBindingImpl {
-    if (!client.open) throw new MacslotError('CLIENT_CLOSED', `client ${show(client.name)} is closed; cannot bind it to ${show(port.name)}`);
+    if (!client.open)
+      throw new MacslotError('CLIENT_CLOSED', `client ${show(client.name)} is closed; cannot bind it to ${show(port.name)}`);
     this.nic ??= client.nic;
-    if (client.nic !== this.nic) throw new MacslotError('INVALID_ARGUMENT', `client ${show(client.name)} belongs to another NIC than this data plane`);
-    if (this.clients.has(client.id)) throw new MacslotError('INVALID_ARGUMENT', `client ${show(client.name)} is already bound to ${show(this.clients.get(client.id)!.port.name)}`);
+    if (client.nic !== this.nic)
+      throw new MacslotError('INVALID_ARGUMENT', `client ${show(client.name)} belongs to another NIC than this data plane`);
+    if (this.clients.has(client.id))
+      throw new MacslotError(
+        'INVALID_ARGUMENT',
+        `client ${show(client.name)} is already bound to ${show(this.clients.get(client.id)!.port.name)}`,
+      );
     const ring = this.dp.ring(client.id);
     // Frames queued for an earlier holder of this client id are not this port's.
     ring.poll(() => {});
@@ -226,7 +235,11 @@ class Fabric {
   }
 
   bindUplink(port: FramePort, o: BindUplinkOptions): UplinkBindingImpl {
-    if (this.uplink !== undefined) throw new MacslotError('INVALID_ARGUMENT', `the data plane already has an uplink (${show(this.uplink.port.name)}); cannot bind ${show(port.name)}`);
+    if (this.uplink !== undefined)
+      throw new MacslotError(
+        'INVALID_ARGUMENT',
+        `the data plane already has an uplink (${show(this.uplink.port.name)}); cannot bind ${show(port.name)}`,
+      );
     const b = new UplinkBindingImpl(this, port, o);
     this.uplink = b;
     port.onFrame((frame) => this.#enter(b, frame, () => this.#fromUplink(b, frame)));
@@ -260,7 +273,9 @@ class Fabric {
         return;
       }
       const copy = frame.slice();
-      this.#queue.push(b instanceof ClientBindingImpl ? () => this.#fromClient(b, copy) : () => this.#fromUplink(b as UplinkBindingImpl, copy));
+      this.#queue.push(
+        b instanceof ClientBindingImpl ? () => this.#fromClient(b, copy) : () => this.#fromUplink(b as UplinkBindingImpl, copy),
+      );
       return;
     }
     this.#busy = true;
@@ -279,7 +294,8 @@ class Fabric {
   #fromClient(b: ClientBindingImpl, frame: Uint8Array): void {
     if (this.clients.get(b.client.id) !== b || !b.client.open) return b.drop('closed', 'a frame arrived after the client was detached');
     if (!hasEthernetHeader(frame)) return b.drop('runt', `a ${frame.length}-byte frame is shorter than an Ethernet header`);
-    if (frame.length > this.dp.maxFrameLength) return b.drop('oversize', `a ${frame.length}-byte frame is longer than the NIC's ${this.dp.maxFrameLength}`);
+    if (frame.length > this.dp.maxFrameLength)
+      return b.drop('oversize', `a ${frame.length}-byte frame is longer than the NIC's ${this.dp.maxFrameLength}`);
     if (b.client.slotCount === 0) return b.drop('no-address', `client ${show(b.client.name)} holds no MAC`);
     // Storm control: the destination's group bit (broadcast included).
     if (isMulticastDst(frame) && b.storm !== undefined && !b.storm.take()) {
@@ -292,7 +308,11 @@ class Fabric {
     } catch (err) {
       return b.drop('error', isMacslotError(err) ? err.message : String(err));
     }
-    if (!ok) return b.drop('spoofed', () => `source ${show(Mac.fromBytes(frame, ETH_SRC, 6).toString())} is not a MAC of client ${show(b.client.name)}`);
+    if (!ok)
+      return b.drop(
+        'spoofed',
+        () => `source ${show(Mac.fromBytes(frame, ETH_SRC, 6).toString())} is not a MAC of client ${show(b.client.name)}`,
+      );
     b.rx.frames++;
     b.rx.bytes += frame.length;
   }
@@ -308,7 +328,8 @@ class Fabric {
   #fromUplink(b: UplinkBindingImpl, frame: Uint8Array): void {
     if (this.uplink !== b) return;
     if (!hasEthernetHeader(frame)) return b.drop('runt', `a ${frame.length}-byte frame is shorter than an Ethernet header`);
-    if (frame.length > this.dp.maxFrameLength) return b.drop('oversize', `a ${frame.length}-byte frame is longer than the NIC's ${this.dp.maxFrameLength}`);
+    if (frame.length > this.dp.maxFrameLength)
+      return b.drop('oversize', `a ${frame.length}-byte frame is longer than the NIC's ${this.dp.maxFrameLength}`);
     const dp = this.dp;
     this.#one[0] = frame;
     const loaded = dp.load(this.#one);
@@ -321,7 +342,11 @@ class Fabric {
     }
     const word = dp.verdicts[0]!;
     const rule = verdictRule(word);
-    if (verdictDrops(word)) return b.drop(rule.slice(5) === 'unknown' ? 'no-owner' : `filter-${rule.slice(5)}`, () => `no client accepts a frame for ${Mac.fromBytes(frame, ETH_DST, 6).toString()}`);
+    if (verdictDrops(word))
+      return b.drop(
+        rule.slice(5) === 'unknown' ? 'no-owner' : `filter-${rule.slice(5)}`,
+        () => `no client accepts a frame for ${Mac.fromBytes(frame, ETH_DST, 6).toString()}`,
+      );
     b.rx.frames++;
     b.rx.bytes += frame.length;
   }

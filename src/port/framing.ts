@@ -22,7 +22,8 @@ export const VDE_FRAMING: StreamFraming = Object.freeze({ prefixBytes: 2, maxFra
 
 /** Returns `frame` with its length prefix, in a new buffer. Throws INVALID_ARGUMENT when the frame is longer than the framing allows. */
 export function encodeFrame(framing: StreamFraming, frame: Uint8Array): Uint8Array {
-  if (frame.length > framing.maxFrame) throw new MacslotError('INVALID_ARGUMENT', `frame of ${show(frame.length)} bytes is longer than the framing's ${framing.maxFrame}`);
+  if (frame.length > framing.maxFrame)
+    throw new MacslotError('INVALID_ARGUMENT', `frame of ${show(frame.length)} bytes is longer than the framing's ${framing.maxFrame}`);
   const out = new Uint8Array(framing.prefixBytes + frame.length);
   const n = frame.length;
   if (framing.prefixBytes === 4) {
@@ -80,7 +81,10 @@ export class FrameDecoder {
       if (this.#need < 0) {
         // Fast path: a whole frame inside the chunk is passed as a view, without copying.
         if (this.#prefixHave === 0 && chunk.length - i >= pb) {
-          const n = pb === 4 ? ((chunk[i]! << 24) | (chunk[i + 1]! << 16) | (chunk[i + 2]! << 8) | chunk[i + 3]!) >>> 0 : (chunk[i]! << 8) | chunk[i + 1]!;
+          const n =
+            pb === 4
+              ? ((chunk[i]! << 24) | (chunk[i + 1]! << 16) | (chunk[i + 2]! << 8) | chunk[i + 3]!) >>> 0
+              : (chunk[i]! << 8) | chunk[i + 1]!;
           if (n > this.framing.maxFrame) return this.#break(n);
           if (chunk.length - i - pb >= n) {
             this.#onFrame(chunk.subarray(i + pb, i + pb + n));

@@ -263,7 +263,8 @@ export interface FaultyPort extends FramePort {
 
 function rate(v: number | undefined, name: string): number {
   const r = v ?? 0;
-  if (typeof r !== 'number' || !(r >= 0 && r <= 1)) throw new MacslotError('INVALID_ARGUMENT', `fault rate ${name} must be in 0..1, got ${show(v)}`);
+  if (typeof r !== 'number' || !(r >= 0 && r <= 1))
+    throw new MacslotError('INVALID_ARGUMENT', `fault rate ${name} must be in 0..1, got ${show(v)}`);
   return r;
 }
 
@@ -277,9 +278,15 @@ class FaultPort extends PortWrapper implements FaultyPort {
 
   constructor(inner: FramePort, o: FaultOptions) {
     super(inner);
-    this.#rates = { drop: rate(o.drop, 'drop'), duplicate: rate(o.duplicate, 'duplicate'), reorder: rate(o.reorder, 'reorder'), truncate: rate(o.truncate, 'truncate') };
+    this.#rates = {
+      drop: rate(o.drop, 'drop'),
+      duplicate: rate(o.duplicate, 'duplicate'),
+      reorder: rate(o.reorder, 'reorder'),
+      truncate: rate(o.truncate, 'truncate'),
+    };
     const d = o.direction ?? 'both';
-    if (d !== 'send' && d !== 'receive' && d !== 'both') throw new MacslotError('INVALID_ARGUMENT', `fault direction must be send, receive or both, got ${show(d)}`);
+    if (d !== 'send' && d !== 'receive' && d !== 'both')
+      throw new MacslotError('INVALID_ARGUMENT', `fault direction must be send, receive or both, got ${show(d)}`);
     this.#send = d !== 'receive';
     this.#receive = d !== 'send';
     this.#state = (o.seed ?? 1) >>> 0;
@@ -358,7 +365,6 @@ export interface LearnOptions {
 // A guest that sends from a new source on every frame must not turn each frame into a log line.
 const MAX_REFUSAL_LOGS = 16;
 
-
 class LearnPort extends PortWrapper {
   readonly #client: NicClient;
   readonly #refusals: Record<string, number> = {};
@@ -435,7 +441,9 @@ class LearnPort extends PortWrapper {
       if (this.#logged < MAX_REFUSAL_LOGS) {
         this.#logged++;
         const more = this.#logged === MAX_REFUSAL_LOGS ? ` (further refusals on this port are counted, not logged)` : '';
-        this.#say(`${escapeText(this.name)}: refused to learn ${mac.toString()} for client ${escapeText(c.name)}: ${escapeText(detail)}${more}`);
+        this.#say(
+          `${escapeText(this.name)}: refused to learn ${mac.toString()} for client ${escapeText(c.name)}: ${escapeText(detail)}${more}`,
+        );
       }
     }
     this.#refusals[this.#reason] = (this.#refusals[this.#reason] ?? 0) + 1;

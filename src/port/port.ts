@@ -58,7 +58,9 @@ export class DropCounter {
     if (n === 1 && this.#log !== undefined) {
       try {
         // Names and details can carry peer text (a URL path, a child's message): escaped, so no peer forges a log line.
-        this.#log(`${escapeText(this.#name)}: dropped (${escapeText(reason)}): ${escapeText(typeof detail === 'string' ? detail : detail(), 1024)}`);
+        this.#log(
+          `${escapeText(this.#name)}: dropped (${escapeText(reason)}): ${escapeText(typeof detail === 'string' ? detail : detail(), 1024)}`,
+        );
       } catch {
         // A failing logger must not turn a drop into an exception on the data path.
       }

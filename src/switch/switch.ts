@@ -5,7 +5,16 @@ import { MacslotError, isMacslotError, show } from '../errors.js';
 import { escapeText } from '../text.js';
 import { MacManager, type AllocateRequest } from '../manager/manager.js';
 import type { Nic, NicClient } from '../nic/nic.js';
-import { bindClient, bindUplink, checkStormControl, type ClientBinding, type FlowCounters, type PortBinding, type PortCounters, type StormControl } from '../port/attach.js';
+import {
+  bindClient,
+  bindUplink,
+  checkStormControl,
+  type ClientBinding,
+  type FlowCounters,
+  type PortBinding,
+  type PortCounters,
+  type StormControl,
+} from '../port/attach.js';
 import { learnMacPort } from '../port/middleware.js';
 import type { FramePort, PortCloseReason } from '../port/port.js';
 import { Mac } from '../wire/mac.js';
@@ -135,7 +144,6 @@ export const DEFAULT_STORM_CONTROL: Readonly<Required<StormControl>> = { rate: 1
 // Sources seen from the uplink that learn refuses; bounded, oldest forgotten first.
 const MAX_UPLINK_SOURCES = 4096;
 
-
 /** True when `a` equals `b`; the time taken depends on the lengths only, never on where they differ. */
 function sameSecret(a: string, b: string): boolean {
   const x = new TextEncoder().encode(a);
@@ -231,7 +239,8 @@ export class Switch {
     this.leaseTtlMs = o.leaseTtlMs ?? 0;
     this.allocation = o.allocation ?? 'auto';
     this.#specs = o.clients ?? [];
-    this.stormControl = o.stormControl === false ? undefined : o.stormControl === undefined ? DEFAULT_STORM_CONTROL : checkStormControl(o.stormControl);
+    this.stormControl =
+      o.stormControl === false ? undefined : o.stormControl === undefined ? DEFAULT_STORM_CONTROL : checkStormControl(o.stormControl);
     this.#secrets = new Map(Object.entries(o.secrets ?? {}));
     this.#protectInit(o);
     const log = o.log;
@@ -246,14 +255,18 @@ export class Switch {
 
   /** Resolves with a switch over `options.nic`; rejects with INVALID_ARGUMENT for a bad option (a duplicate or malformed client, a bad TTL or policy). */
   static async create(options: SwitchOptions): Promise<Switch> {
-    if (options === null || typeof options !== 'object') throw new MacslotError('INVALID_ARGUMENT', `switch options must be an object, got ${show(options)}`);
+    if (options === null || typeof options !== 'object')
+      throw new MacslotError('INVALID_ARGUMENT', `switch options must be an object, got ${show(options)}`);
     const ttl = options.leaseTtlMs ?? 0;
-    if (typeof ttl !== 'number' || !Number.isInteger(ttl) || ttl < 0 || ttl > 2 ** 31 - 1) throw new MacslotError('INVALID_ARGUMENT', `leaseTtlMs must be an integer in 0..${2 ** 31 - 1}, got ${show(ttl)}`);
+    if (typeof ttl !== 'number' || !Number.isInteger(ttl) || ttl < 0 || ttl > 2 ** 31 - 1)
+      throw new MacslotError('INVALID_ARGUMENT', `leaseTtlMs must be an integer in 0..${2 ** 31 - 1}, got ${show(ttl)}`);
     const alloc = options.allocation ?? 'auto';
-    if (!['random', 'factory', 'auto', 'learn', 'none'].includes(alloc)) throw new MacslotError('INVALID_ARGUMENT', `allocation must be random, factory, auto, learn or none, got ${show(alloc)}`);
+    if (!['random', 'factory', 'auto', 'learn', 'none'].includes(alloc))
+      throw new MacslotError('INVALID_ARGUMENT', `allocation must be random, factory, auto, learn or none, got ${show(alloc)}`);
     const names = new Set<string>();
     for (const [i, c] of (options.clients ?? []).entries()) {
-      if (c === null || typeof c !== 'object' || typeof c.name !== 'string' || c.name.length === 0) throw new MacslotError('INVALID_ARGUMENT', `clients[${i}] needs a non-empty name, got ${show(c)}`);
+      if (c === null || typeof c !== 'object' || typeof c.name !== 'string' || c.name.length === 0)
+        throw new MacslotError('INVALID_ARGUMENT', `clients[${i}] needs a non-empty name, got ${show(c)}`);
       if (names.has(c.name)) throw new MacslotError('INVALID_ARGUMENT', `clients[${i}].name ${show(c.name)} appears twice`);
       names.add(c.name);
       if (c.address !== undefined && !SPEC_ADDRESS.test(c.address)) {
@@ -263,7 +276,11 @@ export class Switch {
         } catch {
           ok = false;
         }
-        if (!ok) throw new MacslotError('INVALID_ARGUMENT', `clients[${i}].address ${show(c.address)} is not factory, factory:N, random, random:<prefix>, auto, learn or a unicast MAC`);
+        if (!ok)
+          throw new MacslotError(
+            'INVALID_ARGUMENT',
+            `clients[${i}].address ${show(c.address)} is not factory, factory:N, random, random:<prefix>, auto, learn or a unicast MAC`,
+          );
       }
     }
     if (options.stormControl !== undefined && options.stormControl !== false) checkStormControl(options.stormControl);
@@ -275,9 +292,11 @@ export class Switch {
       }
     }
     const secrets = options.secrets ?? {};
-    if (secrets === null || typeof secrets !== 'object') throw new MacslotError('INVALID_ARGUMENT', `secrets must be an object of name → secret, got ${show(secrets)}`);
+    if (secrets === null || typeof secrets !== 'object')
+      throw new MacslotError('INVALID_ARGUMENT', `secrets must be an object of name → secret, got ${show(secrets)}`);
     for (const [n, v] of Object.entries(secrets)) {
-      if (typeof v !== 'string' || v.length < 8 || v.length > 1024) throw new MacslotError('INVALID_ARGUMENT', `the secret of ${show(n)} must be a string of 8 to 1024 characters`);
+      if (typeof v !== 'string' || v.length < 8 || v.length > 1024)
+        throw new MacslotError('INVALID_ARGUMENT', `the secret of ${show(n)} must be a string of 8 to 1024 characters`);
     }
     const dp = await DataPlane.create(options.nic, options.dataPlane);
     // The switch's own manager never hands out a neighbour's MAC either.
@@ -313,7 +332,9 @@ export class Switch {
       this.#held.set(name, { holding, live: true });
       const id = this.#nextId++;
       const sp = new SwitchPortImpl(this, id, port, holding.client);
-      const learner = holding.learn ? learnMacPort(port, holding.client, { protect: (mac) => this.#protectedReason(mac, holding.client), log: this.#log }) : port;
+      const learner = holding.learn
+        ? learnMacPort(port, holding.client, { protect: (mac) => this.#protectedReason(mac, holding.client), log: this.#log })
+        : port;
       const binding = bindClient(this.dataPlane, holding.client, learner, {
         antiSpoof: this.antiSpoof,
         log: this.#log,
@@ -321,7 +342,9 @@ export class Switch {
         onClose: (reason) => this.#disconnect(id, reason.kind === 'error' ? `error: ${reason.error.message}` : reason.kind),
       });
       this.#ports.set(id, { port: sp, binding, holding });
-      this.#log(`${escapeText(port.name)}: connected as ${escapeText(holding.client.name)} ${sp.mac?.toString() ?? (holding.learn ? '(MAC from its first frame)' : '(no MAC)')}`);
+      this.#log(
+        `${escapeText(port.name)}: connected as ${escapeText(holding.client.name)} ${sp.mac?.toString() ?? (holding.learn ? '(MAC from its first frame)' : '(no MAC)')}`,
+      );
       return sp;
     } catch (err) {
       if (name !== undefined) this.#pending.delete(name);
@@ -407,35 +430,56 @@ export class Switch {
    * INVALID_ARGUMENT when `name` is pinned to another listener already.
    */
   pinName(name: string, listener: string): void {
-    if (typeof name !== 'string' || name.length === 0 || typeof listener !== 'string') throw new MacslotError('INVALID_ARGUMENT', `pinName needs a client name and a listener, got ${show(name)}, ${show(listener)}`);
+    if (typeof name !== 'string' || name.length === 0 || typeof listener !== 'string')
+      throw new MacslotError('INVALID_ARGUMENT', `pinName needs a client name and a listener, got ${show(name)}, ${show(listener)}`);
     const had = this.#pins.get(name);
-    if (had !== undefined && had !== listener) throw new MacslotError('INVALID_ARGUMENT', `client ${show(name)} is already pinned to ${show(had)}; cannot pin it to ${show(listener)} too`);
+    if (had !== undefined && had !== listener)
+      throw new MacslotError(
+        'INVALID_ARGUMENT',
+        `client ${show(name)} is already pinned to ${show(had)}; cannot pin it to ${show(listener)} too`,
+      );
     this.#pins.set(name, listener);
   }
 
   /** Returns the name a connection gets, after the pins and secrets allow it; throws as attach() rejects. */
   #pickName(requested: string | undefined, listener: string | undefined, secret: string | undefined): string {
     if (requested !== undefined) {
-      if (typeof requested !== 'string' || requested.length === 0 || requested.length > 256) throw new MacslotError('INVALID_ARGUMENT', `port name must be a non-empty string of at most 256 characters, got ${show(requested)}`);
+      if (typeof requested !== 'string' || requested.length === 0 || requested.length > 256)
+        throw new MacslotError(
+          'INVALID_ARGUMENT',
+          `port name must be a non-empty string of at most 256 characters, got ${show(requested)}`,
+        );
       const pin = this.#pins.get(requested);
-      if (pin !== undefined && pin !== listener) throw new MacslotError('NOT_PERMITTED', `client ${show(requested)} is reserved for ${show(pin)}`);
+      if (pin !== undefined && pin !== listener)
+        throw new MacslotError('NOT_PERMITTED', `client ${show(requested)} is reserved for ${show(pin)}`);
       const want = this.#secrets.get(requested);
       // A pinned listener's connections are the name's by configuration; everyone else proves it.
       if (want !== undefined && pin === undefined && !sameSecret(typeof secret === 'string' ? secret : '', want)) {
-        throw new MacslotError('NOT_PERMITTED', `client ${show(requested)} needs its secret${secret === undefined ? '' : ', and the one given is wrong'}`);
+        throw new MacslotError(
+          'NOT_PERMITTED',
+          `client ${show(requested)} needs its secret${secret === undefined ? '' : ', and the one given is wrong'}`,
+        );
       }
-      if (this.#pending.has(requested) || this.#held.get(requested)?.live === true) throw new MacslotError('NAME_IN_USE', `client ${show(requested)} is already connected`);
+      if (this.#pending.has(requested) || this.#held.get(requested)?.live === true)
+        throw new MacslotError('NAME_IN_USE', `client ${show(requested)} is already connected`);
       if (!this.#specs.some((s) => s.name === requested) && !this.#held.has(requested) && this.allocation === 'none') {
         throw new MacslotError('TOO_MANY_CLIENTS', `client ${show(requested)} is not in the configuration and allocation is "none"`);
       }
       return requested;
     }
-    const free = this.#specs.find((s) => !this.#pins.has(s.name) && !this.#secrets.has(s.name) && !this.#pending.has(s.name) && this.#held.get(s.name)?.live !== true);
+    const free = this.#specs.find(
+      (s) => !this.#pins.has(s.name) && !this.#secrets.has(s.name) && !this.#pending.has(s.name) && this.#held.get(s.name)?.live !== true,
+    );
     if (free !== undefined) return free.name;
-    if (this.allocation === 'none') throw new MacslotError('TOO_MANY_CLIENTS', `all ${this.#specs.length} configured clients are connected, pinned or protected, and allocation is "none"`);
+    if (this.allocation === 'none')
+      throw new MacslotError(
+        'TOO_MANY_CLIENTS',
+        `all ${this.#specs.length} configured clients are connected, pinned or protected, and allocation is "none"`,
+      );
     for (;;) {
       const n = `port-${++this.#anon}`;
-      if (!this.#held.has(n) && !this.#pending.has(n) && !this.#pins.has(n) && !this.#secrets.has(n) && this.nic.client(n) === undefined) return n;
+      if (!this.#held.has(n) && !this.#pending.has(n) && !this.#pins.has(n) && !this.#secrets.has(n) && this.nic.client(n) === undefined)
+        return n;
     }
   }
 
@@ -443,7 +487,8 @@ export class Switch {
   #protectInit(o: SwitchOptions): void {
     for (const s of this.nic.slots()) {
       // A slot without an active MAC reports its factory MAC; an active one is the factory's unless it was changed.
-      if (s.kind === 'primary' || s.kind === 'factory') this.#protected.set(s.mac.key, s.kind === 'primary' ? "the NIC's primary MAC" : "a factory MAC of the NIC");
+      if (s.kind === 'primary' || s.kind === 'factory')
+        this.#protected.set(s.mac.key, s.kind === 'primary' ? "the NIC's primary MAC" : 'a factory MAC of the NIC');
     }
     for (const n of o.neighbours ?? []) this.#protected.set(Mac.parse(n).key, 'a neighbour');
     for (const c of o.clients ?? []) {
@@ -545,7 +590,9 @@ export class Switch {
     if (h === undefined) return;
     h.live = false;
     if (this.leaseTtlMs > 0 && !this.#closed) {
-      this.#log(`${escapeText(p.port.port.name)}: disconnected (${escapeText(why)}); ${escapeText(name)} keeps ${p.port.mac?.toString() ?? 'its slot'} for ${this.leaseTtlMs} ms`);
+      this.#log(
+        `${escapeText(p.port.port.name)}: disconnected (${escapeText(why)}); ${escapeText(name)} keeps ${p.port.mac?.toString() ?? 'its slot'} for ${this.leaseTtlMs} ms`,
+      );
       h.holding.timer = setTimeout(() => void this.#release(name), this.leaseTtlMs);
       unref(h.holding.timer);
     } else {
@@ -561,7 +608,13 @@ export class Switch {
     clearTimeout(h.holding.timer as number);
     // The guest's own uplink goes with its client; its address stays reserved for its return.
     const c = h.holding.client;
-    const macs = c.open ? c.slots().map((n) => c.addressGet(n)).filter((i) => i.active).map((i) => i.mac) : [];
+    const macs = c.open
+      ? c
+          .slots()
+          .map((n) => c.addressGet(n))
+          .filter((i) => i.active)
+          .map((i) => i.mac)
+      : [];
     for (const m of macs) void this.#guestUplinks?.release(m).catch(() => {});
     const p = h.holding.release().finally(() => this.#releasing.delete(p));
     this.#releasing.add(p);
@@ -587,7 +640,10 @@ class SwitchPortImpl implements SwitchPort {
   }
   get mac(): Mac | undefined {
     if (!this.client.open) return undefined;
-    const s = this.client.slots().map((n) => this.client.addressGet(n)).find((i) => i.active);
+    const s = this.client
+      .slots()
+      .map((n) => this.client.addressGet(n))
+      .find((i) => i.active);
     return s?.mac;
   }
   counters(): SwitchPortInfo {

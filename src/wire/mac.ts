@@ -81,7 +81,8 @@ export class Mac {
   static fromBytes(bytes: Uint8Array, offset = 0, length: number = bytes.length - offset): Mac {
     if (!(bytes instanceof Uint8Array)) throw invalid(bytes, 'not a Uint8Array');
     if (length !== 6 && length !== 8) throw invalid(bytes, `needs 6 or 8 bytes, got ${length}`);
-    if (!Number.isInteger(offset) || offset < 0 || offset + length > bytes.length) throw invalid(bytes, `offset ${offset} + ${length} runs past ${bytes.length} bytes`);
+    if (!Number.isInteger(offset) || offset < 0 || offset + length > bytes.length)
+      throw invalid(bytes, `offset ${offset} + ${length} runs past ${bytes.length} bytes`);
     const b = (i: number): number => bytes[offset + i]!;
     const lo = ((b(length - 4) << 24) | (b(length - 3) << 16) | (b(length - 2) << 8) | b(length - 1)) >>> 0;
     const hi = length === 6 ? (b(0) << 8) | b(1) : ((b(0) << 24) | (b(1) << 16) | (b(2) << 8) | b(3)) >>> 0;
@@ -145,16 +146,23 @@ export class Mac {
     for (let i = 0; i < this.length; i++) pairs.push(this.byte(i).toString(16).padStart(2, '0'));
     let s: string;
     switch (notation) {
-      case 'colon': s = pairs.join(':'); break;
-      case 'hyphen': s = pairs.join('-'); break;
-      case 'bare': s = pairs.join(''); break;
+      case 'colon':
+        s = pairs.join(':');
+        break;
+      case 'hyphen':
+        s = pairs.join('-');
+        break;
+      case 'bare':
+        s = pairs.join('');
+        break;
       case 'dotted': {
         const quads: string[] = [];
         for (let i = 0; i < pairs.length; i += 2) quads.push(pairs[i]! + pairs[i + 1]!);
         s = quads.join('.');
         break;
       }
-      default: throw new MacslotError('INVALID_ARGUMENT', `unknown notation ${show(notation)}`);
+      default:
+        throw new MacslotError('INVALID_ARGUMENT', `unknown notation ${show(notation)}`);
     }
     return options.uppercase ? s.toUpperCase() : s;
   }

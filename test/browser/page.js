@@ -132,7 +132,13 @@ async function run() {
     if (!result.isolated) throw new Error('the page is not cross-origin isolated; SharedArrayBuffer is unavailable');
     const { Nic, DataPlane, Mac, classifyFrame } = await import('/dist/index.js');
 
-    const nic = new Nic({ primary: '00:14:4f:00:00:00', factory: { base: '00:14:4f:00:00:01', count: 6 }, unicastEntries: 3, multicastEntries: 3, maxClients: 16 });
+    const nic = new Nic({
+      primary: '00:14:4f:00:00:00',
+      factory: { base: '00:14:4f:00:00:01', count: 6 },
+      unicastEntries: 3,
+      multicastEntries: 3,
+      maxClients: 16,
+    });
     const a = nic.openClient('vm-a');
     const b = nic.openClient('vm-b');
     const c = nic.openClient('vm-c');
@@ -192,12 +198,16 @@ async function run() {
         const got = dp.decode(words[i]);
         if (!sameVerdict(got, want)) {
           result.mismatches++;
-          note(`round ${n} frame ${i} (${frame.length} B to ${hex(frame)}): worker ${JSON.stringify(got)}, reference ${JSON.stringify(want)}`);
+          note(
+            `round ${n} frame ${i} (${frame.length} B to ${hex(frame)}): worker ${JSON.stringify(got)}, reference ${JSON.stringify(want)}`,
+          );
         }
         const main = dp.classify(frame);
         if (!sameVerdict(main, want)) {
           result.mainMismatches++;
-          note(`round ${n} frame ${i} (${frame.length} B to ${hex(frame)}): main thread ${JSON.stringify(main)}, reference ${JSON.stringify(want)}`);
+          note(
+            `round ${n} frame ${i} (${frame.length} B to ${hex(frame)}): main thread ${JSON.stringify(main)}, reference ${JSON.stringify(want)}`,
+          );
         }
       });
       result.frames += frames.length;
@@ -248,7 +258,9 @@ async function run() {
         const gotVerdict = dp.decode(verdicts[i]);
         if (!sameBytes(f, want[i]) || !sameVerdict(gotVerdict, wantVerdict)) {
           result.ring.mismatches++;
-          note(`ring of client ${id} frame ${i}: got ${f.length} B to ${hex(f)} ${JSON.stringify(gotVerdict)}, want ${want[i].length} B to ${hex(want[i])} ${JSON.stringify(wantVerdict)}`);
+          note(
+            `ring of client ${id} frame ${i}: got ${f.length} B to ${hex(f)} ${JSON.stringify(gotVerdict)}, want ${want[i].length} B to ${hex(want[i])} ${JSON.stringify(wantVerdict)}`,
+          );
         }
       });
     }
@@ -261,8 +273,15 @@ async function run() {
     worker?.terminate();
   }
   result.ok =
-    result.isolated && result.shared && result.workerShared && result.workerIsolated && result.frames >= 1000 &&
-    result.mismatches === 0 && result.mainMismatches === 0 && result.ring.mismatches === 0 && result.ring.frames === result.ring.expected &&
+    result.isolated &&
+    result.shared &&
+    result.workerShared &&
+    result.workerIsolated &&
+    result.frames >= 1000 &&
+    result.mismatches === 0 &&
+    result.mainMismatches === 0 &&
+    result.ring.mismatches === 0 &&
+    result.ring.frames === result.ring.expected &&
     result.errors.length === 0;
   return result;
 }

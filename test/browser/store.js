@@ -13,18 +13,34 @@ async function run() {
   const manager = new MacManager({ nics: { eth0: nic }, store, block: { base: '02:00:00:00:00:01', count: 4096 } });
   const leases = [];
   // One at a time, so two pages doing this at once interleave their transactions.
-  for (let i = 0; i < count; i++) leases.push(await manager.allocate({ guest: `g-${tag}`, iface: String(i), policy: q.get('policy') ?? 'block', order: 'next' }));
+  for (let i = 0; i < count; i++)
+    leases.push(await manager.allocate({ guest: `g-${tag}`, iface: String(i), policy: q.get('policy') ?? 'block', order: 'next' }));
   await manager.close();
   const data = await store.read();
-  return { backend: store.backend, location: store.location, leases: leases.map((l) => ({ mac: l.mac.toString(), restored: l.restored, policy: l.policy })), records: Object.keys(data.records).length };
+  return {
+    backend: store.backend,
+    location: store.location,
+    leases: leases.map((l) => ({ mac: l.mac.toString(), restored: l.restored, policy: l.policy })),
+    records: Object.keys(data.records).length,
+  };
 }
 
 async function corrupt() {
   const { BrowserStore } = await import('/dist/index.js');
   if (backend === 'localstorage') localStorage.setItem(`macslot:${name}`, '{"version": 2, "records": {');
   else {
-    const db = await new Promise((ok, fail) => { const r = indexedDB.open(`macslot:${name}`, 1); r.onupgradeneeded = () => r.result.createObjectStore('kv'); r.onsuccess = () => ok(r.result); r.onerror = () => fail(r.error); });
-    await new Promise((ok, fail) => { const tx = db.transaction('kv', 'readwrite'); tx.objectStore('kv').put('not json', 'data'); tx.oncomplete = ok; tx.onerror = () => fail(tx.error); });
+    const db = await new Promise((ok, fail) => {
+      const r = indexedDB.open(`macslot:${name}`, 1);
+      r.onupgradeneeded = () => r.result.createObjectStore('kv');
+      r.onsuccess = () => ok(r.result);
+      r.onerror = () => fail(r.error);
+    });
+    await new Promise((ok, fail) => {
+      const tx = db.transaction('kv', 'readwrite');
+      tx.objectStore('kv').put('not json', 'data');
+      tx.oncomplete = ok;
+      tx.onerror = () => fail(tx.error);
+    });
     db.close();
   }
   const store = await BrowserStore.open({ name, backend });
@@ -36,4 +52,6 @@ async function corrupt() {
   }
 }
 
-globalThis.macslotStoreResult = (q.get('mode') === 'corrupt' ? corrupt() : run()).catch((err) => ({ error: String(err?.stack ? err.stack : err) }));
+globalThis.macslotStoreResult = (q.get('mode') === 'corrupt' ? corrupt() : run()).catch((err) => ({
+  error: String(err?.stack ? err.stack : err),
+}));

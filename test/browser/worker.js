@@ -36,7 +36,12 @@ async function handle(msg) {
   switch (msg.type) {
     case 'attach': {
       lane = await DataPlane.attach(msg.handle);
-      return { type: 'attached', lane: lane.lane, shared: lane.memory.buffer instanceof SharedArrayBuffer, isolated: self.crossOriginIsolated === true };
+      return {
+        type: 'attached',
+        lane: lane.lane,
+        shared: lane.memory.buffer instanceof SharedArrayBuffer,
+        isolated: self.crossOriginIsolated === true,
+      };
     }
     case 'classify': {
       const words = classifyAll(lane, new Uint8Array(msg.bytes), new Uint32Array(msg.lengths));

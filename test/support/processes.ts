@@ -78,7 +78,8 @@ export function waitForLine(child: ChildProcess, match: (line: string) => boolea
       const hit = lines.find(match);
       if (hit !== undefined) finish(() => resolve(hit));
     };
-    const onExit = (code: number | null, signal: string | null): void => finish(() => reject(new Error(`the child exited (${code ?? signal}) before the line came`)));
+    const onExit = (code: number | null, signal: string | null): void =>
+      finish(() => reject(new Error(`the child exited (${code ?? signal}) before the line came`)));
     const timer = setTimeout(() => finish(() => reject(new Error(`no matching line within ${ms} ms`))), ms);
     const finish = (then: () => void): void => {
       clearTimeout(timer);
