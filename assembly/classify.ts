@@ -50,7 +50,10 @@ import { bumpStriped, ownsLane } from './lanes';
   return (anyPromisc ? R_PROMISC : R_DROP_UNKNOWN) | V_SOFTWARE | (V_NO_REF << V_REF_SHIFT);
 }
 
-/** Verdict for the descriptor at `d` into a pool at `pool` of `poolLen` bytes: checks the window once, at the edge, then reads the destination. */
+/**
+ * Verdict for the descriptor at `d` into a pool at `pool` of `poolLen` bytes: checks the window once, at the edge, then reads the
+ * destination.
+ */
 // @ts-ignore: decorator
 @inline function classifyAt(ctrl: usize, entries: usize, mask: u32, sd: u64, hash: usize, d: usize, pool: usize, poolLen: u32, frameMax: u32, flags: u32, anyPromisc: bool): u32 {
   const off = load<u32>(d);

@@ -1,4 +1,5 @@
-// Browser store: the built package's MAC manager over IndexedDB and localStorage in headless Chromium: persistence across page loads, two tabs at once, and failing closed on corrupt data.
+// Browser store: the built package's MAC manager over IndexedDB and localStorage in headless Chromium: persistence across page loads, two
+// tabs at once, and failing closed on corrupt data.
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';

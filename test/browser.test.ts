@@ -1,4 +1,5 @@
-// Browser: the built package in headless Chromium under COOP/COEP, the data plane in a module Web Worker over shared memory, checked against the reference filter.
+// Browser: the built package in headless Chromium under COOP/COEP, the data plane in a module Web Worker over shared memory, checked
+// against the reference filter.
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';

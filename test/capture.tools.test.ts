@@ -1,4 +1,5 @@
-// Capture files cross-checked with Debian's tcpdump and python3-dpkt's sample captures; under CI these fail, never skip, when the tools are missing.
+// Capture files cross-checked with Debian's tcpdump and python3-dpkt's sample captures; under CI these fail, never skip, when the tools are
+// missing.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

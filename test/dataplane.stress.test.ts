@@ -1,4 +1,5 @@
-// Reprogramming under load: a worker classifies over 10 million frames while the main thread makes over 100,000 filter changes, and every verdict must come from a state the filter really had.
+// Reprogramming under load: a worker classifies over 10 million frames while the main thread makes over 100,000 filter changes, and every
+// verdict must come from a state the filter really had.
 import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
@@ -25,7 +26,9 @@ function frameTo(dst: string): Uint8Array {
   return f;
 }
 
-/** The verdict word the data plane must produce for a reference verdict, and the bits that matter (a group's index is the data plane's own). */
+/**
+ * The verdict word the data plane must produce for a reference verdict, and the bits that matter (a group's index is the data plane's own).
+ */
 function expectation(v: Verdict): { word: number; mask: number } {
   const low = RULES.indexOf(v.rule) | (v.path === 'software' ? 0x80 : 0);
   if (v.rule === 'unicast-exact' || v.rule === 'software') return { word: (low | (v.deliver[0]! << 16)) >>> 0, mask: 0xffff_ffff };

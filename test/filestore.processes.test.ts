@@ -1,4 +1,5 @@
-// The file store across processes: writers killed with SIGKILL at random moments, and several processes allocating from one small block at once.
+// The file store across processes: writers killed with SIGKILL at random moments, and several processes allocating from one small block at
+// once.
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,7 +25,10 @@ afterEach(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** Runs a store-writer, kills it with SIGKILL `delayMs` after its first acknowledged MAC (so it dies mid-stream), and resolves with the MACs it acknowledged. */
+/**
+ * Runs a store-writer, kills it with SIGKILL `delayMs` after its first acknowledged MAC (so it dies mid-stream), and resolves with the MACs
+ * it acknowledged.
+ */
 function runAndKill(tag: string, delayMs: number): Promise<string[]> {
   return new Promise((ok, fail) => {
     const child = spawnTracked(process.execPath, [fixture('store-writer.mjs'), path, tag], { stdio: ['ignore', 'pipe', 'pipe'] });

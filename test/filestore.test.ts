@@ -1,4 +1,5 @@
-// The file store: atomic replacement under injected disk faults, failing closed on corrupt or newer files, migration, the default path, and the lock.
+// The file store: atomic replacement under injected disk faults, failing closed on corrupt or newer files, migration, the default path, and
+// the lock.
 import * as fs from 'node:fs';
 import {
   lstatSync,

@@ -1,4 +1,5 @@
-// Generation at scale: a million MACs from the manager, all valid locally administered unicast, none colliding with the store, and a clear error when a block runs out.
+// Generation at scale: a million MACs from the manager, all valid locally administered unicast, none colliding with the store, and a clear
+// error when a block runs out.
 import { describe, expect, it } from 'vitest';
 import { MacManager, MacslotError, MemoryStore, Nic, type StoreData } from 'macslot';
 

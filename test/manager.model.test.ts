@@ -1,4 +1,5 @@
-// Model-based test of the MAC manager: random commands over several NICs and guests with quotas, direct reservations, leases, restarts and a shared store, with the invariants checked after every command.
+// Model-based test of the MAC manager: random commands over several NICs and guests with quotas, direct reservations, leases, restarts and
+// a shared store, with the invariants checked after every command.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { Mac, MacManager, MacslotError, MemoryStore, Nic, type AllocationPolicy } from 'macslot';
@@ -374,7 +375,9 @@ class Restart implements Cmd {
   }
 }
 
-/** At the start of every transaction leases whose TTL passed are dropped, and a lapsed record a guest holds directly becomes that guest's. */
+/**
+ * At the start of every transaction leases whose TTL passed are dropped, and a lapsed record a guest holds directly becomes that guest's.
+ */
 function expireSweep(m: Model): void {
   for (const [k, l] of m.leases) if (l.expires !== undefined && l.expires <= m.now) m.leases.delete(k);
   for (const [k, rr] of m.remembered)

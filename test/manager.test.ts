@@ -1,4 +1,5 @@
-// The MAC manager: policies, collisions across NICs, neighbours and managers sharing a store, quotas, direct reservations, leases, persistence, and SipHash against its published vectors.
+// The MAC manager: policies, collisions across NICs, neighbours and managers sharing a store, quotas, direct reservations, leases,
+// persistence, and SipHash against its published vectors.
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

@@ -1,4 +1,5 @@
-// Model-based test of the NIC control plane: random command sequences against an independent model, with the invariants checked after every command.
+// Model-based test of the NIC control plane: random command sequences against an independent model, with the invariants checked after every
+// command.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { Mac, MacslotError, Nic, classifyFrame, type NicClient } from 'macslot';

@@ -1,4 +1,5 @@
-// Hostile stream peers against a switch on a real UNIX socket: each misbehaviour is logged and counted, nobody else is affected, nothing leaks.
+// Hostile stream peers against a switch on a real UNIX socket: each misbehaviour is logged and counted, nobody else is affected, nothing
+// leaks.
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';

@@ -1,4 +1,5 @@
-// Real peers around the built `macslot switch` and the switch API: passt as the uplink, two vde_plug processes, and a QEMU guest booting iPXE.
+// Real peers around the built `macslot switch` and the switch API: passt as the uplink, two vde_plug processes, and a QEMU guest booting
+// iPXE.
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createSocket } from 'node:dgram';

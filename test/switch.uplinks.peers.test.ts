@@ -59,7 +59,10 @@ async function start(
   return { served: s, logs, sock };
 }
 
-/** A QEMU guest booting iPXE from its e1000 ROM; -nographic has SeaBIOS copy the screen to the serial console on stdio, which the test reads. */
+/**
+ * A QEMU guest booting iPXE from its e1000 ROM; -nographic has SeaBIOS copy the screen to the serial console on stdio, which the test
+ * reads.
+ */
 class Guest {
   readonly child: ChildProcess;
   out = '';

@@ -1,4 +1,5 @@
-// GuestUplinks with stand-in uplinks (memory ports): one uplink per guest MAC, addresses, what reaches an uplink and a guest, restart, release, cap.
+// GuestUplinks with stand-in uplinks (memory ports): one uplink per guest MAC, addresses, what reaches an uplink and a guest, restart,
+// release, cap.
 import { afterEach, describe, expect, it } from 'vitest';
 import { GuestUplinks, Nic, Switch, memoryPortPair, resolveGuestNetwork, type FramePort, type GuestUplinkRequest } from 'macslot';
 import { ethernet, macBytes, macText, until } from './support/frames.js';

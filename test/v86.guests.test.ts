@@ -1,4 +1,5 @@
-// Two real v86 guests (ne2k, iPXE) on one NIC through attachV86: unicast reaches only its owner, broadcast reaches both, nothing echoes back.
+// Two real v86 guests (ne2k, iPXE) on one NIC through attachV86: unicast reaches only its owner, broadcast reaches both, nothing echoes
+// back.
 import { afterAll, describe, expect, it } from 'vitest';
 import type { V86 } from 'v86';
 import { DataPlane, type Mac, Nic, attachV86, bindClient, memoryPortPair, type V86Attachment } from 'macslot';
@@ -77,7 +78,8 @@ suite('two v86 guests on one NIC', () => {
       wire.some((w) => parseDhcp(w.frame)?.type === DHCP.DISCOVER && src(w.frame) === m.toString()) ? true : undefined;
     await waitFor('a DHCPDISCOVER from each guest', 90_000, () => (discover(macA)() && discover(macB)() ? true : undefined));
 
-    // Injected from the third client: unicast to each guest (plain frames and a neighbour solicitation its IPv6 stack answers), and broadcasts.
+    // Injected from the third client: unicast to each guest (plain frames and a neighbour solicitation its IPv6 stack answers), and
+    // broadcasts.
     for (let i = 0; i < 3; i++) inject(frame(macA.toString(), probeMac.toString(), 60, 0xa0 + i));
     for (let i = 0; i < 2; i++) inject(frame(macB.toString(), probeMac.toString(), 60, 0xb0 + i));
     inject(neighbourSolicitation(probeMac, macA));

@@ -1,4 +1,5 @@
-// attachV86 against a stand-in for v86's bus (MAC taking and following, clashes, hostile frames, copies, netN, closing), and a real virtio card.
+// attachV86 against a stand-in for v86's bus (MAC taking and following, clashes, hostile frames, copies, netN, closing), and a real virtio
+// card.
 import { describe, expect, it, vi } from 'vitest';
 import {
   DataPlane,

@@ -1,4 +1,5 @@
-// Adapters: a v86 emulator's network card (ne2k or virtio) as a frame port bound to one NIC client, through v86's bus only, so it runs in browsers and Node alike.
+// Adapters: a v86 emulator's network card (ne2k or virtio) as a frame port bound to one NIC client, through v86's bus only, so it runs in
+// browsers and Node alike.
 
 import { MacslotError, isMacslotError, reportListenerError, show } from '../errors.js';
 import type { NicClient } from '../nic/nic.js';

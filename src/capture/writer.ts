@@ -18,7 +18,10 @@ import {
 
 /** How a capture is written. */
 export interface CaptureWriterOptions {
-  /** Default `pcap` (microseconds; seconds up to 2^32 - 1). pcapng timestamps are written in nanoseconds (a 64-bit count, seconds up to 18,446,744,072). */
+  /**
+   * Default `pcap` (microseconds; seconds up to 2^32 - 1). pcapng timestamps are written in nanoseconds (a 64-bit count, seconds up to
+   * 18,446,744,072).
+   */
   format?: CaptureFormat;
   /** Link type of every frame. Default 1, Ethernet. */
   linkType?: number;

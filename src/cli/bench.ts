@@ -7,7 +7,10 @@ import { fileURLToPath } from 'node:url';
 import { MacslotError, show } from '../errors.js';
 import type { Io } from './common.js';
 
-/** Returns the command that runs the chosen benchmark, as [program, ...arguments], and its working directory. Throws NOT_SUPPORTED when the benchmarks are not there. */
+/**
+ * Returns the command that runs the chosen benchmark, as [program, ...arguments], and its working directory. Throws NOT_SUPPORTED when the
+ * benchmarks are not there.
+ */
 export function benchCommand(o: { quick: boolean; json: string | undefined; filter: boolean; size: string | undefined }): {
   argv: string[];
   cwd: string;

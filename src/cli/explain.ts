@@ -10,7 +10,10 @@ import { Mac } from '../wire/mac.js';
 import { STDIO, captureInput, nicFromFile, type Io } from './common.js';
 import { tableStream } from './table.js';
 
-/** Returns the frames in `text`: hex bytes, optionally separated by `:`, `-`, `.` or spaces, frames separated by commas. Throws INVALID_ARGUMENT with the bad frame. */
+/**
+ * Returns the frames in `text`: hex bytes, optionally separated by `:`, `-`, `.` or spaces, frames separated by commas. Throws
+ * INVALID_ARGUMENT with the bad frame.
+ */
 export function parseHexFrames(text: string): Uint8Array[] {
   return text.split(',').map((part, i) => {
     const hex = part.replace(/[\s:.-]/g, '');

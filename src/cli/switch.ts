@@ -121,7 +121,10 @@ const STOP_MS = 1500;
 const ALLOCATIONS: readonly string[] = ['auto', 'random', 'factory', 'learn', 'none'];
 const DEFAULT_PRIMARY = '02:6d:73:00:00:01';
 
-/** Returns the switch options of a configuration file (nic, clients, seed, and an optional `switch` object); throws CONFIG_INVALID naming the path. */
+/**
+ * Returns the switch options of a configuration file (nic, clients, seed, and an optional `switch` object); throws CONFIG_INVALID naming
+ * the path.
+ */
 export function switchConfig(
   text: string,
   source: string,
@@ -293,7 +296,10 @@ export function countersTable(c: SwitchCounters): string {
   return table(['PORT', 'CLIENT', 'MAC', 'RX FRAMES', 'RX BYTES', 'TX FRAMES', 'TX BYTES', 'DROPS'], rows) + tail;
 }
 
-/** Runs the switch until SIGINT or SIGTERM; resolves with the exit code. Throws INVALID_ARGUMENT or CONFIG_INVALID on bad options before starting. */
+/**
+ * Runs the switch until SIGINT or SIGTERM; resolves with the exit code. Throws INVALID_ARGUMENT or CONFIG_INVALID on bad options before
+ * starting.
+ */
 export async function runSwitch(o: SwitchCliOptions, io: Io): Promise<number> {
   const listen = o.listen.map(parseListen);
   const uplink = o.uplink === undefined ? { kind: 'none' as const } : parseUplink(o.uplink);

@@ -392,7 +392,9 @@ export function parseConfigText(text: string, source = 'config'): unknown {
   return json;
 }
 
-/** Parses JSON text and validates it; throws CONFIG_INVALID naming `source` when the text is not JSON, or the JSON path of a duplicate key. */
+/**
+ * Parses JSON text and validates it; throws CONFIG_INVALID naming `source` when the text is not JSON, or the JSON path of a duplicate key.
+ */
 export function loadConfig(text: string, source = 'config'): MacslotConfig {
   return parseConfig(parseConfigText(text, source));
 }

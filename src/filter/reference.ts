@@ -1,4 +1,5 @@
-// Filter: the reference classifier in plain TypeScript. It is the oracle of the Wasm data plane and the software path of the promiscuous fallback.
+// Filter: the reference classifier in plain TypeScript. It is the oracle of the Wasm data plane and the software path of the promiscuous
+// fallback.
 
 import { ETH_DST, dstKey, hasEthernetHeader, isBroadcastDst, isMulticastDst } from '../wire/ethernet.js';
 import type { Mac } from '../wire/mac.js';
@@ -20,7 +21,10 @@ export type Rule =
   | 'drop-oversize'
   | 'drop-bad-descriptor';
 
-/** Every rule, in a fixed order: the data plane's verdict ids and counter layout follow it. `drop-bad-descriptor` only arises in burst descriptors. */
+/**
+ * Every rule, in a fixed order: the data plane's verdict ids and counter layout follow it. `drop-bad-descriptor` only arises in burst
+ * descriptors.
+ */
 export const RULES: readonly Rule[] = [
   'broadcast',
   'multicast-exact',

@@ -1,4 +1,5 @@
-// Persistence layer: the browser store, in IndexedDB (one readwrite transaction per change, which the browser serializes across tabs) or localStorage where that is all there is.
+// Persistence layer: the browser store, in IndexedDB (one readwrite transaction per change, which the browser serializes across tabs) or
+// localStorage where that is all there is.
 
 import { MacslotError, show } from '../errors.js';
 import { DocumentStore, emptyStoreData, SerialQueue, serializeStoreData, StoreCodec, type StoreData } from './store.js';
@@ -81,7 +82,10 @@ export class BrowserStore extends DocumentStore {
     this.#locks = locks;
   }
 
-  /** Resolves with an open store; rejects with NOT_SUPPORTED when neither backend exists, INVALID_ARGUMENT for a bad name, STORE_IO when the database cannot open. */
+  /**
+   * Resolves with an open store; rejects with NOT_SUPPORTED when neither backend exists, INVALID_ARGUMENT for a bad name, STORE_IO when the
+   * database cannot open.
+   */
   static async open(options: BrowserStoreOptions = {}): Promise<BrowserStore> {
     const name = options.name ?? 'default';
     if (typeof name !== 'string' || name.length === 0 || name.length > 128)

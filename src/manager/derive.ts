@@ -1,4 +1,5 @@
-// Management layer: stable MACs derived from a guest identity and a secret, needing no store (systemd's persistent policy, keyed by the caller's secret).
+// Management layer: stable MACs derived from a guest identity and a secret, needing no store (systemd's persistent policy, keyed by the
+// caller's secret).
 
 import { MacBlock } from '../alloc/generate.js';
 import { MacslotError, show } from '../errors.js';
@@ -10,7 +11,9 @@ const encoder = new TextEncoder();
 const SECRET_KEY_A = encoder.encode('macslot secret/A');
 const SECRET_KEY_B = encoder.encode('macslot secret/B');
 
-/** Returns the 16-byte key for `secret`: the bytes themselves, or two SipHash outputs of a text; throws INVALID_ARGUMENT for anything else. */
+/**
+ * Returns the 16-byte key for `secret`: the bytes themselves, or two SipHash outputs of a text; throws INVALID_ARGUMENT for anything else.
+ */
 export function deriveKey(secret: string | Uint8Array): Uint8Array {
   if (secret instanceof Uint8Array) {
     if (secret.length !== 16) throw new MacslotError('INVALID_ARGUMENT', `a binary secret must be 16 bytes, got ${show(secret)}`);

@@ -1,4 +1,5 @@
-// Management layer: the MAC manager, the seed's "first computer application" that allocates MACs for many guests across NICs, without collisions and with the same MAC across sessions.
+// Management layer: the MAC manager, the seed's "first computer application" that allocates MACs for many guests across NICs, without
+// collisions and with the same MAC across sessions.
 
 import { cryptoRandom, MacBlock, randomAddr, type MacBlockSpec, type RandomSource } from '../alloc/generate.js';
 import { MacslotError, show } from '../errors.js';
@@ -43,7 +44,10 @@ const unrefTimer: SetTimer = (callback, delayMs) => {
 export interface Quota {
   /** Most MACs a guest holds at once, over all NICs. */
   maxMacs?: number;
-  /** Largest fraction (0..1] of one NIC's hardware slots (factory slots or exact unicast entries, whichever is more) a guest may hold; at least one. */
+  /**
+   * Largest fraction (0..1] of one NIC's hardware slots (factory slots or exact unicast entries, whichever is more) a guest may hold; at
+   * least one.
+   */
   hardwareShare?: number;
 }
 
@@ -352,13 +356,18 @@ export class MacManager {
     else this.#quotas.set(guest, checkQuota(quota, show(guest)));
   }
 
-  /** Resolves with a lease for the request (the existing one when this identity already holds one here); rejects with MacslotError: INVALID_ARGUMENT, QUOTA_EXCEEDED, MAC_IN_USE, NO_FREE_SLOT, NOT_SUPPORTED, BLOCK_EXHAUSTED, or a store error. */
+  /**
+   * Resolves with a lease for the request (the existing one when this identity already holds one here); rejects with MacslotError:
+   * INVALID_ARGUMENT, QUOTA_EXCEEDED, MAC_IN_USE, NO_FREE_SLOT, NOT_SUPPORTED, BLOCK_EXHAUSTED, or a store error.
+   */
   async allocate(request: AllocateRequest): Promise<Lease> {
     const [lease] = await this.allocateMany([request]);
     return lease!;
   }
 
-  /** Resolves with one lease per request, all committed in one store transaction, or rejects with the first failure and holds none of them. */
+  /**
+   * Resolves with one lease per request, all committed in one store transaction, or rejects with the first failure and holds none of them.
+   */
   async allocateMany(requests: readonly AllocateRequest[]): Promise<Lease[]> {
     this.#live();
     if (!Array.isArray(requests)) throw new MacslotError('INVALID_ARGUMENT', `expected an array of requests, got ${show(requests)}`);
@@ -366,7 +375,10 @@ export class MacManager {
     return this.#transact((ctx) => checked.map((r) => this.#snapshot(this.#allocateOne(ctx, r))));
   }
 
-  /** Resolves once the lease's MAC is released from its NIC; the store remembers it for the identity's next session unless `forget`. Rejects with NOT_RESERVED when this manager holds no such lease. */
+  /**
+   * Resolves once the lease's MAC is released from its NIC; the store remembers it for the identity's next session unless `forget`. Rejects
+   * with NOT_RESERVED when this manager holds no such lease.
+   */
   async release(lease: Pick<Lease, 'guest' | 'nic'> & { iface?: string }, options: { forget?: boolean } = {}): Promise<void> {
     this.#live();
     const key = idKey({ guest: lease.guest, nic: lease.nic, iface: lease.iface ?? '0' });
@@ -387,7 +399,10 @@ export class MacManager {
     });
   }
 
-  /** Resolves with the lease extended to now + `ttlMs` (default its original TTL); rejects with NOT_RESERVED when it lapsed or is not held, INVALID_ARGUMENT for a bad TTL. */
+  /**
+   * Resolves with the lease extended to now + `ttlMs` (default its original TTL); rejects with NOT_RESERVED when it lapsed or is not held,
+   * INVALID_ARGUMENT for a bad TTL.
+   */
   async renew(lease: Pick<Lease, 'guest' | 'nic'> & { iface?: string }, ttlMs?: number): Promise<Lease> {
     this.#live();
     if (ttlMs !== undefined) this.#checkTtl(ttlMs);
@@ -470,7 +485,10 @@ export class MacManager {
     return { macs, perNic, direct, quota: this.#quotaOf(guest) };
   }
 
-  /** Returns, as of the last transaction, the MACs on this manager's NICs that the store gives to someone else, and the direct reservations past a quota. Never fails. */
+  /**
+   * Returns, as of the last transaction, the MACs on this manager's NICs that the store gives to someone else, and the direct reservations
+   * past a quota. Never fails.
+   */
   conflicts(): StoreConflict[] {
     return [...this.#conflicts];
   }
@@ -507,7 +525,10 @@ export class MacManager {
     return moved;
   }
 
-  /** Resolves once every lease is released (remembered for the next session) and direct reservations are dropped from the store; the manager stops following its NICs. Closing twice is a no-op. */
+  /**
+   * Resolves once every lease is released (remembered for the next session) and direct reservations are dropped from the store; the manager
+   * stops following its NICs. Closing twice is a no-op.
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
     try {
@@ -769,7 +790,8 @@ export class MacManager {
     for (const mac in records) {
       const r = records[mac]!;
       if (r.holder === this.session && !mine.has(mac)) {
-        // Held by this session but on no NIC any more: a guest released it, or moved its lease to another MAC (then the identity lives on the new record only).
+        // Held by this session but on no NIC any more: a guest released it, or moved its lease to another MAC (then the identity lives on
+        // the new record only).
         if (r.policy === 'direct' || this.#leases.has(idKey(r))) {
           delete records[mac];
           continue;
@@ -862,7 +884,10 @@ export class MacManager {
     ctx.data.records[mac] = rec;
   }
 
-  /** Records what is on the NICs in the draft (direct reservations, MACs a guest changed itself) and returns the MACs this session holds there. */
+  /**
+   * Records what is on the NICs in the draft (direct reservations, MACs a guest changed itself) and returns the MACs this session holds
+   * there.
+   */
   #reconcile(ctx: Ctx): Set<string> {
     const { data, now } = ctx;
     const conflicts: StoreConflict[] = [];

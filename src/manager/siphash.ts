@@ -1,4 +1,5 @@
-// Management layer: SipHash-2-4, the keyed hash behind stable derived MACs, in synchronous 32-bit arithmetic so browsers need no Web Crypto round trip.
+// Management layer: SipHash-2-4, the keyed hash behind stable derived MACs, in synchronous 32-bit arithmetic so browsers need no Web Crypto
+// round trip.
 
 import { MacslotError, show } from '../errors.js';
 

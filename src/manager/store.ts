@@ -112,7 +112,9 @@ export interface RecordStore {
   claim(req: ClaimRequest): Promise<StoredRecord>;
   /** Releases `holder`'s hold on `mac` (the record stays, remembered for its identity); resolves false when it did not hold it. */
   release(mac: string, holder: string): Promise<boolean>;
-  /** Extends `holder`'s lease on `mac` to `ttlMs` from now by the store's clock; MAC_IN_USE when it no longer holds it (lapsed or taken). */
+  /**
+   * Extends `holder`'s lease on `mac` to `ttlMs` from now by the store's clock; MAC_IN_USE when it no longer holds it (lapsed or taken).
+   */
   renew(mac: string, holder: string, ttlMs: number): Promise<StoredRecord>;
   /** Removes every record that lapsed by the store's clock, whoever held it (a dead host included); resolves with them. */
   expire(): Promise<StoredRecord[]>;
@@ -132,7 +134,10 @@ export interface RecordStore {
 export interface MacStore {
   /** Where the data lives, for error messages. */
   readonly location: string;
-  /** Runs `fn` on a copy of the data under the lock, commits the copy, and resolves with fn's result; nothing is written when fn throws (the promise rejects with its error) or the commit fails (STORE_IO). */
+  /**
+   * Runs `fn` on a copy of the data under the lock, commits the copy, and resolves with fn's result; nothing is written when fn throws (the
+   * promise rejects with its error) or the commit fails (STORE_IO).
+   */
   transact<T>(fn: (data: StoreData) => T): Promise<T>;
   /** Resolves with a snapshot of the data; rejects with STORE_CORRUPT, STORE_VERSION or STORE_IO. */
   read(): Promise<StoreData>;

@@ -127,7 +127,8 @@ export class Nic {
   readonly #maxClients: number;
   readonly #maxAddresses: number;
   readonly #random: RandomSource;
-  // Slot-indexed array, not a Map: a Map re-keyed with the same slot on every add/remove keeps deleted entries in that key's chain until it rehashes, which made addressAdd grow to tens of µs.
+  // Slot-indexed array, not a Map: a Map re-keyed with the same slot on every add/remove keeps deleted entries in that key's chain until it
+  // rehashes, which made addressAdd grow to tens of µs.
   readonly #slots = new SlotTable();
   // Keys come and go and come back (the same MAC added and removed again): see ChurnMap.
   readonly #active = new ChurnMap<number | string, SlotState>();
@@ -801,7 +802,10 @@ export class NicClient {
     this.#ops = ops;
   }
 
-  /** Reserves any free factory slot, or `slot`; returns it with its MAC. Throws NOT_SUPPORTED, INVALID_SLOT, SLOT_BUSY, NO_FREE_SLOT, MAC_IN_USE. */
+  /**
+   * Reserves any free factory slot, or `slot`; returns it with its MAC. Throws NOT_SUPPORTED, INVALID_SLOT, SLOT_BUSY, NO_FREE_SLOT,
+   * MAC_IN_USE.
+   */
   addressReserve(options: { slot?: number } = {}): Reservation {
     return this.#ops.reserve(options);
   }

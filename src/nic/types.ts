@@ -119,7 +119,9 @@ export interface ClientOptions {
   broadcast?: boolean;
 }
 
-/** A change the data plane, a log or a UI can follow. `generation` grows by one per event; `clientId` is the client's bit in delivery sets. */
+/**
+ * A change the data plane, a log or a UI can follow. `generation` grows by one per event; `clientId` is the client's bit in delivery sets.
+ */
 export type NicEvent = {
   /** The NIC's change counter after this event. */
   readonly generation: number;

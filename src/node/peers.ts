@@ -216,7 +216,10 @@ function say(log: ((line: string) => void) | undefined, line: string): void {
   }
 }
 
-/** Connects to `path` until `deadline`, retrying while the socket is not there or not listening yet; `check` ends the wait early with its error. */
+/**
+ * Connects to `path` until `deadline`, retrying while the socket is not there or not listening yet; `check` ends the wait early with its
+ * error.
+ */
 async function passtConnect(
   path: string,
   deadline: number,
@@ -241,7 +244,10 @@ async function passtConnect(
   }
 }
 
-/** Connects to a passt (or any QEMU stream peer) already listening at `path`; resolves with the port, rejects with PEER_INVALID when it cannot connect. */
+/**
+ * Connects to a passt (or any QEMU stream peer) already listening at `path`; resolves with the port, rejects with PEER_INVALID when it
+ * cannot connect.
+ */
 export async function connectStream(path: string, options: StreamPortOptions = {}): Promise<FramePort> {
   const socket = connect(path);
   try {

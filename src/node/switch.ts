@@ -48,7 +48,10 @@ export type ListenSpec =
       readonly port: number;
     };
 
-/** The switch's wire side: passt started in a temporary directory, an existing stream socket (e.g. a passt you run), vde_plug on a VNL, or none. */
+/**
+ * The switch's wire side: passt started in a temporary directory, an existing stream socket (e.g. a passt you run), vde_plug on a VNL, or
+ * none.
+ */
 export type UplinkSpec =
   | {
       /** What the uplink is. */
@@ -150,7 +153,9 @@ export interface ServeOptions {
   maxClientsPerListener?: number;
   /** A datagram source silent this long loses its port and its client (0: never). Default 300 000 (5 min). */
   idleMs?: number;
-  /** A stream peer that leaves a frame unfinished, or a WebSocket peer that answers no ping, this long is closed (0: never). Default 30 000. */
+  /**
+   * A stream peer that leaves a frame unfinished, or a WebSocket peer that answers no ping, this long is closed (0: never). Default 30 000.
+   */
   frameTimeoutMs?: number;
   /** A WebSocket connection that has not completed its upgrade this long is closed. Default 10 000. */
   handshakeTimeoutMs?: number;

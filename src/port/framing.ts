@@ -72,7 +72,9 @@ export class FrameDecoder {
     return this.#need < 0 ? this.#prefixHave : this.framing.prefixBytes + this.#have;
   }
 
-  /** Feeds a chunk; returns false (and ignores the rest, now and later) once a length above the maximum arrives. Never throws on any input. */
+  /**
+   * Feeds a chunk; returns false (and ignores the rest, now and later) once a length above the maximum arrives. Never throws on any input.
+   */
   push(chunk: Uint8Array): boolean {
     if (this.#broken !== undefined) return false;
     const pb = this.framing.prefixBytes;

@@ -182,7 +182,10 @@ class TapPort extends PortWrapper {
   }
 }
 
-/** Returns `port` wrapped so every frame in either direction is recorded on a new interface of `tap` named `iface` (default the port's name). Throws PORT_CLOSED when the tap is closed. */
+/**
+ * Returns `port` wrapped so every frame in either direction is recorded on a new interface of `tap` named `iface` (default the port's
+ * name). Throws PORT_CLOSED when the tap is closed.
+ */
 export function tapPort(port: FramePort, tap: PcapngTap, iface?: string): FramePort {
   return new TapPort(port, tap, iface ?? port.name);
 }
@@ -344,7 +347,10 @@ class FaultPort extends PortWrapper implements FaultyPort {
   }
 }
 
-/** Returns `port` wrapped with seeded faults (drop, duplicate, reorder, truncate) at the given rates. Throws INVALID_ARGUMENT for a rate outside 0..1 or an unknown direction. */
+/**
+ * Returns `port` wrapped with seeded faults (drop, duplicate, reorder, truncate) at the given rates. Throws INVALID_ARGUMENT for a rate
+ * outside 0..1 or an unknown direction.
+ */
 export function faultPort(port: FramePort, options: FaultOptions): FaultyPort {
   return new FaultPort(port, options);
 }
@@ -414,7 +420,10 @@ class LearnPort extends PortWrapper {
       return `the protection check failed (${err instanceof Error ? err.message : String(err)})`;
     }
   }
-  /** Makes the frame's source the client's MAC; returns false when it is protected or the NIC refuses it (the frame is then dropped and counted). */
+  /**
+   * Makes the frame's source the client's MAC; returns false when it is protected or the NIC refuses it (the frame is then dropped and
+   * counted).
+   */
   #take(c: NicClient, frame: Uint8Array): boolean {
     const source = srcKey(frame);
     if (source !== this.#refusedSource || this.#refusedAt !== c.nic.generation) {

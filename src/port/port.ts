@@ -32,7 +32,9 @@ export interface FramePort {
   onClose(listener: (reason: PortCloseReason) => void): void;
   /** Closes the port and releases what it holds. Idempotent. */
   close(): void;
-  /** Returns the frames this port dropped itself, by reason (framing errors, a full send queue, …). Optional: ports that never drop omit it. */
+  /**
+   * Returns the frames this port dropped itself, by reason (framing errors, a full send queue, …). Optional: ports that never drop omit it.
+   */
   drops?(): Readonly<Record<string, number>>;
 }
 

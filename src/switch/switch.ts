@@ -1,4 +1,5 @@
-// Switch: one NIC shared by many ports in bridge mode — a client (and its slot) per connection, frames delivered only where the filter says.
+// Switch: one NIC shared by many ports in bridge mode — a client (and its slot) per connection, frames delivered only where the filter
+// says.
 
 import { DataPlane, type DataPlaneOptions } from '../dataplane/dataplane.js';
 import { MacslotError, isMacslotError, show } from '../errors.js';
@@ -24,7 +25,10 @@ import type { GuestUplinkInfo, GuestUplinkState, GuestUplinks } from './uplinks.
 export interface SwitchClientSpec {
   /** The client's unique name. */
   name: string;
-  /** `factory`, `factory:N`, `random`, `random:<prefix>`, `auto`, `learn` (the guest's own source MAC) or a MAC. Default: the switch's `allocation`. */
+  /**
+   * `factory`, `factory:N`, `random`, `random:<prefix>`, `auto`, `learn` (the guest's own source MAC) or a MAC. Default: the switch's
+   * `allocation`.
+   */
   address?: string;
   /** Groups joined when the client is set up. */
   multicast?: readonly string[];
@@ -253,7 +257,10 @@ export class Switch {
     };
   }
 
-  /** Resolves with a switch over `options.nic`; rejects with INVALID_ARGUMENT for a bad option (a duplicate or malformed client, a bad TTL or policy). */
+  /**
+   * Resolves with a switch over `options.nic`; rejects with INVALID_ARGUMENT for a bad option (a duplicate or malformed client, a bad TTL
+   * or policy).
+   */
   static async create(options: SwitchOptions): Promise<Switch> {
     if (options === null || typeof options !== 'object')
       throw new MacslotError('INVALID_ARGUMENT', `switch options must be an object, got ${show(options)}`);

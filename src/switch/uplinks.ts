@@ -67,7 +67,10 @@ export interface GuestUplinkInfo {
   readonly toUplink: number;
   /** Frames from the uplink given to the guest. */
   readonly fromUplink: number;
-  /** Frames dropped, by reason: `starting` (queue full while it starts), `refused`, `neighbour-arp` and `neighbour-nd` (kept from the uplink, see GuestUplinks). */
+  /**
+   * Frames dropped, by reason: `starting` (queue full while it starts), `refused`, `neighbour-arp` and `neighbour-nd` (kept from the
+   * uplink, see GuestUplinks).
+   */
   readonly drops: Readonly<Record<string, number>>;
   /** Why the uplink is refused or last failed, else null. */
   readonly error: string | null;
@@ -338,7 +341,10 @@ export class GuestUplinks implements FramePort {
     return false;
   }
 
-  /** Returns the guest record of `mac`, with its uplink starting, or refused over the cap. Throws PORT_CLOSED or QUOTA_EXCEEDED (no address). */
+  /**
+   * Returns the guest record of `mac`, with its uplink starting, or refused over the cap. Throws PORT_CLOSED or QUOTA_EXCEEDED (no
+   * address).
+   */
   #open(mac: Mac): Guest {
     if (this.#closed) throw new MacslotError('PORT_CLOSED', `the uplinks are closed; none for ${mac.toString()}`);
     let g = this.#guests.get(mac.key);

@@ -1,4 +1,5 @@
-// Browser test page script: a Nic and its data plane on the main thread, bursts in a module Web Worker, every verdict checked against the reference filter.
+// Browser test page script: a Nic and its data plane on the main thread, bursts in a module Web Worker, every verdict checked against the
+// reference filter.
 
 const FRAMES_PER_ROUND = 4000;
 const RING_FRAMES = 96;

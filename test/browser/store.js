@@ -1,4 +1,5 @@
-// Browser store test page script: allocates through the MAC manager on the browser store; the query string picks the backend, store name, guest tag and count.
+// Browser store test page script: allocates through the MAC manager on the browser store; the query string picks the backend, store name,
+// guest tag and count.
 
 const q = new URLSearchParams(location.search);
 const backend = q.get('backend') ?? 'indexeddb';
