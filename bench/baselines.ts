@@ -19,7 +19,9 @@ export function mapByNumber(s: Scenario): Classifier {
   return (pool, desc, count, out) => {
     for (let i = 0; i < count; i++) {
       const o = desc[2 * i]!;
-      const key = (pool[o]! * 256 + pool[o + 1]!) * 0x1_0000_0000 + (((pool[o + 2]! << 24) | (pool[o + 3]! << 16) | (pool[o + 4]! << 8) | pool[o + 5]!) >>> 0);
+      const key =
+        (pool[o]! * 256 + pool[o + 1]!) * 0x1_0000_0000 +
+        (((pool[o + 2]! << 24) | (pool[o + 3]! << 16) | (pool[o + 4]! << 8) | pool[o + 5]!) >>> 0);
       out[i] = verdict(key === 0xffff_ffff_ffff, (pool[o]! & 1) === 1, table.get(key));
     }
   };
@@ -34,7 +36,8 @@ export function mapByString(s: Scenario): Classifier {
   return (pool, desc, count, out) => {
     for (let i = 0; i < count; i++) {
       const o = desc[2 * i]!;
-      const key = `${hex[pool[o]!]}:${hex[pool[o + 1]!]}:${hex[pool[o + 2]!]}:${hex[pool[o + 3]!]}:${hex[pool[o + 4]!]}:${hex[pool[o + 5]!]}`;
+      const key =
+        `${hex[pool[o]!]}:${hex[pool[o + 1]!]}:${hex[pool[o + 2]!]}:` + `${hex[pool[o + 3]!]}:${hex[pool[o + 4]!]}:${hex[pool[o + 5]!]}`;
       out[i] = verdict(key === 'ff:ff:ff:ff:ff:ff', (pool[o]! & 1) === 1, table.get(key));
     }
   };

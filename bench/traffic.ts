@@ -1,4 +1,5 @@
-// Benchmark traffic: a NIC with N active MACs and the frame mix every variant classifies (80% hits, 10% unknown, 5% broadcast, 5% multicast).
+// Benchmark traffic: a NIC with N active MACs and the frame mix every variant classifies
+// (80% hits, 10% unknown, 5% broadcast, 5% multicast).
 
 import { Mac, Nic, RULES, verdictRef, verdictRuleId, type NicClient } from '../dist/index.js';
 
@@ -47,7 +48,15 @@ export function scenario(activeMacs: number, fallback = false): Scenario {
  * `sizes`: 64-byte frames, or a 60–1514-byte mix (frames then overlap; only their bytes are read).
  * `picks` > 0 makes the descriptors point at random frames among the first `picks` (a cache-resident set).
  */
-export function fillFrames(s: Scenario, pool: Uint8Array, desc: Uint32Array, count: number, sizes: '64' | 'mix', picks = 0, seed = 1): void {
+export function fillFrames(
+  s: Scenario,
+  pool: Uint8Array,
+  desc: Uint32Array,
+  count: number,
+  sizes: '64' | 'mix',
+  picks = 0,
+  seed = 1,
+): void {
   const random = rng(seed);
   const distinct = picks > 0 ? picks : count;
   for (let i = 0; i < distinct; i++) {

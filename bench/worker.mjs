@@ -4,12 +4,19 @@ import { DataPlane, Mac } from '../dist/index.js';
 
 const { handle, macs, groups, frames, iterations, seed } = workerData;
 const dp = await DataPlane.attach(handle);
-let s = seed * 2654435761 >>> 0 || 1;
+let s = (seed * 2654435761) >>> 0 || 1;
 const random = () => ((s ^= s << 13), (s ^= s >>> 17), (s ^= s << 5), (s >>> 0) / 2 ** 32);
 const bc = Mac.parse('ff:ff:ff:ff:ff:ff');
 for (let i = 0; i < frames; i++) {
   const r = random();
-  const dst = r < 0.8 ? Mac.parse(macs[Math.floor(random() * macs.length)]) : r < 0.9 ? Mac.fromNumber(0x060000000000 + Math.floor(random() * 2 ** 40)) : r < 0.95 ? bc : Mac.parse(groups[Math.floor(random() * groups.length)]);
+  const dst =
+    r < 0.8
+      ? Mac.parse(macs[Math.floor(random() * macs.length)])
+      : r < 0.9
+        ? Mac.fromNumber(0x060000000000 + Math.floor(random() * 2 ** 40))
+        : r < 0.95
+          ? bc
+          : Mac.parse(groups[Math.floor(random() * groups.length)]);
   dst.writeTo(dp.pool, i * 64);
   dp.descriptors[2 * i] = i * 64;
   dp.descriptors[2 * i + 1] = 64;
