@@ -94,7 +94,8 @@ describe('browser', () => {
   it.skipIf(!present && !required)('runs the data plane in a Web Worker over shared memory, matching the reference filter', async () => {
     if (!present)
       throw new Error(
-        `a browser is required (CI=true or MACSLOT_REQUIRE_BROWSER=1) but there is no Chromium at ${chromiumPath} (set CHROMIUM_PATH, or apt-get install chromium)`,
+        `a browser is required (CI=true or MACSLOT_REQUIRE_BROWSER=1) but there is no Chromium at ${chromiumPath} (set CHROMIUM_PATH, or ` +
+          `apt-get install chromium)`,
       );
     if (!existsSync(resolve(root, 'dist/index.js'))) throw new Error('dist/index.js is missing; run npm run build first');
     const problems: string[] = [];

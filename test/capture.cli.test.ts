@@ -254,7 +254,8 @@ describe('timestamps an output cannot hold', () => {
     expect(r.status).toBe(1);
     // The section and interface headers take 60 bytes; the first packet block starts there.
     expect(r.err).toContain(
-      `CAPTURE_INVALID: "${src}" at byte offset 60: timestamp 4294967301 s is past what a pcap output holds (4294967295 s); --format pcapng holds it`,
+      `CAPTURE_INVALID: "${src}" at byte offset 60: timestamp 4294967301 s is past what a pcap output holds (4294967295 s); --format ` +
+        `pcapng holds it`,
     );
     expect(readdirSync(out)).toEqual([]);
   });

@@ -55,19 +55,22 @@ function samples(): string[] {
 }
 
 suite('cross-checks with tcpdump and the dpkt samples', () => {
-  it('agree on every dpkt sample capture: frames, timestamps and bytes; both call truncated_dns_2 truncated after its one frame', async () => {
-    const list = samples();
-    expect(list.length).toBeGreaterThanOrEqual(5);
-    for (const file of list) {
-      const t = tcpdump(file);
-      const m = await ours(file);
-      expect(m.frames, file).toEqual(t.frames);
-      expect(m.frames.length, file).toBeGreaterThan(0);
-      const truncated = /truncated dump file/.test(t.stderr);
-      expect(isMacslotError(m.error, 'CAPTURE_INVALID'), file).toBe(truncated);
-      if (!truncated) expect(m.error, file).toBeUndefined();
-    }
-  });
+  it(
+    'agree on every dpkt sample capture: frames, timestamps and bytes; both call truncated_dns_2 truncated after its one ' + 'frame',
+    async () => {
+      const list = samples();
+      expect(list.length).toBeGreaterThanOrEqual(5);
+      for (const file of list) {
+        const t = tcpdump(file);
+        const m = await ours(file);
+        expect(m.frames, file).toEqual(t.frames);
+        expect(m.frames.length, file).toBeGreaterThan(0);
+        const truncated = /truncated dump file/.test(t.stderr);
+        expect(isMacslotError(m.error, 'CAPTURE_INVALID'), file).toBe(truncated);
+        if (!truncated) expect(m.error, file).toBeUndefined();
+      }
+    },
+  );
 
   it.each(['pcap', 'pcap-ns', 'pcapng'] as CaptureFormat[])(
     'tcpdump reads every %s file macslot writes, with the same frames and bytes',

@@ -261,7 +261,8 @@ describe('tcpdump and tshark habits', () => {
     expect(gen.out.equals(readFileSync(file))).toBe(true);
     expect(gen.err).toContain('-: 300 frames of 64 bytes');
     const piped = sh(
-      `macslot gen - --config ${NIC} --frames 300 --seed 5 --mix ${MIX} | macslot filter - --config ${NIC} --out ${join(tmp, 'stdio-pipe')} --dropped --json`,
+      `macslot gen - --config ${NIC} --frames 300 --seed 5 --mix ${MIX} | macslot filter - --config ${NIC} --out ` +
+        `${join(tmp, 'stdio-pipe')} --dropped --json`,
     );
     expect(piped.status, piped.err).toBe(0);
     expect(cli('filter', file, '--config', NIC, '--out', join(tmp, 'stdio-file'), '--dropped').status).toBe(0);
@@ -408,7 +409,8 @@ describe('tcpdump and tshark habits', () => {
 
   it('completion prints scripts that complete commands and options', () => {
     const r = sh(
-      'source <(macslot completion bash); for line in "macslot fi" "macslot explain --c" "macslot completion z"; do COMP_WORDS=($line); COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); _macslot; echo "${COMPREPLY[*]}"; done',
+      'source <(macslot completion bash); for line in "macslot fi" "macslot explain --c" "macslot completion z"; do COMP_WORDS=($line); ' +
+        'COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); _macslot; echo "${COMPREPLY[*]}"; done',
     );
     expect(r.err).toBe('');
     expect(r.out.toString()).toBe('filter\n--config --count\nzsh\n');

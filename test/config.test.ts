@@ -554,7 +554,8 @@ describe('duplicate keys', () => {
 
   it('is not fooled by quotes, braces and commas inside strings, or by the same key in sibling objects', () => {
     const text =
-      '{"nic":{"primary":"00:14:4f:00:00:00","primaryClient":"a\\",\\"primaryClient\\":{["},"clients":[{"name":"x","broadcast":true},{"name":"y","broadcast":true}]}';
+      '{"nic":{"primary":"00:14:4f:00:00:00","primaryClient":"a\\",\\"primaryClient\\":{["},' +
+      '"clients":[{"name":"x","broadcast":true},{"name":"y","broadcast":true}]}';
     expect(loadConfig(text).nic.primaryClient).toBe('a","primaryClient":{[');
   });
 });

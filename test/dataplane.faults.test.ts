@@ -17,7 +17,8 @@ const frameTo = (dst: string | Mac, length = 60): Uint8Array => {
 };
 
 const groupMac = (i: number): string =>
-  `01:00:5e:${((i >> 16) & 0x7f).toString(16).padStart(2, '0')}:${((i >> 8) & 0xff).toString(16).padStart(2, '0')}:${(i & 0xff).toString(16).padStart(2, '0')}`;
+  `01:00:5e:${((i >> 16) & 0x7f).toString(16).padStart(2, '0')}:` +
+  `${((i >> 8) & 0xff).toString(16).padStart(2, '0')}:${(i & 0xff).toString(16).padStart(2, '0')}`;
 
 /** Every destination the NIC knows (unicast MACs and groups), plus broadcast, an unknown unicast and an unknown group. */
 function destinations(nic: Nic, extra: string[] = []): string[] {

@@ -242,9 +242,11 @@ describe('live reprogramming under load', () => {
 
     const workerMs = r.endedAt - r.startedAt;
     console.log(
-      `stress: worker ${r.frames} frames in ${r.bursts} bursts over ${workerMs.toFixed(0)} ms (${(r.frames / workerMs / 1000).toFixed(1)} Mframes/s), ` +
+      `stress: worker ${r.frames} frames in ${r.bursts} bursts over ${workerMs.toFixed(0)} ms ` +
+        `(${(r.frames / workerMs / 1000).toFixed(1)} Mframes/s), ` +
         `${r.churnFrames} during the changes; main ${calls} changes in ${(loopEnd - loopStart).toFixed(0)} ms; ` +
-        `${r.straddled} bursts overlapped a change (widest: ${r.widestWindow} states); readerRetries ${counters.readerRetries}; whole test ${(now() - t0).toFixed(0)} ms`,
+        `${r.straddled} bursts overlapped a change (widest: ${r.widestWindow} states); readerRetries ${counters.readerRetries}; whole ` +
+        `test ${(now() - t0).toFixed(0)} ms`,
     );
   }, 90_000);
 });

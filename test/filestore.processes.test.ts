@@ -71,7 +71,8 @@ function run(args: string[]): Promise<string> {
 }
 
 describe('kill test', () => {
-  it('200 writers killed with SIGKILL at random moments: the store always parses, keeps every acknowledged MAC, and leaves no temporary file', async () => {
+  it('200 writers killed with SIGKILL at random moments: the store always parses, keeps every acknowledged MAC, and leaves no temporary ' +
+    'file', async () => {
     const KILLS = 200;
     // Two cores: more writers at once add waiting, not coverage; four still keep the lock contended at every kill.
     const PARALLEL = 4;

@@ -338,28 +338,31 @@ describe('the store path follows the output rule', () => {
     expect([err.code, err.message.includes(join(dir, 'state'))]).toEqual(['STORE_IO', true]);
   });
 
-  it('a live symlink is followed: the target is replaced in its own directory, with its lock beside it, and the link stays a link', async () => {
-    mkdirSync(join(dir, 'volume'));
-    const target = join(dir, 'volume', 'real.json');
-    await new FileStore({ path: target }).transact((d) => {
-      d.records['02:00:00:00:00:01'] = { ...record };
-    });
-    symlinkSync('volume/real.json', path);
-    const store = new FileStore({ path });
-    let lockSeen = '';
-    await store.transact((d) => {
-      d.records['02:00:00:00:00:02'] = { ...record };
-      lockSeen = store.lockPath;
-      expect(readdirSync(join(dir, 'volume')).sort()).toEqual(['real.json', 'real.json.lock']);
-    });
-    expect(lockSeen).toBe(`${target}.lock`);
-    expect(lstatSync(path).isSymbolicLink()).toBe(true);
-    expect(readlinkSync(path)).toBe('volume/real.json');
-    expect(Object.keys(JSON.parse(readFileSync(target, 'utf8')).records)).toEqual(['02:00:00:00:00:01', '02:00:00:00:00:02']);
-    expect(Object.keys((await store.read()).records)).toHaveLength(2);
-    expect(readdirSync(dir).sort()).toEqual(['macs.json', 'volume']);
-    expect(readdirSync(join(dir, 'volume'))).toEqual(['real.json']);
-  });
+  it(
+    'a live symlink is followed: the target is replaced in its own directory, with its lock beside it, and the link stays a ' + 'link',
+    async () => {
+      mkdirSync(join(dir, 'volume'));
+      const target = join(dir, 'volume', 'real.json');
+      await new FileStore({ path: target }).transact((d) => {
+        d.records['02:00:00:00:00:01'] = { ...record };
+      });
+      symlinkSync('volume/real.json', path);
+      const store = new FileStore({ path });
+      let lockSeen = '';
+      await store.transact((d) => {
+        d.records['02:00:00:00:00:02'] = { ...record };
+        lockSeen = store.lockPath;
+        expect(readdirSync(join(dir, 'volume')).sort()).toEqual(['real.json', 'real.json.lock']);
+      });
+      expect(lockSeen).toBe(`${target}.lock`);
+      expect(lstatSync(path).isSymbolicLink()).toBe(true);
+      expect(readlinkSync(path)).toBe('volume/real.json');
+      expect(Object.keys(JSON.parse(readFileSync(target, 'utf8')).records)).toEqual(['02:00:00:00:00:01', '02:00:00:00:00:02']);
+      expect(Object.keys((await store.read()).records)).toHaveLength(2);
+      expect(readdirSync(dir).sort()).toEqual(['macs.json', 'volume']);
+      expect(readdirSync(join(dir, 'volume'))).toEqual(['real.json']);
+    },
+  );
 
   const notFiles: [string, () => Promise<() => void> | (() => void)][] = [
     ['a directory', () => (mkdirSync(path), () => {})],

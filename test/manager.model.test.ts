@@ -194,7 +194,10 @@ class Allocate implements Cmd {
     m.displaced.delete(k);
   }
   toString(): string {
-    return `allocate(${this.guest}, ${this.nic}/${this.iface}, ${this.policy}${this.policy === 'fixed' ? ` ${this.mac}` : ''}${this.ttl === undefined ? '' : `, ttl ${this.ttl}`})`;
+    return (
+      `allocate(${this.guest}, ${this.nic}/${this.iface}, ` +
+      `${this.policy}${this.policy === 'fixed' ? ` ${this.mac}` : ''}${this.ttl === undefined ? '' : `, ttl ${this.ttl}`})`
+    );
   }
 }
 

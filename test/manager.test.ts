@@ -379,7 +379,8 @@ describe('persistence', () => {
     await m1.close();
     const m2 = new MacManager({ nics: nicA(), store, neighbours: [l.mac] });
     expect(await messageOf(m2.allocate({ guest: 'vm' }))).toBe(
-      `MAC_IN_USE: the remembered MAC ${l.mac} of guest "vm" interface "0" on nic0 is a known neighbour on the network; pass onConflict: "reallocate" to get a new one`,
+      `MAC_IN_USE: the remembered MAC ${l.mac} of guest "vm" interface "0" on nic0 is a known neighbour on the network; pass onConflict: ` +
+        `"reallocate" to get a new one`,
     );
     const r = await m2.allocate({ guest: 'vm', onConflict: 'reallocate' });
     expect(r.mac.equals(l.mac)).toBe(false);
@@ -908,7 +909,8 @@ describe('a guest returning after its lease lapsed', () => {
   ])('gets MAC_IN_USE naming the holder (%s)', async (_, extra) => {
     const { one, mac } = await taken();
     expect(await messageOf(one.allocate({ guest: 'a', ...extra }))).toBe(
-      `MAC_IN_USE: the remembered MAC ${mac} of guest "a" interface "0" on nic0 is held by guest "b" interface "0" on nic0 in memory:shared (session ${(await one.store.read()).records[mac]!.holder}); pass onConflict: "reallocate" to get a new one`,
+      `MAC_IN_USE: the remembered MAC ${mac} of guest "a" interface "0" on nic0 is held by guest "b" interface "0" on nic0 in ` +
+        `memory:shared (session ${(await one.store.read()).records[mac]!.holder}); pass onConflict: "reallocate" to get a new one`,
     );
     // It keeps failing the same way: the error took nothing from the store.
     expect(await codeOf(one.allocate({ guest: 'a' }))).toBe('MAC_IN_USE');

@@ -26,7 +26,8 @@ async function raw(path: string, bytes: Uint8Array, end: boolean): Promise<{ clo
 }
 
 describe('hostile stream peers', () => {
-  it('survive bogus lengths, truncation, a peer that stops reading and a connection storm, with fds and slots back to baseline', async () => {
+  it('survive bogus lengths, truncation, a peer that stops reading and a connection storm, with fds and slots back to ' +
+    'baseline', async () => {
     const logs: string[] = [];
     const nic = new Nic({ primary: '02:00:00:00:00:01', maxClients: 4096 });
     // Storm control off: this test floods broadcast on purpose, to fill a slow reader's queue.

@@ -310,12 +310,14 @@ const SWITCH_USAGE: readonly (readonly [string, number, string])[] = [
   [
     '{"nic":{"primary":"02:00:00:00:00:01"},"switch":{"stormControl":{"rate":-1}}}',
     1,
-    'macslot switch: CONFIG_INVALID: CFG: switch.stormControl: {"rate":-1} is not false or {"rate", "burst"}: storm control rate must be a number of frames per second > 0, got -1',
+    'macslot switch: CONFIG_INVALID: CFG: switch.stormControl: {"rate":-1} is not false or {"rate", "burst"}: storm control rate must be ' +
+      'a number of frames per second > 0, got -1',
   ],
   [
     '{"nic":{"primary":"02:00:00:00:00:01"},"switch":{"stormControl":{"rate":5,"brust":5}}}',
     1,
-    'macslot switch: CONFIG_INVALID: CFG: switch.stormControl: {"rate":5,"brust":5} is not false or {"rate", "burst"}: "brust" is not rate or burst',
+    'macslot switch: CONFIG_INVALID: CFG: switch.stormControl: {"rate":5,"brust":5} is not false or {"rate", "burst"}: "brust" is not ' +
+      'rate or burst',
   ],
   [
     '{"nic":{"primary":"02:00:00:00:00:01"},"switch":{"neighbours":["0:1:2:3:4:5"]}}',

@@ -138,7 +138,8 @@ function leftovers(): { pids: number[]; dirs: string[] } {
 const LEASE = /net0: (\d+\.\d+\.\d+\.\d+)\/255\.255\.255\.0 gw 10\.0\.2\.2/;
 
 describe('one passt per guest, with real guests', () => {
-  it('two QEMU iPXE guests: distinct leases from their own passts; a killed passt restarts alone with its address; a returning MAC keeps its address', {
+  it('two QEMU iPXE guests: distinct leases from their own passts; a killed passt restarts alone with its address; a returning MAC keeps ' +
+    'its address', {
     timeout: 400_000,
   }, async (ctx) => {
     if (!(await needTool('qemu-system-x86_64')) || !(await needTool('passt'))) return ctx.skip();

@@ -118,7 +118,8 @@ export class MacBlock {
     if (first !== last || (first & ETH_GROUP_BIT) !== 0) {
       throw new MacslotError(
         'INVALID_ARGUMENT',
-        `block ${show(typeof spec === 'string' ? spec : JSON.stringify(spec))} would hand out multicast MACs (first octet must be fixed with the group bit clear)`,
+        `block ${show(typeof spec === 'string' ? spec : JSON.stringify(spec))} would hand out multicast MACs (first octet must be fixed ` +
+          `with the group bit clear)`,
       );
     }
     this.base = base;

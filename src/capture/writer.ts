@@ -99,7 +99,8 @@ export class CaptureWriter {
     if (!(seconds >= 0 && seconds <= this.#maxSeconds && nanoseconds >= 0 && nanoseconds < NS)) {
       throw new MacslotError(
         'INVALID_ARGUMENT',
-        `timestamp ${show({ seconds, nanoseconds })} is outside what a ${this.format} file holds (0..${this.#maxSeconds} s, nanoseconds below 10^9)`,
+        `timestamp ${show({ seconds, nanoseconds })} is outside what a ${this.format} file holds (0..${this.#maxSeconds} s, nanoseconds ` +
+          `below 10^9)`,
       );
     }
     const cap = Math.min(length, this.snaplen);

@@ -167,7 +167,8 @@ export function progressBar(io: Io, total: number): { update(done: number, frame
       const rate = done / secs;
       const eta = rate > 0 ? Math.ceil((total - done) / rate) : 0;
       io.err(
-        `\r\x1b[2K[${bar}] ${(frac * 100).toFixed(0).padStart(3)}%  ${(rate / 1e6).toFixed(1)} MB/s  ${(frames / secs / 1e6).toFixed(2)} Mfps  ETA ${eta}s`,
+        `\r\x1b[2K[${bar}] ${(frac * 100).toFixed(0).padStart(3)}%  ${(rate / 1e6).toFixed(1)} MB/s  ${(frames / secs / 1e6).toFixed(2)} ` +
+          `Mfps  ETA ${eta}s`,
       );
       drawn = true;
     },

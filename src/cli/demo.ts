@@ -271,7 +271,8 @@ export async function runDemo(write: (line: string) => void): Promise<void> {
   write(`Cost of the fallback: the software path now sees ${softwareShare()} (every unknown unicast and unjoined group).`);
   write(`  The software filter classifies ${mpps(soft)}, the Wasm filter ${mpps(overflow.classify)}; a host that filters its`);
   write(
-    `  software share itself reaches ${mpps(effective)}, ${(filtered.classify / effective).toFixed(0)}× slower than with every MAC in hardware (best of 3 runs each)`,
+    `  software share itself reaches ${mpps(effective)}, ${(filtered.classify / effective).toFixed(0)}× slower than with every MAC in ` +
+      `hardware (best of 3 runs each)`,
   );
   write('');
   write('vm-a closes; freed entries take the software-held MACs back into hardware:');

@@ -348,7 +348,8 @@ function formatReport(r: FilterReport): string {
   const lines = [
     `${i.file}: ${i.format}, ${count(i.frames)} frames, ${count(i.bytes)} bytes`,
     `  Ethernet frames classified: ${count(i.ethernet)}`,
-    `  other link types (counted, not classified): ${other.length === 0 ? 'none' : other.map(([k, v]) => `linktype ${k}: ${count(v)}`).join(', ')}`,
+    `  other link types (counted, not classified): ` +
+      `${other.length === 0 ? 'none' : other.map(([k, v]) => `linktype ${k}: ${count(v)}`).join(', ')}`,
     `  pcapng blocks skipped: ${count(i.skippedBlocks)}`,
     '',
     table(

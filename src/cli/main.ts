@@ -248,7 +248,9 @@ options:
     },
   },
   switch: {
-    help: `usage: macslot switch --listen <where> [--listen …] [--config nic.json] [--uplink <uplink>] [--vde <VNL> …] [--tap <file.pcapng>] [--json]
+    help:
+      `usage: macslot switch --listen <where> [--listen …] [--config nic.json] [--uplink <uplink>] [--vde <VNL> …] [--tap ` +
+      `<file.pcapng>] [--json]
 
 Switches one NIC among ports in bridge mode: each connection gets its own
 client and MAC; unicast goes only to its owner, broadcast and joined

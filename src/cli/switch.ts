@@ -228,7 +228,8 @@ export function switchConfig(
         } catch (err) {
           throw new MacslotError(
             'CONFIG_INVALID',
-            `${source}: switch.stormControl: ${show(s.stormControl)} is not false or {"rate", "burst"}: ${(err as Error).message.replace(/^INVALID_ARGUMENT: /, '')}`,
+            `${source}: switch.stormControl: ${show(s.stormControl)} is not false or {"rate", "burst"}: ` +
+              `${(err as Error).message.replace(/^INVALID_ARGUMENT: /, '')}`,
           );
         }
       }

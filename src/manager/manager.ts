@@ -412,7 +412,8 @@ export class MacManager {
       if (st === undefined)
         throw new MacslotError(
           'NOT_RESERVED',
-          `no live lease for guest ${show(lease.guest)} interface ${show(lease.iface ?? '0')} on ${show(lease.nic)} (released, or its TTL passed)`,
+          `no live lease for guest ${show(lease.guest)} interface ${show(lease.iface ?? '0')} on ${show(lease.nic)} (released, or its ` +
+            `TTL passed)`,
         );
       const ttl = ttlMs ?? st.ttlMs;
       st.expires = ttl === undefined ? undefined : ctx.now + ttl;
@@ -922,12 +923,18 @@ export class MacManager {
     if (this.#neighbours.has(mac.key)) return 'a known neighbour on the network';
     const at = this.#inUse.get(mac.key);
     if (at !== undefined)
-      return `active on ${at.nic} slot ${at.slot}${at.slot === 0 ? ' (its primary)' : ` (client ${show(this.#nics.get(at.nic)?.slots.get(at.slot)?.client)})`}`;
+      return (
+        `active on ${at.nic} slot ` +
+        `${at.slot}${at.slot === 0 ? ' (its primary)' : ` (client ${show(this.#nics.get(at.nic)?.slots.get(at.slot)?.client)})`}`
+      );
     const hw = this.#hardware.get(mac.key);
     if (hw !== undefined && policy !== 'factory') return `a factory MAC of ${hw}`;
     const rec = data.records[mac.toString()];
     if (rec !== undefined && !lapsed(rec, now) && !sameIdentity(rec, id)) {
-      return `${rec.holder === null ? 'remembered for' : 'held by'} guest ${show(rec.guest)} interface ${show(rec.iface)} on ${rec.nic} in ${this.store.location}${rec.holder === null ? '' : ` (session ${rec.holder})`}`;
+      return (
+        `${rec.holder === null ? 'remembered for' : 'held by'} guest ${show(rec.guest)} interface ${show(rec.iface)} on ${rec.nic} ` +
+        `in ${this.store.location}${rec.holder === null ? '' : ` (session ${rec.holder})`}`
+      );
     }
     return undefined;
   }
@@ -944,7 +951,8 @@ export class MacManager {
       if (here + 1 > limit) {
         throw new MacslotError(
           'QUOTA_EXCEEDED',
-          `guest ${show(guest)} holds ${here} MACs on ${e.name}; its share ${q.hardwareShare} of ${e.capacity} hardware slots allows ${limit}`,
+          `guest ${show(guest)} holds ${here} MACs on ${e.name}; its share ${q.hardwareShare} of ${e.capacity} hardware slots allows ` +
+            `${limit}`,
         );
       }
     }
@@ -1009,7 +1017,8 @@ export class MacManager {
       if (r.policy === 'fixed' && !held.mac.equals(Mac.from(r.mac!))) {
         throw new MacslotError(
           'MAC_IN_USE',
-          `guest ${show(r.guest)} interface ${show(r.iface)} on ${r.nic} already holds ${held.mac.toString()}; release it before asking for ${Mac.from(r.mac!).toString()}`,
+          `guest ${show(r.guest)} interface ${show(r.iface)} on ${r.nic} already holds ${held.mac.toString()}; release it before asking ` +
+            `for ${Mac.from(r.mac!).toString()}`,
         );
       }
       return held;
@@ -1060,7 +1069,8 @@ export class MacManager {
     if (rec.holder !== null && rec.holder !== this.session && !lapsed(rec, ctx.now) && r.reclaim !== true) {
       throw new MacslotError(
         'MAC_IN_USE',
-        `${mac.toString()} of guest ${show(id.guest)} interface ${show(id.iface)} on ${id.nic} is held by session ${rec.holder} in ${this.store.location}; pass reclaim: true once that session is gone, or wait for its lease to lapse`,
+        `${mac.toString()} of guest ${show(id.guest)} interface ${show(id.iface)} on ${id.nic} is held by session ${rec.holder} in ` +
+          `${this.store.location}; pass reclaim: true once that session is gone, or wait for its lease to lapse`,
       );
     }
     let reason = this.#takenReason(ctx.data, ctx.now, mac, id, rec.policy);
@@ -1074,7 +1084,8 @@ export class MacManager {
       if (r.onConflict === 'reallocate') return undefined;
       throw new MacslotError(
         'MAC_IN_USE',
-        `the remembered MAC ${mac.toString()} of guest ${show(id.guest)} interface ${show(id.iface)} on ${id.nic} is ${reason}; pass onConflict: "reallocate" to get a new one`,
+        `the remembered MAC ${mac.toString()} of guest ${show(id.guest)} interface ${show(id.iface)} on ${id.nic} is ${reason}; pass ` +
+          `onConflict: "reallocate" to get a new one`,
       );
     }
     const client = this.#clientFor(e, id.guest, ctx);
@@ -1094,7 +1105,8 @@ export class MacManager {
       if (slot === undefined)
         throw new MacslotError(
           'NO_FREE_SLOT',
-          `no free factory slot among ${e.factory.length} on ${e.name} (reserved, held in ${this.store.location}, or neighbours) for guest ${show(id.guest)}`,
+          `no free factory slot among ${e.factory.length} on ${e.name} (reserved, held in ${this.store.location}, or neighbours) for ` +
+            `guest ${show(id.guest)}`,
         );
       policy = 'factory';
       target = { slot };
@@ -1110,7 +1122,8 @@ export class MacManager {
       if (reason !== undefined)
         throw new MacslotError(
           'MAC_IN_USE',
-          `the derived MAC ${mac.toString()} of guest ${show(id.guest)} interface ${show(id.iface)} is ${reason}; use another prefix or identity`,
+          `the derived MAC ${mac.toString()} of guest ${show(id.guest)} interface ${show(id.iface)} is ${reason}; use another prefix or ` +
+            `identity`,
         );
       policy = 'derived';
       target = { mac };
@@ -1196,7 +1209,8 @@ export class MacManager {
       if (st?.factorySlot === true || (st === undefined && slot <= e.factory.length)) {
         throw new MacslotError(
           'NOT_SUPPORTED',
-          `${mac} of guest ${show(guest)} is in factory slot ${slot} of ${e.name}; a factory MAC belongs to its NIC, so release it and allocate on ${target.name}`,
+          `${mac} of guest ${show(guest)} is in factory slot ${slot} of ${e.name}; a factory MAC belongs to its NIC, so release it and ` +
+            `allocate on ${target.name}`,
         );
       }
       if (this.#hardware.get(use.mac.key) === target.name)
@@ -1229,7 +1243,8 @@ export class MacManager {
       if (here + moves.length > limit) {
         throw new MacslotError(
           'QUOTA_EXCEEDED',
-          `guest ${show(guest)} would hold ${here + moves.length} MACs on ${target.name}; its share ${q.hardwareShare} of ${target.capacity} hardware slots allows ${limit}`,
+          `guest ${show(guest)} would hold ${here + moves.length} MACs on ${target.name}; its share ${q.hardwareShare} of ` +
+            `${target.capacity} hardware slots allows ${limit}`,
         );
       }
     }

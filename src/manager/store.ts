@@ -155,7 +155,8 @@ export function emptyStoreData(): StoreData {
 function corrupt(location: string, why: string): MacslotError {
   return new MacslotError(
     'STORE_CORRUPT',
-    `the MAC store ${location} is unreadable: ${why}; it was left untouched (repair or remove it, since starting empty would forget which guest owns which MAC)`,
+    `the MAC store ${location} is unreadable: ${why}; it was left untouched (repair or remove it, since starting empty would forget ` +
+      `which guest owns which MAC)`,
   );
 }
 

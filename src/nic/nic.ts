@@ -463,7 +463,8 @@ export class Nic {
     if (holder !== undefined && holder !== s) {
       throw new MacslotError(
         'MAC_IN_USE',
-        `${mac.toString()} is active in slot ${holder.slot}${holder.slot === 0 ? " (the NIC's primary)" : ` of ${show(holder.owner?.name)}`}`,
+        `${mac.toString()} is active in slot ` +
+          `${holder.slot}${holder.slot === 0 ? " (the NIC's primary)" : ` of ${show(holder.owner?.name)}`}`,
       );
     }
     // A factory MAC is active only in its own slot: elsewhere it would block that slot for every client.
@@ -491,7 +492,8 @@ export class Nic {
     if (this.overflow === 'reject')
       throw new MacslotError(
         'NO_FREE_SLOT',
-        `cannot activate ${mac.toString()}: all ${this.#unicastEntries} unicast and ${this.#multicastEntries} multicast entries are in use and overflow is "reject"`,
+        `cannot activate ${mac.toString()}: all ${this.#unicastEntries} unicast and ${this.#multicastEntries} multicast entries are in ` +
+          `use and overflow is "reject"`,
       );
     return 'software';
   }
@@ -691,7 +693,8 @@ export class Nic {
       else
         throw new MacslotError(
           'NO_FREE_SLOT',
-          `cannot join ${key}: all ${this.#multicastEntries} multicast entries are in use, there is no hash filter, and overflow is "reject"`,
+          `cannot join ${key}: all ${this.#multicastEntries} multicast entries are in use, there is no hash filter, and overflow is ` +
+            `"reject"`,
         );
       for (const check of this.#guards) check({ type: 'group-add', group: mac, groups: this.#groups.size + 1 });
       if (stage === 'exact') this.#multicastUsed++;

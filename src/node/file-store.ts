@@ -279,7 +279,8 @@ export class FileStore extends DocumentStore {
       if (file.committed)
         throw new MacslotError(
           'STORE_IO',
-          `the MAC store ${this.path} was replaced but its directory could not be synced: ${describe(err)}; the change may not survive a crash`,
+          `the MAC store ${this.path} was replaced but its directory could not be synced: ${describe(err)}; the change may not survive a ` +
+            `crash`,
         );
       throw this.#io('be written', err);
     }

@@ -196,7 +196,10 @@ export function tapPort(port: FramePort, tap: PcapngTap, iface?: string): FrameP
 export function describeFrame(frame: Uint8Array): string {
   if (!hasEthernetHeader(frame)) return `${frame.length} B runt`;
   const type = etherType(frame).toString(16).padStart(4, '0');
-  return `${frame.length} B ${formatMac(frame.subarray(ETH_DST, ETH_DST + 6))} < ${formatMac(frame.subarray(ETH_SRC, ETH_SRC + 6))} type 0x${type}`;
+  return (
+    `${frame.length} B ${formatMac(frame.subarray(ETH_DST, ETH_DST + 6))} < ${formatMac(frame.subarray(ETH_SRC, ETH_SRC + 6))} type ` +
+    `0x${type}`
+  );
 }
 
 class TracePort extends PortWrapper {

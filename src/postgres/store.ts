@@ -269,7 +269,8 @@ export class PostgresStore implements MacStore, RecordStore {
   #corrupt(why: string): MacslotError {
     return new MacslotError(
       'STORE_CORRUPT',
-      `the MAC store ${this.location} is unreadable: ${why}; it was left untouched (repair it, since starting empty would forget which guest owns which MAC)`,
+      `the MAC store ${this.location} is unreadable: ${why}; it was left untouched (repair it, since starting empty would forget which ` +
+        `guest owns which MAC)`,
     );
   }
 
@@ -306,7 +307,8 @@ export class PostgresStore implements MacStore, RecordStore {
       if (version > POSTGRES_SCHEMA_VERSION) {
         throw new MacslotError(
           'STORE_VERSION',
-          `the MAC store ${this.location} has schema version ${version}; this macslot knows up to ${POSTGRES_SCHEMA_VERSION}, so it leaves the database alone`,
+          `the MAC store ${this.location} has schema version ${version}; this macslot knows up to ${POSTGRES_SCHEMA_VERSION}, so it ` +
+            `leaves the database alone`,
         );
       }
       for (let v = version; v < POSTGRES_SCHEMA_VERSION; v++) {
@@ -588,7 +590,8 @@ export class PostgresStore implements MacStore, RecordStore {
   async byIdentity(id: MacIdentity): Promise<StoredRecord | undefined> {
     const r = await this.#query(
       'look up an identity',
-      `SELECT * FROM ${this.#n('macslot_records')} WHERE domain = $1 AND nic = $2 AND guest = $3 AND iface = $4 AND NOT gone AND policy <> 'direct'`,
+      `SELECT * FROM ${this.#n('macslot_records')} WHERE domain = $1 AND nic = $2 AND guest = $3 AND iface = $4 AND NOT gone AND policy ` +
+        `<> 'direct'`,
       [this.domain, id?.nic, id?.guest, id?.iface],
     );
     const row = r.rows[0] as Row | undefined;

@@ -350,7 +350,8 @@ export class Switch {
       });
       this.#ports.set(id, { port: sp, binding, holding });
       this.#log(
-        `${escapeText(port.name)}: connected as ${escapeText(holding.client.name)} ${sp.mac?.toString() ?? (holding.learn ? '(MAC from its first frame)' : '(no MAC)')}`,
+        `${escapeText(port.name)}: connected as ${escapeText(holding.client.name)} ` +
+          `${sp.mac?.toString() ?? (holding.learn ? '(MAC from its first frame)' : '(no MAC)')}`,
       );
       return sp;
     } catch (err) {
@@ -598,7 +599,8 @@ export class Switch {
     h.live = false;
     if (this.leaseTtlMs > 0 && !this.#closed) {
       this.#log(
-        `${escapeText(p.port.port.name)}: disconnected (${escapeText(why)}); ${escapeText(name)} keeps ${p.port.mac?.toString() ?? 'its slot'} for ${this.leaseTtlMs} ms`,
+        `${escapeText(p.port.port.name)}: disconnected (${escapeText(why)}); ${escapeText(name)} keeps ` +
+          `${p.port.mac?.toString() ?? 'its slot'} for ${this.leaseTtlMs} ms`,
       );
       h.holding.timer = setTimeout(() => void this.#release(name), this.leaseTtlMs);
       unref(h.holding.timer);

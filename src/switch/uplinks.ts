@@ -372,7 +372,9 @@ export class GuestUplinks implements FramePort {
       if (g.state !== 'refused')
         this.#log(`${escapeText(this.name)}: the cap of ${this.network.maxUplinks} uplinks is reached; ${mac.toString()} gets none`);
       g.state = 'refused';
-      g.error = `QUOTA_EXCEEDED: the cap of ${this.network.maxUplinks} running uplinks is reached; ${mac.toString()} gets none (raise maxUplinks)`;
+      g.error =
+        `QUOTA_EXCEEDED: the cap of ${this.network.maxUplinks} running uplinks is reached; ${mac.toString()} gets none (raise ` +
+        `maxUplinks)`;
       return g;
     }
     g.state = 'starting';

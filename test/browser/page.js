@@ -207,7 +207,8 @@ async function run() {
         if (!sameVerdict(main, want)) {
           result.mainMismatches++;
           note(
-            `round ${n} frame ${i} (${frame.length} B to ${hex(frame)}): main thread ${JSON.stringify(main)}, reference ${JSON.stringify(want)}`,
+            `round ${n} frame ${i} (${frame.length} B to ${hex(frame)}): main thread ${JSON.stringify(main)}, reference ` +
+              `${JSON.stringify(want)}`,
           );
         }
       });
@@ -260,7 +261,8 @@ async function run() {
         if (!sameBytes(f, want[i]) || !sameVerdict(gotVerdict, wantVerdict)) {
           result.ring.mismatches++;
           note(
-            `ring of client ${id} frame ${i}: got ${f.length} B to ${hex(f)} ${JSON.stringify(gotVerdict)}, want ${want[i].length} B to ${hex(want[i])} ${JSON.stringify(wantVerdict)}`,
+            `ring of client ${id} frame ${i}: got ${f.length} B to ${hex(f)} ${JSON.stringify(gotVerdict)}, want ${want[i].length} B to ` +
+              `${hex(want[i])} ${JSON.stringify(wantVerdict)}`,
           );
         }
       });
