@@ -21,7 +21,9 @@ import { bumpStriped, ownsLane } from './lanes';
 
 /** decide() with the table's parameters passed in. */
 // @ts-ignore: decorator
-@inline function decideIn(ctrl: usize, entries: usize, mask: u32, sd: u64, hash: usize, k: u64, kind: u32, a45: u32, flags: u32, anyPromisc: bool): u32 {
+@inline function decideIn(
+  ctrl: usize, entries: usize, mask: u32, sd: u64, hash: usize, k: u64, kind: u32, a45: u32, flags: u32, anyPromisc: bool,
+): u32 {
   if ((<u32>k & 1) != 0) {
     if (kind == 0 ? k == 0xffff_ffff_ffff : k == 0xffff_ffff_ffff_ffff) return R_BROADCAST | (V_NO_REF << V_REF_SHIFT);
     const meta = lookupIn(ctrl, entries, mask, sd, k, kind);
@@ -55,7 +57,10 @@ import { bumpStriped, ownsLane } from './lanes';
  * destination.
  */
 // @ts-ignore: decorator
-@inline function classifyAt(ctrl: usize, entries: usize, mask: u32, sd: u64, hash: usize, d: usize, pool: usize, poolLen: u32, frameMax: u32, flags: u32, anyPromisc: bool): u32 {
+@inline function classifyAt(
+  ctrl: usize, entries: usize, mask: u32, sd: u64, hash: usize, d: usize, pool: usize, poolLen: u32, frameMax: u32, flags: u32,
+  anyPromisc: bool,
+): u32 {
   const off = load<u32>(d);
   const len = load<u32>(d, 4);
   if (len > poolLen || off > poolLen - len) return R_DROP_BAD_DESC | (V_NO_REF << V_REF_SHIFT);
@@ -70,7 +75,10 @@ import { bumpStriped, ownsLane } from './lanes';
 /** Verdict for descriptor i of a lane. */
 // @ts-ignore: decorator
 @inline export function classifyOne(bank: usize, lp: usize, i: u32, flags: u32, anyPromisc: bool): u32 {
-  return classifyAt(bank + B_CTRL, bank + entriesOff, slotMask, seed, bank + hashOff, lp + descOff + (<usize>i << 3), lp + poolOff, poolBytes, maxFrame, flags, anyPromisc);
+  const d = lp + descOff + (<usize>i << 3);
+  return classifyAt(
+    bank + B_CTRL, bank + entriesOff, slotMask, seed, bank + hashOff, d, lp + poolOff, poolBytes, maxFrame, flags, anyPromisc,
+  );
 }
 
 /**

@@ -93,7 +93,9 @@ function enqueue(lp: usize, client: u32, src: usize, len: u32, verdict: u32, rul
 }
 
 /** Delivers to every client set in `set` (and `extra`, a second bitmap or 0), skipping `exclude` and `skip`. */
-function fanOut(lp: usize, set: usize, extra: usize, exclude: u32, skip: u32, src: usize, len: u32, verdict: u32, rule: u32, multicast: bool): void {
+function fanOut(
+  lp: usize, set: usize, extra: usize, exclude: u32, skip: u32, src: usize, len: u32, verdict: u32, rule: u32, multicast: bool,
+): void {
   for (let w: u32 = 0; w < words; w++) {
     let bits = load<u32>(set + (<usize>w << 2));
     if (extra != 0) bits |= load<u32>(extra + (<usize>w << 2));
@@ -134,7 +136,8 @@ export function rxBurst(lane: u32, count: u32, exclude: u32): u32 {
     if (rule == R_BROADCAST) {
       fanOut(lp, bank + bcastOff, anyPromisc ? promisc : 0, exclude, V_NO_REF, src, len, v, rule, multicast);
     } else if (rule == R_MC_EXACT || rule == R_MC_HASH || rule == R_MC_ALL) {
-      fanOut(lp, bank + groupsOff + <usize>ref * <usize>words * 4, anyPromisc ? promisc : 0, exclude, V_NO_REF, src, len, v, rule, multicast);
+      const members = bank + groupsOff + <usize>ref * <usize>words * 4;
+      fanOut(lp, members, anyPromisc ? promisc : 0, exclude, V_NO_REF, src, len, v, rule, multicast);
     } else if (rule == R_PROMISC) {
       fanOut(lp, promisc, 0, exclude, V_NO_REF, src, len, v, rule, multicast);
     } else {

@@ -93,7 +93,8 @@ function nextPow2(n: u32): u32 {
  * needs (0 when a size is out of range). It writes only the header, so it also runs on a scratch memory.
  */
 export function plan(
-  maxClients: u32, maxEntries: u32, maxGroups: u32, pool: u32, burstMax: u32, ring: u32, frameMax: u32, laneCount: u32, seedLo: u32, seedHi: u32,
+  maxClients: u32, maxEntries: u32, maxGroups: u32, pool: u32, burstMax: u32, ring: u32, frameMax: u32, laneCount: u32,
+  seedLo: u32, seedHi: u32,
 ): usize {
   if (maxClients < 1 || maxClients > 0xffff || maxGroups > 0xffff || laneCount < 1 || laneCount > MAX_LANES) return 0;
   if (burstMax < 1 || burstMax > 1 << 20 || frameMax < 14 || frameMax > 1 << 18 || pool < frameMax || pool > 1 << 30) return 0;
@@ -114,8 +115,10 @@ export function plan(
   // Sizes multiply up past 2^32 (16 lanes of 300 MB pools): the layout is summed in 64 bits, and refused above the limit.
   const bankBytes64 = (<u64>groupsOff + <u64>groups * <u64>words * 4 + <u64>LINE - 1) & ~(<u64>LINE - 1);
   const laneSize64 = (<u64>poolOff + <u64>pool + <u64>LINE - 1) & ~(<u64>LINE - 1);
-  const countersEnd = <u64>base + <u64>HEADER_BYTES + 2 * bankBytes64 + laneSize64 * <u64>laneCount + <u64>maxClients * <u64>CLIENT_COUNTER_BYTES;
-  const total64 = ((countersEnd + <u64>LINE - 1) & ~(<u64>LINE - 1)) + <u64>maxClients * (<u64>RING_DATA + <u64>ringData) + <u64>STAGING_BYTES;
+  const countersEnd =
+    <u64>base + <u64>HEADER_BYTES + 2 * bankBytes64 + laneSize64 * <u64>laneCount + <u64>maxClients * <u64>CLIENT_COUNTER_BYTES;
+  const total64 =
+    ((countersEnd + <u64>LINE - 1) & ~(<u64>LINE - 1)) + <u64>maxClients * (<u64>RING_DATA + <u64>ringData) + <u64>STAGING_BYTES;
   if (total64 > <u64>0xffff_0000) return 0;
   const bankBytes = <usize>bankBytes64;
   const laneSize = <usize>laneSize64;

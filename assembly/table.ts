@@ -157,7 +157,8 @@ export function tableLoad(bank: u32, count: u32): u32 {
     const kind = load<u32>(rec, SR_KIND);
     const k = kind != 0 ? load<u64>(rec, SR_KEY_LO) : load<u64>(rec, SR_KEY_LO) & 0xffff_ffff_ffff;
     const meta = load<u32>(rec, SR_META);
-    if (insert(ctrl, entries, mask, sd, k, kind != 0 ? meta | M_EUI64 : meta & ~M_EUI64) == 0) return <u32>((rec - staging) / STAGED_RECORD);
+    const stored = kind != 0 ? meta | M_EUI64 : meta & ~M_EUI64;
+    if (insert(ctrl, entries, mask, sd, k, stored) == 0) return <u32>((rec - staging) / STAGED_RECORD);
   }
   return count;
 }
