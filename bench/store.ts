@@ -85,7 +85,8 @@ console.log(`Node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? 
 console.log('store     hosts  alloc/s    p50 ms   p99 ms   conflicts');
 for (const r of results) {
   console.log(
-    `${r.store.padEnd(9)} ${String(r.hosts).padStart(5)} ${r.perSecond.toFixed(0).padStart(8)} ${r.p50.toFixed(2).padStart(9)} ${r.p99.toFixed(2).padStart(8)} ${String(r.conflicts).padStart(11)}`,
+    `${r.store.padEnd(9)} ${String(r.hosts).padStart(5)} ${r.perSecond.toFixed(0).padStart(8)} ` +
+      `${r.p50.toFixed(2).padStart(9)} ${r.p99.toFixed(2).padStart(8)} ${String(r.conflicts).padStart(11)}`,
   );
 }
 console.log(JSON.stringify(results));

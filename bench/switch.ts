@@ -1,4 +1,5 @@
-// Benchmark: frames per second through `macslot switch` over UNIX stream sockets (QEMU framing), next to a plain flooding relay, in one run.
+// Benchmark: frames per second through `macslot switch` over UNIX stream sockets (QEMU framing), next to a plain
+// flooding relay, in one run.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -13,7 +14,8 @@ const FRAME = 64;
 const BATCH = 64;
 const HIGH_WATER = 64 * 1024;
 
-const mac = (i: number): string => `02:00:00:00:${((i >> 8) & 0xff).toString(16).padStart(2, '0')}:${(i & 0xff).toString(16).padStart(2, '0')}`;
+const mac = (i: number): string =>
+  `02:00:00:00:${((i >> 8) & 0xff).toString(16).padStart(2, '0')}:${(i & 0xff).toString(16).padStart(2, '0')}`;
 const bytes = (m: string): number[] => m.split(':').map((h) => parseInt(h, 16));
 
 /**
@@ -50,7 +52,10 @@ async function floodingRelay(path: string): Promise<Server> {
   return server;
 }
 
-/** Connects `n` clients; client i sends to client (i+1) mod n. Returns frames that reached their destination per second, and all deliveries per second. */
+/**
+ * Connects `n` clients; client i sends to client (i+1) mod n. Returns frames that reached their destination per second,
+ * and all deliveries per second.
+ */
 async function drive(path: string, n: number, attached: (count: number) => Promise<void>): Promise<{ fps: number; deliveries: number }> {
   const socks: Socket[] = [];
   let good = 0;
@@ -130,9 +135,17 @@ try {
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }
-console.log(`Frames of ${FRAME} B, client i → client i+1, over UNIX stream sockets (QEMU framing), ${SECONDS} s per cell, clients in the same process.`);
-console.log('"to destination": frames that reached the client they were addressed to; "all deliveries": every frame written to any client.\n');
-console.log('| clients | switch: to destination /s | switch: all deliveries /s | flooding relay: to destination /s | flooding relay: all deliveries /s | switch / relay |');
+console.log(
+  `Frames of ${FRAME} B, client i → client i+1, over UNIX stream sockets (QEMU framing), ${SECONDS} s per cell, ` +
+    'clients in the same process.',
+);
+console.log(
+  '"to destination": frames that reached the client they were addressed to; "all deliveries": every frame written to any client.\n',
+);
+console.log(
+  '| clients | switch: to destination /s | switch: all deliveries /s | flooding relay: to destination /s | ' +
+    'flooding relay: all deliveries /s | switch / relay |',
+);
 console.log('|---|---|---|---|---|---|');
 for (const r of rows) console.log(r);
 if (!UPLINKS_ONLY) saveFigures('switch', machine, SECONDS < 2, figures);
@@ -222,7 +235,10 @@ async function perGuestUplinks(n: number): Promise<void> {
     console.log('| guests | frames/s into the uplinks | passt resident per guest | switch heap per guest | switch resident per guest |');
     console.log('|---|---|---|---|---|');
     const kib = (b: number): string => `${(b / 1024).toFixed(0)} KiB`;
-    console.log(`| ${n} | ${(fps / 1000).toFixed(0)} k | ${passtKiB.toFixed(0)} KiB | ${kib((heap1.heapUsed - heap0.heapUsed) / n)} | ${kib((heap1.rss - heap0.rss) / n)} |`);
+    console.log(
+      `| ${n} | ${(fps / 1000).toFixed(0)} k | ${passtKiB.toFixed(0)} KiB | ` +
+        `${kib((heap1.heapUsed - heap0.heapUsed) / n)} | ${kib((heap1.rss - heap0.rss) / n)} |`,
+    );
   } finally {
     for (const s of socks) s.destroy();
     await served.close();
