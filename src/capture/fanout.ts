@@ -3,15 +3,8 @@
 
 import { MacslotError, show } from '../errors.js';
 import type { FrameBatch } from './batch.js';
-import {
-  LINKTYPE_ETHERNET,
-  MAX_RECORD,
-  PCAP_MAX_SECONDS,
-  PCAP_RECORD_HEADER_LEN,
-  PCAPNG_MAX_SECONDS,
-  type CaptureFormat,
-} from './format.js';
-import { writeFileHeader, writeRecordHeader } from './writer.js';
+import { MAX_RECORD, PCAP_MAX_SECONDS, PCAP_RECORD_HEADER_LEN, PCAPNG_MAX_SECONDS, type CaptureFormat } from './format.js';
+import { checkCaptureOptions, writeFileHeader, writeRecordHeader } from './writer.js';
 
 /** How a `CaptureFanout` writes. */
 export interface CaptureFanoutOptions {
@@ -72,15 +65,7 @@ export class CaptureFanout {
 
   /** Starts one capture per sink (their headers are buffered at once); throws INVALID_ARGUMENT on a bad option. */
   constructor(sinks: readonly ((bytes: Uint8Array) => void)[], options: CaptureFanoutOptions = {}) {
-    const format = options.format ?? 'pcap';
-    if (format !== 'pcap' && format !== 'pcap-ns' && format !== 'pcapng')
-      throw new MacslotError('INVALID_ARGUMENT', `capture format ${show(format)} is not pcap, pcap-ns or pcapng`);
-    const linkType = options.linkType ?? LINKTYPE_ETHERNET;
-    if (!Number.isInteger(linkType) || linkType < 0 || linkType > 0xffff)
-      throw new MacslotError('INVALID_ARGUMENT', `link type ${show(linkType)} is not 0..65535`);
-    const snaplen = options.snaplen ?? MAX_RECORD;
-    if (!Number.isInteger(snaplen) || snaplen < 1 || snaplen > MAX_RECORD)
-      throw new MacslotError('INVALID_ARGUMENT', `snaplen ${show(snaplen)} is not 1..${MAX_RECORD}`);
+    const { format, linkType, snaplen } = checkCaptureOptions(options);
     const size = options.bufferBytes ?? 256 * 1024;
     if (!Number.isInteger(size) || size < MIN_BUFFER || size % 8 !== 0 || size > 1 << 30) {
       throw new MacslotError('INVALID_ARGUMENT', `bufferBytes ${show(size)} is not a multiple of 8 in ${MIN_BUFFER}..${1 << 30}`);

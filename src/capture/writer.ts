@@ -62,15 +62,7 @@ export class CaptureWriter {
 
   /** Starts a capture (its header is buffered at once); throws INVALID_ARGUMENT on a bad option. */
   constructor(sink: (bytes: Uint8Array) => void, options: CaptureWriterOptions = {}) {
-    const format = options.format ?? 'pcap';
-    if (format !== 'pcap' && format !== 'pcap-ns' && format !== 'pcapng')
-      throw new MacslotError('INVALID_ARGUMENT', `capture format ${show(format)} is not pcap, pcap-ns or pcapng`);
-    const linkType = options.linkType ?? LINKTYPE_ETHERNET;
-    if (!Number.isInteger(linkType) || linkType < 0 || linkType > 0xffff)
-      throw new MacslotError('INVALID_ARGUMENT', `link type ${show(linkType)} is not 0..65535`);
-    const snaplen = options.snaplen ?? MAX_RECORD;
-    if (!Number.isInteger(snaplen) || snaplen < 1 || snaplen > MAX_RECORD)
-      throw new MacslotError('INVALID_ARGUMENT', `snaplen ${show(snaplen)} is not 1..${MAX_RECORD}`);
+    const { format, linkType, snaplen } = checkCaptureOptions(options);
     const bufferBytes = Math.max(options.bufferBytes ?? 256 * 1024, MAX_RECORD + 64);
     this.format = format;
     this.#maxSeconds = format === 'pcapng' ? PCAPNG_MAX_SECONDS : PCAP_MAX_SECONDS;
@@ -193,6 +185,24 @@ export class CaptureWriter {
     }
     return this.bytes;
   }
+}
+
+/** The format, link type and snaplen of `options` with their defaults; throws INVALID_ARGUMENT on a bad one. */
+export function checkCaptureOptions(options: Pick<CaptureWriterOptions, 'format' | 'linkType' | 'snaplen'>): {
+  format: CaptureFormat;
+  linkType: number;
+  snaplen: number;
+} {
+  const format = options.format ?? 'pcap';
+  if (format !== 'pcap' && format !== 'pcap-ns' && format !== 'pcapng')
+    throw new MacslotError('INVALID_ARGUMENT', `capture format ${show(format)} is not pcap, pcap-ns or pcapng`);
+  const linkType = options.linkType ?? LINKTYPE_ETHERNET;
+  if (!Number.isInteger(linkType) || linkType < 0 || linkType > 0xffff)
+    throw new MacslotError('INVALID_ARGUMENT', `link type ${show(linkType)} is not 0..65535`);
+  const snaplen = options.snaplen ?? MAX_RECORD;
+  if (!Number.isInteger(snaplen) || snaplen < 1 || snaplen > MAX_RECORD)
+    throw new MacslotError('INVALID_ARGUMENT', `snaplen ${show(snaplen)} is not 1..${MAX_RECORD}`);
+  return { format, linkType, snaplen };
 }
 
 /**
