@@ -8,27 +8,13 @@ import { readFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { extname, join, resolve, sep } from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { wasmBytes } from 'macslot';
 import { debugWasmBytes } from 'macslot/debug';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chromiumPresent, chromiumRequired, launchChromium, requireChromium } from './support/browser.js';
 import { blocks, root, type Block } from './support/readme.js';
 
-const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const present = existsSync(chromiumPath);
-// CI sets this so a missing browser fails the run instead of passing it silently as a skip.
-const required = process.env.MACSLOT_REQUIRE_BROWSER === '1' || process.env.CI === 'true';
-// Without these flags Chromium keeps reaching for update, sync and QUIC endpoints the sandboxed network does not have.
-const ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 const PAGE_TIMEOUT_MS = 30_000;
 const SECTION = '## In the browser';
 const ISOLATION = { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' };
@@ -143,19 +129,15 @@ const BUNDLERS: readonly { name: string; build: (src: string, out: string) => vo
   },
 ];
 
-(present || required ? describe : describe.skip)('the README browser page, bundled', () => {
+(chromiumPresent || chromiumRequired ? describe : describe.skip)('the README browser page, bundled', () => {
   let browser: Browser | undefined;
 
   beforeAll(async () => {
-    if (!present)
-      throw new Error(
-        `a browser is required (CI=true or MACSLOT_REQUIRE_BROWSER=1) but there is no Chromium at ${chromiumPath} ` +
-          '(set CHROMIUM_PATH, or apt-get install chromium)',
-      );
+    requireChromium();
     expect(existsSync(join(root, 'dist/index.js')), 'run npm run build first').toBe(true);
     const src = project();
     for (const b of BUNDLERS) b.build(src, join(dir, b.name));
-    browser = await chromium.launch({ executablePath: chromiumPath, args: ARGS, timeout: 20_000 });
+    browser = await launchChromium();
   }, 120_000);
 
   afterAll(async () => {

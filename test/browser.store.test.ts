@@ -6,24 +6,11 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { extname, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium, type Browser, type BrowserContext } from 'playwright-core';
+import type { Browser, BrowserContext } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chromiumPresent, chromiumRequired, launchChromium, requireChromium } from './support/browser.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const present = existsSync(chromiumPath);
-// CI sets this so a missing browser fails the run instead of passing it silently as a skip.
-const required = process.env.MACSLOT_REQUIRE_BROWSER === '1' || process.env.CI === 'true';
-const ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
   '.js': 'text/javascript; charset=utf-8',
@@ -64,7 +51,7 @@ function serve(): Promise<Server> {
   });
 }
 
-describe.skipIf(!present && !required)('browser store', () => {
+describe.skipIf(!chromiumPresent && !chromiumRequired)('browser store', () => {
   let server: Server;
   let browser: Browser;
   let context: BrowserContext;
@@ -72,15 +59,11 @@ describe.skipIf(!present && !required)('browser store', () => {
   const problems: string[] = [];
 
   beforeAll(async () => {
-    if (!present)
-      throw new Error(
-        `a browser is required (CI=true or MACSLOT_REQUIRE_BROWSER=1) but there is no Chromium at ${chromiumPath} (set CHROMIUM_PATH, or ` +
-          `apt-get install chromium)`,
-      );
+    requireChromium();
     if (!existsSync(resolve(root, 'dist/index.js'))) throw new Error('dist/index.js is missing; run npm run build first');
     server = await serve();
     base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    browser = await chromium.launch({ executablePath: chromiumPath, args: ARGS, timeout: 20_000 });
+    browser = await launchChromium();
     // One context for every page: its origin storage outlives each page, as a browser profile's does.
     context = await browser.newContext();
   });

@@ -6,25 +6,11 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { extname, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { describe, expect, it } from 'vitest';
+import { chromiumPresent, chromiumRequired, launchChromium, requireChromium } from './support/browser.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const present = existsSync(chromiumPath);
-// CI sets this so a missing browser fails the run instead of passing it silently as a skip.
-const required = process.env.MACSLOT_REQUIRE_BROWSER === '1' || process.env.CI === 'true';
-// Without these flags Chromium keeps reaching for update, sync and QUIC endpoints the sandboxed network does not have.
-const ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 const RESULT_TIMEOUT_MS = 45_000;
 
 const TYPES: Record<string, string> = {
@@ -91,83 +77,82 @@ function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
 }
 
 describe('browser', () => {
-  it.skipIf(!present && !required)('runs the data plane in a Web Worker over shared memory, matching the reference filter', async () => {
-    if (!present)
-      throw new Error(
-        `a browser is required (CI=true or MACSLOT_REQUIRE_BROWSER=1) but there is no Chromium at ${chromiumPath} (set CHROMIUM_PATH, or ` +
-          `apt-get install chromium)`,
-      );
-    if (!existsSync(resolve(root, 'dist/index.js'))) throw new Error('dist/index.js is missing; run npm run build first');
-    const problems: string[] = [];
-    const server = await serve();
-    let browser: Browser | undefined;
-    let result: BrowserResult | undefined;
-    try {
-      const { port } = server.address() as AddressInfo;
-      browser = await chromium.launch({ executablePath: chromiumPath, args: ARGS, timeout: 20_000 });
-      const page = await browser.newPage();
-      page.on('console', (m) => {
-        if (m.type() === 'error' || m.type() === 'warning')
-          problems.push(`${m.worker() ? 'worker' : 'page'} console.${m.type()}: ${m.text()}`);
-      });
-      page.on('worker', (w) =>
-        w.on('console', (m) => {
-          const line = `worker console.${m.type()}: ${m.text()}`;
-          if ((m.type() === 'error' || m.type() === 'warning') && !problems.includes(line)) problems.push(line);
-        }),
-      );
-      page.on('pageerror', (e) => problems.push(`page error: ${e.stack ?? e.message}`));
-      page.on('requestfailed', (r) => problems.push(`request failed: ${r.url()} ${r.failure()?.errorText ?? ''}`));
-      page.on('response', (r) => {
-        if (r.status() >= 400) problems.push(`HTTP ${r.status()}: ${r.url()}`);
-      });
-      await page.goto(`http://127.0.0.1:${port}/`, { timeout: 15_000 });
-      result = await within(
-        page.evaluate(() => (globalThis as unknown as { macslotResult?: Promise<BrowserResult> }).macslotResult),
-        RESULT_TIMEOUT_MS,
-        'the page result',
-      );
-    } finally {
-      await browser?.close();
-      await new Promise((done) => server.close(done));
-    }
+  it.skipIf(!chromiumPresent && !chromiumRequired)(
+    'runs the data plane in a Web Worker over shared memory, matching the reference filter',
+    async () => {
+      requireChromium();
+      if (!existsSync(resolve(root, 'dist/index.js'))) throw new Error('dist/index.js is missing; run npm run build first');
+      const problems: string[] = [];
+      const server = await serve();
+      let browser: Browser | undefined;
+      let result: BrowserResult | undefined;
+      try {
+        const { port } = server.address() as AddressInfo;
+        browser = await launchChromium();
+        const page = await browser.newPage();
+        page.on('console', (m) => {
+          if (m.type() === 'error' || m.type() === 'warning')
+            problems.push(`${m.worker() ? 'worker' : 'page'} console.${m.type()}: ${m.text()}`);
+        });
+        page.on('worker', (w) =>
+          w.on('console', (m) => {
+            const line = `worker console.${m.type()}: ${m.text()}`;
+            if ((m.type() === 'error' || m.type() === 'warning') && !problems.includes(line)) problems.push(line);
+          }),
+        );
+        page.on('pageerror', (e) => problems.push(`page error: ${e.stack ?? e.message}`));
+        page.on('requestfailed', (r) => problems.push(`request failed: ${r.url()} ${r.failure()?.errorText ?? ''}`));
+        page.on('response', (r) => {
+          if (r.status() >= 400) problems.push(`HTTP ${r.status()}: ${r.url()}`);
+        });
+        await page.goto(`http://127.0.0.1:${port}/`, { timeout: 15_000 });
+        result = await within(
+          page.evaluate(() => (globalThis as unknown as { macslotResult?: Promise<BrowserResult> }).macslotResult),
+          RESULT_TIMEOUT_MS,
+          'the page result',
+        );
+      } finally {
+        await browser?.close();
+        await new Promise((done) => server.close(done));
+      }
 
-    const report = `browser result: ${JSON.stringify(result, null, 2)}\nconsole and page problems:\n${problems.join('\n') || '(none)'}`;
-    expect(result, report).toBeDefined();
-    const r = result!;
-    expect(r.errors, report).toEqual([]);
-    expect(problems, report).toEqual([]);
-    expect(r.isolated, report).toBe(true);
-    expect(r.workerIsolated, report).toBe(true);
-    expect(r.shared, report).toBe(true);
-    expect(r.workerShared, report).toBe(true);
-    // Lane 0 belongs to the creating thread; the worker must have claimed one of its own.
-    expect(r.workerLane, report).toBeGreaterThan(0);
-    expect(r.frames, report).toBeGreaterThanOrEqual(1000);
-    expect(r.mismatches, report).toBe(0);
-    expect(r.mainMismatches, report).toBe(0);
-    // The frames must have reached every rule the setup provokes, or a zero mismatch count proves little.
-    for (const rule of [
-      'broadcast',
-      'multicast-exact',
-      'multicast-hash',
-      'unicast-exact',
-      'software',
-      'promiscuous',
-      'drop-unknown',
-      'drop-multicast',
-      'drop-runt',
-      'drop-oversize',
-    ]) {
-      expect(r.rules[rule] ?? 0, `${rule} never occurred\n${report}`).toBeGreaterThan(0);
-    }
-    expect(r.ring.expected, report).toBeGreaterThan(0);
-    expect(r.ring.frames, report).toBe(r.ring.expected);
-    expect(r.ring.mismatches, report).toBe(0);
-    expect(r.ring.ringDrops, report).toBe(0);
-    expect(r.ring.woke, report).toBe(true);
-    // The worker sleeps on the ring with a 10 s limit; a wake-up near that limit means the producer rang no doorbell.
-    expect(r.ring.waitedMs, report).toBeLessThan(5000);
-    expect(r.ok, report).toBe(true);
-  });
+      const report = `browser result: ${JSON.stringify(result, null, 2)}\nconsole and page problems:\n${problems.join('\n') || '(none)'}`;
+      expect(result, report).toBeDefined();
+      const r = result!;
+      expect(r.errors, report).toEqual([]);
+      expect(problems, report).toEqual([]);
+      expect(r.isolated, report).toBe(true);
+      expect(r.workerIsolated, report).toBe(true);
+      expect(r.shared, report).toBe(true);
+      expect(r.workerShared, report).toBe(true);
+      // Lane 0 belongs to the creating thread; the worker must have claimed one of its own.
+      expect(r.workerLane, report).toBeGreaterThan(0);
+      expect(r.frames, report).toBeGreaterThanOrEqual(1000);
+      expect(r.mismatches, report).toBe(0);
+      expect(r.mainMismatches, report).toBe(0);
+      // The frames must have reached every rule the setup provokes, or a zero mismatch count proves little.
+      for (const rule of [
+        'broadcast',
+        'multicast-exact',
+        'multicast-hash',
+        'unicast-exact',
+        'software',
+        'promiscuous',
+        'drop-unknown',
+        'drop-multicast',
+        'drop-runt',
+        'drop-oversize',
+      ]) {
+        expect(r.rules[rule] ?? 0, `${rule} never occurred\n${report}`).toBeGreaterThan(0);
+      }
+      expect(r.ring.expected, report).toBeGreaterThan(0);
+      expect(r.ring.frames, report).toBe(r.ring.expected);
+      expect(r.ring.mismatches, report).toBe(0);
+      expect(r.ring.ringDrops, report).toBe(0);
+      expect(r.ring.woke, report).toBe(true);
+      // The worker sleeps on the ring with a 10 s limit; a wake-up near that limit means the producer rang no doorbell.
+      expect(r.ring.waitedMs, report).toBeLessThan(5000);
+      expect(r.ok, report).toBe(true);
+    },
+  );
 });
