@@ -8,8 +8,8 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { Nic, Switch } from 'macslot';
 import { serveSwitch, spawnPasst, type PasstPeer, type ServedSwitch } from 'macslot/node';
-import { streamPeer } from './support/peer.js';
-import { needTool, tagOf, tagged, until } from './support/frames.js';
+import { streamPairWorks } from './support/peer.js';
+import { needTool, until } from './support/frames.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'macslot-hostile-passt-'));
 const pids = join(dir, 'pids');
@@ -57,33 +57,6 @@ async function serve(logs: string[]) {
   return { sw, where };
 }
 
-async function joinPeer(sw: Switch, where: string): Promise<{ peer: Awaited<ReturnType<typeof streamPeer>>; mac: string }> {
-  const before = new Set(sw.ports().map((p) => p.id));
-  const peer = await streamPeer(where);
-  await until(() => sw.ports().some((p) => !before.has(p.id) && p.mac !== undefined), 10_000, 'the switch to attach a stream peer');
-  return {
-    peer,
-    mac: sw
-      .ports()
-      .find((p) => !before.has(p.id))!
-      .mac!.toString(),
-  };
-}
-
-/** Two stream peers exchange a unicast each way: the switch still serves. */
-async function pairWorks(sw: Switch, where: string): Promise<void> {
-  const a = await joinPeer(sw, where);
-  const b = await joinPeer(sw, where);
-  try {
-    a.peer.send(tagged(b.mac, a.mac, 1));
-    b.peer.send(tagged(a.mac, b.mac, 2));
-    await until(() => a.peer.got.some((f) => tagOf(f) === 2) && b.peer.got.some((f) => tagOf(f) === 1), 10_000, 'a unicast each way');
-  } finally {
-    a.peer.socket.destroy();
-    b.peer.socket.destroy();
-  }
-}
-
 /** Starts the stand-in in `mode` as the switch's uplink. */
 async function hostileUplink(sw: Switch, mode: string, logs: string[]): Promise<PasstPeer> {
   passt = await spawnPasst({ command: standIn, extraArgs: [`--hostile=${mode}`], log: (l) => logs.push(l), timeoutMs: 20_000 });
@@ -100,7 +73,7 @@ describe('hostile passt uplinks (a stand-in speaking its socket framing)', () =>
     const p = await hostileUplink(sw, 'bogus-length', logs);
     await until(() => sw.counters().uplink === null, 10_000, 'the uplink to close');
     expect(logs.some((l) => l.startsWith(`${p.port.name}: dropped (invalid-length)`))).toBe(true);
-    await pairWorks(sw, where);
+    await streamPairWorks(sw, where);
   });
 
   it('a passt that exits in the middle of a frame: the uplink closes, the truncation is logged, its directory goes', async () => {
@@ -111,7 +84,7 @@ describe('hostile passt uplinks (a stand-in speaking its socket framing)', () =>
     await until(() => logs.some((l) => l.includes('dropped (truncated)')), 10_000, 'the truncation in the log');
     await p.close();
     expect(existsSync(dirname(p.socketPath))).toBe(false);
-    await pairWorks(sw, where);
+    await streamPairWorks(sw, where);
   });
 
   it('junk frames and escape sequences from passt: dropped, counted, and logged escaped', async () => {
@@ -123,7 +96,7 @@ describe('hostile passt uplinks (a stand-in speaking its socket framing)', () =>
     for (const l of logs) expect(l, l).not.toMatch(ESC);
     expect(logs.some((l) => l.includes('\\x1b[2J'))).toBe(true);
     expect(sw.counters().uplink).not.toBeNull();
-    await pairWorks(sw, where);
+    await streamPairWorks(sw, where);
     await p.close();
   });
 });
@@ -138,7 +111,7 @@ describe('a real passt', () => {
     expect(passt.pid).toBeGreaterThan(0);
     process.kill(passt.pid!, 'SIGKILL');
     await until(() => sw.counters().uplink === null, 10_000, 'the uplink to close');
-    await pairWorks(sw, where);
+    await streamPairWorks(sw, where);
     await passt.close();
     expect(existsSync(dirname(passt.socketPath))).toBe(false);
   });

@@ -10,6 +10,7 @@ import { Nic, Switch, isMacslotError } from 'macslot';
 import { listenStream, serveSwitch, type ServedSwitch } from 'macslot/node';
 import { streamPeer, type StreamPeer } from './support/peer.js';
 import { tagOf, tagged, until } from './support/frames.js';
+import { deadline } from './support/deadline.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'macslot-hostile-stream-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -48,22 +49,6 @@ async function raw(where: string, bytes: readonly number[], end: boolean): Promi
   if (end) s.end();
   await deadline(closed, 20_000, () => s.destroy());
   sockets.delete(s);
-}
-
-/** Resolves with `p`, or rejects (after `onLate`, which frees what waits) when the server has not acted within `ms`. */
-async function deadline<T>(p: Promise<T>, ms: number, onLate: () => void): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<never>((_, j) => {
-    timer = setTimeout(() => {
-      onLate();
-      j(new Error(`the server did not close the connection within ${ms} ms`));
-    }, ms);
-  });
-  try {
-    return await Promise.race([p, late]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 async function join2(sw: Switch, where: string): Promise<{ peer: StreamPeer; mac: string }> {

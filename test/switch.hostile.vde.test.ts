@@ -9,8 +9,8 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { Nic, Switch } from 'macslot';
 import { serveSwitch, spawnVdePlug, type ServedSwitch } from 'macslot/node';
-import { streamPeer } from './support/peer.js';
-import { needTool, tagOf, tagged, until } from './support/frames.js';
+import { joinStreamPeer, streamPairWorks } from './support/peer.js';
+import { needTool, tagged, until } from './support/frames.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'macslot-hostile-vde-'));
 const pids = join(dir, 'pids');
@@ -59,34 +59,6 @@ async function serve(logs: string[]) {
   return { sw, where };
 }
 
-/** Connects a stream peer and returns it with the MAC the switch gave it. */
-async function joinPeer(sw: Switch, where: string): Promise<{ peer: Awaited<ReturnType<typeof streamPeer>>; mac: string }> {
-  const before = new Set(sw.ports().map((p) => p.id));
-  const peer = await streamPeer(where);
-  await until(() => sw.ports().some((p) => !before.has(p.id) && p.mac !== undefined), 10_000, 'the switch to attach a stream peer');
-  return {
-    peer,
-    mac: sw
-      .ports()
-      .find((p) => !before.has(p.id))!
-      .mac!.toString(),
-  };
-}
-
-/** Two stream peers exchange a unicast each way: the switch still serves. */
-async function pairWorks(sw: Switch, where: string): Promise<void> {
-  const a = await joinPeer(sw, where);
-  const b = await joinPeer(sw, where);
-  try {
-    a.peer.send(tagged(b.mac, a.mac, 1));
-    b.peer.send(tagged(a.mac, b.mac, 2));
-    await until(() => a.peer.got.some((f) => tagOf(f) === 2) && b.peer.got.some((f) => tagOf(f) === 1), 10_000, 'a unicast each way');
-  } finally {
-    a.peer.socket.destroy();
-    b.peer.socket.destroy();
-  }
-}
-
 const ESC = /[\u0000-\u0008\u000a-\u001f\u007f]/;
 
 describe('hostile vde_plug children (a stand-in speaking its stdio framing)', () => {
@@ -106,7 +78,7 @@ describe('hostile vde_plug children (a stand-in speaking its stdio framing)', ()
     // The forged line stays inside the child's own line, after its name.
     expect(logs.filter((l) => l.includes('switch: vm-a connected as')).every((l) => l.startsWith('vde:garbage: '))).toBe(true);
     expect(logs.some((l) => l.includes('\\x1b[2J'))).toBe(true);
-    await pairWorks(sw, where);
+    await streamPairWorks(sw, where);
     port.close();
     await until(() => sw.ports().length === 0, 10_000, 'the child port to close');
   });
@@ -122,7 +94,7 @@ describe('hostile vde_plug children (a stand-in speaking its stdio framing)', ()
       'the truncated frame',
     );
     await until(() => sw.ports().length === 0, 10_000, 'the child port to close');
-    await pairWorks(sw, where);
+    await streamPairWorks(sw, where);
   });
 
   it('a child that dies when the switch writes to it, and a program that does not exist', async () => {
@@ -130,7 +102,7 @@ describe('hostile vde_plug children (a stand-in speaking its stdio framing)', ()
     const { sw, where } = await serve(logs);
     const dying = spawnVdePlug('die-on-input', { command: standIn, log: (l) => logs.push(l) });
     await sw.attach(dying);
-    const a = await joinPeer(sw, where);
+    const a = await joinStreamPeer(sw, where);
     try {
       // Broadcasts reach the child, which exits on the first; the later ones meet a closed pipe.
       for (let i = 0; i < 50; i++) a.peer.send(tagged('ff:ff:ff:ff:ff:ff', a.mac, i));
@@ -143,7 +115,7 @@ describe('hostile vde_plug children (a stand-in speaking its stdio framing)', ()
     await sw.attach(missing).catch(() => {});
     await until(() => logs.some((l) => l.includes('cannot start')), 10_000, 'the spawn error in the log');
     await until(() => sw.ports().length === 0, 10_000, 'the missing child’s port to close');
-    await pairWorks(sw, where);
+    await streamPairWorks(sw, where);
   });
 });
 
@@ -198,6 +170,6 @@ describe('a real vde_plug', () => {
     );
     process.kill(pid, 'SIGKILL');
     await until(() => sw.ports().length === 0, 10_000, 'the killed vde_plug’s port to close');
-    await pairWorks(sw, where);
+    await streamPairWorks(sw, where);
   });
 });

@@ -6,6 +6,7 @@ import { WebSocket } from 'ws';
 import { Nic, Switch } from 'macslot';
 import { serveSwitch, type ServedSwitch } from 'macslot/node';
 import { tagOf, tagged, until } from './support/frames.js';
+import { deadline } from './support/deadline.js';
 
 const A = '52:54:00:00:00:0a';
 const B = '52:54:00:00:00:0b';
@@ -52,22 +53,6 @@ async function raw(port: number, bytes: string | Uint8Array, end = false): Promi
   await deadline(closed, 20_000, () => s.destroy());
   sockets.delete(s);
   return got;
-}
-
-/** Resolves with `p`, or rejects (after `onLate`, which frees what waits) when the server has not acted within `ms`. */
-async function deadline<T>(p: Promise<T>, ms: number, onLate: () => void): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<never>((_, j) => {
-    timer = setTimeout(() => {
-      onLate();
-      j(new Error(`the server did not close the connection within ${ms} ms`));
-    }, ms);
-  });
-  try {
-    return await Promise.race([p, late]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 const upgrade = (path: string, headers: Record<string, string> = {}): string => {
