@@ -6,7 +6,7 @@ import type { Readable, Writable } from 'node:stream';
 import { MacslotError, show } from '../errors.js';
 import { FrameDecoder, QEMU_FRAMING, encodeFrame, type StreamFraming } from '../port/framing.js';
 import { escapeText } from '../text.js';
-import { PortBase, type FramePort, type QueueBudget, type QueueShare } from '../port/port.js';
+import { PortBase, sendQueueAdmits, type FramePort, type QueueBudget, type QueueShare } from '../port/port.js';
 import {
   DEFAULT_FRAME_TIMEOUT_MS,
   DEFAULT_MAX_CLIENTS,
@@ -148,17 +148,7 @@ class StreamPort extends PortBase {
       return false;
     }
     const n = frame.length + f.prefixBytes;
-    if (this.#held + n > this.#maxQueue) {
-      this.dropped.drop('backpressure', `the peer is not reading; ${this.#held} bytes are queued (limit ${this.#maxQueue})`);
-      return false;
-    }
-    if (this.#share !== undefined && !this.#share.admits(n)) {
-      this.dropped.drop(
-        'queue-budget',
-        `the peer is not reading and all queues together hold their budget; ${this.#held} bytes are queued here`,
-      );
-      return false;
-    }
+    if (!sendQueueAdmits(this.dropped, n, this.#held, this.#maxQueue, this.#share)) return false;
     // Frames sent in one turn of the event loop leave in one writev instead of one syscall each.
     if (!this.#corked) {
       this.#corked = true;

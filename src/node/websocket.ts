@@ -6,7 +6,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer } from 'ws';
 import { MacslotError, show } from '../errors.js';
 import { QEMU_MAX_FRAME } from '../port/framing.js';
-import { PortBase, type FramePort, type QueueBudget, type QueueShare } from '../port/port.js';
+import { PortBase, sendQueueAdmits, type FramePort, type QueueBudget, type QueueShare } from '../port/port.js';
 import { escapeText, isPrintable } from '../text.js';
 import {
   DEFAULT_FRAME_TIMEOUT_MS,
@@ -120,17 +120,7 @@ class WsPort extends PortBase {
   send(frame: Uint8Array): boolean {
     if (this.closed || this.#ws.readyState !== WebSocket.OPEN) return false;
     const n = frame.length;
-    if (this.#held + n > this.#maxQueue) {
-      this.dropped.drop('backpressure', `the peer is not reading; ${this.#held} bytes are queued (limit ${this.#maxQueue})`);
-      return false;
-    }
-    if (this.#share !== undefined && !this.#share.admits(n)) {
-      this.dropped.drop(
-        'queue-budget',
-        `the peer is not reading and all queues together hold their budget; ${this.#held} bytes are queued here`,
-      );
-      return false;
-    }
+    if (!sendQueueAdmits(this.dropped, n, this.#held, this.#maxQueue, this.#share)) return false;
     this.#held += n;
     this.#share?.take(n);
     // A copy: ws may send after this call returns, and the caller's view is only valid now.

@@ -289,3 +289,19 @@ export class QueueShare {
     this.#budget.leave();
   }
 }
+
+/**
+ * Whether a frame of `n` bytes may join a send queue that holds `held` of at most `maxQueue` bytes and, when there is one,
+ * fits the port's `share` of the queue budget. When it may not, counts the drop (`backpressure` or `queue-budget`) in `dropped`.
+ */
+export function sendQueueAdmits(dropped: DropCounter, n: number, held: number, maxQueue: number, share: QueueShare | undefined): boolean {
+  if (held + n > maxQueue) {
+    dropped.drop('backpressure', `the peer is not reading; ${held} bytes are queued (limit ${maxQueue})`);
+    return false;
+  }
+  if (share !== undefined && !share.admits(n)) {
+    dropped.drop('queue-budget', `the peer is not reading and all queues together hold their budget; ${held} bytes are queued here`);
+    return false;
+  }
+  return true;
+}
