@@ -125,14 +125,7 @@ export async function listenDgram(
     });
     peers.set(key, p);
     book.opened();
-    book.accepted();
-    try {
-      onPort(p);
-    } catch (err) {
-      book.refuse('error', `the port's receiver failed: ${err instanceof Error ? err.message : String(err)}`);
-      p.close();
-      return undefined;
-    }
+    if (!book.handOver(p, () => onPort(p))) return undefined;
     return p.closed ? undefined : p;
   };
   socket.on(

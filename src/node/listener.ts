@@ -82,6 +82,22 @@ export class ListenerBook {
     this.#accepted++;
   }
 
+  /**
+   * Counts `port` accepted and runs `receive`, which hands it on. When that throws, the failure is counted as a refusal of
+   * reason `error`, the port is closed, and false is returned.
+   */
+  handOver(port: { close(): void }, receive: () => void): boolean {
+    this.accepted();
+    try {
+      receive();
+      return true;
+    } catch (err) {
+      this.refuse('error', `the port's receiver failed: ${err instanceof Error ? err.message : String(err)}`);
+      port.close();
+      return false;
+    }
+  }
+
   /** Counts a refusal of `reason` and logs `detail` (escaped) if it is the first of its reason. Never throws. */
   refuse(reason: string, detail: string): void {
     this.#count(this.#refused, reason, 'refused', detail);

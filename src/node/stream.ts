@@ -304,13 +304,7 @@ export async function listenStream(
         book.opened();
         socket.once('close', () => book.closed());
         const port = socketPort(socket, { ...portOptions, name: `${options.name ?? label}#${++n}` });
-        book.accepted();
-        try {
-          onPort(port);
-        } catch (err) {
-          book.refuse('error', `the port's receiver failed: ${err instanceof Error ? err.message : String(err)}`);
-          port.close();
-        }
+        book.handOver(port, () => onPort(port));
       },
       (socket: Socket) => socket.destroy(),
     ),

@@ -286,13 +286,7 @@ export async function listenWebSocket(
             settle(socket);
             const label = parsed.name === undefined ? '' : escapeText(parsed.name);
             const port = webSocketPort(ws, { ...portOptions, name: `${book.address}/${label}#${++n}` });
-            book.accepted();
-            try {
-              onPort(port, parsed.name, secretOf(req.url));
-            } catch (err) {
-              book.refuse('error', `the port's receiver failed: ${err instanceof Error ? err.message : String(err)}`);
-              port.close();
-            }
+            book.handOver(port, () => onPort(port, parsed.name, secretOf(req.url)));
           } catch (err) {
             book.refuse('error', err instanceof Error ? err.message : String(err));
             ws.terminate();
