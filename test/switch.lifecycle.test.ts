@@ -1,7 +1,7 @@
 // The switch's lifecycle with real processes: passt starting every time (a socket file that is not listening yet, its
 // output, its private directory), and `macslot switch` (the built CLI) stopping on SIGINT/SIGTERM with peers connected.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
@@ -9,6 +9,7 @@ import type { SwitchCounters } from 'macslot';
 import { spawnPasst } from 'macslot/node';
 import { needTool, until } from './support/frames.js';
 import { streamPeer, type StreamPeer } from './support/peer.js';
+import { alive } from './support/processes.js';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 const CLI = join(ROOT, 'dist/cli/main.js');
@@ -47,16 +48,6 @@ ${FAKES[kind]}
 `;
   writeFileSync(join(bin, 'passt'), text, { mode: 0o755 });
   return bin;
-}
-
-/** True while process `pid` runs (a zombie, killed but not yet reaped, counts as gone). */
-function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
 }
 
 // Everything a test started, ended whatever happens.

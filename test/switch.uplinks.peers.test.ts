@@ -1,6 +1,6 @@
 // Per-guest passt uplinks with real guests: QEMU guests running iPXE and a v86 guest, each given its own address by its own passt;
 // a passt killed and restarted, a guest released and back, the gateway reached, and nothing left behind.
-import { readdirSync, mkdtempSync, rmSync, readFileSync } from 'node:fs';
+import { readdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,7 +11,7 @@ import { Nic, Switch, attachV86, bindClient } from 'macslot';
 import { DHCP, HAVE_GUEST, REQUIRED, bootIpxe, parseDhcp, waitFor } from './fixtures/v86.js';
 import { serveSwitch, type ServedSwitch } from 'macslot/node';
 import { needTool, until } from './support/frames.js';
-import { killTracked, spawnTracked } from './support/processes.js';
+import { alive, killTracked, spawnTracked } from './support/processes.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'macslot-uplinks-'));
 const served: ServedSwitch[] = [];
@@ -24,15 +24,6 @@ afterEach(async () => {
   for (const s of served.splice(0)) await s.close();
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
-}
 
 /** A switch serving a named UNIX listener per guest, with one passt per guest as its uplink. */
 async function start(

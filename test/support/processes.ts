@@ -1,6 +1,7 @@
 // Test support: every child process a test starts through here is tracked and killed when the test ends, fails or
 // times out (afterEach), when its file ends (afterAll), and when the test process itself exits.
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { afterAll, afterEach, beforeEach } from 'vitest';
 
 const REGISTRY = Symbol.for('macslot.test.children');
@@ -105,4 +106,14 @@ if (REGISTRY_NEW) {
   process.once('exit', () => {
     for (const t of live) killNow(t);
   });
+}
+
+/** True while process `pid` runs (a zombie, killed but not yet reaped, counts as gone). */
+export function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
 }
