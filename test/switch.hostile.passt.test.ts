@@ -1,38 +1,16 @@
 // Hostile and dying passt uplinks against a switch: a stand-in speaking passt's socket framing announces a bogus length,
 // exits in the middle of a frame, or prints escape sequences; a real passt is killed mid-run. Each time the switch stays
 // up, logs escaped text, removes passt's directory, and keeps serving a well-behaved pair.
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { Nic, Switch } from 'macslot';
 import { serveSwitch, spawnPasst, type PasstPeer, type ServedSwitch } from 'macslot/node';
 import { streamPairWorks } from './support/peer.js';
+import { hostileStandIn } from './support/hostile.js';
 import { needTool, until } from './support/frames.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'macslot-hostile-passt-'));
-const pids = join(dir, 'pids');
-mkdirSync(pids);
-// A wrapper, so the stand-in runs whatever the checkout did to its mode bits.
-const standIn = join(dir, 'hostile-passt');
-writeFileSync(
-  standIn,
-  `#!/bin/sh\nexec "${process.execPath}" "${fileURLToPath(new URL('./fixtures/hostile-peer.mjs', import.meta.url))}" "$@"\n`,
-);
-chmodSync(standIn, 0o755);
-
-/** Kills every stand-in still running (a failed test must not leave one behind). */
-function killStandIns(): void {
-  for (const p of readdirSync(pids)) {
-    try {
-      process.kill(Number(p), 'SIGKILL');
-    } catch {
-      // Already gone.
-    }
-    rmSync(join(pids, p), { force: true });
-  }
-}
+const { dir, pids, standIn, killStandIns } = hostileStandIn('macslot-hostile-passt-', 'hostile-passt');
 afterAll(() => {
   killStandIns();
   rmSync(dir, { recursive: true, force: true });

@@ -2,38 +2,16 @@
 // sequences, exits in the middle of a frame, dies when spoken to, or is missing; a real vde_plug relays junk datagrams and is
 // killed. Each time the switch stays up, logs escaped text, and keeps serving a well-behaved pair.
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { Nic, Switch } from 'macslot';
 import { serveSwitch, spawnVdePlug, type ServedSwitch } from 'macslot/node';
 import { joinStreamPeer, streamPairWorks } from './support/peer.js';
+import { hostileStandIn } from './support/hostile.js';
 import { needTool, tagged, until } from './support/frames.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'macslot-hostile-vde-'));
-const pids = join(dir, 'pids');
-mkdirSync(pids);
-// A wrapper, so the stand-in runs whatever the checkout did to its mode bits.
-const standIn = join(dir, 'hostile-peer');
-writeFileSync(
-  standIn,
-  `#!/bin/sh\nexec "${process.execPath}" "${fileURLToPath(new URL('./fixtures/hostile-peer.mjs', import.meta.url))}" "$@"\n`,
-);
-chmodSync(standIn, 0o755);
-
-/** Kills every stand-in that is still running (a failed test must not leave one behind). */
-function killStandIns(): void {
-  for (const p of readdirSync(pids)) {
-    try {
-      process.kill(Number(p), 'SIGKILL');
-    } catch {
-      // Already gone.
-    }
-    rmSync(join(pids, p), { force: true });
-  }
-}
+const { dir, pids, standIn, killStandIns } = hostileStandIn('macslot-hostile-vde-', 'hostile-peer');
 afterAll(() => {
   killStandIns();
   rmSync(dir, { recursive: true, force: true });
