@@ -181,7 +181,7 @@ describe('vde_plug (acceptance 5)', () => {
       log: (l) => logs.push(l),
     });
     try {
-      await until(() => sw.ports().length === 2, 5000, 'both vde_plug ports');
+      await until(() => sw.ports().length === 2, 20_000, 'both vde_plug ports');
       const byName = Object.fromEntries(sw.ports().map((p) => [p.client.name, p]));
       // vde_plug's port names carry their VNL, so map client → which UDP socket reaches it.
       const idx = (name: string) => plugPorts.findIndex((p) => byName[name]!.port.name.includes(`:${p}->`));
@@ -192,9 +192,12 @@ describe('vde_plug (acceptance 5)', () => {
           if (got[idx('b')]!.length === 0) send('a', tagged(B, A, 1));
           return got[idx('b')]!.length > 0;
         },
-        5000,
+        20_000,
         'the first frame through two vde_plug processes',
       );
+      // The retries above may still be on their way: a last frame from a, switched in order after them, marks their end.
+      send('a', tagged(B, A, 100));
+      await until(() => got[idx('b')]!.some((f) => tagOf(f) === 100), 20_000, "the end of the first frame's retries");
       got[0] = [];
       got[1] = [];
       send('a', tagged(B, A, 2));
