@@ -129,6 +129,23 @@ describe('hostile datagram peers', () => {
   });
 });
 
+/** Starts the built switch on a UDP listener with `args`; resolves once it listens, with its port and its stderr so far. */
+async function startUdpSwitch(args: string[]): Promise<{ port: number; err: () => string; stop: () => Promise<unknown> }> {
+  const child = spawn(process.execPath, [CLI, 'switch', '--listen', 'udp:127.0.0.1:0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(child);
+  let err = '';
+  child.stderr!.setEncoding('utf8').on('data', (t: string) => (err += t));
+  child.stdout!.resume();
+  await until(() => /listening on udp:127\.0\.0\.1:\d+/.test(err), 20_000, 'the switch to listen');
+  const port = Number(/listening on udp:127\.0\.0\.1:(\d+)/.exec(err)![1]);
+  const stop = (): Promise<unknown> => {
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGTERM');
+    return exited;
+  };
+  return { port, err: () => err, stop };
+}
+
 describe('macslot switch (the built CLI)', () => {
   it('takes the listener limits as options, and refuses bad ones naming them', async () => {
     const bad = spawnSync(process.execPath, [CLI, 'switch', '--listen', 'udp:127.0.0.1:0', '--idle-timeout', '-5'], { encoding: 'utf8' });
@@ -138,21 +155,11 @@ describe('macslot switch (the built CLI)', () => {
     for (const flag of ['--queue-budget', '--max-clients', '--idle-timeout', '--frame-timeout', '--handshake-timeout'])
       expect(help).toContain(flag);
 
-    const child = spawn(process.execPath, [CLI, 'switch', '--listen', 'udp:127.0.0.1:0', '--idle-timeout', '2000', '--max-clients', '2'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    children.add(child);
-    let err = '';
-    child.stderr!.setEncoding('utf8').on('data', (t: string) => (err += t));
-    child.stdout!.resume();
-    await until(() => /listening on udp:127\.0\.0\.1:\d+/.test(err), 20_000, 'the switch to listen');
-    const port = Number(/listening on udp:127\.0\.0\.1:(\d+)/.exec(err)![1]);
+    const { port, err, stop } = await startUdpSwitch(['--idle-timeout', '2000', '--max-clients', '2']);
     for (let i = 0; i < 3; i++) await oneShot(port, tagged('ff:ff:ff:ff:ff:ff', '02:00:00:00:00:00', i));
-    await until(() => err.includes('refused a peer (limit)'), 20_000, 'the third source to be refused');
-    await until(() => err.includes('released a peer (idle)'), 20_000, 'the silent sources to be released');
-    const exited = new Promise((r) => child.once('exit', r));
-    child.kill('SIGTERM');
-    await exited;
+    await until(() => err().includes('refused a peer (limit)'), 20_000, 'the third source to be refused');
+    await until(() => err().includes('released a peer (idle)'), 20_000, 'the silent sources to be released');
+    await stop();
   });
 
   it("takes the listener limits from the configuration file's switch object, and the command line overrides them", async () => {
@@ -167,23 +174,13 @@ describe('macslot switch (the built CLI)', () => {
       expect(refused.stderr).toContain('switch.idleMs');
 
       // The file allows one peer; --max-clients 2 allows a second, and the third is refused.
-      const child = spawn(process.execPath, [CLI, 'switch', '--config', config, '--listen', 'udp:127.0.0.1:0', '--max-clients', '2'], {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      children.add(child);
-      let err = '';
-      child.stderr!.setEncoding('utf8').on('data', (t: string) => (err += t));
-      child.stdout!.resume();
-      await until(() => /listening on udp:127\.0\.0\.1:\d+/.test(err), 20_000, 'the switch to listen');
-      const port = Number(/listening on udp:127\.0\.0\.1:(\d+)/.exec(err)![1]);
+      const { port, err, stop } = await startUdpSwitch(['--config', config, '--max-clients', '2']);
       for (let i = 0; i < 3; i++) await oneShot(port, tagged('ff:ff:ff:ff:ff:ff', '02:00:00:00:00:00', i));
-      await until(() => err.includes('refused a peer (limit)'), 20_000, 'the third source to be refused');
+      await until(() => err().includes('refused a peer (limit)'), 20_000, 'the third source to be refused');
       // Two sources got ports (the command line's limit), not one (the file's).
-      await until(() => (err.match(/: connected as /g)?.length ?? 0) === 2, 20_000, 'two sources to connect');
-      await until(() => err.includes('released a peer (idle)'), 20_000, "the silent sources to be released by the file's idleMs");
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      await exited;
+      await until(() => (err().match(/: connected as /g)?.length ?? 0) === 2, 20_000, 'two sources to connect');
+      await until(() => err().includes('released a peer (idle)'), 20_000, "the silent sources to be released by the file's idleMs");
+      await stop();
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
