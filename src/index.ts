@@ -118,6 +118,7 @@ export {
   type StoreData,
   type RecordStore,
   type ClaimRequest,
+  type NewClaimRequest,
   type MacIdentity,
   type StoredRecord,
 } from './manager/store.js';
@@ -182,7 +183,7 @@ export {
   type PortBinding,
   type PortCounters,
   type StormControl,
-} from './port/attach.js';
+} from './switch/fabric.js';
 export {
   Switch,
   DEFAULT_STORM_CONTROL,
