@@ -183,7 +183,7 @@ export {
   type PortBinding,
   type PortCounters,
   type StormControl,
-} from './switch/fabric.js';
+} from './port/attach.js';
 export {
   Switch,
   DEFAULT_STORM_CONTROL,
