@@ -69,7 +69,7 @@ function pool(options: Partial<ConstructorParameters<typeof GuestUplinks>[0]> = 
   toGuests: Uint8Array[];
 } {
   const { fakes, start } = fakeStarter();
-  const up = new GuestUplinks({ start, restartDelayMs: 10, ...options });
+  const up = new GuestUplinks({ start, restartDelayMs: 10, name: 'passt-less', ...options });
   const toGuests: Uint8Array[] = [];
   up.onFrame((f) => toGuests.push(f.slice()));
   pools.push(up);
@@ -230,6 +230,33 @@ describe('GuestUplinks', () => {
         message: expect.stringContaining('every address of 10.0.2.40..10.0.2.41 is held'),
       }),
     );
+  });
+
+  it('refuses a guest once when every address is held: one log line, its frames counted as no-address, and an address once one frees', async () => {
+    const logs: string[] = [];
+    const { up, fakes } = pool({ range: ['10.0.2.40', '10.0.2.40'], log: (l) => logs.push(l) });
+    const a = '52:54:00:00:00:01';
+    const b = '52:54:00:00:00:02';
+    up.send(ethernet('ff:ff:ff:ff:ff:ff', a, 0x0800));
+    for (let i = 0; i < 5; i++) expect(up.send(ethernet('ff:ff:ff:ff:ff:ff', b, 0x0800))).toBe(false);
+    expect(logs.filter((l) => l.includes(b))).toEqual([`passt-less: every address of 10.0.2.40..10.0.2.40 is held; none for ${b}`]);
+    expect(up.guest(b)).toMatchObject({
+      address: null,
+      state: 'refused',
+      drops: { 'no-address': 5 },
+      error: `QUOTA_EXCEEDED: every address of 10.0.2.40..10.0.2.40 is held; none for ${b}`,
+    });
+    expect(up.drops()).toEqual({ 'no-address': 5 });
+    await until(() => up.guest(a)?.state === 'up', 5000, 'a up');
+    // a's client is released: its stopped uplink gives its address up to b, whose next frame starts b's uplink.
+    await up.release(a);
+    up.send(ethernet('ff:ff:ff:ff:ff:ff', b, 0x0800));
+    await until(() => up.guest(b)?.state === 'up', 5000, 'b up');
+    expect(up.guest(b)!.address).toBe('10.0.2.40');
+    expect(fakes.map((f) => [f.request.mac, f.request.address])).toEqual([
+      [a, '10.0.2.40'],
+      [b, '10.0.2.40'],
+    ]);
   });
 
   it('refuses an uplink beyond the cap with QUOTA_EXCEEDED, and starts it once one is released', async () => {

@@ -55,8 +55,8 @@ export type GuestUplinkState = 'starting' | 'up' | 'restarting' | 'refused' | 's
 export interface GuestUplinkInfo {
   /** The guest's MAC. */
   readonly mac: string;
-  /** The guest's IPv4 address. */
-  readonly address: string;
+  /** The guest's IPv4 address; null while it is refused because every address of the range is held. */
+  readonly address: string | null;
   /** The uplink's state. */
   readonly state: GuestUplinkState;
   /** The uplink's process id while it runs, else null. */
@@ -68,8 +68,8 @@ export interface GuestUplinkInfo {
   /** Frames from the uplink given to the guest. */
   readonly fromUplink: number;
   /**
-   * Frames dropped, by reason: `starting` (queue full while it starts), `refused`, `neighbour-arp` and `neighbour-nd` (kept from the
-   * uplink, see GuestUplinks).
+   * Frames dropped, by reason: `starting` (queue full while it starts), `refused` (over the cap), `no-address` (every address
+   * of the range is held), `neighbour-arp` and `neighbour-nd` (kept from the uplink, see GuestUplinks).
    */
   readonly drops: Readonly<Record<string, number>>;
   /** Why the uplink is refused or last failed, else null. */
@@ -90,7 +90,10 @@ export interface GuestUplinksOptions extends GuestNetwork {
 
 interface Guest {
   readonly mac: Mac;
-  readonly address: number;
+  /** Null while refused for want of an address. */
+  address: number | null;
+  /** The value of GuestUplinks' release count when it was last refused an address: no new try until an address may be free. */
+  triedAt: number;
   state: GuestUplinkState;
   handle: GuestUplinkHandle | undefined;
   queue: Uint8Array[];
@@ -206,6 +209,8 @@ export class GuestUplinks implements FramePort {
   readonly #taken = new Map<number, number | string>();
   /** IPv6 sources seen from guests, to the MAC key that sent them (bounded, oldest forgotten first). */
   readonly #ndSources = new Map<string, number | string>();
+  /** Guests stopped so far: an address may be free again only after one stops. */
+  #stops = 0;
   /** Uplinks starting or ending, so stop() resolves only once every one of them is gone. */
   readonly #pending = new Set<Promise<unknown>>();
   #receiver: (frame: Uint8Array) => void = () => {};
@@ -236,21 +241,14 @@ export class GuestUplinks implements FramePort {
     const mac = frameMac(frame, 6);
     this.#noteNdSource(frame, mac.key);
     let g = this.#guests.get(mac.key);
-    if (g === undefined || g.state === 'stopped' || g.state === 'refused') {
-      try {
-        g = this.#open(mac);
-      } catch (err) {
-        this.#log(`${escapeText(this.name)}: no uplink for ${mac.toString()}: ${escapeText((err as Error).message)}`);
-        return false;
-      }
-    }
+    if (g === undefined || g.state === 'stopped' || g.state === 'refused') g = this.#open(mac);
     const kept = this.#keptFromUplink(frame, mac.key);
     if (kept !== undefined) return this.#drop(g, kept);
     if (g.state === 'up' && g.handle !== undefined) {
       g.toUplink++;
       return g.handle.port.send(frame);
     }
-    if (g.state === 'refused') return this.#drop(g, 'refused');
+    if (g.state === 'refused') return this.#drop(g, g.address === null ? 'no-address' : 'refused');
     if (g.queue.length >= QUEUE_WHILE_STARTING) return this.#drop(g, 'starting');
     g.queue.push(frame.slice());
     return true;
@@ -304,9 +302,11 @@ export class GuestUplinks implements FramePort {
   open(mac: string | Mac): string {
     const m = typeof mac === 'string' ? Mac.parse(mac) : mac;
     const g = this.#guests.get(m.key);
-    if (g !== undefined && g.state !== 'stopped' && g.state !== 'refused') return ipv4Text(g.address);
+    if (g !== undefined && g.state !== 'stopped' && g.state !== 'refused' && g.address !== null) return ipv4Text(g.address);
+    if (this.#closed) throw new MacslotError('PORT_CLOSED', `the uplinks are closed; none for ${m.toString()}`);
     const opened = this.#open(m);
-    if (opened.state === 'refused') throw new MacslotError('QUOTA_EXCEEDED', (opened.error ?? 'refused').replace(/^QUOTA_EXCEEDED: /, ''));
+    if (opened.state === 'refused' || opened.address === null)
+      throw new MacslotError('QUOTA_EXCEEDED', (opened.error ?? 'refused').replace(/^QUOTA_EXCEEDED: /, ''));
     return ipv4Text(opened.address);
   }
 
@@ -342,16 +342,16 @@ export class GuestUplinks implements FramePort {
   }
 
   /**
-   * Returns the guest record of `mac`, with its uplink starting, or refused over the cap. Throws PORT_CLOSED or QUOTA_EXCEEDED (no
-   * address).
+   * Returns the guest record of `mac`, with its uplink starting, or refused: over the cap, or for want of an address (each
+   * refusal logged once, when the guest becomes refused, not once per frame). Never throws.
    */
   #open(mac: Mac): Guest {
-    if (this.#closed) throw new MacslotError('PORT_CLOSED', `the uplinks are closed; none for ${mac.toString()}`);
     let g = this.#guests.get(mac.key);
     if (g === undefined) {
       g = {
         mac,
-        address: this.#assign(mac),
+        address: null,
+        triedAt: -1,
         state: 'starting',
         handle: undefined,
         queue: [],
@@ -363,6 +363,19 @@ export class GuestUplinks implements FramePort {
         timer: undefined,
       };
       this.#guests.set(mac.key, g);
+    }
+    if (g.address === null && g.triedAt !== this.#stops) {
+      g.triedAt = this.#stops;
+      g.address = this.#assign(mac);
+    }
+    if (g.address === null) {
+      if (g.state !== 'refused') {
+        const { first, last } = this.network;
+        g.error = `QUOTA_EXCEEDED: every address of ${ipv4Text(first)}..${ipv4Text(last)} is held; none for ${mac.toString()}`;
+        this.#log(`${escapeText(this.name)}: ${g.error.replace(/^QUOTA_EXCEEDED: /, '')}`);
+        g.state = 'refused';
+      }
+      return g;
     }
     const running = [...this.#guests.values()].filter(
       (x) => x !== g && (x.state === 'starting' || x.state === 'up' || x.state === 'restarting'),
@@ -383,8 +396,8 @@ export class GuestUplinks implements FramePort {
     return g;
   }
 
-  /** Returns the address of `mac`: the one it had, else the first free one from its hash. Throws QUOTA_EXCEEDED when none is free. */
-  #assign(mac: Mac): number {
+  /** Returns the address of `mac`: the one it had, else the first free one from its hash, else null when none is free. */
+  #assign(mac: Mac): number | null {
     for (const [a, k] of this.#taken) if (k === mac.key) return a;
     const { first, last, gateway, dns } = this.network;
     const size = last - first + 1;
@@ -404,11 +417,12 @@ export class GuestUplinks implements FramePort {
         return a;
       }
     }
-    throw new MacslotError('QUOTA_EXCEEDED', `every address of ${ipv4Text(first)}..${ipv4Text(last)} is held; none for ${mac.toString()}`);
+    return null;
   }
 
   #launch(g: Guest): void {
     const n = this.network;
+    if (g.address === null) return;
     const request: GuestUplinkRequest = {
       mac: g.mac.toString(),
       address: ipv4Text(g.address),
@@ -457,7 +471,7 @@ export class GuestUplinks implements FramePort {
     if (g.handle !== handle) return;
     g.handle = undefined;
     if (this.#closed || g.state !== 'up') return;
-    this.#log(`${escapeText(this.name)}: uplink of ${g.mac.toString()} ended; restarting it with ${ipv4Text(g.address)}`);
+    this.#log(`${escapeText(this.name)}: uplink of ${g.mac.toString()} ended; restarting it with ${ipv4Text(g.address ?? 0)}`);
     this.#track(handle.close());
     this.#retry(g);
   }
@@ -480,6 +494,7 @@ export class GuestUplinks implements FramePort {
   async #stopGuest(g: Guest): Promise<void> {
     clearTimeout(g.timer);
     g.timer = undefined;
+    if (g.state !== 'stopped') this.#stops++;
     g.state = 'stopped';
     g.queue = [];
     const h = g.handle;
@@ -550,7 +565,7 @@ function ipv6Key(frame: Uint8Array, at: number): string {
 function info(g: Guest): GuestUplinkInfo {
   return {
     mac: g.mac.toString(),
-    address: ipv4Text(g.address),
+    address: g.address === null ? null : ipv4Text(g.address),
     state: g.state,
     pid: g.handle?.pid ?? null,
     restarts: g.restarts,
