@@ -232,7 +232,7 @@ describe('GuestUplinks', () => {
     );
   });
 
-  it('refuses a guest once when every address is held: one log line, its frames counted as no-address, and an address once one frees', async () => {
+  it('refuses a guest once when every address is held: one log line, frames counted as no-address, an address once one frees', async () => {
     const logs: string[] = [];
     const { up, fakes } = pool({ range: ['10.0.2.40', '10.0.2.40'], log: (l) => logs.push(l) });
     const a = '52:54:00:00:00:01';
