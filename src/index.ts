@@ -154,6 +154,8 @@ export {
   QueueBudget,
   QueueShare,
   DEFAULT_QUEUE_BUDGET,
+  ioBegin,
+  ioEnd,
   type FramePort,
   type PortCloseReason,
 } from './port/port.js';
@@ -183,7 +185,7 @@ export {
   type PortBinding,
   type PortCounters,
   type StormControl,
-} from './port/attach.js';
+} from './switch/fabric.js';
 export {
   Switch,
   DEFAULT_STORM_CONTROL,

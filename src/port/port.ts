@@ -75,6 +75,28 @@ export class DropCounter {
   }
 }
 
+// How deep this thread is inside transports' I/O callbacks that hand over frames (see ioBegin).
+let ioDepth = 0;
+
+/**
+ * Marks the start of frames a transport hands over from one read of its I/O (a socket's chunk, a datagram); pair it with
+ * ioEnd. Receivers may then defer their work to the end of the event loop's turn and take all frames read in that turn
+ * at once; frames handed over outside such a span (a memory port, an emulator) are handled before `push` returns.
+ */
+export function ioBegin(): void {
+  ioDepth++;
+}
+
+/** Marks the end of the span ioBegin started. */
+export function ioEnd(): void {
+  if (ioDepth > 0) ioDepth--;
+}
+
+/** True while a transport hands over frames read from I/O (see ioBegin). */
+export function inIo(): boolean {
+  return ioDepth > 0;
+}
+
 /**
  * Hands a port's incoming frames to its receiver. Frames that arrive before a receiver is set (a
  * switch attaches a connection asynchronously, while its peer may already be talking) wait as copies,
