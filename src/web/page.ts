@@ -8,7 +8,7 @@ import { attempt, byId, showError } from './dom.js';
 import { openSession, type Session } from './session.js';
 import { renderMode, renderSlots } from './slots.js';
 import { explainSample, wireCaptures, wireExplain } from './tools.js';
-import { renderMixFields, Traffic } from './traffic.js';
+import { prestartWorker, renderMixFields, Traffic } from './traffic.js';
 
 const TICK_MS = 250;
 const isolated = globalThis.crossOriginIsolated === true && typeof SharedArrayBuffer === 'function';
@@ -82,11 +82,22 @@ async function setUp(config: MacslotConfig): Promise<void> {
   renderClients(s, queueRedraw);
   renderSlots(s);
   renderMode(s);
-  const where = await traffic.attach();
-  byId('t-start').removeAttribute('disabled');
-  byId('t-stop').setAttribute('disabled', '');
   traffic.renderSample();
-  document.body.dataset.lane = where;
+  // The generator's lane comes up in the background (a worker takes a while to start); Start waits for it.
+  const t = traffic;
+  const start = byId<HTMLButtonElement>('t-start');
+  start.disabled = true;
+  start.textContent = 'Start traffic';
+  byId<HTMLButtonElement>('t-stop').disabled = true;
+  delete document.body.dataset.lane;
+  t.attach().then(
+    (where) => {
+      if (traffic !== t) return;
+      start.disabled = false;
+      document.body.dataset.lane = where;
+    },
+    (err: unknown) => showError(byId('traffic-error'), err),
+  );
 }
 
 /** Runs a set-up, showing its error (e.g. CONFIG_INVALID naming the JSON path) in `error`. */
@@ -155,6 +166,8 @@ function showIsolation(): void {
 }
 
 function boot(): void {
+  performance.mark('macslot-boot');
+  if (isolated) prestartWorker();
   showIsolation();
   renderMixFields();
   wireSetup();

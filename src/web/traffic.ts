@@ -23,10 +23,22 @@ const PAGE_SLICE_MS = 8;
 const HISTORY = 120;
 const SAMPLE_ROWS = 12;
 
+let spare: Worker | undefined;
+
+function newWorker(): Worker {
+  return new Worker(new URL('./worker.js', import.meta.url), { type: 'module', name: 'macslot traffic' });
+}
+
+/** Starts the first session's worker early, so that it loads its script while the page builds the NIC. */
+export function prestartWorker(): void {
+  spare ??= newWorker();
+}
+
 /** The generator in a module Web Worker, attached to the data plane over shared memory. */
 async function workerLane(s: Session, onError: (message: string) => void): Promise<Lane> {
   const stats = new SharedArrayBuffer(STAT_WORDS * 8);
-  const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module', name: 'macslot traffic' });
+  const worker = spare ?? newWorker();
+  spare = undefined;
   const post = (m: ToWorker): void => worker.postMessage(m);
   // The worker's lane delivers into the rings from now on; the page's lane only classifies (explain, captures).
   s.dp.releaseDelivery();
@@ -112,6 +124,7 @@ export class Traffic {
   readonly #s: Session;
   #lane: Lane | undefined;
   #running = false;
+  #closed = false;
   #mix: Mix = { ...DEFAULT_MIX };
   #rate = 0;
   #size = 64;
@@ -131,8 +144,11 @@ export class Traffic {
       this.stop();
       showError(byId('traffic-error'), new Error(message));
     };
-    this.#lane = this.#s.shared ? await workerLane(this.#s, onError) : pageLane(this.#s, onError);
-    return this.#lane.where;
+    const lane = this.#s.shared ? await workerLane(this.#s, onError) : pageLane(this.#s, onError);
+    // Another NIC was set up while the worker started: this one's lane is not needed any more.
+    if (this.#closed) lane.close();
+    else this.#lane = lane;
+    return lane.where;
   }
 
   /** The plan for the NIC as it is now. */
@@ -180,6 +196,7 @@ export class Traffic {
   /** Stops and releases the lane. */
   close(): void {
     this.stop();
+    this.#closed = true;
     this.#lane?.close();
     this.#lane = undefined;
   }
