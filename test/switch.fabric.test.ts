@@ -250,6 +250,35 @@ describe('stream ports write once per turn', () => {
     port.close();
   });
 
+  it('hands frames read to a range receiver as places in the bytes read, and to onFrame once that is set again', async () => {
+    const input = new PassThrough();
+    const port = pipePort(input, recorder().out, () => {});
+    const views: (number | undefined)[] = [];
+    const ranges: (number | undefined)[] = [];
+    port.onFrame((f) => views.push(tagOf(f)));
+    port.onFrameRange!((bytes, start, end) => ranges.push(tagOf(bytes.subarray(start, end))));
+    const framed = (tag: number): Buffer => {
+      const f = tagged(B, A, tag);
+      const out = Buffer.alloc(4 + f.length);
+      out.writeUInt32BE(f.length, 0);
+      out.set(f, 4);
+      return out;
+    };
+    const two = Buffer.concat([framed(1), framed(2)]);
+    // The second frame cut across two reads still arrives whole.
+    input.write(two.subarray(0, 100));
+    input.write(two.subarray(100));
+    await until(() => ranges.length === 2);
+    expect(ranges).toEqual([1, 2]);
+    expect(views).toEqual([]);
+    port.onFrame((f) => views.push(tagOf(f)));
+    input.write(framed(3));
+    await until(() => views.length === 1);
+    expect(views).toEqual([3]);
+    expect(ranges).toEqual([1, 2]);
+    port.close();
+  });
+
   it('a memory port pair is unaffected: delivery stays synchronous', () => {
     const [x, y] = memoryPortPair();
     const got: number[] = [];

@@ -81,10 +81,17 @@ class StreamPort extends PortBase {
     this.#frameTimeout = limits.frameTimeout;
     this.#share = o.queueBudget?.share();
     this.#log = o.log;
-    this.#decoder = new FrameDecoder(o.framing ?? QEMU_FRAMING, (frame) => {
-      this.#frames++;
-      this.inlet.push(frame);
-    });
+    this.#decoder = new FrameDecoder(
+      o.framing ?? QEMU_FRAMING,
+      (frame) => {
+        this.#frames++;
+        this.inlet.push(frame);
+      },
+      (bytes, start, end) => {
+        this.#frames++;
+        this.inlet.pushRange(bytes, start, end);
+      },
+    );
     input.on('data', (chunk: Buffer) => {
       ioBegin();
       try {

@@ -8,7 +8,7 @@ import type { RxRing } from '../dataplane/ring.js';
 import { MacslotError, isMacslotError, show } from '../errors.js';
 import { RULES } from '../filter/reference.js';
 import type { Nic, NicClient } from '../nic/nic.js';
-import { ETH_DST, ETH_SRC, hasEthernetHeader, isMulticastDst } from '../wire/ethernet.js';
+import { ETH_DST, ETH_HLEN, ETH_SRC } from '../wire/ethernet.js';
 import { Mac } from '../wire/mac.js';
 import { DropCounter, inIo, type FramePort, type PortCloseReason } from '../port/port.js';
 import { BURST_FULL, SPOOFED, type TransmitBurst, type TransmitSink } from './transmit.js';
@@ -177,8 +177,9 @@ class ClientBindingImpl extends Counted implements ClientBinding {
     this.storm = storm === undefined ? undefined : new Bucket(storm);
     this.stormRate = storm?.rate ?? 0;
   }
-  /** The port's receiver: made once per binding, so no frame costs a closure. */
-  readonly receive = (frame: Uint8Array): void => this.fabric.fromClient(this, frame);
+  /** The port's receivers: made once per binding, so no frame costs a closure. */
+  readonly receive = (frame: Uint8Array): void => this.fabric.fromClient(this, frame, 0, frame.length);
+  readonly receiveRange = (bytes: Uint8Array, start: number, end: number): void => this.fabric.fromClient(this, bytes, start, end);
   counters(): PortCounters {
     const ringDrops = this.fabric.dp.clientCounters(this.client.id).ringDrops - this.ringDropsAtBind;
     return this.snapshot({ 'ring-full': ringDrops });
@@ -202,7 +203,8 @@ class UplinkBindingImpl extends Counted implements PortBinding {
     super(port, o.log);
     this.fabric = fabric;
   }
-  readonly receive = (frame: Uint8Array): void => this.fabric.fromUplink(this, frame);
+  readonly receive = (frame: Uint8Array): void => this.fabric.fromUplink(this, frame, 0, frame.length);
+  readonly receiveRange = (bytes: Uint8Array, start: number, end: number): void => this.fabric.fromUplink(this, bytes, start, end);
   counters(): PortCounters {
     return this.snapshot();
   }
@@ -267,6 +269,7 @@ class Fabric implements TransmitSink {
     // A client's promiscuous flag is a NIC change: the list of clients that take every frame is found again after one.
     this.#unwatch ??= this.nic.on(() => (this.#promiscuous = undefined));
     port.onFrame(b.receive);
+    port.onFrameRange?.(b.receiveRange);
     port.onClose((reason) => {
       this.unbindClient(b);
       o.onClose?.(reason);
@@ -283,6 +286,7 @@ class Fabric implements TransmitSink {
     const b = new UplinkBindingImpl(this, port, o);
     this.uplink = b;
     port.onFrame(b.receive);
+    port.onFrameRange?.(b.receiveRange);
     port.onClose((reason) => {
       this.unbindUplink(b);
       o.onClose?.(reason);
@@ -308,46 +312,48 @@ class Fabric implements TransmitSink {
     b.port.onFrame(() => {});
   }
 
-  fromClient(b: ClientBindingImpl, frame: Uint8Array): void {
+  /** A frame from a client's port: `bytes[start, end)`, valid during the call. */
+  fromClient(b: ClientBindingImpl, bytes: Uint8Array, start: number, end: number): void {
+    const len = end - start;
     if (this.clients.get(b.client.id) !== b || !b.client.open) return b.drop('closed', 'a frame arrived after the client was detached');
-    if (!hasEthernetHeader(frame)) return b.drop('runt', `a ${frame.length}-byte frame is shorter than an Ethernet header`);
-    if (frame.length > this.dp.maxFrameLength)
-      return b.drop('oversize', `a ${frame.length}-byte frame is longer than the NIC's ${this.dp.maxFrameLength}`);
+    if (len < ETH_HLEN) return b.drop('runt', `a ${len}-byte frame is shorter than an Ethernet header`);
+    if (len > this.dp.maxFrameLength) return b.drop('oversize', `a ${len}-byte frame is longer than the NIC's ${this.dp.maxFrameLength}`);
     if (b.client.slotCount === 0) return b.drop('no-address', `client ${show(b.client.name)} holds no MAC`);
     // Storm control: the destination's group bit (broadcast included).
-    if (isMulticastDst(frame) && b.storm !== undefined && !b.storm.take()) {
+    if ((bytes[start + ETH_DST]! & 1) !== 0 && b.storm !== undefined && !b.storm.take()) {
       return b.drop('storm', `broadcast and multicast above ${b.stormRate} frames per second`);
     }
-    const got = this.#stage(b, b.client.id, frame, b.antiSpoof);
+    const got = this.#stage(b, b.client.id, bytes, start, end, b.antiSpoof);
     if (got === BURST_FULL) return;
-    if (got === SPOOFED)
-      return b.drop(
-        'spoofed',
-        () => `source ${show(Mac.fromBytes(frame, ETH_SRC, 6).toString())} is not a MAC of client ${show(b.client.name)}`,
-      );
+    if (got === SPOOFED) {
+      // The detail is formatted only for the first drop of its reason.
+      const source = (): string => show(Mac.fromBytes(bytes, start + ETH_SRC, 6).toString());
+      return b.drop('spoofed', () => `source ${source()} is not a MAC of client ${show(b.client.name)}`);
+    }
     b.rx.frames++;
-    b.rx.bytes += frame.length;
+    b.rx.bytes += len;
     this.#after();
   }
 
-  fromUplink(b: UplinkBindingImpl, frame: Uint8Array): void {
+  /** A frame from the uplink's port: `bytes[start, end)`, valid during the call. */
+  fromUplink(b: UplinkBindingImpl, bytes: Uint8Array, start: number, end: number): void {
+    const len = end - start;
     if (this.uplink !== b) return;
-    if (!hasEthernetHeader(frame)) return b.drop('runt', `a ${frame.length}-byte frame is shorter than an Ethernet header`);
-    if (frame.length > this.dp.maxFrameLength)
-      return b.drop('oversize', `a ${frame.length}-byte frame is longer than the NIC's ${this.dp.maxFrameLength}`);
-    if (this.#stage(b, -1, frame, false) === BURST_FULL) return;
+    if (len < ETH_HLEN) return b.drop('runt', `a ${len}-byte frame is shorter than an Ethernet header`);
+    if (len > this.dp.maxFrameLength) return b.drop('oversize', `a ${len}-byte frame is longer than the NIC's ${this.dp.maxFrameLength}`);
+    if (this.#stage(b, -1, bytes, start, end, false) === BURST_FULL) return;
     this.#after();
   }
 
   /** Stages one frame; with the burst full, sends it first (or, inside a burst, drops the frame and counts it). */
-  #stage(b: Counted, from: number, frame: Uint8Array, antiSpoof: boolean): number {
+  #stage(b: Counted, from: number, bytes: Uint8Array, start: number, end: number, antiSpoof: boolean): number {
     const burst = this.#burst;
     let got: number;
     try {
-      got = burst.stage(from, frame, antiSpoof);
+      got = burst.stageRange(from, bytes, start, end, antiSpoof);
       if (got === BURST_FULL) {
         this.#flush();
-        got = burst.stage(from, frame, antiSpoof);
+        got = burst.stageRange(from, bytes, start, end, antiSpoof);
       }
     } catch (err) {
       b.drop('error', isMacslotError(err) ? err.message : String(err));

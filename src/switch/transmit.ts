@@ -4,7 +4,7 @@
 
 import { MacslotError, show } from '../errors.js';
 import type { Nic } from '../nic/nic.js';
-import { ETH_SRC, hasEthernetHeader, srcKey } from '../wire/ethernet.js';
+import { ETH_SRC, hasEthernetHeader, macKeyAt } from '../wire/ethernet.js';
 import { NO_CLIENT } from '../dataplane/layout.generated.js';
 import type { LaneReader } from '../dataplane/reader.js';
 import type { FilterWriter } from '../dataplane/writer.js';
@@ -19,6 +19,9 @@ export interface TransmitSink {
   /** The frames reported since the last call are in their receivers' rings: read them out now. */
   delivered(): void;
 }
+
+// Frames up to this long are copied byte by byte from a place in a larger buffer, rather than through a view of it.
+const SMALL_FRAME = 256;
 
 /** `TransmitBurst.stage` results. */
 export const STAGED = 1;
@@ -60,11 +63,11 @@ export class Transmit {
   }
 
   /**
-   * Checks `frame`'s source against client `id`'s MACs: returns 1 when it is one of them, 0 when it must be dropped
+   * Checks the source MAC at `bytes[srcAt…]` against client `id`'s MACs: returns 1 when it is one of them, 0 when it must be dropped
    * (counted as spoofed), 2 when it must be sent with `mac` written as its source (anti-spoof off, another source).
    */
-  admit(id: number, frame: Uint8Array, antiSpoof: boolean, mac: Uint8Array): number {
-    if (this.#writer.owner(srcKey(frame)) === id) return 1;
+  admit(id: number, bytes: Uint8Array, srcAt: number, antiSpoof: boolean, mac: Uint8Array): number {
+    if (this.#writer.owner(macKeyAt(bytes, srcAt)) === id) return 1;
     if (antiSpoof) {
       this.#spoofed++;
       return 0;
@@ -91,7 +94,7 @@ export class Transmit {
     // Frames staged for a burst go first: they were sent earlier, and the one-frame path reuses the pool.
     if (this.#burst !== undefined && this.#burst.staged > 0) this.#burst.flush();
     const mac = new Uint8Array(6);
-    const how = this.admit(id, frame, antiSpoof, mac);
+    const how = this.admit(id, frame, ETH_SRC, antiSpoof, mac);
     if (how === 0) return false;
     const out = frame.slice();
     if (how === 2) out.set(mac, ETH_SRC);
@@ -149,17 +152,25 @@ export class TransmitBurst {
    * and fit `maxFrameLength`; the caller checks both.
    */
   stage(from: number, frame: Uint8Array, antiSpoof: boolean): number {
+    return this.stageRange(from, frame, 0, frame.length, antiSpoof);
+  }
+
+  /** As `stage`, for the frame `bytes[start, end)`: nothing is allocated for a frame of up to SMALL_FRAME bytes. */
+  stageRange(from: number, bytes: Uint8Array, start: number, end: number, antiSpoof: boolean): number {
     const n = this.#count;
-    const len = frame.length;
-    if (n >= this.#offset.length || this.#used + len > this.#pool.length) return BURST_FULL;
+    const len = end - start;
+    const pool = this.#pool;
+    if (n >= this.#offset.length || this.#used + len > pool.length) return BURST_FULL;
     let how = 1;
     if (from >= 0) {
-      how = this.#tx.admit(from, frame, antiSpoof, this.#mac);
+      how = this.#tx.admit(from, bytes, start + ETH_SRC, antiSpoof, this.#mac);
       if (how === 0) return SPOOFED;
     }
     const at = this.#used;
-    this.#pool.set(frame, at);
-    if (how === 2) this.#pool.set(this.#mac, at + ETH_SRC);
+    if (start === 0 && end === bytes.length) pool.set(bytes, at);
+    else if (len <= SMALL_FRAME) for (let k = 0; k < len; k++) pool[at + k] = bytes[start + k]!;
+    else pool.set(bytes.subarray(start, end), at);
+    if (how === 2) pool.set(this.#mac, at + ETH_SRC);
     this.#offset[n] = at;
     this.#length[n] = len;
     this.#from[n] = from;
