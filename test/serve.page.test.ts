@@ -291,10 +291,12 @@ describe('the live page', () => {
         reader.end();
         expect(got).toEqual(frames.filter((f) => classifyFrame(nic.filterState(), f).deliver.includes(b.id)).map(hex));
 
-        await page.getByRole('button', { name: 'Stop traffic' }).click();
+        // The screenshot the README shows (UPDATE_SCREENSHOT=1 writes it), taken while the traffic still runs.
         const shot = await page.screenshot({ fullPage: true });
         expect(shot.subarray(1, 4).toString()).toBe('PNG');
         if (process.env.UPDATE_SCREENSHOT === '1') writeFileSync(join(ROOT, 'docs/serve.png'), shot);
+        await page.getByRole('button', { name: 'Stop traffic' }).click();
+        await expect.poll(() => page.getByRole('button', { name: 'Start traffic' }).isEnabled()).toBe(true);
         expect(problems).toEqual([]);
       } finally {
         await browser?.close();
