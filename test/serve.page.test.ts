@@ -324,6 +324,25 @@ describe('the live page', () => {
       await panel(page, 'web-a').waitFor({ timeout: WAIT_MS });
       expect(await slotRows(page)).toEqual(expectedSlots(buildFromConfig(parseConfig(CONFIG)).nic));
       await expect.poll(() => page.getAttribute('body', 'data-lane'), { timeout: WAIT_MS }).toBe('page');
+      // The fields: a bad primary is refused beside their button; a good set-up matches the API's NIC of the same fields.
+      await page.getByLabel('Primary MAC').fill('02:00:00:00:00');
+      await page.getByRole('button', { name: 'Set up from the fields' }).click();
+      await expect.poll(() => page.getAttribute('#fields-error', 'data-code'), { timeout: WAIT_MS }).toBe('CONFIG_INVALID');
+      await page.getByLabel('Primary MAC').fill('02:00:00:00:00:07');
+      await page.getByLabel('Unicast entries').fill('2');
+      await page.getByLabel('Multicast hash').selectOption('off');
+      await page.getByRole('button', { name: 'Set up from the fields' }).click();
+      const fields = {
+        ...CONFIG,
+        nic: { ...CONFIG.nic, primary: '02:00:00:00:00:07', unicastEntries: 2, multicastHash: false },
+        clients: [],
+      };
+      await expect.poll(() => slotRows(page), { timeout: WAIT_MS }).toEqual(expectedSlots(buildFromConfig(parseConfig(fields)).nic));
+      expect(await page.textContent('#fields-error')).toBe('');
+      await expect.poll(() => page.getAttribute('body', 'data-lane'), { timeout: WAIT_MS }).toBe('page');
+      await page.getByRole('button', { name: 'Demo NIC' }).click();
+      await expect.poll(async () => (await slotRows(page)).map((r) => r[4]), { timeout: WAIT_MS }).toContain('vm-a');
+      await expect.poll(() => page.getAttribute('body', 'data-lane'), { timeout: WAIT_MS }).toBe('page');
       await page.getByRole('button', { name: 'Start traffic' }).click();
       await until(page, '#frames', (n) => n > 0, 'frames');
       await until(page, '#mpps', (n) => n > 0, 'throughput');
