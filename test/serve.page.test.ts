@@ -26,6 +26,7 @@ const WAIT_MS = 20_000;
 const LOAD_BUDGET_MS = 1000;
 const SIZE_BUDGET = 150 * 1024;
 const LOADS = 3;
+const RATE = 5000;
 
 const CONFIG = {
   nic: {
@@ -346,7 +347,36 @@ describe('the live page', () => {
       await page.getByRole('button', { name: 'Start traffic' }).click();
       await until(page, '#frames', (n) => n > 0, 'frames');
       await until(page, '#mpps', (n) => n > 0, 'throughput');
+      // A rate: the figure settles near it (a generator that ignored it would run at full speed, far above).
+      await page.getByLabel('Rate, frames per second (0: as fast as possible)').fill(String(RATE));
+      await page.getByRole('button', { name: 'Apply to the running traffic' }).click();
+      await until(page, '#mpps', (n) => n > 0 && n <= (1.5 * RATE) / 1e6, 'throughput at the rate');
       await page.getByRole('button', { name: 'Stop traffic' }).click();
+
+      // A pcap file dropped on the drop zone is split too.
+      const chunks: Uint8Array[] = [];
+      const writer = new CaptureWriter((c) => chunks.push(c.slice()), { format: 'pcap' });
+      const demo = buildFromConfig(parseConfig(JSON.parse(await page.inputValue('#config-json')))).nic;
+      const frames = demo.slots().map((i) => frameTo(i.mac.toString()));
+      for (const f of frames) writer.write(f, 0, f.length);
+      writer.close();
+      const file = Buffer.concat(chunks).toString('base64');
+      const drop = await page.evaluateHandle((b64) => {
+        const g = globalThis as unknown as {
+          DataTransfer: new () => { items: { add(f: unknown): void } };
+          File: new (b: unknown[], n: string) => unknown;
+        };
+        const t = new g.DataTransfer();
+        t.items.add(new g.File([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], 'demo.pcap'));
+        return t;
+      }, file);
+      await page.dispatchEvent('#drop', 'drop', { dataTransfer: drop });
+      await expect
+        .poll(() => page.textContent('#capture-summary'), { timeout: WAIT_MS })
+        .toMatch(new RegExp(`^demo.pcap: ${frames.length} frames \\(pcap\\)`));
+      const split = new Map((await cells(page, '#split')).map((r) => [r[0], Number(r[1])]));
+      for (const c of demo.clients())
+        expect(split.get(c.name), c.name).toBe(frames.filter((f) => classifyFrame(demo.filterState(), f).deliver.includes(c.id)).length);
       expect(problems).toEqual([]);
     } finally {
       await browser?.close();

@@ -94,6 +94,11 @@ function pageLane(s: Session, onError: (message: string) => void): Lane {
   };
 }
 
+/** Mpps with two decimals, or three significant digits below 1 so that a low rate does not read as zero. */
+function mppsText(mpps: number): string {
+  return mpps >= 1 || mpps === 0 ? mpps.toFixed(2) : mpps.toPrecision(3);
+}
+
 /** Builds the mix fields once. */
 export function renderMixFields(): void {
   byId('mix').replaceChildren(
@@ -214,12 +219,12 @@ export class Traffic {
       const point = { mpps: df / dt / 1e6, software: df > 0 ? (software - this.#last.software) / df : 0 };
       this.#history.push(point);
       if (this.#history.length > HISTORY) this.#history.shift();
-      byId('mpps').textContent = point.mpps.toFixed(2);
+      byId('mpps').textContent = mppsText(point.mpps);
       byId('software').textContent = (point.software * 100).toFixed(0);
       byId('frames').textContent = count(frames);
       byId('chart').setAttribute(
         'aria-label',
-        `Throughput chart: now ${point.mpps.toFixed(2)} Mpps, ${(point.software * 100).toFixed(0)}% of frames on the software path`,
+        `Throughput chart: now ${mppsText(point.mpps)} Mpps, ${(point.software * 100).toFixed(0)}% of frames on the software path`,
       );
     }
     this.#last = { at: now, frames, software };
