@@ -80,7 +80,7 @@ exec sh
 const DHCP_HOOK = `#!/bin/sh
 case "$1" in
   bound|renew)
-    ip addr flush dev "$interface" scope global
+    ip -4 addr flush dev "$interface"
     ip addr add "$ip/$mask" dev "$interface"
     [ -n "$router" ] && ip route add default via "$router" dev "$interface"
     echo "guest: lease $ip/$mask router $router"
