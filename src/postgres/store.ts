@@ -271,12 +271,13 @@ export class PostgresStore implements MacStore, RecordStore {
    * One statement, its own transaction (one round trip), retried on a serialization failure or a deadlock; STORE_IO on
    * any other failure. For a `write`, a connection lost after sending leaves the outcome unknown, and says so.
    */
-  async #query(what: string, sql: string, params: unknown[], write = false): Promise<QueryResult> {
+  async #query(what: string, sql: string, params: unknown[], write = false, name?: string): Promise<QueryResult> {
     for (let attempt = 0; ; attempt++) {
       const c = await this.#connect(what);
       let broken = false;
       try {
-        return await c.query(sql, params);
+        // A named statement is parsed and planned once per connection.
+        return await (name === undefined ? c.query(sql, params) : c.query({ name, text: sql, values: params }));
       } catch (err) {
         const isSql = err instanceof pg.DatabaseError;
         broken = !isSql;
@@ -565,7 +566,10 @@ export class PostgresStore implements MacStore, RecordStore {
   }
 
   #inUse(mac: string, row: ClaimRow): MacslotError {
-    const who = row.mac === null ? 'being claimed by another host, or held by a transaction that has since ended; try again' : holderText(this.#record({ ...row, mac: row.mac }));
+    const who =
+      row.mac === null
+        ? 'being claimed by another host, or held by a transaction that has since ended; try again'
+        : holderText(this.#record({ ...row, mac: row.mac }));
     return new MacslotError('MAC_IN_USE', `${mac} is ${who} in ${this.location}`);
   }
 
@@ -623,6 +627,7 @@ export class PostgresStore implements MacStore, RecordStore {
         LAPSE_GRACE_MS,
       ],
       true,
+      'macslot_claims',
     );
     if (r.rows.length !== batch.length) throw this.#io(what, new Error(`${r.rows.length} results for ${batch.length} claims`), true);
     return r.rows as ClaimRow[];
