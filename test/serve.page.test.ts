@@ -182,6 +182,15 @@ describe('the live page', () => {
         await expect.poll(() => slotRows(page), { timeout: WAIT_MS }).toEqual(expectedSlots(nic));
         expect(await pb.locator('.state').textContent()).toContain(`groups ${B_GROUP}`);
 
+        // Every control has a label (inputs, selects, text areas) or a name (buttons), in every client's panel too.
+        const controls = (await page.evaluate(`[...document.querySelectorAll('input, select, textarea, button')].map((e) =>
+          e.tagName === 'BUTTON'
+            ? (e.getAttribute('aria-label') ?? e.textContent).trim()
+            : [...e.labels].map((l) => l.textContent).join(' '))`)) as string[];
+        expect(controls.length).toBeGreaterThan(60);
+        expect(controls.filter((name) => name === '')).toEqual([]);
+        expect(await page.locator('fieldset.client').count()).toBe(nic.clients().length);
+
         // A refused operation shows its MacslotError code and message beside its control, as the API throws it.
         let refused = '';
         try {
