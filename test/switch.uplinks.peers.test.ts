@@ -12,7 +12,7 @@ import { DHCP, HAVE_GUEST, REQUIRED, bootIpxe, parseDhcp, waitFor } from './fixt
 import { GATEWAY_MAC, serveSwitch, type ServedSwitch } from 'macslot/node';
 import { macText, needTool, until } from './support/frames.js';
 import { alive, killTracked, spawnTracked } from './support/processes.js';
-import { LinuxGuest, needLinuxGuest, writeInitramfs } from './support/linux-guest.js';
+import { LinuxGuest, needLinuxGuest } from './support/linux-guest.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'macslot-uplinks-'));
 const served: ServedSwitch[] = [];
@@ -302,8 +302,6 @@ describe('two Linux guests on one switch reach each other by IP', () => {
     if (!(await needTool('qemu-system-x86_64')) || !(await needTool('passt')) || !needLinuxGuest()) return ctx.skip();
     const A = '52:54:00:00:17:1a';
     const B = '52:54:00:00:17:1b';
-    const initramfs = join(dir, 'linux-guest.cpio');
-    writeInitramfs(initramfs);
     const hits: string[] = [];
     const server = createServer((req, res) => {
       hits.push(req.url ?? '');
@@ -328,7 +326,7 @@ describe('two Linux guests on one switch reach each other by IP', () => {
       tap,
     );
     try {
-      const [ga, gb] = [new LinuxGuest(A, sock('a'), initramfs), new LinuxGuest(B, sock('b'), initramfs)];
+      const [ga, gb] = [new LinuxGuest(A, sock('a')), new LinuxGuest(B, sock('b'))];
       await Promise.all([ga.ready(150_000), gb.ready(150_000)]);
       const dhcp = 'udhcpc -i eth0 -f -q -n -t 40 -T 3 -s /bin/dhcp-hook';
       const leases = await Promise.all([ga.run(dhcp, 200_000), gb.run(dhcp, 200_000)]);
