@@ -327,12 +327,28 @@ describe('the live page', () => {
       expect(await page.evaluate(() => crossOriginIsolated)).toBe(false);
       expect(await page.textContent('#isolation')).toMatch(/^⚠ Single-thread mode: this page is not cross-origin isolated/);
       await expect.poll(() => page.getAttribute('body', 'data-lane'), { timeout: WAIT_MS }).toBe('page');
-      // The demo NIC is there; a pasted configuration replaces it; traffic runs on the page's own lane.
+      // The demo NIC is there; an uploaded configuration file replaces it; traffic runs on the page's own lane.
       expect((await slotRows(page)).map((r) => r[4])).toContain('vm-a');
-      await page.getByLabel('Configuration JSON').fill(JSON.stringify(CONFIG));
-      await page.getByRole('button', { name: 'Set up from the JSON' }).click();
+      await page.setInputFiles('#config-file', {
+        name: 'nic.json',
+        mimeType: 'application/json',
+        buffer: Buffer.from(JSON.stringify(CONFIG)),
+      });
       await panel(page, 'web-a').waitFor({ timeout: WAIT_MS });
       expect(await slotRows(page)).toEqual(expectedSlots(buildFromConfig(parseConfig(CONFIG)).nic));
+      // A client opened and closed again: its panel goes, and with it the MAC it held.
+      await page.getByLabel('Client name').fill('brief');
+      await page.getByRole('button', { name: 'Open client' }).click();
+      await panel(page, 'brief').getByRole('button', { name: 'Reserve', exact: true }).click();
+      await expect.poll(async () => (await slotRows(page)).map((r) => r[4]), { timeout: WAIT_MS }).toContain('brief');
+      await panel(page, 'brief').getByRole('button', { name: 'Close client' }).click();
+      await expect.poll(() => panel(page, 'brief').count(), { timeout: WAIT_MS }).toBe(0);
+      expect(await slotRows(page)).toEqual(expectedSlots(buildFromConfig(parseConfig(CONFIG)).nic));
+      expect(await page.evaluate('document.activeElement.id')).toBe('open-name');
+      // A duplicate name is refused beside the form.
+      await page.getByLabel('Client name').fill('web-a');
+      await page.getByRole('button', { name: 'Open client' }).click();
+      await expect.poll(() => page.getAttribute('#open-error', 'data-code'), { timeout: WAIT_MS }).toBe('NAME_IN_USE');
       await expect.poll(() => page.getAttribute('body', 'data-lane'), { timeout: WAIT_MS }).toBe('page');
       // The fields: a bad primary is refused beside their button; a good set-up matches the API's NIC of the same fields.
       await page.getByLabel('Primary MAC').fill('02:00:00:00:00');

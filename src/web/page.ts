@@ -3,7 +3,7 @@
 
 import { DEMO_CONFIG } from '../config/demo.js';
 import { MacslotError, parseConfig, parseConfigText, type MacslotConfig, type NicFileConfig } from '../index.js';
-import { refreshClientStates, renderClients, wireOpenForm } from './clients.js';
+import { renderClients, syncClients, wireOpenForm } from './clients.js';
 import { attempt, byId, showError } from './dom.js';
 import { openSession, type Session } from './session.js';
 import { renderMode, renderSlots } from './slots.js';
@@ -28,7 +28,7 @@ function queueRedraw(): void {
     if (s === undefined) return;
     renderSlots(s);
     renderMode(s);
-    refreshClientStates(s);
+    syncClients(s, queueRedraw);
     traffic?.changed();
   });
 }
@@ -171,13 +171,7 @@ function boot(): void {
   showIsolation();
   renderMixFields();
   wireSetup();
-  wireOpenForm(
-    () => session,
-    () => {
-      if (session !== undefined) renderClients(session, queueRedraw);
-      queueRedraw();
-    },
-  );
+  wireOpenForm(() => session, queueRedraw);
   wireTraffic();
   wireExplain(() => session);
   wireCaptures(() => session);
