@@ -345,6 +345,28 @@ describe('the live page', () => {
       await expect.poll(() => panel(page, 'brief').count(), { timeout: WAIT_MS }).toBe(0);
       expect(await slotRows(page)).toEqual(expectedSlots(buildFromConfig(parseConfig(CONFIG)).nic));
       expect(await page.evaluate('document.activeElement.id')).toBe('open-name');
+      // Leave, broadcast opt-out, add then remove, unreserve: the same operations on the API give the same table.
+      const model = buildFromConfig(parseConfig(CONFIG)).nic;
+      const ma = model.client('web-a')!;
+      const pa = panel(page, 'web-a');
+      await pa.getByLabel('Multicast group').fill('33:33:00:00:00:01');
+      await pa.getByRole('button', { name: 'Leave' }).click();
+      ma.multicastLeave('33:33:00:00:00:01');
+      await pa.getByLabel('Receive broadcast').click();
+      ma.setBroadcast(false);
+      await pa.getByLabel('MAC to add (empty: random)').fill('02:00:00:00:a0:01');
+      await pa.getByRole('button', { name: 'Add', exact: true }).click();
+      const added = ma.addressAdd('02:00:00:00:a0:01').slot;
+      await expect.poll(() => slotRows(page), { timeout: WAIT_MS }).toEqual(expectedSlots(model));
+      await pa.getByLabel('Slot to remove').fill(String(added));
+      await pa.getByRole('button', { name: 'Remove' }).click();
+      ma.addressRemove(added);
+      await pa.getByLabel('Slot to unreserve').fill('1');
+      await pa.getByRole('button', { name: 'Unreserve' }).click();
+      ma.addressUnreserve(1);
+      await expect.poll(() => slotRows(page), { timeout: WAIT_MS }).toEqual(expectedSlots(model));
+      expect(await pa.locator('.state').textContent()).toBe('Slots none; groups none; broadcast off; promiscuous off.');
+      expect(await pa.getByLabel('Receive broadcast').isChecked()).toBe(false);
       // A duplicate name is refused beside the form.
       await page.getByLabel('Client name').fill('web-a');
       await page.getByRole('button', { name: 'Open client' }).click();
