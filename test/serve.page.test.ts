@@ -391,7 +391,14 @@ describe('the live page', () => {
       await page.getByRole('button', { name: 'Demo NIC' }).click();
       await expect.poll(async () => (await slotRows(page)).map((r) => r[4]), { timeout: WAIT_MS }).toContain('vm-a');
       await expect.poll(() => page.getAttribute('body', 'data-lane'), { timeout: WAIT_MS }).toBe('page');
+      // A frame shorter than a header is refused beside the traffic controls, and nothing starts.
+      await page.getByLabel('Frame length, bytes').fill('5');
       await page.getByRole('button', { name: 'Start traffic' }).click();
+      await expect.poll(() => page.getAttribute('#traffic-error', 'data-code'), { timeout: WAIT_MS }).toBe('INVALID_ARGUMENT');
+      expect(await page.getByRole('button', { name: 'Stop traffic' }).isDisabled()).toBe(true);
+      await page.getByLabel('Frame length, bytes').fill('64');
+      await page.getByRole('button', { name: 'Start traffic' }).click();
+      expect(await page.textContent('#traffic-error')).toBe('');
       await until(page, '#frames', (n) => n > 0, 'frames');
       await until(page, '#mpps', (n) => n > 0, 'throughput');
       // A rate: the figure settles near it (a generator that ignored it would run at full speed, far above).
