@@ -83,6 +83,7 @@ async function run(kind: 'file' | 'postgres', target: string, schema: string, ho
     const outs = (await Promise.all(done)).map((l) => JSON.parse(l) as { count: number; conflicts: number; cpuMs: number; lat: number[] });
     const seconds = (performance.now() - t0) / 1000;
     const db = dbCpuMs() - db0;
+    for (const c of children) c.stdin!.write('exit\n');
     const lat = outs.flatMap((o) => o.lat).sort((a, b) => a - b);
     const q = (p: number): number => lat[Math.min(lat.length - 1, Math.floor(p * lat.length))] ?? NaN;
     const count = outs.reduce((n, o) => n + o.count, 0);
