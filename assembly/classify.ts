@@ -2,12 +2,13 @@
 
 import {
   B_CTRL, B_FLAGS, B_PROMISC_COUNT, F_ALLMULTI, F_HASH, F_HASH_TYPE_SHIFT, F_PROMISC, H_HOLD, H_MAX_FRAME, H_POOL_BYTES, H_SEED_HI,
-  H_SEED_LO, H_SLOTS, KIND_EUI64, KIND_MAC48, M_HARDWARE, M_INDEX, M_STAGE_SHIFT, MISS, R_BROADCAST, R_DROP_BAD_DESC, R_DROP_MC,
+  H_SEED_LO, H_SLOTS, H_TABLE, KIND_EUI64, KIND_MAC48, M_HARDWARE, M_INDEX, M_STAGE_SHIFT, MISS, R_BROADCAST, R_DROP_BAD_DESC, R_DROP_MC,
   R_DROP_OVERSIZE, R_DROP_RUNT, R_DROP_UNKNOWN, R_MC_ALL, R_MC_EXACT, R_MC_HASH, R_PROMISC, R_SOFTWARE, R_UNICAST, STAGE_EXACT, STAGE_HASH,
   V_NO_REF, V_REF_SHIFT, V_RULE_MASK, V_SOFTWARE,
 } from './layout';
 import {
-  base, burst, descOff, entriesOff, hashOff, keysOff, kindsOff, lanePtr, lanes, maxFrame, poolBytes, poolOff, seed, slotMask, verdictOff,
+  base, burst, descOff, groupCount, hashOff, keysOff, kindsOff, lanePtr, lanes, maxFrame, poolBytes, poolOff, refsOff, rulesOff, seed,
+  table, verdictOff,
 } from './plan';
 import { lookupIn } from './table';
 import { enter, leave } from './reader';
@@ -16,23 +17,20 @@ import { bumpStriped, ownsLane } from './lanes';
 /** Verdict for a destination key (`k`: the bytes little-endian, `kind` 0 MAC-48 / 1 EUI-64), `a45` its last two bytes little-endian. */
 // @ts-ignore: decorator
 @inline function decide(bank: usize, k: u64, kind: u32, a45: u32, flags: u32, anyPromisc: bool): u32 {
-  return decideIn(bank + B_CTRL, bank + entriesOff, slotMask, seed, bank + hashOff, k, kind, a45, flags, anyPromisc);
+  return decideIn(bank + B_CTRL, table, table + refsOff, table + rulesOff, groupCount, seed, bank + hashOff, k, kind, a45, flags, anyPromisc);
 }
 
 /** decide() with the table's parameters passed in. */
 // @ts-ignore: decorator
 @inline function decideIn(
-  ctrl: usize, entries: usize, mask: u32, sd: u64, hash: usize, k: u64, kind: u32, a45: u32, flags: u32, anyPromisc: bool,
+  ctrl: usize, keys: usize, refs: usize, rules: usize, g: u32, sd: u64, hash: usize, k: u64, kind: u32, a45: u32, flags: u32,
+  anyPromisc: bool,
 ): u32 {
+  // The verdict of a key in the table was computed when it was written: a hit returns it as it is.
+  const hit = lookupIn(ctrl, keys, refs, rules, g, sd, k, kind);
+  if (hit != MISS) return hit;
   if ((<u32>k & 1) != 0) {
     if (kind == 0 ? k == 0xffff_ffff_ffff : k == 0xffff_ffff_ffff_ffff) return R_BROADCAST | (V_NO_REF << V_REF_SHIFT);
-    const meta = lookupIn(ctrl, entries, mask, sd, k, kind);
-    if (meta != MISS) {
-      const stage = (meta >> M_STAGE_SHIFT) & 3;
-      const ref = (meta & M_INDEX) << V_REF_SHIFT;
-      if (stage == STAGE_EXACT) return R_MC_EXACT | ref;
-      return (stage == STAGE_HASH ? R_MC_HASH : R_MC_ALL) | V_SOFTWARE | ref;
-    }
     let admitted = (flags & (F_ALLMULTI | F_PROMISC)) != 0;
     if (!admitted && (flags & F_HASH) != 0) {
       // Shifts 4, 3, 2, 0 for filter types 0..3, packed one nibble each.
@@ -42,11 +40,6 @@ import { bumpStriped, ownsLane } from './lanes';
     }
     if (!admitted) return R_DROP_MC | (V_NO_REF << V_REF_SHIFT);
     return (anyPromisc ? R_PROMISC : R_DROP_MC) | V_SOFTWARE | (V_NO_REF << V_REF_SHIFT);
-  }
-  const meta = lookupIn(ctrl, entries, mask, sd, k, kind);
-  if (meta != MISS) {
-    const ref = (meta & M_INDEX) << V_REF_SHIFT;
-    return (meta & M_HARDWARE) != 0 ? R_UNICAST | ref : R_SOFTWARE | V_SOFTWARE | ref;
   }
   if ((flags & F_PROMISC) == 0) return R_DROP_UNKNOWN | (V_NO_REF << V_REF_SHIFT);
   return (anyPromisc ? R_PROMISC : R_DROP_UNKNOWN) | V_SOFTWARE | (V_NO_REF << V_REF_SHIFT);
@@ -58,8 +51,8 @@ import { bumpStriped, ownsLane } from './lanes';
  */
 // @ts-ignore: decorator
 @inline function classifyAt(
-  ctrl: usize, entries: usize, mask: u32, sd: u64, hash: usize, d: usize, pool: usize, poolLen: u32, frameMax: u32, flags: u32,
-  anyPromisc: bool,
+  ctrl: usize, keys: usize, refs: usize, rules: usize, g: u32, sd: u64, hash: usize, d: usize, pool: usize, poolLen: u32,
+  frameMax: u32, flags: u32, anyPromisc: bool,
 ): u32 {
   const off = load<u32>(d);
   const len = load<u32>(d, 4);
@@ -69,7 +62,7 @@ import { bumpStriped, ownsLane } from './lanes';
   const p = pool + <usize>off;
   const lo = load<u32>(p);
   const hi = load<u16>(p, 4);
-  return decideIn(ctrl, entries, mask, sd, hash, (<u64>hi << 32) | <u64>lo, 0, <u32>hi, flags, anyPromisc);
+  return decideIn(ctrl, keys, refs, rules, g, sd, hash, (<u64>hi << 32) | <u64>lo, 0, <u32>hi, flags, anyPromisc);
 }
 
 /** Verdict for descriptor i of a lane. */
@@ -77,7 +70,8 @@ import { bumpStriped, ownsLane } from './lanes';
 @inline export function classifyOne(bank: usize, lp: usize, i: u32, flags: u32, anyPromisc: bool): u32 {
   const d = lp + descOff + (<usize>i << 3);
   return classifyAt(
-    bank + B_CTRL, bank + entriesOff, slotMask, seed, bank + hashOff, d, lp + poolOff, poolBytes, maxFrame, flags, anyPromisc,
+    bank + B_CTRL, table, table + refsOff, table + rulesOff, groupCount, seed, bank + hashOff, d, lp + poolOff, poolBytes, maxFrame,
+    flags, anyPromisc,
   );
 }
 
@@ -96,19 +90,21 @@ export function classifyBurst(lane: u32, count: u32): u32 {
   const anyPromisc = load<u32>(bank + B_PROMISC_COUNT) != 0;
   // Burst-invariant values come from the header into locals, which the loop keeps in registers; a
   // mutable global is reloaded on every use.
-  const mask = load<u32>(base + H_SLOTS) - 1;
+  const g = load<u32>(base + H_SLOTS) >> 4;
+  const keys = <usize>load<u32>(base + H_TABLE);
+  const refs = keys + <usize>g * 16 * 8;
+  const rules = refs + <usize>g * 16 * 2;
   const sd = (<u64>load<u32>(base + H_SEED_HI) << 32) | <u64>load<u32>(base + H_SEED_LO);
   const poolLen = load<u32>(base + H_POOL_BYTES);
   const frameMax = load<u32>(base + H_MAX_FRAME);
   const ctrl = bank + B_CTRL;
-  const entries = ctrl + (entriesOff - B_CTRL);
   const hash = ctrl + (hashOff - B_CTRL);
   const pool = lp + poolOff;
   let d = lp + descOff;
   let out = verdicts;
   const end = verdicts + (<usize>count << 2);
   while (out < end) {
-    store<u32>(out, classifyAt(ctrl, entries, mask, sd, hash, d, pool, poolLen, frameMax, flags, anyPromisc));
+    store<u32>(out, classifyAt(ctrl, keys, refs, rules, g, sd, hash, d, pool, poolLen, frameMax, flags, anyPromisc));
     d += 8;
     out += 4;
   }
