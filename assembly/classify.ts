@@ -1,7 +1,7 @@
 // Data plane (Wasm): classification. Turns a burst of described frames (or bare keys) into verdict words, counted per rule.
 
 import {
-  B_CTRL, B_FLAGS, B_PROMISC_COUNT, F_ALLMULTI, F_HASH, F_HASH_TYPE_SHIFT, F_PROMISC, H_HOLD, H_MAX_FRAME, H_POOL_BYTES, H_SEED_HI,
+  B_CTRL, B_FLAGS, CTRL_EMPTY, B_PROMISC_COUNT, F_ALLMULTI, F_HASH, F_HASH_TYPE_SHIFT, F_PROMISC, H_HOLD, H_MAX_FRAME, H_POOL_BYTES, H_SEED_HI,
   H_SEED_LO, H_SLOTS, H_TABLE, KIND_EUI64, KIND_MAC48, M_HARDWARE, M_INDEX, M_STAGE_SHIFT, MISS, R_BROADCAST, R_DROP_BAD_DESC, R_DROP_MC,
   R_DROP_OVERSIZE, R_DROP_RUNT, R_DROP_UNKNOWN, R_MC_ALL, R_MC_EXACT, R_MC_HASH, R_PROMISC, R_SOFTWARE, R_UNICAST, STAGE_EXACT, STAGE_HASH,
   V_NO_REF, V_REF_SHIFT, V_RULE_MASK, V_SOFTWARE,
@@ -10,7 +10,7 @@ import {
   base, burst, descOff, groupCount, hashOff, keysOff, kindsOff, lanePtr, lanes, maxFrame, poolBytes, poolOff, refsOff, rulesOff, seed,
   table, verdictOff,
 } from './plan';
-import { lookupIn } from './table';
+import { homeGroup, lookupIn, mixWith } from './table';
 import { enter, leave } from './reader';
 import { bumpStriped, ownsLane } from './lanes';
 
@@ -65,6 +65,43 @@ import { bumpStriped, ownsLane } from './lanes';
   return decideIn(ctrl, keys, refs, rules, g, sd, hash, (<u64>hi << 32) | <u64>lo, 0, <u32>hi, flags, anyPromisc);
 }
 
+/** Marks a batch key that is a verdict already: the frame failed an edge check. */
+const EDGE: u64 = 1 << 63;
+
+/** The destination key of the descriptor at `d`, or EDGE with the verdict of the edge check it failed. */
+// @ts-ignore: decorator
+@inline function edgeKey(d: usize, pool: usize, poolLen: u32, frameMax: u32): u64 {
+  const off = load<u32>(d);
+  const len = load<u32>(d, 4);
+  if (len > poolLen || off > poolLen - len) return EDGE | <u64>(R_DROP_BAD_DESC | (V_NO_REF << V_REF_SHIFT));
+  if (len < 14) return EDGE | <u64>(R_DROP_RUNT | (V_NO_REF << V_REF_SHIFT));
+  if (len > frameMax) return EDGE | <u64>(R_DROP_OVERSIZE | (V_NO_REF << V_REF_SHIFT));
+  const p = pool + <usize>off;
+  return (<u64>load<u16>(p, 4) << 32) | <u64>load<u32>(p);
+}
+
+/**
+ * Finishes a batch frame whose home group's control bytes `c` (group `grp`) were loaded with the rest of the batch: a tag
+ * match there is the verdict; a full group sends the probe on (rare at 7/8 load); else the key is not in the table.
+ */
+// @ts-ignore: decorator
+@inline function finish(
+  c: v128, grp: u32, h: u64, k: u64, ctrl: usize, keys: usize, refs: usize, rules: usize, g: u32, sd: u64, hash: usize, flags: u32,
+  anyPromisc: bool,
+): u32 {
+  if ((k & EDGE) != 0) return <u32>k;
+  let m = i8x16.bitmask(i8x16.eq(c, i8x16.splat(<i8>(<u32>h & 0x3f))));
+  while (m != 0) {
+    const idx = (<usize>grp << 4) + <usize>ctz(m);
+    if (load<u64>(keys + (idx << 3)) == k) return <u32>load<u8>(rules + idx) | (<u32>load<u16>(refs + (idx << 1)) << V_REF_SHIFT);
+    m &= m - 1;
+  }
+  if (i8x16.bitmask(i8x16.eq(c, i8x16.splat(<i8>CTRL_EMPTY))) == 0) {
+    return decideIn(ctrl, keys, refs, rules, g, sd, hash, k, 0, <u32>(k >> 32), flags, anyPromisc);
+  }
+  return decideIn(ctrl, keys, refs, rules, 0, sd, hash, k, 0, <u32>(k >> 32), flags, anyPromisc);
+}
+
 /** Verdict for descriptor i of a lane. */
 // @ts-ignore: decorator
 @inline export function classifyOne(bank: usize, lp: usize, i: u32, flags: u32, anyPromisc: bool): u32 {
@@ -103,6 +140,32 @@ export function classifyBurst(lane: u32, count: u32): u32 {
   let d = lp + descOff;
   let out = verdicts;
   const end = verdicts + (<usize>count << 2);
+  // Batches of four: every key, hash and home group's control bytes first, so their loads overlap, then the probes.
+  const end4 = verdicts + ((<usize>count & ~(<usize>3)) << 2);
+  while (out < end4) {
+    const k0 = edgeKey(d, pool, poolLen, frameMax);
+    const k1 = edgeKey(d + 8, pool, poolLen, frameMax);
+    const k2 = edgeKey(d + 16, pool, poolLen, frameMax);
+    const k3 = edgeKey(d + 24, pool, poolLen, frameMax);
+    const h0 = mixWith(k0, sd);
+    const h1 = mixWith(k1, sd);
+    const h2 = mixWith(k2, sd);
+    const h3 = mixWith(k3, sd);
+    const g0 = homeGroup(h0, g);
+    const g1 = homeGroup(h1, g);
+    const g2 = homeGroup(h2, g);
+    const g3 = homeGroup(h3, g);
+    const c0 = v128.load(ctrl + (<usize>g0 << 4));
+    const c1 = v128.load(ctrl + (<usize>g1 << 4));
+    const c2 = v128.load(ctrl + (<usize>g2 << 4));
+    const c3 = v128.load(ctrl + (<usize>g3 << 4));
+    store<u32>(out, finish(c0, g0, h0, k0, ctrl, keys, refs, rules, g, sd, hash, flags, anyPromisc));
+    store<u32>(out, finish(c1, g1, h1, k1, ctrl, keys, refs, rules, g, sd, hash, flags, anyPromisc), 4);
+    store<u32>(out, finish(c2, g2, h2, k2, ctrl, keys, refs, rules, g, sd, hash, flags, anyPromisc), 8);
+    store<u32>(out, finish(c3, g3, h3, k3, ctrl, keys, refs, rules, g, sd, hash, flags, anyPromisc), 12);
+    d += 32;
+    out += 16;
+  }
   while (out < end) {
     store<u32>(out, classifyAt(ctrl, keys, refs, rules, g, sd, hash, d, pool, poolLen, frameMax, flags, anyPromisc));
     d += 8;
