@@ -159,6 +159,11 @@ function put(b: usize, o: usize, k: u64, kind: u32, v: u32): u32 {
     }
     dropSlot(b, <usize>mine);
   }
+  return allocate(b, o, k, h, tag, v);
+}
+
+/** Writes key `k` with verdict `v` into the first slot on its probe path that neither bank holds, for bank `b`; 0 when none. */
+function allocate(b: usize, o: usize, k: u64, h: u64, tag: u8, v: u32): u32 {
   let grp = homeGroup(h, groupCount);
   for (let probe: u32 = 0; probe < groupCount; probe++) {
     const at = <usize>grp << 4;
@@ -179,6 +184,19 @@ function put(b: usize, o: usize, k: u64, kind: u32, v: u32): u32 {
   return 0;
 }
 
+/** put() for a key bank `b` does not hold yet (a bank being rebuilt): one probe fewer. */
+function putNew(b: usize, o: usize, k: u64, kind: u32, v: u32): u32 {
+  if (kind == KIND_MAC48 ? k == 0xffff_ffff_ffff : k == 0xffff_ffff_ffff_ffff) return 1;
+  const h = mixWith(k, seed);
+  const tag = tagOf(h, kind);
+  const theirs = findSlot(o + B_CTRL, k, h, tag);
+  if (theirs >= 0 && slotVerdict(<usize>theirs) == v && !isFull(load<u8>(b + B_CTRL + <usize>theirs))) {
+    linkSlot(b, homeGroup(h, groupCount), <u32>theirs >> 4, <usize>theirs, tag);
+    return 1;
+  }
+  return allocate(b, o, k, h, tag, v);
+}
+
 function stagedKey(len: u32): u64 {
   return len == 8 ? load<u64>(staging) : (<u64>load<u16>(staging, 4) << 32) | <u64>load<u32>(staging);
 }
@@ -194,8 +212,9 @@ export function tablePut(bank: u32, len: u32, meta: u32): u32 {
 }
 
 /**
- * Puts `count` staged records (see STAGED_RECORD) into `bank` (one call for many keys, e.g. a bank being rebuilt). Returns how
- * many were put; fewer than `count` means the table is full (or `count` was above STAGED_RECORDS: then 0).
+ * Puts `count` staged records (see STAGED_RECORD) into `bank`, which must not hold their keys yet (a bank being rebuilt): one
+ * call for many keys. Returns how many were put; fewer than `count` means the table is full (or `count` was above
+ * STAGED_RECORDS: then 0).
  */
 export function tableLoad(bank: u32, count: u32): u32 {
   if (count > STAGED_RECORDS) return 0;
@@ -205,7 +224,7 @@ export function tableLoad(bank: u32, count: u32): u32 {
   for (let rec = staging; rec < end; rec += STAGED_RECORD) {
     const kind = load<u32>(rec, SR_KIND) != 0 ? KIND_EUI64 : KIND_MAC48;
     const k = kind != 0 ? load<u64>(rec, SR_KEY_LO) : load<u64>(rec, SR_KEY_LO) & 0xffff_ffff_ffff;
-    if (put(b, o, k, kind, verdictOf(load<u32>(rec, SR_META), (<u32>k & 1) != 0)) == 0) {
+    if (putNew(b, o, k, kind, verdictOf(load<u32>(rec, SR_META), (<u32>k & 1) != 0)) == 0) {
       return <u32>((rec - staging) / STAGED_RECORD);
     }
   }
