@@ -220,13 +220,36 @@ export function tableLoad(bank: u32, count: u32): u32 {
   if (count > STAGED_RECORDS) return 0;
   const b = bankPtr(bank);
   const o = bankPtr(bank == 0 ? 1 : 0);
+  // Loop-invariant values in locals: a mutable global is reloaded on every use.
+  const g = groupCount;
+  const sd = seed;
+  const keys = table;
+  const refs = table + refsOff;
+  const rules = table + rulesOff;
   const end = staging + <usize>count * STAGED_RECORD;
   for (let rec = staging; rec < end; rec += STAGED_RECORD) {
     const kind = load<u32>(rec, SR_KIND) != 0 ? KIND_EUI64 : KIND_MAC48;
     const k = kind != 0 ? load<u64>(rec, SR_KEY_LO) : load<u64>(rec, SR_KEY_LO) & 0xffff_ffff_ffff;
-    if (putNew(b, o, k, kind, verdictOf(load<u32>(rec, SR_META), (<u32>k & 1) != 0)) == 0) {
-      return <u32>((rec - staging) / STAGED_RECORD);
+    const v = verdictOf(load<u32>(rec, SR_META), (<u32>k & 1) != 0);
+    // Most keys sit in their home group in the other bank with the same verdict: the rebuilt bank points at that slot.
+    const h = mixWith(k, sd);
+    const tag = tagOf(h, kind);
+    const at = <usize>homeGroup(h, g) << 4;
+    let m = i8x16.bitmask(i8x16.eq(v128.load(o + B_CTRL + at), i8x16.splat(<i8>tag)));
+    let done = false;
+    while (m != 0) {
+      const idx = at + <usize>ctz(m);
+      if (load<u64>(keys + (idx << 3)) == k) {
+        const same = (<u32>load<u8>(rules + idx) | (<u32>load<u16>(refs + (idx << 1)) << V_REF_SHIFT)) == v;
+        if (same && !isFull(load<u8>(b + B_CTRL + idx))) {
+          store<u8>(b + B_CTRL + idx, tag);
+          done = true;
+        }
+        break;
+      }
+      m &= m - 1;
     }
+    if (!done && putNew(b, o, k, kind, v) == 0) return <u32>((rec - staging) / STAGED_RECORD);
   }
   return count;
 }
