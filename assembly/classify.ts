@@ -1,10 +1,9 @@
 // Data plane (Wasm): classification. Turns a burst of described frames (or bare keys) into verdict words, counted per rule.
 
 import {
-  B_CTRL, B_FLAGS, CTRL_EMPTY, B_PROMISC_COUNT, F_ALLMULTI, F_HASH, F_HASH_TYPE_SHIFT, F_PROMISC, H_HOLD, H_MAX_FRAME, H_POOL_BYTES, H_SEED_HI,
-  H_SEED_LO, H_SLOTS, H_TABLE, KIND_EUI64, KIND_MAC48, M_HARDWARE, M_INDEX, M_STAGE_SHIFT, MISS, R_BROADCAST, R_DROP_BAD_DESC, R_DROP_MC,
-  R_DROP_OVERSIZE, R_DROP_RUNT, R_DROP_UNKNOWN, R_MC_ALL, R_MC_EXACT, R_MC_HASH, R_PROMISC, R_SOFTWARE, R_UNICAST, STAGE_EXACT, STAGE_HASH,
-  V_NO_REF, V_REF_SHIFT, V_RULE_MASK, V_SOFTWARE,
+  B_CTRL, B_FLAGS, B_PROMISC_COUNT, CTRL_EMPTY, F_ALLMULTI, F_HASH, F_HASH_TYPE_SHIFT, F_PROMISC, H_HOLD, H_MAX_FRAME, H_POOL_BYTES,
+  H_SEED_HI, H_SEED_LO, H_SLOTS, H_TABLE, KIND_EUI64, KIND_MAC48, MISS, R_BROADCAST, R_DROP_BAD_DESC, R_DROP_MC, R_DROP_OVERSIZE,
+  R_DROP_RUNT, R_DROP_UNKNOWN, R_PROMISC, V_NO_REF, V_REF_SHIFT, V_RULE_MASK, V_SOFTWARE,
 } from './layout';
 import {
   base, burst, descOff, groupCount, hashOff, keysOff, kindsOff, lanePtr, lanes, maxFrame, poolBytes, poolOff, refsOff, rulesOff, seed,
@@ -17,7 +16,8 @@ import { bumpStriped, ownsLane } from './lanes';
 /** Verdict for a destination key (`k`: the bytes little-endian, `kind` 0 MAC-48 / 1 EUI-64), `a45` its last two bytes little-endian. */
 // @ts-ignore: decorator
 @inline function decide(bank: usize, k: u64, kind: u32, a45: u32, flags: u32, anyPromisc: bool): u32 {
-  return decideIn(bank + B_CTRL, table, table + refsOff, table + rulesOff, groupCount, seed, bank + hashOff, k, kind, a45, flags, anyPromisc);
+  const ctrl = bank + B_CTRL;
+  return decideIn(ctrl, table, table + refsOff, table + rulesOff, groupCount, seed, bank + hashOff, k, kind, a45, flags, anyPromisc);
 }
 
 /** decide() with the table's parameters passed in. */

@@ -128,7 +128,8 @@ export function plan(
   const bankBytes64 = (<u64>groupsOff + <u64>groups * <u64>words * 4 + <u64>LINE - 1) & ~(<u64>LINE - 1);
   const laneSize64 = (<u64>poolOff + <u64>pool + <u64>LINE - 1) & ~(<u64>LINE - 1);
   const countersEnd =
-    <u64>base + <u64>HEADER_BYTES + <u64>tableBytes + 2 * bankBytes64 + laneSize64 * <u64>laneCount + <u64>maxClients * <u64>CLIENT_COUNTER_BYTES;
+    <u64>base + <u64>HEADER_BYTES + <u64>tableBytes + 2 * bankBytes64 + laneSize64 * <u64>laneCount +
+    <u64>maxClients * <u64>CLIENT_COUNTER_BYTES;
   const total64 =
     ((countersEnd + <u64>LINE - 1) & ~(<u64>LINE - 1)) + <u64>maxClients * (<u64>RING_DATA + <u64>ringData) + <u64>STAGING_BYTES;
   if (total64 > <u64>0xffff_0000) return 0;

@@ -291,7 +291,8 @@ describe('live reprogramming', () => {
       const present = held.map((h) => h.mac);
       const verdicts = dp.classifyKeys([...present, ...groups, ...gone.slice(-64)]);
       expect(verdicts.slice(0, present.length).every((v) => v.rule === 'unicast-exact' && v.deliver[0] === a.id)).toBe(true);
-      expect(verdicts.slice(present.length, present.length + groups.length).map((v) => v.rule)).toEqual(groups.map(() => 'multicast-exact'));
+      const groupRules = verdicts.slice(present.length, present.length + groups.length).map((v) => v.rule);
+      expect(groupRules).toEqual(groups.map(() => 'multicast-exact'));
       expect(verdicts.slice(present.length + groups.length).every((v) => v.rule === 'drop-unknown')).toBe(true);
     };
     let next = CAP;

@@ -1,6 +1,7 @@
 // Data plane: the writer. It follows the NIC's changes and commits them to the two banks (left-right over one shared table:
-// it writes only the bank no reader uses, and table entries only in slots neither bank holds, then publishes the bank), holds the filter closed when a change cannot be applied, and rebuilds it from
-// the NIC. Only the data plane created from the NIC has one; lanes attached in workers do not.
+// it writes only the bank no reader uses, and table entries only in slots neither bank holds, then publishes the bank),
+// holds the filter closed when a change cannot be applied, and rebuilds it from the NIC. Only the data plane created from
+// the NIC has one; lanes attached in workers do not.
 
 import { MacslotError } from '../errors.js';
 import { mtaIndex } from '../filter/hash.js';
