@@ -184,6 +184,28 @@ describe('the switch on bursts', () => {
     dp.close();
   });
 
+  it('a source admitted before is refused once the client no longer holds it', async () => {
+    const { dp, ports } = await fabric([A, B]);
+    const [a, b] = ports.map((p) => p.port);
+    const client = ports[0]!.client;
+    fromIo(() => {
+      a!.rx(tagged(B, A, 1));
+      a!.rx(tagged(B, A, 2));
+    });
+    await until(() => b!.got.length === 2);
+    const slotOfA = client.slots()[0]!;
+    client.addressAdd(C);
+    client.addressRemove(slotOfA);
+    fromIo(() => {
+      a!.rx(tagged(B, A, 3));
+      a!.rx(tagged(B, C, 4));
+    });
+    await until(() => b!.got.length === 3);
+    expect(b!.got.map(tagOf)).toEqual([1, 2, 4]);
+    expect(dp.counters().spoofed).toBe(1);
+    dp.close();
+  });
+
   it('a burst larger than a receive ring loses nothing when its consumer keeps up', async () => {
     const nic = new Nic({ primary: '02:00:00:00:00:01' });
     const dp = await DataPlane.create(nic, { ringBytes: 4096 });

@@ -114,7 +114,6 @@ export interface ClientBinding extends PortBinding {
   readonly client: NicClient;
 }
 
-
 const EMPTY: readonly ClientBindingImpl[] = [];
 // Drop rules are `drop-<reason>`; a port counts them as `filter-<reason>`.
 const RULE_NAMES: readonly string[] = RULES.map((r) => r.replace(/^drop-/, ''));
@@ -266,8 +265,13 @@ class Fabric implements TransmitSink {
     this.clients.set(client.id, b);
     this.#byId[client.id] = b;
     this.#promiscuous = undefined;
-    // A client's promiscuous flag is a NIC change: the list of clients that take every frame is found again after one.
-    this.#unwatch ??= this.nic.on(() => (this.#promiscuous = undefined));
+    // After a NIC change (a promiscuous flag, a MAC removed or moved) the clients that take every frame and the sources
+    // each client may send from are found again.
+    this.#burst.forgetSources();
+    this.#unwatch ??= this.nic.on(() => {
+      this.#promiscuous = undefined;
+      this.#burst.forgetSources();
+    });
     port.onFrame(b.receive);
     port.onFrameRange?.(b.receiveRange);
     port.onClose((reason) => {

@@ -20,7 +20,7 @@ export interface TransmitSink {
   delivered(): void;
 }
 
-// Frames up to this long are copied byte by byte from a place in a larger buffer, rather than through a view of it.
+// Frames up to this long are copied word by word from a place in a larger buffer, rather than through a view of it.
 const SMALL_FRAME = 256;
 
 /** `TransmitBurst.stage` results. */
@@ -73,10 +73,13 @@ export class Transmit {
       return 0;
     }
     const nic = this.#nic;
-    const own = nic.client(id)?.slots().find((s) => {
-      const info = nic.addressGet(s);
-      return info.active && info.mac.kind === 'mac48';
-    });
+    const own = nic
+      .client(id)
+      ?.slots()
+      .find((s) => {
+        const info = nic.addressGet(s);
+        return info.active && info.mac.kind === 'mac48';
+      });
     if (own === undefined) {
       this.#spoofed++;
       return 0;
@@ -114,8 +117,16 @@ export class TransmitBurst {
   readonly #reader: LaneReader;
   readonly #tx: Transmit;
   readonly #pool: Uint8Array;
+  readonly #poolView: DataView;
+  // The last buffer small frames were copied from, and a view of it: one view per chunk read, not per frame.
+  #src: Uint8Array | undefined;
+  #srcView: DataView | undefined;
   readonly #offset: Uint32Array;
   readonly #length: Uint32Array;
+  // Per client: the last source admitted (a MAC it holds), until the NIC changes (see forgetSources).
+  readonly #known: Uint8Array;
+  readonly #knownHi: Int32Array;
+  readonly #knownLo: Int32Array;
   readonly #from: Int32Array;
   readonly #mac = new Uint8Array(6);
   readonly #runBytes: number;
@@ -130,15 +141,24 @@ export class TransmitBurst {
     this.#reader = reader;
     this.#tx = tx;
     this.#pool = reader.pool;
+    this.#poolView = new DataView(reader.pool.buffer, reader.pool.byteOffset, reader.pool.byteLength);
     this.#offset = new Uint32Array(reader.burst);
     this.#length = new Uint32Array(reader.burst);
     this.#from = new Int32Array(reader.burst);
+    this.#known = new Uint8Array(reader.maxClients);
+    this.#knownHi = new Int32Array(reader.maxClients);
+    this.#knownLo = new Int32Array(reader.maxClients);
     this.#runBytes = Math.max(reader.maxFrameLength + 16, reader.x.ringDataBytes() >>> 1);
   }
 
   /** Frames staged and not yet flushed. */
   get staged(): number {
     return this.#count - this.#done;
+  }
+
+  /** Forgets the sources admitted so far; call it on every change of the NIC (a MAC removed or moved). */
+  forgetSources(): void {
+    this.#known.fill(0);
   }
 
   /** Sets who hears of each frame and each delivery (the switch's fabric). */
@@ -155,7 +175,7 @@ export class TransmitBurst {
     return this.stageRange(from, frame, 0, frame.length, antiSpoof);
   }
 
-  /** As `stage`, for the frame `bytes[start, end)`: nothing is allocated for a frame of up to SMALL_FRAME bytes. */
+  /** As `stage`, for the frame `bytes[start, end)`: nothing is allocated per frame of up to SMALL_FRAME bytes. */
   stageRange(from: number, bytes: Uint8Array, start: number, end: number, antiSpoof: boolean): number {
     const n = this.#count;
     const len = end - start;
@@ -163,12 +183,23 @@ export class TransmitBurst {
     if (n >= this.#offset.length || this.#used + len > pool.length) return BURST_FULL;
     let how = 1;
     if (from >= 0) {
-      how = this.#tx.admit(from, bytes, start + ETH_SRC, antiSpoof, this.#mac);
-      if (how === 0) return SPOOFED;
+      // The source a client sent from last, if it was one of its MACs, is admitted again without a lookup.
+      const s = start + ETH_SRC;
+      const hi = (bytes[s]! << 8) | bytes[s + 1]!;
+      const lo = (bytes[s + 2]! << 24) | (bytes[s + 3]! << 16) | (bytes[s + 4]! << 8) | bytes[s + 5]!;
+      if (this.#known[from] !== 1 || this.#knownHi[from] !== hi || this.#knownLo[from] !== lo) {
+        how = this.#tx.admit(from, bytes, s, antiSpoof, this.#mac);
+        if (how === 0) return SPOOFED;
+        if (how === 1 && from < this.#known.length) {
+          this.#known[from] = 1;
+          this.#knownHi[from] = hi;
+          this.#knownLo[from] = lo;
+        }
+      }
     }
     const at = this.#used;
     if (start === 0 && end === bytes.length) pool.set(bytes, at);
-    else if (len <= SMALL_FRAME) for (let k = 0; k < len; k++) pool[at + k] = bytes[start + k]!;
+    else if (len <= SMALL_FRAME) this.#copySmall(bytes, start, len, at);
     else pool.set(bytes.subarray(start, end), at);
     if (how === 2) pool.set(this.#mac, at + ETH_SRC);
     this.#offset[n] = at;
@@ -177,6 +208,19 @@ export class TransmitBurst {
     this.#count = n + 1;
     this.#used = (at + len + 7) & ~7;
     return STAGED;
+  }
+
+  /** Copies `bytes[start, start + len)` to the pool at `at` in 32-bit words, through a view made once per source buffer. */
+  #copySmall(bytes: Uint8Array, start: number, len: number, at: number): void {
+    let v = this.#srcView;
+    if (this.#src !== bytes) {
+      this.#src = bytes;
+      v = this.#srcView = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    }
+    const pv = this.#poolView;
+    let k = 0;
+    for (; k + 4 <= len; k += 4) pv.setUint32(at + k, v!.getUint32(start + k, true), true);
+    for (; k < len; k++) this.#pool[at + k] = bytes[start + k]!;
   }
 
   /**

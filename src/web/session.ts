@@ -13,11 +13,14 @@ export interface Session {
 
 /** Lanes: the page's own and the generator's. */
 const LANES = 2;
+// A client's ring holds a whole burst of short frames: the generator drains the rings after each burst, as consumers keeping up would.
+const BURST = 64;
+const RING_BYTES = 8192;
 
 /** Builds the NIC and its data plane. Throws CONFIG_INVALID (from the configuration) or what DataPlane.create throws. */
 export async function openSession(config: MacslotConfig, shared: boolean): Promise<Session> {
   const { nic } = buildFromConfig(config);
-  const dp = await DataPlane.create(nic, { lanes: LANES, burst: 256, ringBytes: 4096, shared });
+  const dp = await DataPlane.create(nic, { lanes: LANES, burst: BURST, ringBytes: RING_BYTES, shared });
   return { config, nic, dp, shared };
 }
 

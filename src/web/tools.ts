@@ -109,7 +109,8 @@ export function splitCapture(s: Session, name: string, bytes: Uint8Array): void 
   });
   fillTable(byId<HTMLTableElement>('split'), rows);
   byId('capture-summary').textContent =
-    `${name}: ${count(frames)} frames (${reader.format ?? 'empty'}); ${count(frames - dropped - other)} delivered to at least one client, ` +
+    `${name}: ${count(frames)} frames (${reader.format ?? 'empty'}); ` +
+    `${count(frames - dropped - other)} delivered to at least one client, ` +
     `${count(dropped)} dropped by the filter, ${count(other)} not Ethernet (not classified).`;
 }
 

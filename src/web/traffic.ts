@@ -1,7 +1,7 @@
 // Live page: the traffic generator's lane (a Web Worker over shared memory, or the page's own thread), the live chart,
 // per-client counters, verdicts by rule and the traffic sample.
 
-import { RULES } from '../index.js';
+import { MacslotError, RULES } from '../index.js';
 import { byId, count, el, fillTable, row, showError } from './dom.js';
 import { buildPattern, DEFAULT_MIX, KINDS, toHex, type Mix, type Plan } from './frames.js';
 import { Generator, STAT, STAT_WORDS } from './generator.js';
@@ -94,6 +94,11 @@ function pageLane(s: Session, onError: (message: string) => void): Lane {
   };
 }
 
+/** Mpps with two decimals, or three significant digits below 1 so that a low rate does not read as zero. */
+function mppsText(mpps: number): string {
+  return mpps >= 1 || mpps === 0 ? mpps.toFixed(2) : mpps.toPrecision(3);
+}
+
 /** Builds the mix fields once. */
 export function renderMixFields(): void {
   byId('mix').replaceChildren(
@@ -108,14 +113,15 @@ function numberField(id: string, min: number, max: number, what: string): number
   const v = byId<HTMLInputElement>(id).value.trim();
   const n = Number(v);
   if (!/^\d+$/.test(v) || n < min || n > max)
-    throw new Error(`${what} must be a whole number in ${min}..${max}, got ${JSON.stringify(v.slice(0, 20))}`);
+    throw new MacslotError('INVALID_ARGUMENT', `${what} must be a whole number in ${min}..${max}, got ${JSON.stringify(v.slice(0, 20))}`);
   return n;
 }
 
 function mixFields(): Mix {
   const mix = { ...DEFAULT_MIX };
   for (const k of KINDS) mix[k] = numberField(`mix-${k}`, 0, 1000, `the ${k} weight`);
-  if (KINDS.every((k) => mix[k] === 0)) throw new Error('the mix is empty: give at least one kind a weight above 0');
+  if (KINDS.every((k) => mix[k] === 0))
+    throw new MacslotError('INVALID_ARGUMENT', 'the mix is empty: give at least one kind a weight above 0');
   return mix;
 }
 
@@ -214,12 +220,12 @@ export class Traffic {
       const point = { mpps: df / dt / 1e6, software: df > 0 ? (software - this.#last.software) / df : 0 };
       this.#history.push(point);
       if (this.#history.length > HISTORY) this.#history.shift();
-      byId('mpps').textContent = point.mpps.toFixed(2);
+      byId('mpps').textContent = mppsText(point.mpps);
       byId('software').textContent = (point.software * 100).toFixed(0);
       byId('frames').textContent = count(frames);
       byId('chart').setAttribute(
         'aria-label',
-        `Throughput chart: now ${point.mpps.toFixed(2)} Mpps, ${(point.software * 100).toFixed(0)}% of frames on the software path`,
+        `Throughput chart: now ${mppsText(point.mpps)} Mpps, ${(point.software * 100).toFixed(0)}% of frames on the software path`,
       );
     }
     this.#last = { at: now, frames, software };
