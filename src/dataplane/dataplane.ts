@@ -358,8 +358,8 @@ export class DataPlane {
   }
 
   /**
-   * Returns transmit and anti-spoof, the switch's side of this data plane (its burst stage included). Throws DATA_PLANE on
-   * a data plane attached from a handle.
+   * Returns transmit and anti-spoof, the switch's side of this data plane (its burst stage included), for the switch's
+   * forwarding engine. Throws DATA_PLANE on a data plane attached from a handle. @internal
    */
   transmitter(): Transmit {
     this.#reader.live();
