@@ -99,7 +99,7 @@ describe('malformed descriptors', () => {
     expect(rings.a.drain()).toEqual([frameTo(MA, 60, 0x22)]);
     expect(rings.b.drain()).toEqual([frameTo(MB, 60, 0x11)]);
     expect(rings.p.drain()).toEqual([]);
-    expect(dp.clientCounters(a.id)).toEqual({ frames: 1, bytes: 60, broadcast: 0, multicast: 0, ringDrops: 0 });
+    expect(dp.clientCounters(a.id)).toEqual({ frames: 1, bytes: 60, broadcast: 0, multicast: 0, ringDrops: 0, poolDrops: 0 });
     stillWorks(s);
   });
 
@@ -231,8 +231,8 @@ describe('corrupt ring indices', () => {
     dp.receiveBurst([frameTo(MA), toB, bcast]);
     const c = dp.counters();
     expect({ ringCorrupt: c.ringCorrupt, ringFull: c.ringFull }).toEqual({ ringCorrupt: 2, ringFull: 0 });
-    expect(dp.clientCounters(a.id)).toEqual({ frames: 1, bytes: 60, broadcast: 0, multicast: 0, ringDrops: 2 });
-    expect(dp.clientCounters(b.id)).toEqual({ frames: 3, bytes: 60 + 80 + 70, broadcast: 1, multicast: 0, ringDrops: 0 });
+    expect(dp.clientCounters(a.id)).toEqual({ frames: 1, bytes: 60, broadcast: 0, multicast: 0, ringDrops: 2, poolDrops: 0 });
+    expect(dp.clientCounters(b.id)).toEqual({ frames: 3, bytes: 60 + 80 + 70, broadcast: 1, multicast: 0, ringDrops: 0, poolDrops: 0 });
     expect(rings.b.drain()).toEqual([toB, bcast]);
     expect(rings.p.drain()).toEqual([bcast]);
     expect(dp.clientCounters(p.id).ringDrops).toBe(0);

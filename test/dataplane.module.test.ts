@@ -57,6 +57,11 @@ const FUNCTIONS = [
   'poolBytesPerLane',
   'clientCapacity',
   'laneCount',
+  'pinsPtr',
+  'poolLineCount',
+  'ringSlots',
+  'poolAlloc',
+  'ringDiscard',
   'layoutCount',
   'layoutValue',
 ];
