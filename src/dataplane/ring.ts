@@ -246,10 +246,10 @@ export class RxRing {
   #take(batch: RxBatch, max: number): number {
     const head = Atomics.load(this.#idx, HEAD) >>> 0;
     let tail = Atomics.load(this.#idx, TAIL) >>> 0;
-    if (tail === head) return 0;
     const released = Atomics.load(this.#idx, RELEASED) >>> 0;
     // Free-running slot counts: released <= tail <= head, never more in use than the ring holds.
     if ((head - released) >>> 0 > this.#size || (tail - released) >>> 0 > (head - released) >>> 0) return this.#reset(head, 0);
+    if (tail === head) return 0;
     const slots = this.#slots;
     const pools = this.#lanes.pools;
     let n = 0;
