@@ -108,7 +108,8 @@ function revokeSlowest(lane: u32): u32 {
 /**
  * Returns an offset in lane `lane`'s pool where a frame of `len` bytes may be written (on POOL_LINE boundaries), or
  * NO_SPACE. `begin` non-zero starts a new batch: the frames placed since the last begin are described and not yet
- * delivered, so the lines they use are not free although nothing pins them. When every line is pinned, only the lane
+ * delivered, so the lines they use are not free although nothing pins them; a later frame of a batch that finds no room
+ * gets NO_SPACE at once (the batch ends there). When a batch's first frame finds every line pinned, only the lane
  * that produces into rings takes pending frames back (it alone writes slots, so no slot changes under it); views a
  * consumer has taken are never taken back.
  */
@@ -120,6 +121,8 @@ export function poolAlloc(lane: u32, len: u32, begin: u32): u32 {
   for (;;) {
     const at = findLines(lp, need);
     if (at != NO_SPACE) return at;
+    // Later frames of a batch only end it: the next batch sees the whole pool, and takes frames back only then.
+    if (begin == 0) return NO_SPACE;
     const producer = atomic.load<u32>(base + H_DELIVERER) == lane + 1;
     const taken = producer ? revokeSlowest(lane) : 0;
     if (taken == 0) break;

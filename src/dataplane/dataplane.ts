@@ -288,7 +288,8 @@ export class DataPlane {
    * Returns an offset in `pool` where `length` bytes may be written without touching a frame a ring still holds, or -1
    * when none is free. When every line is pinned, the ring producer first takes pending (unread) frames back from the
    * slowest rings, counted in their clients' `poolDrops`; views a consumer took are never taken back. `begin` (default
-   * true) starts a new batch: pass false for the second and later frames of one burst, so they do not reuse each other's lines.
+   * true) starts a new batch: pass false for the second and later frames of one burst, so they do not reuse each other's
+   * lines; such a later frame gets -1 as soon as the batch has no room left (end the burst there and begin another).
    */
   reserve(length: number, begin = true): number {
     this.#reader.live();

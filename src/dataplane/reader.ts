@@ -182,8 +182,9 @@ export class LaneReader {
 
   /**
    * Returns a pool offset where `length` bytes may be written without touching a frame a ring still holds, or -1 when
-   * none is free (after taking pending frames back from the slowest rings). `begin` starts a new batch: the frames
-   * placed since the previous begin are taken as not yet delivered, so their lines are not handed out again.
+   * none is free (for a batch's first frame, after taking pending frames back from the slowest rings). `begin` starts a
+   * new batch: the frames placed since the previous begin are taken as not yet delivered, so their lines are not handed
+   * out again, and a later frame that finds no room ends the batch.
    */
   reserve(length: number, begin = true): number {
     if (length === 0) return -1;
