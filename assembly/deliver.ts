@@ -11,7 +11,7 @@ import {
   base, bcastOff, burst, clientCounters, clients, descOff, groupsOff, lanePtr, lanes, pinsOff, poolOff, promiscOff, ringBytes,
   touchedOff, verdictOff, words,
 } from './plan';
-import { pinLines, ringAt, ringEmpty } from './pool';
+import { pinFrame, ringAt, ringEmpty } from './pool';
 import { enter, leave } from './reader';
 import { bump, bumpStriped, ownsLane } from './lanes';
 import { classifyOne, held } from './classify';
@@ -67,7 +67,8 @@ function enqueue(lp: usize, lane: u32, client: u32, off: u32, len: u32, verdict:
   store<u32>(slot + S_OFFSET, off);
   store<u32>(slot + S_LENGTH, len);
   store<u32>(slot + S_VERDICT, verdict);
-  atomic.store<u32>(slot + S_STATE, lane);
+  // Plain: the head's atomic store at the end of the burst publishes the whole slot.
+  store<u32>(slot + S_STATE, lane);
   store<u32>(r + RING_SHADOW, head + 1);
   store<u32>(touchedWord, load<u32>(touchedWord) | bit);
   store<u64>(cc + C_FRAMES, load<u64>(cc + C_FRAMES) + 1);
@@ -136,7 +137,7 @@ export function rxBurst(lane: u32, count: u32, exclude: u32): u32 {
       if (anyPromisc) n += fanOut(lp, lane, promisc, 0, exclude, ref, off, len, v, rule, multicast);
     }
     // One pin per receiver, added once per frame (classify checked the frame lies inside the pool).
-    if (n != 0) pinLines(pins, off, len, <i32>n);
+    if (n != 0) pinFrame(pins, off, <i32>n);
   }
   leave(lp);
   // Publish each touched ring's head, then ring its doorbell if a consumer sleeps on it. A lane reclaimed during the

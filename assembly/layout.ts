@@ -148,7 +148,11 @@
 @inline export const SLOT_TAKEN: u32 = 0x100;
 /** Set by the producer's compare-and-swap when it takes a pending frame back (pool pressure): the consumer skips it. */
 @inline export const SLOT_REVOKED: u32 = 0x200;
-/** Pool lines: each frame in a ring pins every line it touches (one u32 count per line, after the lane's pool). */
+/**
+ * Pool lines: a frame in a ring pins the line it starts on (one u32 count per line, after the lane's pool). Frames placed
+ * by poolAlloc own whole lines, and each line they cover records its distance to the frame's first line (a u32 per line,
+ * after the counts), so the allocator finds the count that guards any line.
+ */
 @inline export const POOL_LINE: u32 = 64;
 @inline export const POOL_LINE_SHIFT: u32 = 6;
 /** poolAlloc's answer when no free run of lines is left. */

@@ -41,8 +41,9 @@ export let keysOff: usize = 0;
 export let kindsOff: usize = 0;
 export let touchedOff: usize = 0;
 export let poolOff: usize = 0;
-/** Pin counts (u32 per pool line) after the pool, and their number. */
+/** Pin counts (u32 per pool line) after the pool, then each line's distance to its frame's first line; their number. */
 export let pinsOff: usize = 0;
+export let backOff: usize = 0;
 export let poolLines: u32 = 0;
 
 function derive(): void {
@@ -60,6 +61,7 @@ function derive(): void {
   poolOff = align(touchedOff + <usize>words * 4, LINE);
   poolLines = (poolBytes + POOL_LINE - 1) >> POOL_LINE_SHIFT;
   pinsOff = align(poolOff + <usize>poolBytes, LINE);
+  backOff = pinsOff + <usize>poolLines * 4;
   slotMask = slots - 1;
 }
 
@@ -119,7 +121,7 @@ export function plan(
   derive();
   // Sizes multiply up past 2^32 (16 lanes of 300 MB pools): the layout is summed in 64 bits, and refused above the limit.
   const bankBytes64 = (<u64>groupsOff + <u64>groups * <u64>words * 4 + <u64>LINE - 1) & ~(<u64>LINE - 1);
-  const laneSize64 = (<u64>pinsOff + <u64>poolLines * 4 + <u64>LINE - 1) & ~(<u64>LINE - 1);
+  const laneSize64 = (<u64>backOff + <u64>poolLines * 4 + <u64>LINE - 1) & ~(<u64>LINE - 1);
   const countersEnd =
     <u64>base + <u64>HEADER_BYTES + 2 * bankBytes64 + laneSize64 * <u64>laneCount + <u64>maxClients * <u64>CLIENT_COUNTER_BYTES;
   const total64 =

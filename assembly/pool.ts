@@ -1,11 +1,12 @@
-// Data plane (Wasm): the lane pool's zero-copy bookkeeping. Every frame in a ring pins the pool lines it touches; the lane
-// places new frames only on unpinned lines, and under pressure takes pending (untaken) frames back from the slowest ring.
+// Data plane (Wasm): the lane pool's zero-copy bookkeeping. Every frame in a ring pins the pool line it starts on; the lane
+// places new frames only on lines whose frame is unpinned, and under pressure takes pending (untaken) frames back from the
+// slowest ring.
 
 import {
   C_POOL_DROPS, CLIENT_COUNTER_BYTES, H_DELIVERER, L_CURSOR, L_ORIGIN, NO_SPACE, POOL_LINE_SHIFT, RING_DATA, RING_HEAD, RING_RELEASED,
   RING_TAIL, S_LENGTH, S_OFFSET, S_STATE, SLOT_BYTES, SLOT_LANE, SLOT_REVOKED, SLOT_TAKEN, X_POOL_DROPS, X_POOL_FULL,
 } from './layout';
-import { base, clientCounters, clients, lanePtr, lanes, pinsOff, poolBytes, poolLines, ringBytes, rings } from './plan';
+import { backOff, base, clientCounters, clients, lanePtr, lanes, pinsOff, poolBytes, poolLines, ringBytes, rings } from './plan';
 import { bump, ownsLane } from './lanes';
 
 /** Address of client `c`'s ring. */
@@ -14,11 +15,10 @@ import { bump, ownsLane } from './lanes';
   return rings + <usize>c * (RING_DATA + <usize>ringBytes);
 }
 
-/** Adds `delta` to the pin count of every line of [off, off + len) in the pins at `pins`; the range is inside the pool. */
+/** Adds `delta` to the pin count of the line the frame at `off` starts on (pins at `pins`; `off` is inside the pool). */
 // @ts-ignore: decorator
-@inline export function pinLines(pins: usize, off: u32, len: u32, delta: i32): void {
-  const last = (off + len - 1) >> POOL_LINE_SHIFT;
-  for (let l = off >> POOL_LINE_SHIFT; l <= last; l++) atomic.add<u32>(pins + (<usize>l << 2), <u32>delta);
+@inline export function pinFrame(pins: usize, off: u32, delta: i32): void {
+  atomic.add<u32>(pins + (<usize>(off >> POOL_LINE_SHIFT) << 2), <u32>delta);
 }
 
 /** True when the slot's frame lies inside a lane's pool (a hostile writer may have changed a slot). */
@@ -30,6 +30,7 @@ import { bump, ownsLane } from './lanes';
 /** Finds `need` free lines in one run within the window of the current batch; moves the cursor past them. */
 function findLines(lp: usize, need: u32): u32 {
   const pins = lp + pinsOff;
+  const back = lp + backOff;
   let c = load<u32>(lp + L_CURSOR);
   let origin = load<u32>(lp + L_ORIGIN);
   // The window is one lap from where the batch began, so a batch never reuses its own frames' lines.
@@ -43,12 +44,17 @@ function findLines(lp: usize, need: u32): u32 {
     }
     let busy: u32 = NO_SPACE;
     for (let k: u32 = 0; k < need; k++) {
-      if (atomic.load<u32>(pins + (<usize>(pos + k) << 2)) != 0) {
+      // A line is free when the frame that last covered it is unpinned; only this lane writes the distances.
+      const line = pos + k;
+      const dist = load<u32>(back + (<usize>line << 2));
+      const head = dist <= line ? line - dist : line;
+      if (atomic.load<u32>(pins + (<usize>head << 2)) != 0) {
         busy = k;
         break;
       }
     }
     if (busy == NO_SPACE) {
+      for (let k: u32 = 0; k < need; k++) store<u32>(back + (<usize>(pos + k) << 2), k);
       store<u32>(lp + L_CURSOR, c + need);
       return pos << POOL_LINE_SHIFT;
     }
@@ -76,7 +82,7 @@ function revokeIn(lane: u32, c: u32, max: u32): u32 {
     const len = load<u32>(s + S_LENGTH);
     if (!slotSane(off, len, lane)) continue;
     if (atomic.cmpxchg<u32>(s + S_STATE, lane, lane | SLOT_REVOKED) != lane) continue;
-    pinLines(pins, off, len, -1);
+    pinFrame(pins, off, -1);
     store<u64>(cc + C_POOL_DROPS, load<u64>(cc + C_POOL_DROPS) + 1);
     n++;
   }
@@ -150,7 +156,7 @@ export function ringEmpty(client: u32): void {
       const len = load<u32>(s + S_LENGTH);
       if ((st & SLOT_REVOKED) != 0 || (st & ~(SLOT_LANE | SLOT_TAKEN)) != 0 || !slotSane(off, len, lane)) continue;
       atomic.store<u32>(s + S_STATE, lane | SLOT_REVOKED);
-      pinLines(lanePtr(lane) + pinsOff, off, len, -1);
+      pinFrame(lanePtr(lane) + pinsOff, off, -1);
     }
   }
   atomic.store<u32>(r + RING_TAIL, head);
@@ -179,7 +185,7 @@ export function ringDiscard(client: u32, held: u32): u32 {
     const len = load<u32>(s + S_LENGTH);
     if (st != lane || !slotSane(off, len, lane)) continue;
     if (atomic.cmpxchg<u32>(s + S_STATE, lane, lane | SLOT_REVOKED) != lane) continue;
-    pinLines(lanePtr(lane) + pinsOff, off, len, -1);
+    pinFrame(lanePtr(lane) + pinsOff, off, -1);
     n++;
   }
   atomic.store<u32>(r + RING_TAIL, head);

@@ -294,9 +294,9 @@ export class RxRing {
 
   #unpin(lane: number, off: number, len: number): void {
     const pins = this.#lanes.pins[lane];
-    if (pins === undefined || len === 0) return;
-    const last = Math.min((off + len - 1) >>> POOL_LINE_SHIFT, pins.length - 1);
-    for (let l = off >>> POOL_LINE_SHIFT; l <= last; l++) Atomics.sub(pins, l, 1);
+    const line = off >>> POOL_LINE_SHIFT;
+    if (pins === undefined || len === 0 || line >= pins.length) return;
+    Atomics.sub(pins, line, 1);
   }
 
   /**
