@@ -153,7 +153,8 @@ export class RxRing {
     let n = 0;
     while (n < want && released !== tail) {
       const s = (released & (this.#size - 1)) * W;
-      const st = Atomics.load(this.#slots, s + STATE);
+      // Plain read: a state this consumer set to taken is changed by no one until the slot is released.
+      const st = this.#slots[s + STATE]!;
       if ((st & ~SLOT_LANE) === SLOT_TAKEN) {
         this.#unpin(st & SLOT_LANE, this.#slots[s + OFF]! >>> 0, this.#slots[s + LEN]! >>> 0);
         n++;
@@ -255,7 +256,8 @@ export class RxRing {
     let n = 0;
     while (n < max && tail !== head) {
       const s = (tail & (this.#size - 1)) * W;
-      const st = Atomics.load(slots, s + STATE);
+      // Plain read after the head's atomic load; the compare-and-swap below is what decides.
+      const st = slots[s + STATE]!;
       const lane = st & SLOT_LANE;
       const off = slots[s + OFF]! >>> 0;
       const len = slots[s + LEN]! >>> 0;
