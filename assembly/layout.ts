@@ -49,7 +49,7 @@
 
 // A lane: reader state (own line), then counters, descriptors, verdicts, keys, kinds, pool.
 @inline export const L_STATE: usize = 0;
-/** Lane-owned: the pool allocator's next line and the line where the current batch began (free-running line counts). */
+/** Lane-owned: the pool allocator's next line and the line where the current batch began. */
 @inline export const L_CURSOR: usize = 4;
 @inline export const L_ORIGIN: usize = 8;
 @inline export const L_COUNTERS: usize = 64;

@@ -113,7 +113,8 @@ function revokeSlowest(lane: u32): u32 {
 
 /**
  * Returns an offset in lane `lane`'s pool where a frame of `len` bytes may be written (on POOL_LINE boundaries), or
- * NO_SPACE. `begin` non-zero starts a new batch: the frames placed since the last begin are described and not yet
+ * NO_SPACE: the first free run of lines from the pool's start for a batch's first frame, the next free run after the
+ * previous frame for the others. `begin` non-zero starts a new batch: the frames placed since the last begin are described and not yet
  * delivered, so the lines they use are not free although nothing pins them; a later frame of a batch that finds no room
  * gets NO_SPACE at once (the batch ends there). When a batch's first frame finds every line pinned, only the lane
  * that produces into rings takes pending frames back (it alone writes slots, so no slot changes under it); views a
@@ -122,7 +123,12 @@ function revokeSlowest(lane: u32): u32 {
 export function poolAlloc(lane: u32, len: u32, begin: u32): u32 {
   if (lane >= lanes || ownsLane(lane) == 0 || len == 0 || len > poolBytes) return NO_SPACE;
   const lp = lanePtr(lane);
-  if (begin != 0) store<u32>(lp + L_ORIGIN, load<u32>(lp + L_CURSOR));
+  // A batch fills the pool from its start (first fit), as bursts did before frames stayed in the pool: while consumers
+  // keep up, frames land where they always did, and pinned lines are skipped.
+  if (begin != 0) {
+    store<u32>(lp + L_CURSOR, 0);
+    store<u32>(lp + L_ORIGIN, 0);
+  }
   const need = (len + (<u32>1 << POOL_LINE_SHIFT) - 1) >> POOL_LINE_SHIFT;
   for (;;) {
     const at = findLines(lp, need);

@@ -95,11 +95,14 @@ describe('release and reuse', () => {
     // Every line is held by a view: nothing is free and nothing pending can be taken back.
     expect(dp.reserve(64)).toBe(-1);
     expect(dp.counters().poolFull).toBe(1);
-    const offsets = [...batch.offsets];
+    // Frames were placed from the pool's start, one line each.
+    expect([...batch.offsets]).toEqual(Array.from({ length: LINES }, (_, i) => i * 64));
     expect(ra.release(1)).toBe(1);
-    expect(dp.reserve(64)).toBe(offsets[0]);
+    expect(dp.reserve(64)).toBe(0);
+    expect(dp.reserve(128)).toBe(-1);
+    // The second release frees the second oldest: lines 0 and 1 now make one free run of two.
     expect(ra.release(1)).toBe(1);
-    expect(dp.reserve(64)).toBe(offsets[1]);
+    expect(dp.reserve(128)).toBe(0);
     expect(ra.held).toBe(LINES - 2);
     // Asking for more than is held releases what is held.
     expect(ra.release(LINES)).toBe(LINES - 2);
