@@ -1,16 +1,21 @@
-// Benchmark: MAC allocations per second and claim latency (p50, p99) of the FileStore and the PostgresStore, with 1, 4
-// and 16 hosts (processes) claiming at once from one block. PostgreSQL: MACSLOT_PG_URL, else a private throwaway cluster.
-// BENCH_SECONDS sets each run's length (default 3).
+// Benchmark: MAC allocations per second and latency (p50, p99) of the FileStore and the PostgresStore, with 1, 4 and 16
+// hosts (processes) allocating at once from one block. Each host runs a MacManager, as users do, with BENCH_CONCURRENCY
+// allocations for new guests under way at a time (default 8); BENCH_MODE=claim measures bare claims, one at a time per
+// host, instead. PostgreSQL: MACSLOT_PG_URL, else a private throwaway cluster. BENCH_SECONDS sets each run's length
+// (default 3).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import { binariesHere, startCluster, type Cluster } from '../test/support/pg-cluster.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
-const HOSTS = [1, 4, 16];
+const HOSTS = (process.env.BENCH_HOSTS ?? '1,4,16').split(',').map(Number);
+const MODE = process.env.BENCH_MODE === 'claim' ? 'claim' : 'manager';
+const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8);
+const STORES = (process.env.BENCH_STORES ?? 'file,postgres').split(',');
 const host = fileURLToPath(new URL('./store-host.mjs', import.meta.url));
 
 interface Result {
@@ -40,7 +45,9 @@ function line(child: ChildProcess): Promise<string> {
 
 async function run(kind: 'file' | 'postgres', target: string, schema: string, hosts: number): Promise<Result> {
   const children = Array.from({ length: hosts }, (_, i) =>
-    spawn(process.execPath, [host, kind, target, schema, String(i), String(SECONDS * 1000)], { stdio: ['pipe', 'pipe', 'inherit'] }),
+    spawn(process.execPath, [host, kind, target, schema, String(i), String(SECONDS * 1000), MODE, String(CONCURRENCY)], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    }),
   );
   try {
     await Promise.all(children.map((c) => line(c)));
@@ -69,9 +76,10 @@ const results: Result[] = [];
 const dir = mkdtempSync(join(tmpdir(), 'macslot-bench-store-'));
 let cluster: Cluster | undefined;
 try {
-  for (const n of HOSTS) results.push(await run('file', join(dir, `macs-${n}.json`), '', n));
+  if (STORES.includes('file')) for (const n of HOSTS) results.push(await run('file', join(dir, `macs-${n}.json`), '', n));
   let url = process.env.MACSLOT_PG_URL;
-  if (url === undefined && binariesHere()) {
+  if (!STORES.includes('postgres')) url = undefined;
+  else if (url === undefined && binariesHere()) {
     cluster = startCluster();
     url = cluster.url;
   }
@@ -81,7 +89,13 @@ try {
   cluster?.remove();
   rmSync(dir, { recursive: true, force: true });
 }
-console.log(`Node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? 'unknown CPU'}, ${SECONDS} s per run`);
+console.log(
+  `Node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? 'unknown CPU'}, ${SECONDS} s per run, ` +
+    `${MODE === 'manager' ? `manager.allocate, ${CONCURRENCY} at a time per host` : 'bare claims, one at a time per host'}, ` +
+    `load ${loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ')}`,
+);
 console.log('store     hosts  alloc/s    p50 ms   p99 ms   conflicts');
 for (const r of results) {
   console.log(
