@@ -39,6 +39,12 @@
  * token (the whole word) names one owner and a lane reclaimed from a dead owner never matches that owner's token again.
  */
 @inline export const H_CLAIMS: usize = 256;
+/**
+ * Atomic: non-zero while the ring producer takes frames back from rings. A consumer that marks its ring busy and then
+ * finds this zero may take and discard with plain stores: the producer, which sets this and then reads each ring's busy
+ * mark, leaves a busy ring alone.
+ */
+@inline export const H_REVOKING: usize = 320;
 @inline export const CLAIM_OWNER: u32 = 0xff;
 @inline export const CLAIM_EPOCH: u32 = 0x100;
 /** Atomic: non-zero while the writer could not bring the filter in step with the NIC; every burst then drops (fails closed). */
@@ -136,6 +142,8 @@
 @inline export const RING_SLEEPERS: usize = 68;
 /** Consumer-owned: slots before it are released (their frames' pool lines unpinned); the producer reuses slots up to here. */
 @inline export const RING_RELEASED: usize = 72;
+/** Consumer-owned, atomic: non-zero while the consumer takes or discards frames (see H_REVOKING). */
+@inline export const RING_BUSY: usize = 76;
 @inline export const RING_DATA: usize = 128;
 /** Slot: u32 pool offset, u32 length, u32 verdict, u32 state (the lane whose pool holds the frame, plus the state bits below). */
 @inline export const SLOT_BYTES: u32 = 16;

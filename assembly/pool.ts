@@ -3,8 +3,8 @@
 // slowest ring.
 
 import {
-  C_POOL_DROPS, CLIENT_COUNTER_BYTES, H_DELIVERER, L_CURSOR, L_ORIGIN, NO_SPACE, POOL_LINE_SHIFT, RING_DATA, RING_HEAD, RING_RELEASED,
-  RING_TAIL, S_LENGTH, S_OFFSET, S_STATE, SLOT_BYTES, SLOT_LANE, SLOT_REVOKED, SLOT_TAKEN, X_POOL_DROPS, X_POOL_FULL,
+  C_POOL_DROPS, CLIENT_COUNTER_BYTES, H_DELIVERER, H_REVOKING, L_CURSOR, L_ORIGIN, NO_SPACE, POOL_LINE_SHIFT, RING_DATA, RING_HEAD, RING_RELEASED,
+  RING_BUSY, RING_TAIL, S_LENGTH, S_OFFSET, S_STATE, SLOT_BYTES, SLOT_LANE, SLOT_REVOKED, SLOT_TAKEN, X_POOL_DROPS, X_POOL_FULL,
 } from './layout';
 import { backOff, base, clientCounters, clients, lanePtr, lanes, pinsOff, poolBytes, poolLines, ringBytes, rings } from './plan';
 import { bump, ownsLane } from './lanes';
@@ -69,6 +69,8 @@ function findLines(lp: usize, need: u32): u32 {
  */
 function revokeIn(lane: u32, c: u32, max: u32): u32 {
   const r = ringAt(c);
+  // A consumer busy in its ring may be using plain stores (it saw no revocation running): leave that ring alone.
+  if (atomic.load<u32>(r + RING_BUSY) != 0) return 0;
   const slots = ringBytes / SLOT_BYTES;
   const head = atomic.load<u32>(r + RING_HEAD);
   const tail = atomic.load<u32>(r + RING_TAIL);
@@ -136,7 +138,13 @@ export function poolAlloc(lane: u32, len: u32, begin: u32): u32 {
     // Later frames of a batch only end it: the next batch sees the whole pool, and takes frames back only then.
     if (begin == 0) return NO_SPACE;
     const producer = atomic.load<u32>(base + H_DELIVERER) == lane + 1;
-    const taken = producer ? revokeSlowest(lane) : 0;
+    let taken: u32 = 0;
+    if (producer) {
+      // Announced before any ring's busy mark is read: a consumer that marks its ring later sees this and uses CAS.
+      atomic.add<u32>(base + H_REVOKING, 1);
+      taken = revokeSlowest(lane);
+      atomic.sub<u32>(base + H_REVOKING, 1);
+    }
     if (taken == 0) break;
     for (let k: u32 = 0; k < taken; k++) bump(lp, X_POOL_DROPS);
   }
@@ -167,6 +175,8 @@ export function ringEmpty(client: u32): void {
   }
   atomic.store<u32>(r + RING_TAIL, head);
   atomic.store<u32>(r + RING_RELEASED, head);
+  // An old consumer that died inside a take left its ring marked busy, which keeps the producer from taking frames back.
+  atomic.store<u32>(r + RING_BUSY, 0);
 }
 
 /**
@@ -182,19 +192,24 @@ export function ringDiscard(client: u32, held: u32): u32 {
   const tail = atomic.load<u32>(r + RING_TAIL);
   const released = atomic.load<u32>(r + RING_RELEASED);
   if (head - tail > slots || tail - released > slots || head - released > slots) return 0;
+  atomic.store<u32>(r + RING_BUSY, 1);
+  // With no revocation running, none starts on this ring while it is busy: plain stores decide each slot.
+  const plain = atomic.load<u32>(base + H_REVOKING) == 0;
   let n: u32 = 0;
   for (let i = tail; i != head; i++) {
     const s = r + RING_DATA + (<usize>(i & (slots - 1)) * SLOT_BYTES);
-    const st = atomic.load<u32>(s + S_STATE);
+    const st = load<u32>(s + S_STATE);
     const lane = st & SLOT_LANE;
     const off = load<u32>(s + S_OFFSET);
     const len = load<u32>(s + S_LENGTH);
     if (st != lane || !slotSane(off, len, lane)) continue;
-    if (atomic.cmpxchg<u32>(s + S_STATE, lane, lane | SLOT_REVOKED) != lane) continue;
+    if (plain) store<u32>(s + S_STATE, lane | SLOT_REVOKED);
+    else if (atomic.cmpxchg<u32>(s + S_STATE, lane, lane | SLOT_REVOKED) != lane) continue;
     pinFrame(lanePtr(lane) + pinsOff, off, -1);
     n++;
   }
   atomic.store<u32>(r + RING_TAIL, head);
+  atomic.store<u32>(r + RING_BUSY, 0);
   if (held == 0) atomic.store<u32>(r + RING_RELEASED, head);
   return n;
 }

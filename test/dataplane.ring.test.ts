@@ -166,6 +166,26 @@ describe('slow consumers', () => {
     expect(dp.clientCounters(b.id).poolDrops).toBe(0);
   });
 
+  it('a ring its consumer marks busy is not taken from until the mark clears; a reused id clears it', async () => {
+    const { nic, dp, a, ra, rb } = await setup();
+    // The consumer's busy mark (ring+76): set while it takes frames with plain stores.
+    const busy = new Int32Array(dp.memory.buffer, ra.byteOffset + 76, 1);
+    dp.receiveBurst(Array.from({ length: LINES }, (_, i) => frame(MA, i)));
+    busy[0] = 1;
+    expect(dp.receive(frame(MB, 1)).rule).toBe('drop-bad-descriptor');
+    expect(dp.clientCounters(a.id).poolDrops).toBe(0);
+    expect(dp.counters().poolFull).toBe(1);
+    busy[0] = 0;
+    expect(dp.receive(frame(MB, 2)).rule).toBe('unicast-exact');
+    expect(rb.drain().map(seqOf)).toEqual([2]);
+    expect(dp.clientCounters(a.id).poolDrops).toBeGreaterThan(0);
+    // A consumer that died inside a take leaves the mark: the id's reset clears it.
+    busy[0] = 1;
+    a.close();
+    expect(nic.openClient('c').id).toBe(a.id);
+    expect(busy[0]).toBe(0);
+  });
+
   it('a reused client id unpins what its old owner left in the ring', async () => {
     const { nic, dp, a, ra } = await setup();
     dp.receiveBurst(Array.from({ length: LINES }, (_, i) => frame(MA, i)));

@@ -16,6 +16,8 @@ import {
   C_POOL_DROPS,
   C_RING_DROPS,
   CLIENT_COUNTER_BYTES,
+  H_REVOKING,
+  H_RING_RESETS,
   NO_SPACE,
   LANE_COUNTERS,
   STRIPES,
@@ -302,7 +304,9 @@ export class LaneReader {
         pins.push(new Int32Array(buf, this.x.pinsPtr(l), this.x.poolLineCount()));
       }
       const x = this.x;
-      this.#ringLanes = { pools, pins, discard: (client, held) => x.ringDiscard(client, held) };
+      // The header's revoking word, found from another header word's address and the layout's offsets.
+      const revoking = new Int32Array(buf, x.ringResetsPtr() - H_RING_RESETS + H_REVOKING, 1);
+      this.#ringLanes = { pools, pins, revoking, discard: (client, held) => x.ringDiscard(client, held) };
     }
     return this.#ringLanes;
   }

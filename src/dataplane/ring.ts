@@ -4,6 +4,7 @@
 import { MacslotError, show } from '../errors.js';
 import {
   POOL_LINE_SHIFT,
+  RING_BUSY,
   RING_DATA as DATA,
   RING_HEAD,
   RING_RELEASED,
@@ -24,6 +25,7 @@ const HEAD = RING_HEAD / 4;
 const TAIL = RING_TAIL / 4;
 const SLEEPERS = RING_SLEEPERS / 4;
 const RELEASED = RING_RELEASED / 4;
+const BUSY = RING_BUSY / 4;
 // A slot's words, as indices from the slot's first word.
 const W = SLOT_BYTES / 4;
 const OFF = S_OFFSET / 4;
@@ -81,6 +83,8 @@ export interface RingLanes {
   readonly pins: readonly Int32Array[];
   /** The module's fast discard (assembly/pool.ts ringDiscard), when the consumer's thread has an instance. */
   readonly discard?: (client: number, held: number) => number;
+  /** The header word that is non-zero while the producer takes frames back (H_REVOKING). */
+  readonly revoking?: Int32Array;
 }
 
 /** Reads the frames the data plane delivered to one client. Safe to use from another thread than the producer. */
@@ -253,6 +257,11 @@ export class RxRing {
     if (tail === head) return 0;
     const slots = this.#slots;
     const pools = this.#lanes.pools;
+    // Busy first, then the producer's revoking word: with none running, none starts on this ring until busy is cleared,
+    // so a plain store takes each frame (assembly/layout.ts, H_REVOKING).
+    Atomics.store(this.#idx, BUSY, 1);
+    const revoking = this.#lanes.revoking;
+    const plain = revoking !== undefined && Atomics.load(revoking, 0) === 0;
     let n = 0;
     while (n < max && tail !== head) {
       const s = (tail & (this.#size - 1)) * W;
@@ -265,9 +274,11 @@ export class RxRing {
         const pool = pools[lane];
         if (st !== lane || pool === undefined || len < MIN_FRAME || len > this.#maxFrame || off + len > pool.length) {
           Atomics.store(this.#idx, TAIL, tail | 0);
+          Atomics.store(this.#idx, BUSY, 0);
           return this.#reset(head, n);
         }
-        if (Atomics.compareExchange(slots, s + STATE, lane, lane | SLOT_TAKEN) === lane) {
+        if (plain) slots[s + STATE] = lane | SLOT_TAKEN;
+        if (plain || Atomics.compareExchange(slots, s + STATE, lane, lane | SLOT_TAKEN) === lane) {
           batch.offsets[n] = off;
           batch.lengths[n] = len;
           batch.verdicts[n] = slots[s + VERDICT]!;
@@ -278,6 +289,7 @@ export class RxRing {
       tail = (tail + 1) >>> 0;
     }
     Atomics.store(this.#idx, TAIL, tail | 0);
+    Atomics.store(this.#idx, BUSY, 0);
     return n;
   }
 
