@@ -129,7 +129,7 @@ export class PostgresStore implements MacStore, RecordStore {
   readonly #maxBackoff: number;
   readonly #queue = new SerialQueue();
   readonly #maxBatches: number;
-  /** Claims waiting for a connection, sent together as one statement (one transaction, one commit) when one is free. */
+  /** Claims waiting for their batch, sent together as one statement (one transaction, one commit). */
   #claims: PendingClaim[] = [];
   #batches = 0;
   #cache: Cache | undefined;
@@ -144,7 +144,9 @@ export class PostgresStore implements MacStore, RecordStore {
     this.#n = (t) => `${pg.escapeIdentifier(schema)}.${pg.escapeIdentifier(t)}`;
     this.#timeout = o.timeoutMs ?? 5_000;
     this.#maxBackoff = o.maxBackoffMs ?? 2_000;
-    this.#maxBatches = o.maxConnections ?? 4;
+    // One claim batch at a time: claims arriving during its commit wait and go out together in the next, so a busy host
+    // sends few large transactions (one commit each) rather than many small ones; other hosts' batches commit alongside.
+    this.#maxBatches = 1;
     this.#pool = new pg.Pool({
       connectionString: o.connectionString,
       max: o.maxConnections ?? 4,
@@ -582,8 +584,8 @@ export class PostgresStore implements MacStore, RecordStore {
   }
 
   /**
-   * Sends the waiting claims, up to MAX_BATCH per statement, while fewer batches than connections are out: claims that
-   * arrive while the connections wait for commits go out together, so one commit (one WAL flush) acknowledges them all.
+   * Sends the waiting claims, up to MAX_BATCH per statement, while fewer than #maxBatches batches are out: claims that
+   * arrive while a batch waits for its commit go out together, so one commit (one WAL flush) acknowledges them all.
    */
   #flush(): void {
     while (this.#claims.length > 0 && this.#batches < this.#maxBatches) {

@@ -26,10 +26,15 @@ function queueRedraw(): void {
     redrawQueued = false;
     const s = session;
     if (s === undefined) return;
-    renderSlots(s);
-    renderMode(s);
-    syncClients(s, queueRedraw);
-    traffic?.changed();
+    // Runs from the NIC's listener: whatever fails is shown, never thrown into the listener's microtask.
+    try {
+      renderSlots(s);
+      renderMode(s);
+      syncClients(s, queueRedraw);
+      traffic?.changed();
+    } catch (err) {
+      showError(byId('json-error'), err);
+    }
   });
 }
 
