@@ -11,7 +11,11 @@ import { fillFrames, foldVerdicts, scenario } from './traffic.js';
 
 const { values: args, positionals } = parseArgs({
   allowPositionals: true,
-  options: { macs: { type: 'string', default: '1024' }, sizes: { type: 'string', default: '64' }, rounds: { type: 'string', default: '9' } },
+  options: {
+    macs: { type: 'string', default: '1024' },
+    sizes: { type: 'string', default: '64' },
+    rounds: { type: 'string', default: '9' },
+  },
 });
 if (positionals.length !== 1) {
   process.stderr.write('usage: npx tsx bench/deliver-vs-copy.ts <other build dist/index.js> [--macs N] [--sizes 64|mix] [--rounds N]\n');

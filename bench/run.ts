@@ -91,14 +91,7 @@ function viewsOf(all: Uint32Array, count: number, burst: number): Uint32Array[] 
 /** How a deliver pass's consumer empties the rings: discarded unread (in Wasm), or taken as views and released (rxBurstInto). */
 type Consumer = 'discard' | 'views';
 
-function wasmPass(
-  dp: DataPlane,
-  all: Uint32Array,
-  count: number,
-  burst: number,
-  deliver: Consumer | false,
-  checksum: boolean,
-): number {
+function wasmPass(dp: DataPlane, all: Uint32Array, count: number, burst: number, deliver: Consumer | false, checksum: boolean): number {
   let sum = 0;
   const views = burst === count ? [] : viewsOf(all, count, burst);
   for (let start = 0, b = 0; start < count; start += burst, b++) {
@@ -342,7 +335,8 @@ async function classification(macs: number): Promise<void> {
     failures.push(`classify + deliver at ${macs} MACs: ${ringDrops} frames dropped on full rings (the consumer did not keep up)`);
   // Every delivered frame was released again: nothing was taken back from a ring and no reserve found the pool full.
   const { poolDrops, poolFull } = dp.counters();
-  if (poolDrops + poolFull > 0) failures.push(`classify + deliver at ${macs} MACs: ${poolDrops} pool drops, ${poolFull} pool-full refusals`);
+  if (poolDrops + poolFull > 0)
+    failures.push(`classify + deliver at ${macs} MACs: ${poolDrops} pool drops, ${poolFull} pool-full refusals`);
   dp.close();
 }
 

@@ -130,7 +130,7 @@ describe('release and reuse', () => {
 });
 
 describe('slow consumers', () => {
-  it("a consumer that never reads loses its oldest pending frames, counted against it only", async () => {
+  it('a consumer that never reads loses its oldest pending frames, counted against it only', async () => {
     const { dp, a, b, ra, rb } = await setup();
     const toB: number[] = [];
     for (let i = 0; i < 100; i++) {
@@ -230,9 +230,11 @@ describe('copying path', () => {
     for (let i = 0; i < 3 * LINES; i++) dp.receive(frame(MA, 50 + i)), ra.discard();
     expect(seqOf(copy)).toBe(5);
     dp.receive(frame(MA, 6));
-    expect(() => ra.poll(() => {
-      throw new Error('consumer failed');
-    })).toThrow('consumer failed');
+    expect(() =>
+      ra.poll(() => {
+        throw new Error('consumer failed');
+      }),
+    ).toThrow('consumer failed');
     expect(ra.held).toBe(0);
     expect(ra.pending).toBe(0);
   });

@@ -289,7 +289,15 @@ export class LaneReader {
   /** See DataPlane.ring. */
   ring(id: number): RxRing {
     this.checkClient(id);
-    return new RxRing(this.memory.buffer, this.x.ringPtr(id), this.x.ringSlots(), this.maxFrameLength, id, this.#lanes(), this.x.ringResetsPtr());
+    return new RxRing(
+      this.memory.buffer,
+      this.x.ringPtr(id),
+      this.x.ringSlots(),
+      this.maxFrameLength,
+      id,
+      this.#lanes(),
+      this.x.ringResetsPtr(),
+    );
   }
 
   /** Every lane's pool and pin counts, which ring descriptors point into. */
