@@ -4,7 +4,8 @@
 export {
   plan, attach, bankPtr, lanePtr, laneCountersPtr, descriptorsPtr, verdictsPtr, keysPtr, kindsPtr, poolPtr, clientCountersPtr, ringPtr,
   stagingPtr, activeBank, bankBytes, filterBytes, tableSlots, ringResetsPtr, ruleCount, laneCounterCount, counterStripes,
-  bankBroadcastPtr, bankPromiscPtr, bankGroupPtr, ringDataBytes, poolBytesPerLane, clientCapacity, laneCount,
+  bankBroadcastPtr, bankPromiscPtr, bankGroupPtr, ringDataBytes, poolBytesPerLane, clientCapacity, laneCount, pinsPtr, poolLineCount,
+  ringSlots,
 } from './plan';
 export {
   tablePut, tableLoad, stagedRecords, tableDelete, tableTombs, tableTidy, bankSetFlags, bankSetClient, bankSetMember, bankClearGroup,
@@ -14,4 +15,5 @@ export { publish, readersOn, setHold } from './reader';
 export { claimLane, releaseLane, ownsLane, laneState, reclaimLane } from './lanes';
 export { classifyBurst, classifyKeys } from './classify';
 export { clientReset, claimDelivery, releaseDelivery, rxBurst } from './deliver';
+export { poolAlloc, ringDiscard } from './pool';
 export { layoutCount, layoutValue } from './layout.generated';

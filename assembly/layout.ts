@@ -2,7 +2,7 @@
 
 /** "macs": marks a planned memory. */
 @inline export const MAGIC: u32 = 0x7363_616d;
-@inline export const LAYOUT_VERSION: u32 = 4;
+@inline export const LAYOUT_VERSION: u32 = 5;
 /** Lanes: one per thread running bursts, each with its own pool, descriptors, verdicts and counters. */
 @inline export const MAX_LANES: u32 = 16;
 @inline export const LINE: usize = 64;
@@ -42,6 +42,12 @@
  * token (the whole word) names one owner and a lane reclaimed from a dead owner never matches that owner's token again.
  */
 @inline export const H_CLAIMS: usize = 256;
+/**
+ * Atomic: non-zero while the ring producer takes frames back from rings. A consumer that marks its ring busy and then
+ * finds this zero may take and discard with plain stores: the producer, which sets this and then reads each ring's busy
+ * mark, leaves a busy ring alone.
+ */
+@inline export const H_REVOKING: usize = 320;
 @inline export const CLAIM_OWNER: u32 = 0xff;
 @inline export const CLAIM_EPOCH: u32 = 0x100;
 /** Atomic: non-zero while the writer could not bring the filter in step with the NIC; every burst then drops (fails closed). */
@@ -52,6 +58,9 @@
 
 // A lane: reader state (own line), then counters, descriptors, verdicts, keys, kinds, pool.
 @inline export const L_STATE: usize = 0;
+/** Lane-owned: the pool allocator's next line and the line where the current batch began. */
+@inline export const L_CURSOR: usize = 4;
+@inline export const L_ORIGIN: usize = 8;
 @inline export const L_COUNTERS: usize = 64;
 /** Rules counted per lane, then the extra counters below. */
 @inline export const RULE_COUNT: u32 = 12;
@@ -59,7 +68,11 @@
 @inline export const X_RING_CORRUPT: u32 = 13;
 @inline export const X_READER_RETRIES: u32 = 14;
 @inline export const X_DELIVERIES: u32 = 15;
-@inline export const LANE_COUNTERS: u32 = 16;
+/** Pending deliveries the producer took back from the slowest rings to free pool lines (each also counted for its client). */
+@inline export const X_POOL_DROPS: u32 = 16;
+/** Frames refused a place in the pool: every free line was held by views consumers had taken and not released. */
+@inline export const X_POOL_FULL: u32 = 17;
+@inline export const LANE_COUNTERS: u32 = 18;
 /** Each counter has this many copies, picked by frame index, so consecutive frames never wait on one memory word. */
 @inline export const STRIPES: u32 = 4;
 
@@ -131,19 +144,43 @@
 @inline export const C_BROADCAST: usize = 16;
 @inline export const C_MULTICAST: usize = 24;
 @inline export const C_RING_DROPS: usize = 32;
-@inline export const CLIENT_COUNTER_BYTES: usize = 40;
+/** Frames taken back from this client's ring before it read them, because the pool ran out of free lines. */
+@inline export const C_POOL_DROPS: usize = 40;
+@inline export const CLIENT_COUNTER_BYTES: usize = 48;
 
-// A client ring: producer index, consumer index (each on its own line), then the data.
+// A client ring of descriptors: producer index, consumer indices (each side on its own line), then the slots. Indices are
+// free-running slot counts: released <= tail <= head, head - released <= slots.
 @inline export const RING_HEAD: usize = 0;
 @inline export const RING_TAIL: usize = 64;
 /** Producer-owned: the head as advanced during the current burst, published to RING_HEAD once per burst. */
 @inline export const RING_SHADOW: usize = 4;
 /** Consumer-owned: non-zero while a consumer sleeps (or is about to) on RING_HEAD, so the producer only wakes rings someone waits on. */
 @inline export const RING_SLEEPERS: usize = 68;
+/** Consumer-owned: slots before it are released (their frames' pool lines unpinned); the producer reuses slots up to here. */
+@inline export const RING_RELEASED: usize = 72;
+/** Consumer-owned, atomic: non-zero while the consumer takes or discards frames (see H_REVOKING). */
+@inline export const RING_BUSY: usize = 76;
 @inline export const RING_DATA: usize = 128;
-/** Record: u32 length, u32 verdict, then the frame padded to 8 bytes. */
-@inline export const REC_HEADER: u32 = 8;
-@inline export const REC_WRAP: u32 = 0xffff_ffff;
+/** Slot: u32 pool offset, u32 length, u32 verdict, u32 state (the lane whose pool holds the frame, plus the state bits below). */
+@inline export const SLOT_BYTES: u32 = 16;
+@inline export const S_OFFSET: usize = 0;
+@inline export const S_LENGTH: usize = 4;
+@inline export const S_VERDICT: usize = 8;
+@inline export const S_STATE: usize = 12;
+@inline export const SLOT_LANE: u32 = 0xff;
+/** Set by the consumer's compare-and-swap when it takes the frame: the producer can no longer take it back. */
+@inline export const SLOT_TAKEN: u32 = 0x100;
+/** Set by the producer's compare-and-swap when it takes a pending frame back (pool pressure): the consumer skips it. */
+@inline export const SLOT_REVOKED: u32 = 0x200;
+/**
+ * Pool lines: a frame in a ring pins the line it starts on (one u32 count per line, after the lane's pool). Frames placed
+ * by poolAlloc own whole lines, and each line they cover records its distance to the frame's first line (a u32 per line,
+ * after the counts), so the allocator finds the count that guards any line.
+ */
+@inline export const POOL_LINE: u32 = 64;
+@inline export const POOL_LINE_SHIFT: u32 = 6;
+/** poolAlloc's answer when no free run of lines is left. */
+@inline export const NO_SPACE: u32 = 0xffff_ffff;
 /** The writer's staging area: one key for tablePut/tableDelete, or up to STAGED_RECORDS records for tableLoad. */
 @inline export const STAGING_BYTES: usize = 16384;
 /** A tableLoad record: u32 key bytes 0..3, u32 key bytes 4..7 (little-endian), u32 kind (0 MAC-48, 1 EUI-64), u32 meta. */

@@ -6,7 +6,7 @@ import {
   RULE_BYTES, H_ACTIVE, H_BANK0, H_BANK1, H_BANK_BYTES, H_BURST, H_CLIENT_COUNTERS,
   H_CLIENTS, H_GROUPS, H_LANE0, H_LANE_BYTES, H_LANES, H_MAGIC, H_MAX_FRAME, H_POOL_BYTES, H_RING_BYTES, H_RING_RESETS, H_RINGS, H_SEED_HI,
   H_SEED_LO, H_SLOTS, H_STAGING, H_TOTAL, H_VERSION, H_WORDS, HASH_BYTES, HEADER_BYTES, L_COUNTERS, LANE_COUNTERS, LAYOUT_VERSION, LINE,
-  MAGIC, MAX_LANES, RING_DATA, RULE_COUNT, STAGING_BYTES, STRIPES,
+  MAGIC, MAX_LANES, POOL_LINE, POOL_LINE_SHIFT, RING_DATA, RULE_COUNT, SLOT_BYTES, STAGING_BYTES, STRIPES,
 } from './layout';
 
 // Cached from the header by plan() or attach(); every instance (thread) has its own copy.
@@ -47,6 +47,10 @@ export let keysOff: usize = 0;
 export let kindsOff: usize = 0;
 export let touchedOff: usize = 0;
 export let poolOff: usize = 0;
+/** Pin counts (u32 per pool line) after the pool, then each line's distance to its frame's first line; their number. */
+export let pinsOff: usize = 0;
+export let backOff: usize = 0;
+export let poolLines: u32 = 0;
 
 function derive(): void {
   const n = <usize>slots;
@@ -63,6 +67,9 @@ function derive(): void {
   kindsOff = keysOff + <usize>burst * 8;
   touchedOff = align(kindsOff + <usize>burst, 4);
   poolOff = align(touchedOff + <usize>words * 4, LINE);
+  poolLines = (poolBytes + POOL_LINE - 1) >> POOL_LINE_SHIFT;
+  pinsOff = align(poolOff + <usize>poolBytes, LINE);
+  backOff = pinsOff + <usize>poolLines * 4;
   groupCount = slots / <u32>GROUP_WIDTH;
 }
 
@@ -126,7 +133,7 @@ export function plan(
   derive();
   // Sizes multiply up past 2^32 (16 lanes of 300 MB pools): the layout is summed in 64 bits, and refused above the limit.
   const bankBytes64 = (<u64>groupsOff + <u64>groups * <u64>words * 4 + <u64>LINE - 1) & ~(<u64>LINE - 1);
-  const laneSize64 = (<u64>poolOff + <u64>pool + <u64>LINE - 1) & ~(<u64>LINE - 1);
+  const laneSize64 = (<u64>backOff + <u64>poolLines * 4 + <u64>LINE - 1) & ~(<u64>LINE - 1);
   const countersEnd =
     <u64>base + <u64>HEADER_BYTES + <u64>tableBytes + 2 * bankBytes64 + laneSize64 * <u64>laneCount +
     <u64>maxClients * <u64>CLIENT_COUNTER_BYTES;
@@ -204,6 +211,12 @@ export function verdictsPtr(lane: u32): usize { return lanePtr(lane) + verdictOf
 export function keysPtr(lane: u32): usize { return lanePtr(lane) + keysOff; }
 export function kindsPtr(lane: u32): usize { return lanePtr(lane) + kindsOff; }
 export function poolPtr(lane: u32): usize { return lanePtr(lane) + poolOff; }
+/** Returns the address of lane `lane`'s pin counts (one u32 per POOL_LINE bytes of its pool). */
+export function pinsPtr(lane: u32): usize { return lanePtr(lane) + pinsOff; }
+/** Returns the number of pool lines (and pin counts) of each lane. */
+export function poolLineCount(): u32 { return poolLines; }
+/** Returns the descriptor slots of each ring (a power of two). */
+export function ringSlots(): u32 { return ringBytes / SLOT_BYTES; }
 export function clientCountersPtr(): usize { return clientCounters; }
 export function ringPtr(client: u32): usize { return client < clients ? rings + <usize>client * (RING_DATA + <usize>ringBytes) : 0; }
 export function stagingPtr(): usize { return staging; }

@@ -1,6 +1,7 @@
 // Benchmark driver: every variant on the same frames in one run, interleaved round by round, checksummed, printed as a table
 // and written as JSON (with the stable figure names of bench/figures.ts) and SVG.
 // Usage: npm run bench [-- --quick] [--json bench/results/latest.json] [--svg bench/results/throughput.svg]
+//        [--macs 1024,4096] [--classify-only] (only those MAC counts; only the classify and deliver figures)
 
 import { execFileSync } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
@@ -10,7 +11,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { Worker } from 'node:worker_threads';
 import { Bench } from 'tinybench';
-import { DataPlane, Mac, wasmBytes, type RxRing } from '../dist/index.js';
+import { DataPlane, Mac, RxBatch, wasmBytes, type RxRing } from '../dist/index.js';
 import { writeFileAtomic } from '../dist/node/index.js';
 import { ceiling, mapByNumber, mapByString, reference, type Classifier } from './baselines.js';
 import { chart } from './chart.js';
@@ -19,11 +20,19 @@ import { NATIVE_FLAGS, nativeStart, type NativeServer } from './native/run.js';
 import { FRAME_STRIDE, fillFrames, foldVerdicts, scenario } from './traffic.js';
 
 const { values: args } = parseArgs({
-  options: { quick: { type: 'boolean', default: false }, json: { type: 'string' }, svg: { type: 'string' }, rounds: { type: 'string' } },
+  options: {
+    quick: { type: 'boolean', default: false },
+    json: { type: 'string' },
+    svg: { type: 'string' },
+    rounds: { type: 'string' },
+    macs: { type: 'string' },
+    'classify-only': { type: 'boolean', default: false },
+  },
 });
 const QUICK = args.quick!;
 const FRAMES = QUICK ? 1 << 18 : 1 << 20;
-const MAC_COUNTS = QUICK ? [64, 4096] : [64, 1024, 4096];
+const MAC_COUNTS = args.macs !== undefined ? args.macs.split(',').map(Number) : QUICK ? [64, 4096] : [64, 1024, 4096];
+const CLASSIFY_ONLY = args['classify-only']!;
 const ITER = QUICK ? 3 : 7;
 // Interleaved rounds: an unrecorded warm-up round (the module is already optimized; this warms each variant), then
 // recorded ones (--rounds, at least 3).
@@ -79,15 +88,18 @@ function viewsOf(all: Uint32Array, count: number, burst: number): Uint32Array[] 
   return views;
 }
 
-function wasmPass(dp: DataPlane, all: Uint32Array, count: number, burst: number, deliver: boolean, checksum: boolean): number {
+/** How a deliver pass's consumer empties the rings: discarded unread (in Wasm), or taken as views and released (rxBurstInto). */
+type Consumer = 'discard' | 'views';
+
+function wasmPass(dp: DataPlane, all: Uint32Array, count: number, burst: number, deliver: Consumer | false, checksum: boolean): number {
   let sum = 0;
   const views = burst === count ? [] : viewsOf(all, count, burst);
   for (let start = 0, b = 0; start < count; start += burst, b++) {
     const n = Math.min(burst, count - start);
     if (burst !== count) dp.descriptors.set(views[b]!);
-    if (deliver) {
+    if (deliver !== false) {
       dp.rxBurst(n);
-      resetRings(dp);
+      resetRings(dp, deliver);
     } else dp.classifyBurst(n);
     if (checksum) sum = foldVerdicts(sum, dp.verdicts, n);
   }
@@ -97,10 +109,18 @@ function wasmPass(dp: DataPlane, all: Uint32Array, count: number, burst: number,
 }
 
 let rings: RxRing[] = [];
-function resetRings(dp: DataPlane): void {
-  // An instant consumer: empties each ring unread, so delivery is measured, not back-pressure. The suite checks
-  // afterwards that no ring dropped a frame.
-  for (const r of rings) r.discard();
+const consumerBatch = new RxBatch(4096);
+function resetRings(dp: DataPlane, consumer: Consumer): void {
+  // An instant consumer: empties each ring, so delivery is measured, not back-pressure. Rings carry descriptors, so the
+  // consumer's part is unpinning each frame it got: discard does it in Wasm; 'views' takes every frame as a view
+  // (rxBurstInto) and releases it, as a zero-copy reader in JavaScript would. The suite checks afterwards that no ring
+  // dropped a frame and that every pool line was released.
+  if (consumer === 'discard') for (const r of rings) r.discard();
+  else {
+    for (const r of rings) {
+      while (r.rxBurstInto(consumerBatch) > 0) r.release();
+    }
+  }
   void dp;
 }
 
@@ -173,7 +193,7 @@ async function classification(macs: number): Promise<void> {
     for (const until = performance.now() + (QUICK ? 200 : 500); performance.now() < until; ) {
       dp.classifyBurst(FRAMES);
       dp.rxBurst(256);
-      resetRings(dp);
+      resetRings(dp, 'discard');
     }
     tieredUp = true;
   }
@@ -188,7 +208,7 @@ async function classification(macs: number): Promise<void> {
       const label = `${macs} MACs, ${sc}, ${sizes} B`;
       const main = sizes === '64' && sc === 'stream';
       const variants: Variant[] = [];
-      const wasm = (variant: string, b: number | 'whole', deliver: boolean): Variant => {
+      const wasm = (variant: string, b: number | 'whole', deliver: Consumer | false): Variant => {
         const burst = b === 'whole' ? FRAMES : b;
         return {
           variant,
@@ -200,7 +220,8 @@ async function classification(macs: number): Promise<void> {
       };
       variants.push(wasm('Wasm classify', 'whole', false));
       if (main) variants.push(wasm('Wasm classify', 256, false), wasm('Wasm classify', 32, false));
-      variants.push(wasm('Wasm classify + deliver', 256, true));
+      variants.push(wasm('Wasm classify + deliver', 256, 'discard'));
+      if (main) variants.push(wasm('Wasm classify + deliver, views released', 256, 'views'));
       const baselines: [string, Classifier, number][] = [['JS Map (number key)', mapByNumber(s), FRAMES]];
       if (main) {
         baselines.push(
@@ -313,6 +334,10 @@ async function classification(macs: number): Promise<void> {
   const ringDrops = [s.nic.primaryClient, ...s.clients].reduce((n, c) => n + dp.clientCounters(c.id).ringDrops, 0);
   if (ringDrops > 0)
     failures.push(`classify + deliver at ${macs} MACs: ${ringDrops} frames dropped on full rings (the consumer did not keep up)`);
+  // Every delivered frame was released again: nothing was taken back from a ring and no reserve found the pool full.
+  const { poolDrops, poolFull } = dp.counters();
+  if (poolDrops + poolFull > 0)
+    failures.push(`classify + deliver at ${macs} MACs: ${poolDrops} pool drops, ${poolFull} pool-full refusals`);
   dp.close();
 }
 
@@ -584,9 +609,11 @@ const machineAtStart = machineNow();
 const started = Date.now();
 for (const m of MAC_COUNTS) {
   await classification(m);
-  await fallback(m);
+  if (!CLASSIFY_ONLY) await fallback(m);
 }
-const extra = { workers: await workers(1024), controlPlane: await controlPlane(), warmup: await warmup(), memory: await memory() };
+const extra = CLASSIFY_ONLY
+  ? { workers: {}, controlPlane: {}, warmup: {}, memory: {} }
+  : { workers: await workers(1024), controlPlane: await controlPlane(), warmup: await warmup(), memory: await memory() };
 progress('done\n');
 
 const machine = { ...machineAtStart, quick: QUICK, seconds: (Date.now() - started) / 1000, rounds: ROUNDS, warmRounds: WARM_ROUNDS };

@@ -57,7 +57,7 @@ export {
   type DataPlaneHandle,
   type DataPlaneOptions,
 } from './dataplane/dataplane.js';
-export { RxRing } from './dataplane/ring.js';
+export { RxBatch, RxRing } from './dataplane/ring.js';
 export { VERDICT_NO_REF, verdictDrops, verdictPath, verdictRef, verdictRule, verdictRuleId } from './dataplane/verdict.js';
 export { compileDataPlane, wasmBytes, type Build } from './dataplane/module.js';
 

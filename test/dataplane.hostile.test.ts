@@ -99,7 +99,7 @@ describe('malformed descriptors', () => {
     expect(rings.a.drain()).toEqual([frameTo(MA, 60, 0x22)]);
     expect(rings.b.drain()).toEqual([frameTo(MB, 60, 0x11)]);
     expect(rings.p.drain()).toEqual([]);
-    expect(dp.clientCounters(a.id)).toEqual({ frames: 1, bytes: 60, broadcast: 0, multicast: 0, ringDrops: 0 });
+    expect(dp.clientCounters(a.id)).toEqual({ frames: 1, bytes: 60, broadcast: 0, multicast: 0, ringDrops: 0, poolDrops: 0 });
     stillWorks(s);
   });
 
@@ -196,33 +196,40 @@ describe('burst counts above the burst size', () => {
 
 // ---- rings ---------------------------------------------------------------------------------------------------------
 
-/** Producer index at ring+0 and consumer index at ring+64, as free-running byte counts (src/dataplane/ring.ts). */
+/**
+ * Producer index at ring+0 (word 0), consumer take index at ring+64 (word 16) and release index at ring+72 (word 18), as
+ * free-running slot counts (src/dataplane/ring.ts).
+ */
 function indices(dp: DataPlane, ringOffset: number): Int32Array {
   return new Int32Array(dp.memory.buffer, ringOffset, 32);
 }
+const HEAD = 0;
+const TAIL = 16;
+const RELEASED = 18;
+/** Descriptor slots of a RING-byte ring (16 bytes each). */
+const SLOTS = RING / 16;
 
-const CORRUPT: { name: string; head: (h: number) => number; tail: (h: number) => number }[] = [
-  { name: 'tail ahead of head', head: (h) => h, tail: (h) => h + 64 },
-  { name: 'tail one record ahead of head', head: (h) => h, tail: (h) => h + 8 },
-  { name: 'unaligned tail', head: (h) => h + 64, tail: (h) => h + 3 },
-  { name: 'unaligned head', head: (h) => h + 5, tail: (h) => h },
-  { name: 'head one record beyond a full ring', head: (h) => h + RING + 8, tail: (h) => h },
-  { name: 'huge difference (2^28 bytes pending)', head: (h) => h + 0x1000_0000, tail: (h) => h },
-  { name: 'garbage in both words', head: () => 0xdead_beef, tail: () => 0x1234_5677 },
+const CORRUPT: { name: string; head: (h: number) => number; released: (h: number) => number }[] = [
+  { name: 'released ahead of head', head: (h) => h, released: (h) => h + 4 },
+  { name: 'released one slot ahead of head', head: (h) => h, released: (h) => h + 1 },
+  { name: 'head one slot beyond a full ring', head: (h) => h + SLOTS + 1, released: (h) => h },
+  { name: 'huge difference (2^28 slots in use)', head: (h) => h + 0x1000_0000, released: (h) => h },
+  { name: 'garbage in both words', head: () => 0xdead_beef, released: () => 0x1234_5677 },
 ];
 
 describe('corrupt ring indices', () => {
-  it.each(CORRUPT)('$name: that client drops and counts ringCorrupt, others still receive', async ({ head, tail }) => {
+  it.each(CORRUPT)('$name: that client drops and counts ringCorrupt, others still receive', async ({ head, released }) => {
     const s = await setup();
     const { dp, a, b, p, rings } = s;
     dp.receiveBurst([frameTo(MA), frameTo(MB)]);
     rings.a.drain();
     rings.b.drain();
     const idx = indices(dp, rings.a.byteOffset);
-    const h = idx[0]!;
-    idx[0] = head(h) | 0;
-    idx[16] = tail(h) | 0;
-    const corrupt = [idx[0], idx[16]];
+    const h = idx[HEAD]!;
+    idx[HEAD] = head(h) | 0;
+    idx[TAIL] = idx[HEAD]!;
+    idx[RELEASED] = released(h) | 0;
+    const corrupt = [idx[HEAD], idx[TAIL], idx[RELEASED]];
     const data = new Uint8Array(dp.memory.buffer, rings.a.byteOffset + 128, RING);
     const before = data.slice();
 
@@ -231,18 +238,19 @@ describe('corrupt ring indices', () => {
     dp.receiveBurst([frameTo(MA), toB, bcast]);
     const c = dp.counters();
     expect({ ringCorrupt: c.ringCorrupt, ringFull: c.ringFull }).toEqual({ ringCorrupt: 2, ringFull: 0 });
-    expect(dp.clientCounters(a.id)).toEqual({ frames: 1, bytes: 60, broadcast: 0, multicast: 0, ringDrops: 2 });
-    expect(dp.clientCounters(b.id)).toEqual({ frames: 3, bytes: 60 + 80 + 70, broadcast: 1, multicast: 0, ringDrops: 0 });
+    expect(dp.clientCounters(a.id)).toEqual({ frames: 1, bytes: 60, broadcast: 0, multicast: 0, ringDrops: 2, poolDrops: 0 });
+    expect(dp.clientCounters(b.id)).toEqual({ frames: 3, bytes: 60 + 80 + 70, broadcast: 1, multicast: 0, ringDrops: 0, poolDrops: 0 });
     expect(rings.b.drain()).toEqual([toB, bcast]);
     expect(rings.p.drain()).toEqual([bcast]);
     expect(dp.clientCounters(p.id).ringDrops).toBe(0);
-    // The producer wrote nothing into the corrupt ring: not its records, not its indices.
-    expect([idx[0], idx[16]]).toEqual(corrupt);
+    // The producer wrote nothing into the corrupt ring: not its slots, not its indices.
+    expect([idx[HEAD], idx[TAIL], idx[RELEASED]]).toEqual(corrupt);
     expect(Buffer.compare(data, before)).toBe(0);
 
-    // Once the consumer's index is sane again, delivery resumes.
-    idx[0] = h;
-    idx[16] = h;
+    // Once the consumer's indices are sane again, delivery resumes.
+    idx[HEAD] = h;
+    idx[TAIL] = h;
+    idx[RELEASED] = h;
     const again = frameTo(MA, 90, 0x66);
     dp.receive(again);
     expect(rings.a.drain()).toEqual([again]);
@@ -253,110 +261,66 @@ describe('corrupt ring indices', () => {
     const s = await setup();
     const { dp, rings } = s;
     const idx = indices(dp, rings.a.byteOffset);
-    // Empty, 16 bytes before the counters wrap: the next records straddle 2^32.
-    idx[0] = 0xffff_fff0 | 0;
-    idx[16] = 0xffff_fff0 | 0;
+    // Empty, two slots before the counters wrap: the next frames straddle 2^32.
+    for (const i of [HEAD, TAIL, RELEASED]) idx[i] = 0xffff_fffe | 0;
     const frames = [frameTo(MA, 60, 1), frameTo(MA, 61, 2), frameTo(MA, 62, 3)];
     dp.receiveBurst(frames);
     expect(dp.counters().ringCorrupt).toBe(0);
     expect(rings.a.drain()).toEqual(frames);
-    expect(idx[0]! >>> 0).toBeLessThan(0x1000);
-    expect(idx[0]).toBe(idx[16]);
+    expect(idx[HEAD]).toBe(1);
+    expect([idx[TAIL], idx[RELEASED]]).toEqual([1, 1]);
   });
 });
 
-/** Bytes of the ring's data area (after the 128-byte header). */
+/** The ring's slots (after the 128-byte header). */
 const ringData = (dp: DataPlane, ringOffset: number): DataView => new DataView(dp.memory.buffer, ringOffset + 128, RING);
 
-// What a consumer finds: indices or records no producer writes. `good` frames precede the damage; `resumes`: delivery goes on once
-// the consumer reset the ring (a skewed head is the producer's to own, so there it stays refused, and counted).
-const CONSUMER_CORRUPT: { name: string; good: number; resumes: boolean; damage: (idx: Int32Array, data: DataView, h: number) => void }[] = [
-  {
-    name: 'tail 2^31 bytes behind head',
-    good: 0,
-    resumes: true,
-    damage: (idx, _d, h) => {
-      idx[16] = (h - 0x8000_0000) | 0;
-    },
-  },
-  {
-    name: 'tail 2^32 - 8 behind head (one record short of wrapping)',
-    good: 0,
-    resumes: true,
-    damage: (idx, _d, h) => {
-      idx[16] = (h + 8) | 0;
-      idx[0] = h;
-    },
-  },
-  {
-    name: 'tail ahead of head',
-    good: 0,
-    resumes: true,
-    damage: (idx, _d, h) => {
-      idx[16] = (h + 64) | 0;
-    },
-  },
-  {
-    name: 'unaligned tail',
-    good: 0,
-    resumes: true,
-    damage: (idx, _d, h) => {
-      idx[0] = (h + 64) | 0;
-      idx[16] = (h + 3) | 0;
-    },
-  },
-  {
-    name: 'unaligned head',
-    good: 0,
-    resumes: false,
-    damage: (idx, _d, h) => {
-      idx[0] = (h + 5) | 0;
-    },
-  },
+/** Writes slot `i` (a free-running index) as a producer never would: offset, length, verdict 0, state word. */
+function writeSlot(d: DataView, i: number, offset: number, length: number, state: number): void {
+  const at = (i & (SLOTS - 1)) * 16;
+  d.setUint32(at, offset, true);
+  d.setUint32(at + 4, length, true);
+  d.setUint32(at + 8, 4, true);
+  d.setUint32(at + 12, state, true);
+}
+
+// What a consumer finds: indices or slots no producer writes. `good` frames precede the damage. Once the consumer reset
+// the ring its indices agree again, so delivery resumes.
+const CONSUMER_CORRUPT: { name: string; good: number; damage: (idx: Int32Array, data: DataView) => void }[] = [
+  { name: 'tail 2^31 slots behind head', good: 0, damage: (idx) => void (idx[TAIL] = (idx[HEAD]! - 0x8000_0000) | 0) },
+  { name: 'tail ahead of head', good: 0, damage: (idx) => void (idx[TAIL] = (idx[HEAD]! + 4) | 0) },
+  { name: 'released ahead of tail', good: 0, damage: (idx) => void (idx[RELEASED] = (idx[TAIL]! + 1) | 0) },
+  { name: 'head beyond a full ring', good: 0, damage: (idx) => void (idx[HEAD] = (idx[HEAD]! + SLOTS + 1) | 0) },
   {
     name: 'garbage in both words',
     good: 0,
-    resumes: false,
     damage: (idx) => {
-      idx[0] = 0xdead_beef | 0;
-      idx[16] = 0x1234_5677;
+      idx[HEAD] = 0xdead_beef | 0;
+      idx[TAIL] = 0x1234_5677;
     },
   },
-  {
-    name: 'a record longer than maxFrameLength',
+  ...[
+    { what: 'a length over maxFrameLength', offset: 0, length: MAX_FRAME + 1, state: 0 },
+    { what: 'a runt length', offset: 0, length: 4, state: 0 },
+    { what: 'a frame running past the pool', offset: POOL - 30, length: 60, state: 0 },
+    { what: 'an offset of 2^32 - 1', offset: 0xffff_ffff, length: 60, state: 0 },
+    { what: 'a lane that does not exist', offset: 0, length: 60, state: 5 },
+    { what: 'a state no producer writes', offset: 0, length: 60, state: 0x400 },
+    { what: 'a taken state before the consumer took it', offset: 0, length: 60, state: 0x100 },
+  ].map(({ what, offset, length, state }) => ({
+    name: `a slot with ${what}`,
     good: 0,
-    resumes: true,
-    damage: (idx, d, h) => {
-      d.setUint32(h & (RING - 1), MAX_FRAME + 1, true);
-      idx[0] = (h + 64) | 0;
+    damage: (idx: Int32Array, d: DataView) => {
+      writeSlot(d, idx[HEAD]!, offset, length, state);
+      idx[HEAD] = (idx[HEAD]! + 1) | 0;
     },
-  },
+  })),
   {
-    name: 'a record running past the head',
-    good: 0,
-    resumes: true,
-    damage: (idx, d, h) => {
-      d.setUint32(h & (RING - 1), 60, true);
-      idx[0] = (h + 16) | 0;
-    },
-  },
-  {
-    name: 'a wrap marker skipping past the head',
-    good: 0,
-    resumes: true,
-    damage: (idx, d, h) => {
-      d.setUint32(h & (RING - 1), 0xffff_ffff, true);
-      idx[0] = (h + 8) | 0;
-    },
-  },
-  {
-    name: 'a record of length 2^32 - 2 after two good frames',
+    name: 'a slot of length 2^32 - 2 after two good frames',
     good: 2,
-    resumes: true,
-    damage: (idx, d, h) => {
-      d.setUint32(idx[0]! & (RING - 1), 0xffff_fffe, true);
-      idx[0] = (idx[0]! + 64) | 0;
-      void h;
+    damage: (idx, d) => {
+      writeSlot(d, idx[HEAD]!, 0, 0xffff_fffe, 0);
+      idx[HEAD] = (idx[HEAD]! + 1) | 0;
     },
   },
 ];
@@ -364,7 +328,7 @@ const CONSUMER_CORRUPT: { name: string; good: number; resumes: boolean; damage: 
 describe('a consumer polling a corrupt ring', () => {
   it.each(CONSUMER_CORRUPT)(
     '$name: poll reads the good frames, counts ringCorrupt once, empties the ring and returns',
-    async ({ good, resumes, damage }) => {
+    async ({ good, damage }) => {
       const s = await setup();
       const { dp, a, rings } = s;
       dp.receiveBurst([frameTo(MA), frameTo(MB)]);
@@ -372,7 +336,7 @@ describe('a consumer polling a corrupt ring', () => {
       const goodFrames = Array.from({ length: good }, (_, i) => frameTo(MA, 60 + i, 0x30 + i));
       dp.receiveBurst(goodFrames);
       const idx = indices(dp, rings.a.byteOffset);
-      damage(idx, ringData(dp, rings.a.byteOffset), idx[16]!);
+      damage(idx, ringData(dp, rings.a.byteOffset));
       const before = dp.counters().ringCorrupt;
 
       const read: Uint8Array[] = [];
@@ -387,9 +351,9 @@ describe('a consumer polling a corrupt ring', () => {
 
       const next = frameTo(MA, 72, 0x21);
       dp.receive(next);
-      expect(rings.a.drain()).toEqual(resumes ? [next] : []);
-      expect(dp.clientCounters(a.id).ringDrops).toBe(resumes ? 0 : 1);
-      stillWorksExcept(s, resumes);
+      expect(rings.a.drain()).toEqual([next]);
+      expect(dp.clientCounters(a.id).ringDrops).toBe(0);
+      stillWorksExcept(s, true);
     },
   );
 });
@@ -406,12 +370,12 @@ describe('full rings', () => {
   it("a full ring drops for its client only, counted as ringFull and that client's ringDrops", async () => {
     const s = await setup(2048);
     const { dp, a, b, p, rings } = s;
-    // Equal 208-byte records: nine fit in 2048 bytes, and the wrap's padding leaves no room for a tenth.
-    const kept = Math.floor(2048 / 208);
+    // 2048 bytes hold 128 descriptors.
+    const kept = 2048 / 16;
     const order: Uint8Array[] = [];
     let atB = 0;
     let atP = 0;
-    for (let i = 0; i < 40; i++) {
+    for (let i = 0; i < 100; i++) {
       const toA = frameTo(MA, 200, i);
       const bcast = frameTo(BCAST, 200, 0x80 + i);
       order.push(toA, bcast);
@@ -419,15 +383,15 @@ describe('full rings', () => {
       atB += rings.b.drain().length;
       atP += rings.p.drain().length;
     }
-    expect(dp.clientCounters(a.id)).toMatchObject({ frames: kept, ringDrops: 80 - kept });
-    expect(dp.counters()).toMatchObject({ ringFull: 80 - kept, ringCorrupt: 0 });
+    expect(dp.clientCounters(a.id)).toMatchObject({ frames: kept, ringDrops: 200 - kept, poolDrops: 0 });
+    expect(dp.counters()).toMatchObject({ ringFull: 200 - kept, ringCorrupt: 0 });
     expect({ b: dp.clientCounters(b.id).ringDrops, p: dp.clientCounters(p.id).ringDrops, atB, atP }).toEqual({
       b: 0,
       p: 0,
-      atB: 80,
-      atP: 40,
+      atB: 200,
+      atP: 100,
     });
-    // a kept the oldest frames, whole and in order; the drops left no partial record behind.
+    // a kept the oldest frames, whole and in order: the pool lines under them were never handed out again.
     expect(rings.a.drain()).toEqual(order.slice(0, kept));
     const next = frameTo(MA, 100, 0x99);
     dp.receive(next);
@@ -435,14 +399,14 @@ describe('full rings', () => {
   });
 
   it.each([
-    { name: 'records that fill the ring exactly all fit', length: 248, fits: 8 },
-    { name: 'one byte more each and the last one drops', length: 249, fits: 7 },
-  ])('$name', async ({ length, fits }) => {
+    { name: 'as many frames as slots all fit', count: 128, fits: 128 },
+    { name: 'one more and the last one drops', count: 129, fits: 128 },
+  ])('$name', async ({ count, fits }) => {
     const { dp, a, rings } = await setup(2048);
-    dp.receiveBurst(Array.from({ length: 8 }, (_, i) => frameTo(MA, length, i)));
-    expect(dp.clientCounters(a.id)).toMatchObject({ frames: fits, ringDrops: 8 - fits });
-    expect(dp.counters().ringFull).toBe(8 - fits);
-    expect(rings.a.drain().map((f) => f[length - 1])).toEqual(Array.from({ length: fits }, (_, i) => i));
+    dp.receiveBurst(Array.from({ length: count }, (_, i) => frameTo(MA, 60, i)));
+    expect(dp.clientCounters(a.id)).toMatchObject({ frames: fits, ringDrops: count - fits });
+    expect(dp.counters().ringFull).toBe(count - fits);
+    expect(rings.a.drain().map((f) => f[59])).toEqual(Array.from({ length: fits }, (_, i) => i));
   });
 });
 

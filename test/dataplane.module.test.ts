@@ -61,6 +61,11 @@ const FUNCTIONS = [
   'poolBytesPerLane',
   'clientCapacity',
   'laneCount',
+  'pinsPtr',
+  'poolLineCount',
+  'ringSlots',
+  'poolAlloc',
+  'ringDiscard',
   'layoutCount',
   'layoutValue',
 ];

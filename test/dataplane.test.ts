@@ -192,7 +192,7 @@ describe('client ids', () => {
     a.close();
     const c = nic.openClient('c');
     expect(c.id).toBe(a.id);
-    expect(dp.clientCounters(c.id)).toEqual({ frames: 0, bytes: 0, broadcast: 0, multicast: 0, ringDrops: 0 });
+    expect(dp.clientCounters(c.id)).toEqual({ frames: 0, bytes: 0, broadcast: 0, multicast: 0, ringDrops: 0, poolDrops: 0 });
     expect(ring.pending).toBe(0);
     expect(ring.drain()).toEqual([]);
     const rc = c.addressReserve();
@@ -342,26 +342,25 @@ describe('rings', () => {
     const bFrames = dp.ring(b.id).drain();
     expect(bFrames.map((f) => f.length)).toEqual([61, 99]);
     expect([...bFrames[0]!]).toEqual([...frames[1]!]);
-    expect(dp.clientCounters(a.id)).toEqual({ frames: 3, bytes: 60 + 1514 + 99, broadcast: 1, multicast: 0, ringDrops: 0 });
+    expect(dp.clientCounters(a.id)).toEqual({ frames: 3, bytes: 60 + 1514 + 99, broadcast: 1, multicast: 0, ringDrops: 0, poolDrops: 0 });
     expect(dp.ring(a.id).read()).toBeUndefined();
   });
 
-  it('discard empties the ring unread and frees its bytes; later frames are read as usual', async () => {
+  it('discard empties the ring unread and unpins its frames; later frames are read as usual', async () => {
     const { dp, a, ra } = await setup({ ringBytes: 4096 });
     const ring = dp.ring(a.id);
     expect(ring.discard()).toBe(0);
     dp.receiveBurst([frameTo(ra.mac.toString(), undefined, 60), frameTo(ra.mac.toString(), undefined, 100)]);
-    const pending = ring.pending;
-    expect(pending).toBeGreaterThan(160);
-    expect(ring.discard()).toBe(pending);
+    expect(ring.pending).toBe(2);
+    expect(ring.discard()).toBe(2);
     expect(ring.pending).toBe(0);
     expect(ring.read()).toBeUndefined();
-    // The ring fills again after a discard: 4 KiB holds about forty 100-byte records, far fewer than 200.
-    for (let i = 0; i < 200; i++) {
+    // The ring fills again after a discard: 4 KiB holds 256 descriptors, far fewer than 600 frames.
+    for (let i = 0; i < 600; i++) {
       dp.receive(frameTo(ra.mac.toString(), undefined, 100));
       if (i % 20 === 19) ring.discard();
     }
-    expect(dp.clientCounters(a.id).ringDrops).toBe(0);
+    expect(dp.clientCounters(a.id)).toMatchObject({ ringDrops: 0, poolDrops: 0 });
     dp.receive(frameTo(ra.mac.toString(), undefined, 77));
     ring.discard();
     dp.receive(frameTo(ra.mac.toString(), undefined, 78));
@@ -387,11 +386,17 @@ describe('rings', () => {
 
   it('drops for a full ring only, and counts it', async () => {
     const { dp, a, b, ra, rb } = await setup({ ringBytes: 4096 });
-    for (let i = 0; i < 10; i++) dp.receiveBurst([frameTo(ra.mac.toString(), undefined, 1000), frameTo(rb.mac.toString(), undefined, 60)]);
-    expect(dp.clientCounters(a.id).ringDrops).toBeGreaterThan(0);
-    expect(dp.clientCounters(b.id)).toMatchObject({ frames: 10, ringDrops: 0 });
-    expect(dp.counters().ringFull).toBe(dp.clientCounters(a.id).ringDrops);
-    expect(dp.ring(b.id).drain()).toHaveLength(10);
+    // 4 KiB holds 256 descriptors: a is never read, b after every burst.
+    let toB = 0;
+    for (let i = 0; i < 300; i++) {
+      dp.receiveBurst([frameTo(ra.mac.toString(), undefined, 100), frameTo(rb.mac.toString(), undefined, 60)]);
+      toB += dp.ring(b.id).drain().length;
+    }
+    expect(dp.clientCounters(a.id)).toMatchObject({ frames: 256, ringDrops: 300 - 256, poolDrops: 0 });
+    expect(dp.clientCounters(b.id)).toMatchObject({ frames: 300, ringDrops: 0 });
+    expect(toB).toBe(300);
+    expect(dp.counters().ringFull).toBe(300 - 256);
+    expect(dp.ring(a.id).drain()).toHaveLength(256);
   });
 });
 

@@ -309,3 +309,18 @@ describe('stream ports write once per turn', () => {
     expect(got).toEqual([5]);
   });
 });
+
+describe('frames left in a ring nobody reads', () => {
+  it('keep their bytes while the switch goes on switching (bursts are placed on free pool lines)', async () => {
+    const { nic, dp, ports } = await fabric([A, B]);
+    const [a, b] = ports.map((p) => p.port);
+    // The primary client has no port: what it receives stays in its ring, pinned in the pool.
+    const primary = dp.ring(nic.primaryClient.id);
+    a!.rx(tagged(BROADCAST, A, 1));
+    expect(primary.pending).toBe(1);
+    for (let i = 0; i < 50; i++) fromIo(() => a!.rx(tagged(B, A, 100 + i)));
+    await until(() => b!.got.length === 51);
+    expect(primary.drain().map(tagOf)).toEqual([1]);
+    dp.close();
+  });
+});

@@ -115,7 +115,10 @@ export class DataPlane {
   readonly lane: number;
   /** Longest frame accepted, in bytes. */
   readonly maxFrameLength: number;
-  /** The lane's frame pool: write frames here, then describe them in `descriptors`. */
+  /**
+   * The lane's frame pool: write frames here, then describe them in `descriptors`. Delivered frames stay here until every
+   * receiver released them: while rings hold frames, write only where `reserve` (or `load`) places them.
+   */
   readonly pool: Uint8Array;
   /** Pairs of (offset into `pool`, length), one pair per frame of the next burst. */
   readonly descriptors: Uint32Array;
@@ -253,7 +256,7 @@ export class DataPlane {
     return { module: this.module, memory: this.memory, maxFrameLength: this.maxFrameLength };
   }
 
-  /** Makes this lane the one that copies frames into client rings (rxBurst); returns false if another lane holds that role. */
+  /** Makes this lane the one that delivers frames into client rings (rxBurst); returns false if another lane holds that role. */
   claimDelivery(): boolean {
     return this.#reader.claimDelivery();
   }
@@ -271,16 +274,31 @@ export class DataPlane {
   }
 
   /**
-   * Classifies the first `count` described frames and copies each into the rings of its receivers,
-   * never to `exclude` (a client id). Returns `count`. Throws DATA_PLANE when another lane is the ring producer.
+   * Classifies the first `count` described frames and puts a descriptor of each into the rings of its receivers, never
+   * to `exclude` (a client id); the frame itself stays in the pool until every receiver released it. Returns `count`.
+   * Throws DATA_PLANE when another lane is the ring producer.
    */
   rxBurst(count: number, exclude?: number): number {
     return this.#reader.rxBurst(count, exclude);
   }
 
-  /** Copies `frames` into the pool and describes them; returns how many fit (pool or burst full). */
+  /** Copies `frames` into free pool lines and describes them; returns how many fit (pool or burst full). */
   load(frames: readonly Uint8Array[]): number {
     return this.#reader.load(frames);
+  }
+
+  /**
+   * Returns an offset in `pool` where `length` bytes may be written without touching a frame a ring still holds, or -1
+   * when none is free. When every line is pinned, the ring producer first takes pending (unread) frames back from the
+   * slowest rings, counted in their clients' `poolDrops`; views a consumer took are never taken back. `begin` (default
+   * true) starts a new batch: pass false for the second and later frames of one burst, so they do not reuse each other's
+   * lines; such a later frame gets -1 as soon as the batch has no room left (end the burst there and begin another).
+   */
+  reserve(length: number, begin = true): number {
+    this.#reader.live();
+    if (!Number.isInteger(length) || length < 0)
+      throw new MacslotError('INVALID_ARGUMENT', `length must be a non-negative integer, got ${show(length)}`);
+    return this.#reader.reserve(length, begin);
   }
 
   /** Returns the verdict of one frame (a copy goes through the pool). Never throws for any byte content. */

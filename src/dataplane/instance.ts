@@ -67,6 +67,11 @@ export interface Exports {
   poolBytesPerLane(): number;
   clientCapacity(): number;
   laneCount(): number;
+  pinsPtr(lane: number): number;
+  poolLineCount(): number;
+  ringSlots(): number;
+  poolAlloc(lane: number, len: number, begin: number): number;
+  ringDiscard(client: number, held: number): number;
 }
 
 /** Instantiates `module` on `memory`; throws DATA_PLANE when the module's layout is not this library's. */

@@ -13,16 +13,22 @@ import {
   C_BYTES,
   C_FRAMES,
   C_MULTICAST,
+  C_POOL_DROPS,
   C_RING_DROPS,
   CLIENT_COUNTER_BYTES,
+  H_REVOKING,
+  H_RING_RESETS,
+  NO_SPACE,
   LANE_COUNTERS,
   STRIPES,
   X_DELIVERIES,
+  X_POOL_DROPS,
+  X_POOL_FULL,
   X_READER_RETRIES,
   X_RING_CORRUPT,
   X_RING_FULL,
 } from './layout.generated.js';
-import { RxRing } from './ring.js';
+import { RxRing, type RingLanes } from './ring.js';
 import { verdictPath, verdictRef, verdictRule } from './verdict.js';
 
 /** Per-client receive counters. */
@@ -37,6 +43,8 @@ export interface ClientCounters {
   readonly multicast: number;
   /** Frames lost because the client's receive ring was full. */
   readonly ringDrops: number;
+  /** Frames taken back from the client's ring before it read them, because the pool ran out of free lines (a slow consumer). */
+  readonly poolDrops: number;
 }
 
 /** Lane counters summed over every lane (the `spoofed` count of DataPlaneCounters comes from transmit). */
@@ -51,6 +59,10 @@ export interface LaneCounters {
   readonly readerRetries: number;
   /** Frame deliveries to clients (a broadcast to three clients counts three). */
   readonly deliveries: number;
+  /** Deliveries taken back from the slowest rings to free pool lines (each also counted in that client's `poolDrops`). */
+  readonly poolDrops: number;
+  /** Frames refused a place in the pool: every line was held by views consumers had taken and not released. */
+  readonly poolFull: number;
 }
 
 function u64(view: DataView, at: number): number {
@@ -80,6 +92,7 @@ export class LaneReader {
   readonly #keys: Uint8Array;
   readonly #kinds: Uint8Array;
   readonly #words: number;
+  #ringLanes: RingLanes | undefined;
   #closed = false;
 
   /** Wraps lane `lane` of the instance `x`, which already claimed it. */
@@ -157,23 +170,38 @@ export class LaneReader {
   /** See DataPlane.load. */
   load(frames: readonly Uint8Array[]): number {
     this.live();
-    let off = 0;
     let i = 0;
     for (; i < frames.length && i < this.burst; i++) {
       const f = frames[i]!;
-      if (off + f.length > this.pool.length) break;
+      const off = this.reserve(f.length, i === 0);
+      if (off < 0) break;
       this.pool.set(f, off);
       this.descriptors[2 * i] = off;
       this.descriptors[2 * i + 1] = f.length;
-      off = (off + f.length + 7) & ~7;
     }
     return i;
   }
 
-  /** Describes `frame` as the only frame of the next burst (copied into the pool when it fits). */
+  /**
+   * Returns a pool offset where `length` bytes may be written without touching a frame a ring still holds, or -1 when
+   * none is free (for a batch's first frame, after taking pending frames back from the slowest rings). `begin` starts a
+   * new batch: the frames placed since the previous begin are taken as not yet delivered, so their lines are not handed
+   * out again, and a later frame that finds no room ends the batch.
+   */
+  reserve(length: number, begin = true): number {
+    if (length === 0) return -1;
+    const off = this.x.poolAlloc(this.lane, length, begin ? 1 : 0) >>> 0;
+    return off === NO_SPACE ? -1 : off;
+  }
+
+  /**
+   * Describes `frame` as the only frame of the next burst, copied to free pool lines. With no free line (or no bytes) it
+   * is described out of the pool, so the burst drops it as a bad descriptor (or a runt) and reads nothing.
+   */
   single(frame: Uint8Array): void {
-    if (frame.length <= this.pool.length) this.pool.set(frame, 0);
-    this.descriptors[0] = 0;
+    const off = this.reserve(frame.length);
+    if (off >= 0) this.pool.set(frame, off);
+    this.descriptors[0] = off >= 0 ? off : this.pool.length;
     this.descriptors[1] = frame.length;
   }
 
@@ -184,8 +212,8 @@ export class LaneReader {
     while (done < frames.length) {
       const n = this.load(frames.slice(done, done + this.burst));
       if (n === 0) {
-        // Bigger than the whole pool: still classified (as bad descriptor), never silently skipped.
-        this.descriptors[0] = 0;
+        // Bigger than the whole pool, or no free line: still classified (as bad descriptor), never silently skipped.
+        this.descriptors[0] = this.pool.length;
         this.descriptors[1] = frames[done]!.length;
         this.rxBurst(1);
         done++;
@@ -261,7 +289,34 @@ export class LaneReader {
   /** See DataPlane.ring. */
   ring(id: number): RxRing {
     this.checkClient(id);
-    return new RxRing(this.memory.buffer, this.x.ringPtr(id), this.x.ringDataBytes(), this.maxFrameLength, id, this.x.ringResetsPtr());
+    return new RxRing(
+      this.memory.buffer,
+      this.x.ringPtr(id),
+      this.x.ringSlots(),
+      this.maxFrameLength,
+      id,
+      this.#lanes(),
+      this.x.ringResetsPtr(),
+    );
+  }
+
+  /** Every lane's pool and pin counts, which ring descriptors point into. */
+  #lanes(): RingLanes {
+    if (this.#ringLanes === undefined) {
+      const buf = this.memory.buffer;
+      const n = this.x.laneCount();
+      const pools: Uint8Array[] = [];
+      const pins: Int32Array[] = [];
+      for (let l = 0; l < n; l++) {
+        pools.push(new Uint8Array(buf, this.x.poolPtr(l), this.x.poolBytesPerLane()));
+        pins.push(new Int32Array(buf, this.x.pinsPtr(l), this.x.poolLineCount()));
+      }
+      const x = this.x;
+      // The header's revoking word, found from another header word's address and the layout's offsets.
+      const revoking = new Int32Array(buf, x.ringResetsPtr() - H_RING_RESETS + H_REVOKING, 1);
+      this.#ringLanes = { pools, pins, revoking, discard: (client, held) => x.ringDiscard(client, held) };
+    }
+    return this.#ringLanes;
   }
 
   /** See DataPlane.clientCounters. */
@@ -274,6 +329,7 @@ export class LaneReader {
       broadcast: u64(v, C_BROADCAST),
       multicast: u64(v, C_MULTICAST),
       ringDrops: u64(v, C_RING_DROPS),
+      poolDrops: u64(v, C_POOL_DROPS),
     };
   }
 
@@ -294,6 +350,8 @@ export class LaneReader {
       ringCorrupt: sums[X_RING_CORRUPT]! + resets,
       readerRetries: sums[X_READER_RETRIES]!,
       deliveries: sums[X_DELIVERIES]!,
+      poolDrops: sums[X_POOL_DROPS]!,
+      poolFull: sums[X_POOL_FULL]!,
     };
   }
 

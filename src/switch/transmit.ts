@@ -132,7 +132,6 @@ export class TransmitBurst {
   readonly #runBytes: number;
   #sink: TransmitSink | undefined;
   #count = 0;
-  #used = 0;
   #done = 0;
   #flushing = false;
 
@@ -180,7 +179,11 @@ export class TransmitBurst {
     const n = this.#count;
     const len = end - start;
     const pool = this.#pool;
-    if (n >= this.#offset.length || this.#used + len > pool.length) return BURST_FULL;
+    if (n >= this.#offset.length) return BURST_FULL;
+    // Frames stay in the pool until their receivers release them: place each on free lines (the first of a burst from the
+    // pool's start), never over a frame a ring still holds.
+    const at = this.#reader.reserve(len, n === 0);
+    if (at < 0) return BURST_FULL;
     let how = 1;
     if (from >= 0) {
       // The source a client sent from last, if it was one of its MACs, is admitted again without a lookup.
@@ -197,7 +200,6 @@ export class TransmitBurst {
         }
       }
     }
-    const at = this.#used;
     if (start === 0 && end === bytes.length) pool.set(bytes, at);
     else if (len <= SMALL_FRAME) this.#copySmall(bytes, start, len, at);
     else pool.set(bytes.subarray(start, end), at);
@@ -206,7 +208,6 @@ export class TransmitBurst {
     this.#length[n] = len;
     this.#from[n] = from;
     this.#count = n + 1;
-    this.#used = (at + len + 7) & ~7;
     return STAGED;
   }
 
@@ -236,7 +237,6 @@ export class TransmitBurst {
     } finally {
       this.#count = 0;
       this.#done = 0;
-      this.#used = 0;
       this.#flushing = false;
     }
   }
