@@ -644,6 +644,47 @@ describe('middleware', () => {
     await sw.close();
   });
 
+  it('a tap whose sink failed is off, not the switch: a port added later is served unrecorded, the failure is told once and counted', async () => {
+    const written: Uint8Array[] = [];
+    const full = new Error('ENOSPC: no space left on device, write');
+    const errors: unknown[] = [];
+    // Header and a's interface go through; the first frame's block fails, as on a full disk or a closed pipe.
+    const tap = new PcapngTap(
+      (b) => {
+        if (written.length === 2) throw full;
+        written.push(b);
+      },
+      { onError: (e) => errors.push(e) },
+    );
+    const sw = await Switch.create({
+      nic: new Nic({ primary: '02:00:00:00:00:01' }),
+      clients: [
+        { name: 'a', address: A },
+        { name: 'b', address: B },
+      ],
+    });
+    const [na, fa] = memoryPortPair('a', 'fa');
+    await sw.attach(tapPort(na, tap, 'vm-a'));
+    fa.send(tagged(B, A, 1));
+    expect([tap.failed, tap.error, errors, tap.frames, tap.lost]).toEqual([true, full, [full], 0, 1]);
+    // The peer that connects after the failure: wrapped without a throw, attached, and switched to.
+    const [nb, fb] = memoryPortPair('b', 'fb');
+    const late = tapPort(nb, tap, 'vm-b');
+    await sw.attach(late);
+    const atB = peer(fb);
+    const atA = peer(fa);
+    fa.send(tagged(B, A, 2));
+    fb.send(tagged(A, B, 3));
+    expect([atB.map(tagOf), atA.map(tagOf)]).toEqual([[2], [3]]);
+    expect(sw.counters().ports.map((p) => p.client)).toEqual(['a', 'b']);
+    // Told once, counted, nothing more written.
+    expect([errors.length, tap.lost, written.length]).toEqual([1, 5, 2]);
+    // close() is the owner's act: only then does a new interface throw.
+    tap.close();
+    expect(() => tapPort(memoryPortPair()[0], tap)).toThrow(expect.objectContaining({ code: 'PORT_CLOSED' }));
+    await sw.close();
+  });
+
   it('the tracer describes each frame in each direction', () => {
     const lines: string[] = [];
     const [n, f] = memoryPortPair('n', 'f');

@@ -56,25 +56,41 @@ const TAP_SNAPLEN = 262144;
 export interface PcapngTapOptions {
   /** Nanoseconds since the epoch for each record. Default: Date.now() in milliseconds, as nanoseconds. */
   clock?: () => number;
+  /**
+   * Called once, with the sink's error, when the sink first throws (the tap is off from then on). Its own throws are ignored.
+   * Default: nothing; `error` and `lost` still tell.
+   */
+  onError?: (error: unknown) => void;
 }
 
 /**
  * A pcapng capture with one interface per port, written block by block to `sink`. Each block is a
  * fresh buffer the sink may keep. Inbound (from the peer) and outbound frames carry epb_flags.
+ *
+ * A sink that throws (a full disk, a reader gone from a pipe) turns the tap off, never the traffic it watches: from then on
+ * nothing is written, `error` holds the sink's first error, `onError` has been called once, frames are counted in `lost`,
+ * and addInterface still answers (a fresh id that records nothing), so ports added later work unrecorded. Only close(),
+ * its owner's act, makes addInterface throw.
  */
 export class PcapngTap {
   readonly #sink: (bytes: Uint8Array) => void;
   readonly #clock: () => number;
+  readonly #onError: ((error: unknown) => void) | undefined;
   #interfaces = 0;
   #closed = false;
+  #failed = false;
+  #error: unknown;
   /** Frames recorded. */
   frames = 0;
+  /** Frames not recorded because the sink had failed. */
+  lost = 0;
 
   /** Writes the section header at once; throws INVALID_ARGUMENT when `sink` is not a function. */
   constructor(sink: (bytes: Uint8Array) => void, options: PcapngTapOptions = {}) {
     if (typeof sink !== 'function') throw new MacslotError('INVALID_ARGUMENT', `tap sink must be a function, got ${show(sink)}`);
     this.#sink = sink;
     this.#clock = options.clock ?? (() => Date.now() * 1e6);
+    this.#onError = options.onError;
     const b = new Uint8Array(28);
     const v = new DataView(b.buffer);
     v.setUint32(0, BT_SHB, true);
@@ -88,9 +104,13 @@ export class PcapngTap {
     this.#emit(b);
   }
 
-  /** Adds an interface named `name` (Ethernet, nanosecond timestamps); returns its id. Throws PORT_CLOSED after close(). */
+  /**
+   * Adds an interface named `name` (Ethernet, nanosecond timestamps); returns its id. Throws PORT_CLOSED after close(); once the
+   * sink has failed it still returns a fresh id, on which nothing is recorded.
+   */
   addInterface(name: string): number {
     if (this.#closed) throw new MacslotError('PORT_CLOSED', `tap is closed; cannot add interface ${show(name)}`);
+    if (this.#failed) return this.#interfaces++;
     const nameBytes = new TextEncoder().encode(String(name)).subarray(0, 256);
     const namePad = (nameBytes.length + 3) & ~3;
     const len = 16 + 4 + namePad + 8 + 4 + 4;
@@ -116,9 +136,16 @@ export class PcapngTap {
     return this.#interfaces++;
   }
 
-  /** Records one frame on interface `id`, inbound or outbound. Never throws: after close() or for an unknown id it records nothing. */
+  /**
+   * Records one frame on interface `id`, inbound or outbound. Never throws: after close() or for an unknown id it records nothing;
+   * once the sink has failed it counts the frame in `lost`.
+   */
   record(id: number, frame: Uint8Array, inbound: boolean): void {
     if (this.#closed || !(id >= 0 && id < this.#interfaces)) return;
+    if (this.#failed) {
+      this.lost++;
+      return;
+    }
     const cap = Math.min(frame.length, TAP_SNAPLEN);
     const pad = (cap + 3) & ~3;
     const len = 28 + pad + 12 + 4;
@@ -144,8 +171,18 @@ export class PcapngTap {
     v.setUint32(p + 4, inbound ? 1 : 2, true);
     p += 8 + 4;
     v.setUint32(p, len, true);
-    this.frames++;
-    this.#emit(b);
+    if (this.#emit(b)) this.frames++;
+    else this.lost++;
+  }
+
+  /** The sink's first error once it has failed (the tap is off); undefined while it works. */
+  get error(): unknown {
+    return this.#error;
+  }
+
+  /** Whether the sink has failed: the tap is off, and the ports it watches go on unrecorded. */
+  get failed(): boolean {
+    return this.#failed;
   }
 
   /** Stops recording. Idempotent. */
@@ -153,12 +190,21 @@ export class PcapngTap {
     this.#closed = true;
   }
 
-  #emit(b: Uint8Array): void {
+  /** Hands `b` to the sink; returns false, and turns the tap off, when the sink throws. */
+  #emit(b: Uint8Array): boolean {
     try {
       this.#sink(b);
-    } catch {
+      return true;
+    } catch (err) {
       // A failing sink (a full disk) must not break the traffic it watches: the capture just stops.
-      this.#closed = true;
+      this.#failed = true;
+      this.#error = err;
+      try {
+        this.#onError?.(err);
+      } catch {
+        // The report of a failure must not become one.
+      }
+      return false;
     }
   }
 }
@@ -184,7 +230,7 @@ class TapPort extends PortWrapper {
 
 /**
  * Returns `port` wrapped so every frame in either direction is recorded on a new interface of `tap` named `iface` (default the port's
- * name). Throws PORT_CLOSED when the tap is closed.
+ * name). Throws PORT_CLOSED when the tap is closed; a tap whose sink failed still wraps, recording nothing.
  */
 export function tapPort(port: FramePort, tap: PcapngTap, iface?: string): FramePort {
   return new TapPort(port, tap, iface ?? port.name);
