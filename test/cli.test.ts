@@ -423,6 +423,58 @@ describe('tcpdump and tshark habits', () => {
     expect((toStdout ? Buffer.concat(out) : readFileSync(pcap)).includes(Buffer.from('unix:'))).toBe(true);
   });
 
+  it('switch --tap - whose reader goes away: the capture stops, told once and counted; a peer connecting after it is served', async () => {
+    const config = join(tmp, 'tap-epipe.json');
+    writeFileSync(
+      config,
+      JSON.stringify({
+        nic: { primary: '02:00:00:00:00:01' },
+        clients: [
+          { name: 'a', address: '02:00:00:00:00:0a' },
+          { name: 'b', address: '02:00:00:00:00:0b' },
+        ],
+      }),
+    );
+    const sock = join(tmp, 'tap-epipe.sock');
+    const child = spawnTracked(process.execPath, [CLI, 'switch', '--config', config, '--listen', `unix:${sock}`, '--tap', '-', '--json'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let err = '';
+    let captured = 0;
+    child.stderr!.on('data', (b: Buffer) => (err += b.toString()));
+    child.stdout!.on('data', (b: Buffer) => (captured += b.length));
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    const broadcast = Uint8Array.from([...Array(6).fill(0xff), 2, 0, 0, 0, 0, 0x0a, 0x08, 0x06, ...Array(46).fill(7)]);
+    const failed = /tap: writing standard output failed \(EPIPE[^\n]*peers unaffected\n/;
+    try {
+      await until(() => /listening on unix:/.test(err), 10000, `the switch listening (stderr: ${err})`);
+      const a = await streamPeer(sock);
+      await until(() => /connected as a /.test(err) && captured > 0, 10000, `a connected and recorded (stderr: ${err})`);
+      // The capture's reader goes away: the next frame's record meets EPIPE, and the tap is off.
+      child.stdout!.destroy();
+      a.send(broadcast);
+      await until(() => failed.test(err), 10000, `the tap's failure logged (stderr: ${err})`);
+      const b = await streamPeer(sock);
+      await until(() => /connected as b /.test(err), 10000, `b, connecting after the tap failed, attached (stderr: ${err})`);
+      a.send(broadcast);
+      await until(() => b.got.length === 1, 10000, `the broadcast at b (stderr: ${err})`);
+      a.socket.destroy();
+      b.socket.destroy();
+    } finally {
+      child.kill('SIGTERM');
+    }
+    expect(await exited).toBe(0);
+    expect(
+      err.split('\n').filter((l) => failed.test(`${l}\n`)),
+      err,
+    ).toHaveLength(1);
+    // a's frame at the failure, then a's second in and out at b: three frames not recorded.
+    expect(err).toMatch(/tap: \d+ frames recorded, 3 not recorded after the output failed\n/);
+    // Both peers served and gone; nobody refused.
+    const counters = JSON.parse(err.split('\n').find((l) => l.startsWith('{')) ?? '') as { refused: object; closed: { ports: number } };
+    expect([counters.refused, counters.closed.ports]).toEqual([{}, 2]);
+  });
+
   it('completion prints scripts that complete commands and options', () => {
     const r = sh(
       'source <(macslot completion bash); for line in "macslot fi" "macslot explain --c" "macslot completion z"; do COMP_WORDS=($line); ' +

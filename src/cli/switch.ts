@@ -351,7 +351,11 @@ export async function runSwitch(o: SwitchCliOptions, io: Io): Promise<number> {
   try {
     if (o.tap !== undefined) {
       const file = byteOutput(o.tap);
-      recording = { file, tap: new PcapngTap((bytes) => file.write(bytes)) };
+      // A capture whose output fails (EPIPE, a full disk) goes off; the switch and every peer, later ones included, go on.
+      const where = o.tap === STDIO ? 'standard output' : show(o.tap);
+      const onError = (err: unknown): void =>
+        log(`tap: writing ${where} failed (${err instanceof Error ? err.message : String(err)}); recording stopped, peers unaffected`);
+      recording = { file, tap: new PcapngTap((bytes) => file.write(bytes), { onError }) };
     }
     served = await serveSwitch(sw, {
       listen,
@@ -416,6 +420,8 @@ export async function runSwitch(o: SwitchCliOptions, io: Io): Promise<number> {
     }
     signals.dispose();
     recording?.tap.close();
+    const tap = recording?.tap;
+    if (tap?.failed) log(`tap: ${tap.frames} frames recorded, ${tap.lost} not recorded after the output failed`);
     recording?.file.commit();
     await shared?.close();
   } finally {
