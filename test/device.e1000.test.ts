@@ -328,7 +328,7 @@ describe('e1000 profile', () => {
     expect(d.accept(frame(bytes('02:00:00:00:01:01'), 64)).reason).toBe('unicast-promiscuous');
   });
 
-  it('the Wasm burst path agrees with the SDM model on 1,000,000 random frames and register states', async () => {
+  it('the Wasm burst path agrees with the SDM model on 1,000,000 random frames and register states', { timeout: 300_000 }, async () => {
     const d = await E1000.create();
     const model = new E1000Model();
     const write = (offset: number, value: number): void => {

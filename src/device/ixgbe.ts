@@ -25,7 +25,7 @@ export const IXGBE_REGISTERS = {
   /** Receive address low/high of entries 0..15 at 0x05400 + 8n / 0x05404 + 8n. */
   RAL: 0x05400,
   RAH: 0x05404,
-  /** Receive address low/high of entries 16..127 at 0x0A200 + 8n / 0x0A204 + 8n. */
+  /** Receive address low/high of every entry at 0x0A200 + 8n / 0x0A204 + 8n (Linux's IXGBE_RAL uses it from n = 16). */
   RAL_HIGH: 0x0a200,
   /** VLAN filter table array, 128 words. */
   VFTA: 0x0a000,
@@ -291,7 +291,8 @@ function decodeOffset(offset: number): readonly [Reg, number] | undefined {
   ];
   for (const [name, base, n] of arrays) if (offset >= base && offset < base + 4 * n) return [name, (offset - base) >> 2];
   if (offset >= R.RAL && offset < R.RAL + 8 * 16) return [(offset & 4) === 0 ? 'RAL' : 'RAH', (offset - R.RAL) >> 3];
-  const hi = R.RAL_HIGH + 8 * 16;
-  if (offset >= hi && offset < R.RAL_HIGH + 8 * IXGBE_RAR_COUNT) return [(offset & 4) === 0 ? 'RAL' : 'RAH', (offset - R.RAL_HIGH) >> 3];
+  // The 82599 holds all 128 at 0x0A200 + 8n; 0x05400 + 8n are the 82598-compatible aliases of entries 0..15.
+  if (offset >= R.RAL_HIGH && offset < R.RAL_HIGH + 8 * IXGBE_RAR_COUNT)
+    return [(offset & 4) === 0 ? 'RAL' : 'RAH', (offset - R.RAL_HIGH) >> 3];
   return undefined;
 }

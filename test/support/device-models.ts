@@ -107,7 +107,8 @@ export class E1000Model {
 export class IxgbeModel {
   readonly regs = new Registers([[0x5088, 0x8100]]);
   write(offset: number, value: number): void {
-    this.regs.write(offset, value);
+    // RAR 0..15 also answer at 0x0A200 + 8n; keep one copy, under the 0x05400 name.
+    this.regs.write(offset >= 0xa200 && offset < 0xa280 ? offset - 0xa200 + 0x5400 : offset, value);
   }
   static ral(n: number): number {
     return n < 16 ? 0x5400 + 8 * n : 0xa200 + 8 * n;
@@ -120,11 +121,12 @@ export class IxgbeModel {
     const mcst = r.read(0x5090);
     const group = (f[0]! & 1) === 1;
     let pass: ModelVerdict | undefined;
+    // RAL holds bytes 0..3 little-endian, RAH bytes 4..5; compare them as the two words the frame's first six bytes make.
+    const lo = (f[0]! | (f[1]! << 8) | (f[2]! << 16) | (f[3]! << 24)) >>> 0;
+    const hi = f[4]! | (f[5]! << 8);
     for (let n = 0; n < 128 && pass === undefined; n++) {
-      const ral = r.read(IxgbeModel.ral(n));
       const rah = r.read(IxgbeModel.ral(n) + 4);
-      if (rah >>> 31 === 1 && sameAddress(f, [ral & 255, (ral >>> 8) & 255, (ral >>> 16) & 255, ral >>> 24, rah & 255, (rah >>> 8) & 255]))
-        pass = { reason: 'exact', entry: n };
+      if (rah >>> 31 === 1 && (rah & 0xffff) === hi && r.read(IxgbeModel.ral(n)) === lo) pass = { reason: 'exact', entry: n };
     }
     if (pass === undefined) {
       if (isBroadcast(f)) {
