@@ -115,7 +115,7 @@ export class Ixgbe extends DeviceFilter {
     return decodeOffset(offset) !== undefined;
   }
 
-  /** Writes a 32-bit register. Throws INVALID_REGISTER for an offset that is not a receive-filter register, INVALID_ARGUMENT for a bad value. */
+  /** Writes a 32-bit register. Throws INVALID_REGISTER for an offset outside the receive filter, INVALID_ARGUMENT for a bad value. */
   writeRegister(offset: number, value: number): void {
     const reg = decodeOffset(offset);
     if (reg === undefined) throw badRegister('ixgbe', offset);
