@@ -165,9 +165,10 @@ export function tableInsert(lo: u32, hi: u32, multi: u32, ref: u32): u32 {
 @inline function vlanStage(p: usize, len: u32, flags: u32): u32 {
   // A frame too short to hold the tag control word is never taken as tagged.
   if (len < 18) return MISS;
-  const tpid = (<u32>load<u8>(p, 12) << 8) | <u32>load<u8>(p, 13);
-  if (tpid != load<u32>(S_VET)) return MISS;
-  const tci = (<u32>load<u8>(p, 14) << 8) | <u32>load<u8>(p, 15);
+  // Bytes 12..15 in one load: the TPID and the TCI, each big-endian on the wire.
+  const word = bswap<u32>(load<u32>(p, 12));
+  if (word >> 16 != load<u32>(S_VET)) return MISS;
+  const tci = word & 0xffff;
   if ((flags & F_CFIEN) != 0 && ((tci >> 12) & 1) != ((flags & F_CFI) != 0 ? 1 : 0)) return D_CFI | NO_REF;
   if ((flags & F_VFE) != 0 && !bitIn(VFTA, tci & 0xfff)) return D_VLAN | NO_REF;
   return MISS;
