@@ -222,3 +222,19 @@ export {
   type VirtioNetOptions,
   type VirtioRxMode,
 } from './device/virtio-net.js';
+
+// ---- VLANs ----
+export {
+  TPID_8021AD,
+  TPID_8021Q,
+  VLAN_ETH_HLEN,
+  VLAN_HLEN,
+  checkVid,
+  insertTag,
+  parseVlan,
+  stripTag,
+  type VlanHeader,
+  type VlanTag,
+} from './vlan/tag.js';
+export { VlanMembership, type PortVlans, type VlanDrop, type VlanIngress, type VlanProtocol } from './vlan/membership.js';
+export { classifyVlanFrame, type VlanVerdict } from './filter/vlan.js';
