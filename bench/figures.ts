@@ -95,6 +95,18 @@ export const FIGURES = {
   ),
   'switch_cpu_us_per_frame.2clients': { what: "the switch's own CPU time per frame delivered, 2 clients", script: 'switch', unit: 'µs' },
   'switch_cpu_us_per_frame.16clients': { what: "the switch's own CPU time per frame delivered, 16 clients", script: 'switch', unit: 'µs' },
+  'switch_young_gcs_per_mframe.2clients': {
+    what: "young-generation collections in the switch's process per million frames delivered, 2 clients",
+    script: 'switch',
+    unit: 'per M frames',
+  },
+  'switch_young_gcs_per_mframe.16clients': {
+    what: "young-generation collections in the switch's process per million frames delivered, 16 clients",
+    script: 'switch',
+    unit: 'per M frames',
+  },
+  'switch_heap_growth_bytes.2clients': { what: "the switch's heap growth over one window, 2 clients", script: 'switch', unit: 'B' },
+  'switch_heap_growth_bytes.16clients': { what: "the switch's heap growth over one window, 16 clients", script: 'switch', unit: 'B' },
   'filter_vs_tcpdump.16macs': ratio(
     'tcpdump time / macslot filter time, one capture of 64-byte frames, 16 MACs (16 outputs against one)',
     'filter',

@@ -118,6 +118,7 @@ export {
   type StoreData,
   type RecordStore,
   type ClaimRequest,
+  type NewClaimRequest,
   type MacIdentity,
   type StoredRecord,
 } from './manager/store.js';
@@ -153,6 +154,8 @@ export {
   QueueBudget,
   QueueShare,
   DEFAULT_QUEUE_BUDGET,
+  ioBegin,
+  ioEnd,
   type FramePort,
   type PortCloseReason,
 } from './port/port.js';
@@ -182,7 +185,7 @@ export {
   type PortBinding,
   type PortCounters,
   type StormControl,
-} from './port/attach.js';
+} from './switch/fabric.js';
 export {
   Switch,
   DEFAULT_STORM_CONTROL,

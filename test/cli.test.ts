@@ -54,7 +54,7 @@ async function outputs(dir: string): Promise<string> {
 
 describe('help', () => {
   it('every subcommand has --help, and bad usage exits 2', () => {
-    const text = ['--help', 'demo', 'filter', 'explain', 'inspect', 'bench', 'gen', 'switch', 'completion'].map((c) => {
+    const text = ['--help', 'demo', 'filter', 'explain', 'inspect', 'bench', 'gen', 'switch', 'serve', 'completion'].map((c) => {
       const r = c === '--help' ? cli('--help') : cli(c, '--help');
       expect(r.status).toBe(0);
       return `$ macslot ${c === '--help' ? '' : c + ' '}--help\n${r.out}`;

@@ -247,6 +247,15 @@ const switchArb = fc.record(
     dns: ipv4Arb,
     range: fc.tuple(ipv4Arb, ipv4Arb),
     maxUplinks: fc.oneof({ arbitrary: fc.integer({ min: 1, max: 4096 }), weight: 20 }, { arbitrary: fc.constantFrom(0, 4097), weight: 1 }),
+    subnet6: fc.oneof(
+      {
+        arbitrary: fc
+          .array(fc.integer({ min: 0, max: 0xffff }), { minLength: 4, maxLength: 4 })
+          .map((g) => `${g.map((x) => x.toString(16)).join(':')}::/64`),
+        weight: 20,
+      },
+      { arbitrary: fc.constantFrom('fd00::/64', 'fd00:0:0:0::/48', 'fd00:0:0:0:1::/64', 'g:0:0:0::/64'), weight: 1 },
+    ),
   },
   { requiredKeys: [] },
 );

@@ -21,6 +21,7 @@ import {
   type MacManagerOptions,
   type MacRecord,
   type MacStore,
+  type RecordStore,
   type StoreData,
 } from 'macslot';
 import { FileStore } from 'macslot/node';
@@ -1185,5 +1186,213 @@ describe('migrate', () => {
     await m.allocate({ guest: 'vm', nic: 'b' });
     expect(await m.migrate('vm', 'b')).toEqual([]);
     expect(m.leases('vm').map((l) => l.nic)).toEqual(['b']);
+  });
+});
+
+/**
+ * A MemoryStore presented as a concurrent store (as PostgresStore is), so managers over it allocate, renew and release
+ * through record-level operations; it counts the calls, and `failClaims` makes claims fail as a lost database would.
+ */
+function concurrentStore(inner = new MemoryStore()) {
+  const calls = { transact: 0, claimNew: 0, release: 0, renew: 0 };
+  const faults = { failClaims: false };
+  const store: MacStore & RecordStore = {
+    location: inner.location,
+    concurrent: true,
+    transact: (fn) => {
+      calls.transact++;
+      return inner.transact(fn);
+    },
+    read: () => inner.read(),
+    claim: (r) => inner.claim(r),
+    claimNew: (r) => {
+      calls.claimNew++;
+      if (faults.failClaims) return Promise.reject(new MacslotError('STORE_IO', 'the MAC store is unreachable (test)'));
+      return inner.claimNew(r);
+    },
+    release: (mac, holder) => {
+      calls.release++;
+      return inner.release(mac, holder);
+    },
+    renew: (mac, holder, ttl) => {
+      calls.renew++;
+      return inner.renew(mac, holder, ttl);
+    },
+    expire: () => inner.expire(),
+    byIdentity: (id) => inner.byIdentity(id),
+    byMac: (mac) => inner.byMac(mac),
+    list: () => inner.list(),
+  };
+  return { store, calls, faults, inner };
+}
+
+/** Resolves once `check` is true; rejects after `ms` (a deadline for a busy machine, not a sleep). */
+async function until(check: () => boolean | Promise<boolean>, ms = 20_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error(`condition not met within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+describe('managers on a concurrent store (record-level claims)', () => {
+  const host = (store: MacStore, session: string, primary: string, extra: Partial<MacManagerOptions> = {}): MacManager =>
+    new MacManager({ nics: { eth0: new Nic({ primary, maxAddresses: 64 }) }, store, block: '02:08:20:00:00/40', session, ...extra });
+
+  it('two managers racing for one MAC: the store gives it to one, the other gets MAC_IN_USE naming the holder', async () => {
+    const { store, calls } = concurrentStore();
+    const one = host(store, 'one', '00:14:4f:00:00:00');
+    const two = host(store, 'two', '00:14:4f:00:01:00');
+    const mac = '02:08:20:00:00:07';
+    const results = await Promise.allSettled([
+      one.allocate({ guest: 'a', policy: 'fixed', mac }),
+      two.allocate({ guest: 'b', policy: 'fixed', mac }),
+    ]);
+    const won = results.filter((r) => r.status === 'fulfilled');
+    const lost = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+    expect(won).toHaveLength(1);
+    expect(lost).toHaveLength(1);
+    const winner = won[0]!.status === 'fulfilled' ? won[0]!.value : undefined;
+    const loser = winner?.guest === 'a' ? 'two' : 'one';
+    expect((lost[0]!.reason as MacslotError).code).toBe('MAC_IN_USE');
+    expect((lost[0]!.reason as MacslotError).message).toMatch(new RegExp(`held by session ${loser === 'two' ? 'one' : 'two'} for guest`));
+    // Only the winner has it on its NIC, and the store records the winner alone.
+    expect([...one.leases(), ...two.leases()].map((l) => l.guest)).toEqual([winner!.guest]);
+    expect((await store.list()).map((r) => [r.mac, r.guest])).toEqual([[mac, winner!.guest]]);
+    expect(calls.claimNew).toBe(2);
+    expect(calls.transact).toBe(0);
+  });
+
+  it('a claim that finds its MACs taken retries with the next candidates, with no whole-store transaction', async () => {
+    const { store, calls } = concurrentStore();
+    // Another host holds the block's first 20 MACs: more than one claim's candidates.
+    for (let i = 0; i < 20; i++)
+      await store.claim({
+        mac: `02:08:20:00:00:${i.toString(16).padStart(2, '0')}`,
+        guest: `x${i}`,
+        nic: 'eth0',
+        iface: '0',
+        policy: 'block',
+        holder: 'other',
+      });
+    const m = host(store, 'me', '00:14:4f:00:00:00');
+    const lease = await m.allocate({ guest: 'vm', policy: 'block' });
+    expect(lease.mac.toString()).toBe('02:08:20:00:00:14');
+    expect(calls.claimNew).toBeGreaterThanOrEqual(3);
+    expect(calls.transact).toBe(0);
+    expect(await store.byMac('02:08:20:00:00:14')).toMatchObject({ guest: 'vm', holder: 'me', policy: 'block' });
+    // Learned: the next allocation goes straight past the taken MACs, in one claim.
+    const before = calls.claimNew;
+    const next = await m.allocate({ guest: 'vm2', policy: 'block' });
+    expect(parseInt(next.mac.toString().slice(-2), 16)).toBeGreaterThan(0x14);
+    expect(calls.claimNew - before).toBe(1);
+  });
+
+  it('many allocations at once on two managers: distinct MACs, each recorded for its guest', async () => {
+    const { store, calls } = concurrentStore();
+    const one = host(store, 'one', '00:14:4f:00:00:00');
+    const two = host(store, 'two', '00:14:4f:00:01:00');
+    const leases = await Promise.all(
+      Array.from({ length: 40 }, (_, i) => (i % 2 ? one : two).allocate({ guest: `vm${i}`, policy: 'block' })),
+    );
+    const macs = leases.map((l) => l.mac.toString());
+    expect(new Set(macs).size).toBe(40);
+    const recorded = new Map((await store.list()).map((r) => [r.mac, r.guest]));
+    for (const l of leases) expect(recorded.get(l.mac.toString())).toBe(l.guest);
+    expect(calls.transact).toBe(0);
+  });
+
+  it('two allocations of one identity at once on one manager give one lease and one record', async () => {
+    const { store } = concurrentStore();
+    const m = host(store, 'me', '00:14:4f:00:00:00');
+    const [a, b] = await Promise.all([m.allocate({ guest: 'vm', policy: 'block' }), m.allocate({ guest: 'vm', policy: 'block' })]);
+    expect(a.mac.equals(b.mac)).toBe(true);
+    expect(m.leases()).toHaveLength(1);
+    expect(
+      m
+        .nic('eth0')
+        .slots()
+        .filter((s) => s.owner === 'vm'),
+    ).toHaveLength(1);
+    expect(await store.list()).toHaveLength(1);
+  });
+
+  it('the same MAC comes back in the next session on another host, and release and renew are record-level', async () => {
+    const { store, calls } = concurrentStore();
+    const one = host(store, 'one', '00:14:4f:00:00:00');
+    const lease = await one.allocate({ guest: 'vm', policy: 'block', ttlMs: 60_000 });
+    const renewed = await one.renew(lease, 120_000);
+    expect(renewed.expires! - lease.expires!).toBeGreaterThanOrEqual(60_000);
+    expect((await store.byMac(lease.mac.toString()))!.expires).toBe(renewed.expires);
+    await one.release(lease);
+    expect(calls).toMatchObject({ renew: 1, release: 1, transact: 0 });
+    expect(await store.byMac(lease.mac.toString())).toMatchObject({ guest: 'vm', holder: null });
+    const two = host(store, 'two', '00:14:4f:00:01:00');
+    const back = await two.allocate({ guest: 'vm', policy: 'block' });
+    expect(back.restored).toBe(true);
+    expect(back.mac.equals(lease.mac)).toBe(true);
+    // Another guest cannot have a MAC remembered for vm.
+    expect(await messageOf(one.allocate({ guest: 'other', policy: 'fixed', mac: lease.mac }))).toMatch(
+      /held by session two for guest "vm"/,
+    );
+  });
+
+  it('a lease lapses by its timer, the release is recorded, and a returning guest learns who took its MAC', async () => {
+    const { store } = concurrentStore();
+    const one = host(store, 'one', '00:14:4f:00:00:00');
+    const lease = await one.allocate({ guest: 'vm', policy: 'block', ttlMs: 50 });
+    await until(async () => one.leases().length === 0 && (await store.byMac(lease.mac.toString()))?.holder === null);
+    expect(
+      one
+        .nic('eth0')
+        .slots()
+        .some((s) => s.mac.equals(lease.mac)),
+    ).toBe(false);
+    // Past its expiry, another guest on another host takes the MAC; vm is remembered as displaced.
+    const two = host(store, 'two', '00:14:4f:00:01:00');
+    await until(async () => (await codeOf(two.allocate({ guest: 'thief', policy: 'fixed', mac: lease.mac }))) === undefined);
+    expect(await messageOf(one.allocate({ guest: 'vm', policy: 'block' }))).toMatch(
+      /remembered MAC 02:08:20:00:00:00 .* held by guest "thief"/,
+    );
+    const again = await one.allocate({ guest: 'vm', policy: 'block', onConflict: 'reallocate' });
+    expect(again.previous?.equals(lease.mac)).toBe(true);
+  });
+
+  it('a claim the store cannot record fails closed: STORE_IO, nothing on the NIC, nothing leased', async () => {
+    const { store, faults } = concurrentStore();
+    const m = host(store, 'me', '00:14:4f:00:00:00');
+    faults.failClaims = true;
+    expect(await codeOf(m.allocate({ guest: 'vm', policy: 'block' }))).toBe('STORE_IO');
+    expect(m.leases()).toEqual([]);
+    expect(
+      m
+        .nic('eth0')
+        .slots()
+        .filter((s) => s.slot !== 0),
+    ).toEqual([]);
+    expect(await store.list()).toEqual([]);
+    faults.failClaims = false;
+    const lease = await m.allocate({ guest: 'vm', policy: 'block' });
+    expect(await store.list()).toMatchObject([{ mac: lease.mac.toString(), guest: 'vm', holder: 'me' }]);
+  });
+
+  it('a quota still counts MACs of every host: a guest under one goes through a whole-store transaction', async () => {
+    const { store, calls } = concurrentStore();
+    const one = host(store, 'one', '00:14:4f:00:00:00', { quota: { maxMacs: 1 } });
+    const two = host(store, 'two', '00:14:4f:00:01:00', { quota: { maxMacs: 1 } });
+    await one.allocate({ guest: 'vm', iface: '0', policy: 'block' });
+    expect(await codeOf(two.allocate({ guest: 'vm', iface: '1', policy: 'block' }))).toBe('QUOTA_EXCEEDED');
+    expect(calls.claimNew).toBe(0);
+    expect(calls.transact).toBeGreaterThanOrEqual(2);
+  });
+
+  it('an exhausted block is BLOCK_EXHAUSTED, as without record-level claims', async () => {
+    const { store } = concurrentStore();
+    const one = host(store, 'one', '00:14:4f:00:00:00', { block: { base: '02:00:00:00:00:01', count: 3 } });
+    const two = host(store, 'two', '00:14:4f:00:01:00', { block: { base: '02:00:00:00:00:01', count: 3 } });
+    await one.allocate({ guest: 'a', policy: 'block' });
+    await one.allocate({ guest: 'b', policy: 'block' });
+    await two.allocate({ guest: 'c', policy: 'block' });
+    expect(await codeOf(two.allocate({ guest: 'd', policy: 'block' }))).toBe('BLOCK_EXHAUSTED');
   });
 });

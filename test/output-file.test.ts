@@ -265,3 +265,56 @@ describe('the output rule', () => {
     expect(readdirSync(dir).sort()).toEqual(['cfg.json', 'dangling.json', 'real.json']);
   });
 });
+
+describe('asynchronous writes', () => {
+  it('several writes in flight at once land in order, mixed with synchronous ones; commit waits for none of them', async () => {
+    const path = join(dir, 'out.bin');
+    const f = new AtomicFile(path);
+    const parts = Array.from({ length: 20 }, (_, i) => new Uint8Array(64 * 1024 + i).fill(i));
+    const pending = parts.slice(0, 10).map((p) => f.writeAsync(p));
+    expect(f.pending).toBe(10);
+    // A commit with writes in flight would rename a file still being written: refused, and nothing renamed.
+    expect(() => f.commit()).toThrow(/INVALID_ARGUMENT: .*still has writes in flight/);
+    f.write(parts[10]!);
+    for (const p of parts.slice(11)) pending.push(f.writeAsync(p));
+    await Promise.all(pending);
+    expect(f.pending).toBe(0);
+    expect(readdirSync(dir).filter((n) => n === 'out.bin')).toEqual([]);
+    f.commit();
+    const got = readFileSync(path);
+    let at = 0;
+    for (const p of parts) {
+      expect(got.subarray(at, at + p.length).equals(Buffer.from(p))).toBe(true);
+      at += p.length;
+    }
+    expect(got.length).toBe(at);
+    expect(readdirSync(dir)).toEqual(['out.bin']);
+  });
+
+  it('an abort with writes in flight removes the temporary file at once, and the target never appears', async () => {
+    const path = join(dir, 'gone.bin');
+    const f = new AtomicFile(path);
+    const pending = Array.from({ length: 8 }, (_, i) => f.writeAsync(new Uint8Array(256 * 1024).fill(i)));
+    f.abort();
+    expect(readdirSync(dir)).toEqual([]);
+    await Promise.allSettled(pending);
+    expect(readdirSync(dir)).toEqual([]);
+    await expect(f.writeAsync(new Uint8Array(1))).rejects.toThrow(/already committed or aborted/);
+  });
+
+  it.skipIf(!LINUX)('writes a FIFO in place, as write does', async () => {
+    const fifo = join(dir, 'pipe');
+    expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
+    const reader = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+    try {
+      const f = new AtomicFile(fifo);
+      await f.writeAsync(bytes('through the fifo'));
+      f.commit();
+      const buf = Buffer.alloc(64);
+      expect(buf.subarray(0, readSync(reader, buf)).toString()).toBe('through the fifo');
+      expect(lstatSync(fifo).isFIFO()).toBe(true);
+    } finally {
+      closeSync(reader);
+    }
+  });
+});

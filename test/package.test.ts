@@ -6,6 +6,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawnTracked, waitForLine } from './support/processes.js';
 import { root } from './support/readme.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'macslot-consumer-'));
@@ -127,6 +128,24 @@ describe('the packed package', () => {
     const bin = spawnSync(join(dir, 'node_modules', '.bin', 'macslot'), ['inspect', '--help'], { encoding: 'utf8' });
     expect(bin.status, bin.stderr).toBe(0);
     expect(bin.stdout).toMatch(/^usage: macslot inspect/);
+  });
+
+  it('serves the live page from the install (npx macslot serve)', async () => {
+    const child = spawnTracked(join(dir, 'node_modules', '.bin', 'macslot'), ['serve', '--json'], {
+      cwd: dir,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    try {
+      const { url } = JSON.parse(await waitForLine(child, (l) => l.startsWith('{'), 20_000)) as { url: string };
+      for (const path of ['', 'page.js', 'worker.js']) {
+        const r = await fetch(new URL(path, url));
+        expect(r.status, path).toBe(200);
+        expect(r.headers.get('cross-origin-embedder-policy'), path).toBe('require-corp');
+        expect((await r.text()).length, path).toBeGreaterThan(0);
+      }
+    } finally {
+      child.kill('SIGINT');
+    }
   });
 
   // Node 20.19 and 22.12 on load ES modules with require(); older versions cannot, whatever the exports map says.

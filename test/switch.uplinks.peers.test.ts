@@ -7,11 +7,12 @@ import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import type { V86 } from 'v86';
-import { Nic, Switch, attachV86, bindClient } from 'macslot';
+import { Nic, PcapngTap, Switch, attachV86, bindClient } from 'macslot';
 import { DHCP, HAVE_GUEST, REQUIRED, bootIpxe, parseDhcp, waitFor } from './fixtures/v86.js';
-import { serveSwitch, type ServedSwitch } from 'macslot/node';
-import { needTool, until } from './support/frames.js';
+import { GATEWAY_MAC, serveSwitch, type ServedSwitch } from 'macslot/node';
+import { macText, needTool, until } from './support/frames.js';
 import { alive, killTracked, spawnTracked } from './support/processes.js';
+import { LinuxGuest, needLinuxGuest, writeInitramfs } from './support/linux-guest.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'macslot-uplinks-'));
 const served: ServedSwitch[] = [];
@@ -29,6 +30,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 async function start(
   names: readonly string[],
   clients: { name: string; address: string }[],
+  tap?: PcapngTap,
 ): Promise<{ served: ServedSwitch; logs: string[]; sock: (n: string) => string }> {
   const logs: string[] = [];
   const log = (l: string): void => {
@@ -45,6 +47,7 @@ async function start(
     listen: names.map((n) => ({ kind: 'unix' as const, path: sock(n), name: n })),
     uplink: { kind: 'passt' },
     log,
+    ...(tap === undefined ? {} : { tap }),
   });
   served.push(s);
   return { served: s, logs, sock };
@@ -262,6 +265,109 @@ describe('a guest reaches the gateway through its own passt', () => {
       expect(fetched[0]).toBe('... ok');
       expect(hits).toEqual(['/from-guest']);
       expect(s.uplinks!.guest(A)).toMatchObject({ state: 'up' });
+    } finally {
+      server.close();
+      await killTracked('test');
+      await s.close();
+    }
+    expect(leftovers()).toEqual({ pids: [], dirs: [] });
+  });
+});
+
+/** The Ethernet frames of a pcapng stream (its enhanced packet blocks), every interface's together. */
+function pcapngFrames(bytes: Uint8Array): Uint8Array[] {
+  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const frames: Uint8Array[] = [];
+  for (let at = 0; at + 12 <= bytes.length; ) {
+    const type = v.getUint32(at, true);
+    const length = v.getUint32(at + 4, true);
+    if (length < 12) break;
+    if (type === 6) frames.push(bytes.subarray(at + 28, at + 28 + v.getUint32(at + 20, true)));
+    at += length;
+  }
+  return frames;
+}
+
+/** ICMP echo requests (8) or replies (0) in `frames`: their Ethernet source and destination and IPv4 destination. */
+function echoes(frames: readonly Uint8Array[], icmpType: number): { src: string; dst: string; to: string }[] {
+  return frames
+    .filter((f) => f.length >= 42 && f[12] === 8 && f[13] === 0 && f[23] === 1 && f[14 + ((f[14]! & 15) << 2)] === icmpType)
+    .map((f) => ({ src: macText(f, 6), dst: macText(f, 0), to: [...f.subarray(30, 34)].join('.') }));
+}
+
+describe('two Linux guests on one switch reach each other by IP', () => {
+  it('each has its own lease from its own passt, fetches from the gateway, and pings the other as unicast between their MACs', {
+    timeout: 400_000,
+  }, async (ctx) => {
+    if (!(await needTool('qemu-system-x86_64')) || !(await needTool('passt')) || !needLinuxGuest()) return ctx.skip();
+    const A = '52:54:00:00:17:1a';
+    const B = '52:54:00:00:17:1b';
+    const initramfs = join(dir, 'linux-guest.cpio');
+    writeInitramfs(initramfs);
+    const hits: string[] = [];
+    const server = createServer((req, res) => {
+      hits.push(req.url ?? '');
+      res.end('gateway-ok\n');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const httpPort = (server.address() as { port: number }).port;
+    const chunks: Uint8Array[] = [];
+    const tap = new PcapngTap((b) => chunks.push(b.slice()));
+    const { served: s, sock } = await start(
+      ['a', 'b'],
+      [
+        { name: 'a', address: A },
+        { name: 'b', address: B },
+      ],
+      tap,
+    );
+    try {
+      const [ga, gb] = [new LinuxGuest(A, sock('a'), initramfs), new LinuxGuest(B, sock('b'), initramfs)];
+      await Promise.all([ga.ready(150_000), gb.ready(150_000)]);
+      const dhcp = 'udhcpc -i eth0 -f -q -n -t 40 -T 3 -s /bin/dhcp-hook';
+      const leases = await Promise.all([ga.run(dhcp, 200_000), gb.run(dhcp, 200_000)]);
+      const [addrA, addrB] = leases.map((l) => /guest: lease (\d+\.\d+\.\d+\.\d+)\/24 router 10\.0\.2\.2/.exec(l.output)?.[1]);
+      expect(addrA).toBeDefined();
+      expect(addrB).toBeDefined();
+      expect(addrA).not.toBe(addrB);
+      expect(s.uplinks!.guest(A)).toMatchObject({ address: addrA, state: 'up' });
+      expect(s.uplinks!.guest(B)).toMatchObject({ address: addrB, state: 'up' });
+
+      // The gateway is the host (passt maps its address to the host's loopback).
+      for (const [g, name] of [
+        [ga, 'a'],
+        [gb, 'b'],
+      ] as const) {
+        const got = await g.run(`wget -q -O - http://10.0.2.2:${httpPort}/from-${name}`, 120_000);
+        expect(got).toMatchObject({ status: 0, output: expect.stringContaining('gateway-ok') });
+      }
+      expect(hits.sort()).toEqual(['/from-a', '/from-b']);
+
+      // Each guest pings the other: it resolves the other's address to the other's MAC, not to the gateway's.
+      const pingAB = await ga.run(`ping -c 3 -w 60 ${addrB}`, 120_000);
+      expect(pingAB, pingAB.output).toMatchObject({
+        status: 0,
+        output: expect.stringMatching(/3 packets transmitted, 3 packets received/),
+      });
+      const pingBA = await gb.run(`ping -c 3 -w 60 ${addrA}`, 120_000);
+      expect(pingBA, pingBA.output).toMatchObject({
+        status: 0,
+        output: expect.stringMatching(/3 packets transmitted, 3 packets received/),
+      });
+      const neighbour = await ga.run(`ip neigh show ${addrB}`, 60_000);
+      expect(neighbour.output).toContain(`lladdr ${B}`);
+
+      // The capture: the echoes went between the two guests' MACs, none through a passt.
+      const frames = pcapngFrames(Buffer.concat(chunks));
+      const requests = echoes(frames, 8);
+      const replies = echoes(frames, 0);
+      expect(requests.filter((e) => e.src === A && e.dst === B && e.to === addrB).length).toBeGreaterThanOrEqual(3);
+      expect(requests.filter((e) => e.src === B && e.dst === A && e.to === addrA).length).toBeGreaterThanOrEqual(3);
+      expect(replies.filter((e) => e.src === B && e.dst === A && e.to === addrA).length).toBeGreaterThanOrEqual(3);
+      expect(replies.filter((e) => e.src === A && e.dst === B && e.to === addrB).length).toBeGreaterThanOrEqual(3);
+      expect([...requests, ...replies].filter((e) => e.dst === GATEWAY_MAC || e.src === GATEWAY_MAC)).toEqual([]);
+      // The ARP requests for the other guest were kept from the sender's passt.
+      expect(s.uplinks!.guest(A)!.drops['neighbour-arp']).toBeGreaterThanOrEqual(1);
     } finally {
       server.close();
       await killTracked('test');

@@ -69,7 +69,7 @@ function pool(options: Partial<ConstructorParameters<typeof GuestUplinks>[0]> = 
   toGuests: Uint8Array[];
 } {
   const { fakes, start } = fakeStarter();
-  const up = new GuestUplinks({ start, restartDelayMs: 10, ...options });
+  const up = new GuestUplinks({ start, restartDelayMs: 10, name: 'passt-less', ...options });
   const toGuests: Uint8Array[] = [];
   up.onFrame((f) => toGuests.push(f.slice()));
   pools.push(up);
@@ -94,6 +94,8 @@ const BAD_NETWORKS: readonly { name: string; network: Parameters<typeof resolveG
   },
   { name: 'a cap of 0', network: { maxUplinks: 0 }, message: /maxUplinks must be an integer in 1\.\.4096, got 0/ },
   { name: 'a malformed address', network: { gateway: '10.0.2.300' }, message: /gateway "10\.0\.2\.300" is not an IPv4 address/ },
+  { name: 'an IPv6 prefix not /64', network: { subnet6: 'fd00:1:2:3::/48' }, message: /subnet6 "fd00:1:2:3::\/48" is not an IPv6 prefix/ },
+  { name: 'an IPv6 prefix of three groups', network: { subnet6: 'fd00:1:2::/64' }, message: /subnet6 "fd00:1:2::\/64" is not/ },
 ];
 
 describe('resolveGuestNetwork', () => {
@@ -120,7 +122,19 @@ describe('GuestUplinks', () => {
     const fa = fakes.find((f) => f.request.mac === a)!;
     const fb = fakes.find((f) => f.request.mac === b)!;
     expect(fa.request.address).not.toBe(fb.request.address);
-    expect(fa.request).toMatchObject({ prefixLength: 24, gateway: '10.0.2.2', dns: '10.0.2.3' });
+    expect(fa.request).toMatchObject({
+      prefixLength: 24,
+      gateway: '10.0.2.2',
+      dns: '10.0.2.3',
+      gateway6: 'fd00:6d73::a00:202',
+      dns6: 'fd00:6d73::a00:203',
+    });
+    // Each guest's IPv6 address is the prefix with its IPv4 address as the last 32 bits, so it is as distinct and stable.
+    for (const f of [fa, fb]) {
+      const [, , x, y] = f.request.address.split('.').map(Number);
+      expect(f.request.address6).toBe(`fd00:6d73::a00:${((x! << 8) | y!).toString(16)}`);
+    }
+    expect(up.guest(a)!.address6).toBe(fa.request.address6);
     // Frames queued while the uplink started are given once it is up, in order.
     await until(() => fa.got.length === 2, 5000, 'the queued frame');
     expect(fa.got.map((f) => macText(f, 0))).toEqual(['ff:ff:ff:ff:ff:ff', GW_MAC]);
@@ -187,6 +201,31 @@ describe('GuestUplinks', () => {
     expect([...fakes.find((f) => f.request.mac === a)!.got[0]!.subarray(62, 78)]).toEqual(ll(0x01));
   });
 
+  it('keeps a neighbour solicitation for any address of the guests’ IPv6 prefix from the uplink, but the gateway’s and DNS’s', async () => {
+    const { up, fakes } = pool({ subnet6: 'fd00:0db8:0:7::/64' });
+    const a = '52:54:00:00:00:0a';
+    const addr = (last: number[]): number[] => [0xfd, 0, 0x0d, 0xb8, 0, 0, 0, 7, 0, 0, 0, 0, ...last];
+    const ns = (target: number[]): Uint8Array => {
+      const p = new Uint8Array(40 + 24);
+      p.set([0x60, 0, 0, 0, 0, 24, 58, 255], 0);
+      p.set(addr([10, 0, 2, 40]), 8);
+      p.set([0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, ...target.slice(13)], 24);
+      p[40] = 135;
+      p.set(target, 48);
+      return ethernet('33:33:ff:00:00:01', a, 0x86dd, p);
+    };
+    // Another guest's (never seen yet), a SLAAC address in the prefix, the gateway's, the DNS server's, one outside.
+    up.send(ns(addr([10, 0, 2, 41])));
+    up.send(ns(addr([0x50, 0x54, 0, 0xff])));
+    up.send(ns(addr([10, 0, 2, 2])));
+    up.send(ns(addr([10, 0, 2, 3])));
+    up.send(ns([0x20, 1, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9]));
+    await until(() => fakes[0]?.got.length === 3, 5000, 'the passed solicitations');
+    expect(fakes[0]!.got.map((f) => [...f.subarray(74, 78)].join('.'))).toEqual(['10.0.2.2', '10.0.2.3', '0.0.0.9']);
+    expect(up.guest(a)!.drops['neighbour-nd']).toBe(2);
+    expect(fakes[0]!.request).toMatchObject({ gateway6: 'fd00:db8:0:7::a00:202', dns6: 'fd00:db8:0:7::a00:203' });
+  });
+
   it('restarts an uplink that ends with the same address, and leaves the other guest’s alone', async () => {
     const { up, fakes } = pool();
     const a = '52:54:00:00:00:0a';
@@ -230,6 +269,33 @@ describe('GuestUplinks', () => {
         message: expect.stringContaining('every address of 10.0.2.40..10.0.2.41 is held'),
       }),
     );
+  });
+
+  it('refuses a guest once when every address is held: one log line, frames counted as no-address, an address once one frees', async () => {
+    const logs: string[] = [];
+    const { up, fakes } = pool({ range: ['10.0.2.40', '10.0.2.40'], log: (l) => logs.push(l) });
+    const a = '52:54:00:00:00:01';
+    const b = '52:54:00:00:00:02';
+    up.send(ethernet('ff:ff:ff:ff:ff:ff', a, 0x0800));
+    for (let i = 0; i < 5; i++) expect(up.send(ethernet('ff:ff:ff:ff:ff:ff', b, 0x0800))).toBe(false);
+    expect(logs.filter((l) => l.includes(b))).toEqual([`passt-less: every address of 10.0.2.40..10.0.2.40 is held; none for ${b}`]);
+    expect(up.guest(b)).toMatchObject({
+      address: null,
+      state: 'refused',
+      drops: { 'no-address': 5 },
+      error: `QUOTA_EXCEEDED: every address of 10.0.2.40..10.0.2.40 is held; none for ${b}`,
+    });
+    expect(up.drops()).toEqual({ 'no-address': 5 });
+    await until(() => up.guest(a)?.state === 'up', 5000, 'a up');
+    // a's client is released: its stopped uplink gives its address up to b, whose next frame starts b's uplink.
+    await up.release(a);
+    up.send(ethernet('ff:ff:ff:ff:ff:ff', b, 0x0800));
+    await until(() => up.guest(b)?.state === 'up', 5000, 'b up');
+    expect(up.guest(b)!.address).toBe('10.0.2.40');
+    expect(fakes.map((f) => [f.request.mac, f.request.address])).toEqual([
+      [a, '10.0.2.40'],
+      [b, '10.0.2.40'],
+    ]);
   });
 
   it('refuses an uplink beyond the cap with QUOTA_EXCEEDED, and starts it once one is released', async () => {

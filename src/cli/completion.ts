@@ -89,7 +89,7 @@ function fish(commands: readonly CompletionCommand[]): string {
   for (const c of commands) {
     const when = `-n '__fish_seen_subcommand_from ${c.name}'`;
     if (c.name === 'completion') lines.push(`complete -c macslot ${when} -a 'bash zsh fish'`);
-    else if (c.name !== 'demo' && c.name !== 'bench') lines.push(`complete -c macslot ${when} -F`);
+    else if (c.name !== 'demo' && c.name !== 'bench' && c.name !== 'serve') lines.push(`complete -c macslot ${when} -F`);
     for (const o of c.options)
       lines.push(`complete -c macslot ${when}${o.short !== undefined ? ` -s ${o.short}` : ''} -l ${o.long}${o.value ? ' -r -F' : ''}`);
   }

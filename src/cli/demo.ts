@@ -1,6 +1,7 @@
 // Command line: `macslot demo`, the main job on a built-in NIC, clients and traffic through the Wasm data plane.
 
-import { buildFromConfig, type MacslotConfig } from '../config/config.js';
+import { buildFromConfig } from '../config/config.js';
+import { DEMO_CONFIG } from '../config/demo.js';
 import { DataPlane } from '../dataplane/dataplane.js';
 import { RULES, classifyFrame } from '../filter/reference.js';
 import type { Nic } from '../nic/nic.js';
@@ -9,24 +10,8 @@ import { Mac } from '../wire/mac.js';
 import { count } from './common.js';
 import { table } from './table.js';
 
-/** The built-in setup, in the configuration file's format. */
-export const DEMO_CONFIG: MacslotConfig = {
-  nic: {
-    primary: '00:14:4f:00:00:00',
-    factory: { base: '00:14:4f:00:00:01', count: 8 },
-    unicastEntries: 4,
-    multicastEntries: 2,
-    overflow: 'promiscuous',
-  },
-  clients: [
-    { name: 'vm-a', address: 'factory', multicast: ['33:33:00:00:00:01'] },
-    { name: 'vm-b', address: '02:08:20:00:00:0b', multicast: ['33:33:00:00:00:01', '01:00:5e:00:00:fb'] },
-    { name: 'vm-c', address: 'factory:3', broadcast: false },
-    { name: 'vm-d', address: 'random:02:08:20/24' },
-    { name: 'tap', promiscuous: true },
-  ],
-  seed: 7,
-};
+/** The built-in setup, in the configuration file's format (shared with the live page). */
+export { DEMO_CONFIG };
 
 /** One kind of built-in frame: its destination, why it is in the mix, its length and its share. */
 interface DemoFrame {

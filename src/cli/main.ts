@@ -19,6 +19,7 @@ commands:
   bench       run the benchmark suite
   gen         write a synthetic capture for a configuration
   switch      switch one NIC among emulator ports (QEMU, vde_plug, WebSocket relays)
+  serve       serve the live page (the NIC, its slots and traffic in the browser) on 127.0.0.1
   completion  print a shell completion script: macslot completion bash|zsh|fish
 
 Run "macslot <command> --help" for a command's options. A capture file
@@ -363,6 +364,33 @@ port) always go to stderr.`,
       };
       usage(() => checkSwitchOptions(o));
       return runSwitch(o, io);
+    },
+  },
+  serve: {
+    help: `usage: macslot serve [--port N] [--no-isolation] [--json]
+
+Serves the live page on 127.0.0.1 and prints its URL: set up a NIC (from a
+configuration's JSON or the demo's), open clients, reserve, modify, join,
+run traffic through the Wasm data plane in a Web Worker, watch the slot
+table, the mode and the throughput, explain frames and split captures.
+Everything runs in the browser. Only the page's own files are served, with
+COOP and COEP headers so the page gets shared memory and worker lanes.
+Runs until SIGINT, SIGTERM or SIGHUP.
+
+options:
+  --port <N>        TCP port, 0 (default) for any free one
+  --no-isolation    leave out COOP and COEP: the page then runs on one thread, and says so
+  --json            print the URL as one JSON line: {"url":"http://127.0.0.1:…/","isolated":true}`,
+    options: { port: { type: 'string' }, 'no-isolation': { type: 'boolean' }, json: { type: 'boolean' } },
+    positionals: 0,
+    run: async (v, _p, io) => {
+      const o = usage(() => ({
+        port: intOption(str(v.port), '--port', 0, 0, 65535),
+        isolation: v['no-isolation'] !== true,
+        json: v.json === true,
+      }));
+      const { runServe } = await import('./serve.js');
+      return runServe(o, io);
     },
   },
   completion: {

@@ -6,9 +6,9 @@ import { CONFIG_PATTERNS, keyPath, parseConfig, parseConfigText, seededRandom } 
 import { MacslotError, isMacslotError, show } from '../errors.js';
 import { Nic } from '../nic/nic.js';
 import { parseListen, parseUplink, serveSwitch, type ServedSwitch } from '../node/switch.js';
-import type { PortCounters } from '../port/attach.js';
+import type { PortCounters } from '../switch/fabric.js';
 import { Switch, type SwitchClientSpec, type SwitchCounters, type SwitchOptions } from '../switch/switch.js';
-import { checkStormControl, type StormControl } from '../port/attach.js';
+import { checkStormControl, type StormControl } from '../switch/fabric.js';
 import { Mac } from '../wire/mac.js';
 import { PcapngTap } from '../port/middleware.js';
 import { STDIO, byteOutput, count, intOption, type ByteOutput, type Io } from './common.js';

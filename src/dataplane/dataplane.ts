@@ -1,6 +1,6 @@
 // Data plane: the Wasm filter over one fixed WebAssembly.Memory, kept in step with a Nic, with zero-copy bursts and per-client
 // rings. This class puts together the lane's reader (reader.ts), the writer that follows the NIC (writer.ts, only on the
-// data plane created from the NIC) and transmit with anti-spoof (transmit.ts).
+// data plane created from the NIC) and transmit with anti-spoof (src/switch/transmit.ts).
 
 import { MacslotError, show } from '../errors.js';
 import { LIMITS } from '../limits.js';
@@ -11,7 +11,7 @@ import { instantiate } from './instance.js';
 import { compileDataPlane, type Build } from './module.js';
 import { LaneReader, type ClientCounters, type LaneCounters } from './reader.js';
 import type { RxRing } from './ring.js';
-import { Transmit } from './transmit.js';
+import { Transmit } from '../switch/transmit.js';
 import { FilterWriter } from './writer.js';
 
 export type { ClientCounters } from './reader.js';
@@ -352,6 +352,16 @@ export class DataPlane {
     this.#reader.live();
     if (this.#transmit === undefined) throw new MacslotError('DATA_PLANE', 'send needs the data plane created from the Nic');
     return this.#transmit.send(id, frame, options.antiSpoof === true);
+  }
+
+  /**
+   * Returns transmit and anti-spoof, the switch's side of this data plane (its burst stage included). Throws DATA_PLANE on
+   * a data plane attached from a handle.
+   */
+  transmitter(): Transmit {
+    this.#reader.live();
+    if (this.#transmit === undefined) throw new MacslotError('DATA_PLANE', 'transmit needs the data plane created from the Nic');
+    return this.#transmit;
   }
 
   /**

@@ -8,13 +8,16 @@ import type { NicEvent } from '../nic/types.js';
 import { Mac, type MacLike } from '../wire/mac.js';
 import { deriveKey, deriveMac } from './derive.js';
 import {
+  emptyStoreData,
   MemoryStore,
   recordLapsed,
   type DisplacedRecord,
   type MacRecord,
   type MacStore,
   type RecordPolicy,
+  type RecordStore,
   type StoreData,
+  type StoredRecord,
 } from './store.js';
 
 /** How a request chooses its MAC, after `dladm create-vnic -m`; `auto` tries factory, then the block, then random. */
@@ -32,6 +35,12 @@ export type SetTimer = (callback: () => void, delayMs: number) => () => void;
 const MAX_DELAY = 0x7fff_ffff;
 // The leases sweep() reports, at most: the most recent ones when nobody asks for them.
 const MAX_LAPSED = 4_096;
+// On a concurrent store: the MACs of a block or prefix one claim tries, and how many claims an allocation makes
+// before it gives up (each one learns that its MACs are taken).
+const CANDIDATES = 8;
+const MAX_CLAIMS = 64;
+// The longest TTL a record-level operation takes; a longer one goes through a whole-store transaction.
+const MAX_RECORD_TTL = 0x7fff_ffff;
 
 /** A real timer that does not keep the process alive. */
 const unrefTimer: SetTimer = (callback, delayMs) => {
@@ -304,6 +313,14 @@ export class MacManager {
   #timer: { at: number; cancel: () => void } | undefined;
   #placing = false;
   #closed = false;
+  /** The store's record-level operations when it runs them side by side (MacStore.concurrent); else undefined. */
+  readonly #records: RecordStore | undefined;
+  /** Record-level allocations under way, by identity: a second one for the same identity waits for the first. */
+  readonly #allocating = new Map<string, Promise<unknown>>();
+  /** MACs (by key) that record-level claims of this manager are trying now, so its other allocations pick others. */
+  readonly #claiming = new Set<number | string>();
+  /** MACs (by key) that a record-level claim found taken in the store; picks pass over them. */
+  readonly #seenTaken = new Set<number | string>();
 
   /** Builds a manager over `options.nics`; throws INVALID_ARGUMENT (or INVALID_MAC for a neighbour) on a bad option. */
   constructor(options: MacManagerOptions) {
@@ -311,6 +328,14 @@ export class MacManager {
       throw new MacslotError('INVALID_ARGUMENT', `manager options must be an object, got ${show(options)}`);
     const list = this.#nicList(options.nics);
     this.store = options.store ?? new MemoryStore();
+    const rs = this.store as Partial<RecordStore>;
+    this.#records =
+      this.store.concurrent === true &&
+      typeof rs.claimNew === 'function' &&
+      typeof rs.release === 'function' &&
+      typeof rs.renew === 'function'
+        ? (this.store as unknown as RecordStore)
+        : undefined;
     // A store with its own clock (a database's) times leases by it, so every host sharing it agrees on expiries.
     const storeClock = this.store.clock;
     this.#clock = options.clock ?? (storeClock !== undefined ? () => storeClock.call(this.store) : Date.now);
@@ -372,6 +397,10 @@ export class MacManager {
     this.#live();
     if (!Array.isArray(requests)) throw new MacslotError('INVALID_ARGUMENT', `expected an array of requests, got ${show(requests)}`);
     const checked = requests.map((r) => this.#checkRequest(r));
+    if (checked.length === 1 && this.#records !== undefined) {
+      const lease = await this.#allocateByRecord(checked[0]!, this.#records);
+      if (lease !== undefined) return [lease];
+    }
     return this.#transact((ctx) => checked.map((r) => this.#snapshot(this.#allocateOne(ctx, r))));
   }
 
@@ -382,6 +411,24 @@ export class MacManager {
   async release(lease: Pick<Lease, 'guest' | 'nic'> & { iface?: string }, options: { forget?: boolean } = {}): Promise<void> {
     this.#live();
     const key = idKey({ guest: lease.guest, nic: lease.nic, iface: lease.iface ?? '0' });
+    const records = this.#records;
+    if (records !== undefined && options.forget !== true) {
+      const st = this.#leases.get(key);
+      if (st === undefined)
+        throw new MacslotError(
+          'NOT_RESERVED',
+          `this manager holds no lease for guest ${show(lease.guest)} interface ${show(lease.iface ?? '0')} on ${show(lease.nic)}`,
+        );
+      // Off the NIC first, as in a transaction: if the store cannot record the release, the record stays held until
+      // its lease lapses or the next whole-store transaction finds the MAC on no NIC.
+      this.#dropLease(st);
+      try {
+        await records.release(st.mac.toString(), this.session);
+      } finally {
+        this.#arm();
+      }
+      return;
+    }
     await this.#transact((ctx) => {
       const st = this.#leases.get(key);
       if (st === undefined)
@@ -407,6 +454,10 @@ export class MacManager {
     this.#live();
     if (ttlMs !== undefined) this.#checkTtl(ttlMs);
     const key = idKey({ guest: lease.guest, nic: lease.nic, iface: lease.iface ?? '0' });
+    const held = this.#leases.get(key);
+    const ttl = ttlMs ?? held?.ttlMs;
+    if (this.#records !== undefined && held !== undefined && ttl !== undefined && ttl <= MAX_RECORD_TTL)
+      return this.#renewByRecord(held, ttl, this.#records);
     return this.#transact((ctx) => {
       const st = this.#leases.get(key);
       if (st === undefined)
@@ -754,15 +805,18 @@ export class MacManager {
   #onTimer(): void {
     if (this.#closed) return;
     let dropped = 0;
+    const records = this.#records;
     try {
-      dropped = this.#lapse(this.#clock()).length;
+      const due = this.#lapse(this.#clock());
+      dropped = due.length;
+      if (records !== undefined) for (const l of due) records.release(l.mac.toString(), this.session).catch(() => undefined);
     } catch {
       // Nothing is thrown into a timer; the next transaction lapses whatever is still due.
       dropped = 1;
     }
     this.#arm();
     // A failed commit leaves the records held until their expiry passes the grace, or the next transaction fixes them.
-    if (dropped > 0) this.#transact(() => undefined).catch(() => undefined);
+    if (dropped > 0 && this.#records === undefined) this.#transact(() => undefined).catch(() => undefined);
   }
 
   /** Takes every lease due at `now` off its NIC and forgets it locally; returns them. */
@@ -990,6 +1044,189 @@ export class MacManager {
     const prefix = r.prefix ?? this.#prefix;
     if (prefix !== undefined) return this.#blockFor(prefix).random(taken, this.#random);
     return randomAddr({ taken, random: this.#random, attempts: 256 });
+  }
+
+  /**
+   * Allocates through the store's record-level claims (a concurrent store): for an identity the store remembers
+   * nothing of, one claim tries several free-looking MACs and the store's UNIQUE constraint decides; MACs found taken
+   * are passed over on the next claim. Resolves undefined, having claimed nothing, when a whole-store transaction
+   * must decide instead: a guest under a quota (it counts MACs across hosts), a factory slot, an identity the store
+   * remembers (its MAC comes back, or it was displaced), or a TTL too long for the store.
+   */
+  async #allocateByRecord(r: Checked, records: RecordStore): Promise<Lease | undefined> {
+    const id: Identity = { guest: r.guest, nic: r.nic, iface: r.iface };
+    const key = idKey(id);
+    for (let p = this.#allocating.get(key); p !== undefined; p = this.#allocating.get(key)) await p.catch(() => undefined);
+    this.#live();
+    this.#lapseDue(records);
+    const held = this.#leases.get(key);
+    if (held !== undefined) {
+      if (r.policy === 'fixed' && !held.mac.equals(Mac.from(r.mac!))) return undefined;
+      return this.#snapshot(held);
+    }
+    const e = this.#entry(r.nic);
+    const q = this.#quotaOf(r.guest);
+    const auto = r.policy === 'auto';
+    if (
+      q.maxMacs !== undefined ||
+      q.hardwareShare !== undefined ||
+      r.policy === 'factory' ||
+      (auto && e.factory.length > 0) ||
+      (r.ttlMs !== undefined && r.ttlMs > MAX_RECORD_TTL)
+    )
+      return undefined;
+    const run = this.#claimFresh(e, id, r, records);
+    this.#allocating.set(key, run);
+    try {
+      return await run;
+    } finally {
+      if (this.#allocating.get(key) === run) this.#allocating.delete(key);
+      this.#arm();
+    }
+  }
+
+  async #claimFresh(e: NicEntry, id: Identity, r: Checked, records: RecordStore): Promise<Lease | undefined> {
+    const none = emptyStoreData();
+    const policy: LeasePolicy =
+      r.policy === 'fixed' || r.policy === 'derived'
+        ? r.policy
+        : r.policy === 'block' || (r.policy === 'auto' && (r.block ?? this.#block) !== undefined)
+          ? 'block'
+          : 'random';
+    let last: unknown;
+    const learned = { forgotten: false };
+    for (let round = 0; round < MAX_CLAIMS; round++) {
+      const macs = this.#candidates(none, id, r, policy, learned);
+      for (const m of macs) this.#claiming.add(m.key);
+      let rec: StoredRecord | undefined;
+      try {
+        rec = await records.claimNew({
+          mac: macs[0]!.toString(),
+          alternatives: macs.slice(1).map((m) => m.toString()),
+          guest: id.guest,
+          nic: id.nic,
+          iface: id.iface,
+          policy,
+          holder: this.session,
+          ...(r.ttlMs === undefined ? {} : { ttlMs: r.ttlMs }),
+        });
+      } catch (err) {
+        if (!(err instanceof MacslotError) || err.code !== 'MAC_IN_USE' || policy === 'fixed' || policy === 'derived') throw err;
+        for (const m of macs) this.#seenTaken.add(m.key);
+        last = err;
+        continue;
+      } finally {
+        for (const m of macs) this.#claiming.delete(m.key);
+      }
+      if (rec === undefined) return undefined;
+      return this.#placeClaimed(e, id, r, rec, policy, records);
+    }
+    throw last;
+  }
+
+  /** The MACs one record-level claim tries: the fixed or derived one, or up to CANDIDATES picks of the block or prefix. */
+  #candidates(none: StoreData, id: Identity, r: Checked, policy: LeasePolicy, learned: { forgotten: boolean }): Mac[] {
+    const now = this.#clock();
+    if (policy === 'fixed' || policy === 'derived') {
+      const prefix = r.prefix ?? this.#prefix;
+      const mac =
+        policy === 'fixed'
+          ? Mac.from(r.mac!)
+          : deriveMac(`${id.guest}/${id.iface}@${id.nic}`, this.#secret!, prefix === undefined ? {} : { prefix });
+      const reason = this.#takenReason(none, now, mac, id, policy);
+      if (reason !== undefined && policy === 'fixed') throw new MacslotError('MAC_IN_USE', `${mac.toString()} is ${reason}`);
+      if (reason !== undefined)
+        throw new MacslotError(
+          'MAC_IN_USE',
+          `the derived MAC ${mac.toString()} of guest ${show(id.guest)} interface ${show(id.iface)} is ${reason}; use another prefix or ` +
+            `identity`,
+        );
+      return [mac];
+    }
+    const picked = new Set<number | string>();
+    const taken = (m: Mac): boolean =>
+      picked.has(m.key) ||
+      this.#claiming.has(m.key) ||
+      this.#seenTaken.has(m.key) ||
+      this.#takenReason(none, now, m, id, 'random') !== undefined;
+    const out: Mac[] = [];
+    for (let i = 0; i < CANDIDATES; i++) {
+      let mac: Mac;
+      try {
+        mac = this.#pick(policy === 'block' ? 'block' : 'random', r, taken);
+      } catch (err) {
+        if (out.length > 0) break;
+        // What the claims learned may be stale (MACs freed since): forget it and look once more before giving up.
+        if (!(err instanceof MacslotError) || this.#seenTaken.size === 0 || learned.forgotten) throw err;
+        this.#seenTaken.clear();
+        learned.forgotten = true;
+        i--;
+        continue;
+      }
+      picked.add(mac.key);
+      out.push(mac);
+    }
+    return out;
+  }
+
+  /**
+   * Puts a MAC the store has just recorded for the identity on its NIC. When that fails (the manager closed meanwhile,
+   * the NIC is full, a guest reserved the MAC directly), the claim is released again and the error rejects.
+   */
+  #placeClaimed(e: NicEntry, id: Identity, r: Checked, rec: StoredRecord, policy: LeasePolicy, records: RecordStore): Lease {
+    const mac = Mac.parse(rec.mac);
+    // The lease's expiry is the store's, exactly: the claim's time plus its TTL.
+    const ctx: Ctx = { data: emptyStoreData(), now: rec.updated, byIdentity: new Map(), counts: new Map(), undo: [], added: [], swept: [] };
+    try {
+      this.#live();
+      const reason = this.#takenReason(ctx.data, ctx.now, mac, id, policy);
+      if (reason !== undefined) throw new MacslotError('MAC_IN_USE', `${rec.mac} is ${reason}`);
+      const client = this.#clientFor(e, id.guest, ctx);
+      const placed = this.#place(ctx, client, { mac });
+      return this.#snapshot(this.#record(ctx, e, id, r, client, placed, policy, false, undefined));
+    } catch (err) {
+      for (const st of ctx.added) if (this.#leases.get(st.key) === st) this.#leases.delete(st.key);
+      for (const fn of ctx.undo.reverse()) {
+        try {
+          fn();
+        } catch {
+          // As in a transaction's rollback: what cannot be undone stays with the guest.
+        }
+      }
+      records.release(rec.mac, this.session).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** Resolves with the lease renewed through the store's record-level renew; a lease the store no longer gives it is dropped. */
+  async #renewByRecord(st: LeaseState, ttl: number, records: RecordStore): Promise<Lease> {
+    let rec: StoredRecord;
+    try {
+      rec = await records.renew(st.mac.toString(), this.session, ttl);
+    } catch (err) {
+      if (!(err instanceof MacslotError) || err.code !== 'MAC_IN_USE') throw err;
+      // The store says the lease lapsed or went to another: it leaves the NIC now, as the lapse timer would have done.
+      if (this.#leases.get(st.key) === st) this.#dropLease(st);
+      this.#arm();
+      throw new MacslotError(
+        'NOT_RESERVED',
+        `no live lease for guest ${show(st.guest)} interface ${show(st.iface)} on ${show(st.nic)} ` +
+          `(${err.message.replace(/^MAC_IN_USE: /, '')})`,
+      );
+    }
+    if (this.#leases.get(st.key) !== st)
+      throw new MacslotError(
+        'NOT_RESERVED',
+        `no live lease for guest ${show(st.guest)} interface ${show(st.iface)} on ${show(st.nic)} (released, or its TTL passed)`,
+      );
+    st.expires = rec.expires ?? undefined;
+    this.#arm();
+    return this.#snapshot(st);
+  }
+
+  /** Takes due leases off their NICs and records their release through the store's record-level release. */
+  #lapseDue(records: RecordStore): void {
+    for (const l of this.#lapse(this.#clock())) records.release(l.mac.toString(), this.session).catch(() => undefined);
   }
 
   /** Reserves `mac` (or factory `slot`) for the guest on the NIC, recording how to undo it. */

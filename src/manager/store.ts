@@ -97,6 +97,12 @@ export interface ClaimRequest extends MacIdentity {
   ttlMs?: number;
 }
 
+/** What `claimNew` asks for: a claim, with further MACs to try in turn when `mac` is taken. */
+export interface NewClaimRequest extends ClaimRequest {
+  /** MACs to try, in order, after `mac`. */
+  alternatives?: readonly string[];
+}
+
 /**
  * Record-level operations on a MAC store: each changes or reads the records it names and no others, so a store that
  * can (a database) runs them concurrently. Times are the store's clock (for PostgreSQL, the database's), never the
@@ -110,6 +116,13 @@ export interface RecordStore {
    * request, or the store's STORE_* errors. Any other record of the same identity is dropped: one MAC per identity.
    */
   claim(req: ClaimRequest): Promise<StoredRecord>;
+  /**
+   * Claims, as `claim` does, the first free MAC of `req.mac` and `req.alternatives`, for an identity the store remembers
+   * nothing of: resolves with the record, or undefined (claiming nothing) when the store has a record of the identity or
+   * remembers it as displaced; rejects with MAC_IN_USE naming the holder of `req.mac` when every MAC is taken. A store
+   * may pass over a MAC another claim is busy with. The check and the claim are one atomic step.
+   */
+  claimNew(req: NewClaimRequest): Promise<StoredRecord | undefined>;
   /** Releases `holder`'s hold on `mac` (the record stays, remembered for its identity); resolves false when it did not hold it. */
   release(mac: string, holder: string): Promise<boolean>;
   /**
@@ -143,6 +156,13 @@ export interface MacStore {
   read(): Promise<StoreData>;
   /** The store's clock (milliseconds since the epoch) when it has its own, as a database does; managers default to it. */
   readonly clock?: () => number;
+  /**
+   * True when the store is also a RecordStore whose record-level operations run side by side (a database's do). A
+   * manager then allocates, renews and releases through them (the UNIQUE constraint decides a race) and keeps
+   * whole-store transactions for what needs the whole store. Document stores leave it unset: there every operation is
+   * a whole-document transaction anyway.
+   */
+  readonly concurrent?: boolean;
 }
 
 const POLICIES: readonly RecordPolicy[] = ['factory', 'random', 'block', 'fixed', 'derived', 'direct'];
@@ -438,9 +458,16 @@ export const documentOps = {
   claim(data: StoreData, req: ClaimRequest, now: number, location: string): StoredRecord {
     const c = checkClaim(req);
     const cur = data.records[c.mac];
+    const same = cur !== undefined && ownsRecord(cur, c) && c.policy !== 'direct';
     if (cur !== undefined && !recordLapsed(cur, now)) {
-      const mine = ownsRecord(cur, c) && c.policy !== 'direct' && (cur.holder === null || cur.holder === c.holder);
+      const mine = same && (cur.holder === null || cur.holder === c.holder);
       if (!mine) throw new MacslotError('MAC_IN_USE', `${c.mac} is ${holderText(cur)} in ${location}`);
+    }
+    // The identity whose lapsed MAC this claim takes is remembered as displaced (one entry per identity).
+    if (cur !== undefined && !same && cur.policy !== 'direct') {
+      const rest = (data.displaced ?? []).filter((d) => d.guest !== cur.guest || d.nic !== cur.nic || d.iface !== cur.iface);
+      rest.push({ guest: cur.guest, nic: cur.nic, iface: cur.iface, mac: c.mac, policy: cur.policy, updated: now });
+      data.displaced = rest;
     }
     if (c.policy !== 'direct') {
       for (const key in data.records) if (key !== c.mac && ownsRecord(data.records[key]!, c)) delete data.records[key];
@@ -461,6 +488,27 @@ export const documentOps = {
     };
     data.records[c.mac] = rec;
     return withMac(c.mac, rec);
+  },
+  claimNew(data: StoreData, req: NewClaimRequest, now: number, location: string): StoredRecord | undefined {
+    const c = checkClaim(req);
+    const alternatives = req.alternatives ?? [];
+    if (!Array.isArray(alternatives))
+      throw new MacslotError('INVALID_ARGUMENT', `claim alternatives must be an array, got ${show(alternatives)}`);
+    const macs = [c.mac, ...alternatives.map(canonicalRecordMac)];
+    if (c.policy !== 'direct') {
+      if (documentOps.byIdentity(data, c) !== undefined) return undefined;
+      if (data.displaced?.some((d) => d.guest === c.guest && d.nic === c.nic && d.iface === c.iface) === true) return undefined;
+    }
+    let first: MacslotError | undefined;
+    for (const mac of macs) {
+      try {
+        return documentOps.claim(data, { ...c, mac }, now, location);
+      } catch (err) {
+        if (!(err instanceof MacslotError) || err.code !== 'MAC_IN_USE') throw err;
+        first ??= err;
+      }
+    }
+    throw first!;
   },
   release(data: StoreData, mac: string, holder: string, now: number): boolean {
     const key = canonicalRecordMac(mac);
@@ -515,6 +563,9 @@ export abstract class DocumentStore implements MacStore, RecordStore {
 
   claim(req: ClaimRequest): Promise<StoredRecord> {
     return this.transact((d) => documentOps.claim(d, req, Date.now(), this.location));
+  }
+  claimNew(req: NewClaimRequest): Promise<StoredRecord | undefined> {
+    return this.transact((d) => documentOps.claimNew(d, req, Date.now(), this.location));
   }
   release(mac: string, holder: string): Promise<boolean> {
     return this.transact((d) => documentOps.release(d, mac, holder, Date.now()));

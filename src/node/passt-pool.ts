@@ -14,21 +14,15 @@ export interface PasstUplinksOptions extends GuestNetwork, Omit<SpawnPasstOption
   restartDelayMs?: number;
 }
 
-/** Returns passt's arguments for one guest: its address, the subnet's mask, the shared gateway, DNS and gateway MAC. */
+/**
+ * Returns passt's arguments for one guest: its IPv4 and IPv6 addresses, the subnet's mask, the shared gateway and DNS
+ * (IPv4 and IPv6), and the gateway MAC.
+ */
 export function passtGuestArgs(r: GuestUplinkRequest, gatewayMac: string): string[] {
   return [
-    '--address',
-    r.address,
-    '--netmask',
-    String(r.prefixLength),
-    '--gateway',
-    r.gateway,
-    '--dns',
-    r.dns,
-    '--dns-forward',
-    r.dns,
-    '--mac-addr',
-    gatewayMac,
+    ...['--address', r.address, '--netmask', String(r.prefixLength), '--gateway', r.gateway, '--dns', r.dns, '--dns-forward', r.dns],
+    ...['--address', r.address6, '--gateway', r.gateway6, '--dns', r.dns6, '--dns-forward', r.dns6],
+    ...['--mac-addr', gatewayMac],
   ];
 }
 
@@ -39,7 +33,7 @@ export function passtGuestArgs(r: GuestUplinkRequest, gatewayMac: string): strin
  */
 export function passtUplinks(options: PasstUplinksOptions = {}): GuestUplinks {
   const gatewayMac = options.gatewayMac ?? GATEWAY_MAC;
-  const { subnet, gateway, dns, range, maxUplinks, gatewayMac: _g, restartDelayMs, ...spawn } = options;
+  const { subnet, gateway, dns, range, maxUplinks, subnet6, gatewayMac: _g, restartDelayMs, ...spawn } = options;
   const start = async (r: GuestUplinkRequest): Promise<GuestUplinkHandle> => {
     const peer = await spawnPasst({
       ...spawn,
@@ -56,6 +50,7 @@ export function passtUplinks(options: PasstUplinksOptions = {}): GuestUplinks {
     ...(dns !== undefined ? { dns } : {}),
     ...(range !== undefined ? { range } : {}),
     ...(maxUplinks !== undefined ? { maxUplinks } : {}),
+    ...(subnet6 !== undefined ? { subnet6 } : {}),
     ...(restartDelayMs !== undefined ? { restartDelayMs } : {}),
     ...(options.log !== undefined ? { log: options.log } : {}),
   });

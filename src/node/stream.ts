@@ -4,9 +4,9 @@ import { lstatSync, unlinkSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import { MacslotError, show } from '../errors.js';
-import { FrameDecoder, QEMU_FRAMING, encodeFrame, type StreamFraming } from '../port/framing.js';
+import { FrameDecoder, QEMU_FRAMING, type StreamFraming } from '../port/framing.js';
 import { escapeText } from '../text.js';
-import { PortBase, sendQueueAdmits, type FramePort, type QueueBudget, type QueueShare } from '../port/port.js';
+import { PortBase, ioBegin, ioEnd, sendQueueAdmits, type FramePort, type QueueBudget, type QueueShare } from '../port/port.js';
 import {
   DEFAULT_FRAME_TIMEOUT_MS,
   DEFAULT_MAX_CLIENTS,
@@ -37,6 +37,8 @@ export interface StreamPortOptions extends PeerLimits {
 }
 
 const DEFAULT_QUEUE = 1 << 20;
+// Bytes of one write buffer: the frames one port sends in one turn, framed.
+const BATCH_BYTES = 64 * 1024;
 
 /** Checks the limits every port takes; throws INVALID_ARGUMENT naming the bad one. */
 export function peerLimits(o: PeerLimits): { maxQueue: number; frameTimeout: number } {
@@ -56,8 +58,16 @@ class StreamPort extends PortBase {
   readonly #share: QueueShare | undefined;
   readonly #log: ((line: string) => void) | undefined;
   #held = 0;
-  #corked = false;
   #frames = 0;
+  // The frames of this turn, framed, and buffers whose writes have finished.
+  #batch: Buffer | undefined;
+  #fill = 0;
+  #scheduled = false;
+  readonly #spare: Buffer[] = [];
+  readonly #flushLater = (): void => {
+    this.#scheduled = false;
+    this.#flushBatch();
+  };
   /** When the frame now being received started (undefined: none is), and the timer that ends a stalled one. */
   #partialSince: number | undefined;
   #timer: ReturnType<typeof setTimeout> | undefined;
@@ -71,16 +81,26 @@ class StreamPort extends PortBase {
     this.#frameTimeout = limits.frameTimeout;
     this.#share = o.queueBudget?.share();
     this.#log = o.log;
-    this.#decoder = new FrameDecoder(o.framing ?? QEMU_FRAMING, (frame) => {
-      this.#frames++;
-      this.inlet.push(frame);
-    });
+    this.#decoder = new FrameDecoder(
+      o.framing ?? QEMU_FRAMING,
+      (frame) => {
+        this.#frames++;
+        this.inlet.push(frame);
+      },
+      (bytes, start, end) => {
+        this.#frames++;
+        this.inlet.pushRange(bytes, start, end);
+      },
+    );
     input.on('data', (chunk: Buffer) => {
+      ioBegin();
       try {
         this.#receive(chunk);
       } catch (err) {
         // Nothing a peer sends may escape into the event loop.
         this.shut({ kind: 'error', error: err instanceof Error ? err : new Error(String(err)) });
+      } finally {
+        ioEnd();
       }
     });
     const ended = (): void => {
@@ -143,30 +163,58 @@ class StreamPort extends PortBase {
   send(frame: Uint8Array): boolean {
     if (this.closed) return false;
     const f = this.#decoder.framing;
-    if (frame.length > f.maxFrame) {
-      this.dropped.drop('oversize', `a ${frame.length}-byte frame is longer than the framing's ${f.maxFrame}`);
+    const len = frame.length;
+    if (len > f.maxFrame) {
+      this.dropped.drop('oversize', `a ${len}-byte frame is longer than the framing's ${f.maxFrame}`);
       return false;
     }
-    const n = frame.length + f.prefixBytes;
+    const n = len + f.prefixBytes;
     if (!sendQueueAdmits(this.dropped, n, this.#held, this.#maxQueue, this.#share)) return false;
-    // Frames sent in one turn of the event loop leave in one writev instead of one syscall each.
-    if (!this.#corked) {
-      this.#corked = true;
-      this.#out.cork();
-      process.nextTick(() => {
-        this.#corked = false;
-        this.#out.uncork();
-      });
-    }
     this.#held += n;
     this.#share?.take(n);
-    // encodeFrame copies, so the caller's buffer (a ring view) may be reused at once. The callback runs once the bytes left
-    // (or the stream was destroyed with them), so the queue is counted without trusting writableLength's internals.
-    this.#out.write(encodeFrame(f, frame), () => {
-      this.#held -= n;
-      this.#share?.give(n);
-    });
+    // Frames sent in one turn of the event loop are framed into one buffer and leave in one write, after the current
+    // callback: nothing is allocated per frame, and the caller's buffer (a ring view) may be reused at once.
+    let b = this.#batch;
+    if (b === undefined || this.#fill + n > b.length) {
+      if (b !== undefined) this.#flushBatch();
+      b = n > BATCH_BYTES ? Buffer.allocUnsafe(n) : (this.#spare.pop() ?? Buffer.allocUnsafe(BATCH_BYTES));
+      this.#batch = b;
+      if (!this.#scheduled) {
+        this.#scheduled = true;
+        process.nextTick(this.#flushLater);
+      }
+    }
+    let at = this.#fill;
+    if (f.prefixBytes === 4) {
+      b[at] = len >>> 24;
+      b[at + 1] = (len >>> 16) & 0xff;
+      b[at + 2] = (len >>> 8) & 0xff;
+      b[at + 3] = len & 0xff;
+      at += 4;
+    } else {
+      b[at] = len >>> 8;
+      b[at + 1] = len & 0xff;
+      at += 2;
+    }
+    b.set(frame, at);
+    this.#fill = at + len;
     return true;
+  }
+
+  /** Writes the frames batched so far in one write; the queue is counted down once the bytes left. */
+  #flushBatch(): void {
+    const b = this.#batch;
+    const len = this.#fill;
+    this.#batch = undefined;
+    this.#fill = 0;
+    if (b === undefined || len === 0 || this.closed) return;
+    // The callback runs once the bytes left (or the stream was destroyed with them), so the queue is counted without
+    // trusting writableLength's internals; the buffer is reused after that.
+    this.#out.write(len === b.length ? b : b.subarray(0, len), () => {
+      this.#held -= len;
+      this.#share?.give(len);
+      if (b.length === BATCH_BYTES && this.#spare.length < 2) this.#spare.push(b);
+    });
   }
 
   #say(line: string): void {

@@ -48,6 +48,7 @@ export class FrameDecoder {
   /** The framing decoded. */
   readonly framing: StreamFraming;
   readonly #onFrame: (frame: Uint8Array) => void;
+  readonly #onRange: ((bytes: Uint8Array, start: number, end: number) => void) | undefined;
   // Holds a partial frame (or prefix) across chunks; grown only up to the announced length.
   #buf: Uint8Array = new Uint8Array(0);
   #have = 0;
@@ -56,10 +57,18 @@ export class FrameDecoder {
   #prefixHave = 0;
   #broken: number | undefined;
 
-  /** Creates a decoder that calls `onFrame` with each complete frame. */
-  constructor(framing: StreamFraming, onFrame: (frame: Uint8Array) => void) {
+  /**
+   * Creates a decoder that calls `onFrame` with each complete frame; given `onRange`, it calls that instead with the
+   * frame's place, `bytes[start, end)` (valid only during the call), so no frame costs a view.
+   */
+  constructor(
+    framing: StreamFraming,
+    onFrame: (frame: Uint8Array) => void,
+    onRange?: (bytes: Uint8Array, start: number, end: number) => void,
+  ) {
     this.framing = framing;
     this.#onFrame = onFrame;
+    this.#onRange = onRange;
   }
 
   /** The bogus length that broke the stream, or undefined while it is healthy. */
@@ -89,7 +98,8 @@ export class FrameDecoder {
               : (chunk[i]! << 8) | chunk[i + 1]!;
           if (n > this.framing.maxFrame) return this.#break(n);
           if (chunk.length - i - pb >= n) {
-            this.#onFrame(chunk.subarray(i + pb, i + pb + n));
+            if (this.#onRange !== undefined) this.#onRange(chunk, i + pb, i + pb + n);
+            else this.#onFrame(chunk.subarray(i + pb, i + pb + n));
             i += pb + n;
             continue;
           }
@@ -126,7 +136,8 @@ export class FrameDecoder {
     const n = this.#need;
     this.#need = -1;
     this.#have = 0;
-    this.#onFrame(this.#buf.subarray(0, n));
+    if (this.#onRange !== undefined) this.#onRange(this.#buf, 0, n);
+    else this.#onFrame(this.#buf.subarray(0, n));
   }
 
   #break(n: number): false {

@@ -28,6 +28,12 @@ export interface FramePort {
   send(frame: Uint8Array): boolean;
   /** Sets the receiver of frames from the peer (one receiver; setting again replaces it). */
   onFrame(receiver: (frame: Uint8Array) => void): void;
+  /**
+   * Optional: sets a receiver that gets each frame from the peer as its place, `bytes[start, end)` (valid only during
+   * the call), so no frame costs a view. Call it after `onFrame`, which it takes over from; `onFrame` again (or
+   * `undefined` here) gives frames back to that receiver. Ports that do not implement it hand every frame to `onFrame`.
+   */
+  onFrameRange?(receiver: ((bytes: Uint8Array, start: number, end: number) => void) | undefined): void;
   /** Sets the listener called once when the port closes, for any reason. */
   onClose(listener: (reason: PortCloseReason) => void): void;
   /** Closes the port and releases what it holds. Idempotent. */
@@ -75,6 +81,28 @@ export class DropCounter {
   }
 }
 
+// How deep this thread is inside transports' I/O callbacks that hand over frames (see ioBegin).
+let ioDepth = 0;
+
+/**
+ * Marks the start of frames a transport hands over from one read of its I/O (a socket's chunk, a datagram); pair it with
+ * ioEnd. Receivers may then defer their work to the end of the event loop's turn and take all frames read in that turn
+ * at once; frames handed over outside such a span (a memory port, an emulator) are handled before `push` returns.
+ */
+export function ioBegin(): void {
+  ioDepth++;
+}
+
+/** Marks the end of the span ioBegin started. */
+export function ioEnd(): void {
+  if (ioDepth > 0) ioDepth--;
+}
+
+/** True while a transport hands over frames read from I/O (see ioBegin). */
+export function inIo(): boolean {
+  return ioDepth > 0;
+}
+
 /**
  * Hands a port's incoming frames to its receiver. Frames that arrive before a receiver is set (a
  * switch attaches a connection asynchronously, while its peer may already be talking) wait as copies,
@@ -84,6 +112,7 @@ export class Inlet {
   readonly #limit: number;
   readonly #drops: DropCounter | undefined;
   #receiver: ((frame: Uint8Array) => void) | undefined;
+  #range: ((bytes: Uint8Array, start: number, end: number) => void) | undefined;
   #early: Uint8Array[] = [];
 
   /** Creates an inlet that holds at most `limit` early frames and counts the rest in `drops`. */
@@ -92,9 +121,10 @@ export class Inlet {
     this.#limit = limit;
   }
 
-  /** Sets the receiver and hands it the frames that waited, in order. */
+  /** Sets the receiver (and forgets a range receiver) and hands it the frames that waited, in order. */
   set(receiver: (frame: Uint8Array) => void): void {
     this.#receiver = receiver;
+    this.#range = undefined;
     const early = this.#early;
     this.#early = [];
     for (const f of early) this.push(f);
@@ -115,9 +145,26 @@ export class Inlet {
     }
   }
 
+  /** Sets the receiver of frames as places (see FramePort.onFrameRange), after `set`; undefined gives them back to `set`'s. */
+  setRange(receiver: ((bytes: Uint8Array, start: number, end: number) => void) | undefined): void {
+    this.#range = this.#receiver === undefined ? undefined : receiver;
+  }
+
+  /** Delivers frame `bytes[start, end)` (valid during the call only), as a place when a range receiver is set. Never throws. */
+  pushRange(bytes: Uint8Array, start: number, end: number): void {
+    const r = this.#range;
+    if (r === undefined) return this.push(bytes.subarray(start, end));
+    try {
+      r(bytes, start, end);
+    } catch {
+      // As push: the receiver's failure stays with it.
+    }
+  }
+
   /** Forgets the receiver and every waiting frame (the port closed). */
   clear(): void {
     this.#receiver = undefined;
+    this.#range = undefined;
     this.#early = [];
   }
 }
@@ -152,6 +199,10 @@ export abstract class PortBase implements FramePort {
 
   onFrame(receiver: (frame: Uint8Array) => void): void {
     this.inlet.set(receiver);
+  }
+
+  onFrameRange(receiver: ((bytes: Uint8Array, start: number, end: number) => void) | undefined): void {
+    this.inlet.setRange(receiver);
   }
 
   onClose(listener: (reason: PortCloseReason) => void): void {

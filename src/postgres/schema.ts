@@ -1,7 +1,7 @@
 // PostgreSQL persistence layer: the store's tables, their versioned migrations, and the check that a schema is whole.
 
 /** The schema version this code writes. Older schemas are migrated when a store opens; newer ones are refused. */
-export const POSTGRES_SCHEMA_VERSION = 2;
+export const POSTGRES_SCHEMA_VERSION = 3;
 
 /** A schema-qualified name (the schema is checked to be a plain identifier before it gets here). */
 export type Names = (table: string) => string;
@@ -43,7 +43,7 @@ const V2 = (n: Names): string[] => [
         PERFORM 1 FROM ${n('macslot_domains')} d WHERE d.domain = p_domain FOR KEY SHARE;
       END IF;
       IF p_policy <> 'direct' THEN
-        PERFORM pg_advisory_xact_lock(hashtext(p_domain), hashtext(p_nic || '/' || p_guest || '/' || p_iface));
+        PERFORM pg_advisory_xact_lock(hashtext(p_domain), hashtext('id/' || p_nic || '/' || p_guest || '/' || p_iface));
       END IF;
       INSERT INTO ${n('macslot_records')} AS r (domain, mac, guest, nic, iface, policy, holder, expires, updated, rev, gone, dirty)
         VALUES (p_domain, p_mac, p_guest, p_nic, p_iface, p_policy, p_holder, t + p_ttl, t, 0, false, true)
@@ -70,8 +70,131 @@ const V2 = (n: Names): string[] => [
     END $f$`,
 ];
 
+/**
+ * The first key of the domain's advisory lock (the second is hashtext(domain)): record-level operations take it shared,
+ * a whole-store transaction exclusive. Unlike a row lock on the domain, a shared advisory lock writes nothing (no tuple
+ * lock, no MultiXact), so concurrent claims do not contend on one row.
+ */
+export const DOMAIN_LOCK = 0x6d73_6c74;
+
+// A record of the identity (p_guest, p_nic, p_iface), not a direct reservation.
+const sameId = (r: string): string => `${r}.policy <> 'direct' AND ${r}.guest = p_guest AND ${r}.nic = p_nic AND ${r}.iface = p_iface`;
+
+// Version 3: the domain lock becomes an advisory lock (see DOMAIN_LOCK); the claim tries a list of MACs in turn,
+// remembers the identity it takes a lapsed MAC from as displaced, and can refuse an identity the store already
+// remembers (p_new, for the manager's first allocation of an identity); release and renew become functions, so each is
+// one statement and one round trip.
+const V3 = (n: Names): string[] => [
+  `DROP FUNCTION ${n('macslot_claim')}(text, text, text, text, text, text, text, bigint, bigint)`,
+  `CREATE FUNCTION ${n('macslot_claim')}(p_domain text, p_macs text[], p_guest text, p_nic text, p_iface text, p_policy text,
+      p_holder text, p_ttl bigint, p_grace bigint, p_new boolean)
+    RETURNS TABLE (status text, mac text, guest text, nic text, iface text, policy text, holder text, expires bigint, updated bigint)
+    LANGUAGE plpgsql AS $f$
+    #variable_conflict use_column
+    DECLARE
+      t bigint := floor(extract(epoch FROM clock_timestamp()) * 1000);
+      own boolean := p_policy <> 'direct';
+      m text;
+      cur ${n('macslot_records')}%ROWTYPE;
+      first ${n('macslot_records')}%ROWTYPE;
+      got boolean := false;
+    BEGIN
+      PERFORM pg_advisory_xact_lock_shared(${DOMAIN_LOCK}, hashtext(p_domain));
+      IF own THEN
+        -- Claims of one identity take turns, so "one MAC per identity" holds across hosts.
+        PERFORM pg_advisory_xact_lock(hashtext(p_domain), hashtext('id/' || p_nic || '/' || p_guest || '/' || p_iface));
+        IF p_new AND (EXISTS (SELECT 1 FROM ${n('macslot_records')} r WHERE r.domain = p_domain AND NOT r.gone AND ${sameId('r')})
+            OR EXISTS (SELECT 1 FROM ${n('macslot_displaced')} x
+              WHERE x.domain = p_domain AND x.guest = p_guest AND x.nic = p_nic AND x.iface = p_iface)) THEN
+          RETURN QUERY SELECT 'remembered'::text, NULL::text, NULL::text, NULL::text, NULL::text, NULL::text, NULL::text,
+            NULL::bigint, NULL::bigint;
+          RETURN;
+        END IF;
+      END IF;
+      FOREACH m IN ARRAY p_macs LOOP
+        -- A MAC another claim is working on: a new identity moves on to its next candidate rather than wait (and no two
+        -- claims ever wait for each other's MAC rows, so they cannot deadlock); a claim of one named MAC waits its turn.
+        IF p_new THEN
+          CONTINUE WHEN NOT pg_try_advisory_xact_lock(hashtext(p_domain), hashtext('mac/' || m));
+        ELSE
+          PERFORM pg_advisory_xact_lock(hashtext(p_domain), hashtext('mac/' || m));
+        END IF;
+        LOOP
+          SELECT * INTO cur FROM ${n('macslot_records')} x WHERE x.domain = p_domain AND x.mac = m FOR UPDATE;
+          IF NOT FOUND THEN
+            INSERT INTO ${n('macslot_records')} (domain, mac, guest, nic, iface, policy, holder, expires, updated, rev, gone, dirty)
+              VALUES (p_domain, m, p_guest, p_nic, p_iface, p_policy, p_holder, t + p_ttl, t, 0, false, true)
+              ON CONFLICT ON CONSTRAINT macslot_records_domain_mac DO NOTHING;
+            -- Not inserted: another claim inserted it meanwhile; read it again.
+            IF FOUND THEN got := true; END IF;
+            EXIT WHEN got;
+            CONTINUE;
+          END IF;
+          IF cur.gone OR (cur.expires IS NOT NULL AND (CASE WHEN cur.holder IS NULL THEN cur.expires ELSE cur.expires + p_grace END) <= t)
+              OR (own AND ${sameId('cur')} AND (cur.holder IS NULL OR cur.holder = p_holder)) THEN
+            IF NOT cur.gone AND cur.policy <> 'direct' AND NOT (own AND ${sameId('cur')}) THEN
+              INSERT INTO ${n('macslot_displaced')} AS x (domain, guest, nic, iface, mac, policy, updated)
+                VALUES (p_domain, cur.guest, cur.nic, cur.iface, m, cur.policy, t)
+                ON CONFLICT ON CONSTRAINT macslot_displaced_identity DO UPDATE SET mac = EXCLUDED.mac, policy = EXCLUDED.policy,
+                  updated = EXCLUDED.updated;
+            END IF;
+            UPDATE ${n('macslot_records')} x SET guest = p_guest, nic = p_nic, iface = p_iface, policy = p_policy, holder = p_holder,
+              expires = t + p_ttl, updated = t, gone = false, dirty = true
+              WHERE x.domain = p_domain AND x.mac = m;
+            got := true;
+          ELSIF first.mac IS NULL THEN
+            first := cur;
+          END IF;
+          EXIT;
+        END LOOP;
+        EXIT WHEN got;
+      END LOOP;
+      IF NOT got THEN
+        RETURN QUERY SELECT 'taken'::text, first.mac, first.guest, first.nic, first.iface, first.policy, first.holder, first.expires,
+          first.updated;
+        RETURN;
+      END IF;
+      IF own THEN
+        UPDATE ${n('macslot_records')} r SET gone = true, dirty = true
+          WHERE r.domain = p_domain AND r.mac <> m AND NOT r.gone AND ${sameId('r')};
+        DELETE FROM ${n('macslot_displaced')} x WHERE x.domain = p_domain AND x.guest = p_guest AND x.nic = p_nic AND x.iface = p_iface;
+      END IF;
+      RETURN QUERY SELECT 'ok'::text, m, p_guest, p_nic, p_iface, p_policy, p_holder, t + p_ttl, t;
+    END $f$`,
+  `CREATE FUNCTION ${n('macslot_release')}(p_domain text, p_mac text, p_holder text) RETURNS boolean
+    LANGUAGE plpgsql AS $f$
+    #variable_conflict use_column
+    BEGIN
+      PERFORM pg_advisory_xact_lock_shared(${DOMAIN_LOCK}, hashtext(p_domain));
+      UPDATE ${n('macslot_records')} r SET holder = NULL, updated = floor(extract(epoch FROM clock_timestamp()) * 1000), dirty = true
+        WHERE r.domain = p_domain AND r.mac = p_mac AND r.holder = p_holder AND NOT r.gone;
+      RETURN FOUND;
+    END $f$`,
+  `CREATE FUNCTION ${n('macslot_renew')}(p_domain text, p_mac text, p_holder text, p_ttl bigint, p_grace bigint)
+    RETURNS TABLE (ok boolean, mac text, guest text, nic text, iface text, policy text, holder text, expires bigint, updated bigint)
+    LANGUAGE plpgsql AS $f$
+    #variable_conflict use_column
+    DECLARE
+      t bigint := floor(extract(epoch FROM clock_timestamp()) * 1000);
+      cur ${n('macslot_records')}%ROWTYPE;
+    BEGIN
+      PERFORM pg_advisory_xact_lock_shared(${DOMAIN_LOCK}, hashtext(p_domain));
+      UPDATE ${n('macslot_records')} r SET expires = t + p_ttl, updated = t, dirty = true
+        WHERE r.domain = p_domain AND r.mac = p_mac AND r.holder = p_holder AND NOT r.gone
+          AND (r.expires IS NULL OR r.expires + p_grace > t)
+        RETURNING * INTO cur;
+      IF NOT FOUND THEN
+        SELECT * INTO cur FROM ${n('macslot_records')} r WHERE r.domain = p_domain AND r.mac = p_mac AND NOT r.gone;
+        IF NOT FOUND THEN RETURN; END IF;
+        RETURN QUERY SELECT false, cur.mac, cur.guest, cur.nic, cur.iface, cur.policy, cur.holder, cur.expires, cur.updated;
+        RETURN;
+      END IF;
+      RETURN QUERY SELECT true, cur.mac, cur.guest, cur.nic, cur.iface, cur.policy, cur.holder, cur.expires, cur.updated;
+    END $f$`,
+];
+
 /** Migration i takes a schema from version i to version i + 1 (0: nothing there yet). */
-export const MIGRATIONS: readonly ((n: Names) => string[])[] = [V1, V2];
+export const MIGRATIONS: readonly ((n: Names) => string[])[] = [V1, V2, V3];
 
 /** The columns each table of the current schema must have; a schema at the current version without them is broken. */
 export const REQUIRED_COLUMNS: Readonly<Record<string, readonly string[]>> = {

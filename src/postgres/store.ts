@@ -17,6 +17,7 @@ import {
   SerialQueue,
   type ClaimRequest,
   type DisplacedRecord,
+  type NewClaimRequest,
   type MacIdentity,
   type MacRecord,
   type MacStore,
@@ -24,7 +25,7 @@ import {
   type StoreData,
   type StoredRecord,
 } from '../manager/store.js';
-import { MIGRATIONS, POSTGRES_SCHEMA_VERSION, REQUIRED_COLUMNS, type Names } from './schema.js';
+import { DOMAIN_LOCK, MIGRATIONS, POSTGRES_SCHEMA_VERSION, REQUIRED_COLUMNS, type Names } from './schema.js';
 
 /** How a PostgresStore connects and behaves. */
 export interface PostgresStoreOptions {
@@ -64,6 +65,23 @@ interface Row {
 }
 
 const QUIET = new WeakSet<PoolClient>();
+// Most claims one statement carries.
+const MAX_BATCH = 64;
+
+/** One claim waiting for its batch: the function's arguments, and its promise's settlement. */
+interface PendingClaim {
+  macs: string[];
+  req: ClaimRequest;
+  fresh: boolean;
+  ok: (row: ClaimRow) => void;
+  fail: (err: unknown) => void;
+}
+
+/** What macslot_claim returns for one claim. */
+interface ClaimRow extends Omit<Row, 'mac'> {
+  status: 'ok' | 'taken' | 'remembered';
+  mac: string | null;
+}
 const num = (v: string | number | null): number | null => (v === null ? null : Number(v));
 
 /** The cached copy of one domain: its data as of revision `rev`. */
@@ -99,6 +117,8 @@ function errorText(err: unknown): string {
  * meanwhile. Open it with `PostgresStore.open`; `close` ends its connections.
  */
 export class PostgresStore implements MacStore, RecordStore {
+  /** Record-level operations run side by side: a manager allocates through them (see MacStore.concurrent). */
+  readonly concurrent = true;
   /** The database (without password), schema and domain, for messages. */
   readonly location: string;
   /** The MAC space this store works in. */
@@ -108,6 +128,10 @@ export class PostgresStore implements MacStore, RecordStore {
   readonly #timeout: number;
   readonly #maxBackoff: number;
   readonly #queue = new SerialQueue();
+  readonly #maxBatches: number;
+  /** Claims waiting for a connection, sent together as one statement (one transaction, one commit) when one is free. */
+  #claims: PendingClaim[] = [];
+  #batches = 0;
   #cache: Cache | undefined;
   /** Database time minus local time, as last measured. */
   #offset = 0;
@@ -120,6 +144,7 @@ export class PostgresStore implements MacStore, RecordStore {
     this.#n = (t) => `${pg.escapeIdentifier(schema)}.${pg.escapeIdentifier(t)}`;
     this.#timeout = o.timeoutMs ?? 5_000;
     this.#maxBackoff = o.maxBackoffMs ?? 2_000;
+    this.#maxBatches = o.maxConnections ?? 4;
     this.#pool = new pg.Pool({
       connectionString: o.connectionString,
       max: o.maxConnections ?? 4,
@@ -409,6 +434,8 @@ export class PostgresStore implements MacStore, RecordStore {
   /** Locks the domain and returns its data, from the cache plus what changed since (or whole when there is no cache). */
   async #load(c: PoolClient): Promise<{ data: StoreData; now: number; rev: number; adopted: boolean }> {
     const n = this.#n;
+    // Exclusive: record-level operations hold the domain's advisory lock shared for their (one-statement) transactions.
+    await c.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [DOMAIN_LOCK, this.domain]);
     const d = await c.query<{ rev: string; now: number }>(
       `SELECT rev, ${NOW} AS now FROM ${n('macslot_domains')} WHERE domain = $1 FOR UPDATE`,
       [this.domain],
@@ -521,61 +548,116 @@ export class PostgresStore implements MacStore, RecordStore {
 
   async claim(req: ClaimRequest): Promise<StoredRecord> {
     const c = checkClaim(req);
-    // The claim is one server-side function, so one statement in its own transaction: a single round trip.
+    const row = await this.#claimRow(c, [c.mac], false);
+    if (row.status !== 'ok') throw this.#inUse(c.mac, row);
+    return this.#record({ ...row, mac: row.mac! });
+  }
+
+  async claimNew(req: NewClaimRequest): Promise<StoredRecord | undefined> {
+    const c = checkClaim(req);
+    const alternatives = req.alternatives ?? [];
+    if (!Array.isArray(alternatives))
+      throw new MacslotError('INVALID_ARGUMENT', `claim alternatives must be an array, got ${show(alternatives)}`);
+    const row = await this.#claimRow(c, [c.mac, ...alternatives.map(canonicalRecordMac)], true);
+    if (row.status === 'remembered') return undefined;
+    if (row.status !== 'ok') throw this.#inUse(c.mac, row);
+    return this.#record({ ...row, mac: row.mac! });
+  }
+
+  #inUse(mac: string, row: ClaimRow): MacslotError {
+    const who = row.mac === null ? 'being claimed by another host, or held by a transaction that has since ended; try again' : holderText(this.#record({ ...row, mac: row.mac }));
+    return new MacslotError('MAC_IN_USE', `${mac} is ${who} in ${this.location}`);
+  }
+
+  /** Queues one claim for the next batch; resolves with its row once the batch committed. */
+  #claimRow(req: ClaimRequest, macs: string[], fresh: boolean): Promise<ClaimRow> {
+    return new Promise((ok, fail) => {
+      this.#claims.push({ macs, req, fresh, ok, fail });
+      this.#flush();
+    });
+  }
+
+  /**
+   * Sends the waiting claims, up to MAX_BATCH per statement, while fewer batches than connections are out: claims that
+   * arrive while the connections wait for commits go out together, so one commit (one WAL flush) acknowledges them all.
+   */
+  #flush(): void {
+    while (this.#claims.length > 0 && this.#batches < this.#maxBatches) {
+      const batch = this.#claims.splice(0, MAX_BATCH);
+      this.#batches++;
+      this.#sendClaims(batch)
+        .then(
+          (rows) => batch.forEach((p, i) => p.ok(rows[i]!)),
+          (err) => {
+            for (const p of batch) p.fail(err);
+          },
+        )
+        .finally(() => {
+          this.#batches--;
+          this.#flush();
+        });
+    }
+  }
+
+  /** One statement claiming each of `batch` in turn, in one transaction; resolves with their rows in order. */
+  async #sendClaims(batch: PendingClaim[]): Promise<ClaimRow[]> {
+    const what = batch.length === 1 ? 'claim a MAC' : `claim ${batch.length} MACs`;
+    const col = <T>(f: (p: PendingClaim) => T): T[] => batch.map(f);
     const r = await this.#query(
-      'claim a MAC',
-      `SELECT * FROM ${this.#n('macslot_claim')}($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-      [this.domain, c.mac, c.guest, c.nic, c.iface, c.policy, c.holder, c.ttlMs ?? null, LAPSE_GRACE_MS],
+      what,
+      `SELECT c.* FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[], $9::boolean[])
+         WITH ORDINALITY AS a(macs, guest, nic, iface, policy, holder, ttl, fresh, i)
+         CROSS JOIN LATERAL ${this.#n('macslot_claim')}($1, string_to_array(a.macs, ','), a.guest, a.nic, a.iface, a.policy,
+           a.holder, a.ttl, $10, a.fresh) c
+       ORDER BY a.i`,
+      [
+        this.domain,
+        col((p) => p.macs.join(',')),
+        col((p) => p.req.guest),
+        col((p) => p.req.nic),
+        col((p) => p.req.iface),
+        col((p) => p.req.policy),
+        col((p) => p.req.holder),
+        col((p) => p.req.ttlMs ?? null),
+        col((p) => p.fresh),
+        LAPSE_GRACE_MS,
+      ],
       true,
     );
-    const row = r.rows[0] as (Row & { ok: boolean }) | undefined;
-    if (row === undefined || !row.ok) {
-      const who =
-        row === undefined ? 'held by a transaction that has since ended; try again' : holderText(this.#record({ ...row, mac: c.mac }));
-      throw new MacslotError('MAC_IN_USE', `${c.mac} is ${who} in ${this.location}`);
-    }
-    return this.#record({ ...row, mac: c.mac });
+    if (r.rows.length !== batch.length) throw this.#io(what, new Error(`${r.rows.length} results for ${batch.length} claims`), true);
+    return r.rows as ClaimRow[];
   }
 
   async release(mac: string, holder: string): Promise<boolean> {
     const key = canonicalRecordMac(mac);
-    const r = await this.#tx('release a MAC', async (c) => {
-      await this.#shareDomain(c);
-      return c.query(
-        `UPDATE ${this.#n('macslot_records')} SET holder = NULL, updated = ${NOW}, dirty = true
-         WHERE domain = $1 AND mac = $2 AND holder = $3 AND NOT gone`,
-        [this.domain, key, holder],
-      );
-    });
-    return (r.rowCount ?? 0) > 0;
+    const r = await this.#query(
+      'release a MAC',
+      `SELECT ${this.#n('macslot_release')}($1, $2, $3) AS ok`,
+      [this.domain, key, holder],
+      true,
+    );
+    return (r.rows[0] as { ok: boolean } | undefined)?.ok === true;
   }
 
   async renew(mac: string, holder: string, ttlMs: number): Promise<StoredRecord> {
     const key = canonicalRecordMac(mac);
     checkTtl(ttlMs);
     if (ttlMs === undefined) throw new MacslotError('INVALID_ARGUMENT', 'renew needs ttlMs');
-    return this.#tx('renew a lease', async (c) => {
-      await this.#shareDomain(c);
-      const u = await c.query<Row>(
-        `UPDATE ${this.#n('macslot_records')} SET expires = ${NOW} + $4, updated = ${NOW}, dirty = true
-         WHERE domain = $1 AND mac = $2 AND holder = $3 AND NOT gone AND (expires IS NULL OR expires + $5 > ${NOW})
-         RETURNING *`,
-        [this.domain, key, holder, ttlMs, LAPSE_GRACE_MS],
-      );
-      if (u.rows[0] !== undefined) return this.#record(u.rows[0]);
-      const cur = await c.query<Row>(`SELECT * FROM ${this.#n('macslot_records')} WHERE domain = $1 AND mac = $2 AND NOT gone`, [
-        this.domain,
-        key,
-      ]);
-      const r = cur.rows[0];
-      const why = r === undefined ? 'not recorded' : r.holder === holder ? 'lapsed' : holderText(this.#record(r));
-      throw new MacslotError('MAC_IN_USE', `session ${show(holder)} cannot renew ${key} in ${this.location}: it is ${why}`);
-    });
+    const r = await this.#query(
+      'renew a lease',
+      `SELECT * FROM ${this.#n('macslot_renew')}($1, $2, $3, $4, $5)`,
+      [this.domain, key, holder, ttlMs, LAPSE_GRACE_MS],
+      true,
+    );
+    const row = r.rows[0] as (Row & { ok: boolean }) | undefined;
+    if (row?.ok === true) return this.#record(row);
+    const why = row === undefined ? 'not recorded' : row.holder === holder ? 'lapsed' : holderText(this.#record(row));
+    throw new MacslotError('MAC_IN_USE', `session ${show(holder)} cannot renew ${key} in ${this.location}: it is ${why}`);
   }
 
   async expire(): Promise<StoredRecord[]> {
     const r = await this.#tx('expire leases', async (c) => {
-      await this.#shareDomain(c);
+      await c.query('SELECT pg_advisory_xact_lock_shared($1, hashtext($2))', [DOMAIN_LOCK, this.domain]);
       return c.query<Row>(
         `UPDATE ${this.#n('macslot_records')} SET gone = true, dirty = true
          WHERE domain = $1 AND NOT gone AND expires IS NOT NULL
@@ -616,10 +698,5 @@ export class PostgresStore implements MacStore, RecordStore {
       [this.domain],
     );
     return (r.rows as Row[]).map((row) => this.#record(row));
-  }
-
-  /** A share lock on the domain row: record-level changes run side by side, and never inside a whole-store transaction. */
-  async #shareDomain(c: PoolClient): Promise<void> {
-    await c.query(`SELECT 1 FROM ${this.#n('macslot_domains')} WHERE domain = $1 FOR KEY SHARE`, [this.domain]);
   }
 }

@@ -15,7 +15,7 @@ import {
   type PortBinding,
   type PortCounters,
   type StormControl,
-} from '../port/attach.js';
+} from './fabric.js';
 import { learnMacPort } from '../port/middleware.js';
 import type { FramePort, PortCloseReason } from '../port/port.js';
 import { Mac } from '../wire/mac.js';

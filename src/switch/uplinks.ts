@@ -17,6 +17,11 @@ export interface GuestNetwork {
   range?: readonly [string, string];
   /** How many uplinks may run at once. Default 64. */
   maxUplinks?: number;
+  /**
+   * The guests' IPv6 prefix, `H:H:H:H::/64` (four groups, then `::/64`). Default `fd00:6d73:0:0::/64`. A guest's IPv6 address,
+   * and the gateway's and DNS server's, are this prefix with their IPv4 address as the last 32 bits.
+   */
+  subnet6?: string;
 }
 
 /** What a started uplink for one guest needs to know. */
@@ -31,6 +36,12 @@ export interface GuestUplinkRequest {
   readonly gateway: string;
   /** The DNS server's IPv4 address. */
   readonly dns: string;
+  /** The guest's IPv6 address (the IPv6 prefix with the IPv4 address as its last 32 bits). */
+  readonly address6: string;
+  /** The gateway's IPv6 address. */
+  readonly gateway6: string;
+  /** The DNS server's IPv6 address. */
+  readonly dns6: string;
 }
 
 /** One running uplink of one guest, as its starter returns it. */
@@ -55,8 +66,10 @@ export type GuestUplinkState = 'starting' | 'up' | 'restarting' | 'refused' | 's
 export interface GuestUplinkInfo {
   /** The guest's MAC. */
   readonly mac: string;
-  /** The guest's IPv4 address. */
-  readonly address: string;
+  /** The guest's IPv4 address; null while it is refused because every address of the range is held. */
+  readonly address: string | null;
+  /** The guest's IPv6 address given by its uplink's DHCPv6 (null with `address`); its router advertisements give the prefix. */
+  readonly address6: string | null;
   /** The uplink's state. */
   readonly state: GuestUplinkState;
   /** The uplink's process id while it runs, else null. */
@@ -68,8 +81,8 @@ export interface GuestUplinkInfo {
   /** Frames from the uplink given to the guest. */
   readonly fromUplink: number;
   /**
-   * Frames dropped, by reason: `starting` (queue full while it starts), `refused`, `neighbour-arp` and `neighbour-nd` (kept from the
-   * uplink, see GuestUplinks).
+   * Frames dropped, by reason: `starting` (queue full while it starts), `refused` (over the cap), `no-address` (every address
+   * of the range is held), `neighbour-arp` and `neighbour-nd` (kept from the uplink, see GuestUplinks).
    */
   readonly drops: Readonly<Record<string, number>>;
   /** Why the uplink is refused or last failed, else null. */
@@ -90,7 +103,10 @@ export interface GuestUplinksOptions extends GuestNetwork {
 
 interface Guest {
   readonly mac: Mac;
-  readonly address: number;
+  /** Null while refused for want of an address. */
+  address: number | null;
+  /** The value of GuestUplinks' release count when it was last refused an address: no new try until an address may be free. */
+  triedAt: number;
   state: GuestUplinkState;
   handle: GuestUplinkHandle | undefined;
   queue: Uint8Array[];
@@ -134,6 +150,30 @@ export interface ResolvedGuestNetwork {
   readonly last: number;
   /** The cap on running uplinks. */
   readonly maxUplinks: number;
+  /** The IPv6 prefix's four groups, lower case without leading zeros (`fd00:6d73:0:0`). */
+  readonly prefix6: string;
+}
+
+const PREFIX6 = /^([0-9a-fA-F]{1,4}):([0-9a-fA-F]{1,4}):([0-9a-fA-F]{1,4}):([0-9a-fA-F]{1,4})::\/64$/;
+
+/** Returns the IPv6 address of prefix `prefix6` (four groups) with IPv4 value `v` as its last 32 bits, as RFC 5952 writes it. */
+function ipv6Of(prefix6: string, v: number): string {
+  const groups = [...prefix6.split(':').map((g) => parseInt(g, 16)), 0, 0, v >>> 16, v & 0xffff];
+  // The longest run of two or more zero groups (the first of equal ones) becomes `::`.
+  let at = -1;
+  let length = 1;
+  for (let i = 0; i < 8; i++) {
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > length) [at, length] = [i, j - i];
+  }
+  const hex = (gs: number[]): string => gs.map((g) => g.toString(16)).join(':');
+  return at < 0 ? hex(groups) : `${hex(groups.slice(0, at))}::${hex(groups.slice(at + length))}`;
+}
+
+/** Returns the eight bytes of prefix `prefix6` (four groups). */
+function prefixBytes(prefix6: string): number[] {
+  return prefix6.split(':').flatMap((g) => [parseInt(g, 16) >> 8, parseInt(g, 16) & 255]);
 }
 
 /** Checks a GuestNetwork and fills its defaults; throws INVALID_ARGUMENT naming the bad field. */
@@ -164,7 +204,14 @@ export function resolveGuestNetwork(n: GuestNetwork): ResolvedGuestNetwork {
     throw new MacslotError('INVALID_ARGUMENT', `maxUplinks must be an integer in 1..4096, got ${show(maxUplinks)}`);
   const usable = last - first + 1 - [gateway, dns].filter((v) => v >= first && v <= last).length;
   if (usable < 1) throw new MacslotError('INVALID_ARGUMENT', `range ${show(range)} holds no address besides the gateway and DNS`);
-  return { base, prefixLength: len, gateway, dns, first, last, maxUplinks };
+  const subnet6 = n.subnet6 ?? 'fd00:6d73:0:0::/64';
+  const p6 = typeof subnet6 === 'string' ? PREFIX6.exec(subnet6) : null;
+  if (!p6) throw new MacslotError('INVALID_ARGUMENT', `subnet6 ${show(subnet6)} is not an IPv6 prefix H:H:H:H::/64`);
+  const prefix6 = p6
+    .slice(1)
+    .map((g) => parseInt(g, 16).toString(16))
+    .join(':');
+  return { base, prefixLength: len, gateway, dns, first, last, maxUplinks, prefix6 };
 }
 
 /** FNV-1a of the MAC's six bytes: where a MAC's address search starts, so the same MAC gets the same address across restarts. */
@@ -206,8 +253,13 @@ export class GuestUplinks implements FramePort {
   readonly #taken = new Map<number, number | string>();
   /** IPv6 sources seen from guests, to the MAC key that sent them (bounded, oldest forgotten first). */
   readonly #ndSources = new Map<string, number | string>();
+  /** Guests stopped so far: an address may be free again only after one stops. */
+  #stops = 0;
   /** Uplinks starting or ending, so stop() resolves only once every one of them is gone. */
   readonly #pending = new Set<Promise<unknown>>();
+  /** The IPv6 prefix's bytes and the gateway's and DNS server's IPv6 addresses as ipv6Key text, for the NS check. */
+  readonly #prefix6: number[];
+  readonly #ownV6: Set<string>;
   #receiver: (frame: Uint8Array) => void = () => {};
   #closeListener: ((reason: PortCloseReason) => void) | undefined;
   #closed = false;
@@ -215,6 +267,12 @@ export class GuestUplinks implements FramePort {
   /** Throws INVALID_ARGUMENT for a bad network. */
   constructor(options: GuestUplinksOptions) {
     this.network = resolveGuestNetwork(options);
+    this.#prefix6 = prefixBytes(this.network.prefix6);
+    const v6Key = (v: number): string =>
+      [...this.#prefix6, 0, 0, 0, 0, v >>> 24, (v >>> 16) & 255, (v >>> 8) & 255, v & 255]
+        .map((b) => b.toString(16).padStart(2, '0'))
+        .join('');
+    this.#ownV6 = new Set([v6Key(this.network.gateway), v6Key(this.network.dns)]);
     if (typeof options.start !== 'function')
       throw new MacslotError('INVALID_ARGUMENT', `start must be a function, got ${show(options.start)}`);
     this.#start = options.start;
@@ -236,21 +294,14 @@ export class GuestUplinks implements FramePort {
     const mac = frameMac(frame, 6);
     this.#noteNdSource(frame, mac.key);
     let g = this.#guests.get(mac.key);
-    if (g === undefined || g.state === 'stopped' || g.state === 'refused') {
-      try {
-        g = this.#open(mac);
-      } catch (err) {
-        this.#log(`${escapeText(this.name)}: no uplink for ${mac.toString()}: ${escapeText((err as Error).message)}`);
-        return false;
-      }
-    }
+    if (g === undefined || g.state === 'stopped' || g.state === 'refused') g = this.#open(mac);
     const kept = this.#keptFromUplink(frame, mac.key);
     if (kept !== undefined) return this.#drop(g, kept);
     if (g.state === 'up' && g.handle !== undefined) {
       g.toUplink++;
       return g.handle.port.send(frame);
     }
-    if (g.state === 'refused') return this.#drop(g, 'refused');
+    if (g.state === 'refused') return this.#drop(g, g.address === null ? 'no-address' : 'refused');
     if (g.queue.length >= QUEUE_WHILE_STARTING) return this.#drop(g, 'starting');
     g.queue.push(frame.slice());
     return true;
@@ -304,9 +355,11 @@ export class GuestUplinks implements FramePort {
   open(mac: string | Mac): string {
     const m = typeof mac === 'string' ? Mac.parse(mac) : mac;
     const g = this.#guests.get(m.key);
-    if (g !== undefined && g.state !== 'stopped' && g.state !== 'refused') return ipv4Text(g.address);
+    if (g !== undefined && g.state !== 'stopped' && g.state !== 'refused' && g.address !== null) return ipv4Text(g.address);
+    if (this.#closed) throw new MacslotError('PORT_CLOSED', `the uplinks are closed; none for ${m.toString()}`);
     const opened = this.#open(m);
-    if (opened.state === 'refused') throw new MacslotError('QUOTA_EXCEEDED', (opened.error ?? 'refused').replace(/^QUOTA_EXCEEDED: /, ''));
+    if (opened.state === 'refused' || opened.address === null)
+      throw new MacslotError('QUOTA_EXCEEDED', (opened.error ?? 'refused').replace(/^QUOTA_EXCEEDED: /, ''));
     return ipv4Text(opened.address);
   }
 
@@ -321,12 +374,12 @@ export class GuestUplinks implements FramePort {
   guest(mac: string | Mac): GuestUplinkInfo | undefined {
     const m = typeof mac === 'string' ? Mac.parse(mac) : mac;
     const g = this.#guests.get(m.key);
-    return g === undefined ? undefined : info(g);
+    return g === undefined ? undefined : info(g, this.network.prefix6);
   }
 
   /** Returns every guest uplink, stopped ones included (they keep their address). */
   counters(): GuestUplinkInfo[] {
-    return [...this.#guests.values()].map(info);
+    return [...this.#guests.values()].map((g) => info(g, this.network.prefix6));
   }
 
   /** Frames dropped by every uplink, by reason. */
@@ -342,16 +395,16 @@ export class GuestUplinks implements FramePort {
   }
 
   /**
-   * Returns the guest record of `mac`, with its uplink starting, or refused over the cap. Throws PORT_CLOSED or QUOTA_EXCEEDED (no
-   * address).
+   * Returns the guest record of `mac`, with its uplink starting, or refused: over the cap, or for want of an address (each
+   * refusal logged once, when the guest becomes refused, not once per frame). Never throws.
    */
   #open(mac: Mac): Guest {
-    if (this.#closed) throw new MacslotError('PORT_CLOSED', `the uplinks are closed; none for ${mac.toString()}`);
     let g = this.#guests.get(mac.key);
     if (g === undefined) {
       g = {
         mac,
-        address: this.#assign(mac),
+        address: null,
+        triedAt: -1,
         state: 'starting',
         handle: undefined,
         queue: [],
@@ -363,6 +416,19 @@ export class GuestUplinks implements FramePort {
         timer: undefined,
       };
       this.#guests.set(mac.key, g);
+    }
+    if (g.address === null && g.triedAt !== this.#stops) {
+      g.triedAt = this.#stops;
+      g.address = this.#assign(mac);
+    }
+    if (g.address === null) {
+      if (g.state !== 'refused') {
+        const { first, last } = this.network;
+        g.error = `QUOTA_EXCEEDED: every address of ${ipv4Text(first)}..${ipv4Text(last)} is held; none for ${mac.toString()}`;
+        this.#log(`${escapeText(this.name)}: ${g.error.replace(/^QUOTA_EXCEEDED: /, '')}`);
+        g.state = 'refused';
+      }
+      return g;
     }
     const running = [...this.#guests.values()].filter(
       (x) => x !== g && (x.state === 'starting' || x.state === 'up' || x.state === 'restarting'),
@@ -383,8 +449,8 @@ export class GuestUplinks implements FramePort {
     return g;
   }
 
-  /** Returns the address of `mac`: the one it had, else the first free one from its hash. Throws QUOTA_EXCEEDED when none is free. */
-  #assign(mac: Mac): number {
+  /** Returns the address of `mac`: the one it had, else the first free one from its hash, else null when none is free. */
+  #assign(mac: Mac): number | null {
     for (const [a, k] of this.#taken) if (k === mac.key) return a;
     const { first, last, gateway, dns } = this.network;
     const size = last - first + 1;
@@ -404,17 +470,21 @@ export class GuestUplinks implements FramePort {
         return a;
       }
     }
-    throw new MacslotError('QUOTA_EXCEEDED', `every address of ${ipv4Text(first)}..${ipv4Text(last)} is held; none for ${mac.toString()}`);
+    return null;
   }
 
   #launch(g: Guest): void {
     const n = this.network;
+    if (g.address === null) return;
     const request: GuestUplinkRequest = {
       mac: g.mac.toString(),
       address: ipv4Text(g.address),
       prefixLength: n.prefixLength,
       gateway: ipv4Text(n.gateway),
       dns: ipv4Text(n.dns),
+      address6: ipv6Of(n.prefix6, g.address),
+      gateway6: ipv6Of(n.prefix6, n.gateway),
+      dns6: ipv6Of(n.prefix6, n.dns),
     };
     let started: Promise<GuestUplinkHandle>;
     try {
@@ -457,7 +527,7 @@ export class GuestUplinks implements FramePort {
     if (g.handle !== handle) return;
     g.handle = undefined;
     if (this.#closed || g.state !== 'up') return;
-    this.#log(`${escapeText(this.name)}: uplink of ${g.mac.toString()} ended; restarting it with ${ipv4Text(g.address)}`);
+    this.#log(`${escapeText(this.name)}: uplink of ${g.mac.toString()} ended; restarting it with ${ipv4Text(g.address ?? 0)}`);
     this.#track(handle.close());
     this.#retry(g);
   }
@@ -480,6 +550,7 @@ export class GuestUplinks implements FramePort {
   async #stopGuest(g: Guest): Promise<void> {
     clearTimeout(g.timer);
     g.timer = undefined;
+    if (g.state !== 'stopped') this.#stops++;
     g.state = 'stopped';
     g.queue = [];
     const h = g.handle;
@@ -521,8 +592,10 @@ export class GuestUplinks implements FramePort {
       return undefined;
     }
     if (type === 0x86dd && frame.length >= 14 + 40 + 24 && frame[20] === 58 && frame[54] === 135) {
-      // Neighbour solicitation: the target address at 14 + 40 + 8.
+      // Neighbour solicitation: the target address at 14 + 40 + 8. One in the guests' prefix is for a guest, unless it is the
+      // gateway's or the DNS server's.
       const target = ipv6Key(frame, 62);
+      if (this.#prefix6.every((b, i) => frame[62 + i] === b) && !this.#ownV6.has(target)) return 'neighbour-nd';
       const holder = this.#ndSources.get(target);
       if (holder !== undefined && holder !== key) return 'neighbour-nd';
     }
@@ -547,10 +620,11 @@ function ipv6Key(frame: Uint8Array, at: number): string {
   return s;
 }
 
-function info(g: Guest): GuestUplinkInfo {
+function info(g: Guest, prefix6: string): GuestUplinkInfo {
   return {
     mac: g.mac.toString(),
-    address: ipv4Text(g.address),
+    address: g.address === null ? null : ipv4Text(g.address),
+    address6: g.address === null ? null : ipv6Of(prefix6, g.address),
     state: g.state,
     pid: g.handle?.pid ?? null,
     restarts: g.restarts,

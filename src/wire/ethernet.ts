@@ -41,18 +41,18 @@ export function isBroadcastDst(frame: Uint8Array): boolean {
   return (frame[d]! & frame[d + 1]! & frame[d + 2]! & frame[d + 3]! & frame[d + 4]! & frame[d + 5]!) === 0xff;
 }
 
-/** Returns the MAC-48 at byte `at` as a 48-bit number (the Map key of `Mac.key`). */
-function keyAt(frame: Uint8Array, at: number): number {
+/** Returns the MAC-48 at byte `at` as a 48-bit number (the Map key of `Mac.key`); the caller checks the length first. */
+export function macKeyAt(frame: Uint8Array, at: number): number {
   const hi = (frame[at]! << 8) | frame[at + 1]!;
   return hi * 0x1_0000_0000 + (((frame[at + 2]! << 24) | (frame[at + 3]! << 16) | (frame[at + 4]! << 8) | frame[at + 5]!) >>> 0);
 }
 
 /** Returns the destination as a 48-bit number (the Map key of `Mac.key`); the caller checks the length first. */
 export function dstKey(frame: Uint8Array): number {
-  return keyAt(frame, ETH_DST);
+  return macKeyAt(frame, ETH_DST);
 }
 
 /** Returns the source as a 48-bit number (the Map key of `Mac.key`); the caller checks the length first. */
 export function srcKey(frame: Uint8Array): number {
-  return keyAt(frame, ETH_SRC);
+  return macKeyAt(frame, ETH_SRC);
 }

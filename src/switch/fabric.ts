@@ -1,13 +1,17 @@
-// Ports: attaching NIC clients and the NIC's wire side (the uplink) to ports, with per-port counters and drops by reason.
+// Switch: the forwarding engine. Attaches NIC clients and the NIC's wire side (the uplink) to ports, with per-port counters
+// and drops by reason, and moves frames between them in bursts: frames read in one turn of the event loop go through the
+// data plane together, each frame's verdict is handed over explicitly, and only the rings that received frames are read.
 
 import type { DataPlane } from '../dataplane/dataplane.js';
+import { R_DROP_UNKNOWN, R_SOFTWARE, R_UNICAST, V_REF_SHIFT, V_RULE_MASK } from '../dataplane/layout.generated.js';
 import type { RxRing } from '../dataplane/ring.js';
 import { MacslotError, isMacslotError, show } from '../errors.js';
-import type { NicClient } from '../nic/nic.js';
-import { verdictDrops, verdictRule } from '../dataplane/verdict.js';
-import { ETH_DST, ETH_SRC, hasEthernetHeader, isMulticastDst } from '../wire/ethernet.js';
+import { RULES } from '../filter/reference.js';
+import type { Nic, NicClient } from '../nic/nic.js';
+import { ETH_DST, ETH_HLEN, ETH_SRC } from '../wire/ethernet.js';
 import { Mac } from '../wire/mac.js';
-import { DropCounter, type FramePort, type PortCloseReason } from './port.js';
+import { DropCounter, inIo, type FramePort, type PortCloseReason } from '../port/port.js';
+import { BURST_FULL, SPOOFED, type TransmitBurst, type TransmitSink } from './transmit.js';
 
 /** Frames and bytes in one direction. */
 export interface FlowCounters {
@@ -110,10 +114,10 @@ export interface ClientBinding extends PortBinding {
   readonly client: NicClient;
 }
 
-// Frames arriving while a frame is being switched (a port that answers synchronously) wait here; bounded so a loop cannot grow it.
-const MAX_REENTRANT = 4096;
-const LOCAL_RULES = new Set(['unicast-exact', 'software']);
-const EMPTY_FRAME = new Uint8Array(0);
+
+const EMPTY: readonly ClientBindingImpl[] = [];
+// Drop rules are `drop-<reason>`; a port counts them as `filter-<reason>`.
+const RULE_NAMES: readonly string[] = RULES.map((r) => r.replace(/^drop-/, ''));
 
 class Counted {
   readonly rx: FlowCounters = { frames: 0, bytes: 0 };
@@ -128,7 +132,7 @@ class Counted {
     this.#drops.drop(reason, detail);
   }
   /** Sends `frame` out of the port and counts it; a refusal is counted here unless the port counts its own drops. */
-  sendOut(frame: Uint8Array): void {
+  readonly sendOut = (frame: Uint8Array): void => {
     let ok = false;
     try {
       ok = this.port.send(frame);
@@ -139,7 +143,7 @@ class Counted {
       this.tx.frames++;
       this.tx.bytes += frame.length;
     } else if (this.port.drops === undefined) this.drop('not-sent', 'the port refused a frame');
-  }
+  };
   snapshot(extra: Record<string, number> = {}): PortCounters {
     const drops: Record<string, number> = { ...this.#drops.snapshot() };
     let own: Readonly<Record<string, number>> = {};
@@ -160,6 +164,9 @@ class ClientBindingImpl extends Counted implements ClientBinding {
   readonly fabric: Fabric;
   readonly storm: Bucket | undefined;
   readonly stormRate: number;
+  /** Marked while the current burst delivered to this client's ring. */
+  touched = false;
+  ringDropsAtBind = 0;
   constructor(fabric: Fabric, client: NicClient, port: FramePort, ring: RxRing, o: BindClientOptions) {
     super(port, o.log);
     this.fabric = fabric;
@@ -170,13 +177,23 @@ class ClientBindingImpl extends Counted implements ClientBinding {
     this.storm = storm === undefined ? undefined : new Bucket(storm);
     this.stormRate = storm?.rate ?? 0;
   }
+  /** The port's receivers: made once per binding, so no frame costs a closure. */
+  readonly receive = (frame: Uint8Array): void => this.fabric.fromClient(this, frame, 0, frame.length);
+  readonly receiveRange = (bytes: Uint8Array, start: number, end: number): void => this.fabric.fromClient(this, bytes, start, end);
   counters(): PortCounters {
     const ringDrops = this.fabric.dp.clientCounters(this.client.id).ringDrops - this.ringDropsAtBind;
     return this.snapshot({ 'ring-full': ringDrops });
   }
-  ringDropsAtBind = 0;
   unbind(): void {
     this.fabric.unbindClient(this);
+  }
+  /** Sends every frame waiting in the ring out of the port. */
+  drain(): void {
+    try {
+      this.ring.poll(this.sendOut);
+    } catch (err) {
+      this.drop('ring-corrupt', isMacslotError(err) ? err.message : String(err));
+    }
   }
 }
 
@@ -186,6 +203,8 @@ class UplinkBindingImpl extends Counted implements PortBinding {
     super(port, o.log);
     this.fabric = fabric;
   }
+  readonly receive = (frame: Uint8Array): void => this.fabric.fromUplink(this, frame, 0, frame.length);
+  readonly receiveRange = (bytes: Uint8Array, start: number, end: number): void => this.fabric.fromUplink(this, bytes, start, end);
   counters(): PortCounters {
     return this.snapshot();
   }
@@ -194,19 +213,36 @@ class UplinkBindingImpl extends Counted implements PortBinding {
   }
 }
 
-/** Everything attached to one data plane: switching a frame in means draining every bound client's ring out. */
-class Fabric {
+/**
+ * Everything attached to one data plane. Frames from ports are staged in the data plane's burst; frames handed over from
+ * I/O (see ioBegin) go out together at the end of the event loop's turn, any other frame at once. Each frame's verdict
+ * comes back through `transmitted`; after each burst only the rings it delivered to are read out to their ports.
+ */
+class Fabric implements TransmitSink {
   readonly dp: DataPlane;
   readonly clients = new Map<number, ClientBindingImpl>();
   uplink: UplinkBindingImpl | undefined;
-  #busy = false;
-  readonly #queue: (() => void)[] = [];
-  // One uplink frame at a time goes through dp.load; reusing this array keeps that path free of allocations.
-  readonly #one: Uint8Array[] = [EMPTY_FRAME];
+  // The data plane follows one NIC, learnt from the first client bound; a client of another NIC has no ring here.
+  nic: Nic | undefined;
+  readonly #burst: TransmitBurst;
+  /** Bound clients by id, for the per-frame lookups. */
+  readonly #byId: (ClientBindingImpl | undefined)[] = [];
+  /** Clients whose rings the current burst delivered to, and whether it delivered to many (broadcast, multicast). */
+  readonly #touched: ClientBindingImpl[] = [];
+  #flood = false;
+  /** Bound promiscuous clients (they receive unicast too); recomputed after a NIC change. */
+  #promiscuous: readonly ClientBindingImpl[] | undefined = EMPTY;
+  #unwatch: (() => void) | undefined;
+  #scheduled = false;
+  readonly #turn = (): void => {
+    this.#scheduled = false;
+    this.#flush();
+  };
 
   constructor(dp: DataPlane) {
     this.dp = dp;
-    dp.setUplink((frame) => this.#toUplink(frame));
+    this.#burst = dp.transmitter().burst();
+    this.#burst.setSink(this);
   }
 
   bindClient(client: NicClient, port: FramePort, o: BindClientOptions): ClientBindingImpl {
@@ -220,13 +256,25 @@ class Fabric {
         'INVALID_ARGUMENT',
         `client ${show(client.name)} is already bound to ${show(this.clients.get(client.id)!.port.name)}`,
       );
+    // Frames staged for the ring of an earlier holder of this client id go out to nobody first.
+    this.#flush();
     const ring = this.dp.ring(client.id);
     // Frames queued for an earlier holder of this client id are not this port's.
-    ring.poll(() => {});
+    ring.discard();
     const b = new ClientBindingImpl(this, client, port, ring, o);
     b.ringDropsAtBind = this.dp.clientCounters(client.id).ringDrops;
     this.clients.set(client.id, b);
-    port.onFrame((frame) => this.#enter(b, frame, () => this.#fromClient(b, frame)));
+    this.#byId[client.id] = b;
+    this.#promiscuous = undefined;
+    // After a NIC change (a promiscuous flag, a MAC removed or moved) the clients that take every frame and the sources
+    // each client may send from are found again.
+    this.#burst.forgetSources();
+    this.#unwatch ??= this.nic.on(() => {
+      this.#promiscuous = undefined;
+      this.#burst.forgetSources();
+    });
+    port.onFrame(b.receive);
+    port.onFrameRange?.(b.receiveRange);
     port.onClose((reason) => {
       this.unbindClient(b);
       o.onClose?.(reason);
@@ -242,7 +290,8 @@ class Fabric {
       );
     const b = new UplinkBindingImpl(this, port, o);
     this.uplink = b;
-    port.onFrame((frame) => this.#enter(b, frame, () => this.#fromUplink(b, frame)));
+    port.onFrame(b.receive);
+    port.onFrameRange?.(b.receiveRange);
     port.onClose((reason) => {
       this.unbindUplink(b);
       o.onClose?.(reason);
@@ -253,6 +302,12 @@ class Fabric {
   unbindClient(b: ClientBindingImpl): void {
     if (this.clients.get(b.client.id) !== b) return;
     this.clients.delete(b.client.id);
+    this.#byId[b.client.id] = undefined;
+    this.#promiscuous = undefined;
+    if (this.clients.size === 0) {
+      this.#unwatch?.();
+      this.#unwatch = undefined;
+    }
     b.port.onFrame(() => {});
   }
 
@@ -262,105 +317,131 @@ class Fabric {
     b.port.onFrame(() => {});
   }
 
-  // The data plane follows one NIC, learnt from the first client bound; a client of another NIC has no ring here.
-  nic: unknown;
-
-  /** Runs one ingress, or queues it (copied) while another is in progress, then drains the rings. */
-  #enter(b: Counted, frame: Uint8Array, run: () => void): void {
-    if (this.#busy) {
-      if (this.#queue.length >= MAX_REENTRANT) {
-        b.drop('reentrant-overflow', `over ${MAX_REENTRANT} frames arrived while one was being switched`);
-        return;
-      }
-      const copy = frame.slice();
-      this.#queue.push(
-        b instanceof ClientBindingImpl ? () => this.#fromClient(b, copy) : () => this.#fromUplink(b as UplinkBindingImpl, copy),
-      );
-      return;
-    }
-    this.#busy = true;
-    try {
-      run();
-      this.#drain();
-      for (let next = this.#queue.shift(); next !== undefined; next = this.#queue.shift()) {
-        next();
-        this.#drain();
-      }
-    } finally {
-      this.#busy = false;
-    }
-  }
-
-  #fromClient(b: ClientBindingImpl, frame: Uint8Array): void {
+  /** A frame from a client's port: `bytes[start, end)`, valid during the call. */
+  fromClient(b: ClientBindingImpl, bytes: Uint8Array, start: number, end: number): void {
+    const len = end - start;
     if (this.clients.get(b.client.id) !== b || !b.client.open) return b.drop('closed', 'a frame arrived after the client was detached');
-    if (!hasEthernetHeader(frame)) return b.drop('runt', `a ${frame.length}-byte frame is shorter than an Ethernet header`);
-    if (frame.length > this.dp.maxFrameLength)
-      return b.drop('oversize', `a ${frame.length}-byte frame is longer than the NIC's ${this.dp.maxFrameLength}`);
+    if (len < ETH_HLEN) return b.drop('runt', `a ${len}-byte frame is shorter than an Ethernet header`);
+    if (len > this.dp.maxFrameLength) return b.drop('oversize', `a ${len}-byte frame is longer than the NIC's ${this.dp.maxFrameLength}`);
     if (b.client.slotCount === 0) return b.drop('no-address', `client ${show(b.client.name)} holds no MAC`);
     // Storm control: the destination's group bit (broadcast included).
-    if (isMulticastDst(frame) && b.storm !== undefined && !b.storm.take()) {
+    if ((bytes[start + ETH_DST]! & 1) !== 0 && b.storm !== undefined && !b.storm.take()) {
       return b.drop('storm', `broadcast and multicast above ${b.stormRate} frames per second`);
     }
-    let ok = false;
-    try {
-      // The data plane copies the frame before anything else sees it, so the producer may reuse its buffer.
-      ok = this.dp.send(b.client.id, frame, { antiSpoof: b.antiSpoof });
-    } catch (err) {
-      return b.drop('error', isMacslotError(err) ? err.message : String(err));
+    const got = this.#stage(b, b.client.id, bytes, start, end, b.antiSpoof);
+    if (got === BURST_FULL) return;
+    if (got === SPOOFED) {
+      // The detail is formatted only for the first drop of its reason.
+      const source = (): string => show(Mac.fromBytes(bytes, start + ETH_SRC, 6).toString());
+      return b.drop('spoofed', () => `source ${source()} is not a MAC of client ${show(b.client.name)}`);
     }
-    if (!ok)
-      return b.drop(
-        'spoofed',
-        () => `source ${show(Mac.fromBytes(frame, ETH_SRC, 6).toString())} is not a MAC of client ${show(b.client.name)}`,
-      );
     b.rx.frames++;
-    b.rx.bytes += frame.length;
+    b.rx.bytes += len;
+    this.#after();
   }
 
-  #toUplink(frame: Uint8Array): void {
+  /** A frame from the uplink's port: `bytes[start, end)`, valid during the call. */
+  fromUplink(b: UplinkBindingImpl, bytes: Uint8Array, start: number, end: number): void {
+    const len = end - start;
+    if (this.uplink !== b) return;
+    if (len < ETH_HLEN) return b.drop('runt', `a ${len}-byte frame is shorter than an Ethernet header`);
+    if (len > this.dp.maxFrameLength) return b.drop('oversize', `a ${len}-byte frame is longer than the NIC's ${this.dp.maxFrameLength}`);
+    if (this.#stage(b, -1, bytes, start, end, false) === BURST_FULL) return;
+    this.#after();
+  }
+
+  /** Stages one frame; with the burst full, sends it first (or, inside a burst, drops the frame and counts it). */
+  #stage(b: Counted, from: number, bytes: Uint8Array, start: number, end: number, antiSpoof: boolean): number {
+    const burst = this.#burst;
+    let got: number;
+    try {
+      got = burst.stageRange(from, bytes, start, end, antiSpoof);
+      if (got === BURST_FULL) {
+        this.#flush();
+        got = burst.stageRange(from, bytes, start, end, antiSpoof);
+      }
+    } catch (err) {
+      b.drop('error', isMacslotError(err) ? err.message : String(err));
+      return BURST_FULL;
+    }
+    // Still full: frames keep arriving while a burst is being switched (a port answering synchronously, in a loop).
+    if (got === BURST_FULL) b.drop('reentrant-overflow', 'the burst filled while one was being switched');
+    return got;
+  }
+
+  /** After a frame was staged: from I/O, its burst goes out at the end of the turn; otherwise at once. */
+  #after(): void {
+    if (!inIo()) return this.#flush();
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    setImmediate(this.#turn);
+  }
+
+  #flush(): void {
+    try {
+      this.#burst.flush();
+    } catch (err) {
+      // The lane was reclaimed or the data plane closed: the staged frames are lost, counted on the uplink when there is one.
+      this.uplink?.drop('error', isMacslotError(err) ? err.message : String(err));
+    }
+  }
+
+  /** One frame's verdict, handed over by the burst: to the uplink when it is not for a local owner; marks its rings. */
+  transmitted(from: number, pool: Uint8Array, offset: number, length: number, verdict: number): void {
+    const rule = verdict & V_RULE_MASK;
+    if (rule === R_UNICAST || rule === R_SOFTWARE) {
+      const to = this.#byId[verdict >>> V_REF_SHIFT];
+      if (to !== undefined && !to.touched && to.ring.pending > 0) {
+        to.touched = true;
+        this.#touched.push(to);
+      }
+    } else if (rule < R_DROP_UNKNOWN) this.#flood = true;
+    if (from >= 0) {
+      // Bridge mode: a unicast frame for a local owner never touches the wire.
+      const u = this.uplink;
+      if (u !== undefined && rule !== R_UNICAST && rule !== R_SOFTWARE) u.sendOut(pool.subarray(offset, offset + length));
+      return;
+    }
     const u = this.uplink;
     if (u === undefined) return;
-    // Bridge mode: a unicast frame for a local owner never touches the wire.
-    if (LOCAL_RULES.has(verdictRule(this.dp.verdicts[0]!))) return;
-    u.sendOut(frame);
+    if (rule >= R_DROP_UNKNOWN) {
+      const name = rule === R_DROP_UNKNOWN ? 'no-owner' : `filter-${ruleName(rule)}`;
+      const dst = Mac.fromBytes(pool, offset + ETH_DST, 6).toString();
+      return u.drop(name, `no client accepts a frame for ${dst}`);
+    }
+    u.rx.frames++;
+    u.rx.bytes += length;
   }
 
-  #fromUplink(b: UplinkBindingImpl, frame: Uint8Array): void {
-    if (this.uplink !== b) return;
-    if (!hasEthernetHeader(frame)) return b.drop('runt', `a ${frame.length}-byte frame is shorter than an Ethernet header`);
-    if (frame.length > this.dp.maxFrameLength)
-      return b.drop('oversize', `a ${frame.length}-byte frame is longer than the NIC's ${this.dp.maxFrameLength}`);
-    const dp = this.dp;
-    this.#one[0] = frame;
-    const loaded = dp.load(this.#one);
-    this.#one[0] = EMPTY_FRAME;
-    if (loaded !== 1) return b.drop('oversize', `a ${frame.length}-byte frame does not fit the data plane's pool`);
-    try {
-      dp.rxBurst(1);
-    } catch (err) {
-      return b.drop('error', isMacslotError(err) ? err.message : String(err));
+  /** The burst's frames are in the rings: read out those it delivered to (every ring with frames after a flood). */
+  delivered(): void {
+    if (this.#flood) {
+      this.#flood = false;
+      for (const b of this.#touched) b.touched = false;
+      this.#touched.length = 0;
+      for (const b of this.clients.values()) if (b.ring.pending > 0) b.drain();
+      return;
     }
-    const word = dp.verdicts[0]!;
-    const rule = verdictRule(word);
-    if (verdictDrops(word))
-      return b.drop(
-        rule.slice(5) === 'unknown' ? 'no-owner' : `filter-${rule.slice(5)}`,
-        () => `no client accepts a frame for ${Mac.fromBytes(frame, ETH_DST, 6).toString()}`,
-      );
-    b.rx.frames++;
-    b.rx.bytes += frame.length;
+    const touched = this.#touched;
+    for (let i = 0; i < touched.length; i++) {
+      const b = touched[i]!;
+      b.touched = false;
+      b.drain();
+    }
+    touched.length = 0;
+    const p = this.#promiscuous ?? this.#findPromiscuous();
+    for (let i = 0; i < p.length; i++) if (p[i]!.ring.pending > 0) p[i]!.drain();
   }
 
-  #drain(): void {
-    for (const b of this.clients.values()) {
-      if (b.ring.pending === 0) continue;
-      try {
-        b.ring.poll((f) => b.sendOut(f));
-      } catch (err) {
-        b.drop('ring-corrupt', isMacslotError(err) ? err.message : String(err));
-      }
-    }
+  #findPromiscuous(): readonly ClientBindingImpl[] {
+    const p = [...this.clients.values()].filter((b) => b.client.open && b.client.promiscuous);
+    this.#promiscuous = p.length === 0 ? EMPTY : p;
+    return this.#promiscuous;
   }
+}
+
+function ruleName(rule: number): string {
+  return RULE_NAMES[rule] ?? 'bad-descriptor';
 }
 
 const fabrics = new WeakMap<DataPlane, Fabric>();
@@ -378,8 +459,9 @@ function fabricOf(dp: DataPlane): Fabric {
  * Attaches `client` to `port`: frames the data plane delivers to the client go out of the port, and
  * frames from the port are transmitted as the client (anti-spoof on by default). Returns the binding.
  * Throws CLIENT_CLOSED for a closed client, INVALID_ARGUMENT when it is already bound or of another
- * NIC. The data path never throws: bad frames are dropped and counted by reason. The data plane's
- * uplink hook belongs to the attachments from then on.
+ * NIC, DATA_PLANE for a data plane attached from a handle. The data path never throws: bad frames are
+ * dropped and counted by reason. Frames a transport reads from I/O in one turn of the event loop are
+ * switched together at the end of that turn; others before the port's receiver returns.
  */
 export function bindClient(dp: DataPlane, client: NicClient, port: FramePort, options: BindClientOptions = {}): ClientBinding {
   return fabricOf(dp).bindClient(client, port, options);
