@@ -239,5 +239,12 @@ export {
   type VlanHeader,
   type VlanTag,
 } from './vlan/tag.js';
-export { VlanMembership, type PortVlans, type VlanDrop, type VlanIngress, type VlanProtocol } from './vlan/membership.js';
+export {
+  VlanMembership,
+  type PortVlans,
+  type VlanCounters,
+  type VlanDrop,
+  type VlanIngress,
+  type VlanProtocol,
+} from './vlan/membership.js';
 export { classifyVlanFrame, type VlanVerdict } from './filter/vlan.js';

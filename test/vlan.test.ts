@@ -156,6 +156,16 @@ describe('VlanMembership, as a VLAN-filtering bridge', () => {
     expect(flood(bridge(row.protocol), row.from, row.frame)).toEqual(row.want);
   });
 
+  it('counts every drop by reason', () => {
+    const b = bridge();
+    b.ingress('h1', frame([[0x8100, 20]]));
+    b.ingress('t1', frame([[0x8100, 30]]));
+    b.ingress('t2', frame());
+    b.ingress('t1', frame([[0x8100, 10]], 16));
+    b.ingress('t1', frame([[0x8100, 10]]));
+    expect(b.counters()).toEqual({ 'drop-vlan': 4, notMember: 2, noPvid: 1, truncated: 1 });
+  });
+
   it('broadcast stays in its VLAN: the members of each VLAN', () => {
     const b = bridge();
     expect(b.members(10)).toEqual(['h1', 'h2', 't1']);

@@ -36,6 +36,18 @@ export interface VlanDrop {
   readonly vid?: number;
 }
 
+/** Frames a membership dropped on the way in, by reason (`ingress` counts every drop it returns). */
+export interface VlanCounters {
+  /** Every drop. */
+  readonly 'drop-vlan': number;
+  /** Tagged with a VLAN the port does not carry. */
+  readonly notMember: number;
+  /** Untagged on a port without a PVID. */
+  readonly noPvid: number;
+  /** A tag cut short. */
+  readonly truncated: number;
+}
+
 interface Port {
   readonly vids: ReadonlySet<number>;
   readonly pvid: number | undefined;
@@ -46,6 +58,7 @@ export class VlanMembership<K = number | string> {
   /** The TPID of the bridge's tag. */
   readonly tpid: number;
   readonly #ports = new Map<K, Port>();
+  readonly #drops = { 'not-member': 0, 'no-pvid': 0, truncated: 0 };
 
   constructor(options: { protocol?: VlanProtocol } = {}) {
     const p = options.protocol ?? '802.1Q';
@@ -93,6 +106,23 @@ export class VlanMembership<K = number | string> {
    * to it (an 802.1ad frame on an 802.1Q bridge travels in the PVID's VLAN with its tag as payload).
    */
   ingress(port: K, frame: Uint8Array): VlanIngress | VlanDrop {
+    const r = this.#admit(port, frame);
+    if ('drop' in r) this.#drops[r.why]++;
+    return r;
+  }
+
+  /** The drops counted by `ingress` so far. */
+  counters(): VlanCounters {
+    const d = this.#drops;
+    return {
+      'drop-vlan': d['not-member'] + d['no-pvid'] + d.truncated,
+      notMember: d['not-member'],
+      noPvid: d['no-pvid'],
+      truncated: d.truncated,
+    };
+  }
+
+  #admit(port: K, frame: Uint8Array): VlanIngress | VlanDrop {
     const p = this.#ports.get(port);
     const h = parseVlan(frame);
     if (h.kind === 'truncated') return { drop: 'drop-vlan', why: 'truncated' };
