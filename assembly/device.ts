@@ -10,6 +10,8 @@
 @inline const S_PRIMARY_LO: usize = 16;
 @inline const S_PRIMARY_HI: usize = 20;
 @inline const S_MIN_LEN: usize = 24;
+/** Longest frame the device stores (e1000: 1518 without RCTL.LPE, 16380 with it, no limit with SBP). */
+@inline const S_MAX_LEN: usize = 28;
 @inline const S_MAR: usize = 32;
 /** One u64 per reason. */
 @inline const COUNTERS: usize = 64;
@@ -70,7 +72,8 @@
 @inline const D_MONITOR: u32 = 17;
 @inline const D_RUNT: u32 = 18;
 @inline const D_BAD_DESC: u32 = 19;
-@inline const REASONS: u32 = 20;
+@inline const D_OVERSIZE: u32 = 20;
+@inline const REASONS: u32 = 21;
 /** Verdict word: reason in bits 0..7, entry index (RAR or table position) in bits 16..31, 0xffff for none. */
 @inline const NO_REF: u32 = 0xffff_0000;
 @inline const MISS: u32 = 0xffff_ffff;
@@ -251,8 +254,9 @@ function ixgbe(p: usize, len: u32, flags: u32, da: u64, w: u32): u32 {
 
 /** Verdict for one frame at `p` of `len` bytes, already inside the pool. */
 // @ts-ignore: decorator
-@inline function classifyFrame(p: usize, len: u32, kind: u32, flags: u32, minLen: u32): u32 {
+@inline function classifyFrame(p: usize, len: u32, kind: u32, flags: u32, minLen: u32, maxLen: u32): u32 {
   if (len < minLen) return D_RUNT | NO_REF;
+  if (len > maxLen) return D_OVERSIZE | NO_REF;
   if ((flags & F_ENABLED) == 0) return D_DISABLED | NO_REF;
   const lo = load<u32>(p);
   const w = <u32>load<u16>(p, 4);
@@ -273,13 +277,14 @@ export function classifyBurst(count: u32): u32 {
   const flags = load<u32>(S_FLAGS);
   // Fewer than 14 bytes hold no Ethernet header: every device drops them, whatever its own runt rule.
   const minLen = max<u32>(load<u32>(S_MIN_LEN), 14);
+  const maxLen = load<u32>(S_MAX_LEN);
   for (let i: u32 = 0; i < count; i++) {
     const d = DESC + (<usize>i << 3);
     const off = load<u32>(d);
     const len = load<u32>(d, 4);
     const v = len > POOL_BYTES || off > POOL_BYTES - len
       ? D_BAD_DESC | NO_REF
-      : classifyFrame(POOL + <usize>off, len, kind, flags, minLen);
+      : classifyFrame(POOL + <usize>off, len, kind, flags, minLen, maxLen);
     store<u32>(VERDICTS + (<usize>i << 2), v);
     const c = COUNTERS + (<usize>(v & 0xff) << 3);
     store<u64>(c, load<u64>(c) + 1);

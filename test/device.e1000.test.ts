@@ -232,6 +232,30 @@ const VECTORS: Record<string, Vector> = {
     tci: 100,
     reason: 'drop-vlan',
   },
+  'a 1518-byte frame (a tagged 1500-byte payload) without LPE': {
+    writes: [...RAR0, rctl(0)],
+    dst: STATION,
+    length: 1518,
+    reason: 'exact',
+    entry: 0,
+  },
+  'a 1519-byte frame without LPE is oversize': { writes: [...RAR0, rctl(0)], dst: STATION, length: 1519, reason: 'drop-oversize' },
+  'RCTL.LPE takes a 1519-byte frame': { writes: [...RAR0, rctl(RCTL.LPE)], dst: STATION, length: 1519, reason: 'exact', entry: 0 },
+  'RCTL.LPE takes 16380 bytes (16 KiB less the FCS)': {
+    writes: [...RAR0, rctl(RCTL.LPE)],
+    dst: STATION,
+    length: 16380,
+    reason: 'exact',
+    entry: 0,
+  },
+  'RCTL.LPE drops 16381 bytes': { writes: [...RAR0, rctl(RCTL.LPE)], dst: STATION, length: 16381, reason: 'drop-oversize' },
+  'RCTL.SBP stores even 16381 bytes': { writes: [...RAR0, rctl(RCTL.SBP)], dst: STATION, length: 16381, reason: 'exact', entry: 0 },
+  'the size check comes before RCTL.EN': {
+    writes: [...RAR0, [REG.RCTL, 0]],
+    dst: STATION,
+    length: 1519,
+    reason: 'drop-oversize',
+  },
   'a 13-byte runt': { writes: [...RAR0, rctl(RCTL.UPE)], dst: STATION, length: 13, reason: 'drop-runt' },
   'CTRL.VME only strips: it does not filter': {
     writes: [...RAR0, [REG.CTRL, 1 << 30], rctl(0)],
@@ -343,7 +367,7 @@ describe('e1000 profile', () => {
       perState: 1000,
       mutate(rng) {
         const targets: number[][] = [];
-        const rctlBits = [RCTL.EN, RCTL.UPE, RCTL.MPE, RCTL.BAM, RCTL.VFE, RCTL.CFIEN, RCTL.CFI].filter((b) =>
+        const rctlBits = [RCTL.EN, RCTL.UPE, RCTL.MPE, RCTL.BAM, RCTL.VFE, RCTL.CFIEN, RCTL.CFI, RCTL.LPE, RCTL.SBP].filter((b) =>
           b === EN ? rng() < 0.95 : rng() < 0.3,
         );
         write(REG.RCTL, rctlBits.reduce((a, b) => a | b, 0) | (Math.floor(rng() * 4) << RCTL.MO_SHIFT));
@@ -370,7 +394,9 @@ describe('e1000 profile', () => {
                 ? [255, 255, 255, 255, 255, 255]
                 : randomMac(rng);
         const type = rng() < 0.5 ? pick(rng, [0x8100, 0x88a8, 0x0000]) : 0x0800;
-        return frame(dst, randomLength(rng), type, Math.floor(rng() * 65536));
+        // Now and then a long frame around the 1518 and 16380 limits (rarely, so a burst still fits the pool).
+        const length = rng() < 0.002 ? pick(rng, [1518, 1519, 16380, 16381]) : randomLength(rng);
+        return frame(dst, length, type, Math.floor(rng() * 65536));
       },
     });
     // Every stage decided some frames, so no branch went untested.
@@ -386,6 +412,7 @@ describe('e1000 profile', () => {
       'drop-cfi',
       'drop-disabled',
       'drop-runt',
+      'drop-oversize',
     ])
       expect(seen.get(reason) ?? 0, reason).toBeGreaterThan(100);
   });

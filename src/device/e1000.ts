@@ -29,8 +29,10 @@ export const E1000_REGISTERS = {
 /** RCTL bits. MO is the 2-bit field at bits 13:12. */
 export const E1000_RCTL = {
   EN: 1 << 1,
+  SBP: 1 << 2,
   UPE: 1 << 3,
   MPE: 1 << 4,
+  LPE: 1 << 5,
   MO_SHIFT: 12,
   BAM: 1 << 15,
   VFE: 1 << 18,
@@ -53,7 +55,8 @@ const R = E1000_REGISTERS;
 
 /**
  * One e1000 (8254x) receive filter. Forward the guest's writes to the filter registers with `writeRegister` (or use the
- * typed setters), then classify frames with `accept` or the burst path. Check order: RCTL.EN; VLAN (tag = bytes 12-13
+ * typed setters), then classify frames with `accept` or the burst path. Check order: size (over 1518 bytes without
+ * RCTL.LPE, over 16380 with it, unless RCTL.SBP); RCTL.EN; VLAN (tag = bytes 12-13
  * equal to VET, in a frame of at least 18 bytes): CFI rule with RCTL.CFIEN, VFTA with RCTL.VFE; then BAM for broadcast,
  * MPE for other group addresses, UPE for unicast; then the RARs with AV; then the MTA bit, for every class of destination.
  */
@@ -207,6 +210,8 @@ export class E1000 extends DeviceFilter {
       mo: (r >>> E1000_RCTL.MO_SHIFT) & 3,
       vet: this.#vet & 0xffff,
       minLength: 14,
+      // Past 1518 bytes (a tagged 1500-byte payload) without LPE, or 16 KiB less the FCS with it, unless SBP.
+      ...((r & E1000_RCTL.SBP) !== 0 ? {} : { maxLength: (r & E1000_RCTL.LPE) !== 0 ? 16380 : 1518 }),
       primary: undefined,
     };
   }

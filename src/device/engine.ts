@@ -68,6 +68,8 @@ export interface StageState {
   mo: number;
   vet: number;
   minLength: number;
+  /** Longest frame stored; undefined for no limit of the filter's own. */
+  maxLength?: number;
   primary: Mac | undefined;
 }
 
@@ -178,6 +180,7 @@ export abstract class DeviceFilter {
     st[4] = s.primary === undefined ? 0 : rarLow(s.primary);
     st[5] = s.primary === undefined ? 0 : rarHigh(s.primary);
     st[6] = s.minLength;
+    st[7] = s.maxLength ?? 0xffffffff;
     const mar = this.marBytes();
     if (mar !== undefined) this.#mar.set(mar);
     this.#x.tableClear();

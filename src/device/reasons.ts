@@ -25,6 +25,7 @@ export const DEVICE_REASONS = [
   'drop-monitor',
   'drop-runt',
   'drop-bad-descriptor',
+  'drop-oversize',
 ] as const;
 
 /** One of DEVICE_REASONS. */

@@ -82,6 +82,8 @@ export class E1000Model {
     if (f.length < 14) return { reason: 'drop-runt' };
     const rctl = r.read(0x100);
     const bit = (n: number): boolean => ((rctl >>> n) & 1) === 1;
+    // e1000x_is_oversized: 14 + 4 + 1500 bytes without LPE (bit 5), 16 KiB - 4 with it; SBP (bit 2) stores anything.
+    if (!bit(2) && f.length > (bit(5) ? 16384 - 4 : 14 + 4 + 1500)) return { reason: 'drop-oversize' };
     if (!bit(1)) return { reason: 'drop-disabled' };
     const vlan = intelVlan(f, r.read(0x38) & 0xffff, bit(19), bit(20), bit(18), (w) => r.read(0x5600 + 4 * w));
     if (vlan !== undefined) return { reason: vlan };
