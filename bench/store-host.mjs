@@ -1,28 +1,72 @@
-// One "host" of the store benchmark: claims random MACs of one block for as long as told, timing each claim, and
-// prints the count and the latencies (ms) as one JSON line. Loads the built modules (npm run bench:store builds them).
+// One "host" of the store benchmark. Mode `manager` (what users run): a MacManager over the store allocating for new
+// guests from one block, `concurrency` allocations at a time (a host starting many guests). Mode `claim`: bare
+// record-level claims of random MACs, one at a time. It warms up first (unmeasured: a long-running host has its code
+// compiled and its connections open, a fresh process has neither), says `ready`, and on `go` times each allocation for
+// as long as told, then prints the count, its CPU time and the latencies (ms) as one JSON line. Loads the built modules
+// (npm run bench:store builds them).
 import { FileStore } from '../dist/node/file-store.js';
 import { PostgresStore } from '../dist/postgres/store.js';
+import { MacManager } from '../dist/manager/manager.js';
+import { Nic } from '../dist/nic/nic.js';
 
-const [kind, target, schema, tag, msText] = process.argv.slice(2);
+const [kind, target, schema, tag, msText, mode = 'manager', concurrencyText = '8'] = process.argv.slice(2);
 const store =
   kind === 'file' ? new FileStore({ path: target, lockTimeoutMs: 60_000 }) : await PostgresStore.open({ connectionString: target, schema });
-process.stdout.write('ready\n');
-await new Promise((r) => process.stdin.once('data', r));
-const end = performance.now() + Number(msText);
-const lat = [];
+const concurrency = mode === 'manager' ? Number(concurrencyText) : 1;
+const manager =
+  mode === 'manager'
+    ? new MacManager({
+        nics: { eth0: new Nic({ primary: `00:14:4f:00:${Number(tag).toString(16).padStart(2, '0')}:00`, maxAddresses: 1 << 16 }) },
+        store,
+        block: '02:5b:00/24',
+        session: `host${tag}`,
+      })
+    : undefined;
+let next = 0;
 let conflicts = 0;
-for (let i = 0; performance.now() < end; i++) {
+
+/** One allocation; resolves false when the store gave the MAC to someone else (bare claims only). */
+async function allocateOne() {
+  const i = next++;
+  if (manager !== undefined) {
+    // 64 guests per host, each with many interfaces: a NIC has at most 1,024 clients.
+    await manager.allocate({ guest: `h${tag}-${i % 64}`, iface: String(i), policy: 'block', order: 'random' });
+    return true;
+  }
   const n = Math.floor(Math.random() * 2 ** 24);
   const mac = `02:5b:${[n >> 16, (n >> 8) & 0xff, n & 0xff, Number(tag) & 0xff].map((b) => b.toString(16).padStart(2, '0')).join(':')}`;
-  const t0 = performance.now();
   try {
     await store.claim({ mac, guest: `h${tag}`, nic: 'eth0', iface: String(i), policy: 'block', holder: `host${tag}` });
+    return true;
   } catch (err) {
     if (err?.code !== 'MAC_IN_USE') throw err;
-    conflicts++;
+    return false;
   }
-  lat.push(performance.now() - t0);
 }
-process.stdout.write(`${JSON.stringify({ count: lat.length - conflicts, conflicts, lat })}\n`);
+
+/** Runs `concurrency` loops of allocations until `end`, timing each into `lat` when given. */
+async function run(end, lat) {
+  const loop = async () => {
+    while (performance.now() < end) {
+      const t0 = performance.now();
+      const ok = await allocateOne();
+      if (lat === undefined) continue;
+      if (!ok) conflicts++;
+      lat.push(performance.now() - t0);
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, loop));
+}
+
+await run(performance.now() + Number(process.env.BENCH_WARMUP_MS ?? 1_500));
+process.stdout.write('ready\n');
+await new Promise((r) => process.stdin.once('data', r));
+const cpu0 = process.cpuUsage();
+const lat = [];
+await run(performance.now() + Number(msText), lat);
+const { user, system } = process.cpuUsage(cpu0);
+process.stdout.write(`${JSON.stringify({ count: lat.length - conflicts, conflicts, cpuMs: (user + system) / 1000, lat })}\n`);
+// Connections stay open until told, so the database's CPU time can be read while its backends still exist.
+await new Promise((r) => process.stdin.once('data', r));
 await store.close?.();
 process.exit(0);

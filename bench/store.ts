@@ -1,16 +1,21 @@
-// Benchmark: MAC allocations per second and claim latency (p50, p99) of the FileStore and the PostgresStore, with 1, 4
-// and 16 hosts (processes) claiming at once from one block. PostgreSQL: MACSLOT_PG_URL, else a private throwaway cluster.
-// BENCH_SECONDS sets each run's length (default 3).
+// Benchmark: MAC allocations per second and latency (p50, p99) of the FileStore and the PostgresStore, with 1, 4 and 16
+// hosts (processes) allocating at once from one block. Each host runs a MacManager, as users do, with BENCH_CONCURRENCY
+// allocations for new guests under way at a time (default 8); BENCH_MODE=claim measures bare claims, one at a time per
+// host, instead. PostgreSQL: MACSLOT_PG_URL, else a private throwaway cluster. BENCH_SECONDS sets each run's length
+// (default 3).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import { binariesHere, startCluster, type Cluster } from '../test/support/pg-cluster.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
-const HOSTS = [1, 4, 16];
+const HOSTS = (process.env.BENCH_HOSTS ?? '1,4,16').split(',').map(Number);
+const MODE = process.env.BENCH_MODE === 'claim' ? 'claim' : 'manager';
+const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8);
+const STORES = (process.env.BENCH_STORES ?? 'file,postgres').split(',');
 const host = fileURLToPath(new URL('./store-host.mjs', import.meta.url));
 
 interface Result {
@@ -20,6 +25,31 @@ interface Result {
   p50: number;
   p99: number;
   conflicts: number;
+  /** CPU time the hosts spent per allocation (ms), all hosts together: what the machine's load takes away. */
+  hostCpu: number;
+  /** CPU time PostgreSQL's processes spent per allocation (ms), when they can be read from /proc. */
+  dbCpu: number;
+}
+
+/** CPU time (ms) of every process named postgres, from /proc; NaN where /proc is missing. */
+function dbCpuMs(): number {
+  try {
+    let ticks = 0;
+    for (const pid of readdirSync('/proc')) {
+      if (!/^\d+$/.test(pid)) continue;
+      try {
+        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+        if (!stat.includes('(postgres)')) continue;
+        const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        ticks += Number(f[11]) + Number(f[12]);
+      } catch {
+        // The process ended meanwhile.
+      }
+    }
+    return ticks * 10;
+  } catch {
+    return NaN;
+  }
 }
 
 function line(child: ChildProcess): Promise<string> {
@@ -40,15 +70,20 @@ function line(child: ChildProcess): Promise<string> {
 
 async function run(kind: 'file' | 'postgres', target: string, schema: string, hosts: number): Promise<Result> {
   const children = Array.from({ length: hosts }, (_, i) =>
-    spawn(process.execPath, [host, kind, target, schema, String(i), String(SECONDS * 1000)], { stdio: ['pipe', 'pipe', 'inherit'] }),
+    spawn(process.execPath, [host, kind, target, schema, String(i), String(SECONDS * 1000), MODE, String(CONCURRENCY)], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    }),
   );
   try {
     await Promise.all(children.map((c) => line(c)));
     const t0 = performance.now();
+    const db0 = dbCpuMs();
     const done = children.map((c) => line(c));
     for (const c of children) c.stdin!.write('go\n');
-    const outs = (await Promise.all(done)).map((l) => JSON.parse(l) as { count: number; conflicts: number; lat: number[] });
+    const outs = (await Promise.all(done)).map((l) => JSON.parse(l) as { count: number; conflicts: number; cpuMs: number; lat: number[] });
     const seconds = (performance.now() - t0) / 1000;
+    const db = dbCpuMs() - db0;
+    for (const c of children) c.stdin!.write('exit\n');
     const lat = outs.flatMap((o) => o.lat).sort((a, b) => a - b);
     const q = (p: number): number => lat[Math.min(lat.length - 1, Math.floor(p * lat.length))] ?? NaN;
     const count = outs.reduce((n, o) => n + o.count, 0);
@@ -59,6 +94,8 @@ async function run(kind: 'file' | 'postgres', target: string, schema: string, ho
       p50: q(0.5),
       p99: q(0.99),
       conflicts: outs.reduce((n, o) => n + o.conflicts, 0),
+      hostCpu: outs.reduce((n, o) => n + o.cpuMs, 0) / Math.max(1, count),
+      dbCpu: kind === 'postgres' ? db / Math.max(1, count) : NaN,
     };
   } finally {
     for (const c of children) c.kill('SIGKILL');
@@ -69,9 +106,10 @@ const results: Result[] = [];
 const dir = mkdtempSync(join(tmpdir(), 'macslot-bench-store-'));
 let cluster: Cluster | undefined;
 try {
-  for (const n of HOSTS) results.push(await run('file', join(dir, `macs-${n}.json`), '', n));
+  if (STORES.includes('file')) for (const n of HOSTS) results.push(await run('file', join(dir, `macs-${n}.json`), '', n));
   let url = process.env.MACSLOT_PG_URL;
-  if (url === undefined && binariesHere()) {
+  if (!STORES.includes('postgres')) url = undefined;
+  else if (url === undefined && binariesHere()) {
     cluster = startCluster();
     url = cluster.url;
   }
@@ -81,12 +119,19 @@ try {
   cluster?.remove();
   rmSync(dir, { recursive: true, force: true });
 }
-console.log(`Node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? 'unknown CPU'}, ${SECONDS} s per run`);
-console.log('store     hosts  alloc/s    p50 ms   p99 ms   conflicts');
+console.log(
+  `Node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? 'unknown CPU'}, ${SECONDS} s per run, ` +
+    `${MODE === 'manager' ? `manager.allocate, ${CONCURRENCY} at a time per host` : 'bare claims, one at a time per host'}, ` +
+    `load ${loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ')}`,
+);
+console.log('store     hosts  alloc/s    p50 ms   p99 ms   conflicts  host CPU ms/alloc  db CPU ms/alloc');
 for (const r of results) {
   console.log(
     `${r.store.padEnd(9)} ${String(r.hosts).padStart(5)} ${r.perSecond.toFixed(0).padStart(8)} ` +
-      `${r.p50.toFixed(2).padStart(9)} ${r.p99.toFixed(2).padStart(8)} ${String(r.conflicts).padStart(11)}`,
+      `${r.p50.toFixed(2).padStart(9)} ${r.p99.toFixed(2).padStart(8)} ${String(r.conflicts).padStart(11)} ` +
+      `${r.hostCpu.toFixed(3).padStart(18)} ${r.dbCpu.toFixed(3).padStart(16)}`,
   );
 }
 console.log(JSON.stringify(results));

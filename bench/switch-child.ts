@@ -182,6 +182,7 @@ async function runPeers(n: number, paths: string[]): Promise<void> {
   let all = 0;
   let bad = 0;
   let sum = 0;
+  let lastData = 0;
   for (const path of paths) {
     const guests: Guest[] = [];
     for (let i = 1; i <= n; i++) {
@@ -203,7 +204,10 @@ async function runPeers(n: number, paths: string[]): Promise<void> {
           sum = (sum + h) >>> 0;
         }
       });
-      s.on('data', (c: Buffer) => walker.push(c));
+      s.on('data', (c: Buffer) => {
+        lastData = performance.now();
+        walker.push(c);
+      });
       s.on('error', () => {});
       const one = frameOf(i, (i % n) + 1);
       const batch = new Uint8Array((PREFIX + FRAME) * BATCH);
@@ -238,8 +242,10 @@ async function runPeers(n: number, paths: string[]): Promise<void> {
     const ms = performance.now() - t0;
     send({ phase: 'ended', good, all, bad, sum, ms });
     active = undefined;
-    // Let what is in flight drain before the next window starts.
-    await new Promise((r) => setTimeout(r, 200));
+    // What is still in flight (a flood queued in the sockets) drains before the next window starts: quiet for 200 ms.
+    const stop = performance.now() + 30_000;
+    do await new Promise((r) => setTimeout(r, 50));
+    while (performance.now() - lastData < 200 && performance.now() < stop);
     send({ phase: 'idle' });
   });
   send({ ready: true });

@@ -191,10 +191,12 @@ if (!UPLINKS_ONLY) {
         `${(heap.value / 1024).toFixed(0)} KiB, ${gcs.value.toFixed(1)} |`,
     );
   }
+  // Every frame a peer received was checked against the checksum its sender put in it; the run stops on a failure.
   const checks = rows.map((r) => ({
     clients: r.clients,
-    switchChecksums: r.rounds.map((x) => x.switch.sum),
-    relayChecksums: r.rounds.map((x) => x.relay.sum),
+    framesChecked: r.rounds.reduce((t, x) => t + x.switch.all + x.relay.all, 0),
+    checksumFailures: r.rounds.reduce((t, x) => t + x.switch.bad + x.relay.bad, 0),
+    switchToOthers: r.rounds.map((x) => x.switch.all - x.switch.good),
   }));
   saveFigures('switch', machine, SECONDS < 2, figures, { seconds: SECONDS, rounds: ROUNDS, cases: rows, checks });
 }

@@ -208,6 +208,84 @@ describe.skipIf(server === undefined)('managers on several hosts sharing one dat
   });
 });
 
+describe.skipIf(server === undefined)('managers allocating through record-level claims', () => {
+  const host = (store: PostgresStore, session: string, primary: string) =>
+    new MacManager({ nics: { eth0: new Nic({ primary, maxAddresses: 4096 }) }, store, block: '02:08:20:00/32', session });
+
+  it('two hosts racing for one MAC: the UNIQUE constraint gives it to one, the other gets MAC_IN_USE naming it', async () => {
+    const schema = freshSchema();
+    const [s1, s2] = [await openPg({ schema }), await openPg({ schema })];
+    const [m1, m2] = [host(s1, 'one', '00:14:4f:00:00:00'), host(s2, 'two', '00:14:4f:00:01:00')];
+    for (let i = 0; i < 5; i++) {
+      const mac = `02:08:20:00:01:0${i}`;
+      const out = await Promise.allSettled([
+        m1.allocate({ guest: `a${i}`, policy: 'fixed', mac }),
+        m2.allocate({ guest: `b${i}`, policy: 'fixed', mac }),
+      ]);
+      const won = out.flatMap((r) => (r.status === 'fulfilled' ? [r.value.guest] : []));
+      const lost = out.flatMap((r) => (r.status === 'rejected' ? [(r.reason as Error).message] : []));
+      expect(won).toHaveLength(1);
+      expect(lost).toHaveLength(1);
+      expect(lost[0]).toMatch(new RegExp(`^MAC_IN_USE: ${mac} is held by session (one|two) for guest "${won[0]}"`));
+      expect(await s1.byMac(mac)).toMatchObject({ guest: won[0] });
+    }
+    await m1.close();
+    await m2.close();
+  });
+
+  it('hosts allocating from one block with next order pass over what the others took, each MAC once', async () => {
+    const schema = freshSchema();
+    const stores = [await openPg({ schema }), await openPg({ schema }), await openPg({ schema })];
+    const ms = stores.map((s, i) => host(s, `h${i}`, `00:14:4f:00:0${i}:00`));
+    const leases = await Promise.all(Array.from({ length: 90 }, (_, i) => ms[i % 3]!.allocate({ guest: `vm${i}`, policy: 'block' })));
+    const macs = leases.map((l) => l.mac.toString());
+    expect(new Set(macs).size).toBe(90);
+    const recorded = new Map((await stores[0]!.list()).map((r) => [r.mac, r.guest]));
+    for (const l of leases) expect(recorded.get(l.mac.toString())).toBe(l.guest);
+    for (const m of ms) await m.close();
+  });
+
+  it('claims batched into one statement each get their own answer', async () => {
+    const s = await openPg();
+    // 60 claims at once: 20 pairs race for one MAC each, and 20 go alone; the batches mix them.
+    const claims = Array.from({ length: 60 }, (_, i) => {
+      const mac = `02:00:00:00:02:${(i < 40 ? i >> 1 : i).toString(16).padStart(2, '0')}`;
+      return s.claim({ mac, guest: `g${i}`, nic: 'eth0', iface: '0', policy: 'block', holder: `h${i}` }).then(
+        (r) => `${r.mac} ${r.guest}`,
+        (err: Error) => err.message,
+      );
+    });
+    const out = await Promise.all(claims);
+    for (let pair = 0; pair < 20; pair++) {
+      const two = [out[2 * pair]!, out[2 * pair + 1]!];
+      const mac = `02:00:00:00:02:${pair.toString(16).padStart(2, '0')}`;
+      const won = two.filter((t) => t.startsWith(mac));
+      expect(won).toHaveLength(1);
+      expect(two.filter((t) => t.startsWith('MAC_IN_USE: '))).toEqual([expect.stringContaining(`held by session h`)]);
+      expect((await s.byMac(mac))!.guest).toBe(won[0]!.split(' ')[1]);
+    }
+    for (let i = 40; i < 60; i++) expect(out[i]).toBe(`02:00:00:00:02:${i.toString(16)} g${i}`);
+  });
+
+  it('a guest whose lapsed MAC another host took learns who holds it, through the database', async () => {
+    const schema = freshSchema();
+    const [dead, live] = [await openPg({ schema }), await openPg({ schema })];
+    const m1 = host(dead, 'dead', '00:14:4f:00:00:00');
+    const lease = await m1.allocate({ guest: 'vm', policy: 'block', ttlMs: 100 });
+    await dead.close();
+    const m2 = host(live, 'live', '00:14:4f:00:01:00');
+    await until(async () => (await code(m2.allocate({ guest: 'thief', policy: 'fixed', mac: lease.mac }))) === 'resolved', 30_000);
+    const back = host(live, 'back', '00:14:4f:00:02:00');
+    expect(await message(back.allocate({ guest: 'vm', policy: 'block' }))).toMatch(
+      new RegExp(`remembered MAC ${lease.mac.toString()} .* held by guest "thief"`),
+    );
+    const fresh = await back.allocate({ guest: 'vm', policy: 'block', onConflict: 'reallocate' });
+    expect(fresh.previous?.equals(lease.mac)).toBe(true);
+    await m2.close();
+    await back.close();
+  });
+});
+
 describe.skipIf(server === undefined)('whole-store transactions on several hosts see every change', () => {
   const has = (store: PostgresStore, mac: string): Promise<boolean> => store.transact((d) => d.records[mac] !== undefined);
 

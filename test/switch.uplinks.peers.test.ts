@@ -12,7 +12,7 @@ import { DHCP, HAVE_GUEST, REQUIRED, bootIpxe, parseDhcp, waitFor } from './fixt
 import { GATEWAY_MAC, serveSwitch, type ServedSwitch } from 'macslot/node';
 import { macText, needTool, until } from './support/frames.js';
 import { alive, killTracked, spawnTracked } from './support/processes.js';
-import { LinuxGuest, needLinuxGuest, writeInitramfs } from './support/linux-guest.js';
+import { LinuxGuest, needLinuxGuest } from './support/linux-guest.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'macslot-uplinks-'));
 const served: ServedSwitch[] = [];
@@ -29,7 +29,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 /** A switch serving a named UNIX listener per guest, with one passt per guest as its uplink. */
 async function start(
   names: readonly string[],
-  clients: { name: string; address: string }[],
+  clients: { name: string; address: string; multicast?: string[] }[],
   tap?: PcapngTap,
 ): Promise<{ served: ServedSwitch; logs: string[]; sock: (n: string) => string }> {
   const logs: string[] = [];
@@ -262,7 +262,7 @@ describe('a guest reaches the gateway through its own passt', () => {
       await g.shell();
       await g.type('dhcp', /Configuring \(net0 [^)]*\)\.*\s*ok/);
       const fetched = await g.type(`imgfetch http://10.0.2.2:${port}/from-guest`, /\.\.\. ok|\(https?:\/\/ipxe\.org\/[0-9a-f]/);
-      expect(fetched[0]).toBe('... ok');
+      expect(fetched[0], g.out.slice(-600)).toBe('... ok');
       expect(hits).toEqual(['/from-guest']);
       expect(s.uplinks!.guest(A)).toMatchObject({ state: 'up' });
     } finally {
@@ -302,8 +302,6 @@ describe('two Linux guests on one switch reach each other by IP', () => {
     if (!(await needTool('qemu-system-x86_64')) || !(await needTool('passt')) || !needLinuxGuest()) return ctx.skip();
     const A = '52:54:00:00:17:1a';
     const B = '52:54:00:00:17:1b';
-    const initramfs = join(dir, 'linux-guest.cpio');
-    writeInitramfs(initramfs);
     const hits: string[] = [];
     const server = createServer((req, res) => {
       hits.push(req.url ?? '');
@@ -313,16 +311,22 @@ describe('two Linux guests on one switch reach each other by IP', () => {
     const httpPort = (server.address() as { port: number }).port;
     const chunks: Uint8Array[] = [];
     const tap = new PcapngTap((b) => chunks.push(b.slice()));
-    const { served: s, sock } = await start(
+    // The solicited-node groups of the guests' MAC-derived IPv6 addresses: the switch passes a multicast frame only to
+    // the clients that joined its group.
+    const {
+      served: s,
+      sock,
+      logs,
+    } = await start(
       ['a', 'b'],
       [
-        { name: 'a', address: A },
-        { name: 'b', address: B },
+        { name: 'a', address: A, multicast: ['33:33:ff:00:17:1a'] },
+        { name: 'b', address: B, multicast: ['33:33:ff:00:17:1b'] },
       ],
       tap,
     );
     try {
-      const [ga, gb] = [new LinuxGuest(A, sock('a'), initramfs), new LinuxGuest(B, sock('b'), initramfs)];
+      const [ga, gb] = [new LinuxGuest(A, sock('a')), new LinuxGuest(B, sock('b'))];
       await Promise.all([ga.ready(150_000), gb.ready(150_000)]);
       const dhcp = 'udhcpc -i eth0 -f -q -n -t 40 -T 3 -s /bin/dhcp-hook';
       const leases = await Promise.all([ga.run(dhcp, 200_000), gb.run(dhcp, 200_000)]);
@@ -368,6 +372,31 @@ describe('two Linux guests on one switch reach each other by IP', () => {
       expect([...requests, ...replies].filter((e) => e.dst === GATEWAY_MAC || e.src === GATEWAY_MAC)).toEqual([]);
       // The ARP requests for the other guest were kept from the sender's passt.
       expect(s.uplinks!.guest(A)!.drops['neighbour-arp']).toBeGreaterThanOrEqual(1);
+
+      // IPv6: each passt was given its guest's own address, and advertises the guests' prefix, in which each guest also
+      // forms an address from its MAC; a's solicitation for b's is kept from a's passt, b answers, the echoes flow.
+      const assigned = (mac: string): string | undefined =>
+        logs.map((l) => new RegExp(`^passt:${mac}: +assign: ([0-9a-f:]+:[0-9a-f:]*)$`).exec(l)?.[1]).find((a) => a?.includes(':'));
+      expect([assigned(A), assigned(B)]).toEqual([s.uplinks!.guest(A)!.address6, s.uplinks!.guest(B)!.address6]);
+      expect(assigned(A)).not.toBe(assigned(B));
+      const global6 = async (g: LinuxGuest): Promise<string> => {
+        // Polls inside the guest until the address has left its tentative state (duplicate address detection).
+        const wait =
+          'for i in $(seq 120); do ip -6 addr show dev eth0 scope global | grep -v tentative | grep -q fd00:6d73 && break; sleep 1; done';
+        const got = await g.run(`${wait}; ip -6 addr show dev eth0 scope global`, 200_000);
+        const m = /inet6 (fd00:6d73::[0-9a-f:]+)\/64/.exec(got.output);
+        expect(m, got.output).not.toBeNull();
+        return m![1]!;
+      };
+      const [a6, b6] = [await global6(ga), await global6(gb)];
+      expect(a6).not.toBe(b6);
+      const ping6 = await ga.run(`ping6 -c 3 -w 60 ${b6}`, 120_000);
+      expect(ping6, ping6.output).toMatchObject({
+        status: 0,
+        output: expect.stringMatching(/3 packets transmitted, 3 packets received/),
+      });
+      expect((await ga.run(`ip -6 neigh show ${b6}`, 60_000)).output).toContain(`lladdr ${B}`);
+      expect(s.uplinks!.guest(A)!.drops['neighbour-nd']).toBeGreaterThanOrEqual(1);
     } finally {
       server.close();
       await killTracked('test');

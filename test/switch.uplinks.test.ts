@@ -298,6 +298,14 @@ describe('GuestUplinks', () => {
     ]);
   });
 
+  it('after stop(): open() throws PORT_CLOSED, send() refuses, and no uplink starts', async () => {
+    const { up, fakes } = pool();
+    await up.stop();
+    expect(() => up.open('52:54:00:00:00:01')).toThrow(expect.objectContaining({ code: 'PORT_CLOSED' }));
+    expect(up.send(ethernet('ff:ff:ff:ff:ff:ff', '52:54:00:00:00:01', 0x0800))).toBe(false);
+    expect([fakes.length, up.counters()]).toEqual([0, []]);
+  });
+
   it('refuses an uplink beyond the cap with QUOTA_EXCEEDED, and starts it once one is released', async () => {
     const { up, fakes } = pool({ maxUplinks: 1 });
     up.open('52:54:00:00:00:01');

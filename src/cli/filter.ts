@@ -76,58 +76,6 @@ function readChunk(fd: number, buffer: Uint8Array): Promise<number> {
   });
 }
 
-// Bytes of output writes in flight at once; beyond it the filter waits for the disk.
-const WRITES_IN_FLIGHT = 64 << 20;
-
-/**
- * Output writes off the main thread: each buffer an output hands over is copied and appended asynchronously (on Node's
- * thread pool, each file at its own positions), so classifying the next chunk overlaps writing the last. At most
- * WRITES_IN_FLIGHT bytes are in flight; `room` waits below it, `idle` for all, and either throws the first write error.
- */
-class OutputWrites {
-  #inflight = 0;
-  #error: unknown;
-  #failed = false;
-  #waiters: (() => void)[] = [];
-
-  /** Returns the sink of `file`. */
-  sink(file: AtomicFile): (bytes: Uint8Array) => void {
-    return (bytes) => {
-      const copy = Buffer.allocUnsafe(bytes.length);
-      copy.set(bytes);
-      this.#inflight += copy.length;
-      file.writeAsync(copy).then(
-        () => this.#done(copy.length),
-        (err: unknown) => {
-          if (!this.#failed) {
-            this.#failed = true;
-            this.#error = err;
-          }
-          this.#done(copy.length);
-        },
-      );
-    };
-  }
-
-  /** Resolves once at most `bytes` are in flight; throws the first write error. */
-  async room(bytes = WRITES_IN_FLIGHT): Promise<void> {
-    while (this.#inflight > bytes) await new Promise<void>((r) => this.#waiters.push(r));
-    if (this.#failed) throw this.#error;
-  }
-
-  /** Resolves once every write finished; throws the first write error. */
-  idle(): Promise<void> {
-    return this.room(0);
-  }
-
-  #done(n: number): void {
-    this.#inflight -= n;
-    const w = this.#waiters;
-    this.#waiters = [];
-    for (const r of w) r();
-  }
-}
-
 /** Each output's buffer: an even share of OUTPUT_BYTES, 16 KiB to 1 MiB. */
 function outputBufferBytes(outputs: number): number {
   const share = Math.floor(OUTPUT_BYTES / Math.max(outputs, 1) / 8) * 8;
@@ -254,7 +202,6 @@ export async function runFilter(o: FilterOptions, io: Io): Promise<FilterReport>
   );
   const ext = o.format === 'pcapng' ? 'pcapng' : 'pcap';
   const files: AtomicFile[] = [];
-  const writes = new OutputWrites();
   let fanout: CaptureFanout | undefined;
   const otherLinkTypes = new Map<number, number>();
   let ethernet = 0;
@@ -277,7 +224,7 @@ export async function runFilter(o: FilterOptions, io: Io): Promise<FilterReport>
     const format: CaptureFormat = o.format === 'pcapng' ? 'pcapng' : reader.format === 'pcap' ? 'pcap' : 'pcap-ns';
     for (const c of clients) files.push(new AtomicFile(join(o.out, `${c.name}.${ext}`)));
     if (o.dropped) files.push(new AtomicFile(join(o.out, `dropped.${ext}`)));
-    const sinks = files.map((f) => writes.sink(f));
+    const sinks = files.map((f) => (bytes: Uint8Array) => f.write(bytes));
     fanout = new CaptureFanout(sinks, { format, linkType: LINKTYPE_ETHERNET, bufferBytes, store: pool, storeOffset: outputsAt });
   };
 
@@ -332,7 +279,6 @@ export async function runFilter(o: FilterOptions, io: Io): Promise<FilterReport>
       while (reader.frames < limit && reader.nextBatch(batch, limit - reader.frames) > 0) burst();
       burst();
       progress.update(reader.position, reader.frames);
-      await writes.room();
       if (reader.frames >= limit) break;
       if (!ahead) pending = readChunk(fd, pool.subarray(half * CHUNK, (half + 1) * CHUNK));
     }
@@ -341,13 +287,10 @@ export async function runFilter(o: FilterOptions, io: Io): Promise<FilterReport>
     burst();
     progress.done();
     fanout!.close();
-    await writes.idle();
     for (const f of files) f.commit();
   } catch (err) {
     progress.done();
     abortAll();
-    // The partial files are gone; writes still in flight end before the error is reported.
-    await writes.idle().catch(() => {});
     throw err;
   } finally {
     // A read still in flight must end before its descriptor is closed (a regular file's read always ends).

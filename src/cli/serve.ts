@@ -60,8 +60,9 @@ export function loadAssets(root: string): Map<string, Asset> {
   } catch {
     names = [];
   }
-  if (!names.includes('index.html'))
-    throw new MacslotError('NOT_SUPPORTED', `the page is not built: no index.html in ${root} (run npm run build)`);
+  // Both, so that the sources (src/web, where index.html also lives) are never served as if they were the page.
+  if (!names.includes('index.html') || !names.includes('page.js'))
+    throw new MacslotError('NOT_SUPPORTED', `the page is not built: no index.html and page.js in ${root} (run npm run build)`);
   return new Map(
     names.map((n) => {
       const body = readFileSync(`${root}${n}`);

@@ -42,6 +42,26 @@ const MAX_CLAIMS = 64;
 // The longest TTL a record-level operation takes; a longer one goes through a whole-store transaction.
 const MAX_RECORD_TTL = 0x7fff_ffff;
 
+/** No records: what record-level allocations check MACs against, so only this host's NICs and neighbours count. */
+const NO_RECORDS: StoreData = emptyStoreData();
+
+/** Web Crypto's bytes drawn 4 KiB at a time: a pick takes a few bytes, and a call to the generator costs more than the pick. */
+function pooledCryptoRandom(): RandomSource {
+  const pool = new Uint8Array(4_096);
+  let at = pool.length;
+  return (out) => {
+    if (out.length > pool.length) return cryptoRandom(out);
+    if (at + out.length > pool.length) {
+      cryptoRandom(pool);
+      at = 0;
+    }
+    out.set(pool.subarray(at, at + out.length));
+    // Handed-out bytes do not stay behind in the pool.
+    pool.fill(0, at, at + out.length);
+    at += out.length;
+  };
+}
+
 /** A real timer that does not keep the process alive. */
 const unrefTimer: SetTimer = (callback, delayMs) => {
   const t = setTimeout(callback, delayMs);
@@ -340,7 +360,7 @@ export class MacManager {
     const storeClock = this.store.clock;
     this.#clock = options.clock ?? (storeClock !== undefined ? () => storeClock.call(this.store) : Date.now);
     this.#setTimer = options.setTimer ?? unrefTimer;
-    this.#random = options.random ?? cryptoRandom;
+    this.#random = options.random ?? pooledCryptoRandom();
     this.session = options.session === undefined ? randomSession(this.#random) : name(options.session, 'session', 128);
     this.#quota = checkQuota(options.quota, 'every guest');
     for (const [g, q] of Object.entries(options.quotas ?? {})) this.#quotas.set(g, checkQuota(q, show(g)));
@@ -422,11 +442,7 @@ export class MacManager {
       // Off the NIC first, as in a transaction: if the store cannot record the release, the record stays held until
       // its lease lapses or the next whole-store transaction finds the MAC on no NIC.
       this.#dropLease(st);
-      try {
-        await records.release(st.mac.toString(), this.session);
-      } finally {
-        this.#arm();
-      }
+      await records.release(st.mac.toString(), this.session);
       return;
     }
     await this.#transact((ctx) => {
@@ -983,7 +999,7 @@ export class MacManager {
       );
     const hw = this.#hardware.get(mac.key);
     if (hw !== undefined && policy !== 'factory') return `a factory MAC of ${hw}`;
-    const rec = data.records[mac.toString()];
+    const rec = data === NO_RECORDS ? undefined : data.records[mac.toString()];
     if (rec !== undefined && !lapsed(rec, now) && !sameIdentity(rec, id)) {
       return (
         `${rec.holder === null ? 'remembered for' : 'held by'} guest ${show(rec.guest)} interface ${show(rec.iface)} on ${rec.nic} ` +
@@ -1058,7 +1074,8 @@ export class MacManager {
     const key = idKey(id);
     for (let p = this.#allocating.get(key); p !== undefined; p = this.#allocating.get(key)) await p.catch(() => undefined);
     this.#live();
-    this.#lapseDue(records);
+    // Leases due now leave first (their timer may not have run yet), as every whole-store transaction does.
+    if (this.#timer !== undefined && this.#timer.at <= this.#clock()) this.#lapseDue(records);
     const held = this.#leases.get(key);
     if (held !== undefined) {
       if (r.policy === 'fixed' && !held.mac.equals(Mac.from(r.mac!))) return undefined;
@@ -1078,15 +1095,24 @@ export class MacManager {
     const run = this.#claimFresh(e, id, r, records);
     this.#allocating.set(key, run);
     try {
-      return await run;
+      const lease = await run;
+      this.#armSooner(lease?.expires);
+      return lease;
     } finally {
       if (this.#allocating.get(key) === run) this.#allocating.delete(key);
-      this.#arm();
     }
   }
 
+  /**
+   * Arms the lapse timer for a new expiry when it comes before the armed one, without a look at every lease. A timer
+   * left armed for a lease that went away fires for nothing and re-arms.
+   */
+  #armSooner(expires: number | undefined): void {
+    if (expires !== undefined && !this.#closed && (this.#timer === undefined || expires < this.#timer.at)) this.#arm();
+  }
+
   async #claimFresh(e: NicEntry, id: Identity, r: Checked, records: RecordStore): Promise<Lease | undefined> {
-    const none = emptyStoreData();
+    const none = NO_RECORDS;
     const policy: LeasePolicy =
       r.policy === 'fixed' || r.policy === 'derived'
         ? r.policy
@@ -1150,7 +1176,9 @@ export class MacManager {
       this.#seenTaken.has(m.key) ||
       this.#takenReason(none, now, m, id, 'random') !== undefined;
     const out: Mac[] = [];
-    for (let i = 0; i < CANDIDATES; i++) {
+    // Random picks rarely collide, so two do; `next` picks of hosts sharing a block collide until they spread out.
+    const count = r.order === 'random' ? 2 : CANDIDATES;
+    for (let i = 0; i < count; i++) {
       let mac: Mac;
       try {
         mac = this.#pick(policy === 'block' ? 'block' : 'random', r, taken);
@@ -1220,7 +1248,7 @@ export class MacManager {
         `no live lease for guest ${show(st.guest)} interface ${show(st.iface)} on ${show(st.nic)} (released, or its TTL passed)`,
       );
     st.expires = rec.expires ?? undefined;
-    this.#arm();
+    this.#armSooner(st.expires);
     return this.#snapshot(st);
   }
 

@@ -3,7 +3,7 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { MacslotError } from '../errors.js';
 import { QEMU_MAX_FRAME } from '../port/framing.js';
-import { PortBase, type FramePort, type QueueBudget, type QueueShare } from '../port/port.js';
+import { PortBase, ioBegin, ioEnd, type FramePort, type QueueBudget, type QueueShare } from '../port/port.js';
 import { DEFAULT_DGRAM_IDLE_MS, DEFAULT_MAX_CLIENTS, ListenerBook, intOption, type ListenerLimits } from './listener.js';
 import type { Listener } from './stream.js';
 
@@ -49,7 +49,13 @@ class DgramPort extends PortBase {
   deliver(frame: Uint8Array): void {
     this.lastSeen = Date.now();
     if (frame.length > QEMU_MAX_FRAME) return this.dropped.drop('oversize', `a ${frame.length}-byte datagram is above ${QEMU_MAX_FRAME}`);
-    this.inlet.push(frame);
+    // A datagram read from the socket: a switch takes every frame of this turn as one burst.
+    ioBegin();
+    try {
+      this.inlet.push(frame);
+    } finally {
+      ioEnd();
+    }
   }
 
   send(frame: Uint8Array): boolean {

@@ -277,11 +277,6 @@ export class AtomicFile {
   readonly #code: MacslotErrorCode;
   #fd: number | undefined;
   #committed = false;
-  /** Bytes written so far: a regular file is written at explicit positions, so asynchronous writes may overlap. */
-  #end = 0;
-  /** Asynchronous writes not finished yet, and a descriptor abort() must close once they are. */
-  #inflight = 0;
-  #closeWhenIdle: number | undefined;
   /** The descriptor is this process's own (standard output, say): never closed here. */
   #borrowed = false;
 
@@ -330,65 +325,14 @@ export class AtomicFile {
   write(bytes: Uint8Array): void {
     const fd = this.#fd;
     if (fd === undefined) throw new MacslotError('INVALID_ARGUMENT', `${show(this.path)} is already committed or aborted`);
-    const at = this.tempPath === undefined ? null : this.#end;
-    this.#end += bytes.length;
     for (let off = 0; off < bytes.length; ) {
       try {
-        off += this.#fs.writeSync(fd, bytes, off, bytes.length - off, at === null ? null : at + off);
+        off += this.#fs.writeSync(fd, bytes, off, bytes.length - off, null);
       } catch (err) {
         // A borrowed descriptor may be a non-blocking pipe: wait for its reader rather than buffer without bound.
         if (errno(err) !== 'EAGAIN') throw err;
         Atomics.wait(PAUSE, 0, 0, 1);
       }
-    }
-  }
-
-  /**
-   * Appends bytes without blocking this thread: a regular file (the temporary one) is written on Node's thread pool at
-   * the position the earlier writes end, so several writes may be in flight and still land in order; a FIFO or device
-   * is written at once, as `write` does. `bytes` must stay unchanged until the promise settles. Rejects as `write`
-   * throws; `commit()` refuses while writes are in flight.
-   */
-  writeAsync(bytes: Uint8Array): Promise<void> {
-    const fd = this.#fd;
-    if (fd === undefined || this.tempPath === undefined || this.#fs.writeSync !== nodeFs.writeSync) {
-      try {
-        this.write(bytes);
-        return Promise.resolve();
-      } catch (err) {
-        return Promise.reject(err);
-      }
-    }
-    const at = this.#end;
-    this.#end += bytes.length;
-    this.#inflight++;
-    return new Promise<void>((resolve, reject) => {
-      const step = (off: number): void =>
-        nodeFs.write(fd, bytes, off, bytes.length - off, at + off, (err, n) => {
-          if (err === null && off + n < bytes.length && n > 0) return step(off + n);
-          this.#settled();
-          if (err !== null) reject(err);
-          else if (off + n < bytes.length) reject(new MacslotError(this.#code, `${show(this.path)}: a write made no progress`));
-          else resolve();
-        });
-      step(0);
-    });
-  }
-
-  /** Asynchronous writes in flight. */
-  get pending(): number {
-    return this.#inflight;
-  }
-
-  #settled(): void {
-    this.#inflight--;
-    const fd = this.#closeWhenIdle;
-    if (this.#inflight > 0 || fd === undefined) return;
-    this.#closeWhenIdle = undefined;
-    try {
-      this.#fs.closeSync(fd);
-    } catch {
-      // Already closed.
     }
   }
 
@@ -400,7 +344,6 @@ export class AtomicFile {
   commit(options: { durable?: boolean } = {}): void {
     const fd = this.#fd;
     if (fd === undefined) return;
-    if (this.#inflight > 0) throw new MacslotError('INVALID_ARGUMENT', `${show(this.path)} still has writes in flight`);
     this.#fd = undefined;
     const fs = this.#fs;
     const temp = this.tempPath;
@@ -442,9 +385,7 @@ export class AtomicFile {
     if (fd === undefined) return;
     this.#fd = undefined;
     try {
-      // A write still in flight on the thread pool must not meet a closed descriptor (or one reused meanwhile).
-      if (this.#inflight > 0) this.#closeWhenIdle = fd;
-      else if (!this.#borrowed) this.#fs.closeSync(fd);
+      if (!this.#borrowed) this.#fs.closeSync(fd);
     } catch {
       // Already closed by the OS; the unlink below still matters.
     }

@@ -6,7 +6,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer } from 'ws';
 import { MacslotError, show } from '../errors.js';
 import { QEMU_MAX_FRAME } from '../port/framing.js';
-import { PortBase, sendQueueAdmits, type FramePort, type QueueBudget, type QueueShare } from '../port/port.js';
+import { PortBase, ioBegin, ioEnd, sendQueueAdmits, type FramePort, type QueueBudget, type QueueShare } from '../port/port.js';
 import { escapeText, isPrintable } from '../text.js';
 import {
   DEFAULT_FRAME_TIMEOUT_MS,
@@ -86,7 +86,13 @@ class WsPort extends PortBase {
       if (this.closed) return;
       if (!isBinary) return this.dropped.drop('text-message', 'a text message is not a frame');
       const frame = Array.isArray(data) ? Buffer.concat(data) : data instanceof ArrayBuffer ? new Uint8Array(data) : data;
-      this.inlet.push(frame);
+      // A frame read from the socket: a switch takes every frame of this turn as one burst.
+      ioBegin();
+      try {
+        this.inlet.push(frame);
+      } finally {
+        ioEnd();
+      }
     });
     ws.on('pong', () => (this.#heard = true));
     ws.on('close', () => this.shut({ kind: 'peer' }));

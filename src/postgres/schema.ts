@@ -112,9 +112,10 @@ const V3 = (n: Names): string[] => [
         END IF;
       END IF;
       FOREACH m IN ARRAY p_macs LOOP
-        -- A MAC another claim is working on: a new identity moves on to its next candidate rather than wait (and no two
-        -- claims ever wait for each other's MAC rows, so they cannot deadlock); a claim of one named MAC waits its turn.
-        IF p_new THEN
+        -- A MAC another claim is working on: a claim with other candidates moves on to the next rather than wait (and
+        -- such claims never wait for each other's MAC rows, so they cannot deadlock); a claim of one MAC waits its turn,
+        -- so that a loser learns who won.
+        IF cardinality(p_macs) > 1 THEN
           CONTINUE WHEN NOT pg_try_advisory_xact_lock(hashtext(p_domain), hashtext('mac/' || m));
         ELSE
           PERFORM pg_advisory_xact_lock(hashtext(p_domain), hashtext('mac/' || m));

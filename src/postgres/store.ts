@@ -129,7 +129,7 @@ export class PostgresStore implements MacStore, RecordStore {
   readonly #maxBackoff: number;
   readonly #queue = new SerialQueue();
   readonly #maxBatches: number;
-  /** Claims waiting for a connection, sent together as one statement (one transaction, one commit) when one is free. */
+  /** Claims waiting for their batch, sent together as one statement (one transaction, one commit). */
   #claims: PendingClaim[] = [];
   #batches = 0;
   #cache: Cache | undefined;
@@ -144,7 +144,9 @@ export class PostgresStore implements MacStore, RecordStore {
     this.#n = (t) => `${pg.escapeIdentifier(schema)}.${pg.escapeIdentifier(t)}`;
     this.#timeout = o.timeoutMs ?? 5_000;
     this.#maxBackoff = o.maxBackoffMs ?? 2_000;
-    this.#maxBatches = o.maxConnections ?? 4;
+    // One claim batch at a time: claims arriving during its commit wait and go out together in the next, so a busy host
+    // sends few large transactions (one commit each) rather than many small ones; other hosts' batches commit alongside.
+    this.#maxBatches = 1;
     this.#pool = new pg.Pool({
       connectionString: o.connectionString,
       max: o.maxConnections ?? 4,
@@ -271,12 +273,13 @@ export class PostgresStore implements MacStore, RecordStore {
    * One statement, its own transaction (one round trip), retried on a serialization failure or a deadlock; STORE_IO on
    * any other failure. For a `write`, a connection lost after sending leaves the outcome unknown, and says so.
    */
-  async #query(what: string, sql: string, params: unknown[], write = false): Promise<QueryResult> {
+  async #query(what: string, sql: string, params: unknown[], write = false, name?: string): Promise<QueryResult> {
     for (let attempt = 0; ; attempt++) {
       const c = await this.#connect(what);
       let broken = false;
       try {
-        return await c.query(sql, params);
+        // A named statement is parsed and planned once per connection.
+        return await (name === undefined ? c.query(sql, params) : c.query({ name, text: sql, values: params }));
       } catch (err) {
         const isSql = err instanceof pg.DatabaseError;
         broken = !isSql;
@@ -565,7 +568,10 @@ export class PostgresStore implements MacStore, RecordStore {
   }
 
   #inUse(mac: string, row: ClaimRow): MacslotError {
-    const who = row.mac === null ? 'being claimed by another host, or held by a transaction that has since ended; try again' : holderText(this.#record({ ...row, mac: row.mac }));
+    const who =
+      row.mac === null
+        ? 'being claimed by another host, or held by a transaction that has since ended; try again'
+        : holderText(this.#record({ ...row, mac: row.mac }));
     return new MacslotError('MAC_IN_USE', `${mac} is ${who} in ${this.location}`);
   }
 
@@ -578,8 +584,8 @@ export class PostgresStore implements MacStore, RecordStore {
   }
 
   /**
-   * Sends the waiting claims, up to MAX_BATCH per statement, while fewer batches than connections are out: claims that
-   * arrive while the connections wait for commits go out together, so one commit (one WAL flush) acknowledges them all.
+   * Sends the waiting claims, up to MAX_BATCH per statement, while fewer than #maxBatches batches are out: claims that
+   * arrive while a batch waits for its commit go out together, so one commit (one WAL flush) acknowledges them all.
    */
   #flush(): void {
     while (this.#claims.length > 0 && this.#batches < this.#maxBatches) {
@@ -623,6 +629,7 @@ export class PostgresStore implements MacStore, RecordStore {
         LAPSE_GRACE_MS,
       ],
       true,
+      'macslot_claims',
     );
     if (r.rows.length !== batch.length) throw this.#io(what, new Error(`${r.rows.length} results for ${batch.length} claims`), true);
     return r.rows as ClaimRow[];

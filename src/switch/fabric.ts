@@ -114,7 +114,6 @@ export interface ClientBinding extends PortBinding {
   readonly client: NicClient;
 }
 
-
 const EMPTY: readonly ClientBindingImpl[] = [];
 // Drop rules are `drop-<reason>`; a port counts them as `filter-<reason>`.
 const RULE_NAMES: readonly string[] = RULES.map((r) => r.replace(/^drop-/, ''));

@@ -73,10 +73,13 @@ export class Transmit {
       return 0;
     }
     const nic = this.#nic;
-    const own = nic.client(id)?.slots().find((s) => {
-      const info = nic.addressGet(s);
-      return info.active && info.mac.kind === 'mac48';
-    });
+    const own = nic
+      .client(id)
+      ?.slots()
+      .find((s) => {
+        const info = nic.addressGet(s);
+        return info.active && info.mac.kind === 'mac48';
+      });
     if (own === undefined) {
       this.#spoofed++;
       return 0;

@@ -97,7 +97,10 @@ function panel(s: Session, c: NicClient, changed: () => void): HTMLElement {
   const close = el('button', { text: 'Close client', attrs: { type: 'button' } });
   const closeError = el('p', { className: 'error', attrs: { id: `${prefix}-close-error`, role: 'alert' } });
   close.addEventListener('click', () => {
-    if (attempt(closeError, () => c.close())) changed();
+    if (!attempt(closeError, () => c.close())) return;
+    changed();
+    // The panel goes away with the client: keyboard focus moves to where a client is opened.
+    byId('open-name').focus();
   });
   const controls = el(
     'div',
@@ -167,8 +170,22 @@ export function renderClients(s: Session, changed: () => void): void {
   byId('client-list').replaceChildren(...s.nic.clients().map((c) => panel(s, c, changed)));
 }
 
-/** Refreshes each panel's state line (after a change made elsewhere, e.g. another client's). */
-export function refreshClientStates(s: Session): void {
+/**
+ * After any change: redraws the panels when clients opened or closed, else refreshes each panel's state line in place (so
+ * that the fields and error messages stay as they are).
+ */
+export function syncClients(s: Session, changed: () => void): void {
+  const shown = Array.from(byId('client-list').children, (e) => e.id).join(' ');
+  if (
+    shown !==
+    s.nic
+      .clients()
+      .map((c) => `c${c.id}`)
+      .join(' ')
+  ) {
+    renderClients(s, changed);
+    return;
+  }
   for (const c of s.nic.clients()) {
     const state = document.getElementById(`c${c.id}-state`);
     if (state !== null) state.textContent = stateText(c, s);

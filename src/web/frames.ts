@@ -58,12 +58,12 @@ function kindOrder(mix: Mix, count: number): Kind[] {
 
 function destination(kind: Kind, plan: Plan, i: number): Mac {
   const pick = (list: readonly string[]): string | undefined => list[i % Math.max(1, list.length)];
-  const low = [0, 0, (i >> 8) & 0xff, i & 0xff];
+  const low = [(i >> 8) & 0xff, i & 0xff];
   if (kind === 'broadcast') return Mac.parse('ff:ff:ff:ff:ff:ff');
   if (kind === 'unicast' || kind === 'runt') return Mac.parse(pick(plan.unicast) ?? '02:00:5e:10:00:01');
   if (kind === 'multicast') return Mac.parse(pick(plan.groups) ?? '01:00:5e:7f:00:01');
-  if (kind === 'flood') return Mac.fromBytes(Uint8Array.from([0x01, 0x00, 0x5e, 0x7f, ...low.slice(2)]), 0, 6);
-  return Mac.fromBytes(Uint8Array.from([0x02, 0x00, 0x5e, 0x10, ...low.slice(2)]), 0, 6);
+  if (kind === 'flood') return Mac.fromBytes(Uint8Array.from([0x01, 0x00, 0x5e, 0x7f, ...low]), 0, 6);
+  return Mac.fromBytes(Uint8Array.from([0x02, 0x00, 0x5e, 0x10, ...low]), 0, 6);
 }
 
 /** Returns the repeating pattern for `plan`: kinds in mix order, each to its next destination. Empty when every weight is 0. */

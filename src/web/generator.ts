@@ -67,9 +67,12 @@ export class Generator {
     do {
       let n = burst;
       if (this.#rate > 0) {
-        const due = Math.floor((this.#rate * (performance.now() - this.#started)) / 1000) - this.#sent;
+        let due = Math.floor((this.#rate * (performance.now() - this.#started)) / 1000) - this.#sent;
         // More than a second behind (a slow tab, a paused debugger): start the clock again instead of bursting to catch up.
-        if (due > this.#rate) this.#started = performance.now() - 1000 * (this.#sent / this.#rate);
+        if (due > this.#rate) {
+          this.#started = performance.now() - 1000 * (this.#sent / this.#rate);
+          due = 0;
+        }
         if (due <= 0) break;
         n = Math.min(n, due);
       }

@@ -3,7 +3,7 @@
 
 import { DEMO_CONFIG } from '../config/demo.js';
 import { MacslotError, parseConfig, parseConfigText, type MacslotConfig, type NicFileConfig } from '../index.js';
-import { refreshClientStates, renderClients, wireOpenForm } from './clients.js';
+import { renderClients, syncClients, wireOpenForm } from './clients.js';
 import { attempt, byId, showError } from './dom.js';
 import { openSession, type Session } from './session.js';
 import { renderMode, renderSlots } from './slots.js';
@@ -26,10 +26,15 @@ function queueRedraw(): void {
     redrawQueued = false;
     const s = session;
     if (s === undefined) return;
-    renderSlots(s);
-    renderMode(s);
-    refreshClientStates(s);
-    traffic?.changed();
+    // Runs from the NIC's listener: whatever fails is shown, never thrown into the listener's microtask.
+    try {
+      renderSlots(s);
+      renderMode(s);
+      syncClients(s, queueRedraw);
+      traffic?.changed();
+    } catch (err) {
+      showError(byId('json-error'), err);
+    }
   });
 }
 
@@ -171,13 +176,7 @@ function boot(): void {
   showIsolation();
   renderMixFields();
   wireSetup();
-  wireOpenForm(
-    () => session,
-    () => {
-      if (session !== undefined) renderClients(session, queueRedraw);
-      queueRedraw();
-    },
-  );
+  wireOpenForm(() => session, queueRedraw);
   wireTraffic();
   wireExplain(() => session);
   wireCaptures(() => session);

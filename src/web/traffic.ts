@@ -1,7 +1,7 @@
 // Live page: the traffic generator's lane (a Web Worker over shared memory, or the page's own thread), the live chart,
 // per-client counters, verdicts by rule and the traffic sample.
 
-import { RULES } from '../index.js';
+import { MacslotError, RULES } from '../index.js';
 import { byId, count, el, fillTable, row, showError } from './dom.js';
 import { buildPattern, DEFAULT_MIX, KINDS, toHex, type Mix, type Plan } from './frames.js';
 import { Generator, STAT, STAT_WORDS } from './generator.js';
@@ -113,14 +113,15 @@ function numberField(id: string, min: number, max: number, what: string): number
   const v = byId<HTMLInputElement>(id).value.trim();
   const n = Number(v);
   if (!/^\d+$/.test(v) || n < min || n > max)
-    throw new Error(`${what} must be a whole number in ${min}..${max}, got ${JSON.stringify(v.slice(0, 20))}`);
+    throw new MacslotError('INVALID_ARGUMENT', `${what} must be a whole number in ${min}..${max}, got ${JSON.stringify(v.slice(0, 20))}`);
   return n;
 }
 
 function mixFields(): Mix {
   const mix = { ...DEFAULT_MIX };
   for (const k of KINDS) mix[k] = numberField(`mix-${k}`, 0, 1000, `the ${k} weight`);
-  if (KINDS.every((k) => mix[k] === 0)) throw new Error('the mix is empty: give at least one kind a weight above 0');
+  if (KINDS.every((k) => mix[k] === 0))
+    throw new MacslotError('INVALID_ARGUMENT', 'the mix is empty: give at least one kind a weight above 0');
   return mix;
 }
 

@@ -1,108 +1,24 @@
 // Test support: a small Linux guest under QEMU (Debian's kernel, an initramfs of a static busybox and the e1000
-// driver, written here as a cpio archive), driven through a shell on its serial console. scripts/linux-guest.sh
-// fetches the parts; .ci/run runs it.
+// driver), driven through a shell on its serial console. scripts/linux-guest.sh fetches the parts and builds the
+// initramfs (the README's two-guest recipe boots the same one); .ci/run runs it.
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { until } from './frames.js';
 import { spawnTracked } from './processes.js';
 
-/** Where scripts/linux-guest.sh put vmlinuz, e1000.ko and busybox. */
+/** Where scripts/linux-guest.sh put vmlinuz and initramfs.cpio. */
 export const LINUX_GUEST_DIR =
   process.env.MACSLOT_LINUX_GUEST ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'macslot', 'linux-guest');
 
 /** Whether a test needing the Linux guest runs: yes when its parts are there; under CI=true their absence fails it. */
 export function needLinuxGuest(): boolean {
-  const missing = ['vmlinuz', 'e1000.ko', 'busybox'].filter((f) => !existsSync(join(LINUX_GUEST_DIR, f)));
+  const missing = ['vmlinuz', 'initramfs.cpio'].filter((f) => !existsSync(join(LINUX_GUEST_DIR, f)));
   if (missing.length === 0) return true;
   if (process.env.CI === 'true')
     throw new Error(`the Linux guest's ${missing.join(', ')} are missing from ${LINUX_GUEST_DIR} under CI=true (scripts/linux-guest.sh)`);
   return false;
-}
-
-/** One cpio entry: a directory, a file with its bytes, or a character device. */
-type Entry =
-  | { path: string; kind: 'dir' }
-  | { path: string; kind: 'file'; mode: number; data: Uint8Array }
-  | { path: string; kind: 'char'; major: number; minor: number };
-
-/** Returns a cpio archive in the "newc" format the kernel unpacks as an initramfs. */
-function cpioNewc(entries: readonly Entry[]): Uint8Array {
-  const parts: Uint8Array[] = [];
-  let size = 0;
-  const push = (b: Uint8Array): void => {
-    parts.push(b);
-    size += b.length;
-  };
-  const pad = (): void => {
-    if (size % 4 !== 0) push(new Uint8Array(4 - (size % 4)));
-  };
-  const header = (ino: number, mode: number, nlink: number, fileSize: number, rmaj: number, rmin: number, name: string): void => {
-    const fields = [ino, mode, 0, 0, nlink, 0, fileSize, 0, 0, rmaj, rmin, name.length + 1, 0];
-    push(new TextEncoder().encode(`070701${fields.map((f) => f.toString(16).padStart(8, '0')).join('')}${name}\0`));
-    pad();
-  };
-  let ino = 1;
-  for (const e of entries) {
-    if (e.kind === 'dir') header(ino++, 0o40755, 2, 0, 0, 0, e.path);
-    else if (e.kind === 'char') header(ino++, 0o20600, 1, 0, e.major, e.minor, e.path);
-    else {
-      header(ino++, 0o100000 | e.mode, 1, e.data.length, 0, 0, e.path);
-      push(e.data);
-      pad();
-    }
-  }
-  header(0, 0, 1, 0, 0, 0, 'TRAILER!!!');
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-
-// The guest's first process: busybox's applets, the NIC driver, loopback and eth0 up, then a shell on the console.
-const INIT = `#!/bin/busybox sh
-/bin/busybox --install -s /bin
-export PATH=/bin
-mount -t proc proc /proc
-mount -t sysfs sys /sys
-insmod /lib/e1000.ko
-ip link set lo up
-ip link set eth0 up
-echo "guest: ready"
-exec sh
-`;
-
-// udhcpc's hook: configure the lease it got and say so on the console.
-const DHCP_HOOK = `#!/bin/sh
-case "$1" in
-  bound|renew)
-    ip addr flush dev "$interface" scope global
-    ip addr add "$ip/$mask" dev "$interface"
-    [ -n "$router" ] && ip route add default via "$router" dev "$interface"
-    echo "guest: lease $ip/$mask router $router"
-    ;;
-esac
-exit 0
-`;
-
-/** Writes the guest's initramfs to `path`. */
-export function writeInitramfs(path: string): void {
-  const text = (s: string): Uint8Array => new TextEncoder().encode(s);
-  writeFileSync(
-    path,
-    cpioNewc([
-      ...['bin', 'dev', 'lib', 'proc', 'sys', 'tmp'].map((p) => ({ path: p, kind: 'dir' as const })),
-      { path: 'dev/console', kind: 'char', major: 5, minor: 1 },
-      { path: 'init', kind: 'file', mode: 0o755, data: text(INIT) },
-      { path: 'bin/busybox', kind: 'file', mode: 0o755, data: readFileSync(join(LINUX_GUEST_DIR, 'busybox')) },
-      { path: 'bin/dhcp-hook', kind: 'file', mode: 0o755, data: text(DHCP_HOOK) },
-      { path: 'lib/e1000.ko', kind: 'file', mode: 0o644, data: readFileSync(join(LINUX_GUEST_DIR, 'e1000.ko')) },
-    ]),
-  );
 }
 
 /** A Linux guest under QEMU (TCG) with an e1000 NIC of MAC `mac` on the switch's UNIX socket `sock`. */
@@ -115,8 +31,8 @@ export class LinuxGuest {
   constructor(
     readonly mac: string,
     sock: string,
-    initramfs: string,
   ) {
+    const initramfs = join(LINUX_GUEST_DIR, 'initramfs.cpio');
     this.child = spawnTracked(
       'qemu-system-x86_64',
       [
