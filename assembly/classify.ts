@@ -1,38 +1,36 @@
 // Data plane (Wasm): classification. Turns a burst of described frames (or bare keys) into verdict words, counted per rule.
 
 import {
-  B_CTRL, B_FLAGS, B_PROMISC_COUNT, F_ALLMULTI, F_HASH, F_HASH_TYPE_SHIFT, F_PROMISC, H_HOLD, H_MAX_FRAME, H_POOL_BYTES, H_SEED_HI,
-  H_SEED_LO, H_SLOTS, KIND_EUI64, KIND_MAC48, M_HARDWARE, M_INDEX, M_STAGE_SHIFT, MISS, R_BROADCAST, R_DROP_BAD_DESC, R_DROP_MC,
-  R_DROP_OVERSIZE, R_DROP_RUNT, R_DROP_UNKNOWN, R_MC_ALL, R_MC_EXACT, R_MC_HASH, R_PROMISC, R_SOFTWARE, R_UNICAST, STAGE_EXACT, STAGE_HASH,
-  V_NO_REF, V_REF_SHIFT, V_RULE_MASK, V_SOFTWARE,
+  B_CTRL, B_FLAGS, B_PROMISC_COUNT, CTRL_EMPTY, F_ALLMULTI, F_HASH, F_HASH_TYPE_SHIFT, F_PROMISC, H_HOLD, H_MAX_FRAME, H_POOL_BYTES,
+  H_SEED_HI, H_SEED_LO, H_SLOTS, H_TABLE, KIND_EUI64, KIND_MAC48, MISS, R_BROADCAST, R_DROP_BAD_DESC, R_DROP_MC, R_DROP_OVERSIZE,
+  R_DROP_RUNT, R_DROP_UNKNOWN, R_PROMISC, V_NO_REF, V_REF_SHIFT, V_RULE_MASK, V_SOFTWARE,
 } from './layout';
 import {
-  base, burst, descOff, entriesOff, hashOff, keysOff, kindsOff, lanePtr, lanes, maxFrame, poolBytes, poolOff, seed, slotMask, verdictOff,
+  base, burst, descOff, groupCount, hashOff, keysOff, kindsOff, lanePtr, lanes, maxFrame, poolBytes, poolOff, refsOff, rulesOff, seed,
+  table, verdictOff,
 } from './plan';
-import { lookupIn } from './table';
+import { homeGroup, lookupIn, mixWith } from './table';
 import { enter, leave } from './reader';
 import { bumpStriped, ownsLane } from './lanes';
 
 /** Verdict for a destination key (`k`: the bytes little-endian, `kind` 0 MAC-48 / 1 EUI-64), `a45` its last two bytes little-endian. */
 // @ts-ignore: decorator
 @inline function decide(bank: usize, k: u64, kind: u32, a45: u32, flags: u32, anyPromisc: bool): u32 {
-  return decideIn(bank + B_CTRL, bank + entriesOff, slotMask, seed, bank + hashOff, k, kind, a45, flags, anyPromisc);
+  const ctrl = bank + B_CTRL;
+  return decideIn(ctrl, table, table + refsOff, table + rulesOff, groupCount, seed, bank + hashOff, k, kind, a45, flags, anyPromisc);
 }
 
 /** decide() with the table's parameters passed in. */
 // @ts-ignore: decorator
 @inline function decideIn(
-  ctrl: usize, entries: usize, mask: u32, sd: u64, hash: usize, k: u64, kind: u32, a45: u32, flags: u32, anyPromisc: bool,
+  ctrl: usize, keys: usize, refs: usize, rules: usize, g: u32, sd: u64, hash: usize, k: u64, kind: u32, a45: u32, flags: u32,
+  anyPromisc: bool,
 ): u32 {
+  // The verdict of a key in the table was computed when it was written: a hit returns it as it is.
+  const hit = lookupIn(ctrl, keys, refs, rules, g, sd, k, kind);
+  if (hit != MISS) return hit;
   if ((<u32>k & 1) != 0) {
     if (kind == 0 ? k == 0xffff_ffff_ffff : k == 0xffff_ffff_ffff_ffff) return R_BROADCAST | (V_NO_REF << V_REF_SHIFT);
-    const meta = lookupIn(ctrl, entries, mask, sd, k, kind);
-    if (meta != MISS) {
-      const stage = (meta >> M_STAGE_SHIFT) & 3;
-      const ref = (meta & M_INDEX) << V_REF_SHIFT;
-      if (stage == STAGE_EXACT) return R_MC_EXACT | ref;
-      return (stage == STAGE_HASH ? R_MC_HASH : R_MC_ALL) | V_SOFTWARE | ref;
-    }
     let admitted = (flags & (F_ALLMULTI | F_PROMISC)) != 0;
     if (!admitted && (flags & F_HASH) != 0) {
       // Shifts 4, 3, 2, 0 for filter types 0..3, packed one nibble each.
@@ -42,11 +40,6 @@ import { bumpStriped, ownsLane } from './lanes';
     }
     if (!admitted) return R_DROP_MC | (V_NO_REF << V_REF_SHIFT);
     return (anyPromisc ? R_PROMISC : R_DROP_MC) | V_SOFTWARE | (V_NO_REF << V_REF_SHIFT);
-  }
-  const meta = lookupIn(ctrl, entries, mask, sd, k, kind);
-  if (meta != MISS) {
-    const ref = (meta & M_INDEX) << V_REF_SHIFT;
-    return (meta & M_HARDWARE) != 0 ? R_UNICAST | ref : R_SOFTWARE | V_SOFTWARE | ref;
   }
   if ((flags & F_PROMISC) == 0) return R_DROP_UNKNOWN | (V_NO_REF << V_REF_SHIFT);
   return (anyPromisc ? R_PROMISC : R_DROP_UNKNOWN) | V_SOFTWARE | (V_NO_REF << V_REF_SHIFT);
@@ -58,8 +51,8 @@ import { bumpStriped, ownsLane } from './lanes';
  */
 // @ts-ignore: decorator
 @inline function classifyAt(
-  ctrl: usize, entries: usize, mask: u32, sd: u64, hash: usize, d: usize, pool: usize, poolLen: u32, frameMax: u32, flags: u32,
-  anyPromisc: bool,
+  ctrl: usize, keys: usize, refs: usize, rules: usize, g: u32, sd: u64, hash: usize, d: usize, pool: usize, poolLen: u32,
+  frameMax: u32, flags: u32, anyPromisc: bool,
 ): u32 {
   const off = load<u32>(d);
   const len = load<u32>(d, 4);
@@ -69,7 +62,45 @@ import { bumpStriped, ownsLane } from './lanes';
   const p = pool + <usize>off;
   const lo = load<u32>(p);
   const hi = load<u16>(p, 4);
-  return decideIn(ctrl, entries, mask, sd, hash, (<u64>hi << 32) | <u64>lo, 0, <u32>hi, flags, anyPromisc);
+  return decideIn(ctrl, keys, refs, rules, g, sd, hash, (<u64>hi << 32) | <u64>lo, 0, <u32>hi, flags, anyPromisc);
+}
+
+/** Marks a batch key that is a verdict already: the frame failed an edge check. */
+const EDGE: u64 = 1 << 63;
+
+/** The destination key of the descriptor at `d`, or EDGE with the verdict of the edge check it failed. */
+// @ts-ignore: decorator
+@inline function edgeKey(d: usize, pool: usize, poolLen: u32, frameMax: u32): u64 {
+  const off = load<u32>(d);
+  const len = load<u32>(d, 4);
+  if (len > poolLen || off > poolLen - len) return EDGE | <u64>(R_DROP_BAD_DESC | (V_NO_REF << V_REF_SHIFT));
+  if (len < 14) return EDGE | <u64>(R_DROP_RUNT | (V_NO_REF << V_REF_SHIFT));
+  if (len > frameMax) return EDGE | <u64>(R_DROP_OVERSIZE | (V_NO_REF << V_REF_SHIFT));
+  const p = pool + <usize>off;
+  // The frame is at least 14 bytes long, so its first 8 are inside it: one load, then the 6 of the destination.
+  return load<u64>(p) & 0xffff_ffff_ffff;
+}
+
+/**
+ * Finishes a batch frame whose home group's control bytes `c` (group `grp`) were loaded with the rest of the batch: a tag
+ * match there is the verdict; a full group sends the probe on (rare at 7/8 load); else the key is not in the table.
+ */
+// @ts-ignore: decorator
+@inline function finish(
+  c: v128, grp: u32, h: u64, k: u64, ctrl: usize, keys: usize, refs: usize, rules: usize, g: u32, sd: u64, hash: usize, flags: u32,
+  anyPromisc: bool,
+): u32 {
+  if ((k & EDGE) != 0) return <u32>k;
+  let m = i8x16.bitmask(i8x16.eq(c, i8x16.splat(<i8>(<u32>h & 0x3f))));
+  while (m != 0) {
+    const idx = (<usize>grp << 4) + <usize>ctz(m);
+    if (load<u64>(keys + (idx << 3)) == k) return <u32>load<u8>(rules + idx) | (<u32>load<u16>(refs + (idx << 1)) << V_REF_SHIFT);
+    m &= m - 1;
+  }
+  if (i8x16.bitmask(i8x16.eq(c, i8x16.splat(<i8>CTRL_EMPTY))) == 0) {
+    return decideIn(ctrl, keys, refs, rules, g, sd, hash, k, 0, <u32>(k >> 32), flags, anyPromisc);
+  }
+  return decideIn(ctrl, keys, refs, rules, 0, sd, hash, k, 0, <u32>(k >> 32), flags, anyPromisc);
 }
 
 /** Verdict for descriptor i of a lane. */
@@ -77,7 +108,8 @@ import { bumpStriped, ownsLane } from './lanes';
 @inline export function classifyOne(bank: usize, lp: usize, i: u32, flags: u32, anyPromisc: bool): u32 {
   const d = lp + descOff + (<usize>i << 3);
   return classifyAt(
-    bank + B_CTRL, bank + entriesOff, slotMask, seed, bank + hashOff, d, lp + poolOff, poolBytes, maxFrame, flags, anyPromisc,
+    bank + B_CTRL, table, table + refsOff, table + rulesOff, groupCount, seed, bank + hashOff, d, lp + poolOff, poolBytes, maxFrame,
+    flags, anyPromisc,
   );
 }
 
@@ -96,19 +128,47 @@ export function classifyBurst(lane: u32, count: u32): u32 {
   const anyPromisc = load<u32>(bank + B_PROMISC_COUNT) != 0;
   // Burst-invariant values come from the header into locals, which the loop keeps in registers; a
   // mutable global is reloaded on every use.
-  const mask = load<u32>(base + H_SLOTS) - 1;
+  const g = load<u32>(base + H_SLOTS) >> 4;
+  const keys = <usize>load<u32>(base + H_TABLE);
+  const refs = keys + <usize>g * 16 * 8;
+  const rules = refs + <usize>g * 16 * 2;
   const sd = (<u64>load<u32>(base + H_SEED_HI) << 32) | <u64>load<u32>(base + H_SEED_LO);
   const poolLen = load<u32>(base + H_POOL_BYTES);
   const frameMax = load<u32>(base + H_MAX_FRAME);
   const ctrl = bank + B_CTRL;
-  const entries = ctrl + (entriesOff - B_CTRL);
   const hash = ctrl + (hashOff - B_CTRL);
   const pool = lp + poolOff;
   let d = lp + descOff;
   let out = verdicts;
   const end = verdicts + (<usize>count << 2);
+  // Batches of four: every key, hash and home group's control bytes first, so their loads overlap, then the probes.
+  const end4 = verdicts + ((<usize>count & ~(<usize>3)) << 2);
+  while (out < end4) {
+    const k0 = edgeKey(d, pool, poolLen, frameMax);
+    const k1 = edgeKey(d + 8, pool, poolLen, frameMax);
+    const k2 = edgeKey(d + 16, pool, poolLen, frameMax);
+    const k3 = edgeKey(d + 24, pool, poolLen, frameMax);
+    const h0 = mixWith(k0, sd);
+    const h1 = mixWith(k1, sd);
+    const h2 = mixWith(k2, sd);
+    const h3 = mixWith(k3, sd);
+    const g0 = homeGroup(h0, g);
+    const g1 = homeGroup(h1, g);
+    const g2 = homeGroup(h2, g);
+    const g3 = homeGroup(h3, g);
+    const c0 = v128.load(ctrl + (<usize>g0 << 4));
+    const c1 = v128.load(ctrl + (<usize>g1 << 4));
+    const c2 = v128.load(ctrl + (<usize>g2 << 4));
+    const c3 = v128.load(ctrl + (<usize>g3 << 4));
+    store<u32>(out, finish(c0, g0, h0, k0, ctrl, keys, refs, rules, g, sd, hash, flags, anyPromisc));
+    store<u32>(out, finish(c1, g1, h1, k1, ctrl, keys, refs, rules, g, sd, hash, flags, anyPromisc), 4);
+    store<u32>(out, finish(c2, g2, h2, k2, ctrl, keys, refs, rules, g, sd, hash, flags, anyPromisc), 8);
+    store<u32>(out, finish(c3, g3, h3, k3, ctrl, keys, refs, rules, g, sd, hash, flags, anyPromisc), 12);
+    d += 32;
+    out += 16;
+  }
   while (out < end) {
-    store<u32>(out, classifyAt(ctrl, entries, mask, sd, hash, d, pool, poolLen, frameMax, flags, anyPromisc));
+    store<u32>(out, classifyAt(ctrl, keys, refs, rules, g, sd, hash, d, pool, poolLen, frameMax, flags, anyPromisc));
     d += 8;
     out += 4;
   }

@@ -3,12 +3,12 @@
 
 export {
   plan, attach, bankPtr, lanePtr, laneCountersPtr, descriptorsPtr, verdictsPtr, keysPtr, kindsPtr, poolPtr, clientCountersPtr, ringPtr,
-  stagingPtr, activeBank, bankBytes, ringResetsPtr, ruleCount, laneCounterCount, counterStripes, bankBroadcastPtr, bankPromiscPtr,
-  bankGroupPtr, ringDataBytes, poolBytesPerLane, clientCapacity, laneCount,
+  stagingPtr, activeBank, bankBytes, filterBytes, tableSlots, ringResetsPtr, ruleCount, laneCounterCount, counterStripes,
+  bankBroadcastPtr, bankPromiscPtr, bankGroupPtr, ringDataBytes, poolBytesPerLane, clientCapacity, laneCount,
 } from './plan';
 export {
-  tablePut, tableLoad, stagedRecords, tableDelete, bankSetFlags, bankSetClient, bankSetMember, bankClearGroup, bankSetHashBit, bankReset,
-  bankCopy,
+  tablePut, tableLoad, stagedRecords, tableDelete, tableTombs, tableTidy, bankSetFlags, bankSetClient, bankSetMember, bankClearGroup,
+  bankSetHashBit, bankReset, bankCopy,
 } from './table';
 export { publish, readersOn, setHold } from './reader';
 export { claimLane, releaseLane, ownsLane, laneState, reclaimLane } from './lanes';

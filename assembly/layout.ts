@@ -2,7 +2,7 @@
 
 /** "macs": marks a planned memory. */
 @inline export const MAGIC: u32 = 0x7363_616d;
-@inline export const LAYOUT_VERSION: u32 = 3;
+@inline export const LAYOUT_VERSION: u32 = 4;
 /** Lanes: one per thread running bursts, each with its own pool, descriptors, verdicts and counters. */
 @inline export const MAX_LANES: u32 = 16;
 @inline export const LINE: usize = 64;
@@ -30,6 +30,9 @@
 @inline export const H_RINGS: usize = 76;
 @inline export const H_STAGING: usize = 80;
 @inline export const H_TOTAL: usize = 84;
+/** The shared table (keys, references, rule bytes), which both banks index. */
+@inline export const H_TABLE: usize = 88;
+@inline export const H_TABLE_BYTES: usize = 92;
 /** Atomic: the bank readers use (0 or 1). Alone on its line. */
 @inline export const H_ACTIVE: usize = 128;
 /** Atomic: 1 + the lane allowed to produce into client rings, 0 for none. */
@@ -84,22 +87,35 @@
 @inline export const KIND_MAC48: u32 = 0;
 @inline export const KIND_EUI64: u32 = 1;
 
-// A bank: the whole accept filter, twice, so writers never touch what readers use.
+// A bank: one reader-safe view of the accept filter. The table's entries are shared by both banks; each bank has its own
+// control bytes over them (which slots hold a key, with its tag), flags, hash filter, client and group bitmaps.
 @inline export const B_FLAGS: usize = 0;
 @inline export const B_PROMISC_COUNT: usize = 4;
+/** Deleted control bytes in the bank since it was last tidied. */
+@inline export const B_TOMBS: usize = 8;
 @inline export const B_CTRL: usize = 64;
 @inline export const F_PROMISC: u32 = 1;
 @inline export const F_ALLMULTI: u32 = 2;
 @inline export const F_HASH: u32 = 4;
 @inline export const F_HASH_TYPE_SHIFT: u32 = 8;
 
-/** Table entry: 8-byte key, 4-byte meta. */
-@inline export const ENTRY: usize = 12;
+/**
+ * The shared table: slots in aligned groups of GROUP_WIDTH, each an 8-byte key (a MAC-48 in the low 48 bits, or an EUI-64),
+ * a 16-bit reference (client or group index) and a rule byte (the low byte of the verdict word the key decides).
+ */
+@inline export const KEY_BYTES: usize = 8;
+@inline export const REF_BYTES: usize = 2;
+@inline export const RULE_BYTES: usize = 1;
+/** Control byte: FULL holds a 7-bit tag (bit 6 the key's kind, bits 0..5 from its hash); EMPTY ends a probe, DELETED does not. */
 @inline export const CTRL_EMPTY: u8 = 0x80;
+@inline export const CTRL_DELETED: u8 = 0xfe;
+@inline export const TAG_EUI64: u8 = 0x40;
 @inline export const GROUP_WIDTH: usize = 16;
-/** Meta word: client or group index (16 bits), EUI-64 kind, hardware flag, group flag, group stage. */
+/** Groups per table: keys × LOAD_DEN / LOAD_NUM slots at least, so at most 7/8 of the slots are full. */
+@inline export const LOAD_NUM: u32 = 7;
+@inline export const LOAD_DEN: u32 = 8;
+/** Meta word (the writer's description of a key): client or group index (16 bits), hardware flag, group flag, group stage. */
 @inline export const M_INDEX: u32 = 0xffff;
-@inline export const M_EUI64: u32 = 1 << 16;
 @inline export const M_HARDWARE: u32 = 1 << 17;
 @inline export const M_GROUP: u32 = 1 << 18;
 @inline export const M_STAGE_SHIFT: u32 = 20;

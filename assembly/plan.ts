@@ -2,7 +2,8 @@
 // it per instance, and answers the TypeScript side's questions about addresses and sizes.
 
 import {
-  align, B_CTRL, CLIENT_COUNTER_BYTES, CTRL_EMPTY, ENTRY, GROUP_WIDTH, H_ACTIVE, H_BANK0, H_BANK1, H_BANK_BYTES, H_BURST, H_CLIENT_COUNTERS,
+  align, B_CTRL, CLIENT_COUNTER_BYTES, CTRL_EMPTY, GROUP_WIDTH, H_TABLE, H_TABLE_BYTES, KEY_BYTES, LOAD_DEN, LOAD_NUM, REF_BYTES,
+  RULE_BYTES, H_ACTIVE, H_BANK0, H_BANK1, H_BANK_BYTES, H_BURST, H_CLIENT_COUNTERS,
   H_CLIENTS, H_GROUPS, H_LANE0, H_LANE_BYTES, H_LANES, H_MAGIC, H_MAX_FRAME, H_POOL_BYTES, H_RING_BYTES, H_RING_RESETS, H_RINGS, H_SEED_HI,
   H_SEED_LO, H_SLOTS, H_STAGING, H_TOTAL, H_VERSION, H_WORDS, HASH_BYTES, HEADER_BYTES, L_COUNTERS, LANE_COUNTERS, LAYOUT_VERSION, LINE,
   MAGIC, MAX_LANES, RING_DATA, RULE_COUNT, STAGING_BYTES, STRIPES,
@@ -13,7 +14,8 @@ export let base: usize = 0;
 export let clients: u32 = 0;
 export let words: u32 = 0;
 export let slots: u32 = 0;
-export let slotMask: u32 = 0;
+/** Groups of GROUP_WIDTH slots in the table. */
+export let groupCount: u32 = 0;
 export let groups: u32 = 0;
 export let poolBytes: u32 = 0;
 export let burst: u32 = 0;
@@ -28,8 +30,12 @@ let laneBytes: usize = 0;
 export let clientCounters: usize = 0;
 export let rings: usize = 0;
 export let staging: usize = 0;
+// The shared table: keys, then references, then rule bytes (one per slot each).
+export let table: usize = 0;
+export let tableBytes: usize = 0;
+export let refsOff: usize = 0;
+export let rulesOff: usize = 0;
 // Bank-relative offsets, derived from the sizes above.
-export let entriesOff: usize = 0;
 export let hashOff: usize = 0;
 export let bcastOff: usize = 0;
 export let promiscOff: usize = 0;
@@ -44,8 +50,10 @@ export let poolOff: usize = 0;
 
 function derive(): void {
   const n = <usize>slots;
-  entriesOff = align(B_CTRL + n + GROUP_WIDTH, 16);
-  hashOff = align(entriesOff + n * ENTRY, LINE);
+  refsOff = n * KEY_BYTES;
+  rulesOff = refsOff + n * REF_BYTES;
+  tableBytes = align(rulesOff + n * RULE_BYTES, LINE);
+  hashOff = align(B_CTRL + n, LINE);
   bcastOff = hashOff + HASH_BYTES;
   promiscOff = bcastOff + <usize>words * 4;
   groupsOff = promiscOff + <usize>words * 4;
@@ -55,7 +63,7 @@ function derive(): void {
   kindsOff = keysOff + <usize>burst * 8;
   touchedOff = align(kindsOff + <usize>burst, 4);
   poolOff = align(touchedOff + <usize>words * 4, LINE);
-  slotMask = slots - 1;
+  groupCount = slots / <u32>GROUP_WIDTH;
 }
 
 /** Reads header field `field` (a byte offset, see H_*). */
@@ -81,6 +89,7 @@ function readHeader(): void {
   clientCounters = <usize>load32(H_CLIENT_COUNTERS);
   rings = <usize>load32(H_RINGS);
   staging = <usize>load32(H_STAGING);
+  table = <usize>load32(H_TABLE);
   derive();
 }
 
@@ -103,8 +112,11 @@ export function plan(
   base = align(__heap_base, LINE);
   clients = maxClients;
   words = (maxClients + 31) >> 5;
-  slots = nextPow2((maxEntries + maxGroups) * 2);
-  if (slots < <u32>GROUP_WIDTH) slots = <u32>GROUP_WIDTH;
+  // At most 7/8 full at capacity, in whole groups: the table's size follows the keys, not the next power of two.
+  const keys = <u64>maxEntries + <u64>maxGroups;
+  const minSlots = (keys * <u64>LOAD_DEN + <u64>LOAD_NUM - 1) / <u64>LOAD_NUM;
+  const groupsNeeded = (minSlots + <u64>GROUP_WIDTH - 1) / <u64>GROUP_WIDTH;
+  slots = <u32>(groupsNeeded > 0 ? groupsNeeded : 1) * <u32>GROUP_WIDTH;
   groups = maxGroups;
   poolBytes = pool;
   burst = burstMax;
@@ -116,13 +128,15 @@ export function plan(
   const bankBytes64 = (<u64>groupsOff + <u64>groups * <u64>words * 4 + <u64>LINE - 1) & ~(<u64>LINE - 1);
   const laneSize64 = (<u64>poolOff + <u64>pool + <u64>LINE - 1) & ~(<u64>LINE - 1);
   const countersEnd =
-    <u64>base + <u64>HEADER_BYTES + 2 * bankBytes64 + laneSize64 * <u64>laneCount + <u64>maxClients * <u64>CLIENT_COUNTER_BYTES;
+    <u64>base + <u64>HEADER_BYTES + <u64>tableBytes + 2 * bankBytes64 + laneSize64 * <u64>laneCount +
+    <u64>maxClients * <u64>CLIENT_COUNTER_BYTES;
   const total64 =
     ((countersEnd + <u64>LINE - 1) & ~(<u64>LINE - 1)) + <u64>maxClients * (<u64>RING_DATA + <u64>ringData) + <u64>STAGING_BYTES;
   if (total64 > <u64>0xffff_0000) return 0;
   const bankBytes = <usize>bankBytes64;
   const laneSize = <usize>laneSize64;
   let at = base + HEADER_BYTES;
+  table = at; at += tableBytes;
   bank0 = at; at += bankBytes;
   bank1 = at; at += bankBytes;
   laneBase = at; laneBytes = laneSize; at += laneSize * <usize>laneCount;
@@ -153,6 +167,8 @@ export function plan(
     store<u32>(base + H_RINGS, <u32>rings);
     store<u32>(base + H_STAGING, <u32>staging);
     store<u32>(base + H_TOTAL, <u32>total);
+    store<u32>(base + H_TABLE, <u32>table);
+    store<u32>(base + H_TABLE_BYTES, <u32>tableBytes);
     seed = (<u64>seedHi << 32) | <u64>seedLo;
     resetBank(bank0);
     resetBank(bank1);
@@ -171,8 +187,8 @@ export function attach(): u32 {
 /** Empties the bank at `bank`: no keys, flags, hash bits or bitmaps. */
 export function resetBank(bank: usize): void {
   memory.fill(bank, 0, B_CTRL);
-  memory.fill(bank + B_CTRL, CTRL_EMPTY, <usize>slots + GROUP_WIDTH);
-  // Entries behind an empty control byte are never read, so only the hash bits and bitmaps after them are cleared.
+  memory.fill(bank + B_CTRL, CTRL_EMPTY, <usize>slots);
+  // The shared entries are not the bank's: a bank only forgets which slots it holds.
   memory.fill(bank + hashOff, 0, groupsOff + <usize>groups * <usize>words * 4 - hashOff);
 }
 
@@ -192,8 +208,14 @@ export function clientCountersPtr(): usize { return clientCounters; }
 export function ringPtr(client: u32): usize { return client < clients ? rings + <usize>client * (RING_DATA + <usize>ringBytes) : 0; }
 export function stagingPtr(): usize { return staging; }
 export function activeBank(): u32 { return atomic.load<u32>(base + H_ACTIVE); }
-/** Returns the bytes of one bank (the whole accept filter: table, hash filter, client and group bitmaps). */
+/** Returns the bytes of one bank (control bytes over the shared table, flags, hash filter, client and group bitmaps). */
 export function bankBytes(): u32 { return load32(H_BANK_BYTES); }
+/**
+ * Returns the bytes of the whole accept filter: the shared table and both banks, everything the reader-safety scheme needs.
+ */
+export function filterBytes(): u32 { return load32(H_TABLE_BYTES) + 2 * load32(H_BANK_BYTES); }
+/** Returns the slots of the shared table (whole groups). */
+export function tableSlots(): u32 { return load32(H_SLOTS); }
 
 /** Returns the address of the count of ring resets done by consumers. */
 export function ringResetsPtr(): usize { return base + H_RING_RESETS; }

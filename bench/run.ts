@@ -226,7 +226,8 @@ async function classification(macs: number): Promise<void> {
       let native: NativeServer | undefined;
       if (sizes === '64') {
         const poolBytes = sc === 'cache' ? 2 << 20 : FRAMES * 64;
-        const capacity = s.macs.length + 64 + s.groups.length;
+        // The data plane's key capacity: the NIC's address capacity and the default group capacity (LIMITS.groups).
+        const capacity = s.nic.maxAddresses + 256;
         const started = await nativeStart(
           dp.pool.subarray(0, poolBytes),
           all,

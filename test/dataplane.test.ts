@@ -42,7 +42,7 @@ describe('memory', () => {
     expect(dp.memory.buffer.byteLength).toBe(bytes);
   });
 
-  it('reports the bytes of its filter: two banks that grow with the address and group capacity, inside the memory', async () => {
+  it('reports the bytes of its filter: one table and two banks that grow with the address and group capacity', async () => {
     const sized = async (maxAddresses: number, maxGroups: number) => {
       const dp = await DataPlane.create(new Nic({ primary: PRIMARY, maxAddresses, unicastEntries: maxAddresses }), { maxGroups, lanes: 1 });
       dp.close();
@@ -52,12 +52,24 @@ describe('memory', () => {
     const more = await sized(4096, 16);
     const groups = await sized(64, 4096);
     expect(small.filterBytes).toBeGreaterThan(0);
-    expect(small.filterBytes % 2).toBe(0);
-    // Every address needs at least a key (6 bytes) in each bank.
-    expect(more.filterBytes).toBeGreaterThanOrEqual(4096 * 6 * 2);
+    // Every address needs at least its key (6 bytes) and a control byte in each bank.
+    expect(more.filterBytes).toBeGreaterThanOrEqual(4096 * (6 + 2));
     expect(more.filterBytes).toBeGreaterThan(small.filterBytes);
     expect(groups.filterBytes).toBeGreaterThan(small.filterBytes);
     expect(more.filterBytes).toBeLessThan(more.memory.buffer.byteLength);
+  });
+
+  // The filter is sized for the NIC's capacity plus the group capacity; the bound is per active MAC at that capacity.
+  const PER_MAC = [
+    { name: '4,096 MACs, 256 groups, 64 clients (the benchmark NIC)', macs: 4096, extra: 65, maxGroups: 256, maxClients: 64, bound: 18 },
+    { name: '4,096 MACs, no spare capacity, 16 groups', macs: 4096, extra: 0, maxGroups: 16, maxClients: 16, bound: 16 },
+    { name: '65,536 MACs, 256 groups, 64 clients', macs: 65536, extra: 0, maxGroups: 256, maxClients: 64, bound: 15.5 },
+  ];
+  it.each(PER_MAC)('$name: at most $bound bytes per active MAC, everything reader safety needs included', async (c) => {
+    const nic = new Nic({ primary: PRIMARY, maxAddresses: c.macs + c.extra, unicastEntries: c.macs + c.extra, maxClients: c.maxClients });
+    const dp = await DataPlane.create(nic, { maxGroups: c.maxGroups, lanes: 1, burst: 16 });
+    dp.close();
+    expect(dp.filterBytes / c.macs).toBeLessThanOrEqual(c.bound);
   });
 
   it('rejects sizes out of range with INVALID_ARGUMENT', async () => {
@@ -260,6 +272,44 @@ describe('live reprogramming', () => {
     expect(dp.classify(frameTo('02:00:00:00:00:aa')).deliver).not.toContain(a!.id);
     dp.reload();
     expect(verdicts()).toEqual(probes.map((f) => classifyFrame(nic.filterState(), f)));
+  });
+
+  it('keeps every key through churn at full capacity: freed slots are reused and deleted ones tidied, nothing is held', async () => {
+    const CAP = 48;
+    const nic = new Nic({ primary: PRIMARY, maxAddresses: CAP, unicastEntries: CAP, multicastEntries: 4, maxClients: 4 });
+    const dp = await DataPlane.create(nic, { maxGroups: 4, lanes: 1, burst: 128, seed: 7 });
+    const events: string[] = [];
+    dp.on((e) => events.push(e.type));
+    const a = nic.openClient('a');
+    const groups = [1, 2, 3, 4].map((g) => Mac.fromNumber(0x0100_5e00_0000 + g));
+    for (const g of groups) a.multicastJoin(g);
+    const macOf = (n: number): Mac => Mac.fromNumber(0x025a_0000_0000 + n * 7919);
+    // The primary is one of the NIC's addresses: the others fill it to capacity.
+    const held = Array.from({ length: CAP - 1 }, (_, n) => ({ slot: a.addressAdd(macOf(n)).slot, mac: macOf(n) }));
+    const gone: Mac[] = [];
+    const check = (): void => {
+      const present = held.map((h) => h.mac);
+      const verdicts = dp.classifyKeys([...present, ...groups, ...gone.slice(-64)]);
+      expect(verdicts.slice(0, present.length).every((v) => v.rule === 'unicast-exact' && v.deliver[0] === a.id)).toBe(true);
+      const groupRules = verdicts.slice(present.length, present.length + groups.length).map((v) => v.rule);
+      expect(groupRules).toEqual(groups.map(() => 'multicast-exact'));
+      expect(verdicts.slice(present.length + groups.length).every((v) => v.rule === 'drop-unknown')).toBe(true);
+    };
+    let next = CAP;
+    let lcg = 12345;
+    for (let i = 0; i < 20_000; i++) {
+      lcg = (Math.imul(lcg, 1103515245) + 12345) >>> 0;
+      const h = held[(lcg >>> 8) % held.length]!;
+      const mac = macOf(next++);
+      a.addressModify(h.slot, mac);
+      gone.push(h.mac);
+      h.mac = mac;
+      if (i % 1000 === 0) check();
+    }
+    check();
+    expect(events).toEqual([]);
+    expect(dp.held).toBe(false);
+    dp.close();
   });
 
   it('reload refuses on an attached lane and after close', async () => {

@@ -9,7 +9,7 @@ import type { SwitchCounters } from 'macslot';
 import { spawnPasst } from 'macslot/node';
 import { needTool, until } from './support/frames.js';
 import { streamPeer, type StreamPeer } from './support/peer.js';
-import { alive } from './support/processes.js';
+import { alive, spawnTracked } from './support/processes.js';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 const CLI = join(ROOT, 'dist/cli/main.js');
@@ -216,6 +216,56 @@ describe('macslot switch stops on a signal', () => {
     await until(() => !alive(pid!), 5000, 'passt to end');
     expect(existsSync(passtDir!)).toBe(false);
   });
+
+  /**
+   * What the switch gets once the reader of its standard output is gone: `counters` sends SIGUSR1 first (the counters
+   * then fail to print) and connects a peer, so that signal has been handled before `stop` is sent.
+   */
+  const CLOSED_STDOUT = [
+    { name: 'SIGTERM', counters: false, stop: 'SIGTERM' },
+    { name: 'SIGINT', counters: false, stop: 'SIGINT' },
+    { name: 'SIGUSR1, a peer, then SIGTERM', counters: true, stop: 'SIGTERM' },
+  ] as const;
+
+  it.for(CLOSED_STDOUT)(
+    'standard output closed, then $name: the first stop signal ends it quietly, listener gone',
+    { timeout: 60_000 },
+    async ({ name, counters, stop }) => {
+      const sock = join(dir, `closed-stdout-${name.replace(/\W+/g, '-')}.sock`);
+      // Tracked: a switch that ignored the signal is killed when the test ends, whatever happens.
+      const child = spawnTracked(process.execPath, [CLI, 'switch', '--listen', `unix:${sock}`, '--json'], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let err = '';
+      child.stderr!.on('data', (b: Buffer) => (err += b.toString()));
+      const exited = new Promise<{ code: number | null; signal: string | null }>((r) =>
+        child.once('exit', (code, signal) => r({ code, signal })),
+      );
+      await until(() => /listening on unix:/.test(err), 20_000, `the switch listening (stderr: ${err.slice(-600)})`);
+      // The reader goes away (`macslot switch --json | true`): every write to standard output now fails with EPIPE.
+      const stdoutClosed = new Promise((r) => child.stdout!.once('close', r));
+      child.stdout!.destroy();
+      await stdoutClosed;
+      if (counters) {
+        child.kill('SIGUSR1');
+        peers.push(await streamPeer(sock));
+        await until(() => /connected as/.test(err), 20_000, `a connected peer (stderr: ${err.slice(-600)})`);
+      }
+      child.kill(stop);
+      // The stop takes at most 2 s; a switch that kept running after the first stop signal fails here.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const ended = await Promise.race([
+        exited,
+        new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), 15_000))),
+      ]);
+      clearTimeout(timer);
+      expect(ended, `the switch still ran 15 s after ${name} (stderr: ${err.slice(-600)})`).toBeDefined();
+      // A reader that went away is not a failure (as for `| head`): status 0, no stack trace, nothing about the pipe.
+      expect(ended, err).toEqual({ code: 0, signal: null });
+      expect(err).not.toMatch(/EPIPE|\n\s+at /);
+      expect(existsSync(sock)).toBe(false);
+    },
+  );
 
   it('a signal during start-up stops passt and removes its directory', { timeout: 60_000 }, async () => {
     const sock = join(dir, 'early.sock');

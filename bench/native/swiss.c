@@ -2,9 +2,10 @@
 // interleave them with the Wasm and JavaScript variants (one command per line on stdin, one result line on stdout).
 //
 // 'a' (same algorithm): the data plane's per-frame work: descriptor and length checks at the edge, the table algorithm
-//     (12-byte entries {key, meta} with a kind check, home-slot check, then 16-wide SSE2 tag probing from the home
-//     slot over a control array mirrored past its end, sized at most half full), and striped verdict counters in a
-//     second pass.
+//     (separate arrays of 8-byte keys, 16-bit references and rule bytes in 16-slot groups aligned to 16 bytes, as many
+//     groups as make it at most 7/8 full at capacity, the home group from the hash's high half scaled to the group count,
+//     one aligned SSE2 compare of 7-bit tags whose bit 6 is the key kind, linear probing over groups, the verdict
+//     precomputed in the slot), and striped verdict counters in a second pass.
 // 's' (Swiss table): the native anchor, a plain Swiss table as GCC -O3 builds it: 8-byte slots (48-bit key, 16-bit
 //     reference), 16-slot groups aligned to 16 bytes, one aligned SSE2 compare per group, 7-bit tags, quadratic
 //     probing over groups, load factor at most 7/8; the same edge checks, no counters.
@@ -19,9 +20,6 @@
 #define EMPTY 0x80
 #define MISS 0xffffffffu
 #define NO_REF 0xffff0000u
-#define M_INDEX 0xffffu
-#define M_EUI64 (1u << 16)
-#define M_HARDWARE (1u << 17)
 enum {
   R_BROADCAST = 0, R_MC_EXACT = 1, R_UNICAST = 4, R_DROP_UNKNOWN = 7,
   R_DROP_MC = 8, R_DROP_RUNT = 9, R_DROP_OVERSIZE = 10, R_DROP_BAD_DESC = 11,
@@ -44,42 +42,41 @@ static inline uint64_t key6(const uint8_t *p) {
 
 // ---- the data plane's algorithm ----------------------------------------------------------
 
-struct entry { uint64_t key; uint32_t meta; } __attribute__((packed));
-static uint32_t a_mask;
-static uint8_t *a_ctrl;
-static struct entry *a_entries;
+static uint32_t a_groups;
+static uint8_t *a_ctrl, *a_rules;
+static uint64_t *a_keys;
+static uint16_t *a_refs;
 
-static void a_put(uint64_t k, uint32_t meta) {
+static inline uint32_t a_home(uint64_t h) { return (uint32_t)(((h >> 32) * a_groups) >> 32); }
+
+static void a_put(uint64_t k, uint32_t verdict) {
   uint64_t h = mix(k);
-  for (uint32_t i = 0;; i++) {
-    uint32_t idx = ((uint32_t)h + i) & a_mask;
-    if (a_ctrl[idx] != EMPTY) continue;
-    a_entries[idx].key = k; a_entries[idx].meta = meta; a_ctrl[idx] = (uint8_t)(h >> 57);
-    if (idx < 16) a_ctrl[a_mask + 1 + idx] = a_ctrl[idx];
-    return;
+  for (uint32_t g = a_home(h);; g = g + 1 == a_groups ? 0 : g + 1) {
+    for (uint32_t j = 0; j < 16; j++) {
+      uint32_t idx = g * 16 + j;
+      if (a_ctrl[idx] != EMPTY) continue;
+      a_keys[idx] = k; a_refs[idx] = (uint16_t)(verdict >> 16); a_rules[idx] = (uint8_t)verdict;
+      a_ctrl[idx] = (uint8_t)(h & 0x3f);
+      return;
+    }
   }
 }
 
+// Returns the verdict stored with the key, or MISS.
 static inline uint32_t a_lookup(uint64_t k) {
   uint64_t h = mix(k);
-  uint32_t pos = (uint32_t)h & a_mask;
-  uint8_t tag = (uint8_t)(h >> 57);
-  uint8_t home = a_ctrl[pos];
-  if (home == EMPTY) return MISS;
-  if (home == tag && a_entries[pos].key == k && (a_entries[pos].meta & M_EUI64) == 0) return a_entries[pos].meta;
-  __m128i vt = _mm_set1_epi8((char)tag), ve = _mm_set1_epi8((char)EMPTY);
-  for (uint32_t probe = 0; probe <= a_mask >> 4; probe++) {
-    __m128i g = _mm_loadu_si128((const __m128i *)(a_ctrl + pos));
-    uint32_t m = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(g, vt));
-    uint32_t e = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(g, ve));
-    if (e) m &= (e & (0u - e)) - 1;
+  uint32_t g = a_home(h);
+  __m128i vt = _mm_set1_epi8((char)(h & 0x3f)), ve = _mm_set1_epi8((char)EMPTY);
+  for (uint32_t probe = 0; probe < a_groups; probe++) {
+    __m128i c = _mm_load_si128((const __m128i *)(a_ctrl + g * 16));
+    uint32_t m = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(c, vt));
     while (m) {
-      uint32_t idx = (pos + (uint32_t)__builtin_ctz(m)) & a_mask;
-      if (a_entries[idx].key == k && (a_entries[idx].meta & M_EUI64) == 0) return a_entries[idx].meta;
+      uint32_t idx = g * 16 + (uint32_t)__builtin_ctz(m);
+      if (a_keys[idx] == k) return a_rules[idx] | ((uint32_t)a_refs[idx] << 16);
       m &= m - 1;
     }
-    if (e) return MISS;
-    pos = (pos + 16) & a_mask;
+    if (_mm_movemask_epi8(_mm_cmpeq_epi8(c, ve))) return MISS;
+    g = g + 1 == a_groups ? 0 : g + 1;
   }
   return MISS;
 }
@@ -146,9 +143,10 @@ static void pass_same(void) {
     uint32_t v = edge(i, &p);
     if (v == MISS) {
       uint64_t k = key6(p);
-      if (k == KEY48) v = R_BROADCAST | NO_REF;
-      else if (p[0] & 1) { uint32_t m = a_lookup(k); v = m != MISS ? R_MC_EXACT | ((m & M_INDEX) << 16) : R_DROP_MC | NO_REF; }
-      else { uint32_t m = a_lookup(k); v = m != MISS && (m & M_HARDWARE) ? R_UNICAST | ((m & M_INDEX) << 16) : R_DROP_UNKNOWN | NO_REF; }
+      v = a_lookup(k);
+      if (v != MISS) {}
+      else if (k == KEY48) v = R_BROADCAST | NO_REF;
+      else v = p[0] & 1 ? R_DROP_MC | NO_REF : R_DROP_UNKNOWN | NO_REF;
     }
     verdicts[i] = v;
   }
@@ -192,25 +190,26 @@ int main(int argc, char **argv) {
   if (fread(macs, 8, total, f) != total || fread(desc, 8, n, f) != n || fread(pool, 1, pool_len, f) != pool_len) return 2;
   fclose(f);
 
-  uint32_t slots = 16;
-  while (slots < capacity * 2) slots *= 2;
-  a_mask = slots - 1;
-  a_ctrl = malloc(slots + 16);
-  a_entries = calloc(slots, sizeof(struct entry));
-  memset(a_ctrl, EMPTY, slots + 16);
+  a_groups = (uint32_t)((((uint64_t)capacity * 8 + 6) / 7 + 15) / 16);
+  uint32_t slots = a_groups * 16;
+  a_ctrl = aligned_alloc(64, slots);
+  a_keys = aligned_alloc(64, (size_t)slots * 8);
+  a_refs = malloc((size_t)slots * 2);
+  a_rules = malloc(slots);
+  memset(a_ctrl, EMPTY, slots);
 
   uint32_t s_count = 16;
   while (s_count * 7 < total * 8) s_count *= 2;
   s_groups_mask = s_count / 16 - 1;
   s_ctrl = aligned_alloc(16, s_count);
   s_slots = aligned_alloc(64, (size_t)s_count * 8);
-  if (!a_ctrl || !a_entries || !s_ctrl || !s_slots) return 3;
+  if (!a_ctrl || !a_keys || !a_refs || !a_rules || !s_ctrl || !s_slots) return 3;
   memset(s_ctrl, EMPTY, s_count);
 
   for (uint32_t i = 0; i < total; i++) {
     uint16_t ref; memcpy(&ref, macs[i] + 6, 2);
     uint64_t k = key6(macs[i]);
-    a_put(k, i < n_macs ? (M_HARDWARE | ref) : ref);
+    a_put(k, (i < n_macs ? R_UNICAST : R_MC_EXACT) | ((uint32_t)ref << 16));
     s_put(k, ref);
   }
   printf("ready %u %u\n", slots, s_count);

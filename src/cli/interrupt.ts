@@ -11,9 +11,13 @@ const SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 export function onInterrupt(cleanup: () => void): () => void {
   const onSignal = (signal: NodeJS.Signals): void => {
     disarm();
-    cleanup();
-    // Re-raised with the default action restored; process.exit() would first wait for reads blocked on an idle FIFO.
-    process.kill(process.pid, signal);
+    try {
+      cleanup();
+    } finally {
+      // Re-raised with the default action restored, even if cleanup failed (a signal is never lost);
+      // process.exit() would first wait for reads blocked on an idle FIFO.
+      process.kill(process.pid, signal);
+    }
   };
   const disarm = (): void => {
     for (const s of SIGNALS) process.off(s, onSignal);

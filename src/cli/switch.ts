@@ -11,7 +11,7 @@ import { Switch, type SwitchClientSpec, type SwitchCounters, type SwitchOptions 
 import { checkStormControl, type StormControl } from '../switch/fabric.js';
 import { Mac } from '../wire/mac.js';
 import { PcapngTap } from '../port/middleware.js';
-import { STDIO, byteOutput, count, intOption, type ByteOutput, type Io } from './common.js';
+import { STDIO, byteOutput, count, intOption, isBrokenPipe, type ByteOutput, type Io } from './common.js';
 import { table } from './table.js';
 import { checkStoreUrl, openSharedManager } from './shared-store.js';
 import { GUEST_NETWORK_FIELDS, checkGuestNetwork, guestNetworkFields, type GuestNetwork } from './uplinks.js';
@@ -383,9 +383,14 @@ export async function runSwitch(o: SwitchCliOptions, io: Io): Promise<number> {
   });
   // With the capture on standard output, the counters go to standard error.
   const report = o.tap === STDIO ? io.err : io.out;
+  // Never throws: a reader gone from a pipe (EPIPE) must neither skip the stop below nor escape the SIGUSR1 listener.
   const print = (): void => {
     const c = sw.counters();
-    report(o.json ? JSON.stringify(c) + '\n' : countersTable(c) + '\n');
+    try {
+      report(o.json ? JSON.stringify(c) + '\n' : countersTable(c) + '\n');
+    } catch (err) {
+      if (!isBrokenPipe(err)) log(`counters not printed: ${(err as Error).message}`);
+    }
   };
   let lines = 0;
   const draw = (): void => {
@@ -398,28 +403,31 @@ export async function runSwitch(o: SwitchCliOptions, io: Io): Promise<number> {
   const onUsr1 = (): void => print();
   process.on('SIGUSR1', onUsr1);
   await signals.stopped;
-  const code = 0;
-  if (timer !== undefined) clearInterval(timer);
-  process.off('SIGUSR1', onUsr1);
-  print();
-  // Peers need not hang up: every socket and child is closed now, and ended by force if that takes too long.
-  let timeout: ReturnType<typeof setTimeout> | undefined;
-  const closed = await Promise.race([
-    served.close().then(() => true),
-    new Promise<boolean>((r) => (timeout = setTimeout(() => r(false), STOP_MS))),
-  ]);
-  clearTimeout(timeout);
-  if (!closed) {
-    log(`stopping took over ${STOP_MS} ms; ending every peer and child now`);
-    served.kill();
+  try {
+    if (timer !== undefined) clearInterval(timer);
+    process.off('SIGUSR1', onUsr1);
+    print();
+    // Peers need not hang up: every socket and child is closed now, and ended by force if that takes too long.
+    let timeout: ReturnType<typeof setTimeout> | undefined;
+    const closed = await Promise.race([
+      served.close().then(() => true),
+      new Promise<boolean>((r) => (timeout = setTimeout(() => r(false), STOP_MS))),
+    ]);
+    clearTimeout(timeout);
+    if (!closed) {
+      log(`stopping took over ${STOP_MS} ms; ending every peer and child now`);
+      served.kill();
+    }
+    signals.dispose();
+    recording?.tap.close();
+    recording?.file.commit();
+    await shared?.close();
+  } finally {
+    signals.dispose();
+    // However the stop went, nothing may keep the process alive past it; it exits with the status main() sets.
+    setTimeout(() => process.exit(), 500).unref();
   }
-  signals.dispose();
-  recording?.tap.close();
-  recording?.file.commit();
-  await shared?.close();
-  // Nothing should be left to keep the process alive; if something is, it must not keep it past the stop.
-  setTimeout(() => process.exit(code), 500).unref();
-  return code;
+  return 0;
 }
 
 /**

@@ -126,7 +126,10 @@ export class DataPlane {
   readonly verdicts: Uint32Array;
   /** Most frames per burst. */
   readonly burst: number;
-  /** Bytes the accept filter takes in the memory: both banks (table, hash filter, client and group bitmaps). */
+  /**
+   * Bytes the accept filter takes in the memory, with everything its reader safety needs: the shared table and both banks
+   * (control bytes, hash filter, client and group bitmaps).
+   */
   readonly filterBytes: number;
   readonly #reader: LaneReader;
   // Only on the data plane created from the NIC: the writer following it, and transmit.
@@ -145,7 +148,7 @@ export class DataPlane {
     this.descriptors = reader.descriptors;
     this.verdicts = reader.verdicts;
     this.burst = reader.burst;
-    this.filterBytes = 2 * reader.x.bankBytes();
+    this.filterBytes = reader.x.filterBytes();
     this.#nic = nic;
   }
 
@@ -355,8 +358,8 @@ export class DataPlane {
   }
 
   /**
-   * Returns transmit and anti-spoof, the switch's side of this data plane (its burst stage included). Throws DATA_PLANE on
-   * a data plane attached from a handle.
+   * Returns transmit and anti-spoof, the switch's side of this data plane (its burst stage included), for the switch's
+   * forwarding engine. Throws DATA_PLANE on a data plane attached from a handle. @internal
    */
   transmitter(): Transmit {
     this.#reader.live();

@@ -30,10 +30,14 @@ export interface Exports {
   stagingPtr(): number;
   activeBank(): number;
   bankBytes(): number;
+  filterBytes(): number;
+  tableSlots(): number;
   tablePut(bank: number, len: number, meta: number): number;
   tableLoad(bank: number, count: number): number;
   stagedRecords(): number;
   tableDelete(bank: number, len: number): number;
+  tableTombs(bank: number): number;
+  tableTidy(bank: number): void;
   bankSetFlags(bank: number, flags: number): void;
   bankSetClient(bank: number, client: number, broadcast: number, promiscuous: number): void;
   bankSetMember(bank: number, g: number, client: number, on: number): void;

@@ -1,6 +1,7 @@
-// Data plane: the writer. It follows the NIC's changes and commits them to the two banks (left-right: it writes only the
-// bank no reader uses, then publishes it), holds the filter closed when a change cannot be applied, and rebuilds it from
-// the NIC. Only the data plane created from the NIC has one; lanes attached in workers do not.
+// Data plane: the writer. It follows the NIC's changes and commits them to the two banks (left-right over one shared table:
+// it writes only the bank no reader uses, and table entries only in slots neither bank holds, then publishes the bank),
+// holds the filter closed when a change cannot be applied, and rebuilds it from the NIC. Only the data plane created from
+// the NIC has one; lanes attached in workers do not.
 
 import { MacslotError } from '../errors.js';
 import { mtaIndex } from '../filter/hash.js';
@@ -34,6 +35,7 @@ export type WriterEvent =
 const STAGE: Record<GroupStage, number> = { exact: STAGE_EXACT, hash: STAGE_HASH, all: STAGE_ALL };
 /** Shared by every change that needs no bank operation; never mutated. */
 const NO_OPS: readonly Op[] = [];
+const TIDY: Op = { op: 'tidy' };
 // First retry of a held filter; doubled up to the cap while rebuilding keeps failing.
 const RECOVER_FIRST_MS = 10;
 const RECOVER_MAX_MS = 5000;
@@ -45,7 +47,8 @@ type Op =
   | { op: 'client'; id: number; broadcast: boolean; promiscuous: boolean }
   | { op: 'member'; g: number; id: number; on: boolean }
   | { op: 'clear-group'; g: number }
-  | { op: 'hash'; bit: number; on: boolean };
+  | { op: 'hash'; bit: number; on: boolean }
+  | { op: 'tidy' };
 
 /** Returns the meta word of a unicast MAC owned by client `clientId`: its index, and whether the NIC's hardware holds it. */
 function unicastMeta(clientId: number, hardware: boolean): number {
@@ -67,6 +70,7 @@ export class FilterWriter {
   readonly #maxClients: number;
   readonly #maxGroups: number;
   readonly #stallMs: number;
+  readonly #tidyAt: number;
   // Operations the idle bank still lacks, or 'copy' after a reload: the idle bank is then rebuilt from the active one.
   #pending: Op[] | 'copy' = [];
   #closed = false;
@@ -109,6 +113,7 @@ export class FilterWriter {
     this.#maxClients = x.clientCapacity();
     this.#maxGroups = maxGroups;
     this.#stallMs = stallMs;
+    this.#tidyAt = x.tableSlots() >> 4;
     this.#activeCount = new Int32Array(Math.max(this.#maxClients, nic.maxClients));
     this.#mirror = new UnicastMirror(nic.maxAddresses);
     for (let g = maxGroups - 1; g >= 0; g--) this.#freeGroups.push(g);
@@ -439,6 +444,9 @@ export class FilterWriter {
       case 'hash':
         x.bankSetHashBit(bank, o.bit, o.on ? 1 : 0);
         break;
+      case 'tidy':
+        x.tableTidy(bank);
+        break;
     }
   }
 
@@ -453,6 +461,8 @@ export class FilterWriter {
     this.#waitIdle(target);
     if (this.#pending === 'copy') x.bankCopy(1 - target, target);
     else for (const op of this.#pending) this.#apply(target, op);
+    // Deleted control bytes lengthen probes: past a sixteenth of the slots the bank is tidied first (the other bank replays it).
+    if (x.tableTombs(target) > this.#tidyAt) ops.unshift(TIDY);
     for (const op of ops) this.#apply(target, op);
     x.publish(target);
     this.#pending = ops;

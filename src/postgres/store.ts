@@ -132,6 +132,7 @@ export class PostgresStore implements MacStore, RecordStore {
   /** Claims waiting for their batch, sent together as one statement (one transaction, one commit). */
   #claims: PendingClaim[] = [];
   #batches = 0;
+  #flushSoon = false;
   #cache: Cache | undefined;
   /** Database time minus local time, as last measured. */
   #offset = 0;
@@ -579,7 +580,7 @@ export class PostgresStore implements MacStore, RecordStore {
   #claimRow(req: ClaimRequest, macs: string[], fresh: boolean): Promise<ClaimRow> {
     return new Promise((ok, fail) => {
       this.#claims.push({ macs, req, fresh, ok, fail });
-      this.#flush();
+      this.#scheduleFlush();
     });
   }
 
@@ -600,9 +601,22 @@ export class PostgresStore implements MacStore, RecordStore {
         )
         .finally(() => {
           this.#batches--;
-          this.#flush();
+          this.#scheduleFlush();
         });
     }
+  }
+
+  /**
+   * Flushes once the current turn of the event loop is over: the callers a committed batch wakes up, and every claim
+   * they make in that turn (after several awaits each), then go out in one batch rather than the first alone.
+   */
+  #scheduleFlush(): void {
+    if (this.#flushSoon) return;
+    this.#flushSoon = true;
+    setImmediate(() => {
+      this.#flushSoon = false;
+      this.#flush();
+    });
   }
 
   /** One statement claiming each of `batch` in turn, in one transaction; resolves with their rows in order. */

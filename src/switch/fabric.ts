@@ -13,6 +13,11 @@ import { Mac } from '../wire/mac.js';
 import { DropCounter, inIo, type FramePort, type PortCloseReason } from '../port/port.js';
 import { BURST_FULL, SPOOFED, type TransmitBurst, type TransmitSink } from './transmit.js';
 
+// Node runs setImmediate callbacks after the turn's I/O callbacks, which is when a burst is complete; browsers have none,
+// and a zero timeout also runs after the current task.
+const turnSchedule: (fn: () => void) => void =
+  (globalThis as { setImmediate?: (fn: () => void) => unknown }).setImmediate ?? ((fn) => void setTimeout(fn, 0));
+
 /** Frames and bytes in one direction. */
 export interface FlowCounters {
   /** Frames. */
@@ -373,7 +378,7 @@ class Fabric implements TransmitSink {
     if (!inIo()) return this.#flush();
     if (this.#scheduled) return;
     this.#scheduled = true;
-    setImmediate(this.#turn);
+    turnSchedule(this.#turn);
   }
 
   #flush(): void {
