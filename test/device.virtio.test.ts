@@ -214,7 +214,7 @@ describe('virtio-net profile', () => {
         if (rng() < 0.3) run(C.MAC, C.MAC_ADDR_SET, Uint8Array.from(randomMac(rng, rng() < 0.2)));
         const n = rng() < 0.1 ? 60 + Math.floor(rng() * 10) : Math.floor(rng() * 8);
         const m = rng() < 0.1 ? 60 + Math.floor(rng() * 10) : Math.floor(rng() * 8);
-        const uni = Array.from({ length: n }, () => randomMac(rng, rng() < 0.1 ? true : false));
+        const uni = Array.from({ length: n }, () => randomMac(rng, rng() < 0.1));
         const multi = Array.from({ length: m }, () => randomMac(rng, rng() < 0.9));
         const data = new Uint8Array(8 + 6 * (n + m));
         const view = new DataView(data.buffer);
