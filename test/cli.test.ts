@@ -323,6 +323,22 @@ describe('tcpdump and tshark habits', () => {
     }
   });
 
+  /** Commands whose only output (help, version) used to reach a closed pipe outside the commands' EPIPE handling. */
+  const CLOSED_STDOUT: readonly string[] = ['--help', '--version', 'switch --help'];
+  it.each(CLOSED_STDOUT)('macslot %s with standard output already closed exits 0 without a stack trace', async (line) => {
+    const child = spawnTracked(process.execPath, [CLI, ...line.split(' ')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    child.stderr!.on('data', (b: Buffer) => (err += b.toString()));
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    // Closed long before node has started, so the write fails with EPIPE (`macslot --help | true`).
+    child.stdout!.destroy();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const code = await Promise.race([exited, new Promise<string>((r) => (timer = setTimeout(() => r('no exit within 20 s'), 20_000)))]);
+    clearTimeout(timer);
+    expect(code, err).toBe(0);
+    expect(err).toBe('');
+  });
+
   it('explain streams its table in bounded memory past the old 150,000-row crash', () => {
     const file = join(tmp, 'many.pcap');
     const frames = 160_000;

@@ -1386,6 +1386,20 @@ describe('managers on a concurrent store (record-level claims)', () => {
     expect(calls.transact).toBeGreaterThanOrEqual(2);
   });
 
+  it("a guest's own reservation on its client reaches the store without a call to the manager", async () => {
+    const { store } = concurrentStore();
+    const one = host(store, 'one', '00:14:4f:00:00:00');
+    const lease = await one.allocate({ guest: 'vm', policy: 'block' });
+    lease.client.addressAdd('02:00:00:00:00:d1');
+    await until(async () => (await store.byMac('02:00:00:00:00:d1')) !== undefined);
+    expect(await store.byMac('02:00:00:00:00:d1')).toMatchObject({ guest: 'vm', policy: 'direct', holder: 'one' });
+    // So another host cannot have it.
+    const two = host(store, 'two', '00:14:4f:00:01:00');
+    expect(await codeOf(two.allocate({ guest: 'other', policy: 'fixed', mac: '02:00:00:00:00:d1' }))).toBe('MAC_IN_USE');
+    await one.close();
+    await two.close();
+  });
+
   it('an exhausted block is BLOCK_EXHAUSTED, as without record-level claims', async () => {
     const { store } = concurrentStore();
     const one = host(store, 'one', '00:14:4f:00:00:00', { block: { base: '02:00:00:00:00:01', count: 3 } });

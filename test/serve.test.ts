@@ -139,6 +139,24 @@ describe('macslot serve', () => {
     }
   });
 
+  it('stops by itself, quietly, when its standard output is closed before the URL is printed', async () => {
+    requireBuild();
+    const child = spawnTracked(process.execPath, [CLI, 'serve', '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    child.stderr!.on('data', (b: Buffer) => (err += b.toString()));
+    const exited = new Promise<{ code: number | null; signal: string | null }>((r) =>
+      child.once('exit', (code, signal) => r({ code, signal })),
+    );
+    // Closed long before the CLI has loaded the page, so the URL's write fails with EPIPE (`macslot serve | true`).
+    child.stdout!.destroy();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const ended = await Promise.race([exited, new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), 20_000)))]);
+    clearTimeout(timer);
+    // Before, it went on serving a URL nobody could learn until a signal came.
+    expect(ended, `still serving 20 s after its output closed (stderr: ${err})`).toEqual({ code: 0, signal: null });
+    expect(err).toBe('');
+  });
+
   it('prints the URL in words without --json, and refuses a bad port or a port in use', async () => {
     requireBuild();
     const words = spawnTracked(process.execPath, [CLI, 'serve'], { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -254,10 +254,7 @@ describe('macslot switch stops on a signal', () => {
       child.kill(stop);
       // The stop takes at most 2 s; a switch that kept running after the first stop signal fails here.
       let timer: ReturnType<typeof setTimeout> | undefined;
-      const ended = await Promise.race([
-        exited,
-        new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), 15_000))),
-      ]);
+      const ended = await Promise.race([exited, new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), 15_000)))]);
       clearTimeout(timer);
       expect(ended, `the switch still ran 15 s after ${name} (stderr: ${err.slice(-600)})`).toBeDefined();
       // A reader that went away is not a failure (as for `| head`): status 0, no stack trace, nothing about the pipe.

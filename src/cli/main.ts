@@ -435,6 +435,16 @@ function version(): string {
 
 /** Runs the command line with `argv` (without node and script); resolves to the exit code: 0 done, 1 failed, 2 bad usage. */
 export async function main(argv: string[], io: Io): Promise<number> {
+  try {
+    return await dispatch(argv, io);
+  } catch (err) {
+    // The help or the version to a reader already gone (`macslot --help | true`): quiet, as for a command's output.
+    if (isBrokenPipe(err)) return 0;
+    throw err;
+  }
+}
+
+async function dispatch(argv: string[], io: Io): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === '-h' || name === '--help' || name === 'help') {
     (name === undefined ? io.err : io.out)(USAGE + '\n');

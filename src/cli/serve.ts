@@ -146,17 +146,25 @@ export async function runServe(o: ServeOptions, io: Io): Promise<number> {
   const server = await startServer(o);
   const { port } = server.address() as AddressInfo;
   const url = `http://${HOST}:${port}/`;
-  onInterrupt(() => {
+  const stop = (): void => {
     server.closeAllConnections();
     server.close();
-  });
-  if (o.json) io.out(`${JSON.stringify({ url, isolated: o.isolation })}\n`);
-  else
-    io.out(
-      `macslot serve: the live page is at ${url}\n` +
-        (o.isolation ? '' : '  without cross-origin isolation: the page runs on one thread\n') +
-        'Press Ctrl-C to stop.\n',
-    );
+  };
+  const disarm = onInterrupt(stop);
+  try {
+    if (o.json) io.out(`${JSON.stringify({ url, isolated: o.isolation })}\n`);
+    else
+      io.out(
+        `macslot serve: the live page is at ${url}\n` +
+          (o.isolation ? '' : '  without cross-origin isolation: the page runs on one thread\n') +
+          'Press Ctrl-C to stop.\n',
+      );
+  } catch (err) {
+    // Nobody can learn the URL (a closed pipe, EPIPE): the server stops rather than outlive the command unseen.
+    disarm();
+    stop();
+    throw err;
+  }
   await new Promise((done) => server.once('close', done));
   return 0;
 }

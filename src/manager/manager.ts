@@ -677,6 +677,9 @@ export class MacManager {
 
   /** Follows reservations made by anyone on the NIC, so direct ones count and a guest's own changes move its lease. */
   #onEvent(e: NicEntry, ev: NicEvent): void {
+    // On a concurrent store allocations do not pass through a whole-store transaction, which is what records a guest's
+    // own reservations and MAC changes: one runs soon instead, so other hosts learn of the MAC without waiting for sync().
+    if (this.#records !== undefined && !this.#placing && (ev.type === 'reserved' || ev.type === 'modified')) this.#syncSoon();
     if (ev.type === 'reserved') {
       e.slots.set(ev.slot, { client: ev.client, mac: ev.mac, text: ev.mac.toString(), lease: this.#placing ? PENDING : undefined });
       this.#inUse.set(ev.mac.key, { nic: e.name, slot: ev.slot });
@@ -696,6 +699,18 @@ export class MacManager {
       if (at?.nic === e.name && at.slot === ev.slot) this.#inUse.delete(use.mac.key);
       if (typeof use.lease === 'object' && this.#leases.get(use.lease.key) === use.lease) this.#leases.delete(use.lease.key);
     }
+  }
+
+  #syncing = false;
+
+  /** Runs one whole-store transaction after the current turn (at most one waiting); its failure is left to the next. */
+  #syncSoon(): void {
+    if (this.#syncing || this.#closed) return;
+    this.#syncing = true;
+    setTimeout(() => {
+      this.#syncing = false;
+      if (!this.#closed) this.#transact(() => undefined).catch(() => undefined);
+    }, 0);
   }
 
   #live(): void {
