@@ -4,6 +4,8 @@
 export type MacslotErrorCode =
   | 'INVALID_MAC'
   | 'INVALID_ARGUMENT'
+  // A device profile was given an offset that is not one of its receive-filter registers.
+  | 'INVALID_REGISTER'
   | 'INVALID_SLOT'
   | 'NOT_SUPPORTED'
   | 'SLOT_BUSY'

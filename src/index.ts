@@ -207,3 +207,44 @@ export {
   type GuestUplinksOptions,
   type ResolvedGuestNetwork,
 } from './switch/uplinks.js';
+
+// ---- Device profiles: the receive filters of real NICs, for emulators ----
+export { DEVICE_REASONS, deviceVerdict, deviceVerdictAccepts, type DeviceReason, type DeviceVerdict } from './device/reasons.js';
+export { DeviceFilter } from './device/engine.js';
+export { etherCrc, marIndex, mtaVector, packRal, packRah, unpackRar } from './device/hash.js';
+export { E1000, E1000_RAH_AV, E1000_RAR_COUNT, E1000_RCTL, E1000_REGISTERS, type E1000Options } from './device/e1000.js';
+export { Ixgbe, IXGBE_BITS, IXGBE_RAH_AV, IXGBE_RAR_COUNT, IXGBE_REGISTERS, type IxgbeOptions } from './device/ixgbe.js';
+export { Ne2k, NE2K_BITS, NE2K_REGISTERS, type Ne2kOptions } from './device/ne2k.js';
+export {
+  VirtioNet,
+  VIRTIO_NET_CTRL,
+  VIRTIO_NET_ERR,
+  VIRTIO_NET_MAC_TABLE_ENTRIES,
+  VIRTIO_NET_OK,
+  type VirtioNetFeatures,
+  type VirtioNetOptions,
+  type VirtioRxMode,
+} from './device/virtio-net.js';
+
+// ---- VLANs ----
+export {
+  TPID_8021AD,
+  TPID_8021Q,
+  VLAN_ETH_HLEN,
+  VLAN_HLEN,
+  checkVid,
+  insertTag,
+  parseVlan,
+  stripTag,
+  type VlanHeader,
+  type VlanTag,
+} from './vlan/tag.js';
+export {
+  VlanMembership,
+  type PortVlans,
+  type VlanCounters,
+  type VlanDrop,
+  type VlanIngress,
+  type VlanProtocol,
+} from './vlan/membership.js';
+export { classifyVlanFrame, type VlanVerdict } from './filter/vlan.js';

@@ -113,6 +113,42 @@ describe('explain', () => {
     expect(r.status).toBe(1);
     expect(r.err).toContain('"not-a-file" is neither a capture file nor hex bytes');
   });
+
+  it('names the VLAN of each frame with a VLAN configuration, and drops across VLANs', () => {
+    const frames = [
+      'ffffffffffff 020000000001 0800', // untagged: the wire's native VLAN 10
+      'ffffffffffff 020000000001 8100 0014 0800', // broadcast in VLAN 20
+      '00144f000002 020000000001 8100 000a 0800', // vm-b's MAC in VLAN 10: vm-b is in 20
+      '00144f000002 020000000001 8100 0014 0800',
+      '00144f000002 020000000001 8100 001e 0800', // VLAN 30: not on the wire
+      '00144f000002 020000000001 8100 00', // a tag cut short
+    ].join(',');
+    const r = cli('explain', frames, '--config', join(FIX, 'vlans.json'), '--json');
+    expect(r.status, r.err).toBe(0);
+    expect(
+      r.out
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { vid: number | null; rule: string; deliver: string[] }),
+    ).toEqual(
+      [
+        { vid: 10, rule: 'broadcast', deliver: ['vm-a'] },
+        { vid: 20, rule: 'broadcast', deliver: ['vm-b'] },
+        { vid: 10, rule: 'drop-vlan', deliver: [] },
+        { vid: 20, rule: 'unicast-exact', deliver: ['vm-b'] },
+        { vid: 30, rule: 'drop-vlan', deliver: [] },
+        { vid: null, rule: 'drop-vlan', deliver: [] },
+      ].map((v, index) => expect.objectContaining({ index, ...v })),
+    );
+    const table = cli('explain', frames, '--config', join(FIX, 'vlans.json'));
+    expect(table.out.split('\n')[0]).toMatch(/destination\s+vlan\s+length/);
+  });
+
+  it('inspect refuses a VLAN configuration it would not apply', () => {
+    const r = cli('inspect', '--config', join(FIX, 'vlans.json'));
+    expect(r.status).toBe(1);
+    expect(r.err).toContain('nic.vlans: VLANs are not applied by this command yet');
+  });
 });
 
 const real = existsSync(NB6) || process.env.CI === 'true' ? describe : describe.skip;

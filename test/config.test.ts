@@ -341,7 +341,7 @@ describe('the JSON Schema and the validators give the same verdict', () => {
         .filter(([, ok]) => ok)
         .map(([f]) => f)
         .sort(),
-    ).toEqual(['nb6.json', 'nic.json']);
+    ).toEqual(['nb6.json', 'nic.json', 'vlans.json']);
   });
 
   it('on generated valid configurations', () => {
@@ -620,5 +620,81 @@ describe('error messages cap the values they echo', () => {
       return undefined;
     })();
     expect(err?.message.length).toBeLessThan(1000);
+  });
+});
+
+describe('VLANs in the configuration file', () => {
+  const withVlans = (nic: Record<string, unknown>, clients: Record<string, unknown>[]): unknown => ({
+    nic: { primary: '00:14:4f:00:00:00', factory: { base: '00:14:4f:00:00:01', count: 2 }, ...nic },
+    clients,
+  });
+  const BAD: Record<string, { config: unknown; msg: string }> = {
+    'vlan 0': { config: withVlans({}, [{ name: 'a', vlan: 0 }]), msg: 'clients[0].vlan: 0 is not an integer in 1..4094' },
+    'vlan 4095': { config: withVlans({}, [{ name: 'a', vlan: 4095 }]), msg: 'clients[0].vlan: 4095 is not an integer in 1..4094' },
+    'vlan and vlans together': {
+      config: withVlans({}, [{ name: 'a', vlan: 10, vlans: [20] }]),
+      msg: 'clients[0].vlans: [20] is given with vlan',
+    },
+    'an empty vlans list': { config: withVlans({}, [{ name: 'a', vlans: [] }]), msg: 'clients[0].vlans: [] is not a non-empty array' },
+    'a VLAN listed twice': { config: withVlans({}, [{ name: 'a', vlans: [10, 10] }]), msg: 'clients[0].vlans[1]: 10 is listed twice' },
+    'native without vlans': { config: withVlans({}, [{ name: 'a', vlan: 10, native: 10 }]), msg: 'clients[0].native: 10 needs vlans' },
+    'native not among vlans': {
+      config: withVlans({}, [{ name: 'a', vlans: [10], native: 20 }]),
+      msg: 'clients[0].native: 20 is not one of vlans [10]',
+    },
+    "the wire's native not among its vlans": {
+      config: withVlans({ vlans: [10], native: 30 }, []),
+      msg: 'nic.native: 30 is not one of vlans',
+    },
+    'nic.vlan (a client field)': { config: withVlans({ vlan: 10 }, []), msg: 'nic.vlan: 10 is not a known field' },
+  };
+  it.each(Object.entries(BAD))('refuses %s, naming the JSON path', (_name, { config, msg }) => {
+    expect(() => parseConfig(config)).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringContaining(msg) }));
+  });
+
+  const GOOD = withVlans({ vlans: [10, 20], native: 10 }, [
+    { name: 'a', address: 'factory', vlan: 10 },
+    { name: 't', address: 'factory', vlans: [10, 20], native: 20 },
+  ]);
+
+  it('the schema and the validator agree on VLAN files', () => {
+    const schema = JSON.parse(readFileSync(new URL('../schema/config.schema.json', import.meta.url), 'utf8'));
+    const accepts = new Ajv2020({ strict: true, strictTypes: false, strictRequired: false }).compile(schema);
+    expect(accepts(GOOD)).toBe(true);
+    for (const [name, { config }] of Object.entries(BAD)) {
+      // The schema cannot say "native is one of vlans"; every other refusal it shares.
+      if (name.includes('not among')) continue;
+      expect(accepts(config), name).toBe(false);
+    }
+  });
+
+  it('builds the membership only for a caller that applies it, and refuses the file otherwise', () => {
+    const config = parseConfig(GOOD);
+    expect(() => buildFromConfig(config)).toThrow(
+      expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringContaining('nic.vlans: VLANs are not applied') }),
+    );
+    const { nic, clients, vlans } = buildFromConfig(config, { vlans: true });
+    expect(vlans).toBeDefined();
+    const [a, t] = clients;
+    expect([vlans!.isMember(a!.id, 10), vlans!.isMember(a!.id, 20)]).toEqual([true, false]);
+    expect([vlans!.isMember(t!.id, 10), vlans!.isMember(t!.id, 20)]).toEqual([true, true]);
+    // The primary client, with no VLAN fields, is in VLAN 1 only, which the wire does not carry.
+    expect(vlans!.members(1)).toEqual([nic.primaryClient.id]);
+    expect(vlans!.isMember('uplink', 20)).toBe(true);
+  });
+
+  it('without nic.vlans the wire carries every client VLAN and VLAN 1, with VLAN 1 untagged', () => {
+    const { vlans } = buildFromConfig(parseConfig(withVlans({}, [{ name: 'a', address: 'factory', vlan: 30 }])), { vlans: true });
+    expect([1, 30, 40].map((v) => vlans!.isMember('uplink', v))).toEqual([true, true, false]);
+  });
+
+  it('a file without VLANs builds as before, with no membership', () => {
+    expect(buildFromConfig(parseConfig(withVlans({}, [{ name: 'a' }]))).vlans).toBeUndefined();
+  });
+
+  it('macslot switch refuses a file with VLANs rather than forward across them', () => {
+    expect(() => switchConfig(JSON.stringify(GOOD), 'v.json')).toThrow(
+      expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringContaining('the switch does not apply VLANs yet') }),
+    );
   });
 });

@@ -114,10 +114,10 @@ export function readConfigFile(path: string): MacslotConfig {
 }
 
 /** Builds the NIC of the configuration in `path`; throws CONFIG_INVALID naming the file and the JSON path. */
-export function nicFromFile(path: string): ConfiguredNic {
+export function nicFromFile(path: string, options: { vlans?: boolean } = {}): ConfiguredNic {
   const config = readConfigFile(path);
   try {
-    return buildFromConfig(config);
+    return buildFromConfig(config, options);
   } catch (err) {
     if (isMacslotError(err, 'CONFIG_INVALID'))
       throw new MacslotError('CONFIG_INVALID', `${path}: ${err.message.replace(/^CONFIG_INVALID: /, '')}`);

@@ -5,6 +5,7 @@ import { LINKTYPE_ETHERNET } from '../capture/format.js';
 import { CaptureReader } from '../capture/reader.js';
 import { DataPlane } from '../dataplane/dataplane.js';
 import { MacslotError, show } from '../errors.js';
+import { classifyVlanFrame } from '../filter/vlan.js';
 import { ETH_DST } from '../wire/ethernet.js';
 import { Mac } from '../wire/mac.js';
 import { STDIO, captureInput, nicFromFile, type Io } from './common.js';
@@ -39,11 +40,14 @@ export interface ExplainOptions {
  * constant memory. Throws CAPTURE_INVALID, CONFIG_INVALID or INVALID_ARGUMENT.
  */
 export async function runExplain(o: ExplainOptions, io: Io): Promise<void> {
-  const { nic } = nicFromFile(o.config);
+  // A file with VLANs is classified by the reference filter on (MAC, VID), the frames coming in from the wire; the Wasm
+  // data plane does not apply VLANs yet.
+  const { nic, vlans } = nicFromFile(o.config, { vlans: true });
   const dp = await DataPlane.create(nic, { lanes: 1, burst: 1, poolBytes: 1 << 18, ringBytes: 4096 });
   const name = (id: number): string => nic.client(id)?.name ?? `#${id}`;
   const limit = o.count ?? Number.POSITIVE_INFINITY;
-  const rows = tableStream(['index', 'destination', 'length', 'rule', 'path', 'delivered to'], io.out);
+  const columns = ['index', 'destination', ...(vlans ? ['vlan'] : []), 'length', 'rule', 'path', 'delivered to'];
+  const rows = tableStream(columns, io.out);
   let lines = '';
   const jsonLine = (value: unknown): void => {
     lines += `${JSON.stringify(value)}\n`;
@@ -54,8 +58,25 @@ export async function runExplain(o: ExplainOptions, io: Io): Promise<void> {
   };
   const other = new Map<number, number>();
   const explain = (index: number, frame: Uint8Array): void => {
-    const v = dp.classify(frame);
     const dst = frame.length >= ETH_DST + 6 ? Mac.fromBytes(frame, ETH_DST, 6).toString() : null;
+    if (vlans !== undefined) {
+      const v = classifyVlanFrame(nic.filterState(), vlans, 'uplink', frame);
+      const deliver = v.deliver.map(name);
+      const vid = v.vid ?? null;
+      if (o.json) jsonLine({ index, dst, vid, rule: v.rule, path: v.path, deliver });
+      else
+        rows.row([
+          String(index),
+          dst ?? `(${frame.length} bytes)`,
+          vid === null ? '-' : String(vid),
+          String(frame.length),
+          v.rule,
+          v.path,
+          deliver.join(', ') || '-',
+        ]);
+      return;
+    }
+    const v = dp.classify(frame);
     const deliver = v.deliver.map(name);
     if (o.json) jsonLine({ index, dst, rule: v.rule, path: v.path, deliver });
     else rows.row([String(index), dst ?? `(${frame.length} bytes)`, String(frame.length), v.rule, v.path, deliver.join(', ') || '-']);
@@ -63,7 +84,7 @@ export async function runExplain(o: ExplainOptions, io: Io): Promise<void> {
   const skip = (index: number, linkType: number): void => {
     other.set(linkType, (other.get(linkType) ?? 0) + 1);
     if (o.json) jsonLine({ index, linkType, skipped: 'not Ethernet' });
-    else rows.row([String(index), `(linktype ${linkType})`, '-', 'not classified', '-', '-']);
+    else rows.row([String(index), `(linktype ${linkType})`, ...(vlans ? ['-'] : []), '-', 'not classified', '-', '-']);
   };
   try {
     if (o.input === STDIO || existsSync(o.input)) {

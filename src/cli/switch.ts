@@ -2,7 +2,7 @@
 
 import { readFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
-import { CONFIG_PATTERNS, keyPath, parseConfig, parseConfigText, seededRandom } from '../config/config.js';
+import { CONFIG_PATTERNS, keyPath, parseConfig, parseConfigText, seededRandom, vlanField } from '../config/config.js';
 import { MacslotError, isMacslotError, show } from '../errors.js';
 import { Nic } from '../nic/nic.js';
 import { parseListen, parseUplink, serveSwitch, type ServedSwitch } from '../node/switch.js';
@@ -176,6 +176,10 @@ export function switchConfig(
         'CONFIG_INVALID',
         `${source}: clients: ${show(c.name)} asks for promiscuous mode, which a switch port cannot have`,
       );
+  // Fail closed: a switch that ignored VLAN membership would forward frames across VLANs.
+  const vlans = vlanField(config);
+  if (vlans !== undefined)
+    throw new MacslotError('CONFIG_INVALID', `${source}: ${vlans}: the switch does not apply VLANs yet, so the file is refused`);
   const out: ReturnType<typeof switchConfig> = {
     nic: new Nic({ ...config.nic, ...(config.seed !== undefined ? { random: seededRandom(config.seed) } : {}) }),
     clients: config.clients.map((c, i) => ({

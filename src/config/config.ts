@@ -7,6 +7,7 @@ import type { NicConfig } from '../nic/types.js';
 import { LIMITS } from '../limits.js';
 import { ETH_HLEN } from '../wire/ethernet.js';
 import { Mac } from '../wire/mac.js';
+import { VlanMembership } from '../vlan/membership.js';
 
 /** The `nic` object of a configuration file: NicConfig with MACs as strings. */
 export interface NicFileConfig {
@@ -44,6 +45,10 @@ export interface NicFileConfig {
   maxFrameLength?: number;
   /** Name of the client that owns the primary MAC. */
   primaryClient?: string;
+  /** VLANs the wire (uplink) carries tagged. Default, when any client has VLANs: every client VLAN and VLAN 1. */
+  vlans?: number[];
+  /** The wire's untagged VLAN (one of `vlans`). Default, when `vlans` is absent: 1. */
+  native?: number;
 }
 
 /** One client, set up in file order. */
@@ -58,6 +63,12 @@ export interface ClientFileConfig {
   broadcast?: boolean;
   /** Granted and turned on. Default false. */
   promiscuous?: boolean;
+  /** An access port: the client's one VLAN, untagged. Default, when the file uses VLANs: 1. */
+  vlan?: number;
+  /** A trunk: the client's VLANs, tagged. */
+  vlans?: number[];
+  /** The trunk's untagged VLAN (one of `vlans`). */
+  native?: number;
 }
 
 /** A validated configuration file. */
@@ -76,6 +87,8 @@ export interface ConfiguredNic {
   readonly nic: Nic;
   /** Its clients, in file order. */
   readonly clients: readonly NicClient[];
+  /** VLAN membership, keyed by client id and `'uplink'` for the wire; absent when the file uses no VLANs. */
+  readonly vlans?: VlanMembership<number | string>;
 }
 
 const fail = (path: string, value: unknown, what: string): MacslotError =>
@@ -167,8 +180,10 @@ const NIC_FIELDS = [
   'maxAddresses',
   'maxFrameLength',
   'primaryClient',
+  'vlans',
+  'native',
 ] as const;
-const CLIENT_FIELDS = ['name', 'address', 'multicast', 'broadcast', 'promiscuous'] as const;
+const CLIENT_FIELDS = ['name', 'address', 'multicast', 'broadcast', 'promiscuous', 'vlan', 'vlans', 'native'] as const;
 const TOP_FIELDS = ['$schema', 'nic', 'clients', 'seed'] as const;
 const ADDRESS = /^(factory|factory:[0-9]+|random|random:.+)$/u;
 
@@ -203,6 +218,33 @@ function factoryOf(raw: unknown, primary: string): NonNullable<NicFileConfig['fa
   return { base, count };
 }
 
+/** A VLAN id, 1..4094 (0 and 4095 are reserved). */
+function vid(v: unknown, path: string): number {
+  return integer(v, path, 1, 4094);
+}
+
+/** Checks `vlan`, `vlans` and `native` of a client (or `vlans`, `native` of the NIC): one VLAN or a list, native among the list. */
+function vlansOf(o: Record<string, unknown>, path: string, out: { vlan?: number; vlans?: number[]; native?: number }): void {
+  if (o.vlan !== undefined) {
+    if (o.vlans !== undefined) throw fail(keyPath(path, 'vlans'), o.vlans, 'is given with vlan; a client is an access port or a trunk');
+    out.vlan = vid(o.vlan, keyPath(path, 'vlan'));
+  }
+  if (o.vlans !== undefined) {
+    if (!Array.isArray(o.vlans) || o.vlans.length === 0) throw fail(keyPath(path, 'vlans'), o.vlans, 'is not a non-empty array');
+    const list = o.vlans.map((v, i) => vid(v, `${keyPath(path, 'vlans')}[${i}]`));
+    list.forEach((v, i) => {
+      if (list.indexOf(v) !== i) throw fail(`${keyPath(path, 'vlans')}[${i}]`, v, 'is listed twice');
+    });
+    out.vlans = list;
+  }
+  if (o.native !== undefined) {
+    const n = vid(o.native, keyPath(path, 'native'));
+    if (out.vlans === undefined) throw fail(keyPath(path, 'native'), n, "needs vlans (the native VLAN is a trunk's)");
+    if (!out.vlans.includes(n)) throw fail(keyPath(path, 'native'), n, `is not one of vlans ${show(out.vlans)}`);
+    out.native = n;
+  }
+}
+
 function nicOf(raw: unknown): NicFileConfig {
   const n = object(raw, 'nic', NIC_FIELDS);
   const nic: NicFileConfig = { primary: unicastMac(n.primary, 'nic.primary') };
@@ -225,6 +267,7 @@ function nicOf(raw: unknown): NicFileConfig {
   if (n.maxAddresses !== undefined) nic.maxAddresses = integer(n.maxAddresses, 'nic.maxAddresses', 1, LIMITS.addresses);
   if (n.maxFrameLength !== undefined) nic.maxFrameLength = integer(n.maxFrameLength, 'nic.maxFrameLength', ETH_HLEN, LIMITS.frameLength);
   if (n.primaryClient !== undefined) nic.primaryClient = string(n.primaryClient, 'nic.primaryClient', LIMITS.clientName);
+  vlansOf(n, 'nic', nic);
   return nic;
 }
 
@@ -266,6 +309,7 @@ export function parseConfig(input: unknown): MacslotConfig {
     }
     if (c.broadcast !== undefined) out.broadcast = bool(c.broadcast, `${p}.broadcast`);
     if (c.promiscuous !== undefined) out.promiscuous = bool(c.promiscuous, `${p}.promiscuous`);
+    vlansOf(c, p, out);
     return out;
   });
   const config: MacslotConfig = { nic, clients };
@@ -287,13 +331,51 @@ export function seededRandom(seed: number): RandomSource {
   };
 }
 
+/** The first VLAN field of a configuration, as a JSON path, or undefined when it uses none. */
+export function vlanField(config: MacslotConfig): string | undefined {
+  if (config.nic.vlans !== undefined) return 'nic.vlans';
+  const i = config.clients.findIndex((c) => c.vlan !== undefined || c.vlans !== undefined);
+  if (i < 0) return undefined;
+  return `clients[${i}].${config.clients[i]!.vlan !== undefined ? 'vlan' : 'vlans'}`;
+}
+
+/**
+ * The VLAN membership a configuration describes, keyed by client id and `'uplink'`: the primary client, and a client
+ * without VLAN fields, is an access port of VLAN 1, as a Linux bridge's default PVID; the uplink carries `nic.vlans`
+ * (default: every client VLAN and VLAN 1) with `nic.native` untagged (default 1, when `nic.vlans` is absent).
+ */
+function membershipOf(config: MacslotConfig, primary: number, ids: readonly number[]): VlanMembership<number | string> {
+  const m = new VlanMembership<number | string>();
+  m.set(primary, { access: 1 });
+  const all = new Set<number>([1]);
+  config.clients.forEach((c, i) => {
+    const id = ids[i]!;
+    if (c.vlans !== undefined) m.set(id, c.native === undefined ? { trunk: c.vlans } : { trunk: c.vlans, native: c.native });
+    else m.set(id, { access: c.vlan ?? 1 });
+    for (const v of c.vlans ?? [c.vlan ?? 1]) all.add(v);
+  });
+  const n = config.nic;
+  if (n.vlans !== undefined) m.set('uplink', n.native === undefined ? { trunk: n.vlans } : { trunk: n.vlans, native: n.native });
+  else m.set('uplink', { trunk: [...all].sort((a, b) => a - b), native: 1 });
+  return m;
+}
+
 /**
  * Builds the NIC and sets up every client in file order, as through the API. Throws CONFIG_INVALID
- * naming the JSON path when the API refuses a step (a MAC or slot in use, no free slot, …).
+ * naming the JSON path when the API refuses a step (a MAC or slot in use, no free slot, …). A file that uses VLANs is
+ * refused unless `options.vlans` says the caller applies them (with the returned `vlans`): a caller that ignored them
+ * would deliver frames across VLANs.
  */
-export function buildFromConfig(config: MacslotConfig): ConfiguredNic {
+export function buildFromConfig(config: MacslotConfig, options: { vlans?: boolean } = {}): ConfiguredNic {
+  const field = vlanField(config);
+  if (field !== undefined && options.vlans !== true)
+    throw new MacslotError(
+      'CONFIG_INVALID',
+      `${field}: VLANs are not applied by this command yet (only by macslot explain and the API), so the file is refused`,
+    );
   const random = config.seed !== undefined ? seededRandom(config.seed) : undefined;
-  const nicConfig: NicConfig = { ...config.nic, ...(random ? { random } : {}) };
+  const { vlans: _vlans, native: _native, ...nicFields } = config.nic;
+  const nicConfig: NicConfig = { ...nicFields, ...(random ? { random } : {}) };
   let nic: Nic;
   try {
     nic = new Nic(nicConfig);
@@ -331,7 +413,16 @@ export function buildFromConfig(config: MacslotConfig): ConfiguredNic {
     if (c.promiscuous) client.setPromiscuous(true);
     return client;
   });
-  return { nic, clients };
+  if (field === undefined) return { nic, clients };
+  return {
+    nic,
+    clients,
+    vlans: membershipOf(
+      config,
+      nic.primaryClient.id,
+      clients.map((c) => c.id),
+    ),
+  };
 }
 
 /** Returns the JSON path of the first key that appears twice in one object of `text` (valid JSON), or undefined. */
