@@ -437,7 +437,8 @@ async function compare(
       for (const rule of RULES) expect([rule, after.rules[rule] - before.rules[rule]]).toEqual([rule, expectRules.get(rule) ?? 0]);
       expect(after.deliveries - before.deliveries).toBe(expectDeliveries);
       expect({ ringFull: after.ringFull, ringCorrupt: after.ringCorrupt }).toEqual({ ringFull: 0, ringCorrupt: 0 });
-      for (let id = 0; id < rings.length; id++) expect([id, dp.clientCounters(id)]).toEqual([id, { ...expectClients[id]!, ringDrops: 0, poolDrops: 0 }]);
+      for (let id = 0; id < rings.length; id++)
+        expect([id, dp.clientCounters(id)]).toEqual([id, { ...expectClients[id]!, ringDrops: 0, poolDrops: 0 }]);
     }
     tally.frames += done;
     unsubscribe();

@@ -644,7 +644,7 @@ describe('middleware', () => {
     await sw.close();
   });
 
-  it('a tap whose sink failed is off, not the switch: a port added later is served unrecorded, the failure is told once and counted', async () => {
+  it('a failed tap sink turns the tap off, not the switch: a later port is served unrecorded; the failure told once, counted', async () => {
     const written: Uint8Array[] = [];
     const full = new Error('ENOSPC: no space left on device, write');
     const errors: unknown[] = [];
