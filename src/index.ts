@@ -221,6 +221,7 @@ export {
   VIRTIO_NET_ERR,
   VIRTIO_NET_MAC_TABLE_ENTRIES,
   VIRTIO_NET_OK,
+  type VirtioMacTable,
   type VirtioNetFeatures,
   type VirtioNetOptions,
   type VirtioRxMode,

@@ -107,6 +107,7 @@ export class RxRing {
   /**
    * Wraps the ring at `ptr` of `buffer` with `slots` descriptor slots; used by DataPlane.ring(). `resetsPtr` addresses the
    * shared count of corrupt rings reset; `lanes` gives the pools the descriptors point into.
+   * @internal
    */
   constructor(buffer: ArrayBufferLike, ptr: number, slots: number, maxFrame: number, client: number, lanes: RingLanes, resetsPtr?: number) {
     this.client = client;

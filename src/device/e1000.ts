@@ -28,15 +28,25 @@ export const E1000_REGISTERS = {
 
 /** RCTL bits. MO is the 2-bit field at bits 13:12. */
 export const E1000_RCTL = {
+  /** Receiver Enable. */
   EN: 1 << 1,
+  /** Store Bad Packets (runts and errored frames are kept). */
   SBP: 1 << 2,
+  /** Unicast Promiscuous Enable. */
   UPE: 1 << 3,
+  /** Multicast Promiscuous Enable. */
   MPE: 1 << 4,
+  /** Long Packet Enable (frames up to 16,380 bytes). */
   LPE: 1 << 5,
+  /** Shift of the two-bit Multicast Offset field, which picks the destination bits that index the MTA. */
   MO_SHIFT: 12,
+  /** Broadcast Accept Mode. */
   BAM: 1 << 15,
+  /** VLAN Filter Enable (the VFTA applies to tagged frames). */
   VFE: 1 << 18,
+  /** Canonical Form Indicator Enable: tagged frames must carry the CFI value below. */
   CFIEN: 1 << 19,
+  /** The Canonical Form Indicator value tagged frames must carry when CFIEN is set. */
   CFI: 1 << 20,
 } as const;
 

@@ -24,6 +24,7 @@ export const IXGBE_REGISTERS = {
   MTA: 0x05200,
   /** Receive address low/high of entries 0..15 at 0x05400 + 8n / 0x05404 + 8n. */
   RAL: 0x05400,
+  /** Receive address high of entry 0 (entries 0..15 at 0x05404 + 8n); AV is bit 31. */
   RAH: 0x05404,
   /** Receive address low/high of every entry at 0x0A200 + 8n / 0x0A204 + 8n (Linux's IXGBE_RAL uses it from n = 16). */
   RAL_HIGH: 0x0a200,
@@ -37,16 +38,27 @@ export const IXGBE_REGISTERS = {
 
 /** Filter bits of FCTRL, VLNCTRL, MCSTCTRL, RXCTRL, PFVTCTL and VMOLR. */
 export const IXGBE_BITS = {
+  /** FCTRL Store Bad Packets. */
   FCTRL_SBP: 1 << 1,
+  /** FCTRL Multicast Promiscuous Enable. */
   FCTRL_MPE: 1 << 8,
+  /** FCTRL Unicast Promiscuous Enable. */
   FCTRL_UPE: 1 << 9,
+  /** FCTRL Broadcast Accept Mode. */
   FCTRL_BAM: 1 << 10,
+  /** VLNCTRL Canonical Form Indicator value. */
   VLNCTRL_CFI: 1 << 28,
+  /** VLNCTRL Canonical Form Indicator Enable. */
   VLNCTRL_CFIEN: 1 << 29,
+  /** VLNCTRL VLAN Filter Enable. */
   VLNCTRL_VFE: 1 << 30,
+  /** MCSTCTRL Multicast Filter Enable (the MTA applies). */
   MCSTCTRL_MFE: 1 << 2,
+  /** RXCTRL Receive Enable. */
   RXCTRL_RXEN: 1 << 0,
+  /** PFVTCTL Virtualization Enable (pools, and with them the UTA). */
   PFVTCTL_VT_ENA: 1 << 0,
+  /** VMOLR Receive Overflow Packet Enable: unicast that hits the UTA is accepted by the pool. */
   VMOLR_ROPE: 1 << 26,
 } as const;
 

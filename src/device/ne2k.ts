@@ -21,14 +21,23 @@ export const NE2K_REGISTERS = {
 
 /** CR and RCR bits. */
 export const NE2K_BITS = {
+  /** CR Stop: the receiver is off. */
   CR_STP: 1 << 0,
+  /** CR Start. */
   CR_STA: 1 << 1,
+  /** Shift of CR's two-bit Page Select field. */
   CR_PS_SHIFT: 6,
+  /** RCR Save Errored Packets. */
   RCR_SEP: 1 << 0,
+  /** RCR Accept Runt packets (under 64 bytes). */
   RCR_AR: 1 << 1,
+  /** RCR Accept Broadcast. */
   RCR_AB: 1 << 2,
+  /** RCR Accept Multicast (through the MAR hash). */
   RCR_AM: 1 << 3,
+  /** RCR Promiscuous physical: every unicast address. */
   RCR_PRO: 1 << 4,
+  /** RCR Monitor mode: frames are checked but not stored. */
   RCR_MON: 1 << 5,
 } as const;
 

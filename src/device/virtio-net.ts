@@ -9,20 +9,45 @@ import { followNic, type NicFilterRequest } from './from-nic.js';
 
 /** Control-queue classes and commands (include/uapi/linux/virtio_net.h). */
 export const VIRTIO_NET_CTRL = {
+  /** Class VIRTIO_NET_CTRL_RX: receive modes. */
   RX: 0,
+  /** Command VIRTIO_NET_CTRL_RX_PROMISC. */
   RX_PROMISC: 0,
+  /** Command VIRTIO_NET_CTRL_RX_ALLMULTI. */
   RX_ALLMULTI: 1,
+  /** Command VIRTIO_NET_CTRL_RX_ALLUNI. */
   RX_ALLUNI: 2,
+  /** Command VIRTIO_NET_CTRL_RX_NOMULTI. */
   RX_NOMULTI: 3,
+  /** Command VIRTIO_NET_CTRL_RX_NOUNI. */
   RX_NOUNI: 4,
+  /** Command VIRTIO_NET_CTRL_RX_NOBCAST. */
   RX_NOBCAST: 5,
+  /** Class VIRTIO_NET_CTRL_MAC: the MAC table and the primary MAC. */
   MAC: 1,
+  /** Command VIRTIO_NET_CTRL_MAC_TABLE_SET. */
   MAC_TABLE_SET: 0,
+  /** Command VIRTIO_NET_CTRL_MAC_ADDR_SET. */
   MAC_ADDR_SET: 1,
+  /** Class VIRTIO_NET_CTRL_VLAN: the VLAN filter. */
   VLAN: 2,
+  /** Command VIRTIO_NET_CTRL_VLAN_ADD. */
   VLAN_ADD: 0,
+  /** Command VIRTIO_NET_CTRL_VLAN_DEL. */
   VLAN_DEL: 1,
 } as const;
+
+/** A virtio-net device's MAC table, as the last VIRTIO_NET_CTRL_MAC_TABLE_SET left it. */
+export interface VirtioMacTable {
+  /** The unicast entries (the primary MAC is apart from them). */
+  readonly unicast: readonly Mac[];
+  /** The multicast entries. */
+  readonly multicast: readonly Mac[];
+  /** Set when the guest sent more unicast entries than the table holds: every unicast frame is accepted. */
+  readonly unicastOverflow: boolean;
+  /** Set when the guest sent more multicast entries than the table holds: every multicast frame is accepted. */
+  readonly multicastOverflow: boolean;
+}
 
 /** A control command's ack: VIRTIO_NET_OK or VIRTIO_NET_ERR. */
 export const VIRTIO_NET_OK = 0;
@@ -183,7 +208,7 @@ export class VirtioNet extends DeviceFilter {
   }
 
   /** The MAC table: its unicast and multicast parts and overflow flags. */
-  get macTable(): { unicast: readonly Mac[]; multicast: readonly Mac[]; unicastOverflow: boolean; multicastOverflow: boolean } {
+  get macTable(): VirtioMacTable {
     return {
       unicast: [...this.#uni],
       multicast: [...this.#multi],

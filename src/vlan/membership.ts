@@ -22,6 +22,7 @@ export type VlanProtocol = '802.1Q' | '802.1ad';
 
 /** A frame admitted by a port: its VLAN and the frame without its tag. */
 export interface VlanIngress {
+  /** The VLAN the frame belongs to: its tag's VID, or the port's native VLAN when it came untagged or priority-tagged. */
   readonly vid: number;
   /** The frame with the bridge's tag removed (the same object when it came untagged). */
   readonly frame: Uint8Array;
@@ -29,6 +30,7 @@ export interface VlanIngress {
 
 /** A frame a port refuses, and why. */
 export interface VlanDrop {
+  /** The drop's counter name, as the data plane and the switch count it. */
   readonly drop: 'drop-vlan';
   /** `not-member` (VLAN not on the port), `no-pvid` (untagged on a trunk without a native VLAN), `truncated` (tag cut short). */
   readonly why: 'not-member' | 'no-pvid' | 'truncated';

@@ -30,8 +30,9 @@ export type VlanHeader =
       readonly kind: 'untagged';
     }
   | {
-      /** One or two tags: `tags[0]` is the outer one (at byte 12). */
+      /** One or two tags at byte 12. */
       readonly kind: 'tagged';
+      /** The tags in frame order: `tags[0]` is the outer one (at byte 12). */
       readonly tags: readonly VlanTag[];
       /** Where the EtherType after the last tag sits. */
       readonly typeOffset: number;
