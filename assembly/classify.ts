@@ -1,7 +1,7 @@
 // Data plane (Wasm): classification. Turns a burst of described frames (or bare keys) into verdict words, counted per rule.
 
 import {
-  B_CTRL, B_FLAGS, B_PROMISC_COUNT, CTRL_EMPTY, F_ALLMULTI, F_HASH, F_HASH_TYPE_SHIFT, F_PROMISC, H_HOLD, H_MAX_FRAME, H_POOL_BYTES,
+  B_CTRL, B_FLAGS, B_PROMISC_COUNT, B_VLAN, CTRL_EMPTY, F_ALLMULTI, F_HASH, F_HASH_TYPE_SHIFT, F_PROMISC, H_HOLD, H_MAX_FRAME, H_POOL_BYTES,
   H_SEED_HI, H_SEED_LO, H_SLOTS, H_TABLE, KIND_EUI64, KIND_MAC48, MISS, R_BROADCAST, R_DROP_BAD_DESC, R_DROP_MC, R_DROP_OVERSIZE,
   R_DROP_RUNT, R_DROP_UNKNOWN, R_PROMISC, V_NO_REF, V_REF_SHIFT, V_RULE_MASK, V_SOFTWARE,
 } from './layout';
@@ -12,6 +12,7 @@ import {
 import { homeGroup, lookupIn, mixWith } from './table';
 import { enter, leave } from './reader';
 import { bumpStriped, ownsLane } from './lanes';
+import { VLAN_DROP, vlanAdmit, vlanSettle } from './vlan';
 
 /** Verdict for a destination key (`k`: the bytes little-endian, `kind` 0 MAC-48 / 1 EUI-64), `a45` its last two bytes little-endian. */
 // @ts-ignore: decorator
@@ -81,6 +82,38 @@ const EDGE: u64 = 1 << 63;
   return load<u64>(p) & 0xffff_ffff_ffff;
 }
 
+/** A key's MAC bits; under VLAN filtering a batch key also carries its frame's VLAN slot in bits 48..55. */
+const MAC_BITS: u64 = 0xffff_ffff_ffff;
+const NO_SLOT: u64 = ~(<u64>0xff << 48);
+
+/** edgeKey() under VLAN filtering (bank VLAN word `cfg`): the frame is admitted into a VLAN first, its slot kept in the key. */
+// @ts-ignore: decorator
+@inline function edgeKeyVlan(bank: usize, cfg: u32, d: usize, pool: usize, poolLen: u32, frameMax: u32): u64 {
+  const off = load<u32>(d);
+  const len = load<u32>(d, 4);
+  if (len > poolLen || off > poolLen - len) return EDGE | <u64>(R_DROP_BAD_DESC | (V_NO_REF << V_REF_SHIFT));
+  if (len < 14) return EDGE | <u64>(R_DROP_RUNT | (V_NO_REF << V_REF_SHIFT));
+  const p = pool + <usize>off;
+  const a = vlanAdmit(bank, p, len, cfg);
+  if (a == 0) return EDGE | <u64>VLAN_DROP;
+  // The bridge's tag comes off on the way in: the length limit is the untagged frame's.
+  if (len - ((a >> 8) << 2) > frameMax) return EDGE | <u64>(R_DROP_OVERSIZE | (V_NO_REF << V_REF_SHIFT));
+  return (load<u64>(p) & MAC_BITS) | (<u64>(a & 0xff) << 48);
+}
+
+/** classifyAt() under VLAN filtering: the verdict on (MAC, VID). */
+// @ts-ignore: decorator
+@inline function classifyTagged(
+  bank: usize, cfg: u32, ctrl: usize, keys: usize, refs: usize, rules: usize, g: u32, sd: u64, hash: usize, d: usize, pool: usize,
+  poolLen: u32, frameMax: u32, flags: u32, anyPromisc: bool,
+): u32 {
+  const k = edgeKeyVlan(bank, cfg, d, pool, poolLen, frameMax);
+  if ((k & EDGE) != 0) return <u32>k;
+  const key = k & MAC_BITS;
+  const v = decideIn(ctrl, keys, refs, rules, g, sd, hash, key, 0, <u32>(key >> 32), flags, anyPromisc);
+  return vlanSettle(v, <u32>(k >> 48) & 0xff, bank, anyPromisc);
+}
+
 /**
  * Finishes a batch frame whose home group's control bytes `c` (group `grp`) were loaded with the rest of the batch: a tag
  * match there is the verdict; a full group sends the probe on (rare at 7/8 load); else the key is not in the table.
@@ -105,8 +138,14 @@ const EDGE: u64 = 1 << 63;
 
 /** Verdict for descriptor i of a lane. */
 // @ts-ignore: decorator
-@inline export function classifyOne(bank: usize, lp: usize, i: u32, flags: u32, anyPromisc: bool): u32 {
+@inline export function classifyOne(bank: usize, lp: usize, i: u32, flags: u32, anyPromisc: bool, cfg: u32): u32 {
   const d = lp + descOff + (<usize>i << 3);
+  if (cfg != 0) {
+    return classifyTagged(
+      bank, cfg, bank + B_CTRL, table, table + refsOff, table + rulesOff, groupCount, seed, bank + hashOff, d, lp + poolOff, poolBytes,
+      maxFrame, flags, anyPromisc,
+    );
+  }
   return classifyAt(
     bank + B_CTRL, table, table + refsOff, table + rulesOff, groupCount, seed, bank + hashOff, d, lp + poolOff, poolBytes, maxFrame,
     flags, anyPromisc,
@@ -126,6 +165,7 @@ export function classifyBurst(lane: u32, count: u32): u32 {
   // The bank cannot change during a burst, so its flags are read once.
   const flags = load<u32>(bank + B_FLAGS);
   const anyPromisc = load<u32>(bank + B_PROMISC_COUNT) != 0;
+  const vcfg = load<u32>(bank + B_VLAN);
   // Burst-invariant values come from the header into locals, which the loop keeps in registers; a
   // mutable global is reloaded on every use.
   const g = load<u32>(base + H_SLOTS) >> 4;
@@ -144,14 +184,19 @@ export function classifyBurst(lane: u32, count: u32): u32 {
   // Batches of four: every key, hash and home group's control bytes first, so their loads overlap, then the probes.
   const end4 = verdicts + ((<usize>count & ~(<usize>3)) << 2);
   while (out < end4) {
-    const k0 = edgeKey(d, pool, poolLen, frameMax);
-    const k1 = edgeKey(d + 8, pool, poolLen, frameMax);
-    const k2 = edgeKey(d + 16, pool, poolLen, frameMax);
-    const k3 = edgeKey(d + 24, pool, poolLen, frameMax);
-    const h0 = mixWith(k0, sd);
-    const h1 = mixWith(k1, sd);
-    const h2 = mixWith(k2, sd);
-    const h3 = mixWith(k3, sd);
+    // Under VLAN filtering each key carries its frame's VLAN slot, masked off for the lookup and settled after it.
+    const k0 = vcfg == 0 ? edgeKey(d, pool, poolLen, frameMax) : edgeKeyVlan(bank, vcfg, d, pool, poolLen, frameMax);
+    const k1 = vcfg == 0 ? edgeKey(d + 8, pool, poolLen, frameMax) : edgeKeyVlan(bank, vcfg, d + 8, pool, poolLen, frameMax);
+    const k2 = vcfg == 0 ? edgeKey(d + 16, pool, poolLen, frameMax) : edgeKeyVlan(bank, vcfg, d + 16, pool, poolLen, frameMax);
+    const k3 = vcfg == 0 ? edgeKey(d + 24, pool, poolLen, frameMax) : edgeKeyVlan(bank, vcfg, d + 24, pool, poolLen, frameMax);
+    const m0 = k0 & NO_SLOT;
+    const m1 = k1 & NO_SLOT;
+    const m2 = k2 & NO_SLOT;
+    const m3 = k3 & NO_SLOT;
+    const h0 = mixWith(m0, sd);
+    const h1 = mixWith(m1, sd);
+    const h2 = mixWith(m2, sd);
+    const h3 = mixWith(m3, sd);
     const g0 = homeGroup(h0, g);
     const g1 = homeGroup(h1, g);
     const g2 = homeGroup(h2, g);
@@ -160,15 +205,23 @@ export function classifyBurst(lane: u32, count: u32): u32 {
     const c1 = v128.load(ctrl + (<usize>g1 << 4));
     const c2 = v128.load(ctrl + (<usize>g2 << 4));
     const c3 = v128.load(ctrl + (<usize>g3 << 4));
-    store<u32>(out, finish(c0, g0, h0, k0, ctrl, keys, refs, rules, g, sd, hash, flags, anyPromisc));
-    store<u32>(out, finish(c1, g1, h1, k1, ctrl, keys, refs, rules, g, sd, hash, flags, anyPromisc), 4);
-    store<u32>(out, finish(c2, g2, h2, k2, ctrl, keys, refs, rules, g, sd, hash, flags, anyPromisc), 8);
-    store<u32>(out, finish(c3, g3, h3, k3, ctrl, keys, refs, rules, g, sd, hash, flags, anyPromisc), 12);
+    const v0 = finish(c0, g0, h0, m0, ctrl, keys, refs, rules, g, sd, hash, flags, anyPromisc);
+    const v1 = finish(c1, g1, h1, m1, ctrl, keys, refs, rules, g, sd, hash, flags, anyPromisc);
+    const v2 = finish(c2, g2, h2, m2, ctrl, keys, refs, rules, g, sd, hash, flags, anyPromisc);
+    const v3 = finish(c3, g3, h3, m3, ctrl, keys, refs, rules, g, sd, hash, flags, anyPromisc);
+    store<u32>(out, vcfg == 0 ? v0 : vlanSettle(v0, <u32>(k0 >> 48) & 0xff, bank, anyPromisc));
+    store<u32>(out, vcfg == 0 ? v1 : vlanSettle(v1, <u32>(k1 >> 48) & 0xff, bank, anyPromisc), 4);
+    store<u32>(out, vcfg == 0 ? v2 : vlanSettle(v2, <u32>(k2 >> 48) & 0xff, bank, anyPromisc), 8);
+    store<u32>(out, vcfg == 0 ? v3 : vlanSettle(v3, <u32>(k3 >> 48) & 0xff, bank, anyPromisc), 12);
     d += 32;
     out += 16;
   }
   while (out < end) {
-    store<u32>(out, classifyAt(ctrl, keys, refs, rules, g, sd, hash, d, pool, poolLen, frameMax, flags, anyPromisc));
+    const v =
+      vcfg == 0
+        ? classifyAt(ctrl, keys, refs, rules, g, sd, hash, d, pool, poolLen, frameMax, flags, anyPromisc)
+        : classifyTagged(bank, vcfg, ctrl, keys, refs, rules, g, sd, hash, d, pool, poolLen, frameMax, flags, anyPromisc);
+    store<u32>(out, v);
     d += 8;
     out += 4;
   }

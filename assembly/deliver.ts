@@ -3,7 +3,8 @@
 // and clients' bookkeeping.
 
 import {
-  B_FLAGS, B_PROMISC_COUNT, C_BROADCAST, C_BYTES, C_FRAMES, C_MULTICAST, C_RING_DROPS, CLIENT_COUNTER_BYTES, H_DELIVERER, R_BROADCAST,
+  B_FLAGS, B_PROMISC_COUNT, B_VLAN, V_VLAN_SHIFT, C_BROADCAST, C_BYTES, C_FRAMES, C_MULTICAST, C_RING_DROPS, CLIENT_COUNTER_BYTES,
+  H_DELIVERER, R_BROADCAST,
   R_DROP_UNKNOWN, R_MC_ALL, R_MC_EXACT, R_MC_HASH, R_PROMISC, RING_DATA, RING_HEAD, RING_RELEASED, RING_SHADOW, RING_SLEEPERS,
   S_LENGTH, S_OFFSET, S_STATE, S_VERDICT, SLOT_BYTES, V_NO_REF, V_REF_SHIFT, V_RULE_MASK, X_DELIVERIES, X_RING_CORRUPT, X_RING_FULL,
 } from './layout';
@@ -15,6 +16,7 @@ import { pinFrame, ringAt, ringEmpty } from './pool';
 import { enter, leave } from './reader';
 import { bump, bumpStriped, ownsLane } from './lanes';
 import { classifyOne, held } from './classify';
+import { vlanMembers } from './vlan';
 
 /**
  * Gives client `client` an empty ring and zero counters (its id was reused). Only for an id no bank delivers to:
@@ -79,14 +81,19 @@ function enqueue(lp: usize, lane: u32, client: u32, off: u32, len: u32, verdict:
   return 1;
 }
 
-/** Delivers to every client set in `set` (and `extra`, a second bitmap or 0), skipping `exclude` and `skip`. */
+/**
+ * Delivers to every client set in `set` (and `extra`, a second bitmap or 0) and in `vlan` (the frame's VLAN members, or 0
+ * without VLANs), skipping `exclude` and `skip`.
+ */
 function fanOut(
-  lp: usize, lane: u32, set: usize, extra: usize, exclude: u32, skip: u32, off: u32, len: u32, verdict: u32, rule: u32, multicast: bool,
+  lp: usize, lane: u32, set: usize, extra: usize, vlan: usize, exclude: u32, skip: u32, off: u32, len: u32, verdict: u32, rule: u32,
+  multicast: bool,
 ): u32 {
   let n: u32 = 0;
   for (let w: u32 = 0; w < words; w++) {
     let bits = load<u32>(set + (<usize>w << 2));
     if (extra != 0) bits |= load<u32>(extra + (<usize>w << 2));
+    if (vlan != 0) bits &= load<u32>(vlan + (<usize>w << 2));
     while (bits != 0) {
       const c = (w << 5) + ctz(bits);
       if (c != exclude && c != skip && c < clients) n += enqueue(lp, lane, c, off, len, verdict, rule, multicast);
@@ -111,9 +118,10 @@ export function rxBurst(lane: u32, count: u32, exclude: u32): u32 {
   const promisc = bank + promiscOff;
   const anyPromisc = load<u32>(bank + B_PROMISC_COUNT) != 0;
   const flags = load<u32>(bank + B_FLAGS);
+  const vcfg = load<u32>(bank + B_VLAN);
   const pins = lp + pinsOff;
   for (let i: u32 = 0; i < count; i++) {
-    const v = classifyOne(bank, lp, i, flags, anyPromisc);
+    const v = classifyOne(bank, lp, i, flags, anyPromisc, vcfg);
     store<u32>(verdicts + (<usize>i << 2), v);
     const rule = v & V_RULE_MASK;
     bumpStriped(lp, rule, i);
@@ -123,18 +131,22 @@ export function rxBurst(lane: u32, count: u32, exclude: u32): u32 {
     const len = load<u32>(d, 4);
     const multicast = (load<u8>(lp + poolOff + <usize>off) & 1) != 0;
     const ref = v >> V_REF_SHIFT;
+    // Under VLAN filtering only the members of the frame's VLAN receive it.
+    const slot = (v >> V_VLAN_SHIFT) & 0xff;
+    const vlan = slot != 0 ? vlanMembers(bank, slot) : 0;
     let n: u32 = 0;
     if (rule == R_BROADCAST) {
-      n = fanOut(lp, lane, bank + bcastOff, anyPromisc ? promisc : 0, exclude, V_NO_REF, off, len, v, rule, multicast);
+      n = fanOut(lp, lane, bank + bcastOff, anyPromisc ? promisc : 0, vlan, exclude, V_NO_REF, off, len, v, rule, multicast);
     } else if (rule == R_MC_EXACT || rule == R_MC_HASH || rule == R_MC_ALL) {
       const members = bank + groupsOff + <usize>ref * <usize>words * 4;
-      n = fanOut(lp, lane, members, anyPromisc ? promisc : 0, exclude, V_NO_REF, off, len, v, rule, multicast);
+      n = fanOut(lp, lane, members, anyPromisc ? promisc : 0, vlan, exclude, V_NO_REF, off, len, v, rule, multicast);
     } else if (rule == R_PROMISC) {
-      n = fanOut(lp, lane, promisc, 0, exclude, V_NO_REF, off, len, v, rule, multicast);
+      n = fanOut(lp, lane, promisc, 0, vlan, exclude, V_NO_REF, off, len, v, rule, multicast);
     } else {
       // Unicast to one client, plus any promiscuous ones (without delivering twice).
-      if (ref != exclude && ref < clients) n = enqueue(lp, lane, ref, off, len, v, rule, multicast);
-      if (anyPromisc) n += fanOut(lp, lane, promisc, 0, exclude, ref, off, len, v, rule, multicast);
+      const inVlan = vlan == 0 || (ref < clients && (load<u32>(vlan + (<usize>(ref >> 5) << 2)) & (<u32>1 << (ref & 31))) != 0);
+      if (ref != exclude && ref < clients && inVlan) n = enqueue(lp, lane, ref, off, len, v, rule, multicast);
+      if (anyPromisc) n += fanOut(lp, lane, promisc, 0, vlan, exclude, ref, off, len, v, rule, multicast);
     }
     // One pin per receiver, added once per frame (classify checked the frame lies inside the pool).
     if (n != 0) pinFrame(pins, off, <i32>n);

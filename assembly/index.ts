@@ -5,11 +5,11 @@ export {
   plan, attach, bankPtr, lanePtr, laneCountersPtr, descriptorsPtr, verdictsPtr, keysPtr, kindsPtr, poolPtr, clientCountersPtr, ringPtr,
   stagingPtr, activeBank, bankBytes, filterBytes, tableSlots, ringResetsPtr, ruleCount, laneCounterCount, counterStripes,
   bankBroadcastPtr, bankPromiscPtr, bankGroupPtr, ringDataBytes, poolBytesPerLane, clientCapacity, laneCount, pinsPtr, poolLineCount,
-  ringSlots,
+  ringSlots, bankVlanPtr,
 } from './plan';
 export {
   tablePut, tableLoad, stagedRecords, tableDelete, tableTombs, tableTidy, bankSetFlags, bankSetClient, bankSetMember, bankClearGroup,
-  bankSetHashBit, bankReset, bankCopy,
+  bankSetHashBit, bankReset, bankCopy, bankSetVlan,
 } from './table';
 export { publish, readersOn, setHold } from './reader';
 export { claimLane, releaseLane, ownsLane, laneState, reclaimLane } from './lanes';

@@ -2,7 +2,7 @@
 
 /** "macs": marks a planned memory. */
 @inline export const MAGIC: u32 = 0x7363_616d;
-@inline export const LAYOUT_VERSION: u32 = 5;
+@inline export const LAYOUT_VERSION: u32 = 6;
 /** Lanes: one per thread running bursts, each with its own pool, descriptors, verdicts and counters. */
 @inline export const MAX_LANES: u32 = 16;
 @inline export const LINE: usize = 64;
@@ -33,6 +33,8 @@
 /** The shared table (keys, references, rule bytes), which both banks index. */
 @inline export const H_TABLE: usize = 88;
 @inline export const H_TABLE_BYTES: usize = 92;
+/** Bytes of each bank's VLAN region (map and slot bitmaps); 0 when the memory was planned without VLANs. */
+@inline export const H_VLAN_BYTES: usize = 96;
 /** Atomic: the bank readers use (0 or 1). Alone on its line. */
 @inline export const H_ACTIVE: usize = 128;
 /** Atomic: 1 + the lane allowed to produce into client rings, 0 for none. */
@@ -63,16 +65,16 @@
 @inline export const L_ORIGIN: usize = 8;
 @inline export const L_COUNTERS: usize = 64;
 /** Rules counted per lane, then the extra counters below. */
-@inline export const RULE_COUNT: u32 = 12;
-@inline export const X_RING_FULL: u32 = 12;
-@inline export const X_RING_CORRUPT: u32 = 13;
-@inline export const X_READER_RETRIES: u32 = 14;
-@inline export const X_DELIVERIES: u32 = 15;
+@inline export const RULE_COUNT: u32 = 13;
+@inline export const X_RING_FULL: u32 = 13;
+@inline export const X_RING_CORRUPT: u32 = 14;
+@inline export const X_READER_RETRIES: u32 = 15;
+@inline export const X_DELIVERIES: u32 = 16;
 /** Pending deliveries the producer took back from the slowest rings to free pool lines (each also counted for its client). */
-@inline export const X_POOL_DROPS: u32 = 16;
+@inline export const X_POOL_DROPS: u32 = 17;
 /** Frames refused a place in the pool: every free line was held by views consumers had taken and not released. */
-@inline export const X_POOL_FULL: u32 = 17;
-@inline export const LANE_COUNTERS: u32 = 18;
+@inline export const X_POOL_FULL: u32 = 18;
+@inline export const LANE_COUNTERS: u32 = 19;
 /** Each counter has this many copies, picked by frame index, so consecutive frames never wait on one memory word. */
 @inline export const STRIPES: u32 = 4;
 
@@ -89,9 +91,16 @@
 @inline export const R_DROP_RUNT: u32 = 9;
 @inline export const R_DROP_OVERSIZE: u32 = 10;
 @inline export const R_DROP_BAD_DESC: u32 = 11;
-/** Verdict word: rule in bits 0..4, software path in bit 7, client or group index in bits 16..31. */
+/** A VLAN the uplink does not carry, a tag cut short, or a frame whose receivers are all outside its VLAN. */
+@inline export const R_DROP_VLAN: u32 = 12;
+/**
+ * Verdict word: rule in bits 0..4, software path in bit 7, the frame's VLAN slot in bits 8..15 (0 without VLANs), client or
+ * group index in bits 16..31.
+ */
 @inline export const V_RULE_MASK: u32 = 0x1f;
 @inline export const V_SOFTWARE: u32 = 0x80;
+@inline export const V_VLAN_SHIFT: u32 = 8;
+@inline export const V_VLAN_MASK: u32 = 0xff00;
 @inline export const V_REF_SHIFT: u32 = 16;
 @inline export const V_NO_REF: u32 = 0xffff;
 /** rxBurst's `exclude` when no client is excluded. */
@@ -106,6 +115,8 @@
 @inline export const B_PROMISC_COUNT: usize = 4;
 /** Deleted control bytes in the bank since it was last tidied. */
 @inline export const B_TOMBS: usize = 8;
+/** VLAN filtering: 0 when off; else VL_ON, the bridge's TPID (bits 0..15) and the uplink's PVID (bits 16..27, 0 for none). */
+@inline export const B_VLAN: usize = 12;
 @inline export const B_CTRL: usize = 64;
 @inline export const F_PROMISC: u32 = 1;
 @inline export const F_ALLMULTI: u32 = 2;
@@ -137,6 +148,17 @@
 @inline export const STAGE_ALL: u32 = 2;
 @inline export const MISS: u32 = 0xffff_ffff;
 @inline export const HASH_BYTES: usize = 512;
+
+// VLANs, per bank after the group bitmaps: a byte per VID (0: the uplink does not carry it; else its slot 1..VLAN_SLOTS),
+// then one client bitmap per slot (the clients in that VLAN).
+@inline export const VL_ON: u32 = 0x8000_0000;
+@inline export const VL_TPID_MASK: u32 = 0xffff;
+@inline export const VL_PVID_SHIFT: u32 = 16;
+@inline export const VL_PVID_MASK: u32 = 0xfff;
+@inline export const VLAN_IDS: usize = 4096;
+@inline export const VLAN_SLOTS: u32 = 255;
+@inline export const TPID_8021Q: u32 = 0x8100;
+@inline export const TPID_8021AD: u32 = 0x88a8;
 
 // Per-client counters (u64 each).
 @inline export const C_FRAMES: usize = 0;

@@ -5,8 +5,9 @@ import {
   align, B_CTRL, CLIENT_COUNTER_BYTES, CTRL_EMPTY, GROUP_WIDTH, H_TABLE, H_TABLE_BYTES, KEY_BYTES, LOAD_DEN, LOAD_NUM, REF_BYTES,
   RULE_BYTES, H_ACTIVE, H_BANK0, H_BANK1, H_BANK_BYTES, H_BURST, H_CLIENT_COUNTERS,
   H_CLIENTS, H_GROUPS, H_LANE0, H_LANE_BYTES, H_LANES, H_MAGIC, H_MAX_FRAME, H_POOL_BYTES, H_RING_BYTES, H_RING_RESETS, H_RINGS, H_SEED_HI,
-  H_SEED_LO, H_SLOTS, H_STAGING, H_TOTAL, H_VERSION, H_WORDS, HASH_BYTES, HEADER_BYTES, L_COUNTERS, LANE_COUNTERS, LAYOUT_VERSION, LINE,
-  MAGIC, MAX_LANES, POOL_LINE, POOL_LINE_SHIFT, RING_DATA, RULE_COUNT, SLOT_BYTES, STAGING_BYTES, STRIPES,
+  H_SEED_LO, H_SLOTS, H_STAGING, H_TOTAL, H_VERSION, H_VLAN_BYTES, H_WORDS, HASH_BYTES, HEADER_BYTES, L_COUNTERS, LANE_COUNTERS,
+  LAYOUT_VERSION, LINE,
+  MAGIC, MAX_LANES, POOL_LINE, POOL_LINE_SHIFT, RING_DATA, RULE_COUNT, SLOT_BYTES, STAGING_BYTES, STRIPES, VLAN_IDS, VLAN_SLOTS,
 } from './layout';
 
 // Cached from the header by plan() or attach(); every instance (thread) has its own copy.
@@ -40,6 +41,11 @@ export let hashOff: usize = 0;
 export let bcastOff: usize = 0;
 export let promiscOff: usize = 0;
 export let groupsOff: usize = 0;
+/** The VLAN map (a byte per VID) and the client bitmaps of the VLAN slots, after the group bitmaps. */
+export let vlanMapOff: usize = 0;
+export let vlanBitsOff: usize = 0;
+/** Bytes of the VLAN region of each bank: 0 when the memory was planned without VLANs. */
+export let vlanBytes: usize = 0;
 // Lane-relative offsets.
 export let descOff: usize = 0;
 export let verdictOff: usize = 0;
@@ -61,6 +67,8 @@ function derive(): void {
   bcastOff = hashOff + HASH_BYTES;
   promiscOff = bcastOff + <usize>words * 4;
   groupsOff = promiscOff + <usize>words * 4;
+  vlanMapOff = align(groupsOff + <usize>groups * <usize>words * 4, LINE);
+  vlanBitsOff = vlanMapOff + VLAN_IDS;
   descOff = align(L_COUNTERS + <usize>(LANE_COUNTERS * STRIPES) * 8, LINE);
   verdictOff = descOff + <usize>burst * 8;
   keysOff = align(verdictOff + <usize>burst * 4, 16);
@@ -97,6 +105,7 @@ function readHeader(): void {
   rings = <usize>load32(H_RINGS);
   staging = <usize>load32(H_STAGING);
   table = <usize>load32(H_TABLE);
+  vlanBytes = <usize>load32(H_VLAN_BYTES);
   derive();
 }
 
@@ -110,7 +119,7 @@ function nextPow2(n: u32): u32 {
  */
 export function plan(
   maxClients: u32, maxEntries: u32, maxGroups: u32, pool: u32, burstMax: u32, ring: u32, frameMax: u32, laneCount: u32,
-  seedLo: u32, seedHi: u32,
+  seedLo: u32, seedHi: u32, vlanRoom: u32,
 ): usize {
   if (maxClients < 1 || maxClients > 0xffff || maxGroups > 0xffff || laneCount < 1 || laneCount > MAX_LANES) return 0;
   if (burstMax < 1 || burstMax > 1 << 20 || frameMax < 14 || frameMax > 1 << 18 || pool < frameMax || pool > 1 << 30) return 0;
@@ -130,9 +139,10 @@ export function plan(
   ringBytes = ringData;
   maxFrame = frameMax;
   lanes = laneCount;
+  vlanBytes = vlanRoom != 0 ? VLAN_IDS + <usize>VLAN_SLOTS * <usize>words * 4 : 0;
   derive();
   // Sizes multiply up past 2^32 (16 lanes of 300 MB pools): the layout is summed in 64 bits, and refused above the limit.
-  const bankBytes64 = (<u64>groupsOff + <u64>groups * <u64>words * 4 + <u64>LINE - 1) & ~(<u64>LINE - 1);
+  const bankBytes64 = (<u64>vlanMapOff + <u64>vlanBytes + <u64>LINE - 1) & ~(<u64>LINE - 1);
   const laneSize64 = (<u64>backOff + <u64>poolLines * 4 + <u64>LINE - 1) & ~(<u64>LINE - 1);
   const countersEnd =
     <u64>base + <u64>HEADER_BYTES + <u64>tableBytes + 2 * bankBytes64 + laneSize64 * <u64>laneCount +
@@ -176,6 +186,7 @@ export function plan(
     store<u32>(base + H_TOTAL, <u32>total);
     store<u32>(base + H_TABLE, <u32>table);
     store<u32>(base + H_TABLE_BYTES, <u32>tableBytes);
+    store<u32>(base + H_VLAN_BYTES, <u32>vlanBytes);
     seed = (<u64>seedHi << 32) | <u64>seedLo;
     resetBank(bank0);
     resetBank(bank1);
@@ -196,7 +207,7 @@ export function resetBank(bank: usize): void {
   memory.fill(bank, 0, B_CTRL);
   memory.fill(bank + B_CTRL, CTRL_EMPTY, <usize>slots);
   // The shared entries are not the bank's: a bank only forgets which slots it holds.
-  memory.fill(bank + hashOff, 0, groupsOff + <usize>groups * <usize>words * 4 - hashOff);
+  memory.fill(bank + hashOff, 0, vlanMapOff + vlanBytes - hashOff);
 }
 
 // ---- pointers for the TypeScript side -------------------------------------------------
@@ -245,6 +256,11 @@ export function bankBroadcastPtr(bank: u32): usize { return bankPtr(bank) + bcas
 export function bankPromiscPtr(bank: u32): usize { return bankPtr(bank) + promiscOff; }
 /** Returns the address of group `g`'s member bitmap in `bank`, or 0 outside the group capacity. */
 export function bankGroupPtr(bank: u32, g: u32): usize { return g < groups ? bankPtr(bank) + groupsOff + <usize>g * <usize>words * 4 : 0; }
+/**
+ * Returns the address of `bank`'s VLAN map (a byte per VID), followed by the client bitmaps of its VLAN slots; 0 when the
+ * memory was planned without VLANs.
+ */
+export function bankVlanPtr(bank: u32): usize { return vlanBytes != 0 ? bankPtr(bank) + vlanMapOff : 0; }
 /** Returns the ring data size in bytes (a power of two). */
 export function ringDataBytes(): u32 { return ringBytes; }
 /** Returns the bytes of each lane's frame pool. */

@@ -4,13 +4,13 @@
 // bytes, and writes an entry only into a slot neither bank holds, so no reader of the published bank sees a write.
 
 import {
-  B_CTRL, B_FLAGS, B_PROMISC_COUNT, B_TOMBS, CTRL_DELETED, CTRL_EMPTY, H_BANK_BYTES, KIND_EUI64, KIND_MAC48, M_HARDWARE, M_INDEX,
+  B_CTRL, B_FLAGS, B_PROMISC_COUNT, B_TOMBS, B_VLAN, CTRL_DELETED, CTRL_EMPTY, H_BANK_BYTES, KIND_EUI64, KIND_MAC48, M_HARDWARE, M_INDEX,
   M_STAGE_SHIFT, MISS, R_MC_ALL, R_MC_EXACT, R_MC_HASH, R_SOFTWARE, R_UNICAST, SR_KEY_LO, SR_KIND, SR_META, STAGE_EXACT, STAGE_HASH,
   STAGED_RECORD, STAGED_RECORDS, TAG_EUI64, V_REF_SHIFT, V_SOFTWARE,
 } from './layout';
 import {
   bankPtr, bcastOff, clients, groupCount, groups, groupsOff, hashOff, load32, promiscOff, refsOff, resetBank, rulesOff, seed, slots,
-  staging, table, words,
+  staging, table, vlanBytes, words,
 } from './plan';
 
 const HASH_MUL: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -297,6 +297,16 @@ export function tableTidy(bank: u32): void {
 /** Sets the NIC flags word of `bank` (promiscuous, all-multicast, hash on, hash filter type). */
 export function bankSetFlags(bank: u32, flags: u32): void {
   store<u32>(bankPtr(bank) + B_FLAGS, flags);
+}
+
+/**
+ * Sets `bank`'s VLAN word (see B_VLAN); the map and slot bitmaps are written through bankVlanPtr first. Returns 0, leaving
+ * VLAN filtering off, when the memory has no VLAN region.
+ */
+export function bankSetVlan(bank: u32, word: u32): u32 {
+  if (vlanBytes == 0) return 0;
+  store<u32>(bankPtr(bank) + B_VLAN, word);
+  return 1;
 }
 
 function setBit(at: usize, bit: u32, on: bool): void {

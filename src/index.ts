@@ -178,6 +178,7 @@ export {
 export {
   bindClient,
   bindUplink,
+  setSwitchVlans,
   type BindClientOptions,
   type BindUplinkOptions,
   type ClientBinding,

@@ -692,9 +692,16 @@ describe('VLANs in the configuration file', () => {
     expect(buildFromConfig(parseConfig(withVlans({}, [{ name: 'a' }]))).vlans).toBeUndefined();
   });
 
-  it('macslot switch refuses a file with VLANs rather than forward across them', () => {
-    expect(() => switchConfig(JSON.stringify(GOOD), 'v.json')).toThrow(
-      expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringContaining('the switch does not apply VLANs yet') }),
-    );
+  it('macslot switch takes a file with VLANs: every client port and the uplink get their membership', () => {
+    const cfg = switchConfig(JSON.stringify(GOOD), 'v.json');
+    expect(cfg.clients.map((c) => [c.name, c.vlans])).toEqual([
+      ['a', { access: 10 }],
+      ['t', { trunk: [10, 20], native: 20 }],
+    ]);
+    expect(cfg.vlans).toEqual({ uplink: { trunk: [10, 20], native: 10 } });
+    const plain = switchConfig(JSON.stringify(withVlans({}, [{ name: 'a', vlan: 30 }, { name: 'b' }])), 'v.json');
+    expect(plain.clients.map((c) => c.vlans)).toEqual([{ access: 30 }, { access: 1 }]);
+    expect(plain.vlans).toEqual({ uplink: { trunk: [1, 30], native: 1 } });
+    expect(switchConfig(JSON.stringify({ nic: { primary: '00:14:4f:00:00:00' } }), 'n.json').vlans).toBeUndefined();
   });
 });

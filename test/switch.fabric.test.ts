@@ -2,7 +2,21 @@
 // verdict decides its way, only the rings that received frames are read, and a stream port writes once per turn.
 import { Writable, PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { DataPlane, Nic, bindClient, bindUplink, ioBegin, ioEnd, memoryPortPair, type FramePort } from 'macslot';
+import {
+  DataPlane,
+  Mac,
+  Nic,
+  VlanMembership,
+  bindClient,
+  bindUplink,
+  insertTag,
+  ioBegin,
+  ioEnd,
+  memoryPortPair,
+  parseVlan,
+  setSwitchVlans,
+  type FramePort,
+} from 'macslot';
 import { pipePort } from 'macslot/node';
 import { tagOf, tagged } from './support/frames.js';
 
@@ -322,5 +336,105 @@ describe('frames left in a ring nobody reads', () => {
     await until(() => b!.got.length === 51);
     expect(primary.drain().map(tagOf)).toEqual([1]);
     dp.close();
+  });
+});
+
+// ---- VLANs through the switch ----------------------------------------------------------------------------------------
+
+/** A 60-byte frame from `src` to `dst`, untagged, or tagged with `vid` (802.1Q). */
+function vlanFrame(dst: string, src: string, vid?: number): Uint8Array {
+  const f = new Uint8Array(60);
+  f.set(Mac.parse(dst).toBytes(), 0);
+  f.set(Mac.parse(src).toBytes(), 6);
+  f[12] = 0x08;
+  if (vid === undefined) return f;
+  if (vid !== 0) return insertTag(f, vid);
+  // A priority tag (VID 0), which insertTag does not write.
+  const p = insertTag(f, 1);
+  p[15] = 0;
+  return p;
+}
+
+/** How a frame left a port: `u` untagged, `t<vid>` tagged. */
+const seen = (f: Uint8Array): string => (parseVlan(f).kind === 'tagged' ? `t${(((f[14]! << 8) | f[15]!) & 0xfff).toString()}` : 'u');
+
+// In the style of Linux's bridge_vlan_aware selftest: a is an access port of VLAN 10, b of VLAN 20, t a trunk of 10 and
+// 20 with native 10; the uplink a trunk of 10 and 20 without a native VLAN. Each row: one frame into one port, and what
+// every port sends out.
+const A_MAC = '02:00:00:00:00:0a';
+const B_MAC = '02:00:00:00:00:0b';
+const T_MAC = '02:00:00:00:00:0c';
+const VLAN_TRUTH: { name: string; from: 'a' | 'b' | 't' | 'uplink'; frame: Uint8Array; out: Record<string, string[]> }[] = [
+  { name: 'a: broadcast, untagged', from: 'a', frame: vlanFrame(BROADCAST, A_MAC), out: { t: ['u'], uplink: ['t10'] } },
+  { name: 'b: broadcast, untagged', from: 'b', frame: vlanFrame(BROADCAST, B_MAC), out: { t: ['t20'], uplink: ['t20'] } },
+  { name: 't: broadcast, untagged (native 10)', from: 't', frame: vlanFrame(BROADCAST, T_MAC), out: { a: ['u'], uplink: ['t10'] } },
+  { name: 't: broadcast, tagged 20', from: 't', frame: vlanFrame(BROADCAST, T_MAC, 20), out: { b: ['u'], uplink: ['t20'] } },
+  { name: 't: broadcast, tagged 30 (not on the trunk)', from: 't', frame: vlanFrame(BROADCAST, T_MAC, 30), out: {} },
+  { name: 'a: tagged 20 on an access port of 10', from: 'a', frame: vlanFrame(BROADCAST, A_MAC, 20), out: {} },
+  { name: 'a: priority-tagged (VID 0): VLAN 10', from: 'a', frame: vlanFrame(BROADCAST, A_MAC, 0), out: { t: ['u'], uplink: ['t10'] } },
+  { name: 'uplink: untagged (no native VLAN)', from: 'uplink', frame: vlanFrame(BROADCAST, UNKNOWN), out: {} },
+  { name: 'uplink: broadcast, tagged 10', from: 'uplink', frame: vlanFrame(BROADCAST, UNKNOWN, 10), out: { a: ['u'], t: ['u'] } },
+  { name: 'uplink: broadcast, tagged 20', from: 'uplink', frame: vlanFrame(BROADCAST, UNKNOWN, 20), out: { b: ['u'], t: ['t20'] } },
+  { name: 'uplink: to a, tagged 10', from: 'uplink', frame: vlanFrame(A_MAC, UNKNOWN, 10), out: { a: ['u'] } },
+  { name: 'uplink: to a, tagged 20 (a is not in 20)', from: 'uplink', frame: vlanFrame(A_MAC, UNKNOWN, 20), out: {} },
+  { name: 'a: to b (another VLAN): out of the uplink only', from: 'a', frame: vlanFrame(B_MAC, A_MAC), out: { uplink: ['t10'] } },
+  { name: 'a: to t (native 10): untagged', from: 'a', frame: vlanFrame(T_MAC, A_MAC), out: { t: ['u'] } },
+  { name: 'b: to t (VLAN 20 on the trunk): tagged', from: 'b', frame: vlanFrame(T_MAC, B_MAC), out: { t: ['t20'] } },
+];
+
+describe('VLANs through the switch', () => {
+  async function vlanSwitch() {
+    const nic = new Nic({ primary: '02:00:00:00:00:01' });
+    const dp = await DataPlane.create(nic, { vlans: true });
+    const ports: Record<string, TestPort> = {};
+    const vlans = new VlanMembership<number | string>();
+    for (const [name, mac, spec] of [
+      ['a', A_MAC, { access: 10 }],
+      ['b', B_MAC, { access: 20 }],
+      ['t', T_MAC, { trunk: [10, 20], native: 10 }],
+    ] as const) {
+      const client = nic.openClient(name);
+      client.addressAdd(mac);
+      ports[name] = testPort(`test:${name}`);
+      bindClient(dp, client, ports[name]!);
+      vlans.set(client.id, spec);
+    }
+    ports.uplink = testPort('test:uplink');
+    const uplink = bindUplink(dp, ports.uplink);
+    vlans.set('uplink', { trunk: [10, 20] });
+    setSwitchVlans(dp, vlans);
+    return { dp, ports, uplink };
+  }
+
+  it.each(VLAN_TRUTH)('$name', async ({ from, frame, out }) => {
+    const { dp, ports } = await vlanSwitch();
+    try {
+      ports[from]!.rx(frame);
+      const got = Object.fromEntries(
+        Object.entries(ports)
+          .filter(([, p]) => p.got.length > 0)
+          .map(([name, p]) => [name, p.got.map(seen)]),
+      );
+      expect(got).toEqual(out);
+    } finally {
+      dp.close();
+    }
+  });
+
+  it('counts the frames each port drops for VLANs, and needs a data plane planned for them', async () => {
+    const { dp, ports, uplink } = await vlanSwitch();
+    try {
+      ports.uplink!.rx(vlanFrame(BROADCAST, UNKNOWN));
+      ports.uplink!.rx(vlanFrame(BROADCAST, UNKNOWN, 30));
+      expect(uplink.counters().drops.vlan).toBe(2);
+      const plain = await DataPlane.create(new Nic({ primary: '02:00:00:00:00:01' }));
+      try {
+        expect(() => setSwitchVlans(plain, new VlanMembership())).toThrow(expect.objectContaining({ code: 'NOT_SUPPORTED' }));
+      } finally {
+        plain.close();
+      }
+    } finally {
+      dp.close();
+    }
   });
 });

@@ -9,8 +9,11 @@ import {
   bindClient,
   bindUplink,
   faultPort,
+  insertTag,
   isMacslotError,
   memoryPortPair,
+  parseVlan,
+  stripTag,
   tapPort,
   tracePort,
   type FramePort,
@@ -725,3 +728,69 @@ describe('middleware', () => {
 function n0(): FramePort {
   return memoryPortPair()[0];
 }
+
+describe('Switch with VLANs', () => {
+  const ALL = 'ff:ff:ff:ff:ff:ff';
+  const vidOf = (f: Uint8Array): number | undefined => {
+    const h = parseVlan(f);
+    return h.kind === 'tagged' ? h.tags[0]!.vid : undefined;
+  };
+
+  it('keeps each VLAN to itself, tags frames for the uplink trunk and strips them for access ports', async () => {
+    const nic = new Nic({ primary: '02:00:00:00:00:01' });
+    const sw = await Switch.create({
+      nic,
+      clients: [
+        { name: 'a', address: A, vlans: { access: 10 } },
+        { name: 'b', address: B, vlans: { access: 20 } },
+        // No VLANs given: VLAN 1, which the uplink does not carry.
+        { name: 'c', address: C },
+      ],
+      vlans: { uplink: { trunk: [10, 20] } },
+      allocation: 'none',
+    });
+    try {
+      const ends = await Promise.all(
+        ['a', 'b', 'c'].map(async (name) => {
+          const [near, far] = memoryPortPair(`mem:${name}`, `peer:${name}`);
+          await sw.attach(near);
+          return { far, got: peer(far) };
+        }),
+      );
+      const [a, b, c] = ends;
+      const [up, upFar] = memoryPortPair('mem:uplink', 'peer:uplink');
+      const uplink = sw.attachUplink(up);
+      const upGot = peer(upFar);
+
+      a!.far.send(tagged(ALL, A, 1));
+      expect([b!.got.length, c!.got.length]).toEqual([0, 0]);
+      expect(upGot.map((f) => [vidOf(f), tagOf(stripTag(f))])).toEqual([[10, 1]]);
+
+      upFar.send(insertTag(tagged(ALL, '02:99:00:00:00:01', 2), 20));
+      expect(b!.got.map((f) => [vidOf(f), tagOf(f)])).toEqual([[undefined, 2]]);
+      expect([a!.got.length, c!.got.length]).toEqual([0, 0]);
+
+      // VLAN 1 reaches no other port; unicast across VLANs does not reach its owner.
+      c!.far.send(tagged(ALL, C, 3));
+      a!.far.send(tagged(B, A, 4));
+      expect([a!.got.length, b!.got.length, c!.got.length]).toEqual([0, 1, 0]);
+      expect(upGot.map((f) => [vidOf(f), tagOf(stripTag(f))])).toEqual([
+        [10, 1],
+        [10, 4],
+      ]);
+      // The uplink counts what it does not carry, both ways: c's frame of VLAN 1 and an untagged frame (no native VLAN).
+      upFar.send(tagged(ALL, '02:99:00:00:00:01', 5));
+      expect(uplink.counters().drops.vlan).toBe(2);
+    } finally {
+      await sw.close();
+    }
+  });
+
+  it('refuses a bad VLAN membership before building anything', async () => {
+    const nic = new Nic({ primary: '02:00:00:00:00:01' });
+    await expect(Switch.create({ nic, vlans: { uplink: { access: 0 } } })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    await expect(
+      Switch.create({ nic, clients: [{ name: 'a', vlans: { trunk: [10], native: 20 } }], vlans: { uplink: { trunk: [10] } } }),
+    ).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+  });
+});

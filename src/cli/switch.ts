@@ -8,6 +8,7 @@ import { Nic } from '../nic/nic.js';
 import { parseListen, parseUplink, serveSwitch, type ServedSwitch } from '../node/switch.js';
 import type { PortCounters } from '../switch/fabric.js';
 import { Switch, type SwitchClientSpec, type SwitchCounters, type SwitchOptions } from '../switch/switch.js';
+import type { PortVlans } from '../vlan/membership.js';
 import { checkStormControl, type StormControl } from '../switch/fabric.js';
 import { Mac } from '../wire/mac.js';
 import { PcapngTap } from '../port/middleware.js';
@@ -139,6 +140,8 @@ export function switchConfig(
   stormControl?: StormControl | false;
   limits?: SwitchLimits;
   guestNetwork?: GuestNetwork;
+  /** The uplink's VLANs, when the file uses VLANs (the clients' are in their specs). */
+  vlans?: { uplink: PortVlans };
 } {
   let raw: unknown;
   try {
@@ -176,19 +179,34 @@ export function switchConfig(
         'CONFIG_INVALID',
         `${source}: clients: ${show(c.name)} asks for promiscuous mode, which a switch port cannot have`,
       );
-  // Fail closed: a switch that ignored VLAN membership would forward frames across VLANs.
-  const vlans = vlanField(config);
-  if (vlans !== undefined)
-    throw new MacslotError('CONFIG_INVALID', `${source}: ${vlans}: the switch does not apply VLANs yet, so the file is refused`);
+  // VLANs as buildFromConfig reads them: a client without VLAN fields is an access port of VLAN 1; the wire carries
+  // nic.vlans (default every client VLAN and VLAN 1, with VLAN 1 untagged).
+  const usesVlans = vlanField(config) !== undefined;
+  const portVlans = (c: (typeof config.clients)[number]): PortVlans =>
+    c.vlans !== undefined ? (c.native === undefined ? { trunk: c.vlans } : { trunk: c.vlans, native: c.native }) : { access: c.vlan ?? 1 };
+  const { vlans: nicVlans, native: nicNative, ...nicFields } = config.nic;
   const out: ReturnType<typeof switchConfig> = {
-    nic: new Nic({ ...config.nic, ...(config.seed !== undefined ? { random: seededRandom(config.seed) } : {}) }),
+    nic: new Nic({ ...nicFields, ...(config.seed !== undefined ? { random: seededRandom(config.seed) } : {}) }),
     clients: config.clients.map((c, i) => ({
       name: c.name,
       ...(switchOnly.has(i) ? { address: switchOnly.get(i)! } : c.address !== undefined ? { address: c.address } : {}),
       ...(c.multicast ? { multicast: c.multicast } : {}),
       ...(c.broadcast !== undefined ? { broadcast: c.broadcast } : {}),
+      ...(usesVlans ? { vlans: portVlans(c) } : {}),
     })),
   };
+  if (usesVlans) {
+    const all = new Set<number>([1]);
+    for (const c of config.clients) for (const v of c.vlans ?? [c.vlan ?? 1]) all.add(v);
+    out.vlans = {
+      uplink:
+        nicVlans !== undefined
+          ? nicNative === undefined
+            ? { trunk: nicVlans }
+            : { trunk: nicVlans, native: nicNative }
+          : { trunk: [...all].sort((a, b) => a - b), native: 1 },
+    };
+  }
   if (sw !== undefined) {
     if (sw === null || typeof sw !== 'object' || Array.isArray(sw))
       throw new MacslotError('CONFIG_INVALID', `${source}: switch: ${show(sw)} is not an object`);
@@ -338,6 +356,7 @@ export async function runSwitch(o: SwitchCliOptions, io: Io): Promise<number> {
     ...(cfg.neighbours !== undefined ? { neighbours: cfg.neighbours } : {}),
     ...(cfg.secrets !== undefined ? { secrets: cfg.secrets } : {}),
     ...(stormControl !== undefined ? { stormControl } : {}),
+    ...('vlans' in cfg && cfg.vlans !== undefined ? { vlans: cfg.vlans } : {}),
   };
   // With --store, the switch's MACs and leases live in a database that other switch hosts share.
   const shared = o.store === undefined ? undefined : await openSharedManager(o.store, cfg.nic, cfg.neighbours);

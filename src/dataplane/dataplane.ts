@@ -5,6 +5,9 @@
 import { MacslotError, show } from '../errors.js';
 import { LIMITS } from '../limits.js';
 import { classifyFrame, classifyKey, RULES, type Verdict } from '../filter/reference.js';
+import { classifyVlanFrame } from '../filter/vlan.js';
+import type { VlanMembership } from '../vlan/membership.js';
+import { checkUplink, vlanImage } from './vlan.js';
 import type { Nic } from '../nic/nic.js';
 import type { Mac } from '../wire/mac.js';
 import { instantiate } from './instance.js';
@@ -36,6 +39,11 @@ export interface DataPlaneOptions {
   shared?: boolean;
   /** Seed of the table's keyed hash. Default random. */
   seed?: number;
+  /**
+   * Plans room for VLAN filtering (`setVlans`): per bank a byte per VID and a client bitmap for each of up to 255 VLANs
+   * (4 KiB + 1 KiB per 32 clients). Default false.
+   */
+  vlans?: boolean;
   /**
    * How long a lane may stay inside one burst on the bank the writer needs before it counts as dead (its worker was
    * terminated or hangs) and is reclaimed. Default 1000 ms.
@@ -138,6 +146,8 @@ export class DataPlane {
   // Only on the data plane created from the NIC: the writer following it, and transmit.
   readonly #nic: Nic | undefined;
   #writer: FilterWriter | undefined;
+  // The VLAN membership set by setVlans, for the software answer of a held filter.
+  #vlans: { vlans: VlanMembership<number | string>; uplink: number | string } | undefined;
   #transmit: Transmit | undefined;
   #events: readonly ((e: DataPlaneEvent) => void)[] = [];
 
@@ -192,7 +202,22 @@ export class DataPlane {
     if (options.module !== undefined && !shared)
       throw new MacslotError('INVALID_ARGUMENT', 'a module given in options runs on shared memory only');
     const module = options.module ?? (await compileDataPlane(shared ? (options.build ?? 'release') : 'release-unshared'));
-    const args = [maxClients, maxAddresses, maxGroups, poolBytes, burst, ringBytes, maxFrame, lanes, seedWords[0]!, seedWords[1]!] as const;
+    if (options.vlans !== undefined && typeof options.vlans !== 'boolean')
+      throw new MacslotError('INVALID_ARGUMENT', `vlans must be a boolean, got ${show(options.vlans)}`);
+    const vlans = options.vlans === true ? 1 : 0;
+    const args = [
+      maxClients,
+      maxAddresses,
+      maxGroups,
+      poolBytes,
+      burst,
+      ringBytes,
+      maxFrame,
+      lanes,
+      seedWords[0]!,
+      seedWords[1]!,
+      vlans,
+    ] as const;
     // A scratch instance computes the layout's size: the layout lives in one place, the Wasm module.
     const scratch = instantiate(module, new WebAssembly.Memory({ initial: 1, maximum: 1, shared }));
     const bytes = scratch.plan(...args);
@@ -305,7 +330,12 @@ export class DataPlane {
   classify(frame: Uint8Array): Verdict {
     this.#reader.live();
     // A held filter drops every burst; the creating thread still answers, from the NIC's state in software.
-    if (this.#writer?.held === true && this.#nic !== undefined) return classifyFrame(this.#nic.filterState(), frame);
+    if (this.#writer?.held === true && this.#nic !== undefined) {
+      const v = this.#vlans;
+      if (v === undefined) return classifyFrame(this.#nic.filterState(), frame);
+      const r = classifyVlanFrame(this.#nic.filterState(), v.vlans, v.uplink, frame);
+      return { deliver: r.deliver, rule: r.rule, path: r.path };
+    }
     this.#reader.single(frame);
     this.#reader.classifyBurst(1);
     return this.#reader.decode(this.verdicts[0]!);
@@ -398,6 +428,28 @@ export class DataPlane {
         `lane ${this.lane} was attached from a handle; only the data plane created with the NIC can rebuild the filter`,
       );
     this.#writer.reload();
+  }
+
+  /**
+   * Filters on (MAC, VID) from now on: frames arrive on port `uplink` of `vlans` (its PVID takes untagged frames in; a VID
+   * it does not carry, or a tag cut short, is `drop-vlan`), and reach only the clients (ports keyed by client id) of their
+   * VLAN; a frame whose receivers are all outside its VLAN is `drop-vlan`, broadcast reaches the VLAN's clients. The
+   * membership is copied: call again after changing it; `undefined` turns VLAN filtering off. Both banks change the
+   * left-right way, so no burst sees half a change. Needs a data plane created with `{ vlans: true }`. Throws NOT_SUPPORTED
+   * without that room or on a data plane attached from a handle, INVALID_ARGUMENT when the uplink carries more than 255 VLANs.
+   */
+  setVlans(vlans: VlanMembership<number | string> | undefined, uplink: number | string = 'uplink'): void {
+    this.#reader.live();
+    if (this.#writer === undefined)
+      throw new MacslotError(
+        'NOT_SUPPORTED',
+        `lane ${this.lane} was attached from a handle; only the data plane created with the NIC sets VLANs`,
+      );
+    if (this.#reader.x.bankVlanPtr(0) === 0)
+      throw new MacslotError('NOT_SUPPORTED', 'this data plane was created without room for VLANs; create it with { vlans: true }');
+    const image = vlans === undefined ? undefined : vlanImage(vlans, checkUplink(uplink), this.#reader.maxClients);
+    this.#writer.setVlans(image);
+    this.#vlans = vlans === undefined ? undefined : { vlans, uplink };
   }
 
   /**

@@ -16,6 +16,7 @@ export interface Exports {
     lanes: number,
     seedLo: number,
     seedHi: number,
+    vlans: number,
   ): number;
   attach(): number;
   descriptorsPtr(lane: number): number;
@@ -48,6 +49,8 @@ export interface Exports {
   bankBroadcastPtr(bank: number): number;
   bankPromiscPtr(bank: number): number;
   bankGroupPtr(bank: number, g: number): number;
+  bankVlanPtr(bank: number): number;
+  bankSetVlan(bank: number, word: number): number;
   publish(bank: number): void;
   readersOn(bank: number): number;
   claimLane(lane: number): number;

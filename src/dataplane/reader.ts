@@ -27,7 +27,11 @@ import {
   X_READER_RETRIES,
   X_RING_CORRUPT,
   X_RING_FULL,
+  V_VLAN_MASK,
+  V_VLAN_SHIFT,
+  VLAN_IDS,
 } from './layout.generated.js';
+import { VLAN_HLEN } from '../vlan/tag.js';
 import { RxRing, type RingLanes } from './ring.js';
 import { verdictPath, verdictRef, verdictRule } from './verdict.js';
 
@@ -269,6 +273,12 @@ export class LaneReader {
       default:
         set = [];
     }
+    // A frame classified under VLAN filtering reaches only the clients of its VLAN (slot in bits 8..15).
+    const slot = (word & V_VLAN_MASK) >>> V_VLAN_SHIFT;
+    if (slot !== 0 && rule !== 'drop-vlan') {
+      const vlan = new Set(this.#bitmap(this.x.bankVlanPtr(bank) + VLAN_IDS + (slot - 1) * this.#words * 4));
+      set = set.filter((id) => vlan.has(id));
+    }
     return { deliver: [...new Set(set)].sort((a, b) => a - b), rule, path: verdictPath(word) };
   }
 
@@ -293,7 +303,8 @@ export class LaneReader {
       this.memory.buffer,
       this.x.ringPtr(id),
       this.x.ringSlots(),
-      this.maxFrameLength,
+      // A frame delivered under VLAN filtering keeps the bridge's tag, which the length limit does not count.
+      this.maxFrameLength + (this.x.bankVlanPtr(0) !== 0 ? VLAN_HLEN : 0),
       id,
       this.#lanes(),
       this.x.ringResetsPtr(),

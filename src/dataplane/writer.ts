@@ -25,6 +25,7 @@ import {
   STAGE_HASH,
 } from './layout.generated.js';
 import { RECORD_WORDS, UnicastMirror } from './mirror.js';
+import type { VlanImage } from './vlan.js';
 
 /** What the writer reports (see DataPlaneEvent). */
 export type WriterEvent =
@@ -48,6 +49,7 @@ type Op =
   | { op: 'member'; g: number; id: number; on: boolean }
   | { op: 'clear-group'; g: number }
   | { op: 'hash'; bit: number; on: boolean }
+  | { op: 'vlans'; vlans: VlanImage | undefined }
   | { op: 'tidy' };
 
 /** Returns the meta word of a unicast MAC owned by client `clientId`: its index, and whether the NIC's hardware holds it. */
@@ -90,6 +92,9 @@ export class FilterWriter {
   readonly #clientBits = new Map<number, { broadcast: boolean; promiscuous: boolean }>();
   #flags = 0;
   #hashType = 0;
+  readonly #memory: WebAssembly.Memory;
+  // The VLAN state both banks hold (undefined: no VLAN filtering).
+  #vlans: VlanImage | undefined;
 
   /**
    * Programs both banks of `memory` with the NIC's filter and follows the NIC from now on. Throws, leaving no listener or
@@ -105,6 +110,7 @@ export class FilterWriter {
     report: (e: WriterEvent) => void,
   ) {
     this.#x = x;
+    this.#memory = memory;
     this.#nic = nic;
     this.#lane = lane;
     this.#report = report;
@@ -142,6 +148,11 @@ export class FilterWriter {
   reload(): void {
     if (this.#held) this.#recover();
     else this.#rebuild(this.#nic);
+  }
+
+  /** Turns VLAN filtering on with `vlans` (or off, undefined) in both banks, the left-right way like every other change. */
+  setVlans(vlans: VlanImage | undefined): void {
+    this.#commit([{ op: 'vlans', vlans }]);
   }
 
   /** Stops following the NIC. Idempotent. */
@@ -182,6 +193,7 @@ export class FilterWriter {
       for (const id of g.members) ops.push({ op: 'member', g: idx, id, on: true });
     }
     for (const c of nic.clients()) ops.push(...this.#refreshClient(c.id));
+    if (this.#vlans !== undefined) ops.push({ op: 'vlans', vlans: this.#vlans });
     for (const op of ops) this.#apply(bank, op);
   }
 
@@ -447,6 +459,15 @@ export class FilterWriter {
       case 'tidy':
         x.tableTidy(bank);
         break;
+      case 'vlans': {
+        this.#vlans = o.vlans;
+        const ptr = x.bankVlanPtr(bank);
+        const view = new Uint8Array(this.#memory.buffer, ptr, o.vlans?.image.length ?? 0);
+        // Off: the word alone turns filtering off. An image covers the whole region, so nothing stale survives the next one.
+        if (o.vlans !== undefined) view.set(o.vlans.image);
+        x.bankSetVlan(bank, o.vlans?.word ?? 0);
+        break;
+      }
     }
   }
 

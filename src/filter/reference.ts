@@ -19,7 +19,8 @@ export type Rule =
   | 'drop-multicast'
   | 'drop-runt'
   | 'drop-oversize'
-  | 'drop-bad-descriptor';
+  | 'drop-bad-descriptor'
+  | 'drop-vlan';
 
 /**
  * Every rule, in a fixed order: the data plane's verdict ids and counter layout follow it. `drop-bad-descriptor` only arises in burst
@@ -38,6 +39,7 @@ export const RULES: readonly Rule[] = [
   'drop-runt',
   'drop-oversize',
   'drop-bad-descriptor',
+  'drop-vlan',
 ];
 
 /** Who decided: the NIC's own filters, or software after the NIC accepted everything of that kind. */

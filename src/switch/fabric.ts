@@ -11,6 +11,8 @@ import type { Nic, NicClient } from '../nic/nic.js';
 import { ETH_DST, ETH_HLEN, ETH_SRC } from '../wire/ethernet.js';
 import { Mac } from '../wire/mac.js';
 import { DropCounter, inIo, type FramePort, type PortCloseReason } from '../port/port.js';
+import { VlanMembership } from '../vlan/membership.js';
+import { insertTag, stripTag } from '../vlan/tag.js';
 import { BURST_FULL, SPOOFED, type TransmitBurst, type TransmitSink } from './transmit.js';
 
 // Node runs setImmediate callbacks after the turn's I/O callbacks, which is when a burst is complete; browsers have none,
@@ -191,10 +193,17 @@ class ClientBindingImpl extends Counted implements ClientBinding {
   unbind(): void {
     this.fabric.unbindClient(this);
   }
+  /** Under VLANs: a frame of the ring (with the switch's tag) leaves as the port's membership says, tagged or not. */
+  readonly sendOutVlan = (frame: Uint8Array): void => {
+    const v = this.fabric.vlans;
+    const out = v === undefined ? frame : v.egress(this.client.id, stripTag(frame), vidOf(frame));
+    if (out === undefined) this.drop('vlan', 'a frame of a VLAN the port does not carry');
+    else this.sendOut(out);
+  };
   /** Sends every frame waiting in the ring out of the port. */
   drain(): void {
     try {
-      this.ring.poll(this.sendOut);
+      this.ring.poll(this.fabric.vlans === undefined ? this.sendOut : this.sendOutVlan);
     } catch (err) {
       this.drop('ring-corrupt', isMacslotError(err) ? err.message : String(err));
     }
@@ -238,6 +247,9 @@ class Fabric implements TransmitSink {
   #promiscuous: readonly ClientBindingImpl[] | undefined = EMPTY;
   #unwatch: (() => void) | undefined;
   #scheduled = false;
+  /** The ports' VLANs (clients by id, the uplink by `uplinkKey`); undefined for a switch without VLANs. */
+  vlans: VlanMembership<number | string> | undefined;
+  uplinkKey: number | string = 'uplink';
   readonly #turn = (): void => {
     this.#scheduled = false;
     this.#flush();
@@ -321,12 +333,64 @@ class Fabric implements TransmitSink {
     b.port.onFrame(() => {});
   }
 
+  /**
+   * Applies `vlans` from now on: the data plane classifies on (MAC, VID) over every VLAN of every port, and each port's
+   * membership admits and tags frames on the way in and out. Throws as DataPlane.setVlans does (NOT_SUPPORTED without
+   * `{ vlans: true }`); `undefined` turns VLANs off.
+   */
+  setVlans(vlans: VlanMembership<number | string> | undefined, uplink: number | string): void {
+    this.#flush();
+    if (vlans === undefined) {
+      this.dp.setVlans(undefined);
+      this.vlans = undefined;
+      return;
+    }
+    // Inside the switch every frame carries the switch's tag: the data plane's own uplink carries every VLAN of every port.
+    const inner = new VlanMembership<number | string>({ protocol: vlans.tpid === 0x88a8 ? '802.1ad' : '802.1Q' });
+    const all = new Set<number>();
+    for (const port of vlans.ports()) {
+      const vids = vlans.get(port)!.vids;
+      for (const v of vids) all.add(v);
+      if (typeof port === 'number') inner.set(port, { trunk: vids });
+    }
+    if (all.size > 0) inner.set(SWITCH_PORT, { trunk: [...all] });
+    this.dp.setVlans(inner, SWITCH_PORT);
+    this.vlans = vlans;
+    this.uplinkKey = uplink;
+  }
+
+  /**
+   * Under VLANs, the frame `bytes[start, end)` from port `key` as it travels inside the switch: with the switch's tag for
+   * its VLAN, or undefined when the port's membership drops it (counted on `b`).
+   */
+  #vlanIn(b: Counted, key: number | string, bytes: Uint8Array, start: number, end: number): Uint8Array | undefined {
+    const v = this.vlans!;
+    const ing = v.ingress(key, start === 0 && end === bytes.length ? bytes : bytes.subarray(start, end));
+    if ('drop' in ing) {
+      b.drop('vlan', `${ing.why}${ing.vid === undefined ? '' : ` (VLAN ${ing.vid})`}`);
+      return undefined;
+    }
+    if (ing.frame.length > this.dp.maxFrameLength) {
+      b.drop('oversize', `a ${ing.frame.length}-byte frame is longer than the NIC's ${this.dp.maxFrameLength}`);
+      return undefined;
+    }
+    return insertTag(ing.frame, ing.vid, 0, v.tpid);
+  }
+
   /** A frame from a client's port: `bytes[start, end)`, valid during the call. */
   fromClient(b: ClientBindingImpl, bytes: Uint8Array, start: number, end: number): void {
+    if (this.vlans !== undefined && this.clients.get(b.client.id) === b && end - start >= ETH_HLEN) {
+      const f = this.#vlanIn(b, b.client.id, bytes, start, end);
+      if (f === undefined) return;
+      bytes = f;
+      start = 0;
+      end = f.length;
+    }
     const len = end - start;
+    const limit = this.vlans === undefined ? this.dp.maxFrameLength : this.dp.maxFrameLength + 4;
     if (this.clients.get(b.client.id) !== b || !b.client.open) return b.drop('closed', 'a frame arrived after the client was detached');
     if (len < ETH_HLEN) return b.drop('runt', `a ${len}-byte frame is shorter than an Ethernet header`);
-    if (len > this.dp.maxFrameLength) return b.drop('oversize', `a ${len}-byte frame is longer than the NIC's ${this.dp.maxFrameLength}`);
+    if (len > limit) return b.drop('oversize', `a ${len}-byte frame is longer than the NIC's ${this.dp.maxFrameLength}`);
     if (b.client.slotCount === 0) return b.drop('no-address', `client ${show(b.client.name)} holds no MAC`);
     // Storm control: the destination's group bit (broadcast included).
     if ((bytes[start + ETH_DST]! & 1) !== 0 && b.storm !== undefined && !b.storm.take()) {
@@ -346,10 +410,18 @@ class Fabric implements TransmitSink {
 
   /** A frame from the uplink's port: `bytes[start, end)`, valid during the call. */
   fromUplink(b: UplinkBindingImpl, bytes: Uint8Array, start: number, end: number): void {
-    const len = end - start;
     if (this.uplink !== b) return;
+    if (this.vlans !== undefined && end - start >= ETH_HLEN) {
+      const f = this.#vlanIn(b, this.uplinkKey, bytes, start, end);
+      if (f === undefined) return;
+      bytes = f;
+      start = 0;
+      end = f.length;
+    }
+    const len = end - start;
+    const limit = this.vlans === undefined ? this.dp.maxFrameLength : this.dp.maxFrameLength + 4;
     if (len < ETH_HLEN) return b.drop('runt', `a ${len}-byte frame is shorter than an Ethernet header`);
-    if (len > this.dp.maxFrameLength) return b.drop('oversize', `a ${len}-byte frame is longer than the NIC's ${this.dp.maxFrameLength}`);
+    if (len > limit) return b.drop('oversize', `a ${len}-byte frame is longer than the NIC's ${this.dp.maxFrameLength}`);
     if (this.#stage(b, -1, bytes, start, end, false) === BURST_FULL) return;
     this.#after();
   }
@@ -403,7 +475,16 @@ class Fabric implements TransmitSink {
     if (from >= 0) {
       // Bridge mode: a unicast frame for a local owner never touches the wire.
       const u = this.uplink;
-      if (u !== undefined && rule !== R_UNICAST && rule !== R_SOFTWARE) u.sendOut(pool.subarray(offset, offset + length));
+      if (u !== undefined && rule !== R_UNICAST && rule !== R_SOFTWARE) {
+        const frame = pool.subarray(offset, offset + length);
+        const v = this.vlans;
+        if (v === undefined) u.sendOut(frame);
+        else {
+          const out = v.egress(this.uplinkKey, stripTag(frame), vidOf(frame));
+          if (out !== undefined) u.sendOut(out);
+          else u.drop('vlan', 'a frame of a VLAN the uplink does not carry');
+        }
+      }
       return;
     }
     const u = this.uplink;
@@ -444,6 +525,14 @@ class Fabric implements TransmitSink {
   }
 }
 
+/** The port key of the data plane's own uplink under VLANs (not a port of the switch). */
+const SWITCH_PORT = '\u0000switch';
+
+/** The VID of the switch's tag on a frame inside the switch. */
+function vidOf(frame: Uint8Array): number {
+  return ((frame[14]! << 8) | frame[15]!) & 0xfff;
+}
+
 function ruleName(rule: number): string {
   return RULE_NAMES[rule] ?? 'bad-descriptor';
 }
@@ -469,6 +558,22 @@ function fabricOf(dp: DataPlane): Fabric {
  */
 export function bindClient(dp: DataPlane, client: NicClient, port: FramePort, options: BindClientOptions = {}): ClientBinding {
   return fabricOf(dp).bindClient(client, port, options);
+}
+
+/**
+ * Applies VLANs to the switch of `dp` (which must have been created with `{ vlans: true }`): clients by id and the uplink
+ * by `uplink` (default 'uplink') are ports of `vlans`, as on a VLAN-filtering Linux bridge. A frame is admitted by its
+ * port (the PVID for untagged ones; a VLAN the port does not carry is dropped and counted as `vlan`), classified on
+ * (MAC, VID), and leaves each receiving port tagged or untagged as that port's membership says; broadcast and multicast
+ * stay inside their VLAN. The membership is copied into the data plane: call again after changing it; `undefined` turns
+ * VLANs off. Frames under VLANs are copied once on the way in and once per receiving port.
+ */
+export function setSwitchVlans(
+  dp: DataPlane,
+  vlans: VlanMembership<number | string> | undefined,
+  uplink: number | string = 'uplink',
+): void {
+  fabricOf(dp).setVlans(vlans, uplink);
 }
 
 /**

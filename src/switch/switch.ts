@@ -10,6 +10,7 @@ import {
   bindClient,
   bindUplink,
   checkStormControl,
+  setSwitchVlans,
   type ClientBinding,
   type FlowCounters,
   type PortBinding,
@@ -17,6 +18,7 @@ import {
   type StormControl,
 } from './fabric.js';
 import { learnMacPort } from '../port/middleware.js';
+import { VlanMembership, type PortVlans, type VlanProtocol } from '../vlan/membership.js';
 import type { FramePort, PortCloseReason } from '../port/port.js';
 import { Mac } from '../wire/mac.js';
 import type { GuestUplinkInfo, GuestUplinkState, GuestUplinks } from './uplinks.js';
@@ -34,6 +36,8 @@ export interface SwitchClientSpec {
   multicast?: readonly string[];
   /** Receive broadcast. Default true. */
   broadcast?: boolean;
+  /** The client's VLANs when the switch applies VLANs (see SwitchOptions.vlans). Default `{ access: 1 }`. */
+  vlans?: PortVlans;
 }
 
 /** How a switch is built. Only `nic` is required. */
@@ -74,6 +78,11 @@ export interface SwitchOptions {
   leaseTtlMs?: number;
   /** Receives one line per notable event: connections, refusals, the first drop of each reason per port. */
   log?: (line: string) => void;
+  /**
+   * Apply VLANs, as a VLAN-filtering Linux bridge: the uplink's membership (and the tag's protocol); each client takes
+   * its spec's `vlans`, `{ access: 1 }` without one. Default: no VLANs.
+   */
+  vlans?: { uplink: PortVlans; protocol?: VlanProtocol };
 }
 
 /** A connected port as the switch reports it. */
@@ -234,6 +243,9 @@ export class Switch {
   #anon = 0;
   #closed = false;
 
+  // The ports' VLANs (clients by id, the uplink as 'uplink'); undefined for a switch without VLANs.
+  readonly #vlans: VlanMembership<number | string> | undefined;
+
   private constructor(o: SwitchOptions, dp: DataPlane, manager: MacManager, ownManager: boolean) {
     this.nic = o.nic;
     this.dataPlane = dp;
@@ -247,6 +259,11 @@ export class Switch {
       o.stormControl === false ? undefined : o.stormControl === undefined ? DEFAULT_STORM_CONTROL : checkStormControl(o.stormControl);
     this.#secrets = new Map(Object.entries(o.secrets ?? {}));
     this.#protectInit(o);
+    if (o.vlans !== undefined) {
+      this.#vlans = new VlanMembership<number | string>(o.vlans.protocol === undefined ? {} : { protocol: o.vlans.protocol });
+      this.#vlans.set('uplink', o.vlans.uplink);
+      setSwitchVlans(dp, this.#vlans);
+    }
     const log = o.log;
     this.#log = (line) => {
       try {
@@ -305,7 +322,13 @@ export class Switch {
       if (typeof v !== 'string' || v.length < 8 || v.length > 1024)
         throw new MacslotError('INVALID_ARGUMENT', `the secret of ${show(n)} must be a string of 8 to 1024 characters`);
     }
-    const dp = await DataPlane.create(options.nic, options.dataPlane);
+    if (options.vlans !== undefined) {
+      // Every membership is checked before anything is built: a bad VID is INVALID_ARGUMENT here, not a refused port later.
+      const probe = new VlanMembership<string>(options.vlans.protocol === undefined ? {} : { protocol: options.vlans.protocol });
+      probe.set('uplink', options.vlans.uplink);
+      for (const c of options.clients ?? []) if (c.vlans !== undefined) probe.set(c.name, c.vlans);
+    }
+    const dp = await DataPlane.create(options.nic, options.vlans === undefined ? options.dataPlane : { ...options.dataPlane, vlans: true });
     // The switch's own manager never hands out a neighbour's MAC either.
     const manager = options.manager ?? new MacManager({ nics: { nic0: options.nic }, neighbours: options.neighbours ?? [] });
     return new Switch(options, dp, manager, options.manager === undefined);
@@ -349,6 +372,10 @@ export class Switch {
         onClose: (reason) => this.#disconnect(id, reason.kind === 'error' ? `error: ${reason.error.message}` : reason.kind),
       });
       this.#ports.set(id, { port: sp, binding, holding });
+      if (this.#vlans !== undefined) {
+        this.#vlans.set(holding.client.id, this.#specs.find((x) => x.name === name)?.vlans ?? { access: 1 });
+        setSwitchVlans(this.dataPlane, this.#vlans);
+      }
       this.#log(
         `${escapeText(port.name)}: connected as ${escapeText(holding.client.name)} ` +
           `${sp.mac?.toString() ?? (holding.learn ? '(MAC from its first frame)' : '(no MAC)')}`,
@@ -586,6 +613,14 @@ export class Switch {
     if (p === undefined) return;
     const c = p.port.counters();
     this.#ports.delete(id);
+    if (this.#vlans !== undefined) {
+      this.#vlans.delete(p.holding.client.id);
+      try {
+        setSwitchVlans(this.dataPlane, this.#vlans);
+      } catch {
+        // The data plane is closed (the switch is closing): no frame is switched any more.
+      }
+    }
     const t = this.#closedTotals;
     t.ports++;
     t.rx.frames += c.rx.frames;

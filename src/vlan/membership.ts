@@ -97,6 +97,17 @@ export class VlanMembership<K = number | string> {
     return this.#ports.get(port)?.vids.has(vid) ?? false;
   }
 
+  /** The ports with a membership, in the order they were first set. */
+  ports(): K[] {
+    return [...this.#ports.keys()];
+  }
+
+  /** The VLANs `port` carries, ascending, and its PVID; undefined for a port without membership. */
+  get(port: K): { readonly vids: readonly number[]; readonly pvid: number | undefined } | undefined {
+    const p = this.#ports.get(port);
+    return p === undefined ? undefined : { vids: [...p.vids].sort((a, b) => a - b), pvid: p.pvid };
+  }
+
   /** The ports that carry `vid`. */
   members(vid: number): K[] {
     return [...this.#ports].filter(([, p]) => p.vids.has(vid)).map(([k]) => k);

@@ -1,0 +1,335 @@
+// The Wasm data plane with VLANs (DataPlane.setVlans) against the reference filter (classifyVlanFrame): verdicts, the
+// frames each client's ring receives, and the counters, over random NICs, VLAN memberships and frames; then cut tags.
+import { Buffer } from 'node:buffer';
+import { describe, expect, it } from 'vitest';
+import {
+  DataPlane,
+  Mac,
+  MacslotError,
+  Nic,
+  RULES,
+  classifyVlanFrame,
+  type NicClient,
+  type PortVlans,
+  type Rule,
+  type VlanProtocol,
+  VlanMembership,
+} from 'macslot';
+
+const SEED = Number(process.env.MACSLOT_DIFF_SEED ?? 20261202);
+const UPLINK = 'uplink';
+const VIDS = [1, 2, 3, 10, 100, 4094];
+const GROUPS = ['01:00:5e:00:00:01', '33:33:00:00:00:01', '01:00:5e:00:00:fb', '01:80:c2:00:00:0e'];
+const MAX_FRAME = 1518;
+const BURST = 256;
+
+function xorshift(seed: number): () => number {
+  let s = seed >>> 0 || 0x9e3779b9;
+  return () => {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    return (s >>> 0) / 2 ** 32;
+  };
+}
+const below = (random: () => number, n: number): number => Math.floor(random() * n);
+const pick = <T>(random: () => number, xs: readonly T[]): T => xs[below(random, xs.length)]!;
+
+/** A NIC with a few clients holding addresses, groups, broadcast and promiscuous settings drawn from `random`. */
+function makeNic(random: () => number): Nic {
+  const nic = new Nic({
+    primary: '00:14:4f:00:00:00',
+    factory: { base: '00:14:4f:00:00:01', count: 2 },
+    unicastEntries: below(random, 4),
+    multicastEntries: below(random, 3),
+    overflow: random() < 0.5 ? 'promiscuous' : 'reject',
+    multicastHash: random() < 0.5 ? false : { filterType: below(random, 4) as 0 | 1 | 2 | 3 },
+    maxClients: 8,
+    maxFrameLength: MAX_FRAME,
+  });
+  const clients: NicClient[] = [nic.primaryClient];
+  for (let i = 0; i < 5; i++) clients.push(nic.openClient(`c${i}`, { allowPromiscuous: i >= 3, broadcast: random() < 0.8 }));
+  for (const c of clients) {
+    try {
+      if (random() < 0.7) c.addressAdd();
+      if (random() < 0.3) c.addressReserve();
+      for (const g of GROUPS) if (random() < 0.3) c.multicastJoin(g);
+      if (random() < 0.2) c.setPromiscuous(true);
+    } catch (err) {
+      if (!(err instanceof MacslotError)) throw err;
+    }
+  }
+  return nic;
+}
+
+function someVids(random: () => number): number[] {
+  const out = VIDS.filter(() => random() < 0.4);
+  return out.length > 0 ? out : [pick(random, VIDS)];
+}
+
+function portSpec(random: () => number): PortVlans | undefined {
+  const r = random();
+  if (r < 0.1) return undefined;
+  if (r < 0.5) return { access: pick(random, VIDS) };
+  const trunk = someVids(random);
+  return random() < 0.5 ? { trunk, native: pick(random, trunk) } : { trunk };
+}
+
+/** A membership for the uplink and client ids 0..7 (some without any), 802.1Q mostly. */
+function makeVlans(random: () => number): VlanMembership<number | string> {
+  const protocol: VlanProtocol = random() < 0.8 ? '802.1Q' : '802.1ad';
+  const vlans = new VlanMembership<number | string>({ protocol });
+  const up = random() < 0.9 ? portSpec(random) : undefined;
+  if (up !== undefined) vlans.set(UPLINK, up);
+  for (let id = 0; id < 8; id++) {
+    const spec = portSpec(random);
+    if (spec !== undefined) vlans.set(id, spec);
+  }
+  return vlans;
+}
+
+const TPIDS = [0x8100, 0x88a8];
+
+/** Writes a frame into `out` at `at` and returns its length: a destination, then no tag, one, two, or a cut one. */
+function writeFrame(random: () => number, out: Uint8Array, at: number, dst: Uint8Array, tag: number): number {
+  const r = random();
+  const put16 = (o: number, v: number): void => {
+    out[at + o] = v >> 8;
+    out[at + o + 1] = v & 0xff;
+  };
+  const vid = (): number => {
+    const q = random();
+    return q < 0.75 ? pick(random, VIDS) : q < 0.85 ? 0 : q < 0.9 ? 4095 : below(random, 4096);
+  };
+  let header: number;
+  let len: number;
+  if (r < 0.35) {
+    put16(12, random() < 0.9 ? 0x0800 : 0x86dd);
+    header = 14;
+  } else if (r < 0.75) {
+    put16(12, pick(random, TPIDS));
+    put16(14, (below(random, 8) << 13) | vid());
+    put16(16, 0x0800);
+    header = 18;
+  } else if (r < 0.9) {
+    put16(12, pick(random, TPIDS));
+    put16(14, vid());
+    put16(16, pick(random, TPIDS));
+    put16(18, vid());
+    put16(20, 0x0800);
+    header = 22;
+  } else {
+    // A cut tag: a TPID at byte 12 or 16 and the frame ending inside or right after that tag.
+    put16(12, pick(random, TPIDS));
+    put16(14, vid());
+    put16(16, random() < 0.5 ? pick(random, TPIDS) : 0x0800);
+    for (let b = 18; b < 22; b++) out[at + b] = below(random, 256);
+    len = 14 + below(random, 8);
+    out.set(dst, at);
+    return len;
+  }
+  const q = random();
+  if (q < 0.01) len = below(random, 14);
+  else if (q < 0.04) len = MAX_FRAME - 1 + below(random, 7);
+  else len = Math.max(header, 60 + below(random, 80));
+  out.set(dst.subarray(0, Math.min(6, len)), at);
+  for (let b = 6; b < 12 && b < len; b++) out[at + b] = (tag >>> ((b & 3) * 8)) & 0xff;
+  for (let b = header; b < len; b++) out[at + b] = (tag + b) & 0xff;
+  return len;
+}
+
+function destinations(nic: Nic, random: () => number): Uint8Array[] {
+  const slots = nic.slots().map((s) => s.mac.toBytes().subarray(0, 6));
+  const groups = GROUPS.map((g) => Mac.parse(g).toBytes());
+  const out: Uint8Array[] = [...slots, ...slots, ...groups, Mac.parse('ff:ff:ff:ff:ff:ff').toBytes()];
+  for (let i = 0; i < 3; i++) out.push(Uint8Array.from({ length: 6 }, () => below(random, 256)));
+  return out;
+}
+
+interface Tally {
+  frames: number;
+  rules: Map<Rule, number>;
+}
+
+/** One NIC, several VLAN memberships in turn (each set while the data plane runs), `perVlans` frames under each. */
+async function compare(seed: number, memberships: number, perVlans: number, tally: Tally): Promise<void> {
+  const random = xorshift(seed);
+  const nic = makeNic(random);
+  const poolBytes = BURST * (MAX_FRAME + 16);
+  const ringBytes = BURST * (MAX_FRAME + 16) * 2;
+  const dp = await DataPlane.create(nic, { burst: BURST, poolBytes, ringBytes, seed, vlans: true });
+  try {
+    const rings = Array.from({ length: nic.maxClients }, (_, id) => dp.ring(id));
+    const offsets = new Uint32Array(BURST);
+    const lengths = new Uint32Array(BURST);
+    const queues: number[][] = rings.map(() => []);
+    for (let m = 0; m < memberships; m++) {
+      const vlans = makeVlans(random);
+      // Now and then VLAN filtering goes off and on again, and the filter is rebuilt: the VLAN state must survive both.
+      if (random() < 0.1) dp.setVlans(undefined);
+      dp.setVlans(vlans, UPLINK);
+      if (random() < 0.2) dp.reload();
+      const state = nic.filterState();
+      const dsts = destinations(nic, random);
+      const before = dp.counters();
+      const expectRules = new Map<Rule, number>();
+      const decoded = new Map<number, ReturnType<DataPlane['decode']>>();
+      for (let done = 0; done < perVlans; ) {
+        const n = Math.min(BURST, perVlans - done);
+        let off = 0;
+        for (let i = 0; i < n; i++) {
+          const len = writeFrame(random, dp.pool, off, pick(random, dsts), tally.frames + done + i);
+          offsets[i] = off;
+          lengths[i] = len;
+          dp.descriptors[2 * i] = off;
+          dp.descriptors[2 * i + 1] = len;
+          off += len + below(random, 8);
+        }
+        expect(dp.classifyBurst(n)).toBe(n);
+        const viaClassify = dp.verdicts.slice(0, n);
+        expect(dp.rxBurst(n)).toBe(n);
+        for (let i = 0; i < n; i++) {
+          const frame = dp.pool.subarray(offsets[i]!, offsets[i]! + lengths[i]!);
+          const ref = classifyVlanFrame(state, vlans, UPLINK, frame);
+          const word = dp.verdicts[i]!;
+          let got = decoded.get(word);
+          if (got === undefined) decoded.set(word, (got = dp.decode(word)));
+          const want = { deliver: ref.deliver, rule: ref.rule, path: ref.path };
+          if (word !== viaClassify[i] || got.rule !== want.rule || got.path !== want.path || got.deliver.join() !== want.deliver.join()) {
+            const head = Buffer.from(frame.subarray(0, 22)).toString('hex');
+            expect({ head, length: frame.length, got, classifyBurst: viaClassify[i] }).toEqual({
+              head,
+              length: frame.length,
+              got: want,
+              classifyBurst: word,
+            });
+          }
+          expectRules.set(ref.rule, (expectRules.get(ref.rule) ?? 0) + 2);
+          tally.rules.set(ref.rule, (tally.rules.get(ref.rule) ?? 0) + 1);
+          for (const id of ref.deliver) queues[id]!.push(i);
+        }
+        // Each client's ring holds exactly the frames of its VLANs that the reference delivers to it, in order.
+        for (let id = 0; id < rings.length; id++) {
+          const want = queues[id]!;
+          let k = 0;
+          rings[id]!.poll((got) => {
+            const i = want[k++];
+            const frame = i === undefined ? undefined : dp.pool.subarray(offsets[i]!, offsets[i]! + lengths[i]!);
+            if (frame === undefined || Buffer.compare(got, frame) !== 0)
+              expect({ client: id, record: k - 1, got: Buffer.from(got).toString('hex') }).toEqual({
+                client: id,
+                record: k - 1,
+                got: frame && Buffer.from(frame).toString('hex'),
+              });
+          });
+          expect([id, k]).toEqual([id, want.length]);
+          want.length = 0;
+        }
+        done += n;
+      }
+      tally.frames += perVlans;
+      const after = dp.counters();
+      for (const rule of RULES) expect([rule, after.rules[rule] - before.rules[rule]]).toEqual([rule, expectRules.get(rule) ?? 0]);
+      expect({ ringFull: after.ringFull, ringCorrupt: after.ringCorrupt }).toEqual({ ringFull: 0, ringCorrupt: 0 });
+    }
+  } finally {
+    dp.close();
+  }
+}
+
+describe('Wasm data plane with VLANs against the reference filter', () => {
+  it('agrees on 1,024,000 frames over random NICs and VLAN memberships', async () => {
+    const tally: Tally = { frames: 0, rules: new Map() };
+    for (let world = 0; world < 16; world++) await compare(SEED + world * 7919, 16, 4000, tally);
+    expect(tally.frames).toBeGreaterThanOrEqual(1_000_000);
+    // Every verdict a well-formed descriptor can get under VLANs must have been reached, drop-vlan among them.
+    for (const rule of RULES.filter((r) => r !== 'drop-bad-descriptor'))
+      expect([rule, (tally.rules.get(rule) ?? 0) > 0]).toEqual([rule, true]);
+  }, 300_000);
+});
+
+// ---- cut and hostile tags ------------------------------------------------------------------------------------------
+
+const CLIENT_MAC = '02:00:00:00:00:05';
+const hexBytes = (s: string): number[] => s.split(' ').map((b) => Number.parseInt(b, 16));
+/** A frame to CLIENT_MAC whose bytes from 12 on are `rest` (hex, space-separated). */
+const toClient = (rest: string): Uint8Array => Uint8Array.from([...Mac.parse(CLIENT_MAC).toBytes(), 2, 0, 0, 0, 0, 1, ...hexBytes(rest)]);
+
+// The uplink is a trunk of VLANs 10 and 20 with native 10; the client (id 1) is an access port of VLAN 20.
+const CUT_TAGS: { name: string; frame: Uint8Array; rule: Rule; deliver: number[] }[] = [
+  { name: '0x8100 at byte 12, frame ends there (14 bytes)', frame: toClient('81 00'), rule: 'drop-vlan', deliver: [] },
+  { name: '0x8100 and half a TCI (15 bytes)', frame: toClient('81 00 00'), rule: 'drop-vlan', deliver: [] },
+  { name: '0x8100 and a TCI for VLAN 20, no EtherType (16 bytes)', frame: toClient('81 00 00 14'), rule: 'drop-vlan', deliver: [] },
+  { name: '0x8100, VLAN 20, one byte of EtherType (17 bytes)', frame: toClient('81 00 00 14 08'), rule: 'drop-vlan', deliver: [] },
+  { name: '0x8100, VLAN 20, EtherType (18 bytes): whole', frame: toClient('81 00 00 14 08 00'), rule: 'unicast-exact', deliver: [1] },
+  { name: '0x88a8 outer on an 802.1Q bridge, cut (16 bytes)', frame: toClient('88 a8 00 14'), rule: 'drop-vlan', deliver: [] },
+  { name: 'outer 0x8100, inner TPID cut (20 bytes)', frame: toClient('81 00 00 14 81 00 00 0a'), rule: 'drop-vlan', deliver: [] },
+  {
+    name: 'outer 0x8100, inner tag without EtherType (21 bytes)',
+    frame: toClient('81 00 00 14 88 a8 00 0a 08'),
+    rule: 'drop-vlan',
+    deliver: [],
+  },
+  {
+    name: 'outer 0x8100 VLAN 20, whole inner tag (22 bytes)',
+    frame: toClient('81 00 00 14 81 00 00 0a 08 00'),
+    rule: 'unicast-exact',
+    deliver: [1],
+  },
+  { name: 'untagged: in the native VLAN 10, not the client’s', frame: toClient('08 00'), rule: 'drop-vlan', deliver: [] },
+  { name: 'priority tag (VID 0): native VLAN 10', frame: toClient('81 00 e0 00 08 00'), rule: 'drop-vlan', deliver: [] },
+  { name: 'VID 4095', frame: toClient('81 00 0f ff 08 00'), rule: 'drop-vlan', deliver: [] },
+  { name: 'VLAN 30, not on the uplink', frame: toClient('81 00 00 1e 08 00'), rule: 'drop-vlan', deliver: [] },
+  { name: 'VID bits above 12 ignored (PCP 7, DEI): VLAN 20', frame: toClient('81 00 f0 14 08 00'), rule: 'unicast-exact', deliver: [1] },
+  { name: 'runt (13 bytes) stays a runt', frame: toClient('81').subarray(0, 13), rule: 'drop-runt', deliver: [] },
+];
+
+describe('cut and hostile tags', () => {
+  it.each(CUT_TAGS)('$name', async ({ frame, rule, deliver }) => {
+    const nic = new Nic({ primary: '00:14:4f:00:00:00', maxClients: 4 });
+    const client = nic.openClient('c');
+    client.addressAdd(CLIENT_MAC);
+    const vlans = new VlanMembership<number | string>();
+    vlans.set(UPLINK, { trunk: [10, 20], native: 10 });
+    vlans.set(client.id, { access: 20 });
+    const dp = await DataPlane.create(nic, { burst: 4, poolBytes: 4096, vlans: true });
+    try {
+      dp.setVlans(vlans, UPLINK);
+      // The frame ends exactly at the end of the pool: a read past it would leave the pool.
+      const at = dp.pool.length - frame.length;
+      dp.pool.fill(0x81);
+      dp.pool.set(frame, at);
+      dp.descriptors[0] = at;
+      dp.descriptors[1] = frame.length;
+      const before = dp.counters().rules[rule];
+      expect(dp.rxBurst(1)).toBe(1);
+      const got = dp.decode(dp.verdicts[0]!);
+      const ref = classifyVlanFrame(nic.filterState(), vlans, UPLINK, frame);
+      expect({ rule: got.rule, deliver: got.deliver }).toEqual({ rule, deliver });
+      expect({ rule: ref.rule, deliver: ref.deliver }).toEqual({ rule, deliver });
+      expect(dp.counters().rules[rule] - before).toBe(1);
+      expect(dp.ring(client.id).drain().length).toBe(deliver.length);
+    } finally {
+      dp.close();
+    }
+  });
+
+  it('counts nothing as drop-vlan once VLAN filtering is off again', async () => {
+    const nic = new Nic({ primary: '00:14:4f:00:00:00', maxClients: 4 });
+    const client = nic.openClient('c');
+    client.addressAdd(CLIENT_MAC);
+    const vlans = new VlanMembership<number | string>();
+    vlans.set(UPLINK, { trunk: [10] });
+    const dp = await DataPlane.create(nic, { burst: 4, poolBytes: 4096, vlans: true });
+    try {
+      const frame = toClient('81 00 00 14 08 00');
+      dp.setVlans(vlans, UPLINK);
+      expect(dp.classify(frame).rule).toBe('drop-vlan');
+      dp.setVlans(undefined);
+      expect(dp.classify(frame).rule).toBe('unicast-exact');
+      expect(dp.counters().rules['drop-vlan']).toBe(1);
+    } finally {
+      dp.close();
+    }
+  });
+});
