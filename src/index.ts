@@ -193,6 +193,7 @@ export {
   type SwitchClientSpec,
   type SwitchCounters,
   type SwitchOptions,
+  type SwitchVlans,
   type SwitchPort,
   type SwitchPortInfo,
 } from './switch/switch.js';
@@ -247,6 +248,7 @@ export {
   type VlanCounters,
   type VlanDrop,
   type VlanIngress,
+  type VlanPortView,
   type VlanProtocol,
 } from './vlan/membership.js';
 export { classifyVlanFrame, type VlanVerdict } from './filter/vlan.js';

@@ -82,7 +82,15 @@ export interface SwitchOptions {
    * Apply VLANs, as a VLAN-filtering Linux bridge: the uplink's membership (and the tag's protocol); each client takes
    * its spec's `vlans`, `{ access: 1 }` without one. Default: no VLANs.
    */
-  vlans?: { uplink: PortVlans; protocol?: VlanProtocol };
+  vlans?: SwitchVlans;
+}
+
+/** The switch's VLANs: the uplink's membership and the tag it reads and writes. */
+export interface SwitchVlans {
+  /** The uplink's VLANs (a trunk, usually, with or without a native VLAN). */
+  uplink: PortVlans;
+  /** The tag the switch reads and writes. Default: `802.1Q`. */
+  protocol?: VlanProtocol;
 }
 
 /** A connected port as the switch reports it. */

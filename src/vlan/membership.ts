@@ -20,6 +20,14 @@ export type PortVlans =
 /** The tag a bridge reads and writes: 802.1Q (C-tag, 0x8100) or 802.1ad (S-tag, 0x88a8). */
 export type VlanProtocol = '802.1Q' | '802.1ad';
 
+/** A port's VLANs as a membership holds them. */
+export interface VlanPortView {
+  /** The VLANs the port is a member of, in ascending order. */
+  readonly vids: readonly number[];
+  /** The native VLAN (PVID) untagged frames belong to, when the port has one. */
+  readonly pvid: number | undefined;
+}
+
 /** A frame admitted by a port: its VLAN and the frame without its tag. */
 export interface VlanIngress {
   /** The VLAN the frame belongs to: its tag's VID, or the port's native VLAN when it came untagged or priority-tagged. */
@@ -103,7 +111,7 @@ export class VlanMembership<K = number | string> {
   }
 
   /** The VLANs `port` carries, ascending, and its PVID; undefined for a port without membership. */
-  get(port: K): { readonly vids: readonly number[]; readonly pvid: number | undefined } | undefined {
+  get(port: K): VlanPortView | undefined {
     const p = this.#ports.get(port);
     return p === undefined ? undefined : { vids: [...p.vids].sort((a, b) => a - b), pvid: p.pvid };
   }

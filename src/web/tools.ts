@@ -18,6 +18,7 @@ const WHY: Readonly<Record<Rule, string>> = {
   'drop-runt': 'shorter than an Ethernet header (14 bytes): dropped',
   'drop-oversize': "longer than the NIC's largest frame: dropped",
   'drop-bad-descriptor': 'a burst descriptor outside the pool: dropped',
+  'drop-vlan': 'a VLAN the NIC does not carry, or a cut tag: dropped',
 };
 
 /** Explains `frame` with the NIC as it is now: destination, rule and why, path, receivers. */
