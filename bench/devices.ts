@@ -9,6 +9,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { E1000, E1000_RCTL, Ixgbe, IXGBE_BITS, Ne2k, NE2K_BITS, VirtioNet, type DeviceFilter } from '../dist/index.js';
+import { rng } from './traffic.js';
 
 const { values: args } = parseArgs({ options: { quick: { type: 'boolean', default: false }, json: { type: 'string' } } });
 const QUICK = args.quick!;
@@ -17,21 +18,9 @@ const PASSES = QUICK ? 64 : 256;
 const DISTINCT = 8192;
 const FRAME = 64;
 
-/** A deterministic PRNG (mulberry32). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-const rng = prng(0xbe0c);
+const random = rng(0xbe0c);
 const macBytes = (group: boolean): number[] => {
-  const m = Array.from({ length: 6 }, () => Math.floor(rng() * 256));
+  const m = Array.from({ length: 6 }, () => Math.floor(random() * 256));
   m[0] = group ? m[0]! | 1 : m[0]! & 0xfe;
   return m;
 };
@@ -43,20 +32,20 @@ const toMac = (b: readonly number[]): string => b.map((x) => x.toString(16).padS
 function traffic(tagged: number): Uint8Array[] {
   return Array.from({ length: DISTINCT }, () => {
     const f = new Uint8Array(FRAME);
-    const r = rng();
+    const r = random();
     const dst =
       r < 0.8
-        ? UNICAST[Math.floor(rng() * UNICAST.length)]!
+        ? UNICAST[Math.floor(random() * UNICAST.length)]!
         : r < 0.9
           ? macBytes(false)
           : r < 0.95
             ? [255, 255, 255, 255, 255, 255]
-            : rng() < 0.5
-              ? GROUPS[Math.floor(rng() * GROUPS.length)]!
+            : random() < 0.5
+              ? GROUPS[Math.floor(random() * GROUPS.length)]!
               : macBytes(true);
     f.set(dst);
     f.set([0x02, 0, 0, 0, 0, 1], 6);
-    if (rng() < tagged) f.set([0x81, 0x00, 0x00, 1 + Math.floor(rng() * 8)], 12);
+    if (random() < tagged) f.set([0x81, 0x00, 0x00, 1 + Math.floor(random() * 8)], 12);
     else f.set([0x08, 0x00], 12);
     return f;
   });

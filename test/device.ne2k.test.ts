@@ -1,9 +1,10 @@
 // The ne2k (DP8390) profile: a named vector per register combination, with MAR positions from the CRC-32 derivation,
 // then the Wasm burst path against a plain model written from the DP8390 datasheet over a million random frames and states.
 import { describe, expect, it } from 'vitest';
-import { MacslotError, NE2K_BITS as B, Ne2k, Nic, etherCrc, marIndex } from 'macslot';
+import { NE2K_BITS as B, Ne2k, Nic, etherCrc, marIndex } from 'macslot';
 import { Ne2kModel, bytes, dp8390Index, frame } from './support/device-models.js';
 import { nearMiss, pick, randomLength, randomMac, runDifferential } from './support/device-diff.js';
+import { thrownCode } from './support/errors.js';
 
 const STATION = '00:00:e8:12:34:56';
 type Write = readonly [number, number];
@@ -145,14 +146,7 @@ describe('ne2k profile', () => {
   };
   it.each(Object.entries(BAD))('refuses %s with a MacslotError', async (_name, { run, code }) => {
     const d = await Ne2k.create();
-    let caught: unknown;
-    try {
-      run(d);
-    } catch (err) {
-      caught = err;
-    }
-    expect(caught).toBeInstanceOf(MacslotError);
-    expect((caught as MacslotError).code).toBe(code);
+    expect(thrownCode(() => run(d))).toBe(code);
   });
 
   it('the typed setters keep the page the guest selected', async () => {

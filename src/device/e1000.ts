@@ -5,7 +5,7 @@
 import type { Nic } from '../nic/nic.js';
 import type { MacLike } from '../wire/mac.js';
 import { badRegister, checkValue, DeviceFilter, type ExactEntry, FLAG, KIND, mac48, type StageState } from './engine.js';
-import { followNic, type NicFilterRequest } from './from-nic.js';
+import type { NicFilterRequest } from './from-nic.js';
 import { mtaVector, packRah, packRal, unpackRar } from './hash.js';
 
 /** e1000 register offsets in BAR0 (bytes), with the datasheet's names. Arrays give the offset of entry 0. */
@@ -76,7 +76,6 @@ export class E1000 extends DeviceFilter {
   #rctl = 0;
   #vet = 0x8100;
   #ctrl = 0;
-  #unfollow: (() => void) | undefined;
 
   private constructor(engine: Awaited<ReturnType<typeof DeviceFilter.engine>>) {
     super(engine, KIND.e1000);
@@ -97,14 +96,8 @@ export class E1000 extends DeviceFilter {
    */
   static async fromNic(nic: Nic): Promise<E1000> {
     const d = await E1000.create();
-    d.#unfollow = followNic(nic, (req) => d.#program(req));
+    d.follow(nic, (req) => d.#program(req));
     return d;
-  }
-
-  /** Stops following the Nic this profile was built from (if any). Idempotent. */
-  close(): void {
-    this.#unfollow?.();
-    this.#unfollow = undefined;
   }
 
   /** True when `offset` is a register this profile models (others belong to the rest of the device). */

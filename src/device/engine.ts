@@ -6,6 +6,8 @@ import { MacslotError, show } from '../errors.js';
 import { Mac, type MacLike } from '../wire/mac.js';
 import { DEVICE_REASONS, deviceVerdict, type DeviceReason, type DeviceVerdict } from './reasons.js';
 import { DEVICE_WASM_BASE64 } from './module.generated.js';
+import { followNic, type NicFilterRequest } from './from-nic.js';
+import type { Nic } from '../nic/nic.js';
 
 /** The Wasm stage's exports. */
 interface DeviceExports {
@@ -123,6 +125,7 @@ export abstract class DeviceFilter {
   /** The VLAN filter table (VFTA, or virtio-net's VLAN bitmap), laid out as `mtaWords`. */
   protected readonly vftaWords: Uint32Array;
   #dirty = true;
+  #unfollow: (() => void) | undefined;
 
   protected constructor(engine: { x: DeviceExports; memory: WebAssembly.Memory }, kind: number) {
     const x = engine.x;
@@ -139,6 +142,17 @@ export abstract class DeviceFilter {
     this.utaWords = new Uint32Array(buf, x.utaPtr(), 128);
     this.vftaWords = new Uint32Array(buf, x.vftaPtr(), 128);
     this.#state[0] = kind;
+  }
+  /** Programs the registers from `nic` now and after every change (a subclass's fromNic), until close(). */
+  protected follow(nic: Nic, program: (request: NicFilterRequest) => void): void {
+    this.close();
+    this.#unfollow = followNic(nic, program);
+  }
+
+  /** Stops following the Nic this profile was built from (if any). Idempotent. */
+  close(): void {
+    this.#unfollow?.();
+    this.#unfollow = undefined;
   }
 
   /** Compiles (once) and instantiates the Wasm stage on a fresh memory of its own. */

@@ -5,7 +5,7 @@
 import type { Nic } from '../nic/nic.js';
 import type { MacLike } from '../wire/mac.js';
 import { badRegister, checkValue, DeviceFilter, type ExactEntry, FLAG, KIND, mac48, type StageState } from './engine.js';
-import { followNic, type NicFilterRequest } from './from-nic.js';
+import type { NicFilterRequest } from './from-nic.js';
 import { mtaVector, packRah, packRal, unpackRar } from './hash.js';
 
 /** ixgbe register offsets in BAR0 (bytes), with the datasheet's names. Arrays give the offset of entry 0. */
@@ -91,7 +91,6 @@ export class Ixgbe extends DeviceFilter {
   #mcstctrl = 0;
   #rxctrl = 0;
   #pfvtctl = 0;
-  #unfollow: (() => void) | undefined;
 
   private constructor(engine: Awaited<ReturnType<typeof DeviceFilter.engine>>) {
     super(engine, KIND.ixgbe);
@@ -112,14 +111,8 @@ export class Ixgbe extends DeviceFilter {
    */
   static async fromNic(nic: Nic): Promise<Ixgbe> {
     const d = await Ixgbe.create();
-    d.#unfollow = followNic(nic, (req) => d.#program(req));
+    d.follow(nic, (req) => d.#program(req));
     return d;
-  }
-
-  /** Stops following the Nic this profile was built from (if any). Idempotent. */
-  close(): void {
-    this.#unfollow?.();
-    this.#unfollow = undefined;
   }
 
   /** True when `offset` is a register this profile models. */

@@ -4,7 +4,7 @@
 import type { Nic } from '../nic/nic.js';
 import { Mac, type MacLike } from '../wire/mac.js';
 import { badRegister, checkValue, DeviceFilter, type ExactEntry, FLAG, KIND, mac48, type StageState } from './engine.js';
-import { followNic, type NicFilterRequest } from './from-nic.js';
+import type { NicFilterRequest } from './from-nic.js';
 import { marIndex } from './hash.js';
 
 /** NE2000 I/O-port offsets of the filter registers, with the datasheet's names, and the page each lives on. */
@@ -60,7 +60,6 @@ export class Ne2k extends DeviceFilter {
   readonly #mar = new Uint8Array(8);
   #cr = B.CR_STP | 0x20;
   #rcr = 0;
-  #unfollow: (() => void) | undefined;
 
   private constructor(engine: Awaited<ReturnType<typeof DeviceFilter.engine>>) {
     super(engine, KIND.ne2k);
@@ -81,14 +80,8 @@ export class Ne2k extends DeviceFilter {
    */
   static async fromNic(nic: Nic): Promise<Ne2k> {
     const d = await Ne2k.create();
-    d.#unfollow = followNic(nic, (req) => d.#program(req));
+    d.follow(nic, (req) => d.#program(req));
     return d;
-  }
-
-  /** Stops following the Nic this profile was built from (if any). Idempotent. */
-  close(): void {
-    this.#unfollow?.();
-    this.#unfollow = undefined;
   }
 
   /**

@@ -5,7 +5,7 @@ import type { Nic } from '../nic/nic.js';
 import { MacslotError, show } from '../errors.js';
 import { Mac, type MacLike } from '../wire/mac.js';
 import { badRegister, checkValue, DeviceFilter, type ExactEntry, FLAG, KIND, mac48, type StageState } from './engine.js';
-import { followNic, type NicFilterRequest } from './from-nic.js';
+import type { NicFilterRequest } from './from-nic.js';
 
 /** Control-queue classes and commands (include/uapi/linux/virtio_net.h). */
 export const VIRTIO_NET_CTRL = {
@@ -96,7 +96,6 @@ export class VirtioNet extends DeviceFilter {
   #multi: Mac[] = [];
   #uniOverflow = false;
   #multiOverflow = false;
-  #unfollow: (() => void) | undefined;
 
   private constructor(engine: Awaited<ReturnType<typeof DeviceFilter.engine>>, mac: Mac, features: Required<VirtioNetFeatures>) {
     super(engine, KIND.virtio);
@@ -124,14 +123,8 @@ export class VirtioNet extends DeviceFilter {
    */
   static async fromNic(nic: Nic, options: VirtioNetOptions = {}): Promise<VirtioNet> {
     const d = await VirtioNet.create(options);
-    d.#unfollow = followNic(nic, (req) => d.#program(req));
+    d.follow(nic, (req) => d.#program(req));
     return d;
-  }
-
-  /** Stops following the Nic this profile was built from (if any). Idempotent. */
-  close(): void {
-    this.#unfollow?.();
-    this.#unfollow = undefined;
   }
 
   /** Device reset: promisc on, every other mode off, table and overflow flags cleared, the MAC back from config space. */
