@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { E1000, E1000_RCTL as RCTL, E1000_REGISTERS as REG, Nic } from 'macslot';
 import { E1000Model, bytes, frame } from './support/device-models.js';
-import { nearMiss, pick, randomLength, randomMac, runDifferential } from './support/device-diff.js';
+import { pick, randomLength, randomMac, runDifferential, randomDestination } from './support/device-diff.js';
 import { thrownCode } from './support/errors.js';
 
 const STATION = '52:54:00:12:34:56';
@@ -378,15 +378,7 @@ describe('e1000 profile', () => {
         return targets;
       },
       draw(rng, targets) {
-        const r = rng();
-        const dst =
-          r < 0.4
-            ? pick(rng, targets)
-            : r < 0.5
-              ? nearMiss(rng, pick(rng, targets))
-              : r < 0.6
-                ? [255, 255, 255, 255, 255, 255]
-                : randomMac(rng);
+        const dst = randomDestination(rng, targets, 0.4);
         const type = rng() < 0.5 ? pick(rng, [0x8100, 0x88a8, 0x0000]) : 0x0800;
         // Now and then a long frame around the 1518 and 16380 limits (rarely, so a burst still fits the pool).
         const length = rng() < 0.002 ? pick(rng, [1518, 1519, 16380, 16381]) : randomLength(rng);

@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { IXGBE_BITS as B, IXGBE_REGISTERS as REG, Ixgbe, Nic } from 'macslot';
 import { IxgbeModel, bytes, frame } from './support/device-models.js';
-import { nearMiss, pick, randomLength, randomMac, runDifferential } from './support/device-diff.js';
+import { pick, randomLength, randomMac, runDifferential, randomDestination } from './support/device-diff.js';
 import { thrownCode } from './support/errors.js';
 
 const STATION = '00:1b:21:0a:0b:0c';
@@ -242,15 +242,7 @@ describe('ixgbe profile', () => {
         return targets;
       },
       draw(rng, targets) {
-        const r = rng();
-        const dst =
-          r < 0.4
-            ? pick(rng, targets)
-            : r < 0.5
-              ? nearMiss(rng, pick(rng, targets))
-              : r < 0.6
-                ? [255, 255, 255, 255, 255, 255]
-                : randomMac(rng);
+        const dst = randomDestination(rng, targets, 0.4);
         const type = rng() < 0.5 ? pick(rng, [0x8100, 0x88a8]) : 0x0800;
         return frame(dst, randomLength(rng), type, Math.floor(rng() * 65536));
       },

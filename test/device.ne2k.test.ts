@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { NE2K_BITS as B, Ne2k, Nic, etherCrc, marIndex } from 'macslot';
 import { Ne2kModel, bytes, dp8390Index, frame } from './support/device-models.js';
-import { nearMiss, pick, randomLength, randomMac, runDifferential } from './support/device-diff.js';
+import { randomLength, randomMac, runDifferential, randomDestination } from './support/device-diff.js';
 import { thrownCode } from './support/errors.js';
 
 const STATION = '00:00:e8:12:34:56';
@@ -210,15 +210,7 @@ describe('ne2k profile', () => {
         return [station, ...groups];
       },
       draw(rng, targets) {
-        const r = rng();
-        const dst =
-          r < 0.5
-            ? pick(rng, targets)
-            : r < 0.6
-              ? nearMiss(rng, pick(rng, targets))
-              : r < 0.7
-                ? [255, 255, 255, 255, 255, 255]
-                : randomMac(rng);
+        const dst = randomDestination(rng, targets, 0.5);
         return frame(dst, randomLength(rng));
       },
     });

@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { Nic, VIRTIO_NET_CTRL as C, VIRTIO_NET_ERR, VIRTIO_NET_OK, VirtioNet, type VirtioRxMode } from 'macslot';
 import { VirtioModel, bytes, frame } from './support/device-models.js';
-import { nearMiss, pick, randomLength, randomMac, runDifferential } from './support/device-diff.js';
+import { pick, randomLength, randomMac, runDifferential, randomDestination } from './support/device-diff.js';
 import { thrownCode } from './support/errors.js';
 
 const MAC = '52:54:00:12:34:56';
@@ -227,15 +227,7 @@ describe('virtio-net profile', () => {
         return [...uni, ...multi, mac, model.mac];
       },
       draw(rng, targets) {
-        const r = rng();
-        const dst =
-          r < 0.5
-            ? pick(rng, targets)
-            : r < 0.6
-              ? nearMiss(rng, pick(rng, targets))
-              : r < 0.7
-                ? [255, 255, 255, 255, 255, 255]
-                : randomMac(rng);
+        const dst = randomDestination(rng, targets, 0.5);
         const type = rng() < 0.5 ? pick(rng, [0x8100, 0x88a8]) : 0x0800;
         return frame(dst, randomLength(rng), type, Math.floor(rng() * 64) | (Math.floor(rng() * 16) << 12));
       },

@@ -71,6 +71,18 @@ export function nearMiss(rng: () => number, mac: readonly number[]): number[] {
   return m;
 }
 
+/**
+ * A destination: one of `targets` with probability `hit`, then a near miss of one (0.1), broadcast (0.1), else random
+ * bytes.
+ */
+export function randomDestination(rng: () => number, targets: readonly (readonly number[])[], hit: number): number[] {
+  const r = rng();
+  if (r < hit) return [...pick(rng, targets)];
+  if (r < hit + 0.1) return nearMiss(rng, pick(rng, targets));
+  if (r < hit + 0.2) return [255, 255, 255, 255, 255, 255];
+  return randomMac(rng);
+}
+
 /** A length: mostly ordinary, sometimes a runt or just around the 14-, 18- and 60-byte edges. */
 export function randomLength(rng: () => number): number {
   const r = rng();
