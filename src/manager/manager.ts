@@ -14,6 +14,7 @@ import {
   type DisplacedRecord,
   type MacRecord,
   type MacStore,
+  type NewClaimRequest,
   type RecordPolicy,
   type RecordStore,
   type StoreData,
@@ -251,6 +252,13 @@ interface Ctx {
   readonly added: LeaseState[];
   /** Leases whose TTL had passed when the transaction began, released from their NICs. */
   readonly swept: Lease[];
+}
+
+/** Where a MAC went on its NIC. */
+interface Placed {
+  readonly slot: number;
+  readonly mac: Mac;
+  readonly factorySlot: boolean;
 }
 
 const idKey = (i: Identity): string => `${i.nic}\u0000${i.guest}\u0000${i.iface}`;
@@ -750,7 +758,7 @@ export class MacManager {
     if (r === null || typeof r !== 'object') throw new MacslotError('INVALID_ARGUMENT', `a request must be an object, got ${show(r)}`);
     const guest = name(r.guest, 'guest');
     const iface = r.iface === undefined ? '0' : name(r.iface, 'iface', 64);
-    const nicName = r.nic ?? [...this.#nics.keys()][0]!;
+    const nicName = r.nic ?? this.#nics.keys().next().value!;
     const e = this.#entry(nicName);
     if (guest === e.nic.primaryClient.name)
       throw new MacslotError('INVALID_ARGUMENT', `guest ${show(guest)} is the name of ${nicName}'s primary client`);
@@ -1043,12 +1051,12 @@ export class MacManager {
     }
   }
 
-  #clientFor(e: NicEntry, guest: string, ctx: Ctx): NicClient {
+  #clientFor(e: NicEntry, guest: string, undo: (() => void)[]): NicClient {
     const existing = e.nic.client(guest);
     if (existing !== undefined) return existing;
     const c = e.nic.openClient(guest);
     this.#ownClients.add(c);
-    ctx.undo.push(() => {
+    undo.push(() => {
       if (c.slots().length === 0) {
         this.#ownClients.delete(c);
         c.close();
@@ -1107,7 +1115,7 @@ export class MacManager {
       (r.ttlMs !== undefined && r.ttlMs > MAX_RECORD_TTL)
     )
       return undefined;
-    const run = this.#claimFresh(e, id, r, records);
+    const run = this.#claimFresh(e, key, id, r, records);
     this.#allocating.set(key, run);
     try {
       const lease = await run;
@@ -1126,7 +1134,7 @@ export class MacManager {
     if (expires !== undefined && !this.#closed && (this.#timer === undefined || expires < this.#timer.at)) this.#arm();
   }
 
-  async #claimFresh(e: NicEntry, id: Identity, r: Checked, records: RecordStore): Promise<Lease | undefined> {
+  async #claimFresh(e: NicEntry, key: string, id: Identity, r: Checked, records: RecordStore): Promise<Lease | undefined> {
     const none = NO_RECORDS;
     const policy: LeasePolicy =
       r.policy === 'fixed' || r.policy === 'derived'
@@ -1138,19 +1146,21 @@ export class MacManager {
     const learned = { forgotten: false };
     for (let round = 0; round < MAX_CLAIMS; round++) {
       const macs = this.#candidates(none, id, r, policy, learned);
+      const texts = macs.map((m) => m.toString());
+      const req: NewClaimRequest = {
+        mac: texts[0]!,
+        alternatives: texts.slice(1),
+        guest: id.guest,
+        nic: id.nic,
+        iface: id.iface,
+        policy,
+        holder: this.session,
+      };
+      if (r.ttlMs !== undefined) req.ttlMs = r.ttlMs;
       for (const m of macs) this.#claiming.add(m.key);
       let rec: StoredRecord | undefined;
       try {
-        rec = await records.claimNew({
-          mac: macs[0]!.toString(),
-          alternatives: macs.slice(1).map((m) => m.toString()),
-          guest: id.guest,
-          nic: id.nic,
-          iface: id.iface,
-          policy,
-          holder: this.session,
-          ...(r.ttlMs === undefined ? {} : { ttlMs: r.ttlMs }),
-        });
+        rec = await records.claimNew(req);
       } catch (err) {
         if (!(err instanceof MacslotError) || err.code !== 'MAC_IN_USE' || policy === 'fixed' || policy === 'derived') throw err;
         for (const m of macs) this.#seenTaken.add(m.key);
@@ -1160,7 +1170,7 @@ export class MacManager {
         for (const m of macs) this.#claiming.delete(m.key);
       }
       if (rec === undefined) return undefined;
-      return this.#placeClaimed(e, id, r, rec, policy, records);
+      return this.#placeClaimed(e, key, id, r, rec, { macs, texts }, policy, records);
     }
     throw last;
   }
@@ -1216,20 +1226,33 @@ export class MacManager {
    * Puts a MAC the store has just recorded for the identity on its NIC. When that fails (the manager closed meanwhile,
    * the NIC is full, a guest reserved the MAC directly), the claim is released again and the error rejects.
    */
-  #placeClaimed(e: NicEntry, id: Identity, r: Checked, rec: StoredRecord, policy: LeasePolicy, records: RecordStore): Lease {
-    const mac = Mac.parse(rec.mac);
-    // The lease's expiry is the store's, exactly: the claim's time plus its TTL.
-    const ctx: Ctx = { data: emptyStoreData(), now: rec.updated, byIdentity: new Map(), counts: new Map(), undo: [], added: [], swept: [] };
+  #placeClaimed(
+    e: NicEntry,
+    key: string,
+    id: Identity,
+    r: Checked,
+    rec: StoredRecord,
+    tried: { macs: Mac[]; texts: string[] },
+    policy: LeasePolicy,
+    records: RecordStore,
+  ): Lease {
+    const i = tried.texts.indexOf(rec.mac);
+    const mac = i >= 0 ? tried.macs[i]! : Mac.parse(rec.mac);
+    // No transaction's bookkeeping: the store has recorded the claim already, so only the NIC and this manager change.
+    const undo: (() => void)[] = [];
+    let st: LeaseState | undefined;
     try {
       this.#live();
-      const reason = this.#takenReason(ctx.data, ctx.now, mac, id, policy);
+      const reason = this.#takenReason(NO_RECORDS, rec.updated, mac, id, policy);
       if (reason !== undefined) throw new MacslotError('MAC_IN_USE', `${rec.mac} is ${reason}`);
-      const client = this.#clientFor(e, id.guest, ctx);
-      const placed = this.#place(ctx, client, { mac });
-      return this.#snapshot(this.#record(ctx, e, id, r, client, placed, policy, false, undefined));
+      const client = this.#clientFor(e, id.guest, undo);
+      const placed = this.#place(undo, client, { mac });
+      // The lease's expiry is the store's, exactly: the claim's time plus its TTL.
+      st = this.#lease(e, key, id, r, client, placed, policy, false, undefined, rec.updated);
+      return this.#snapshot(st);
     } catch (err) {
-      for (const st of ctx.added) if (this.#leases.get(st.key) === st) this.#leases.delete(st.key);
-      for (const fn of ctx.undo.reverse()) {
+      if (st !== undefined && this.#leases.get(key) === st) this.#leases.delete(key);
+      for (const fn of undo.reverse()) {
         try {
           fn();
         } catch {
@@ -1273,16 +1296,16 @@ export class MacManager {
   }
 
   /** Reserves `mac` (or factory `slot`) for the guest on the NIC, recording how to undo it. */
-  #place(ctx: Ctx, client: NicClient, target: { slot: number } | { mac: Mac }): { slot: number; mac: Mac; factorySlot: boolean } {
+  #place(undo: (() => void)[], client: NicClient, target: { slot: number } | { mac: Mac }): Placed {
     this.#placing = true;
     try {
       if ('slot' in target) {
         const r = client.addressReserve({ slot: target.slot });
-        ctx.undo.push(() => client.addressUnreserve(r.slot));
+        undo.push(() => client.addressUnreserve(r.slot));
         return { slot: r.slot, mac: r.mac, factorySlot: true };
       }
       const r = client.addressAdd(target.mac);
-      ctx.undo.push(() => client.addressRemove(r.slot));
+      undo.push(() => client.addressRemove(r.slot));
       return { slot: r.slot, mac: r.mac, factorySlot: false };
     } finally {
       this.#placing = false;
@@ -1368,8 +1391,8 @@ export class MacManager {
           `onConflict: "reallocate" to get a new one`,
       );
     }
-    const client = this.#clientFor(e, id.guest, ctx);
-    const placed = this.#place(ctx, client, slot !== undefined ? { slot } : { mac });
+    const client = this.#clientFor(e, id.guest, ctx.undo);
+    const placed = this.#place(ctx.undo, client, slot !== undefined ? { slot } : { mac });
     return this.#record(ctx, e, id, r, client, placed, rec.policy as LeasePolicy, true, undefined);
   }
 
@@ -1411,8 +1434,8 @@ export class MacManager {
       policy = request === 'block' || (request === 'auto' && (r.block ?? this.#block) !== undefined) ? 'block' : 'random';
       target = { mac: this.#pick(policy, r, taken) };
     }
-    const client = this.#clientFor(e, id.guest, ctx);
-    const placed = this.#place(ctx, client, target);
+    const client = this.#clientFor(e, id.guest, ctx.undo);
+    const placed = this.#place(ctx.undo, client, target);
     return this.#record(ctx, e, id, r, client, placed, policy, false, previous);
   }
 
@@ -1422,14 +1445,45 @@ export class MacManager {
     id: Identity,
     r: Checked,
     client: NicClient,
-    placed: { slot: number; mac: Mac; factorySlot: boolean },
+    placed: Placed,
     policy: LeasePolicy,
     restored: boolean,
     previous: Mac | undefined,
   ): LeaseState {
-    const expires = r.ttlMs === undefined ? undefined : ctx.now + r.ttlMs;
+    const st = this.#lease(e, idKey(id), id, r, client, placed, policy, restored, previous, ctx.now);
+    const use = e.slots.get(placed.slot);
+    const text = use?.mac.equals(placed.mac) ? use.text : placed.mac.toString();
+    this.#claim(ctx, text, {
+      guest: id.guest,
+      nic: id.nic,
+      iface: id.iface,
+      policy,
+      holder: this.session,
+      expires: st.expires ?? null,
+      updated: ctx.now,
+    });
+    ctx.byIdentity.set(st.key, text);
+    this.#count(ctx, id.guest, id.nic, 1);
+    ctx.added.push(st);
+    return st;
+  }
+
+  /** The lease of a MAC just placed on its NIC, at store time `now`, made this manager's (its slot's and its identity's). */
+  #lease(
+    e: NicEntry,
+    key: string,
+    id: Identity,
+    r: Checked,
+    client: NicClient,
+    placed: Placed,
+    policy: LeasePolicy,
+    restored: boolean,
+    previous: Mac | undefined,
+    now: number,
+  ): LeaseState {
+    const expires = r.ttlMs === undefined ? undefined : now + r.ttlMs;
     const st: LeaseState = {
-      key: idKey(id),
+      key,
       guest: id.guest,
       iface: id.iface,
       nic: id.nic,
@@ -1444,21 +1498,9 @@ export class MacManager {
       ttlMs: r.ttlMs,
       client,
     };
-    this.#claim(ctx, placed.mac.toString(), {
-      guest: id.guest,
-      nic: id.nic,
-      iface: id.iface,
-      policy,
-      holder: this.session,
-      expires: expires ?? null,
-      updated: ctx.now,
-    });
-    ctx.byIdentity.set(st.key, placed.mac.toString());
-    this.#count(ctx, id.guest, id.nic, 1);
     const use = e.slots.get(placed.slot);
     if (use !== undefined) use.lease = st;
-    this.#leases.set(st.key, st);
-    ctx.added.push(st);
+    this.#leases.set(key, st);
     return st;
   }
 
@@ -1528,7 +1570,7 @@ export class MacManager {
         );
       }
     }
-    const client = this.#clientFor(target, guest, ctx);
+    const client = this.#clientFor(target, guest, ctx.undo);
     const out: LeaseState[] = [];
     for (const m of moves) {
       const st = this.#moveOne(ctx, m.e, m.slot, m.use, target, client);
@@ -1552,7 +1594,7 @@ export class MacManager {
       if (back !== undefined) back.lease = old;
       this.#leases.set(old.key, old);
     });
-    const placed = this.#place(ctx, client, { mac });
+    const placed = this.#place(ctx.undo, client, { mac });
     const rec = ctx.data.records[use.text];
     const ours = rec !== undefined && rec.holder === this.session && rec.nic === e.name && rec.guest === use.client;
     if (old === undefined) {
