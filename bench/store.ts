@@ -4,9 +4,9 @@
 // host, instead. These closed loops measure throughput: their latency is, by Little's law, the allocations under way
 // divided by the rate. What "n allocations/s at p99 ≤ x ms" means is an open loop: BENCH_RATE allocations/s in all
 // (default 5,000; 0 for none), spread evenly over BENCH_OPEN_HOSTS hosts (default 16), started on schedule however many
-// are under way, each timed from its scheduled start. PostgreSQL: MACSLOT_PG_URL, else a private throwaway cluster (then
-// the database's CPU time is that cluster's alone; with MACSLOT_PG_URL it is every process named postgres here).
-// BENCH_SECONDS sets each run's length (default 3).
+// are under way, each timed from its scheduled start. PostgreSQL: MACSLOT_PG_URL, else a private throwaway cluster. The
+// database's CPU time is the cluster's alone when scripts/pg-cluster.sh laid it out (the private one), else that of every
+// process named postgres here. BENCH_SECONDS sets each run's length (default 3).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -33,6 +33,8 @@ interface Result {
   p50: number;
   p99: number;
   conflicts: number;
+  /** Allocations that failed (open loop: STORE_IO when the queue made a query wait longer than its timeout). */
+  failed: number;
   /** CPU time the hosts spent per allocation (ms), all hosts together: what the machine's load takes away. */
   hostCpu: number;
   /** CPU time PostgreSQL's processes spent per allocation (ms), when they can be read from /proc. */
@@ -63,6 +65,18 @@ function dbCpuMs(postmaster: number | undefined): number {
     return ticks * 10;
   } catch {
     return NaN;
+  }
+}
+
+/** The postmaster of a cluster laid out as scripts/pg-cluster.sh does (its data in `data` beside its unix socket), if any. */
+function postmasterOf(url: string): number | undefined {
+  try {
+    const dir = new URL(url).searchParams.get('host');
+    if (dir === null || !dir.startsWith('/')) return undefined;
+    const pid = Number(readFileSync(join(dir, 'data', 'postmaster.pid'), 'utf8').split('\n')[0]);
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
   }
 }
 
@@ -101,7 +115,9 @@ async function run(kind: 'file' | 'postgres', target: string, schema: string, ho
     const db0 = dbCpuMs(postmaster);
     const done = children.map((c) => line(c));
     for (const c of children) c.stdin!.write('go\n');
-    const outs = (await Promise.all(done)).map((l) => JSON.parse(l) as { count: number; conflicts: number; cpuMs: number; lat: number[] });
+    const outs = (await Promise.all(done)).map(
+      (l) => JSON.parse(l) as { count: number; conflicts: number; failed?: number; cpuMs: number; lat: number[] },
+    );
     const seconds = (performance.now() - t0) / 1000;
     const db = dbCpuMs(postmaster) - db0;
     for (const c of children) c.stdin!.write('exit\n');
@@ -116,6 +132,7 @@ async function run(kind: 'file' | 'postgres', target: string, schema: string, ho
       p50: q(0.5),
       p99: q(0.99),
       conflicts: outs.reduce((n, o) => n + o.conflicts, 0),
+      failed: outs.reduce((n, o) => n + (o.failed ?? 0), 0),
       hostCpu: outs.reduce((n, o) => n + o.cpuMs, 0) / Math.max(1, count),
       dbCpu: kind === 'postgres' ? db / Math.max(1, count) : NaN,
     };
@@ -127,7 +144,6 @@ async function run(kind: 'file' | 'postgres', target: string, schema: string, ho
 const results: Result[] = [];
 const dir = mkdtempSync(join(tmpdir(), 'macslot-bench-store-'));
 let cluster: Cluster | undefined;
-// The private cluster's postmaster: its data directory is `data` in the folder its unix socket is in.
 let postmaster: number | undefined;
 try {
   if (STORES.includes('file')) for (const n of HOSTS) results.push(await run('file', join(dir, `macs-${n}.json`), '', n));
@@ -136,9 +152,8 @@ try {
   else if (url === undefined && binariesHere()) {
     cluster = startCluster();
     url = cluster.url;
-    const dir = new URL(url).searchParams.get('host') ?? '';
-    postmaster = Number(readFileSync(join(dir, 'data', 'postmaster.pid'), 'utf8').split('\n')[0]);
   }
+  postmaster = url === undefined ? undefined : postmasterOf(url);
   const schema = (): string => `b_${randomBytes(6).toString('hex')}`;
   if (url === undefined) console.error('no PostgreSQL (set MACSLOT_PG_URL or install postgresql): PostgresStore skipped');
   else {
@@ -156,12 +171,12 @@ console.log(
       .map((l) => l.toFixed(1))
       .join(' ')}`,
 );
-console.log('store     hosts  offered/s  alloc/s    p50 ms   p99 ms   conflicts  host CPU ms/alloc  db CPU ms/alloc');
+console.log('store     hosts  offered/s  alloc/s    p50 ms   p99 ms   conflicts  failed  host CPU ms/alloc  db CPU ms/alloc');
 for (const r of results) {
   console.log(
     `${r.store.padEnd(9)} ${String(r.hosts).padStart(5)} ${(r.offered > 0 ? r.offered.toFixed(0) : 'closed').padStart(10)} ` +
       `${r.perSecond.toFixed(0).padStart(8)} ` +
-      `${r.p50.toFixed(2).padStart(9)} ${r.p99.toFixed(2).padStart(8)} ${String(r.conflicts).padStart(11)} ` +
+      `${r.p50.toFixed(2).padStart(9)} ${r.p99.toFixed(2).padStart(8)} ${String(r.conflicts).padStart(11)} ${String(r.failed).padStart(7)} ` +
       `${r.hostCpu.toFixed(3).padStart(18)} ${r.dbCpu.toFixed(3).padStart(16)}`,
   );
 }
