@@ -1,6 +1,6 @@
 // Data plane (Wasm): delivery. Puts a descriptor of each classified frame into the receive rings of its clients (one
-// producer lane at a time; the frame stays in the lane's pool, pinned until every receiver released it) and owns the rings'
-// and clients' bookkeeping.
+// producer lane at a time; the frame stays in the lane's pool, pinned until every receiver released it; under VLANs each
+// receiver's descriptor points at the form its port sends, see egress.ts) and owns the rings' and clients' bookkeeping.
 
 import {
   B_FLAGS, B_PROMISC_COUNT, B_VLAN, V_VLAN_SHIFT, C_BROADCAST, C_BYTES, C_FRAMES, C_MULTICAST, C_RING_DROPS, CLIENT_COUNTER_BYTES,

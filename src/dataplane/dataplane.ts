@@ -433,8 +433,10 @@ export class DataPlane {
   /**
    * Filters on (MAC, VID) from now on: frames arrive on port `uplink` of `vlans` (its PVID takes untagged frames in; a VID
    * it does not carry, or a tag cut short, is `drop-vlan`), and reach only the clients (ports keyed by client id) of their
-   * VLAN; a frame whose receivers are all outside its VLAN is `drop-vlan`, broadcast reaches the VLAN's clients. The
-   * membership is copied: call again after changing it; `undefined` turns VLAN filtering off. Both banks change the
+   * VLAN; a frame whose receivers are all outside its VLAN is `drop-vlan`, broadcast reaches the VLAN's clients. Each
+   * client receives the frame as its port sends it (`vlanEgressFrame`): untagged on an access port and in a trunk's native
+   * VLAN, tagged with the frame's VID otherwise; a form the pool has no room for is a counted drop (`poolFull`, the
+   * client's `poolDrops`). The membership is copied: call again after changing it; `undefined` turns VLAN filtering off. Both banks change the
    * left-right way, so no burst sees half a change. Needs a data plane created with `{ vlans: true }`. Throws NOT_SUPPORTED
    * without that room or on a data plane attached from a handle, INVALID_ARGUMENT when the uplink carries more than 255 VLANs.
    */
