@@ -541,3 +541,63 @@ describe('egress: each port receives the frame as a VLAN-filtering bridge sends 
     }
   });
 });
+
+// classifyKeys has no frame to read a tag from: a key is classified as an untagged frame from the uplink (its native VLAN),
+// or in the VLAN given.
+const KEY_VIDS: { name: string; vid: number | undefined }[] = [
+  { name: 'no VID: the native VLAN', vid: undefined },
+  { name: 'the native VLAN named', vid: 10 },
+  { name: 'a tagged VLAN of the uplink', vid: 20 },
+  { name: 'a VLAN the uplink does not carry', vid: 30 },
+];
+const KEYS = ['00:14:4f:00:00:01', '00:14:4f:00:00:02', 'ff:ff:ff:ff:ff:ff', '01:00:5e:00:00:01', '02:00:00:00:00:09'];
+
+describe('classifyKeys with VLANs', () => {
+  it.each(KEY_VIDS)('agrees with classifyVlanFrame on an equivalent frame: $name', async ({ vid }) => {
+    const nic = new Nic({ primary: '00:14:4f:00:00:00', factory: { base: '00:14:4f:00:00:01', count: 2 }, maxClients: 4 });
+    const a = nic.openClient('a');
+    const b = nic.openClient('b');
+    for (const c of [a, b]) {
+      c.addressReserve();
+      c.multicastJoin('01:00:5e:00:00:01');
+    }
+    const vlans = new VlanMembership<number | string>();
+    vlans.set(a.id, { access: 10 });
+    vlans.set(b.id, { access: 20 });
+    vlans.set(UPLINK, { trunk: [10, 20], native: 10 });
+    const dp = await DataPlane.create(nic, { burst: 4, poolBytes: 1 << 16, vlans: true });
+    try {
+      dp.setVlans(vlans, UPLINK);
+      const want = KEYS.map((k) => {
+        const tag = vid === undefined ? [] : [0x81, 0x00, vid >>> 8, vid & 0xff];
+        const frame = Uint8Array.from([...Mac.parse(k).toBytes(), 2, 0, 0, 0, 0, 1, ...tag, 0x08, 0x00, ...new Array(46).fill(0)]);
+        const v = classifyVlanFrame(nic.filterState(), vlans, UPLINK, frame);
+        return { deliver: v.deliver, rule: v.rule, path: v.path };
+      });
+      expect(
+        dp.classifyKeys(
+          KEYS.map((k) => Mac.parse(k)),
+          vid,
+        ),
+      ).toEqual(want);
+      expect(want.some((v) => v.rule === 'drop-vlan')).toBe(true);
+    } finally {
+      dp.close();
+    }
+  });
+
+  it('refuses a VID without VLAN filtering, or outside 1..4094', async () => {
+    const nic = new Nic({ primary: '00:14:4f:00:00:00', maxClients: 4 });
+    const dp = await DataPlane.create(nic, { burst: 4, poolBytes: 4096, vlans: true });
+    try {
+      const key = [Mac.parse('00:14:4f:00:00:00')];
+      expect(() => dp.classifyKeys(key, 10)).toThrow(/vid 10 given, but this data plane filters no VLANs/);
+      const vlans = new VlanMembership<number | string>();
+      vlans.set(UPLINK, { trunk: [10] });
+      dp.setVlans(vlans, UPLINK);
+      for (const bad of [0, 4095, 1.5]) expect(() => dp.classifyKeys(key, bad)).toThrow(MacslotError);
+    } finally {
+      dp.close();
+    }
+  });
+});

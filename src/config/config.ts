@@ -371,7 +371,7 @@ export function buildFromConfig(config: MacslotConfig, options: { vlans?: boolea
   if (field !== undefined && options.vlans !== true)
     throw new MacslotError(
       'CONFIG_INVALID',
-      `${field}: VLANs are not applied by this command yet (only by macslot explain, macslot switch and the API), so the file is refused`,
+      `${field}: VLANs are not applied by this caller (it must pass { vlans: true } and apply the returned vlans), so the file is refused`,
     );
   const random = config.seed !== undefined ? seededRandom(config.seed) : undefined;
   const { vlans: _vlans, native: _native, ...nicFields } = config.nic;

@@ -8,6 +8,7 @@ import { classifyFrame, classifyKey, RULES, type Verdict } from '../filter/refer
 import { classifyVlanFrame } from '../filter/vlan.js';
 import type { VlanMembership } from '../vlan/membership.js';
 import { checkUplink, vlanImage } from './vlan.js';
+import { checkVid } from '../vlan/tag.js';
 import type { Nic } from '../nic/nic.js';
 import type { Mac } from '../wire/mac.js';
 import { instantiate } from './instance.js';
@@ -354,12 +355,35 @@ export class DataPlane {
     return this.#reader.receiveBurst(frames);
   }
 
-  /** Classifies destination keys (MAC-48 or EUI-64) directly, for link layers other than Ethernet; returns one verdict each. */
-  classifyKeys(keys: readonly Mac[]): Verdict[] {
+  /**
+   * Classifies destination keys (MAC-48 or EUI-64) directly, for link layers other than Ethernet; returns one verdict each.
+   * Under VLAN filtering (`setVlans`) a key is classified on (key, VID) as an untagged frame from the uplink would be: in
+   * `vid` when given, else in the uplink's native VLAN; a VLAN the uplink does not carry (or no native VLAN) is `drop-vlan`,
+   * and only the clients of the VLAN receive, as for frames (the rule counters count the rule before this VLAN step).
+   * Throws INVALID_ARGUMENT for a `vid` outside 1..4094, or given to a data plane without VLANs.
+   */
+  classifyKeys(keys: readonly Mac[], vid?: number): Verdict[] {
     this.#reader.live();
+    const v = this.#vlans;
+    if (vid !== undefined) {
+      checkVid(vid);
+      if (v === undefined) throw new MacslotError('INVALID_ARGUMENT', `vid ${show(vid)} given, but this data plane filters no VLANs`);
+    }
     const nic = this.#nic;
-    if (this.#writer?.held === true && nic !== undefined) return keys.map((k) => classifyKey(nic.filterState(), k));
-    return this.#reader.classifyKeys(keys);
+    const out =
+      this.#writer?.held === true && nic !== undefined
+        ? keys.map((k) => classifyKey(nic.filterState(), k))
+        : this.#reader.classifyKeys(keys);
+    if (v === undefined) return out;
+    const up = v.vlans.get(v.uplink);
+    const at = vid ?? up?.pvid;
+    const dropped: Verdict = { deliver: [], rule: 'drop-vlan', path: 'hardware' };
+    if (at === undefined || up?.vids.includes(at) !== true) return out.map(() => dropped);
+    return out.map((r) => {
+      if (r.rule.startsWith('drop-')) return r;
+      const deliver = r.deliver.filter((id) => v.vlans.isMember(id, at));
+      return deliver.length === 0 && r.rule !== 'broadcast' ? dropped : { ...r, deliver };
+    });
   }
 
   /**
