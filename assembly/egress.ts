@@ -75,7 +75,8 @@ export function egressFrame(bank: usize, cfg: u32, slot: u32, off: u32, len: u32
   tpid = cfg & VL_TPID_MASK;
   pvid = (cfg >> VL_PVID_SHIFT) & VL_PVID_MASK;
   rxKind = RX_UNTAGGED;
-  if (len >= 18 && len <= poolBytes && off <= poolBytes - len && be16(p, 12) == tpid) rxKind = (be16(p, 14) & 0xfff) != 0 ? RX_TAGGED : RX_PRIORITY;
+  const inside = len <= poolBytes && off <= poolBytes - len;
+  if (inside && len >= 18 && be16(p, 12) == tpid) rxKind = (be16(p, 14) & 0xfff) != 0 ? RX_TAGGED : RX_PRIORITY;
   untagBits = bank + vlanUntagOff + <usize>(slot - 1) * <usize>words * 4;
   off0 = off;
   len0 = len;
@@ -83,7 +84,6 @@ export function egressFrame(bank: usize, cfg: u32, slot: u32, off: u32, len: u32
   got1 = 0;
   got2 = 0;
   // Classify checked the frame lies inside the pool; should its descriptor have changed since, no form is copied from it.
-  const inside = len <= poolBytes && off <= poolBytes - len;
   state1 = inside ? 0 : FAILED;
   state2 = inside ? 0 : FAILED;
 }

@@ -383,17 +383,41 @@ const EGRESS: { name: string; frame: Uint8Array; receive: Partial<Record<PortNam
     frame: egressFrame(MACS.T, '81 00 b0 0a 08 00'),
     receive: { T: 'as-received' },
   },
-  { name: 'VLAN 10 tagged to a trunk whose native VLAN is 10: untagged', frame: egressFrame(MACS.N, '81 00 00 0a 08 00'), receive: { N: 'untagged' } },
-  { name: 'VLAN 20 tagged to a trunk with another native VLAN: tagged', frame: egressFrame(MACS.N, '81 00 00 14 08 00'), receive: { N: 'as-received' } },
-  { name: 'untagged (uplink native 30) to an access port of 30: as received', frame: egressFrame(MACS.B, '08 00'), receive: { B: 'as-received' } },
-  { name: 'untagged (uplink native 30) to a trunk without native: tag 30 inserted', frame: egressFrame(MACS.T, '08 00'), receive: { T: { insert: 30 } } },
+  {
+    name: 'VLAN 10 tagged to a trunk whose native VLAN is 10: untagged',
+    frame: egressFrame(MACS.N, '81 00 00 0a 08 00'),
+    receive: { N: 'untagged' },
+  },
+  {
+    name: 'VLAN 20 tagged to a trunk with another native VLAN: tagged',
+    frame: egressFrame(MACS.N, '81 00 00 14 08 00'),
+    receive: { N: 'as-received' },
+  },
+  {
+    name: 'untagged (uplink native 30) to an access port of 30: as received',
+    frame: egressFrame(MACS.B, '08 00'),
+    receive: { B: 'as-received' },
+  },
+  {
+    name: 'untagged (uplink native 30) to a trunk without native: tag 30 inserted',
+    frame: egressFrame(MACS.T, '08 00'),
+    receive: { T: { insert: 30 } },
+  },
   {
     name: 'untagged, 1,518 bytes, to a trunk: a 1,522-byte tagged frame',
     frame: egressFrame(MACS.T, '08 00', 1518),
     receive: { T: { insert: 30 } },
   },
-  { name: 'priority tag (VID 0, PCP 5) to a trunk: VID 30, priority kept', frame: egressFrame(MACS.T, '81 00 a0 00 08 00'), receive: { T: { vid: 30 } } },
-  { name: 'priority tag (VID 0) to an access port of 30: untagged', frame: egressFrame(MACS.B, '81 00 e0 00 08 00'), receive: { B: 'untagged' } },
+  {
+    name: 'priority tag (VID 0, PCP 5) to a trunk: VID 30, priority kept',
+    frame: egressFrame(MACS.T, '81 00 a0 00 08 00'),
+    receive: { T: { vid: 30 } },
+  },
+  {
+    name: 'priority tag (VID 0) to an access port of 30: untagged',
+    frame: egressFrame(MACS.B, '81 00 e0 00 08 00'),
+    receive: { B: 'untagged' },
+  },
   {
     name: '802.1ad outer tag on an 802.1Q bridge is payload: VLAN 30, tag inserted before it on a trunk',
     frame: egressFrame(MACS.T, '88 a8 00 0a 08 00'),
