@@ -319,6 +319,8 @@ export class DataPlane {
    * slowest rings, counted in their clients' `poolDrops`; views a consumer took are never taken back. `begin` (default
    * true) starts a new batch: pass false for the second and later frames of one burst, so they do not reuse each other's
    * lines; such a later frame gets -1 as soon as the batch has no room left (end the burst there and begin another).
+   * Under VLANs, rxBurst writes the tagged or untagged forms of frames after the batch, clear of every frame it describes:
+   * deliver a batch in one rxBurst, as frames reserved and not described may be written over once the pool wraps.
    */
   reserve(length: number, begin = true): number {
     this.#reader.live();
