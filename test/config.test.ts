@@ -341,7 +341,7 @@ describe('the JSON Schema and the validators give the same verdict', () => {
         .filter(([, ok]) => ok)
         .map(([f]) => f)
         .sort(),
-    ).toEqual(['nb6.json', 'nic.json', 'vlans.json']);
+    ).toEqual(['nb6.json', 'nic.json', 'vlans-trunk.json', 'vlans.json']);
   });
 
   it('on generated valid configurations', () => {

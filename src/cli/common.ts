@@ -137,7 +137,10 @@ export async function dataPlaneFor(configured: ConfiguredNic, options: Omit<Data
   } catch (err) {
     dp.close();
     if (isMacslotError(err, 'INVALID_ARGUMENT'))
-      throw new MacslotError('CONFIG_INVALID', `the wire's VLANs (nic.vlans, default every client VLAN and 1): ${err.message}`);
+      throw new MacslotError(
+        'CONFIG_INVALID',
+        `the wire's VLANs (nic.vlans, default every client VLAN and 1): ${err.message.replace(/^INVALID_ARGUMENT: /, '')}`,
+      );
     throw err;
   }
   return dp;

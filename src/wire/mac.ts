@@ -16,6 +16,8 @@ export const ETH_LOCAL_BIT = 0x02;
 
 const HEX = /^[0-9a-fA-F]+$/;
 const TWO_POW_32 = 0x1_0000_0000;
+// Every byte's two lowercase hex digits.
+const PAIR: readonly string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 
 function invalid(input: unknown, why: string): MacslotError {
   return new MacslotError('INVALID_MAC', `${show(input)} is not a MAC: ${why}`);
@@ -137,7 +139,11 @@ export class Mac {
 
   /** Returns the canonical form: lowercase hex pairs joined by colons. */
   toString(): string {
-    return this.format('colon');
+    if (this.kind !== 'mac48') return this.format('colon');
+    // The common case without format's arrays: managers and stores write a MAC's text on every allocation.
+    const h = this.hi;
+    const l = this.lo;
+    return `${PAIR[h >>> 8]}:${PAIR[h & 0xff]}:${PAIR[l >>> 24]}:${PAIR[(l >>> 16) & 0xff]}:${PAIR[(l >>> 8) & 0xff]}:${PAIR[l & 0xff]}`;
   }
 
   /** Returns the MAC in the given notation, lowercase unless `uppercase` is set. */
