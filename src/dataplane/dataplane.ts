@@ -319,6 +319,8 @@ export class DataPlane {
    * slowest rings, counted in their clients' `poolDrops`; views a consumer took are never taken back. `begin` (default
    * true) starts a new batch: pass false for the second and later frames of one burst, so they do not reuse each other's
    * lines; such a later frame gets -1 as soon as the batch has no room left (end the burst there and begin another).
+   * Under VLANs, rxBurst writes the tagged or untagged forms of frames after the batch, clear of every frame it describes:
+   * deliver a batch in one rxBurst, as frames reserved and not described may be written over once the pool wraps.
    */
   reserve(length: number, begin = true): number {
     this.#reader.live();
@@ -457,8 +459,10 @@ export class DataPlane {
   /**
    * Filters on (MAC, VID) from now on: frames arrive on port `uplink` of `vlans` (its PVID takes untagged frames in; a VID
    * it does not carry, or a tag cut short, is `drop-vlan`), and reach only the clients (ports keyed by client id) of their
-   * VLAN; a frame whose receivers are all outside its VLAN is `drop-vlan`, broadcast reaches the VLAN's clients. The
-   * membership is copied: call again after changing it; `undefined` turns VLAN filtering off. Both banks change the
+   * VLAN; a frame whose receivers are all outside its VLAN is `drop-vlan`, broadcast reaches the VLAN's clients. Each
+   * client receives the frame as its port sends it (`vlanEgressFrame`): untagged on an access port and in a trunk's native
+   * VLAN, tagged with the frame's VID otherwise; a form the pool has no room for is a counted drop (`poolFull`, the
+   * client's `poolDrops`). The membership is copied: call again after changing it; `undefined` turns VLAN filtering off. Both banks change the
    * left-right way, so no burst sees half a change. Needs a data plane created with `{ vlans: true }`. Throws NOT_SUPPORTED
    * without that room or on a data plane attached from a handle, INVALID_ARGUMENT when the uplink carries more than 255 VLANs.
    */
