@@ -3,7 +3,7 @@
 // allocations for new guests under way at a time (default 8); BENCH_MODE=claim measures bare claims, one at a time per
 // host, instead. These closed loops measure throughput: their latency is, by Little's law, the allocations under way
 // divided by the rate. What "n allocations/s at p99 ≤ x ms" means is an open loop: BENCH_RATE allocations/s in all
-// (default 5,000; 0 for none), spread evenly over BENCH_OPEN_HOSTS hosts (default 16), started on schedule however many
+// (default 5000; several separated by commas; 0 for none), spread evenly over BENCH_OPEN_HOSTS hosts (default 16), started on schedule however many
 // are under way, each timed from its scheduled start. PostgreSQL: MACSLOT_PG_URL, else a private throwaway cluster. The
 // database's CPU time is the cluster's alone when scripts/pg-cluster.sh laid it out (the private one), else that of every
 // process named postgres here. BENCH_SECONDS sets each run's length (default 3).
@@ -20,7 +20,10 @@ const HOSTS = (process.env.BENCH_HOSTS ?? '1,4,16').split(',').map(Number);
 const MODE = process.env.BENCH_MODE === 'claim' ? 'claim' : 'manager';
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8);
 const STORES = (process.env.BENCH_STORES ?? 'file,postgres').split(',');
-const RATE = Number(process.env.BENCH_RATE ?? 5_000);
+const RATES = (process.env.BENCH_RATE ?? '5000')
+  .split(',')
+  .map(Number)
+  .filter((r) => r > 0);
 const OPEN_HOSTS = (process.env.BENCH_OPEN_HOSTS ?? '16').split(',').map(Number);
 const host = fileURLToPath(new URL('./store-host.mjs', import.meta.url));
 
@@ -158,7 +161,7 @@ try {
   if (url === undefined) console.error('no PostgreSQL (set MACSLOT_PG_URL or install postgresql): PostgresStore skipped');
   else {
     for (const n of HOSTS) results.push(await run('postgres', url, schema(), n));
-    if (RATE > 0) for (const n of OPEN_HOSTS) results.push(await run('postgres', url, schema(), n, RATE));
+    for (const rate of RATES) for (const n of OPEN_HOSTS) results.push(await run('postgres', url, schema(), n, rate));
   }
 } finally {
   cluster?.remove();
