@@ -3,10 +3,11 @@
 // allocations for new guests under way at a time (default 8); BENCH_MODE=claim measures bare claims, one at a time per
 // host, instead. These closed loops measure throughput: their latency is, by Little's law, the allocations under way
 // divided by the rate. What "n allocations/s at p99 ≤ x ms" means is an open loop: BENCH_RATE allocations/s in all
-// (default 5000; several separated by commas; 0 for none), spread evenly over BENCH_OPEN_HOSTS hosts (default 16), started on schedule however many
-// are under way, each timed from its scheduled start. PostgreSQL: MACSLOT_PG_URL, else a private throwaway cluster. The
-// database's CPU time is the cluster's alone when scripts/pg-cluster.sh laid it out (the private one), else that of every
-// process named postgres here. BENCH_SECONDS sets each run's length (default 3).
+// (default 5000; several separated by commas; 0 for none), spread evenly over BENCH_OPEN_HOSTS hosts (default 16),
+// started on schedule however many are under way, each timed from its scheduled start. PostgreSQL: MACSLOT_PG_URL,
+// else a private throwaway cluster. The database's CPU time is the cluster's alone when scripts/pg-cluster.sh laid it
+// out (the private one), else that of every process named postgres here. BENCH_SECONDS sets each run's length
+// (default 3).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -179,7 +180,8 @@ for (const r of results) {
   console.log(
     `${r.store.padEnd(9)} ${String(r.hosts).padStart(5)} ${(r.offered > 0 ? r.offered.toFixed(0) : 'closed').padStart(10)} ` +
       `${r.perSecond.toFixed(0).padStart(8)} ` +
-      `${r.p50.toFixed(2).padStart(9)} ${r.p99.toFixed(2).padStart(8)} ${String(r.conflicts).padStart(11)} ${String(r.failed).padStart(7)} ` +
+      `${r.p50.toFixed(2).padStart(9)} ${r.p99.toFixed(2).padStart(8)} ` +
+      `${String(r.conflicts).padStart(11)} ${String(r.failed).padStart(7)} ` +
       `${r.hostCpu.toFixed(3).padStart(18)} ${r.dbCpu.toFixed(3).padStart(16)}`,
   );
 }
