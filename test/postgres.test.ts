@@ -381,6 +381,20 @@ describe.skipIf(server === undefined)('schema versions', () => {
     expect(await code(s.claim({ mac: A, ...id('new'), policy: 'block', holder: 'h' }))).toBe('MAC_IN_USE');
   });
 
+  it('upgrades a version 3 schema: its records stay, its claims then go through the batch function', async () => {
+    const schema = freshSchema();
+    const before = await openPg({ schema });
+    await before.claim({ mac: A, ...id('old'), policy: 'block', holder: 'h' });
+    await before.close();
+    // Version 4 only added macslot_claims: without it, and marked 3, this is what version 3 left.
+    await sql(server!.url, `DROP FUNCTION ${q(schema, 'macslot_claims')}; UPDATE ${q(schema, 'macslot_schema')} SET version = 3`);
+    const s = await openPg({ schema });
+    expect(await sql(server!.url, `SELECT version FROM ${q(schema, 'macslot_schema')}`)).toEqual([{ version: POSTGRES_SCHEMA_VERSION }]);
+    expect(await s.claimNew({ mac: A, alternatives: [B], ...id('new'), policy: 'block', holder: 'h' })).toMatchObject({ mac: B });
+    expect(await s.claimNew({ mac: '02:00:00:00:00:0c', ...id('old'), policy: 'block', holder: 'h' })).toBeUndefined();
+    expect((await s.list()).map((r) => `${r.mac} ${r.guest}`)).toEqual([`${A} old`, `${B} new`]);
+  });
+
   it('refuses a newer schema and leaves it alone', async () => {
     const schema = freshSchema();
     await (await openPg({ schema })).claim({ mac: A, ...id('g'), policy: 'block', holder: 'h' });
