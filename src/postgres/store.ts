@@ -376,12 +376,18 @@ export class PostgresStore implements MacStore, RecordStore {
   }
 
   #record(r: Row): StoredRecord {
-    const rec = checkRecord(
-      r.mac,
-      { guest: r.guest, nic: r.nic, iface: r.iface, policy: r.policy, holder: r.holder, expires: num(r.expires), updated: num(r.updated) },
-      this.location,
-    );
-    return { mac: r.mac, ...rec };
+    // One object, checked as it is returned (checkRecord hands back what it checked): no copy per claim.
+    const rec = {
+      mac: r.mac,
+      guest: r.guest,
+      nic: r.nic,
+      iface: r.iface,
+      policy: r.policy,
+      holder: r.holder,
+      expires: num(r.expires),
+      updated: num(r.updated),
+    };
+    return checkRecord(r.mac, rec, this.location) as StoredRecord;
   }
 
   // ---- The whole-store interface the manager uses ----
@@ -565,7 +571,7 @@ export class PostgresStore implements MacStore, RecordStore {
     const row = await this.#claimRow(c, [c.mac, ...alternatives.map(canonicalRecordMac)], true);
     if (row.status === 'remembered') return undefined;
     if (row.status !== 'ok') throw this.#inUse(c.mac, row);
-    return this.#record({ ...row, mac: row.mac! });
+    return this.#record(row as Row);
   }
 
   #inUse(mac: string, row: ClaimRow): MacslotError {
