@@ -1,6 +1,6 @@
 // Data plane (Wasm): delivery. Puts a descriptor of each classified frame into the receive rings of its clients (one
-// producer lane at a time; the frame stays in the lane's pool, pinned until every receiver released it) and owns the rings'
-// and clients' bookkeeping.
+// producer lane at a time; the frame stays in the lane's pool, pinned until every receiver released it; under VLANs each
+// receiver's descriptor points at the form its port sends, see egress.ts) and owns the rings' and clients' bookkeeping.
 
 import {
   B_FLAGS, B_PROMISC_COUNT, B_VLAN, V_VLAN_SHIFT, C_BROADCAST, C_BYTES, C_FRAMES, C_MULTICAST, C_RING_DROPS, CLIENT_COUNTER_BYTES,
@@ -17,6 +17,7 @@ import { enter, leave } from './reader';
 import { bump, bumpStriped, ownsLane } from './lanes';
 import { classifyOne, held } from './classify';
 import { vlanMembers } from './vlan';
+import { egressBurst, egressEnd, egressFrame, egressLength, egressOffset, egressPick, egressTook, FORM_NONE } from './egress';
 
 /**
  * Gives client `client` an empty ring and zero counters (its id was reused). Only for an id no bank delivers to:
@@ -82,6 +83,22 @@ function enqueue(lp: usize, lane: u32, client: u32, off: u32, len: u32, verdict:
 }
 
 /**
+ * Puts a descriptor of the frame into client `client`'s ring: without VLANs (`vlan` 0) the frame as received, else the form
+ * the client's VLAN egress asks for (see egress.ts), which egressEnd() pins.
+ */
+// @ts-ignore: decorator
+@inline function deliverTo(
+  lp: usize, lane: u32, client: u32, off: u32, len: u32, verdict: u32, rule: u32, multicast: bool, vlan: usize,
+): u32 {
+  if (vlan == 0) return enqueue(lp, lane, client, off, len, verdict, rule, multicast);
+  const f = egressPick(client);
+  if (f == FORM_NONE) return 0;
+  const n = enqueue(lp, lane, client, egressOffset(f), egressLength(f), verdict, rule, multicast);
+  if (n != 0) egressTook(f);
+  return n;
+}
+
+/**
  * Delivers to every client set in `set` (and `extra`, a second bitmap or 0) and in `vlan` (the frame's VLAN members, or 0
  * without VLANs), skipping `exclude` and `skip`.
  */
@@ -96,7 +113,7 @@ function fanOut(
     if (vlan != 0) bits &= load<u32>(vlan + (<usize>w << 2));
     while (bits != 0) {
       const c = (w << 5) + ctz(bits);
-      if (c != exclude && c != skip && c < clients) n += enqueue(lp, lane, c, off, len, verdict, rule, multicast);
+      if (c != exclude && c != skip && c < clients) n += deliverTo(lp, lane, c, off, len, verdict, rule, multicast, vlan);
       bits &= bits - 1;
     }
   }
@@ -120,6 +137,7 @@ export function rxBurst(lane: u32, count: u32, exclude: u32): u32 {
   const flags = load<u32>(bank + B_FLAGS);
   const vcfg = load<u32>(bank + B_VLAN);
   const pins = lp + pinsOff;
+  if (vcfg != 0) egressBurst(lp, count);
   for (let i: u32 = 0; i < count; i++) {
     const v = classifyOne(bank, lp, i, flags, anyPromisc, vcfg);
     store<u32>(verdicts + (<usize>i << 2), v);
@@ -134,6 +152,7 @@ export function rxBurst(lane: u32, count: u32, exclude: u32): u32 {
     // Under VLAN filtering only the members of the frame's VLAN receive it.
     const slot = (v >> V_VLAN_SHIFT) & 0xff;
     const vlan = slot != 0 ? vlanMembers(bank, slot) : 0;
+    if (vlan != 0) egressFrame(bank, vcfg, slot, off, len);
     let n: u32 = 0;
     if (rule == R_BROADCAST) {
       n = fanOut(lp, lane, bank + bcastOff, anyPromisc ? promisc : 0, vlan, exclude, V_NO_REF, off, len, v, rule, multicast);
@@ -145,11 +164,12 @@ export function rxBurst(lane: u32, count: u32, exclude: u32): u32 {
     } else {
       // Unicast to one client, plus any promiscuous ones (without delivering twice).
       const inVlan = vlan == 0 || (ref < clients && (load<u32>(vlan + (<usize>(ref >> 5) << 2)) & (<u32>1 << (ref & 31))) != 0);
-      if (ref != exclude && ref < clients && inVlan) n = enqueue(lp, lane, ref, off, len, v, rule, multicast);
+      if (ref != exclude && ref < clients && inVlan) n = deliverTo(lp, lane, ref, off, len, v, rule, multicast, vlan);
       if (anyPromisc) n += fanOut(lp, lane, promisc, 0, vlan, exclude, ref, off, len, v, rule, multicast);
     }
-    // One pin per receiver, added once per frame (classify checked the frame lies inside the pool).
-    if (n != 0) pinFrame(pins, off, <i32>n);
+    // One pin per receiver, added once per frame (classify checked the frame lies inside the pool); under VLANs per form.
+    if (vlan != 0) egressEnd();
+    else if (n != 0) pinFrame(pins, off, <i32>n);
   }
   leave(lp);
   // Publish each touched ring's head, then ring its doorbell if a consumer sleeps on it. A lane reclaimed during the

@@ -2,7 +2,7 @@
 
 /** "macs": marks a planned memory. */
 @inline export const MAGIC: u32 = 0x7363_616d;
-@inline export const LAYOUT_VERSION: u32 = 6;
+@inline export const LAYOUT_VERSION: u32 = 7;
 /** Lanes: one per thread running bursts, each with its own pool, descriptors, verdicts and counters. */
 @inline export const MAX_LANES: u32 = 16;
 @inline export const LINE: usize = 64;
@@ -150,7 +150,7 @@
 @inline export const HASH_BYTES: usize = 512;
 
 // VLANs, per bank after the group bitmaps: a byte per VID (0: the uplink does not carry it; else its slot 1..VLAN_SLOTS),
-// then one client bitmap per slot (the clients in that VLAN).
+// then one client bitmap per slot (the clients in that VLAN), then one per slot of the clients that get it untagged.
 @inline export const VL_ON: u32 = 0x8000_0000;
 @inline export const VL_TPID_MASK: u32 = 0xffff;
 @inline export const VL_PVID_SHIFT: u32 = 16;

@@ -41,9 +41,13 @@ export let hashOff: usize = 0;
 export let bcastOff: usize = 0;
 export let promiscOff: usize = 0;
 export let groupsOff: usize = 0;
-/** The VLAN map (a byte per VID) and the client bitmaps of the VLAN slots, after the group bitmaps. */
+/**
+ * The VLAN map (a byte per VID) and the client bitmaps of the VLAN slots, after the group bitmaps; then, per slot, the
+ * clients that send the slot's VLAN untagged (access ports, and trunks whose native VLAN it is).
+ */
 export let vlanMapOff: usize = 0;
 export let vlanBitsOff: usize = 0;
+export let vlanUntagOff: usize = 0;
 /** Bytes of the VLAN region of each bank: 0 when the memory was planned without VLANs. */
 export let vlanBytes: usize = 0;
 // Lane-relative offsets.
@@ -69,6 +73,7 @@ function derive(): void {
   groupsOff = promiscOff + <usize>words * 4;
   vlanMapOff = align(groupsOff + <usize>groups * <usize>words * 4, LINE);
   vlanBitsOff = vlanMapOff + VLAN_IDS;
+  vlanUntagOff = vlanBitsOff + <usize>VLAN_SLOTS * <usize>words * 4;
   descOff = align(L_COUNTERS + <usize>(LANE_COUNTERS * STRIPES) * 8, LINE);
   verdictOff = descOff + <usize>burst * 8;
   keysOff = align(verdictOff + <usize>burst * 4, 16);
@@ -139,7 +144,7 @@ export function plan(
   ringBytes = ringData;
   maxFrame = frameMax;
   lanes = laneCount;
-  vlanBytes = vlanRoom != 0 ? VLAN_IDS + <usize>VLAN_SLOTS * <usize>words * 4 : 0;
+  vlanBytes = vlanRoom != 0 ? VLAN_IDS + 2 * <usize>VLAN_SLOTS * <usize>words * 4 : 0;
   derive();
   // Sizes multiply up past 2^32 (16 lanes of 300 MB pools): the layout is summed in 64 bits, and refused above the limit.
   const bankBytes64 = (<u64>vlanMapOff + <u64>vlanBytes + <u64>LINE - 1) & ~(<u64>LINE - 1);
@@ -257,8 +262,8 @@ export function bankPromiscPtr(bank: u32): usize { return bankPtr(bank) + promis
 /** Returns the address of group `g`'s member bitmap in `bank`, or 0 outside the group capacity. */
 export function bankGroupPtr(bank: u32, g: u32): usize { return g < groups ? bankPtr(bank) + groupsOff + <usize>g * <usize>words * 4 : 0; }
 /**
- * Returns the address of `bank`'s VLAN map (a byte per VID), followed by the client bitmaps of its VLAN slots; 0 when the
- * memory was planned without VLANs.
+ * Returns the address of `bank`'s VLAN map (a byte per VID), followed by the client bitmaps of its VLAN slots (members,
+ * then those that get the VLAN untagged); 0 when the memory was planned without VLANs.
  */
 export function bankVlanPtr(bank: u32): usize { return vlanBytes != 0 ? bankPtr(bank) + vlanMapOff : 0; }
 /** Returns the ring data size in bytes (a power of two). */

@@ -28,8 +28,31 @@ import { bump, ownsLane } from './lanes';
   return lane < lanes && len != 0 && len <= poolBytes && off <= poolBytes - len;
 }
 
-/** Finds `need` free lines in one run within the window of the current batch; moves the cursor past them. */
-function findLines(lp: usize, need: u32): u32 {
+/**
+ * The answer of a run of lines `pos`..`pos` + `need` - 1 that overlaps a frame described in a burst (`count` descriptors at
+ * `descs`, all inside the bytes [`lo`, `hi`)): how many lines past `pos` the search may skip minus one, or NO_SPACE when
+ * the run overlaps none of them.
+ */
+function overlapSkip(pos: u32, need: u32, descs: usize, count: u32, lo: u32, hi: u32): u32 {
+  const a = pos << POOL_LINE_SHIFT;
+  const b = (pos + need) << POOL_LINE_SHIFT;
+  if (b <= lo || a >= hi) return NO_SPACE;
+  for (let j: u32 = 0; j < count; j++) {
+    const off = load<u32>(descs + (<usize>j << 3));
+    const len = load<u32>(descs + (<usize>j << 3), 4);
+    if (len == 0 || len > poolBytes || off > poolBytes - len) continue;
+    // The frame's last line is past `pos` (it ends after the run starts): the search resumes after it.
+    if (off < b && off + len > a) return ((off + len + (<u32>1 << POOL_LINE_SHIFT) - 1) >> POOL_LINE_SHIFT) - pos - 1;
+  }
+  return NO_SPACE;
+}
+
+/**
+ * Finds free lines for `len` bytes in one run within the window of the current batch, ending inside the pool; moves the
+ * cursor past them. With `count` non-zero the run also avoids every frame described at `descs` (see overlapSkip).
+ */
+function findLines(lp: usize, len: u32, descs: usize, count: u32, lo: u32, hi: u32): u32 {
+  const need = (len + (<u32>1 << POOL_LINE_SHIFT) - 1) >> POOL_LINE_SHIFT;
   const pins = lp + pinsOff;
   const back = lp + backOff;
   let c = load<u32>(lp + L_CURSOR);
@@ -39,7 +62,8 @@ function findLines(lp: usize, need: u32): u32 {
   const end = origin + poolLines;
   while (end - c >= need && <i32>(end - c) > 0) {
     const pos = c % poolLines;
-    if (pos + need > poolLines) {
+    // The last line may be partly past the pool's end: a run there must still hold the whole frame.
+    if (pos + need > poolLines || (pos << POOL_LINE_SHIFT) + len > poolBytes) {
       c += poolLines - pos;
       continue;
     }
@@ -54,6 +78,7 @@ function findLines(lp: usize, need: u32): u32 {
         break;
       }
     }
+    if (busy == NO_SPACE && count != 0) busy = overlapSkip(pos, need, descs, count, lo, hi);
     if (busy == NO_SPACE) {
       for (let k: u32 = 0; k < need; k++) store<u32>(back + (<usize>(pos + k) << 2), k);
       store<u32>(lp + L_CURSOR, c + need);
@@ -62,6 +87,22 @@ function findLines(lp: usize, need: u32): u32 {
     c += busy + 1;
   }
   return NO_SPACE;
+}
+
+/**
+ * Returns an offset in the pool of the lane at `lp` for `len` bytes the ring producer writes during a burst (a frame's
+ * other form, see egress.ts), or NO_SPACE: free lines after the batch's frames that overlap none of the `count` frames
+ * the burst describes at `descs` (inside [`lo`, `hi`)). When the batch's window is used up the search starts over from
+ * the pool's start, as a new batch would: pins and the burst's descriptors still guard every frame in use. Takes nothing
+ * back from rings.
+ */
+export function poolPlace(lp: usize, len: u32, descs: usize, count: u32, lo: u32, hi: u32): u32 {
+  if (len == 0 || len > poolBytes) return NO_SPACE;
+  const at = findLines(lp, len, descs, count, lo, hi);
+  if (at != NO_SPACE) return at;
+  store<u32>(lp + L_CURSOR, 0);
+  store<u32>(lp + L_ORIGIN, 0);
+  return findLines(lp, len, descs, count, lo, hi);
 }
 
 /**
@@ -132,9 +173,8 @@ export function poolAlloc(lane: u32, len: u32, begin: u32): u32 {
     store<u32>(lp + L_CURSOR, 0);
     store<u32>(lp + L_ORIGIN, 0);
   }
-  const need = (len + (<u32>1 << POOL_LINE_SHIFT) - 1) >> POOL_LINE_SHIFT;
   for (;;) {
-    const at = findLines(lp, need);
+    const at = findLines(lp, len, 0, 0, 0, 0);
     if (at != NO_SPACE) return at;
     // Later frames of a batch only end it: the next batch sees the whole pool, and takes frames back only then.
     if (begin == 0) return NO_SPACE;

@@ -9,7 +9,9 @@ import { PostgresStore } from '../dist/postgres/store.js';
 import { MacManager } from '../dist/manager/manager.js';
 import { Nic } from '../dist/nic/nic.js';
 
-const [kind, target, schema, tag, msText, mode = 'manager', concurrencyText = '8'] = process.argv.slice(2);
+const [kind, target, schema, tag, msText, mode = 'manager', concurrencyText = '8', rateText = '0'] = process.argv.slice(2);
+// Open loop (rate > 0): allocations start on a fixed schedule of `rate` per second, however many are still under way.
+const rate = Number(rateText);
 const store =
   kind === 'file' ? new FileStore({ path: target, lockTimeoutMs: 60_000 }) : await PostgresStore.open({ connectionString: target, schema });
 const concurrency = mode === 'manager' ? Number(concurrencyText) : 1;
@@ -24,6 +26,7 @@ const manager =
     : undefined;
 let next = 0;
 let conflicts = 0;
+let failed = 0;
 
 /** One allocation; resolves false when the store gave the MAC to someone else (bare claims only). */
 async function allocateOne() {
@@ -58,14 +61,48 @@ async function run(end, lat) {
   await Promise.all(Array.from({ length: concurrency }, loop));
 }
 
-await run(performance.now() + Number(process.env.BENCH_WARMUP_MS ?? 1_500));
+/**
+ * Starts one allocation every 1/rate s until `end`, each timed into `lat` (when given) from its scheduled start, not from
+ * when a late timer got to it: time spent queueing counts (no coordinated omission). Resolves once all have settled.
+ */
+async function runOpen(end, lat) {
+  const t0 = performance.now();
+  const gap = 1000 / rate;
+  const started = [];
+  for (let k = 0; ; ) {
+    const now = performance.now();
+    // Every start whose time has come, a late timer's backlog included.
+    for (; t0 + k * gap <= now && t0 + k * gap < end; k++) {
+      const at = t0 + k * gap;
+      started.push(
+        allocateOne().then(
+          (ok) => {
+            if (lat === undefined) return;
+            if (!ok) conflicts++;
+            lat.push(performance.now() - at);
+          },
+          // Overload shows as failures (STORE_IO once a query waited timeoutMs), counted rather than ending the host.
+          () => {
+            if (lat !== undefined) failed++;
+          },
+        ),
+      );
+    }
+    if (t0 + k * gap >= end) break;
+    await new Promise((r) => setTimeout(r, Math.max(0, t0 + k * gap - performance.now())));
+  }
+  await Promise.all(started);
+}
+
+const timed = rate > 0 ? runOpen : run;
+await timed(performance.now() + Number(process.env.BENCH_WARMUP_MS ?? 1_500));
 process.stdout.write('ready\n');
 await new Promise((r) => process.stdin.once('data', r));
 const cpu0 = process.cpuUsage();
 const lat = [];
-await run(performance.now() + Number(msText), lat);
+await timed(performance.now() + Number(msText), lat);
 const { user, system } = process.cpuUsage(cpu0);
-process.stdout.write(`${JSON.stringify({ count: lat.length - conflicts, conflicts, cpuMs: (user + system) / 1000, lat })}\n`);
+process.stdout.write(`${JSON.stringify({ count: lat.length - conflicts, conflicts, failed, cpuMs: (user + system) / 1000, lat })}\n`);
 // Connections stay open until told, so the database's CPU time can be read while its backends still exist.
 await new Promise((r) => process.stdin.once('data', r));
 await store.close?.();

@@ -1,8 +1,12 @@
 // Benchmark: MAC allocations per second and latency (p50, p99) of the FileStore and the PostgresStore, with 1, 4 and 16
 // hosts (processes) allocating at once from one block. Each host runs a MacManager, as users do, with BENCH_CONCURRENCY
 // allocations for new guests under way at a time (default 8); BENCH_MODE=claim measures bare claims, one at a time per
-// host, instead. PostgreSQL: MACSLOT_PG_URL, else a private throwaway cluster. BENCH_SECONDS sets each run's length
-// (default 3).
+// host, instead. These closed loops measure throughput: their latency is, by Little's law, the allocations under way
+// divided by the rate. What "n allocations/s at p99 ≤ x ms" means is an open loop: BENCH_RATE allocations/s in all
+// (default 5,000; 0 for none), spread evenly over BENCH_OPEN_HOSTS hosts (default 16), started on schedule however many
+// are under way, each timed from its scheduled start. PostgreSQL: MACSLOT_PG_URL, else a private throwaway cluster. The
+// database's CPU time is the cluster's alone when scripts/pg-cluster.sh laid it out (the private one), else that of every
+// process named postgres here. BENCH_SECONDS sets each run's length (default 3).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -16,23 +20,33 @@ const HOSTS = (process.env.BENCH_HOSTS ?? '1,4,16').split(',').map(Number);
 const MODE = process.env.BENCH_MODE === 'claim' ? 'claim' : 'manager';
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8);
 const STORES = (process.env.BENCH_STORES ?? 'file,postgres').split(',');
+const RATE = Number(process.env.BENCH_RATE ?? 5_000);
+const OPEN_HOSTS = (process.env.BENCH_OPEN_HOSTS ?? '16').split(',').map(Number);
 const host = fileURLToPath(new URL('./store-host.mjs', import.meta.url));
 
 interface Result {
   store: string;
   hosts: number;
+  /** Allocations/s offered in all (open loop), or 0 for a closed loop. */
+  offered: number;
   perSecond: number;
   p50: number;
   p99: number;
   conflicts: number;
+  /** Allocations that failed (open loop: STORE_IO when the queue made a query wait longer than its timeout). */
+  failed: number;
   /** CPU time the hosts spent per allocation (ms), all hosts together: what the machine's load takes away. */
   hostCpu: number;
   /** CPU time PostgreSQL's processes spent per allocation (ms), when they can be read from /proc. */
   dbCpu: number;
 }
 
-/** CPU time (ms) of every process named postgres, from /proc; NaN where /proc is missing. */
-function dbCpuMs(): number {
+/**
+ * CPU time (ms) of PostgreSQL, from /proc: of the cluster whose postmaster is `postmaster` (it and its children, and the
+ * children it already reaped), else of every process named postgres (other clusters on this machine included); NaN where
+ * /proc is missing.
+ */
+function dbCpuMs(postmaster: number | undefined): number {
   try {
     let ticks = 0;
     for (const pid of readdirSync('/proc')) {
@@ -41,7 +55,9 @@ function dbCpuMs(): number {
         const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
         if (!stat.includes('(postgres)')) continue;
         const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        if (postmaster !== undefined && Number(pid) !== postmaster && Number(f[1]) !== postmaster) continue;
         ticks += Number(f[11]) + Number(f[12]);
+        if (Number(pid) === postmaster) ticks += Number(f[13]) + Number(f[14]);
       } catch {
         // The process ended meanwhile.
       }
@@ -49,6 +65,18 @@ function dbCpuMs(): number {
     return ticks * 10;
   } catch {
     return NaN;
+  }
+}
+
+/** The postmaster of a cluster laid out as scripts/pg-cluster.sh does (its data in `data` beside its unix socket), if any. */
+function postmasterOf(url: string): number | undefined {
+  try {
+    const dir = new URL(url).searchParams.get('host');
+    if (dir === null || !dir.startsWith('/')) return undefined;
+    const pid = Number(readFileSync(join(dir, 'data', 'postmaster.pid'), 'utf8').split('\n')[0]);
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
   }
 }
 
@@ -68,21 +96,30 @@ function line(child: ChildProcess): Promise<string> {
   });
 }
 
-async function run(kind: 'file' | 'postgres', target: string, schema: string, hosts: number): Promise<Result> {
-  const children = Array.from({ length: hosts }, (_, i) =>
-    spawn(process.execPath, [host, kind, target, schema, String(i), String(SECONDS * 1000), MODE, String(CONCURRENCY)], {
-      stdio: ['pipe', 'pipe', 'inherit'],
-    }),
-  );
+async function run(kind: 'file' | 'postgres', target: string, schema: string, hosts: number, rate = 0): Promise<Result> {
+  const args = (i: number): string[] => [
+    host,
+    kind,
+    target,
+    schema,
+    String(i),
+    String(SECONDS * 1000),
+    MODE,
+    String(CONCURRENCY),
+    String(rate / hosts),
+  ];
+  const children = Array.from({ length: hosts }, (_, i) => spawn(process.execPath, args(i), { stdio: ['pipe', 'pipe', 'inherit'] }));
   try {
     await Promise.all(children.map((c) => line(c)));
     const t0 = performance.now();
-    const db0 = dbCpuMs();
+    const db0 = dbCpuMs(postmaster);
     const done = children.map((c) => line(c));
     for (const c of children) c.stdin!.write('go\n');
-    const outs = (await Promise.all(done)).map((l) => JSON.parse(l) as { count: number; conflicts: number; cpuMs: number; lat: number[] });
+    const outs = (await Promise.all(done)).map(
+      (l) => JSON.parse(l) as { count: number; conflicts: number; failed?: number; cpuMs: number; lat: number[] },
+    );
     const seconds = (performance.now() - t0) / 1000;
-    const db = dbCpuMs() - db0;
+    const db = dbCpuMs(postmaster) - db0;
     for (const c of children) c.stdin!.write('exit\n');
     const lat = outs.flatMap((o) => o.lat).sort((a, b) => a - b);
     const q = (p: number): number => lat[Math.min(lat.length - 1, Math.floor(p * lat.length))] ?? NaN;
@@ -90,10 +127,12 @@ async function run(kind: 'file' | 'postgres', target: string, schema: string, ho
     return {
       store: kind,
       hosts,
+      offered: rate,
       perSecond: count / seconds,
       p50: q(0.5),
       p99: q(0.99),
       conflicts: outs.reduce((n, o) => n + o.conflicts, 0),
+      failed: outs.reduce((n, o) => n + (o.failed ?? 0), 0),
       hostCpu: outs.reduce((n, o) => n + o.cpuMs, 0) / Math.max(1, count),
       dbCpu: kind === 'postgres' ? db / Math.max(1, count) : NaN,
     };
@@ -105,6 +144,7 @@ async function run(kind: 'file' | 'postgres', target: string, schema: string, ho
 const results: Result[] = [];
 const dir = mkdtempSync(join(tmpdir(), 'macslot-bench-store-'));
 let cluster: Cluster | undefined;
+let postmaster: number | undefined;
 try {
   if (STORES.includes('file')) for (const n of HOSTS) results.push(await run('file', join(dir, `macs-${n}.json`), '', n));
   let url = process.env.MACSLOT_PG_URL;
@@ -113,8 +153,13 @@ try {
     cluster = startCluster();
     url = cluster.url;
   }
+  postmaster = url === undefined ? undefined : postmasterOf(url);
+  const schema = (): string => `b_${randomBytes(6).toString('hex')}`;
   if (url === undefined) console.error('no PostgreSQL (set MACSLOT_PG_URL or install postgresql): PostgresStore skipped');
-  else for (const n of HOSTS) results.push(await run('postgres', url, `b_${randomBytes(6).toString('hex')}`, n));
+  else {
+    for (const n of HOSTS) results.push(await run('postgres', url, schema(), n));
+    if (RATE > 0) for (const n of OPEN_HOSTS) results.push(await run('postgres', url, schema(), n, RATE));
+  }
 } finally {
   cluster?.remove();
   rmSync(dir, { recursive: true, force: true });
@@ -126,11 +171,12 @@ console.log(
       .map((l) => l.toFixed(1))
       .join(' ')}`,
 );
-console.log('store     hosts  alloc/s    p50 ms   p99 ms   conflicts  host CPU ms/alloc  db CPU ms/alloc');
+console.log('store     hosts  offered/s  alloc/s    p50 ms   p99 ms   conflicts  failed  host CPU ms/alloc  db CPU ms/alloc');
 for (const r of results) {
   console.log(
-    `${r.store.padEnd(9)} ${String(r.hosts).padStart(5)} ${r.perSecond.toFixed(0).padStart(8)} ` +
-      `${r.p50.toFixed(2).padStart(9)} ${r.p99.toFixed(2).padStart(8)} ${String(r.conflicts).padStart(11)} ` +
+    `${r.store.padEnd(9)} ${String(r.hosts).padStart(5)} ${(r.offered > 0 ? r.offered.toFixed(0) : 'closed').padStart(10)} ` +
+      `${r.perSecond.toFixed(0).padStart(8)} ` +
+      `${r.p50.toFixed(2).padStart(9)} ${r.p99.toFixed(2).padStart(8)} ${String(r.conflicts).padStart(11)} ${String(r.failed).padStart(7)} ` +
       `${r.hostCpu.toFixed(3).padStart(18)} ${r.dbCpu.toFixed(3).padStart(16)}`,
   );
 }

@@ -251,4 +251,4 @@ export {
   type VlanPortView,
   type VlanProtocol,
 } from './vlan/membership.js';
-export { classifyVlanFrame, type VlanVerdict } from './filter/vlan.js';
+export { classifyVlanFrame, vlanEgressFrame, type VlanVerdict } from './filter/vlan.js';

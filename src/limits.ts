@@ -16,4 +16,6 @@ export const LIMITS = Object.freeze({
   groups: 256,
   /** Longest client name, in UTF-16 code units. */
   clientName: 256,
+  /** Most VLANs the wire (a data plane's uplink) carries: the VLAN slots of a data plane bank. */
+  vlans: 255,
 });

@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { scanCapture, type CaptureReader } from 'macslot';
+import { buildFromConfig, classifyVlanFrame, parseConfig, scanCapture, type CaptureReader } from 'macslot';
 import { readCaptureFile } from 'macslot/node';
 import { until } from './support/frames.js';
 import { streamPeer } from './support/peer.js';
@@ -113,8 +113,74 @@ describe('explain', () => {
     expect(r.status).toBe(1);
     expect(r.err).toContain('"not-a-file" is neither a capture file nor hex bytes');
   });
+});
 
-  it('names the VLAN of each frame with a VLAN configuration, and drops across VLANs', () => {
+describe('configuration files with VLANs', () => {
+  const TRUNK = join(FIX, 'vlans-trunk.json');
+  const VMIX = 'unicast=50,broadcast=10,multicast=10,unknown=5,flood=5,runt=5,vlan=15';
+  type Seen = { vid: number | null; rule: string; path: string; deliver: string[] };
+
+  /** A capture of `config`'s traffic from gen, and what the reference filter makes of each frame, with the VLAN it is in. */
+  async function generated(name: string, config: string, frames: number): Promise<{ file: string; want: Seen[] }> {
+    const file = join(tmp, name);
+    const g = cli('gen', file, '--config', config, '--frames', String(frames), '--seed', '7', '--mix', VMIX);
+    expect(g.status, g.err).toBe(0);
+    expect(g.out).toMatch(/vlan [\d,]+; [\d,]+ tagged\)\n$/);
+    const { nic, vlans } = buildFromConfig(parseConfig(JSON.parse(readFileSync(config, 'utf8'))), { vlans: true });
+    const want: Seen[] = [];
+    await readCaptureFile(file, (r) => {
+      const v = classifyVlanFrame(nic.filterState(), vlans!, 'uplink', r.data);
+      want.push({ vid: v.vid ?? null, rule: v.rule, path: v.path, deliver: v.deliver.map((id) => nic.client(id)!.name) });
+    });
+    return { file, want };
+  }
+
+  it('gen tags the frames, and explain (Wasm) agrees with the reference filter on every one, naming its VLAN', async () => {
+    const { file, want } = await generated('vlan-explain.pcap', TRUNK, 3000);
+    const rules = new Set(want.map((w) => w.rule));
+    for (const r of ['unicast-exact', 'broadcast', 'multicast-exact', 'drop-vlan', 'drop-unknown', 'drop-runt'])
+      expect(rules, `the capture has ${r}`).toContain(r);
+    expect(new Set(want.map((w) => w.vid))).toEqual(new Set([1, 10, 20, 30, 4094, null]));
+    const r = cli('explain', file, '--config', TRUNK, '--json');
+    expect(r.status, r.err).toBe(0);
+    const got = r.out
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Seen & { index: number });
+    expect(got.map(({ vid, rule, path, deliver }) => ({ vid, rule, path, deliver }))).toEqual(want);
+  });
+
+  it('filter classifies on (MAC, VLAN) through the data plane and counts drop-vlan', async () => {
+    const { file, want } = await generated('vlan-filter.pcap', TRUNK, 3000);
+    const out = join(tmp, 'vlan-filter');
+    const r = cli('filter', file, '--config', TRUNK, '--out', out, '--dropped', '--json');
+    expect(r.status, r.err).toBe(0);
+    const report = JSON.parse(r.out) as {
+      clients: { name: string; frames: number; vlans: number[] }[];
+      dropped: { frames: number; rules: Record<string, number> };
+    };
+    const to = (name: string): number => want.filter((w) => w.deliver.includes(name)).length;
+    expect(report.clients.map((c) => [c.name, c.frames, c.vlans])).toEqual([
+      ['primary', to('primary'), [1]],
+      ['vm-a', to('vm-a'), [10]],
+      ['vm-b', to('vm-b'), [20]],
+      ['router', to('router'), [10, 20, 30]],
+    ]);
+    const dropVlan = want.filter((w) => w.rule === 'drop-vlan').length;
+    expect(dropVlan).toBeGreaterThan(0);
+    expect(report.dropped.rules['drop-vlan']).toBe(dropVlan);
+    expect(report.dropped.frames).toBe(want.filter((w) => w.deliver.length === 0).length);
+    // Each client's capture holds its frames as they came from the wire, tags kept.
+    const vids: number[] = [];
+    await readCaptureFile(join(out, 'vm-b.pcap'), (c) => void vids.push((c.data[12]! << 8) | c.data[13]!));
+    expect(vids).toHaveLength(to('vm-b'));
+    expect(vids.every((t) => t === 0x8100)).toBe(true);
+    const text = cli('filter', file, '--config', TRUNK, '--out', join(tmp, 'vlan-filter-text'));
+    expect(text.out).toMatch(/client\s+vlans\s+frames/);
+    expect(text.out).toMatch(/router\s+10, 20, 30\s/);
+  });
+
+  it('explain names the VLAN of hex frames and drops across VLANs', () => {
     const frames = [
       'ffffffffffff 020000000001 0800', // untagged: the wire's native VLAN 10
       'ffffffffffff 020000000001 8100 0014 0800', // broadcast in VLAN 20
@@ -129,7 +195,7 @@ describe('explain', () => {
       r.out
         .trim()
         .split('\n')
-        .map((l) => JSON.parse(l) as { vid: number | null; rule: string; deliver: string[] }),
+        .map((l) => JSON.parse(l) as Seen),
     ).toEqual(
       [
         { vid: 10, rule: 'broadcast', deliver: ['vm-a'] },
@@ -144,10 +210,68 @@ describe('explain', () => {
     expect(table.out.split('\n')[0]).toMatch(/destination\s+vlan\s+length/);
   });
 
-  it('inspect refuses a VLAN configuration it would not apply', () => {
-    const r = cli('inspect', '--config', join(FIX, 'vlans.json'));
+  it('inspect shows the VLANs of the wire and of every client', () => {
+    const t = cli('inspect', '--config', TRUNK);
+    expect(t.status, t.err).toBe(0);
+    expect(t.out).toContain('VLANs (the wire and each client):');
+    const rows = t.out
+      .slice(t.out.indexOf('VLANs ('))
+      .split('\n')
+      .slice(3, 8)
+      .map((l) => l.trim().split(/\s{2,}/));
+    expect(rows).toEqual([
+      ['(wire)', 'trunk', '1, 10, 20, 30', '1'],
+      ['primary', 'access', '1', '1'],
+      ['vm-a', 'access', '10', '10'],
+      ['vm-b', 'access', '20', '20'],
+      ['router', 'trunk', '10, 20, 30', '30'],
+    ]);
+    const j = JSON.parse(cli('inspect', '--config', TRUNK, '--json').out) as { vlans: unknown[] };
+    expect(j.vlans[4]).toEqual({ port: 'router', mode: 'trunk', vlans: [10, 20, 30], native: 30 });
+    expect(JSON.parse(cli('inspect', '--config', NIC, '--json').out)).not.toHaveProperty('vlans');
+  });
+
+  const badVlans = join(tmp, 'bad-vlans.json');
+  const manyVlans = join(tmp, 'many-vlans.json');
+  writeFileSync(badVlans, JSON.stringify({ nic: { primary: '00:14:4f:00:00:00' }, clients: [{ name: 'a', vlans: [10], native: 20 }] }));
+  const wide = Array.from({ length: 256 }, (_, i) => i + 1);
+  writeFileSync(manyVlans, JSON.stringify({ nic: { primary: '00:14:4f:00:00:00', vlans: wide }, clients: [{ name: 'a', vlan: 1 }] }));
+  const capture = join(tmp, 'any.pcap');
+  const REFUSED: { name: string; args: () => string[]; message: string }[] = [
+    {
+      name: 'inspect, a bad native VLAN',
+      args: () => ['inspect', '--config', badVlans],
+      message: 'clients[0].native: 20 is not one of vlans',
+    },
+    { name: 'explain, a bad native VLAN', args: () => ['explain', 'ff', '--config', badVlans], message: 'clients[0].native: 20' },
+    {
+      name: 'gen, a bad native VLAN',
+      args: () => ['gen', join(tmp, 'x.pcap'), '--config', badVlans, '--frames', '1'],
+      message: 'clients[0].native',
+    },
+    {
+      name: 'filter, a bad native VLAN',
+      args: () => ['filter', capture, '--config', badVlans, '--out', join(tmp, 'x')],
+      message: 'clients[0].native',
+    },
+    {
+      name: 'gen, vlan frames without VLANs',
+      args: () => ['gen', join(tmp, 'y.pcap'), '--config', NIC, '--frames', '1', '--mix', 'vlan=1'],
+      message: '--mix asks for vlan frames but the configuration uses no VLANs',
+    },
+    ...['explain ff', 'filter CAPTURE --out OUT', 'inspect', 'gen OUT.pcap --frames 1'].map((line) => ({
+      name: `${line.split(' ')[0]}, more VLANs on the wire than the data plane carries`,
+      args: () => [...line.replace('CAPTURE', capture).replaceAll('OUT', join(tmp, 'z')).split(' '), '--config', manyVlans],
+      message: 'nic.vlans: "256 VLANs" are more than the data plane carries (at most 255)',
+    })),
+  ];
+  it.each(REFUSED)('refuses $name with CONFIG_INVALID or INVALID_ARGUMENT naming it', ({ args, message }) => {
+    if (!existsSync(capture)) expect(cli('gen', capture, '--config', NIC, '--frames', '4').status).toBe(0);
+    const r = cli(...args());
     expect(r.status).toBe(1);
-    expect(r.err).toContain('nic.vlans: VLANs are not applied by this command yet');
+    expect(r.err).toContain(message);
+    expect(r.err).toMatch(/CONFIG_INVALID|INVALID_ARGUMENT/);
+    expect(['x.pcap', 'y.pcap', 'z.pcap'].some((f) => existsSync(join(tmp, f)))).toBe(false);
   });
 });
 

@@ -341,7 +341,7 @@ describe('the JSON Schema and the validators give the same verdict', () => {
         .filter(([, ok]) => ok)
         .map(([f]) => f)
         .sort(),
-    ).toEqual(['nb6.json', 'nic.json', 'vlans.json']);
+    ).toEqual(['nb6.json', 'nic.json', 'vlans-trunk.json', 'vlans.json']);
   });
 
   it('on generated valid configurations', () => {
@@ -647,6 +647,10 @@ describe('VLANs in the configuration file', () => {
       msg: 'nic.native: 30 is not one of vlans',
     },
     'nic.vlan (a client field)': { config: withVlans({ vlan: 10 }, []), msg: 'nic.vlan: 10 is not a known field' },
+    'more VLANs on the wire than the data plane carries': {
+      config: withVlans({ vlans: Array.from({ length: LIMITS.vlans + 1 }, (_, i) => i + 1) }, []),
+      msg: `nic.vlans: "${LIMITS.vlans + 1} VLANs" are more than the data plane carries (at most ${LIMITS.vlans})`,
+    },
   };
   it.each(Object.entries(BAD))('refuses %s, naming the JSON path', (_name, { config, msg }) => {
     expect(() => parseConfig(config)).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringContaining(msg) }));
@@ -681,6 +685,28 @@ describe('VLANs in the configuration file', () => {
     // The primary client, with no VLAN fields, is in VLAN 1 only, which the wire does not carry.
     expect(vlans!.members(1)).toEqual([nic.primaryClient.id]);
     expect(vlans!.isMember('uplink', 20)).toBe(true);
+  });
+
+  it('counts the default wire (every client VLAN and 1) against the limit, which the data plane takes in full', async () => {
+    const trunk = (from: number) => Array.from({ length: 127 }, (_, i) => from + i);
+    const full = withVlans({}, [
+      { name: 'a', vlans: trunk(2) },
+      { name: 'b', vlans: trunk(129) },
+    ]);
+    const { nic, vlans } = buildFromConfig(parseConfig(full), { vlans: true });
+    expect(vlans!.get('uplink')!.vids).toHaveLength(LIMITS.vlans);
+    const dp = await DataPlane.create(nic, { vlans: true });
+    try {
+      dp.setVlans(vlans!, 'uplink');
+    } finally {
+      dp.close();
+    }
+    const over = withVlans({}, [
+      { name: 'a', vlans: trunk(2) },
+      { name: 'b', vlans: trunk(129) },
+      { name: 'c', vlan: 4000 },
+    ]);
+    expect(() => parseConfig(over)).toThrow(/clients: "256 VLANs" \(every client VLAN and 1, on the wire\) are more than the data plane/);
   });
 
   it('without nic.vlans the wire carries every client VLAN and VLAN 1, with VLAN 1 untagged', () => {

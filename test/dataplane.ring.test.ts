@@ -109,6 +109,15 @@ describe('release and reuse', () => {
     expect(ra.held).toBe(0);
   });
 
+  it('reserve never places a frame past the pool end when the last line is partly outside the pool', async () => {
+    // 300 bytes: four whole lines and 44 bytes of a fifth.
+    const { dp } = await setup(300);
+    expect(dp.reserve(250)).toBe(0);
+    // Line 4 starts at 256: 64 bytes there would end at 320, past the pool.
+    expect(dp.reserve(64, false)).toBe(-1);
+    expect(dp.reserve(44, false)).toBe(256);
+  });
+
   it('a broadcast frame is reused only after its last receiver released it', async () => {
     const { dp, ra, rb, rp } = await setup();
     dp.receiveBurst(Array.from({ length: LINES }, (_, i) => frame(BCAST, i)));

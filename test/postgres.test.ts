@@ -267,6 +267,36 @@ describe.skipIf(server === undefined)('managers allocating through record-level 
     for (let i = 40; i < 60; i++) expect(out[i]).toBe(`02:00:00:00:02:${i.toString(16)} g${i}`);
   });
 
+  it('a batch keeps one MAC per identity: twice in one batch, remembered, moving to a new MAC', async () => {
+    const s = await openPg();
+    const mac = (n: number) => `02:00:00:00:03:${n.toString(16).padStart(2, '0')}`;
+    await s.claim({ mac: mac(0), ...id('known'), policy: 'block', holder: 'h' });
+    await s.claim({ mac: mac(1), ...id('mover'), policy: 'block', holder: 'h' });
+    const text = (p: Promise<{ mac: string; guest: string } | undefined>) =>
+      p.then(
+        (r) => (r === undefined ? 'remembered' : `${r.mac} ${r.guest}`),
+        (err: Error) => err.message,
+      );
+    // One batch: a new identity twice (two MACs), an identity the store has, one moving to a new MAC, and two new
+    // identities with the same first MAC (the second takes its alternative).
+    const out = await Promise.all([
+      text(s.claimNew({ mac: mac(2), ...id('twice'), policy: 'block', holder: 'h' })),
+      text(s.claimNew({ mac: mac(3), ...id('twice'), policy: 'block', holder: 'h' })),
+      text(s.claimNew({ mac: mac(4), ...id('known'), policy: 'block', holder: 'h' })),
+      text(s.claim({ mac: mac(5), ...id('mover'), policy: 'block', holder: 'h' })),
+      text(s.claimNew({ mac: mac(6), alternatives: [mac(7)], ...id('same1'), policy: 'block', holder: 'h' })),
+      text(s.claimNew({ mac: mac(6), alternatives: [mac(7)], ...id('same2'), policy: 'block', holder: 'h' })),
+    ]);
+    expect(out).toEqual([`${mac(2)} twice`, 'remembered', 'remembered', `${mac(5)} mover`, `${mac(6)} same1`, `${mac(7)} same2`]);
+    expect((await s.list()).map((r) => `${r.mac} ${r.guest}`)).toEqual([
+      `${mac(0)} known`,
+      `${mac(2)} twice`,
+      `${mac(5)} mover`,
+      `${mac(6)} same1`,
+      `${mac(7)} same2`,
+    ]);
+  });
+
   it('a guest whose lapsed MAC another host took learns who holds it, through the database', async () => {
     const schema = freshSchema();
     const [dead, live] = [await openPg({ schema }), await openPg({ schema })];

@@ -10,6 +10,7 @@ import {
   CaptureReader,
   CaptureWriter,
   classifyFrame,
+  classifyVlanFrame,
   isMacslotError,
   Mac,
   parseConfig,
@@ -436,6 +437,72 @@ describe('the live page', () => {
         const split = new Map((await cells(page, '#split')).map((r) => [r[0], Number(r[1])]));
         for (const c of demo.clients())
           expect(split.get(c.name), c.name).toBe(frames.filter((f) => classifyFrame(demo.filterState(), f).deliver.includes(c.id)).length);
+        expect(problems).toEqual([]);
+      } finally {
+        await browser?.close();
+        await stop(served.child);
+      }
+    },
+    PAGE_TEST_MS,
+  );
+
+  it.skipIf(!chromiumPresent && !chromiumRequired)(
+    'applies a configuration with VLANs: each client shows its VLANs, explain and the sample name the VLAN, traffic counts drop-vlan',
+    async () => {
+      requireChromium();
+      const config = JSON.parse(readFileSync(join(ROOT, 'test/fixtures/cli/vlans-trunk.json'), 'utf8'));
+      const served = await startServe();
+      let browser: Browser | undefined;
+      try {
+        browser = await launchChromium();
+        const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+        const problems = watch(page);
+        await load(page, served.url);
+        await page.getByLabel('Configuration JSON').fill(JSON.stringify(config));
+        await page.getByRole('button', { name: 'Set up from the JSON' }).click();
+        await panel(page, 'router').waitFor({ timeout: WAIT_MS });
+        expect(await page.textContent('#json-error')).toBe('');
+        expect(await panel(page, 'vm-a').locator('.state').textContent()).toMatch(/; VLAN 10 \(untagged 10\)\.$/);
+        expect(await panel(page, 'router').locator('.state').textContent()).toMatch(/; VLANs 10, 20, 30 \(untagged 30\)\.$/);
+
+        // Explain: the verdict and the VLAN the reference filter gives, for untagged and tagged frames.
+        const { nic, vlans } = buildFromConfig(parseConfig(config), { vlans: true });
+        const names = (ids: readonly number[]): string => ids.map((id) => nic.client(id)!.name).join(', ') || 'nobody';
+        const tagged = (mac: string, vid: number): Uint8Array => {
+          const f = frameTo(mac, 64);
+          f.copyWithin(16, 12, 60);
+          f.set([0x81, 0x00, vid >>> 8, vid & 0xff], 12);
+          return f;
+        };
+        const A = '00:14:4f:00:00:01';
+        const rules = new Set<string>();
+        for (const frame of [frameTo(A), tagged(A, 10), tagged(A, 20), tagged('ff:ff:ff:ff:ff:ff', 20), tagged(A, 4000)]) {
+          const v = classifyVlanFrame(nic.filterState(), vlans!, 'uplink', frame);
+          rules.add(v.rule);
+          await page.getByLabel('Frame, hex bytes').fill(hex(frame));
+          await page.getByRole('button', { name: 'Explain', exact: true }).click();
+          await expect.poll(() => page.textContent('#explain-result dd[data-field="vlan"]'), { timeout: WAIT_MS }).toBe(String(v.vid));
+          expect(await page.getAttribute('#explain-result', 'data-rule')).toBe(v.rule);
+          expect(await page.textContent('#explain-result dd[data-field="delivered to"]')).toBe(names(v.deliver));
+        }
+        expect([...rules].sort()).toEqual(['broadcast', 'drop-vlan', 'unicast-exact']);
+        // The sample's frames come untagged from the wire: the wire's native VLAN, 1; a runt has no VLAN.
+        const sample = await cells(page, '#sample');
+        expect(sample.filter((r) => r[7] === '1').length).toBeGreaterThan(0);
+        expect(sample.map((r) => r[7])).toEqual(sample.map((r) => (Number(r[3]) < 14 ? '-' : '1')));
+
+        // A client opened on the page is in VLAN 1, as a file's client without VLAN fields.
+        await page.getByLabel('Client name').fill('late');
+        await page.getByRole('button', { name: 'Open client' }).click();
+        await panel(page, 'late').waitFor({ timeout: WAIT_MS });
+        expect(await panel(page, 'late').locator('.state').textContent()).toMatch(/; VLAN 1 \(untagged 1\)\.$/);
+
+        // Traffic from the worker lane: untagged frames for the clients of VLANs 10 to 30 are counted as drop-vlan.
+        await page.getByRole('button', { name: 'Start traffic' }).click();
+        await expect
+          .poll(async () => (await cells(page, '#rules')).find((r) => r[0] === '✗ drop-vlan')?.[1], { timeout: WAIT_MS })
+          .toMatch(/^[1-9][\d,]*$/);
+        await page.getByRole('button', { name: 'Stop traffic' }).click();
         expect(problems).toEqual([]);
       } finally {
         await browser?.close();

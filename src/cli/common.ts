@@ -3,6 +3,7 @@
 import { createReadStream, readFileSync, readSync, writeSync } from 'node:fs';
 import { CaptureWriter, type CaptureWriterOptions } from '../capture/writer.js';
 import { buildFromConfig, loadConfig, type ConfiguredNic, type MacslotConfig } from '../config/config.js';
+import { DataPlane, type DataPlaneOptions } from '../dataplane/dataplane.js';
 import { MacslotError, isMacslotError, show } from '../errors.js';
 import { AtomicFile, CaptureFile } from '../node/capture.js';
 
@@ -123,6 +124,26 @@ export function nicFromFile(path: string, options: { vlans?: boolean } = {}): Co
       throw new MacslotError('CONFIG_INVALID', `${path}: ${err.message.replace(/^CONFIG_INVALID: /, '')}`);
     throw err;
   }
+}
+
+/**
+ * Creates the Wasm data plane of a configured NIC: with its VLANs applied (frames arrive on the wire, port `'uplink'`) when
+ * the file uses them, so it classifies on (MAC, VID) and counts `drop-vlan`.
+ */
+export async function dataPlaneFor(configured: ConfiguredNic, options: Omit<DataPlaneOptions, 'vlans'>): Promise<DataPlane> {
+  const dp = await DataPlane.create(configured.nic, { ...options, vlans: configured.vlans !== undefined });
+  try {
+    if (configured.vlans !== undefined) dp.setVlans(configured.vlans, 'uplink');
+  } catch (err) {
+    dp.close();
+    if (isMacslotError(err, 'INVALID_ARGUMENT'))
+      throw new MacslotError(
+        'CONFIG_INVALID',
+        `the wire's VLANs (nic.vlans, default every client VLAN and 1): ${err.message.replace(/^INVALID_ARGUMENT: /, '')}`,
+      );
+    throw err;
+  }
+  return dp;
 }
 
 /** Returns a required option's value; throws INVALID_ARGUMENT naming the option when it is missing. */

@@ -3,12 +3,11 @@
 import { existsSync } from 'node:fs';
 import { LINKTYPE_ETHERNET } from '../capture/format.js';
 import { CaptureReader } from '../capture/reader.js';
-import { DataPlane } from '../dataplane/dataplane.js';
 import { MacslotError, show } from '../errors.js';
-import { classifyVlanFrame } from '../filter/vlan.js';
-import { ETH_DST } from '../wire/ethernet.js';
+import type { VlanMembership } from '../vlan/membership.js';
+import { ETH_DST, hasEthernetHeader } from '../wire/ethernet.js';
 import { Mac } from '../wire/mac.js';
-import { STDIO, captureInput, nicFromFile, type Io } from './common.js';
+import { STDIO, captureInput, dataPlaneFor, nicFromFile, type Io } from './common.js';
 import { tableStream } from './table.js';
 
 /**
@@ -35,15 +34,21 @@ export interface ExplainOptions {
   readonly count?: number;
 }
 
+/** The VLAN a frame from the wire is in (its tag's VID, or the wire's native VLAN when untagged); null when it has none. */
+export function frameVid(vlans: VlanMembership<number | string>, frame: Uint8Array): number | null {
+  if (!hasEthernetHeader(frame)) return null;
+  return vlans.ingress('uplink', frame).vid ?? null;
+}
+
 /**
  * Explains every frame; one JSON object per line with `json`, a table otherwise, both streamed in
  * constant memory. Throws CAPTURE_INVALID, CONFIG_INVALID or INVALID_ARGUMENT.
  */
 export async function runExplain(o: ExplainOptions, io: Io): Promise<void> {
-  // A file with VLANs is classified by the reference filter on (MAC, VID), the frames coming in from the wire; the Wasm
-  // data plane does not apply VLANs yet.
-  const { nic, vlans } = nicFromFile(o.config, { vlans: true });
-  const dp = await DataPlane.create(nic, { lanes: 1, burst: 1, poolBytes: 1 << 18, ringBytes: 4096 });
+  // A file with VLANs is classified on (MAC, VID), the frames coming in from the wire (port 'uplink').
+  const configured = nicFromFile(o.config, { vlans: true });
+  const { nic, vlans } = configured;
+  const dp = await dataPlaneFor(configured, { lanes: 1, burst: 1, poolBytes: 1 << 18, ringBytes: 4096 });
   const name = (id: number): string => nic.client(id)?.name ?? `#${id}`;
   const limit = o.count ?? Number.POSITIVE_INFINITY;
   const columns = ['index', 'destination', ...(vlans ? ['vlan'] : []), 'length', 'rule', 'path', 'delivered to'];
@@ -59,10 +64,10 @@ export async function runExplain(o: ExplainOptions, io: Io): Promise<void> {
   const other = new Map<number, number>();
   const explain = (index: number, frame: Uint8Array): void => {
     const dst = frame.length >= ETH_DST + 6 ? Mac.fromBytes(frame, ETH_DST, 6).toString() : null;
+    const v = dp.classify(frame);
+    const deliver = v.deliver.map(name);
     if (vlans !== undefined) {
-      const v = classifyVlanFrame(nic.filterState(), vlans, 'uplink', frame);
-      const deliver = v.deliver.map(name);
-      const vid = v.vid ?? null;
+      const vid = frameVid(vlans, frame);
       if (o.json) jsonLine({ index, dst, vid, rule: v.rule, path: v.path, deliver });
       else
         rows.row([
@@ -76,8 +81,6 @@ export async function runExplain(o: ExplainOptions, io: Io): Promise<void> {
         ]);
       return;
     }
-    const v = dp.classify(frame);
-    const deliver = v.deliver.map(name);
     if (o.json) jsonLine({ index, dst, rule: v.rule, path: v.path, deliver });
     else rows.row([String(index), dst ?? `(${frame.length} bytes)`, String(frame.length), v.rule, v.path, deliver.join(', ') || '-']);
   };

@@ -6,12 +6,11 @@ import { LINKTYPE_ETHERNET, MAX_BLOCK, PCAP_MAX_SECONDS, PCAPNG_MAX_SECONDS, typ
 import { FrameBatch } from '../capture/batch.js';
 import { CaptureFanout } from '../capture/fanout.js';
 import { CaptureReader } from '../capture/reader.js';
-import { DataPlane } from '../dataplane/dataplane.js';
 import { verdictRuleId } from '../dataplane/verdict.js';
 import { MacslotError, show } from '../errors.js';
 import { RULES, type Rule } from '../filter/reference.js';
 import { AtomicFile } from '../node/capture.js';
-import { STDIO, count, nicFromFile, progressBar, type Io } from './common.js';
+import { STDIO, count, dataPlaneFor, nicFromFile, progressBar, type Io } from './common.js';
 import { onInterrupt } from './interrupt.js';
 import { table } from './table.js';
 
@@ -34,6 +33,8 @@ export interface FilterRow {
   readonly frames: number;
   readonly bytes: number;
   readonly rules: Partial<Record<Rule, number>>;
+  /** The client's VLANs, when the configuration uses VLANs (absent for the dropped row). */
+  readonly vlans?: readonly number[];
 }
 
 /** What `macslot filter --json` prints. */
@@ -164,7 +165,10 @@ class Routes {
 
 /** Runs the filter; returns the report (also printed). Throws CAPTURE_INVALID or CONFIG_INVALID; outputs never appear half-written. */
 export async function runFilter(o: FilterOptions, io: Io): Promise<FilterReport> {
-  const { nic } = nicFromFile(o.config);
+  // With VLANs, frames come in from the wire (port 'uplink') and are classified on (MAC, VID); each capture holds the frames
+  // as they came, tags kept.
+  const configured = nicFromFile(o.config, { vlans: true });
+  const { nic, vlans } = configured;
   const clients = nic.clients();
   for (const c of clients) {
     if (!SAFE_NAME.test(c.name) || c.name === 'dropped')
@@ -186,7 +190,7 @@ export async function runFilter(o: FilterOptions, io: Io): Promise<FilterReport>
   const spillAt = 2 * CHUNK;
   const outputsAt = spillAt + SPILL;
   const poolBytes = outputsAt + CaptureFanout.storeBytes(outputs, bufferBytes);
-  const dp = await DataPlane.create(nic, { lanes: 1, burst: BURST, poolBytes, ringBytes: 4096, shared: false });
+  const dp = await dataPlaneFor(configured, { lanes: 1, burst: BURST, poolBytes, ringBytes: 4096, shared: false });
   const pool = dp.pool;
   const desc = dp.descriptors;
   const verdicts = dp.verdicts;
@@ -317,7 +321,9 @@ export async function runFilter(o: FilterOptions, io: Io): Promise<FilterReport>
       const v = rules[id * nr + k]!;
       if (v > 0) r[rule] = v;
     });
-    return { name, file: outputOf[id]! >= 0 ? join(o.out, `${name}.${ext}`) : '', frames: frames[id]!, bytes: bytes[id]!, rules: r };
+    const file = outputOf[id]! >= 0 ? join(o.out, `${name}.${ext}`) : '';
+    const own = id === DROPPED ? undefined : vlans?.get(id)?.vids;
+    return { name, file, frames: frames[id]!, bytes: bytes[id]!, rules: r, ...(own !== undefined ? { vlans: own } : {}) };
   };
   const report: FilterReport = {
     input: {
@@ -345,6 +351,7 @@ const ruleList = (r: Partial<Record<Rule, number>>): string =>
 function formatReport(r: FilterReport): string {
   const i = r.input;
   const other = Object.entries(i.otherLinkTypes);
+  const vlanColumn = r.clients.some((c) => c.vlans !== undefined);
   const lines = [
     `${i.file}: ${i.format}, ${count(i.frames)} frames, ${count(i.bytes)} bytes`,
     `  Ethernet frames classified: ${count(i.ethernet)}`,
@@ -352,10 +359,22 @@ function formatReport(r: FilterReport): string {
       `${other.length === 0 ? 'none' : other.map(([k, v]) => `linktype ${k}: ${count(v)}`).join(', ')}`,
     `  pcapng blocks skipped: ${count(i.skippedBlocks)}`,
     '',
-    table(
-      ['client', 'frames', 'bytes', 'rules', 'file'],
-      [...r.clients, r.dropped].map((c) => [c.name, count(c.frames), count(c.bytes), ruleList(c.rules), c.file || '-']),
-    ),
+    vlanColumn
+      ? table(
+          ['client', 'vlans', 'frames', 'bytes', 'rules', 'file'],
+          [...r.clients, r.dropped].map((c) => [
+            c.name,
+            c.vlans?.join(', ') ?? '-',
+            count(c.frames),
+            count(c.bytes),
+            ruleList(c.rules),
+            c.file || '-',
+          ]),
+        )
+      : table(
+          ['client', 'frames', 'bytes', 'rules', 'file'],
+          [...r.clients, r.dropped].map((c) => [c.name, count(c.frames), count(c.bytes), ruleList(c.rules), c.file || '-']),
+        ),
   ];
   return lines.join('\n');
 }

@@ -18,7 +18,7 @@ function namesStdout(path: string): boolean {
 }
 
 /** Kinds of frames `gen` mixes, by destination. */
-export const MIX_KINDS = ['unicast', 'broadcast', 'multicast', 'unknown', 'flood', 'runt'] as const;
+export const MIX_KINDS = ['unicast', 'broadcast', 'multicast', 'unknown', 'flood', 'runt', 'vlan'] as const;
 type Kind = (typeof MIX_KINDS)[number];
 
 /** The default mix: mostly traffic for the clients, some of every other kind. */
@@ -46,13 +46,13 @@ export async function runGen(
   o: { out: string; config: string; frames: number; mix: string; seed: number; size: number; format: CaptureFormat },
   io: Io,
 ): Promise<Record<Kind, number>> {
-  const { nic, clients } = nicFromFile(o.config);
+  const { nic, clients, vlans } = nicFromFile(o.config, { vlans: true });
   const mix = parseMix(o.mix);
+  if ((mix.get('vlan') ?? 0) > 0 && vlans === undefined)
+    throw new MacslotError('INVALID_ARGUMENT', '--mix asks for vlan frames but the configuration uses no VLANs (vlan, vlans, nic.vlans)');
   const ids = new Set(clients.map((c) => c.id));
-  const unicast = nic
-    .slots()
-    .filter((s) => s.active && s.owner !== undefined && ids.has(nic.client(s.owner)?.id ?? -1))
-    .map((s) => s.mac);
+  const owned = nic.slots().filter((s) => s.active && s.owner !== undefined && ids.has(nic.client(s.owner)?.id ?? -1));
+  const unicast = owned.map((s) => s.mac);
   const groups = [...new Set(clients.flatMap((c) => c.groups().map((g) => g.toString())))].map((g) => Mac.parse(g));
   const pools: Record<Kind, Mac[]> = {
     unicast,
@@ -61,12 +61,27 @@ export async function runGen(
     unknown: [],
     flood: [],
     runt: [],
+    vlan: unicast,
   };
+  // With VLANs, each frame travels in a VLAN of the wire: one its receiver is in, when it has one. The wire's native VLAN
+  // goes untagged, the others tagged (802.1Q); a `vlan` frame is tagged with a VLAN the wire does not carry.
+  const wire = vlans?.get('uplink');
+  const vlansOf = new Map<string | number, number[]>();
+  if (vlans !== undefined && wire !== undefined) {
+    const on = (vids: readonly number[]): number[] => vids.filter((v) => wire.vids.includes(v));
+    for (const s of owned) vlansOf.set(s.mac.key, on(vlans.get(nic.client(s.owner!)!.id)?.vids ?? []));
+    for (const g of groups) {
+      const members = clients.filter((c) => c.groups().some((x) => x.toString() === g.toString()));
+      vlansOf.set(g.key, on([...new Set(members.flatMap((c) => vlans.get(c.id)?.vids ?? []))]));
+    }
+  }
+  let foreign = 4094;
+  while (wire?.vids.includes(foreign) === true) foreign--;
   for (const [k, w] of mix)
-    if (w > 0 && (k === 'unicast' || k === 'multicast') && pools[k].length === 0)
+    if (w > 0 && (k === 'unicast' || k === 'multicast' || k === 'vlan') && pools[k].length === 0)
       throw new MacslotError(
         'INVALID_ARGUMENT',
-        `--mix asks for ${k} frames but the configuration's clients have no ${k === 'unicast' ? 'unicast MAC' : 'multicast group'}`,
+        `--mix asks for ${k} frames but the configuration's clients have no ${k === 'multicast' ? 'multicast group' : 'unicast MAC'}`,
       );
   const kinds: Kind[] = [];
   const weights: number[] = [];
@@ -76,8 +91,17 @@ export async function runGen(
   const r4 = new Uint8Array(4);
   const rand = (): number => (rnd(r4), ((r4[0]! << 24) | (r4[1]! << 16) | (r4[2]! << 8) | r4[3]!) >>> 0);
   const inUse = new Set(nic.slots().map((s) => s.mac.key));
-  const frame = new Uint8Array(Math.max(o.size, 14));
-  const made: Record<Kind, number> = { unicast: 0, broadcast: 0, multicast: 0, unknown: 0, flood: 0, runt: 0 };
+  const frame = new Uint8Array(Math.max(o.size, 18));
+  const made: Record<Kind, number> = { unicast: 0, broadcast: 0, multicast: 0, unknown: 0, flood: 0, runt: 0, vlan: 0 };
+  let tagged = 0;
+  /** The frame's VLAN: `foreign` for a vlan frame, else one its receivers are in, else any the wire carries. */
+  const vidOf = (kind: Kind, dst: Mac | undefined, x: number): number | undefined => {
+    if (wire === undefined || kind === 'runt') return undefined;
+    if (kind === 'vlan') return foreign;
+    const mine = dst === undefined ? undefined : vlansOf.get(dst.key);
+    const from = mine !== undefined && mine.length > 0 ? mine : wire.vids;
+    return from.length === 0 ? undefined : from[x % from.length];
+  };
   // A path naming standard output (/dev/stdout, /dev/fd/1) is `-` by another name: the summary must not follow the capture there.
   const intoStdout = o.out === STDIO || namesStdout(o.out);
   // Armed before the file exists, so no signal can land between its creation and the cleanup.
@@ -98,6 +122,7 @@ export async function runGen(
       const kind = kinds[k]!;
       made[kind]++;
       const x = rand();
+      let dst: Mac | undefined;
       if (kind === 'unknown' || kind === 'runt') {
         // A locally administered unicast MAC no client holds.
         frame.set([0x02, 0xee, x >>> 24, (x >>> 16) & 0xff, (x >>> 8) & 0xff, x & 0xff]);
@@ -107,14 +132,23 @@ export async function runGen(
         frame.set([0x01, 0x00, 0x5e, 0x7e, (x >>> 8) & 0xff, x & 0xff]);
       } else {
         const list = pools[kind];
-        list[x % list.length]!.writeTo(frame, 0);
+        dst = list[x % list.length]!;
+        dst.writeTo(frame, 0);
       }
       frame.set([0x02, 0x53, 0x00, (i >>> 16) & 0xff, (i >>> 8) & 0xff, i & 0xff], 6);
       const v6 = frame[0] === 0x33 && frame[1] === 0x33;
-      frame[12] = v6 ? 0x86 : 0x08;
-      frame[13] = v6 ? 0xdd : 0x00;
-      for (let p = 14; p < frame.length; p++) frame[p] = (i + p) & 0xff;
-      const len = kind === 'runt' ? 10 : o.size;
+      const vid = wire === undefined ? undefined : vidOf(kind, dst, rand());
+      const tag = vid !== undefined && vid !== wire?.pvid;
+      let at = 12;
+      if (tag) {
+        frame.set([0x81, 0x00, vid >>> 8, vid & 0xff], 12);
+        at = 16;
+        tagged++;
+      }
+      frame[at] = v6 ? 0x86 : 0x08;
+      frame[at + 1] = v6 ? 0xdd : 0x00;
+      for (let p = at + 2; p < frame.length; p++) frame[p] = (i + p) & 0xff;
+      const len = kind === 'runt' ? 10 : tag ? Math.max(o.size, 18) : o.size;
       // One frame per microsecond from a fixed start, so the same seed gives the same bytes.
       file.writer.write(frame, 0, len, 1_700_000_000 + Math.floor(i / 1_000_000), (i % 1_000_000) * 1000, len);
       if ((i & 0xffff) === 0) {
@@ -135,7 +169,7 @@ export async function runGen(
   (intoStdout ? io.err : io.out)(
     `${o.out}: ${count(o.frames)} frames of ${o.size} bytes (${MIX_KINDS.filter((k) => made[k] > 0)
       .map((k) => `${k} ${count(made[k])}`)
-      .join(', ')})\n`,
+      .join(', ')}${wire === undefined ? '' : `; ${count(tagged)} tagged`})\n`,
   );
   return made;
 }

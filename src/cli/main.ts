@@ -102,6 +102,9 @@ options:
   --dropped         also write <dir>/dropped.<ext> with the frames nobody received
   --json            print the per-client report as JSON
   -c, --count <N>   stop after N frames of the input
+With VLANs in the configuration, frames come from the wire and are filtered
+on (MAC, VLAN); the outputs keep their tags; frames of a VLAN the wire does
+not carry, or for a client outside the frame's VLAN, are counted as drop-vlan.
 A progress bar with rate and ETA is drawn on stderr when it is a terminal.`,
     options: {
       config: { type: 'string' },
@@ -145,7 +148,9 @@ options:
   --config <file>   the NIC and its clients
   --json            one JSON object per line:
                     {"index":0,"dst":"ff:ff:ff:ff:ff:ff","rule":"broadcast","path":"hardware","deliver":["vm-a","vm-b"]}
-  -c, --count <N>   stop after N frames`,
+  -c, --count <N>   stop after N frames
+With VLANs in the configuration, a vlan column (JSON: "vid") names the VLAN
+each frame travels in, as it comes from the wire.`,
     options: { config: { type: 'string' }, json: { type: 'boolean' }, ...COUNT },
     positionals: 1,
     run: async (v, p, io) => {
@@ -167,7 +172,8 @@ options:
     help: `usage: macslot inspect --config nic.json [--json]
 
 Sets up the configuration and prints addressSupport() and addressGet() for
-every slot, as tables or, with --json, as one JSON object.`,
+every slot, as tables or, with --json, as one JSON object; with VLANs in the
+configuration, also the VLANs of the wire and of each client.`,
     options: { config: { type: 'string' }, json: { type: 'boolean' } },
     positionals: 0,
     run: async (v, _p, io) => {
@@ -216,7 +222,10 @@ options:
   --mix <list>      weights of frame kinds, default ${DEFAULT_MIX}
                     kinds: unicast (the clients' MACs), broadcast, multicast (joined
                     groups), unknown (unicast nobody holds), flood (groups nobody
-                    joined), runt (10-byte frames)
+                    joined), runt (10-byte frames), vlan (the clients' MACs in a
+                    VLAN the wire does not carry; needs VLANs in the configuration)
+                    With VLANs, each frame travels in a VLAN of its receivers: tagged
+                    (802.1Q, at least 18 bytes), or untagged in the wire's native VLAN
   --seed <S>        default 1
   --size <B>        frame length in bytes without FCS, default 64
   --format <f>      pcap (default), pcap-ns or pcapng`,

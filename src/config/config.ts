@@ -312,6 +312,12 @@ export function parseConfig(input: unknown): MacslotConfig {
     vlansOf(c, p, out);
     return out;
   });
+  // The VLANs on the wire, as buildFromConfig will set them: nic.vlans, or every client VLAN and 1.
+  const wire = nic.vlans ?? [...new Set([1, ...clients.flatMap((c) => c.vlans ?? (c.vlan !== undefined ? [c.vlan] : []))])];
+  if (wire.length > LIMITS.vlans) {
+    const [path, what] = nic.vlans !== undefined ? ['nic.vlans', 'are'] : ['clients', '(every client VLAN and 1, on the wire) are'];
+    throw fail(path, `${wire.length} VLANs`, `${what} more than the data plane carries (at most ${LIMITS.vlans})`);
+  }
   const config: MacslotConfig = { nic, clients };
   if (top.seed !== undefined) config.seed = integer(top.seed, 'seed', 0, 0xffff_ffff);
   return config;
@@ -371,7 +377,7 @@ export function buildFromConfig(config: MacslotConfig, options: { vlans?: boolea
   if (field !== undefined && options.vlans !== true)
     throw new MacslotError(
       'CONFIG_INVALID',
-      `${field}: VLANs are not applied by this command yet (only by macslot explain, macslot switch and the API), so the file is refused`,
+      `${field}: VLANs are not applied by this caller (it must pass { vlans: true } and apply the returned vlans), so the file is refused`,
     );
   const random = config.seed !== undefined ? seededRandom(config.seed) : undefined;
   const { vlans: _vlans, native: _native, ...nicFields } = config.nic;

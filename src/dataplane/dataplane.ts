@@ -8,6 +8,7 @@ import { classifyFrame, classifyKey, RULES, type Verdict } from '../filter/refer
 import { classifyVlanFrame } from '../filter/vlan.js';
 import type { VlanMembership } from '../vlan/membership.js';
 import { checkUplink, vlanImage } from './vlan.js';
+import { checkVid } from '../vlan/tag.js';
 import type { Nic } from '../nic/nic.js';
 import type { Mac } from '../wire/mac.js';
 import { instantiate } from './instance.js';
@@ -318,6 +319,8 @@ export class DataPlane {
    * slowest rings, counted in their clients' `poolDrops`; views a consumer took are never taken back. `begin` (default
    * true) starts a new batch: pass false for the second and later frames of one burst, so they do not reuse each other's
    * lines; such a later frame gets -1 as soon as the batch has no room left (end the burst there and begin another).
+   * Under VLANs, rxBurst writes the tagged or untagged forms of frames after the batch, clear of every frame it describes:
+   * deliver a batch in one rxBurst, as frames reserved and not described may be written over once the pool wraps.
    */
   reserve(length: number, begin = true): number {
     this.#reader.live();
@@ -354,12 +357,35 @@ export class DataPlane {
     return this.#reader.receiveBurst(frames);
   }
 
-  /** Classifies destination keys (MAC-48 or EUI-64) directly, for link layers other than Ethernet; returns one verdict each. */
-  classifyKeys(keys: readonly Mac[]): Verdict[] {
+  /**
+   * Classifies destination keys (MAC-48 or EUI-64) directly, for link layers other than Ethernet; returns one verdict each.
+   * Under VLAN filtering (`setVlans`) a key is classified on (key, VID) as an untagged frame from the uplink would be: in
+   * `vid` when given, else in the uplink's native VLAN; a VLAN the uplink does not carry (or no native VLAN) is `drop-vlan`,
+   * and only the clients of the VLAN receive, as for frames (the rule counters count the rule before this VLAN step).
+   * Throws INVALID_ARGUMENT for a `vid` outside 1..4094, or given to a data plane without VLANs.
+   */
+  classifyKeys(keys: readonly Mac[], vid?: number): Verdict[] {
     this.#reader.live();
+    const v = this.#vlans;
+    if (vid !== undefined) {
+      checkVid(vid);
+      if (v === undefined) throw new MacslotError('INVALID_ARGUMENT', `vid ${show(vid)} given, but this data plane filters no VLANs`);
+    }
     const nic = this.#nic;
-    if (this.#writer?.held === true && nic !== undefined) return keys.map((k) => classifyKey(nic.filterState(), k));
-    return this.#reader.classifyKeys(keys);
+    const out =
+      this.#writer?.held === true && nic !== undefined
+        ? keys.map((k) => classifyKey(nic.filterState(), k))
+        : this.#reader.classifyKeys(keys);
+    if (v === undefined) return out;
+    const up = v.vlans.get(v.uplink);
+    const at = vid ?? up?.pvid;
+    const dropped: Verdict = { deliver: [], rule: 'drop-vlan', path: 'hardware' };
+    if (at === undefined || up?.vids.includes(at) !== true) return out.map(() => dropped);
+    return out.map((r) => {
+      if (r.rule.startsWith('drop-')) return r;
+      const deliver = r.deliver.filter((id) => v.vlans.isMember(id, at));
+      return deliver.length === 0 && r.rule !== 'broadcast' ? dropped : { ...r, deliver };
+    });
   }
 
   /**
@@ -433,8 +459,10 @@ export class DataPlane {
   /**
    * Filters on (MAC, VID) from now on: frames arrive on port `uplink` of `vlans` (its PVID takes untagged frames in; a VID
    * it does not carry, or a tag cut short, is `drop-vlan`), and reach only the clients (ports keyed by client id) of their
-   * VLAN; a frame whose receivers are all outside its VLAN is `drop-vlan`, broadcast reaches the VLAN's clients. The
-   * membership is copied: call again after changing it; `undefined` turns VLAN filtering off. Both banks change the
+   * VLAN; a frame whose receivers are all outside its VLAN is `drop-vlan`, broadcast reaches the VLAN's clients. Each
+   * client receives the frame as its port sends it (`vlanEgressFrame`): untagged on an access port and in a trunk's native
+   * VLAN, tagged with the frame's VID otherwise; a form the pool has no room for is a counted drop (`poolFull`, the
+   * client's `poolDrops`). The membership is copied: call again after changing it; `undefined` turns VLAN filtering off. Both banks change the
    * left-right way, so no burst sees half a change. Needs a data plane created with `{ vlans: true }`. Throws NOT_SUPPORTED
    * without that room or on a data plane attached from a handle, INVALID_ARGUMENT when the uplink carries more than 255 VLANs.
    */

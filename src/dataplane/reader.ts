@@ -47,7 +47,10 @@ export interface ClientCounters {
   readonly multicast: number;
   /** Frames lost because the client's receive ring was full. */
   readonly ringDrops: number;
-  /** Frames taken back from the client's ring before it read them, because the pool ran out of free lines (a slow consumer). */
+  /**
+   * Frames taken back from the client's ring before it read them, because the pool ran out of free lines (a slow consumer),
+   * and, under VLANs, frames not delivered because the pool had no room for the form (tagged or untagged) the client needs.
+   */
   readonly poolDrops: number;
 }
 
@@ -65,7 +68,10 @@ export interface LaneCounters {
   readonly deliveries: number;
   /** Deliveries taken back from the slowest rings to free pool lines (each also counted in that client's `poolDrops`). */
   readonly poolDrops: number;
-  /** Frames refused a place in the pool: every line was held by views consumers had taken and not released. */
+  /**
+   * Frames refused a place in the pool: every line was held by views consumers had taken and not released; under VLANs
+   * also a frame's tagged or untagged form that found no room (its receivers count it in their `poolDrops`).
+   */
   readonly poolFull: number;
 }
 

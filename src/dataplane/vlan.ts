@@ -1,5 +1,6 @@
 // Data plane: the VLAN state of a bank, built from a VlanMembership. A map from VID to slot (0 for a VLAN the uplink
-// does not carry) and, per slot, the clients in that VLAN; the bank's VLAN word holds the bridge's TPID and the uplink's PVID.
+// does not carry), per slot the clients in that VLAN, then per slot the clients that get it untagged (access ports and
+// trunks whose native VLAN it is); the bank's VLAN word holds the bridge's TPID and the uplink's PVID.
 
 import { MacslotError, show } from '../errors.js';
 import type { VlanMembership } from '../vlan/membership.js';
@@ -23,16 +24,20 @@ export function vlanImage(vlans: VlanMembership<number | string>, uplink: number
   const vids = up?.vids ?? [];
   if (vids.length > VLAN_SLOTS)
     throw new MacslotError('INVALID_ARGUMENT', `the uplink carries ${vids.length} VLANs; the data plane holds at most ${VLAN_SLOTS}`);
-  const image = new Uint8Array(VLAN_IDS + VLAN_SLOTS * words * 4);
-  const bits = new Uint32Array(image.buffer, VLAN_IDS);
+  const image = new Uint8Array(VLAN_IDS + 2 * VLAN_SLOTS * words * 4);
+  const bits = new Uint32Array(image.buffer, VLAN_IDS, VLAN_SLOTS * words);
+  const untagged = new Uint32Array(image.buffer, VLAN_IDS + VLAN_SLOTS * words * 4, VLAN_SLOTS * words);
   vids.forEach((vid, i) => {
     image[vid] = i + 1;
   });
   for (const port of vlans.ports()) {
     if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port >= maxClients) continue;
-    for (const vid of vlans.get(port)!.vids) {
+    const { vids: portVids, pvid } = vlans.get(port)!;
+    for (const vid of portVids) {
       const slot = image[vid]!;
-      if (slot !== 0) bits[(slot - 1) * words + (port >>> 5)]! |= 1 << (port & 31);
+      if (slot === 0) continue;
+      bits[(slot - 1) * words + (port >>> 5)]! |= 1 << (port & 31);
+      if (vid === pvid) untagged[(slot - 1) * words + (port >>> 5)]! |= 1 << (port & 31);
     }
   }
   const word = (VL_ON | vlans.tpid | ((up?.pvid ?? 0) << VL_PVID_SHIFT)) >>> 0;

@@ -14,6 +14,7 @@ import {
   type DisplacedRecord,
   type MacRecord,
   type MacStore,
+  type NewClaimRequest,
   type RecordPolicy,
   type RecordStore,
   type StoreData,
@@ -55,10 +56,12 @@ function pooledCryptoRandom(): RandomSource {
       cryptoRandom(pool);
       at = 0;
     }
-    out.set(pool.subarray(at, at + out.length));
-    // Handed-out bytes do not stay behind in the pool.
-    pool.fill(0, at, at + out.length);
-    at += out.length;
+    // Copied byte by byte (a pick takes six): a subarray view would cost more than the copy. Handed-out bytes do not stay
+    // behind in the pool.
+    for (let i = 0; i < out.length; i++, at++) {
+      out[i] = pool[at]!;
+      pool[at] = 0;
+    }
   };
 }
 
@@ -253,6 +256,13 @@ interface Ctx {
   readonly swept: Lease[];
 }
 
+/** Where a MAC went on its NIC. */
+interface Placed {
+  readonly slot: number;
+  readonly mac: Mac;
+  readonly factorySlot: boolean;
+}
+
 const idKey = (i: Identity): string => `${i.nic}\u0000${i.guest}\u0000${i.iface}`;
 const sameIdentity = (r: MacRecord, i: Identity): boolean =>
   r.policy !== 'direct' && r.guest === i.guest && r.nic === i.nic && r.iface === i.iface;
@@ -406,8 +416,14 @@ export class MacManager {
    * INVALID_ARGUMENT, QUOTA_EXCEEDED, MAC_IN_USE, NO_FREE_SLOT, NOT_SUPPORTED, BLOCK_EXHAUSTED, or a store error.
    */
   async allocate(request: AllocateRequest): Promise<Lease> {
-    const [lease] = await this.allocateMany([request]);
-    return lease!;
+    // allocateMany([request]), without its arrays.
+    this.#live();
+    const r = this.#checkRequest(request);
+    if (this.#records !== undefined) {
+      const lease = await this.#allocateByRecord(r, this.#records);
+      if (lease !== undefined) return lease;
+    }
+    return this.#transact((ctx) => this.#snapshot(this.#allocateOne(ctx, r)));
   }
 
   /**
@@ -750,7 +766,7 @@ export class MacManager {
     if (r === null || typeof r !== 'object') throw new MacslotError('INVALID_ARGUMENT', `a request must be an object, got ${show(r)}`);
     const guest = name(r.guest, 'guest');
     const iface = r.iface === undefined ? '0' : name(r.iface, 'iface', 64);
-    const nicName = r.nic ?? [...this.#nics.keys()][0]!;
+    const nicName = r.nic ?? this.#nics.keys().next().value!;
     const e = this.#entry(nicName);
     if (guest === e.nic.primaryClient.name)
       throw new MacslotError('INVALID_ARGUMENT', `guest ${show(guest)} is the name of ${nicName}'s primary client`);
@@ -1005,14 +1021,15 @@ export class MacManager {
   /** Returns why `mac` cannot go to `id` now, or undefined when it is free for it. */
   #takenReason(data: StoreData, now: number, mac: Mac, id: Identity, policy: AllocationPolicy | RecordPolicy): string | undefined {
     if (!mac.isValidUnicast) return `not a valid unicast MAC (${mac.isZero ? 'zero' : 'multicast'})`;
-    if (this.#neighbours.has(mac.key)) return 'a known neighbour on the network';
-    const at = this.#inUse.get(mac.key);
+    const key = mac.key;
+    if (this.#neighbours.has(key)) return 'a known neighbour on the network';
+    const at = this.#inUse.get(key);
     if (at !== undefined)
       return (
         `active on ${at.nic} slot ` +
         `${at.slot}${at.slot === 0 ? ' (its primary)' : ` (client ${show(this.#nics.get(at.nic)?.slots.get(at.slot)?.client)})`}`
       );
-    const hw = this.#hardware.get(mac.key);
+    const hw = this.#hardware.get(key);
     if (hw !== undefined && policy !== 'factory') return `a factory MAC of ${hw}`;
     const rec = data === NO_RECORDS ? undefined : data.records[mac.toString()];
     if (rec !== undefined && !lapsed(rec, now) && !sameIdentity(rec, id)) {
@@ -1043,12 +1060,12 @@ export class MacManager {
     }
   }
 
-  #clientFor(e: NicEntry, guest: string, ctx: Ctx): NicClient {
+  #clientFor(e: NicEntry, guest: string, undo: (() => void)[]): NicClient {
     const existing = e.nic.client(guest);
     if (existing !== undefined) return existing;
     const c = e.nic.openClient(guest);
     this.#ownClients.add(c);
-    ctx.undo.push(() => {
+    undo.push(() => {
       if (c.slots().length === 0) {
         this.#ownClients.delete(c);
         c.close();
@@ -1107,7 +1124,7 @@ export class MacManager {
       (r.ttlMs !== undefined && r.ttlMs > MAX_RECORD_TTL)
     )
       return undefined;
-    const run = this.#claimFresh(e, id, r, records);
+    const run = this.#claimFresh(e, key, id, r, records);
     this.#allocating.set(key, run);
     try {
       const lease = await run;
@@ -1126,7 +1143,7 @@ export class MacManager {
     if (expires !== undefined && !this.#closed && (this.#timer === undefined || expires < this.#timer.at)) this.#arm();
   }
 
-  async #claimFresh(e: NicEntry, id: Identity, r: Checked, records: RecordStore): Promise<Lease | undefined> {
+  async #claimFresh(e: NicEntry, key: string, id: Identity, r: Checked, records: RecordStore): Promise<Lease | undefined> {
     const none = NO_RECORDS;
     const policy: LeasePolicy =
       r.policy === 'fixed' || r.policy === 'derived'
@@ -1138,19 +1155,21 @@ export class MacManager {
     const learned = { forgotten: false };
     for (let round = 0; round < MAX_CLAIMS; round++) {
       const macs = this.#candidates(none, id, r, policy, learned);
+      const texts = macs.map((m) => m.toString());
+      const req: NewClaimRequest = {
+        mac: texts[0]!,
+        alternatives: texts.slice(1),
+        guest: id.guest,
+        nic: id.nic,
+        iface: id.iface,
+        policy,
+        holder: this.session,
+      };
+      if (r.ttlMs !== undefined) req.ttlMs = r.ttlMs;
       for (const m of macs) this.#claiming.add(m.key);
       let rec: StoredRecord | undefined;
       try {
-        rec = await records.claimNew({
-          mac: macs[0]!.toString(),
-          alternatives: macs.slice(1).map((m) => m.toString()),
-          guest: id.guest,
-          nic: id.nic,
-          iface: id.iface,
-          policy,
-          holder: this.session,
-          ...(r.ttlMs === undefined ? {} : { ttlMs: r.ttlMs }),
-        });
+        rec = await records.claimNew(req);
       } catch (err) {
         if (!(err instanceof MacslotError) || err.code !== 'MAC_IN_USE' || policy === 'fixed' || policy === 'derived') throw err;
         for (const m of macs) this.#seenTaken.add(m.key);
@@ -1160,7 +1179,7 @@ export class MacManager {
         for (const m of macs) this.#claiming.delete(m.key);
       }
       if (rec === undefined) return undefined;
-      return this.#placeClaimed(e, id, r, rec, policy, records);
+      return this.#placeClaimed(e, key, id, r, rec, { macs, texts }, policy, records);
     }
     throw last;
   }
@@ -1184,13 +1203,12 @@ export class MacManager {
         );
       return [mac];
     }
-    const picked = new Set<number | string>();
-    const taken = (m: Mac): boolean =>
-      picked.has(m.key) ||
-      this.#claiming.has(m.key) ||
-      this.#seenTaken.has(m.key) ||
-      this.#takenReason(none, now, m, id, 'random') !== undefined;
     const out: Mac[] = [];
+    const taken = (m: Mac): boolean => {
+      for (const o of out) if (o.equals(m)) return true;
+      const k = m.key;
+      return this.#claiming.has(k) || this.#seenTaken.has(k) || this.#takenReason(none, now, m, id, 'random') !== undefined;
+    };
     // Random picks rarely collide, so two do; `next` picks of hosts sharing a block collide until they spread out.
     const count = r.order === 'random' ? 2 : CANDIDATES;
     for (let i = 0; i < count; i++) {
@@ -1206,7 +1224,6 @@ export class MacManager {
         i--;
         continue;
       }
-      picked.add(mac.key);
       out.push(mac);
     }
     return out;
@@ -1216,20 +1233,33 @@ export class MacManager {
    * Puts a MAC the store has just recorded for the identity on its NIC. When that fails (the manager closed meanwhile,
    * the NIC is full, a guest reserved the MAC directly), the claim is released again and the error rejects.
    */
-  #placeClaimed(e: NicEntry, id: Identity, r: Checked, rec: StoredRecord, policy: LeasePolicy, records: RecordStore): Lease {
-    const mac = Mac.parse(rec.mac);
-    // The lease's expiry is the store's, exactly: the claim's time plus its TTL.
-    const ctx: Ctx = { data: emptyStoreData(), now: rec.updated, byIdentity: new Map(), counts: new Map(), undo: [], added: [], swept: [] };
+  #placeClaimed(
+    e: NicEntry,
+    key: string,
+    id: Identity,
+    r: Checked,
+    rec: StoredRecord,
+    tried: { macs: Mac[]; texts: string[] },
+    policy: LeasePolicy,
+    records: RecordStore,
+  ): Lease {
+    const i = tried.texts.indexOf(rec.mac);
+    const mac = i >= 0 ? tried.macs[i]! : Mac.parse(rec.mac);
+    // No transaction's bookkeeping: the store has recorded the claim already, so only the NIC and this manager change.
+    const undo: (() => void)[] = [];
+    let st: LeaseState | undefined;
     try {
       this.#live();
-      const reason = this.#takenReason(ctx.data, ctx.now, mac, id, policy);
+      const reason = this.#takenReason(NO_RECORDS, rec.updated, mac, id, policy);
       if (reason !== undefined) throw new MacslotError('MAC_IN_USE', `${rec.mac} is ${reason}`);
-      const client = this.#clientFor(e, id.guest, ctx);
-      const placed = this.#place(ctx, client, { mac });
-      return this.#snapshot(this.#record(ctx, e, id, r, client, placed, policy, false, undefined));
+      const client = this.#clientFor(e, id.guest, undo);
+      const placed = this.#place(undo, client, { mac });
+      // The lease's expiry is the store's, exactly: the claim's time plus its TTL.
+      st = this.#lease(e, key, id, r, client, placed, policy, false, undefined, rec.updated);
+      return this.#snapshot(st);
     } catch (err) {
-      for (const st of ctx.added) if (this.#leases.get(st.key) === st) this.#leases.delete(st.key);
-      for (const fn of ctx.undo.reverse()) {
+      if (st !== undefined && this.#leases.get(key) === st) this.#leases.delete(key);
+      for (const fn of undo.reverse()) {
         try {
           fn();
         } catch {
@@ -1273,16 +1303,16 @@ export class MacManager {
   }
 
   /** Reserves `mac` (or factory `slot`) for the guest on the NIC, recording how to undo it. */
-  #place(ctx: Ctx, client: NicClient, target: { slot: number } | { mac: Mac }): { slot: number; mac: Mac; factorySlot: boolean } {
+  #place(undo: (() => void)[], client: NicClient, target: { slot: number } | { mac: Mac }): Placed {
     this.#placing = true;
     try {
       if ('slot' in target) {
         const r = client.addressReserve({ slot: target.slot });
-        ctx.undo.push(() => client.addressUnreserve(r.slot));
+        undo.push(() => client.addressUnreserve(r.slot));
         return { slot: r.slot, mac: r.mac, factorySlot: true };
       }
       const r = client.addressAdd(target.mac);
-      ctx.undo.push(() => client.addressRemove(r.slot));
+      undo.push(() => client.addressRemove(r.slot));
       return { slot: r.slot, mac: r.mac, factorySlot: false };
     } finally {
       this.#placing = false;
@@ -1368,8 +1398,8 @@ export class MacManager {
           `onConflict: "reallocate" to get a new one`,
       );
     }
-    const client = this.#clientFor(e, id.guest, ctx);
-    const placed = this.#place(ctx, client, slot !== undefined ? { slot } : { mac });
+    const client = this.#clientFor(e, id.guest, ctx.undo);
+    const placed = this.#place(ctx.undo, client, slot !== undefined ? { slot } : { mac });
     return this.#record(ctx, e, id, r, client, placed, rec.policy as LeasePolicy, true, undefined);
   }
 
@@ -1411,8 +1441,8 @@ export class MacManager {
       policy = request === 'block' || (request === 'auto' && (r.block ?? this.#block) !== undefined) ? 'block' : 'random';
       target = { mac: this.#pick(policy, r, taken) };
     }
-    const client = this.#clientFor(e, id.guest, ctx);
-    const placed = this.#place(ctx, client, target);
+    const client = this.#clientFor(e, id.guest, ctx.undo);
+    const placed = this.#place(ctx.undo, client, target);
     return this.#record(ctx, e, id, r, client, placed, policy, false, previous);
   }
 
@@ -1422,14 +1452,45 @@ export class MacManager {
     id: Identity,
     r: Checked,
     client: NicClient,
-    placed: { slot: number; mac: Mac; factorySlot: boolean },
+    placed: Placed,
     policy: LeasePolicy,
     restored: boolean,
     previous: Mac | undefined,
   ): LeaseState {
-    const expires = r.ttlMs === undefined ? undefined : ctx.now + r.ttlMs;
+    const st = this.#lease(e, idKey(id), id, r, client, placed, policy, restored, previous, ctx.now);
+    const use = e.slots.get(placed.slot);
+    const text = use?.mac.equals(placed.mac) ? use.text : placed.mac.toString();
+    this.#claim(ctx, text, {
+      guest: id.guest,
+      nic: id.nic,
+      iface: id.iface,
+      policy,
+      holder: this.session,
+      expires: st.expires ?? null,
+      updated: ctx.now,
+    });
+    ctx.byIdentity.set(st.key, text);
+    this.#count(ctx, id.guest, id.nic, 1);
+    ctx.added.push(st);
+    return st;
+  }
+
+  /** The lease of a MAC just placed on its NIC, at store time `now`, made this manager's (its slot's and its identity's). */
+  #lease(
+    e: NicEntry,
+    key: string,
+    id: Identity,
+    r: Checked,
+    client: NicClient,
+    placed: Placed,
+    policy: LeasePolicy,
+    restored: boolean,
+    previous: Mac | undefined,
+    now: number,
+  ): LeaseState {
+    const expires = r.ttlMs === undefined ? undefined : now + r.ttlMs;
     const st: LeaseState = {
-      key: idKey(id),
+      key,
       guest: id.guest,
       iface: id.iface,
       nic: id.nic,
@@ -1444,21 +1505,9 @@ export class MacManager {
       ttlMs: r.ttlMs,
       client,
     };
-    this.#claim(ctx, placed.mac.toString(), {
-      guest: id.guest,
-      nic: id.nic,
-      iface: id.iface,
-      policy,
-      holder: this.session,
-      expires: expires ?? null,
-      updated: ctx.now,
-    });
-    ctx.byIdentity.set(st.key, placed.mac.toString());
-    this.#count(ctx, id.guest, id.nic, 1);
     const use = e.slots.get(placed.slot);
     if (use !== undefined) use.lease = st;
-    this.#leases.set(st.key, st);
-    ctx.added.push(st);
+    this.#leases.set(key, st);
     return st;
   }
 
@@ -1528,7 +1577,7 @@ export class MacManager {
         );
       }
     }
-    const client = this.#clientFor(target, guest, ctx);
+    const client = this.#clientFor(target, guest, ctx.undo);
     const out: LeaseState[] = [];
     for (const m of moves) {
       const st = this.#moveOne(ctx, m.e, m.slot, m.use, target, client);
@@ -1552,7 +1601,7 @@ export class MacManager {
       if (back !== undefined) back.lease = old;
       this.#leases.set(old.key, old);
     });
-    const placed = this.#place(ctx, client, { mac });
+    const placed = this.#place(ctx.undo, client, { mac });
     const rec = ctx.data.records[use.text];
     const ours = rec !== undefined && rec.holder === this.session && rec.nic === e.name && rec.guest === use.client;
     if (old === undefined) {

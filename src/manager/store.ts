@@ -417,17 +417,19 @@ export class StoreCodec {
 /** Returns the canonical text of a unicast MAC given to a record-level operation; throws INVALID_MAC otherwise. */
 export function canonicalRecordMac(mac: unknown): string {
   if (typeof mac !== 'string') throw new MacslotError('INVALID_MAC', `a record's MAC must be a string, got ${show(mac)}`);
-  const m = Mac.parse(mac);
-  const key = m.toString();
+  // Text already canonical (what a manager sends) is its own key: parsing it would only write it again.
+  const key = CANONICAL.test(mac) ? mac : Mac.parse(mac).toString();
   if ((parseInt(key.slice(0, 2), 16) & 1) !== 0 || ZERO.test(key))
     throw new MacslotError('INVALID_MAC', `${show(mac)} is not a unicast MAC`);
   return key;
 }
 
+const CLAIM_TEXTS = ['guest', 'nic', 'iface', 'holder'] as const;
+
 /** Checks a claim's fields (throwing INVALID_ARGUMENT or INVALID_MAC) and returns it with its MAC in canonical text. */
 export function checkClaim(req: ClaimRequest): ClaimRequest {
   if (req === null || typeof req !== 'object') throw new MacslotError('INVALID_ARGUMENT', `a claim must be an object, got ${show(req)}`);
-  for (const f of ['guest', 'nic', 'iface', 'holder'] as const) {
+  for (const f of CLAIM_TEXTS) {
     if (!text(req[f]))
       throw new MacslotError('INVALID_ARGUMENT', `claim ${f} must be a non-empty string of at most 256 characters, got ${show(req[f])}`);
   }

@@ -1,7 +1,7 @@
 // PostgreSQL persistence layer: the store's tables, their versioned migrations, and the check that a schema is whole.
 
 /** The schema version this code writes. Older schemas are migrated when a store opens; newer ones are refused. */
-export const POSTGRES_SCHEMA_VERSION = 3;
+export const POSTGRES_SCHEMA_VERSION = 4;
 
 /** A schema-qualified name (the schema is checked to be a plain identifier before it gets here). */
 export type Names = (table: string) => string;
@@ -194,8 +194,80 @@ const V3 = (n: Names): string[] => [
     END $f$`,
 ];
 
+// The batch's columns, one array each (the store sends a batch as one call): macs holds each claim's candidates joined by
+// commas; fast says the claim may take the set-based path (the host sets it for the first claim of each first MAC and of
+// each identity in the batch, so that one INSERT never holds two claims of either).
+const BATCH_ARGS = `p_domain text, p_macs text[], p_guest text[], p_nic text[], p_iface text[], p_policy text[], p_holder text[],
+      p_ttl bigint[], p_fresh boolean[], p_fast boolean[], p_grace bigint`;
+const BATCH_ROWS = `unnest(p_macs, p_guest, p_nic, p_iface, p_policy, p_holder, p_ttl, p_fresh, p_fast)
+        WITH ORDINALITY AS a(macs, guest, nic, iface, policy, holder, ttl, fresh, fast, i)`;
+
+// Version 4: a batch of claims is one call of macslot_claims, set-based: the claims whose first MAC is free go in with
+// one INSERT … ON CONFLICT DO NOTHING (the UNIQUE (domain, mac) constraint still decides), and only the rest (a MAC
+// taken or busy, an identity the store has or remembers) take the per-claim path of macslot_claim. The fast path takes
+// the same advisory locks as macslot_claim, but only by trying (a claim whose lock is held goes the slow way and waits
+// there), and checks an identity in a statement after it holds the identity's lock, so the check sees every claim
+// of that identity that committed before. Its statements use generic plans (planning them for each batch cost more
+// than running them).
+const V4 = (n: Names): string[] => [
+  `CREATE FUNCTION ${n('macslot_claims')}(${BATCH_ARGS})
+    RETURNS TABLE (i bigint, status text, mac text, guest text, nic text, iface text, policy text, holder text, expires bigint,
+      updated bigint)
+    LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $f$
+    #variable_conflict use_column
+    DECLARE
+      t bigint := floor(extract(epoch FROM clock_timestamp()) * 1000);
+      locked bigint[];
+      done bigint[];
+      moved boolean;
+    BEGIN
+      PERFORM pg_advisory_xact_lock_shared(${DOMAIN_LOCK}, hashtext(p_domain));
+      SELECT coalesce(array_agg(a.i), '{}') INTO locked FROM ${BATCH_ROWS}
+        WHERE a.fast
+          AND (CASE WHEN a.policy = 'direct' THEN true
+            ELSE pg_try_advisory_xact_lock(hashtext(p_domain), hashtext('id/' || a.nic || '/' || a.guest || '/' || a.iface)) END)
+          AND pg_try_advisory_xact_lock(hashtext(p_domain), hashtext('mac/' || split_part(a.macs, ',', 1)));
+      -- A statement of its own, so its snapshot sees every claim of these identities that committed before the locks.
+      WITH ins AS (
+        INSERT INTO ${n('macslot_records')} (domain, mac, guest, nic, iface, policy, holder, expires, updated, rev, gone, dirty)
+          SELECT p_domain, split_part(a.macs, ',', 1), a.guest, a.nic, a.iface, a.policy, a.holder, t + a.ttl, t, 0, false, true
+          FROM ${BATCH_ROWS}
+          WHERE a.i = ANY(locked)
+            AND NOT (a.fresh AND a.policy <> 'direct' AND (
+              EXISTS (SELECT 1 FROM ${n('macslot_records')} r WHERE r.domain = p_domain AND NOT r.gone AND r.policy <> 'direct'
+                AND r.guest = a.guest AND r.nic = a.nic AND r.iface = a.iface)
+              OR EXISTS (SELECT 1 FROM ${n('macslot_displaced')} x
+                WHERE x.domain = p_domain AND x.guest = a.guest AND x.nic = a.nic AND x.iface = a.iface)))
+          ON CONFLICT (domain, mac) DO NOTHING
+          RETURNING mac)
+      SELECT coalesce(array_agg(a.i), '{}'), coalesce(bool_or(NOT a.fresh AND a.policy <> 'direct'), false) INTO done, moved
+        FROM ${BATCH_ROWS} JOIN ins ON ins.mac = split_part(a.macs, ',', 1)
+        WHERE a.i = ANY(locked);
+      IF moved THEN
+        -- An identity's other records and its displaced mark go, as in macslot_claim; a fresh claim checked it had none.
+        UPDATE ${n('macslot_records')} r SET gone = true, dirty = true FROM ${BATCH_ROWS}
+          WHERE a.i = ANY(done) AND NOT a.fresh AND a.policy <> 'direct' AND r.domain = p_domain
+            AND r.mac <> split_part(a.macs, ',', 1) AND NOT r.gone AND r.policy <> 'direct' AND r.guest = a.guest AND r.nic = a.nic
+            AND r.iface = a.iface;
+        DELETE FROM ${n('macslot_displaced')} x USING ${BATCH_ROWS}
+          WHERE a.i = ANY(done) AND NOT a.fresh AND a.policy <> 'direct' AND x.domain = p_domain AND x.guest = a.guest
+            AND x.nic = a.nic AND x.iface = a.iface;
+      END IF;
+      RETURN QUERY SELECT a.i, 'ok'::text, split_part(a.macs, ',', 1), a.guest, a.nic, a.iface, a.policy, a.holder, t + a.ttl, t
+        FROM ${BATCH_ROWS} WHERE a.i = ANY(done);
+      IF cardinality(done) < cardinality(p_macs) THEN
+        -- The rest, in batch order, one at a time.
+        RETURN QUERY SELECT a.i, c.* FROM ${BATCH_ROWS}
+          CROSS JOIN LATERAL ${n('macslot_claim')}(p_domain, string_to_array(a.macs, ','), a.guest, a.nic, a.iface, a.policy, a.holder,
+            a.ttl, p_grace, a.fresh) c
+          WHERE NOT a.i = ANY(done)
+          ORDER BY a.i;
+      END IF;
+    END $f$`,
+];
+
 /** Migration i takes a schema from version i to version i + 1 (0: nothing there yet). */
-export const MIGRATIONS: readonly ((n: Names) => string[])[] = [V1, V2, V3];
+export const MIGRATIONS: readonly ((n: Names) => string[])[] = [V1, V2, V3, V4];
 
 /** The columns each table of the current schema must have; a schema at the current version without them is broken. */
 export const REQUIRED_COLUMNS: Readonly<Record<string, readonly string[]>> = {

@@ -619,17 +619,26 @@ export class PostgresStore implements MacStore, RecordStore {
     });
   }
 
-  /** One statement claiming each of `batch` in turn, in one transaction; resolves with their rows in order. */
+  /**
+   * One call of macslot_claims for the whole batch, in one transaction: the claims it can take set-based go in with one
+   * INSERT, the rest one at a time in batch order. Resolves with their rows in batch order.
+   */
   async #sendClaims(batch: PendingClaim[]): Promise<ClaimRow[]> {
     const what = batch.length === 1 ? 'claim a MAC' : `claim ${batch.length} MACs`;
     const col = <T>(f: (p: PendingClaim) => T): T[] => batch.map(f);
+    // The set-based path takes the first claim of each first MAC and of each identity; the others wait their turn.
+    const macs = new Set<string>();
+    const ids = new Set<string>();
+    const fast = batch.map((p) => {
+      const id = p.req.policy === 'direct' ? undefined : JSON.stringify([p.req.nic, p.req.guest, p.req.iface]);
+      const first = macs.has(p.macs[0]!) || (id !== undefined && ids.has(id));
+      macs.add(p.macs[0]!);
+      if (id !== undefined) ids.add(id);
+      return !first;
+    });
     const r = await this.#query(
       what,
-      `SELECT c.* FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[], $9::boolean[])
-         WITH ORDINALITY AS a(macs, guest, nic, iface, policy, holder, ttl, fresh, i)
-         CROSS JOIN LATERAL ${this.#n('macslot_claim')}($1, string_to_array(a.macs, ','), a.guest, a.nic, a.iface, a.policy,
-           a.holder, a.ttl, $10, a.fresh) c
-       ORDER BY a.i`,
+      `SELECT * FROM ${this.#n('macslot_claims')}($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
       [
         this.domain,
         col((p) => p.macs.join(',')),
@@ -640,13 +649,20 @@ export class PostgresStore implements MacStore, RecordStore {
         col((p) => p.req.holder),
         col((p) => p.req.ttlMs ?? null),
         col((p) => p.fresh),
+        fast,
         LAPSE_GRACE_MS,
       ],
       true,
       'macslot_claims',
     );
-    if (r.rows.length !== batch.length) throw this.#io(what, new Error(`${r.rows.length} results for ${batch.length} claims`), true);
-    return r.rows as ClaimRow[];
+    const rows: (ClaimRow | undefined)[] = batch.map(() => undefined);
+    for (const row of r.rows as (ClaimRow & { i: string })[]) {
+      const i = Number(row.i) - 1;
+      if (i >= 0 && i < batch.length && rows[i] === undefined) rows[i] = row;
+    }
+    if (r.rows.length !== batch.length || rows.some((x) => x === undefined))
+      throw this.#io(what, new Error(`${r.rows.length} results for ${batch.length} claims`), true);
+    return rows as ClaimRow[];
   }
 
   async release(mac: string, holder: string): Promise<boolean> {

@@ -193,17 +193,11 @@ class ClientBindingImpl extends Counted implements ClientBinding {
   unbind(): void {
     this.fabric.unbindClient(this);
   }
-  /** Under VLANs: a frame of the ring (with the switch's tag) leaves as the port's membership says, tagged or not. */
-  readonly sendOutVlan = (frame: Uint8Array): void => {
-    const v = this.fabric.vlans;
-    const out = v === undefined ? frame : v.egress(this.client.id, stripTag(frame), vidOf(frame));
-    if (out === undefined) this.drop('vlan', 'a frame of a VLAN the port does not carry');
-    else this.sendOut(out);
-  };
   /** Sends every frame waiting in the ring out of the port. */
   drain(): void {
     try {
-      this.ring.poll(this.fabric.vlans === undefined ? this.sendOut : this.sendOutVlan);
+      // Under VLANs the data plane delivers each frame as the port sends it, tagged or not.
+      this.ring.poll(this.sendOut);
     } catch (err) {
       this.drop('ring-corrupt', isMacslotError(err) ? err.message : String(err));
     }
@@ -345,13 +339,14 @@ class Fabric implements TransmitSink {
       this.vlans = undefined;
       return;
     }
-    // Inside the switch every frame carries the switch's tag: the data plane's own uplink carries every VLAN of every port.
+    // Inside the switch every frame carries the switch's tag: the data plane's own uplink carries every VLAN of every port,
+    // and each client port keeps its PVID, so the data plane's egress strips the tag where the port sends untagged.
     const inner = new VlanMembership<number | string>({ protocol: vlans.tpid === 0x88a8 ? '802.1ad' : '802.1Q' });
     const all = new Set<number>();
     for (const port of vlans.ports()) {
-      const vids = vlans.get(port)!.vids;
+      const { vids, pvid } = vlans.get(port)!;
       for (const v of vids) all.add(v);
-      if (typeof port === 'number') inner.set(port, { trunk: vids });
+      if (typeof port === 'number') inner.set(port, pvid === undefined ? { trunk: vids } : { trunk: vids, native: pvid });
     }
     if (all.size > 0) inner.set(SWITCH_PORT, { trunk: [...all] });
     this.dp.setVlans(inner, SWITCH_PORT);
@@ -566,7 +561,8 @@ export function bindClient(dp: DataPlane, client: NicClient, port: FramePort, op
  * port (the PVID for untagged ones; a VLAN the port does not carry is dropped and counted as `vlan`), classified on
  * (MAC, VID), and leaves each receiving port tagged or untagged as that port's membership says; broadcast and multicast
  * stay inside their VLAN. The membership is copied into the data plane: call again after changing it; `undefined` turns
- * VLANs off. Frames under VLANs are copied once on the way in and once per receiving port.
+ * VLANs off. Frames under VLANs are copied once on the way in (with the switch's tag) and once more in the data plane for
+ * the ports that send them untagged; frames to the uplink once on the way out.
  */
 export function setSwitchVlans(
   dp: DataPlane,

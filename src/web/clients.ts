@@ -2,7 +2,7 @@
 
 import { MacslotError, type NicClient } from '../index.js';
 import { attempt, byId, el } from './dom.js';
-import type { Session } from './session.js';
+import { joinDefaultVlan, vlanText, type Session } from './session.js';
 
 /** Parses a slot field; throws INVALID_SLOT for anything but a whole number. */
 function slotOf(input: HTMLInputElement): number {
@@ -75,7 +75,8 @@ function stateText(c: NicClient, s: Session): string {
   const groups = c.groups();
   return (
     `Slots ${macs.length > 0 ? macs.join(', ') : 'none'}; groups ${groups.length > 0 ? groups.join(', ') : 'none'}; ` +
-    `broadcast ${c.broadcast ? 'on' : 'off'}; promiscuous ${c.promiscuous ? 'on' : 'off'}.`
+    `broadcast ${c.broadcast ? 'on' : 'off'}; promiscuous ${c.promiscuous ? 'on' : 'off'}` +
+    (s.vlans === undefined ? '.' : `; ${vlanText(s, c.id)}.`)
   );
 }
 
@@ -201,10 +202,11 @@ export function wireOpenForm(current: () => Session | undefined, opened: () => v
     if (s === undefined) return;
     const name = byId<HTMLInputElement>('open-name');
     const ok = attempt(byId('open-error'), () => {
-      s.nic.openClient(name.value.trim(), {
+      const c = s.nic.openClient(name.value.trim(), {
         allowPromiscuous: byId<HTMLInputElement>('open-grant').checked,
         broadcast: byId<HTMLInputElement>('open-broadcast').checked,
       });
+      joinDefaultVlan(s, c.id);
     });
     if (ok) {
       name.value = '';

@@ -3,7 +3,7 @@
 import { CaptureReader, CaptureWriter, LINKTYPE_ETHERNET, MacslotError, type Rule } from '../index.js';
 import { byId, clearError, count, el, fillTable, row, showError } from './dom.js';
 import { fromHex, toHex } from './frames.js';
-import { clientName, type Session } from './session.js';
+import { clientName, frameVid, type Session } from './session.js';
 
 const WHY: Readonly<Record<Rule, string>> = {
   broadcast: 'broadcast: every client that receives broadcast, and the promiscuous ones',
@@ -28,6 +28,7 @@ export function explainFrame(s: Session, frame: Uint8Array): void {
   const items: [string, string][] = [
     ['destination', dst],
     ['length', `${frame.length} bytes`],
+    ...(s.vlans === undefined ? [] : [['vlan', String(frameVid(s, frame) ?? 'none')] as [string, string]]),
     ['rule', v.rule],
     ['why', WHY[v.rule]],
     ['path', v.path === 'software' ? 'software (the host pays for this frame)' : 'hardware'],

@@ -5,7 +5,7 @@ import { MacslotError, RULES } from '../index.js';
 import { byId, count, el, fillTable, row, showError } from './dom.js';
 import { buildPattern, DEFAULT_MIX, KINDS, toHex, type Mix, type Plan } from './frames.js';
 import { Generator, STAT, STAT_WORDS } from './generator.js';
-import { clientName, type Session } from './session.js';
+import { clientName, frameVid, type Session } from './session.js';
 import type { FromWorker, ToWorker } from './worker.js';
 
 /** Where the generator runs. */
@@ -322,6 +322,7 @@ export class Traffic {
             v.rule,
             v.path,
             v.deliver.map((id) => clientName(this.#s, id)).join(', ') || '-',
+            String(frameVid(this.#s, f.bytes) ?? '-'),
           ],
           v.path === 'software' ? 'software' : undefined,
         );

@@ -16,6 +16,9 @@ export const ETH_LOCAL_BIT = 0x02;
 
 const HEX = /^[0-9a-fA-F]+$/;
 const TWO_POW_32 = 0x1_0000_0000;
+// The character codes of the lowercase hex digits, and a MAC-48's text as character codes (its colons stay).
+const DIGIT: readonly number[] = Array.from('0123456789abcdef', (c) => c.charCodeAt(0));
+const TEXT48: number[] = Array.from({ length: 17 }, () => 0x3a);
 
 function invalid(input: unknown, why: string): MacslotError {
   return new MacslotError('INVALID_MAC', `${show(input)} is not a MAC: ${why}`);
@@ -137,7 +140,15 @@ export class Mac {
 
   /** Returns the canonical form: lowercase hex pairs joined by colons. */
   toString(): string {
-    return this.format('colon');
+    if (this.kind !== 'mac48') return this.format('colon');
+    // The common case in one flat string, without format's arrays or the pieces of a concatenation: managers and stores
+    // write a MAC's text on every allocation.
+    for (let i = 0; i < 6; i++) {
+      const b = i < 2 ? (this.hi >>> (8 - 8 * i)) & 0xff : (this.lo >>> (40 - 8 * i)) & 0xff;
+      TEXT48[3 * i] = DIGIT[b >>> 4]!;
+      TEXT48[3 * i + 1] = DIGIT[b & 0xf]!;
+    }
+    return String.fromCharCode(...TEXT48);
   }
 
   /** Returns the MAC in the given notation, lowercase unless `uppercase` is set. */
