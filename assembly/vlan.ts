@@ -48,6 +48,16 @@ import { clients, groupsOff, promiscOff, vlanBitsOff, vlanMapOff, words } from '
   return slot == 0 ? 0 : slot | (tagged << 8);
 }
 
+/**
+ * The TPID of VLAN word `cfg` as the low half of a little-endian u32 load at a frame's byte 12 reads it; a value no 16-bit
+ * half can equal when that TPID is neither 802.1Q nor 802.1ad (vlanAdmit() reads no tag then).
+ */
+// @ts-ignore: decorator
+@inline export function vlanTpidLE(cfg: u32): u32 {
+  const t = cfg & VL_TPID_MASK;
+  return isTpid(t) ? <u32>bswap<u16>(<u16>t) : 0x1_0000;
+}
+
 /** True when a bitmap of receivers other than the verdict's own client (`set`, 0 for none, or-ed with `extra`) meets `members`. */
 function meets(set: usize, extra: usize, members: usize): bool {
   for (let w: u32 = 0; w < words; w++) {

@@ -344,25 +344,31 @@ async function classification(macs: number): Promise<void> {
 }
 
 /**
- * Tagged against untagged: the same 64-byte frames, once untagged through a data plane without VLAN filtering, once with
- * an 802.1Q tag (VLAN 10, which the uplink and every client carry) through one with it, whole-buffer classify, interleaved.
- * Every client is in the VLAN, so both must reach the same verdicts: the checksums must match.
+ * Tagged against untagged: the same 64-byte frames (every client and the uplink in VLAN 10, untagged on the uplink), classified
+ * whole-buffer, interleaved: untagged through a data plane without VLAN filtering, untagged through one with it (in the
+ * uplink's native VLAN 10), and 802.1Q-tagged (VID 10) through one with it. `tagged / untagged` compares the two kinds of
+ * traffic under VLAN filtering; `tagged / untagged without VLANs` adds what filtering on (MAC, VID) costs at all.
+ * Every client is in the VLAN, so all three must reach the same verdicts: the checksums must match.
  */
 async function vlanTagging(macs: number): Promise<void> {
   const s = scenario(macs);
   const options = { burst: FRAMES, poolBytes: FRAMES * 64 + 2048, lanes: 1, ringBytes: 1 << 16, seed: 42 };
   const plain = await DataPlane.create(s.nic, options);
+  const untagged = await DataPlane.create(s.nic, { ...options, vlans: true });
   const tagged = await DataPlane.create(s.nic, { ...options, vlans: true });
   const vlans = new VlanMembership<number | string>();
-  vlans.set('uplink', { trunk: [10] });
+  vlans.set('uplink', { trunk: [10], native: 10 });
   for (const c of [s.nic.primaryClient, ...s.clients]) vlans.set(c.id, { access: 10 });
+  untagged.setVlans(vlans, 'uplink');
   tagged.setVlans(vlans, 'uplink');
   const all = new Uint32Array(FRAMES * 2);
   fillFrames(s, plain.pool, all, FRAMES, '64', 0, macs);
+  fillFrames(s, untagged.pool, all, FRAMES, '64', 0, macs);
   fillFrames(s, tagged.pool, all, FRAMES, '64', 0, macs);
   // The tag goes in at byte 12 (TPID 0x8100, VID 10), then the EtherType: the frames stay 64 bytes.
   for (let i = 0; i < FRAMES; i++) tagged.pool.set([0x81, 0x00, 0x00, 0x0a, 0x08, 0x00], i * FRAME_STRIDE + 12);
   plain.descriptors.set(all);
+  untagged.descriptors.set(all);
   tagged.descriptors.set(all);
   const variant = (name: string, dp: DataPlane): Variant => ({
     variant: name,
@@ -377,12 +383,19 @@ async function vlanTagging(macs: number): Promise<void> {
   // Run alone, the module must still reach its optimized code before the first round (see classification()).
   for (const until = performance.now() + (QUICK ? 200 : 500); performance.now() < until; ) {
     plain.classifyBurst(FRAMES);
+    untagged.classifyBurst(FRAMES);
     tagged.classifyBurst(FRAMES);
   }
-  const variants = [variant('Wasm classify, untagged, no VLANs', plain), variant('Wasm classify, 802.1Q-tagged, VLAN filtering', tagged)];
+  const variants = [
+    variant('Wasm classify, untagged, no VLANs', plain),
+    variant('Wasm classify, untagged, VLAN filtering', untagged),
+    variant('Wasm classify, 802.1Q-tagged, VLAN filtering', tagged),
+  ];
   const perRound = await interleave(`${macs} MACs, tagged against untagged`, variants);
-  const [want, got] = variants.map((v) => v.checksum());
-  if (want !== got) failures.push(`tagged classify at ${macs} MACs: checksum ${got} ≠ untagged ${want}`);
+  const [want, ...got] = variants.map((v) => v.checksum());
+  got.forEach((sum, i) => {
+    if (sum !== want) failures.push(`${variants[i + 1]!.variant} at ${macs} MACs: checksum ${sum} ≠ untagged without VLANs ${want}`);
+  });
   const base = { scenario: 'stream', sizes: '64', macs } as const;
   variants.forEach((v, i) => {
     const st = roundStats(perRound[i]!, 'Mpps');
@@ -399,9 +412,17 @@ async function vlanTagging(macs: number): Promise<void> {
       rounds: st.rounds!,
     });
   });
-  const per = perRound[1]!.map((x, k) => x / perRound[0]![k]!);
-  ratios.push({ name: 'tagged / untagged', ...base, of: variants[1]!.variant, to: variants[0]!.variant, ...roundStats(per, '×') });
+  const per = (of: number, to: number): number[] => perRound[of]!.map((x, k) => x / perRound[to]![k]!);
+  ratios.push({ name: 'tagged / untagged', ...base, of: variants[2]!.variant, to: variants[1]!.variant, ...roundStats(per(2, 1), '×') });
+  ratios.push({
+    name: 'tagged / untagged without VLANs',
+    ...base,
+    of: variants[2]!.variant,
+    to: variants[0]!.variant,
+    ...roundStats(per(2, 0), '×'),
+  });
   plain.close();
+  untagged.close();
   tagged.close();
 }
 
@@ -663,9 +684,14 @@ function namedFigures(extra: {
   put('change_visible.p99_us', { value: Math.max(c.reserveP99Us!, c.modifyP99Us!, c.unreserveP99Us!), unit: 'µs' });
   put('workers.scaling', { value: w.scaling!, unit: '×', lo: w.scalingLo!, hi: w.scalingHi!, rounds: w.scalingRounds! });
   put('rebuild_4096.p50_us', { value: c.rebuild4096P50Us!, unit: 'µs' });
-  const tag = ratios.find((r) => r.name === 'tagged / untagged' && r.macs === 1024);
-  if (tag !== undefined)
-    put('vlan_tagged_vs_untagged.1024macs', { value: tag.value, unit: '×', lo: tag.lo!, hi: tag.hi!, rounds: tag.rounds! });
+  // Figure name ← ratio name: tagged under VLAN filtering against untagged without it, and against untagged under it.
+  for (const [name, of] of [
+    ['vlan_tagged_vs_untagged.1024macs', 'tagged / untagged without VLANs'],
+    ['vlan_tagged_vs_untagged_filtering.1024macs', 'tagged / untagged'],
+  ] as const) {
+    const r = ratios.find((x) => x.name === of && x.macs === 1024);
+    if (r !== undefined) put(name, { value: r.value, unit: '×', lo: r.lo!, hi: r.hi!, rounds: r.rounds! });
+  }
   for (const name of Object.keys(figures) as FigureName[]) {
     if (FIGURES[name].unit !== figures[name]!.unit) throw new Error(`${name}: unit ${figures[name]!.unit}, named as ${FIGURES[name].unit}`);
   }
