@@ -463,8 +463,9 @@ export class DataPlane {
    * client receives the frame as its port sends it (`vlanEgressFrame`): untagged on an access port and in a trunk's native
    * VLAN, tagged with the frame's VID otherwise; a form the pool has no room for is a counted drop (`poolFull`, the
    * client's `poolDrops`). The membership is copied: call again after changing it; `undefined` turns VLAN filtering off.
-   * Both banks change the left-right way, so no burst sees half a change. Needs a data plane created with `{ vlans: true }`. Throws NOT_SUPPORTED
-   * without that room or on a data plane attached from a handle, INVALID_ARGUMENT when the uplink carries more than 255 VLANs.
+   * Both banks change the left-right way, so no burst sees half a change. Needs a data plane created with
+   * `{ vlans: true }`. Throws NOT_SUPPORTED without that room or on a data plane attached from a handle, INVALID_ARGUMENT
+   * when the uplink carries more than 255 VLANs.
    */
   setVlans(vlans: VlanMembership<number | string> | undefined, uplink: number | string = 'uplink'): void {
     this.#reader.live();
