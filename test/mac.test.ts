@@ -141,6 +141,18 @@ describe('kinds and keys', () => {
     );
   });
 
+  it('toString is the canonical text of the bytes, for every MAC-48 (property)', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 6, maxLength: 6 }), (bytes) => {
+        const mac = Mac.fromBytes(bytes);
+        const hex = [...bytes].map((b) => b.toString(16).padStart(2, '0')).join(':');
+        expect(mac.toString()).toBe(hex);
+        expect(mac.toString()).toBe(mac.format('colon'));
+      }),
+      { numRuns: 5000 },
+    );
+  });
+
   it('formats the canonical and other notations', () => {
     const mac = Mac.parse('0200.5E10.0001');
     expect(mac.format('hyphen', { uppercase: true })).toBe('02-00-5E-10-00-01');
