@@ -412,6 +412,7 @@ describe.skipIf(server === undefined)('schema versions', () => {
     ['no version row', (s) => `DELETE FROM ${q(s, 'macslot_schema')}`],
     ['tables without macslot_schema', (s) => `DROP TABLE ${q(s, 'macslot_schema')}`],
     ['a missing column', (s) => `ALTER TABLE ${q(s, 'macslot_records')} DROP COLUMN gone`],
+    ['a missing function', (s) => `DROP FUNCTION ${q(s, 'macslot_claims')}`],
   ];
   it.each(BROKEN)('refuses a broken schema: %s', async (_what, breakIt) => {
     const schema = freshSchema();

@@ -269,6 +269,9 @@ const V4 = (n: Names): string[] => [
 /** Migration i takes a schema from version i to version i + 1 (0: nothing there yet). */
 export const MIGRATIONS: readonly ((n: Names) => string[])[] = [V1, V2, V3, V4];
 
+/** The functions the current schema must have; a schema at the current version without one of them is broken. */
+export const REQUIRED_FUNCTIONS: readonly string[] = ['macslot_claim', 'macslot_claims', 'macslot_release', 'macslot_renew'];
+
 /** The columns each table of the current schema must have; a schema at the current version without them is broken. */
 export const REQUIRED_COLUMNS: Readonly<Record<string, readonly string[]>> = {
   macslot_records: ['domain', 'mac', 'guest', 'nic', 'iface', 'policy', 'holder', 'expires', 'updated', 'rev', 'gone', 'dirty'],

@@ -25,7 +25,7 @@ import {
   type StoreData,
   type StoredRecord,
 } from '../manager/store.js';
-import { DOMAIN_LOCK, MIGRATIONS, POSTGRES_SCHEMA_VERSION, REQUIRED_COLUMNS, type Names } from './schema.js';
+import { DOMAIN_LOCK, MIGRATIONS, POSTGRES_SCHEMA_VERSION, REQUIRED_COLUMNS, REQUIRED_FUNCTIONS, type Names } from './schema.js';
 
 /** How a PostgresStore connects and behaves. */
 export interface PostgresStoreOptions {
@@ -360,6 +360,14 @@ export class PostgresStore implements MacStore, RecordStore {
         const missing = need.filter((col) => !got.has(col));
         if (missing.length > 0) throw this.#corrupt(`table ${table} lacks ${missing.join(', ')}`);
       }
+      // Without them every claim would fail later as STORE_IO, which reads as an outage rather than a broken schema.
+      const fns = await c.query<{ name: string }>(
+        'SELECT p.proname AS name FROM pg_proc p JOIN pg_namespace s ON s.oid = p.pronamespace WHERE s.nspname = $1',
+        [schema],
+      );
+      const defined = new Set(fns.rows.map((r) => r.name));
+      const absent = REQUIRED_FUNCTIONS.filter((f) => !defined.has(f));
+      if (absent.length > 0) throw this.#corrupt(`it lacks the function${absent.length > 1 ? 's' : ''} ${absent.join(', ')}`);
       await c.query(`INSERT INTO ${n('macslot_domains')} (domain) VALUES ($1) ON CONFLICT DO NOTHING`, [this.domain]);
       await this.#measure(c);
     });
