@@ -267,6 +267,8 @@ function burstVlan(
       out += 16;
       continue;
     }
+    // The hash and probe steps repeat the untagged loop's: a helper shared by both loops would hand the verdicts over
+    // through memory, measured 1-2 % slower per tagged frame.
     const m0 = load<u64>(p0) & MAC_BITS;
     const m1 = load<u64>(p1) & MAC_BITS;
     const m2 = load<u64>(p2) & MAC_BITS;
