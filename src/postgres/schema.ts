@@ -1,7 +1,7 @@
 // PostgreSQL persistence layer: the store's tables, their versioned migrations, and the check that a schema is whole.
 
 /** The schema version this code writes. Older schemas are migrated when a store opens; newer ones are refused. */
-export const POSTGRES_SCHEMA_VERSION = 4;
+export const POSTGRES_SCHEMA_VERSION = 5;
 
 /** A schema-qualified name (the schema is checked to be a plain identifier before it gets here). */
 export type Names = (table: string) => string;
@@ -80,13 +80,12 @@ export const DOMAIN_LOCK = 0x6d73_6c74;
 // A record of the identity (p_guest, p_nic, p_iface), not a direct reservation.
 const sameId = (r: string): string => `${r}.policy <> 'direct' AND ${r}.guest = p_guest AND ${r}.nic = p_nic AND ${r}.iface = p_iface`;
 
-// Version 3: the domain lock becomes an advisory lock (see DOMAIN_LOCK); the claim tries a list of MACs in turn,
-// remembers the identity it takes a lapsed MAC from as displaced, and can refuse an identity the store already
-// remembers (p_new, for the manager's first allocation of an identity); release and renew become functions, so each is
-// one statement and one round trip.
-const V3 = (n: Names): string[] => [
-  `DROP FUNCTION ${n('macslot_claim')}(text, text, text, text, text, text, text, bigint, bigint)`,
-  `CREATE FUNCTION ${n('macslot_claim')}(p_domain text, p_macs text[], p_guest text, p_nic text, p_iface text, p_policy text,
+/**
+ * The per-claim function (version 3 on): `verb` creates or replaces it; `idDomain` is its test of a record's domain in
+ * the statements that look an identity up (version 5 writes it so that only the identity index can serve them).
+ */
+const claimFunction = (n: Names, verb: 'CREATE' | 'CREATE OR REPLACE', idDomain: (r: string) => string): string =>
+  `${verb} FUNCTION ${n('macslot_claim')}(p_domain text, p_macs text[], p_guest text, p_nic text, p_iface text, p_policy text,
       p_holder text, p_ttl bigint, p_grace bigint, p_new boolean)
     RETURNS TABLE (status text, mac text, guest text, nic text, iface text, policy text, holder text, expires bigint, updated bigint)
     LANGUAGE plpgsql AS $f$
@@ -103,7 +102,7 @@ const V3 = (n: Names): string[] => [
       IF own THEN
         -- Claims of one identity take turns, so "one MAC per identity" holds across hosts.
         PERFORM pg_advisory_xact_lock(hashtext(p_domain), hashtext('id/' || p_nic || '/' || p_guest || '/' || p_iface));
-        IF p_new AND (EXISTS (SELECT 1 FROM ${n('macslot_records')} r WHERE r.domain = p_domain AND NOT r.gone AND ${sameId('r')})
+        IF p_new AND (EXISTS (SELECT 1 FROM ${n('macslot_records')} r WHERE ${idDomain('r')} AND NOT r.gone AND ${sameId('r')})
             OR EXISTS (SELECT 1 FROM ${n('macslot_displaced')} x
               WHERE x.domain = p_domain AND x.guest = p_guest AND x.nic = p_nic AND x.iface = p_iface)) THEN
           RETURN QUERY SELECT 'remembered'::text, NULL::text, NULL::text, NULL::text, NULL::text, NULL::text, NULL::text,
@@ -157,11 +156,19 @@ const V3 = (n: Names): string[] => [
       END IF;
       IF own THEN
         UPDATE ${n('macslot_records')} r SET gone = true, dirty = true
-          WHERE r.domain = p_domain AND r.mac <> m AND NOT r.gone AND ${sameId('r')};
+          WHERE ${idDomain('r')} AND r.mac <> m AND NOT r.gone AND ${sameId('r')};
         DELETE FROM ${n('macslot_displaced')} x WHERE x.domain = p_domain AND x.guest = p_guest AND x.nic = p_nic AND x.iface = p_iface;
       END IF;
       RETURN QUERY SELECT 'ok'::text, m, p_guest, p_nic, p_iface, p_policy, p_holder, t + p_ttl, t;
-    END $f$`,
+    END $f$`;
+
+// Version 3: the domain lock becomes an advisory lock (see DOMAIN_LOCK); the claim tries a list of MACs in turn,
+// remembers the identity it takes a lapsed MAC from as displaced, and can refuse an identity the store already
+// remembers (p_new, for the manager's first allocation of an identity); release and renew become functions, so each is
+// one statement and one round trip.
+const V3 = (n: Names): string[] => [
+  `DROP FUNCTION ${n('macslot_claim')}(text, text, text, text, text, text, text, bigint, bigint)`,
+  claimFunction(n, 'CREATE', (r) => `${r}.domain = p_domain`),
   `CREATE FUNCTION ${n('macslot_release')}(p_domain text, p_mac text, p_holder text) RETURNS boolean
     LANGUAGE plpgsql AS $f$
     #variable_conflict use_column
@@ -266,11 +273,96 @@ const V4 = (n: Names): string[] => [
     END $f$`,
 ];
 
+// Version 5: a lookup of one record never reads the domain's every record. A plpgsql function plans each statement once
+// per connection and keeps the plan, and on an empty table every index that starts with the domain costs the same:
+// the planner took the (domain, rev) index for lookups by MAC and by identity, and planned version 4's identity check
+// (a subquery under OR) as a hash of all the domain's records, built for each batch. A connection that began while the
+// table was empty kept those plans as the table grew, and after seconds of allocating each batch cost milliseconds.
+// Now no index but the right one can serve a lookup: the (domain, rev) index holds only adopted rows (those a
+// whole-store read asks for by revision), and the identity index, holding only live records that are not direct, is
+// keyed on the domain in the "C" collation, which the identity lookups name and no other index matches (equality is
+// the same in every deterministic collation). The batch function checks each claim's identity with a call of its
+// own, which cannot be hashed, and moves an identity to its new MAC with a loop of keyed statements.
+const idDomain = (r: string): string => `${r}.domain COLLATE "C" = p_domain`;
+const V5 = (n: Names): string[] => [
+  `DROP INDEX ${n('macslot_records_rev')}`,
+  `CREATE INDEX macslot_records_rev ON ${n('macslot_records')} (domain, rev) WHERE NOT dirty`,
+  `DROP INDEX ${n('macslot_records_identity')}`,
+  `CREATE INDEX macslot_records_identity ON ${n('macslot_records')} (domain COLLATE "C", nic, guest, iface)
+    WHERE NOT gone AND policy <> 'direct'`,
+  claimFunction(n, 'CREATE OR REPLACE', idDomain),
+  `CREATE FUNCTION ${n('macslot_known')}(p_domain text, p_guest text, p_nic text, p_iface text) RETURNS boolean
+    LANGUAGE plpgsql STABLE AS $f$
+    BEGIN
+      RETURN EXISTS (SELECT 1 FROM ${n('macslot_records')} r WHERE ${idDomain('r')} AND NOT r.gone AND ${sameId('r')})
+        OR EXISTS (SELECT 1 FROM ${n('macslot_displaced')} x WHERE x.domain = p_domain AND x.guest = p_guest AND x.nic = p_nic
+          AND x.iface = p_iface);
+    END $f$`,
+  `CREATE OR REPLACE FUNCTION ${n('macslot_claims')}(${BATCH_ARGS})
+    RETURNS TABLE (i bigint, status text, mac text, guest text, nic text, iface text, policy text, holder text, expires bigint,
+      updated bigint)
+    LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $f$
+    #variable_conflict use_column
+    DECLARE
+      t bigint := floor(extract(epoch FROM clock_timestamp()) * 1000);
+      locked bigint[];
+      done bigint[];
+      moved boolean;
+      mv record;
+    BEGIN
+      PERFORM pg_advisory_xact_lock_shared(${DOMAIN_LOCK}, hashtext(p_domain));
+      SELECT coalesce(array_agg(a.i), '{}') INTO locked FROM ${BATCH_ROWS}
+        WHERE a.fast
+          AND (CASE WHEN a.policy = 'direct' THEN true
+            ELSE pg_try_advisory_xact_lock(hashtext(p_domain), hashtext('id/' || a.nic || '/' || a.guest || '/' || a.iface)) END)
+          AND pg_try_advisory_xact_lock(hashtext(p_domain), hashtext('mac/' || split_part(a.macs, ',', 1)));
+      -- A statement of its own, so its snapshot sees every claim of these identities that committed before the locks.
+      WITH ins AS (
+        INSERT INTO ${n('macslot_records')} (domain, mac, guest, nic, iface, policy, holder, expires, updated, rev, gone, dirty)
+          SELECT p_domain, split_part(a.macs, ',', 1), a.guest, a.nic, a.iface, a.policy, a.holder, t + a.ttl, t, 0, false, true
+          FROM ${BATCH_ROWS}
+          WHERE a.i = ANY(locked)
+            AND NOT (a.fresh AND a.policy <> 'direct' AND ${n('macslot_known')}(p_domain, a.guest, a.nic, a.iface))
+          ON CONFLICT (domain, mac) DO NOTHING
+          RETURNING mac)
+      SELECT coalesce(array_agg(a.i), '{}'), coalesce(bool_or(NOT a.fresh AND a.policy <> 'direct'), false) INTO done, moved
+        FROM ${BATCH_ROWS} JOIN ins ON ins.mac = split_part(a.macs, ',', 1)
+        WHERE a.i = ANY(locked);
+      IF moved THEN
+        -- An identity's other records and its displaced mark go, as in macslot_claim; a fresh claim checked it had none.
+        FOR mv IN SELECT split_part(a.macs, ',', 1) AS mac, a.guest, a.nic, a.iface FROM ${BATCH_ROWS}
+            WHERE a.i = ANY(done) AND NOT a.fresh AND a.policy <> 'direct' LOOP
+          UPDATE ${n('macslot_records')} r SET gone = true, dirty = true
+            WHERE r.domain COLLATE "C" = p_domain AND r.nic = mv.nic AND r.guest = mv.guest AND r.iface = mv.iface
+              AND r.mac <> mv.mac AND NOT r.gone AND r.policy <> 'direct';
+          DELETE FROM ${n('macslot_displaced')} x
+            WHERE x.domain = p_domain AND x.nic = mv.nic AND x.guest = mv.guest AND x.iface = mv.iface;
+        END LOOP;
+      END IF;
+      RETURN QUERY SELECT a.i, 'ok'::text, split_part(a.macs, ',', 1), a.guest, a.nic, a.iface, a.policy, a.holder, t + a.ttl, t
+        FROM ${BATCH_ROWS} WHERE a.i = ANY(done);
+      IF cardinality(done) < cardinality(p_macs) THEN
+        -- The rest, in batch order, one at a time.
+        RETURN QUERY SELECT a.i, c.* FROM ${BATCH_ROWS}
+          CROSS JOIN LATERAL ${n('macslot_claim')}(p_domain, string_to_array(a.macs, ','), a.guest, a.nic, a.iface, a.policy, a.holder,
+            a.ttl, p_grace, a.fresh) c
+          WHERE NOT a.i = ANY(done)
+          ORDER BY a.i;
+      END IF;
+    END $f$`,
+];
+
 /** Migration i takes a schema from version i to version i + 1 (0: nothing there yet). */
-export const MIGRATIONS: readonly ((n: Names) => string[])[] = [V1, V2, V3, V4];
+export const MIGRATIONS: readonly ((n: Names) => string[])[] = [V1, V2, V3, V4, V5];
 
 /** The functions the current schema must have; a schema at the current version without one of them is broken. */
-export const REQUIRED_FUNCTIONS: readonly string[] = ['macslot_claim', 'macslot_claims', 'macslot_release', 'macslot_renew'];
+export const REQUIRED_FUNCTIONS: readonly string[] = [
+  'macslot_claim',
+  'macslot_claims',
+  'macslot_known',
+  'macslot_release',
+  'macslot_renew',
+];
 
 /** The columns each table of the current schema must have; a schema at the current version without them is broken. */
 export const REQUIRED_COLUMNS: Readonly<Record<string, readonly string[]>> = {

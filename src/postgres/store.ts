@@ -468,7 +468,10 @@ export class PostgresStore implements MacStore, RecordStore {
     const rows =
       cache === undefined
         ? await c.query<Row>(`SELECT * FROM ${n('macslot_records')} WHERE domain = $1 AND NOT gone`, [this.domain])
-        : await c.query<Row>(`SELECT * FROM ${n('macslot_records')} WHERE domain = $1 AND (rev > $2 OR dirty)`, [this.domain, cache.rev]);
+        : await c.query<Row>(`SELECT * FROM ${n('macslot_records')} WHERE domain = $1 AND ((rev > $2 AND NOT dirty) OR dirty)`, [
+            this.domain,
+            cache.rev,
+          ]);
     let dirty = false;
     for (const r of rows.rows) {
       if (r.gone === true) delete data.records[r.mac];
@@ -723,8 +726,9 @@ export class PostgresStore implements MacStore, RecordStore {
   async byIdentity(id: MacIdentity): Promise<StoredRecord | undefined> {
     const r = await this.#query(
       'look up an identity',
-      `SELECT * FROM ${this.#n('macslot_records')} WHERE domain = $1 AND nic = $2 AND guest = $3 AND iface = $4 AND NOT gone AND policy ` +
-        `<> 'direct'`,
+      // The domain in the "C" collation, as the identity index has it (see schema version 5).
+      `SELECT * FROM ${this.#n('macslot_records')} WHERE domain COLLATE "C" = $1 AND nic = $2 AND guest = $3 AND iface = $4 ` +
+        `AND NOT gone AND policy <> 'direct'`,
       [this.domain, id?.nic, id?.guest, id?.iface],
     );
     const row = r.rows[0] as Row | undefined;
