@@ -95,7 +95,7 @@ async function runOpen(end, lat) {
 }
 
 const timed = rate > 0 ? runOpen : run;
-await timed(performance.now() + Number(process.env.BENCH_WARMUP_MS ?? 1_500));
+await timed(performance.now() + Number(process.env.BENCH_WARMUP_MS ?? 5_000));
 process.stdout.write('ready\n');
 await new Promise((r) => process.stdin.once('data', r));
 const cpu0 = process.cpuUsage();

@@ -7,7 +7,7 @@
 // started on schedule however many are under way, each timed from its scheduled start. PostgreSQL: MACSLOT_PG_URL,
 // else a private throwaway cluster. The database's CPU time is the cluster's alone when scripts/pg-cluster.sh laid it
 // out (the private one), else that of every process named postgres here. BENCH_SECONDS sets each run's length
-// (default 3).
+// (default 3), BENCH_WARMUP_MS the unmeasured warm-up before it (default 5,000), BENCH_NODE_ARGS the hosts' node options.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -26,6 +26,8 @@ const RATES = (process.env.BENCH_RATE ?? '5000')
   .map(Number)
   .filter((r) => r > 0);
 const OPEN_HOSTS = (process.env.BENCH_OPEN_HOSTS ?? '16').split(',').map(Number);
+// Options for each host's node, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to see where a host's time goes.
+const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
 const host = fileURLToPath(new URL('./store-host.mjs', import.meta.url));
 
 interface Result {
@@ -112,7 +114,9 @@ async function run(kind: 'file' | 'postgres', target: string, schema: string, ho
     String(CONCURRENCY),
     String(rate / hosts),
   ];
-  const children = Array.from({ length: hosts }, (_, i) => spawn(process.execPath, args(i), { stdio: ['pipe', 'pipe', 'inherit'] }));
+  const children = Array.from({ length: hosts }, (_, i) =>
+    spawn(process.execPath, [...NODE_ARGS, ...args(i)], { stdio: ['pipe', 'pipe', 'inherit'] }),
+  );
   try {
     await Promise.all(children.map((c) => line(c)));
     const t0 = performance.now();
@@ -124,7 +128,10 @@ async function run(kind: 'file' | 'postgres', target: string, schema: string, ho
     );
     const seconds = (performance.now() - t0) / 1000;
     const db = dbCpuMs(postmaster) - db0;
+    // Each host closes its store and exits; one that has not within 10 s is killed below.
+    const exited = children.map((c) => new Promise((ok) => (c.exitCode !== null ? ok(null) : c.once('exit', ok))));
     for (const c of children) c.stdin!.write('exit\n');
+    await Promise.race([Promise.all(exited), new Promise((ok) => setTimeout(ok, 10_000).unref())]);
     const lat = outs.flatMap((o) => o.lat).sort((a, b) => a - b);
     const q = (p: number): number => lat[Math.min(lat.length - 1, Math.floor(p * lat.length))] ?? NaN;
     const count = outs.reduce((n, o) => n + o.count, 0);
