@@ -8,7 +8,7 @@
 // else a private throwaway cluster. The database's CPU time is the cluster's alone when scripts/pg-cluster.sh laid it
 // out (the private one), else that of every process named postgres here. BENCH_SECONDS sets each run's length
 // (default 3), BENCH_WARMUP_MS the unmeasured warm-up before it (default 5,000), BENCH_NODE_ARGS the hosts' node options.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -152,6 +152,22 @@ async function run(kind: 'file' | 'postgres', target: string, schema: string, ho
   }
 }
 
+/** The CPU time (ms, both processes) of one round trip between two processes at `rate` per second (bench/wakeup.mjs). */
+function roundTripMs(rate: number, seconds: number): number {
+  const r = spawnSync(process.execPath, [fileURLToPath(new URL('./wakeup.mjs', import.meta.url)), String(rate), String(seconds)], {
+    encoding: 'utf8',
+  });
+  try {
+    const o = JSON.parse(r.stdout) as { senderMs: number; echoMs: number };
+    return o.senderMs + o.echoMs;
+  } catch {
+    return NaN;
+  }
+}
+
+// What waking a process costs here: every step of an allocation wakes one (a host, its database backend, the host
+// again), and a host allocating a few hundred a second finds the other side asleep each time.
+const wakeup = { slow: roundTripMs(300, 2), fast: roundTripMs(10_000, 1) };
 const results: Result[] = [];
 const dir = mkdtempSync(join(tmpdir(), 'macslot-bench-store-'));
 let cluster: Cluster | undefined;
@@ -181,6 +197,10 @@ console.log(
     `load ${loadavg()
       .map((l) => l.toFixed(1))
       .join(' ')}`,
+);
+console.log(
+  `a round trip between two processes over a unix socket costs ${wakeup.slow.toFixed(3)} ms of CPU at 300/s and ` +
+    `${wakeup.fast.toFixed(3)} ms back to back (bench/wakeup.mjs)`,
 );
 console.log('store     hosts  offered/s  alloc/s    p50 ms   p99 ms   conflicts  failed  host CPU ms/alloc  db CPU ms/alloc');
 for (const r of results) {
