@@ -209,96 +209,13 @@ const BATCH_ARGS = `p_domain text, p_macs text[], p_guest text[], p_nic text[], 
 const BATCH_ROWS = `unnest(p_macs, p_guest, p_nic, p_iface, p_policy, p_holder, p_ttl, p_fresh, p_fast)
         WITH ORDINALITY AS a(macs, guest, nic, iface, policy, holder, ttl, fresh, fast, i)`;
 
-// Version 4: a batch of claims is one call of macslot_claims, set-based: the claims whose first MAC is free go in with
-// one INSERT … ON CONFLICT DO NOTHING (the UNIQUE (domain, mac) constraint still decides), and only the rest (a MAC
-// taken or busy, an identity the store has or remembers) take the per-claim path of macslot_claim. The fast path takes
-// the same advisory locks as macslot_claim, but only by trying (a claim whose lock is held goes the slow way and waits
-// there), and checks an identity in a statement after it holds the identity's lock, so the check sees every claim
-// of that identity that committed before. Its statements use generic plans (planning them for each batch cost more
-// than running them).
-const V4 = (n: Names): string[] => [
-  `CREATE FUNCTION ${n('macslot_claims')}(${BATCH_ARGS})
-    RETURNS TABLE (i bigint, status text, mac text, guest text, nic text, iface text, policy text, holder text, expires bigint,
-      updated bigint)
-    LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $f$
-    #variable_conflict use_column
-    DECLARE
-      t bigint := floor(extract(epoch FROM clock_timestamp()) * 1000);
-      locked bigint[];
-      done bigint[];
-      moved boolean;
-    BEGIN
-      PERFORM pg_advisory_xact_lock_shared(${DOMAIN_LOCK}, hashtext(p_domain));
-      SELECT coalesce(array_agg(a.i), '{}') INTO locked FROM ${BATCH_ROWS}
-        WHERE a.fast
-          AND (CASE WHEN a.policy = 'direct' THEN true
-            ELSE pg_try_advisory_xact_lock(hashtext(p_domain), hashtext('id/' || a.nic || '/' || a.guest || '/' || a.iface)) END)
-          AND pg_try_advisory_xact_lock(hashtext(p_domain), hashtext('mac/' || split_part(a.macs, ',', 1)));
-      -- A statement of its own, so its snapshot sees every claim of these identities that committed before the locks.
-      WITH ins AS (
-        INSERT INTO ${n('macslot_records')} (domain, mac, guest, nic, iface, policy, holder, expires, updated, rev, gone, dirty)
-          SELECT p_domain, split_part(a.macs, ',', 1), a.guest, a.nic, a.iface, a.policy, a.holder, t + a.ttl, t, 0, false, true
-          FROM ${BATCH_ROWS}
-          WHERE a.i = ANY(locked)
-            AND NOT (a.fresh AND a.policy <> 'direct' AND (
-              EXISTS (SELECT 1 FROM ${n('macslot_records')} r WHERE r.domain = p_domain AND NOT r.gone AND r.policy <> 'direct'
-                AND r.guest = a.guest AND r.nic = a.nic AND r.iface = a.iface)
-              OR EXISTS (SELECT 1 FROM ${n('macslot_displaced')} x
-                WHERE x.domain = p_domain AND x.guest = a.guest AND x.nic = a.nic AND x.iface = a.iface)))
-          ON CONFLICT (domain, mac) DO NOTHING
-          RETURNING mac)
-      SELECT coalesce(array_agg(a.i), '{}'), coalesce(bool_or(NOT a.fresh AND a.policy <> 'direct'), false) INTO done, moved
-        FROM ${BATCH_ROWS} JOIN ins ON ins.mac = split_part(a.macs, ',', 1)
-        WHERE a.i = ANY(locked);
-      IF moved THEN
-        -- An identity's other records and its displaced mark go, as in macslot_claim; a fresh claim checked it had none.
-        UPDATE ${n('macslot_records')} r SET gone = true, dirty = true FROM ${BATCH_ROWS}
-          WHERE a.i = ANY(done) AND NOT a.fresh AND a.policy <> 'direct' AND r.domain = p_domain
-            AND r.mac <> split_part(a.macs, ',', 1) AND NOT r.gone AND r.policy <> 'direct' AND r.guest = a.guest AND r.nic = a.nic
-            AND r.iface = a.iface;
-        DELETE FROM ${n('macslot_displaced')} x USING ${BATCH_ROWS}
-          WHERE a.i = ANY(done) AND NOT a.fresh AND a.policy <> 'direct' AND x.domain = p_domain AND x.guest = a.guest
-            AND x.nic = a.nic AND x.iface = a.iface;
-      END IF;
-      RETURN QUERY SELECT a.i, 'ok'::text, split_part(a.macs, ',', 1), a.guest, a.nic, a.iface, a.policy, a.holder, t + a.ttl, t
-        FROM ${BATCH_ROWS} WHERE a.i = ANY(done);
-      IF cardinality(done) < cardinality(p_macs) THEN
-        -- The rest, in batch order, one at a time.
-        RETURN QUERY SELECT a.i, c.* FROM ${BATCH_ROWS}
-          CROSS JOIN LATERAL ${n('macslot_claim')}(p_domain, string_to_array(a.macs, ','), a.guest, a.nic, a.iface, a.policy, a.holder,
-            a.ttl, p_grace, a.fresh) c
-          WHERE NOT a.i = ANY(done)
-          ORDER BY a.i;
-      END IF;
-    END $f$`,
-];
-
-// Version 5: a lookup of one record never reads the domain's every record. A plpgsql function plans each statement once
-// per connection and keeps the plan, and on an empty table every index that starts with the domain costs the same:
-// the planner took the (domain, rev) index for lookups by MAC and by identity, and planned version 4's identity check
-// (a subquery under OR) as a hash of all the domain's records, built for each batch. A connection that began while the
-// table was empty kept those plans as the table grew, and after seconds of allocating each batch cost milliseconds.
-// Now no index but the right one can serve a lookup: the (domain, rev) index holds only adopted rows (those a
-// whole-store read asks for by revision), and the identity index, holding only live records that are not direct, is
-// keyed on the domain in the "C" collation, which the identity lookups name and no other index matches (equality is
-// the same in every deterministic collation). The batch function checks each claim's identity with a call of its
-// own, which cannot be hashed, and moves an identity to its new MAC with a loop of keyed statements.
-const idDomain = (r: string): string => `${r}.domain COLLATE "C" = p_domain`;
-const V5 = (n: Names): string[] => [
-  `DROP INDEX ${n('macslot_records_rev')}`,
-  `CREATE INDEX macslot_records_rev ON ${n('macslot_records')} (domain, rev) WHERE NOT dirty`,
-  `DROP INDEX ${n('macslot_records_identity')}`,
-  `CREATE INDEX macslot_records_identity ON ${n('macslot_records')} (domain COLLATE "C", nic, guest, iface)
-    WHERE NOT gone AND policy <> 'direct'`,
-  claimFunction(n, 'CREATE OR REPLACE', idDomain),
-  `CREATE FUNCTION ${n('macslot_known')}(p_domain text, p_guest text, p_nic text, p_iface text) RETURNS boolean
-    LANGUAGE plpgsql STABLE AS $f$
-    BEGIN
-      RETURN EXISTS (SELECT 1 FROM ${n('macslot_records')} r WHERE ${idDomain('r')} AND NOT r.gone AND ${sameId('r')})
-        OR EXISTS (SELECT 1 FROM ${n('macslot_displaced')} x WHERE x.domain = p_domain AND x.guest = p_guest AND x.nic = p_nic
-          AND x.iface = p_iface);
-    END $f$`,
-  `CREATE OR REPLACE FUNCTION ${n('macslot_claims')}(${BATCH_ARGS})
+/**
+ * The batch function (version 4 on): `verb` creates or replaces it; `known` is the condition under which a fresh claim
+ * of an identity the store has or remembers is left to the per-claim path, and `move` the statements that drop the
+ * other records of identities that moved to a new MAC (the claims' rows are in `done`; `mv` is free for a loop).
+ */
+const claimsFunction = (n: Names, verb: 'CREATE' | 'CREATE OR REPLACE', known: string, move: string): string =>
+  `${verb} FUNCTION ${n('macslot_claims')}(${BATCH_ARGS})
     RETURNS TABLE (i bigint, status text, mac text, guest text, nic text, iface text, policy text, holder text, expires bigint,
       updated bigint)
     LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $f$
@@ -322,7 +239,7 @@ const V5 = (n: Names): string[] => [
           SELECT p_domain, split_part(a.macs, ',', 1), a.guest, a.nic, a.iface, a.policy, a.holder, t + a.ttl, t, 0, false, true
           FROM ${BATCH_ROWS}
           WHERE a.i = ANY(locked)
-            AND NOT (a.fresh AND a.policy <> 'direct' AND ${n('macslot_known')}(p_domain, a.guest, a.nic, a.iface))
+${known}
           ON CONFLICT (domain, mac) DO NOTHING
           RETURNING mac)
       SELECT coalesce(array_agg(a.i), '{}'), coalesce(bool_or(NOT a.fresh AND a.policy <> 'direct'), false) INTO done, moved
@@ -330,14 +247,7 @@ const V5 = (n: Names): string[] => [
         WHERE a.i = ANY(locked);
       IF moved THEN
         -- An identity's other records and its displaced mark go, as in macslot_claim; a fresh claim checked it had none.
-        FOR mv IN SELECT split_part(a.macs, ',', 1) AS mac, a.guest, a.nic, a.iface FROM ${BATCH_ROWS}
-            WHERE a.i = ANY(done) AND NOT a.fresh AND a.policy <> 'direct' LOOP
-          UPDATE ${n('macslot_records')} r SET gone = true, dirty = true
-            WHERE r.domain COLLATE "C" = p_domain AND r.nic = mv.nic AND r.guest = mv.guest AND r.iface = mv.iface
-              AND r.mac <> mv.mac AND NOT r.gone AND r.policy <> 'direct';
-          DELETE FROM ${n('macslot_displaced')} x
-            WHERE x.domain = p_domain AND x.nic = mv.nic AND x.guest = mv.guest AND x.iface = mv.iface;
-        END LOOP;
+${move}
       END IF;
       RETURN QUERY SELECT a.i, 'ok'::text, split_part(a.macs, ',', 1), a.guest, a.nic, a.iface, a.policy, a.holder, t + a.ttl, t
         FROM ${BATCH_ROWS} WHERE a.i = ANY(done);
@@ -349,7 +259,72 @@ const V5 = (n: Names): string[] => [
           WHERE NOT a.i = ANY(done)
           ORDER BY a.i;
       END IF;
+    END $f$`;
+
+// Version 4: a batch of claims is one call of macslot_claims, set-based: the claims whose first MAC is free go in with
+// one INSERT … ON CONFLICT DO NOTHING (the UNIQUE (domain, mac) constraint still decides), and only the rest (a MAC
+// taken or busy, an identity the store has or remembers) take the per-claim path of macslot_claim. The fast path takes
+// the same advisory locks as macslot_claim, but only by trying (a claim whose lock is held goes the slow way and waits
+// there), and checks an identity in a statement after it holds the identity's lock, so the check sees every claim
+// of that identity that committed before. Its statements use generic plans (planning them for each batch cost more
+// than running them).
+const V4 = (n: Names): string[] => [
+  claimsFunction(
+    n,
+    'CREATE',
+    `            AND NOT (a.fresh AND a.policy <> 'direct' AND (
+              EXISTS (SELECT 1 FROM ${n('macslot_records')} r WHERE r.domain = p_domain AND NOT r.gone AND r.policy <> 'direct'
+                AND r.guest = a.guest AND r.nic = a.nic AND r.iface = a.iface)
+              OR EXISTS (SELECT 1 FROM ${n('macslot_displaced')} x
+                WHERE x.domain = p_domain AND x.guest = a.guest AND x.nic = a.nic AND x.iface = a.iface)))`,
+    `        UPDATE ${n('macslot_records')} r SET gone = true, dirty = true FROM ${BATCH_ROWS}
+          WHERE a.i = ANY(done) AND NOT a.fresh AND a.policy <> 'direct' AND r.domain = p_domain
+            AND r.mac <> split_part(a.macs, ',', 1) AND NOT r.gone AND r.policy <> 'direct' AND r.guest = a.guest AND r.nic = a.nic
+            AND r.iface = a.iface;
+        DELETE FROM ${n('macslot_displaced')} x USING ${BATCH_ROWS}
+          WHERE a.i = ANY(done) AND NOT a.fresh AND a.policy <> 'direct' AND x.domain = p_domain AND x.guest = a.guest
+            AND x.nic = a.nic AND x.iface = a.iface;`,
+  ),
+];
+
+// Version 5: a lookup of one record never reads the domain's every record. A plpgsql function plans each statement once
+// per connection and keeps the plan, and on an empty table every index that starts with the domain costs the same:
+// the planner took the (domain, rev) index for lookups by MAC and by identity, and planned version 4's identity check
+// (a subquery under OR) as a hash of all the domain's records, built for each batch. A connection that began while the
+// table was empty kept those plans as the table grew, and after seconds of allocating each batch cost milliseconds.
+// Now no index but the right one can serve a lookup: the (domain, rev) index holds only adopted rows (those a
+// whole-store read asks for by revision), and the identity index, holding only live records that are not direct, is
+// keyed on the domain in the "C" collation, which the identity lookups name and no other index matches (equality is
+// the same in every deterministic collation). The batch function checks each claim's identity with a call of its
+// own, which cannot be hashed, and moves an identity to its new MAC with a loop of keyed statements.
+const idDomain = (r: string): string => `${r}.domain COLLATE "C" = p_domain`;
+const V5 = (n: Names): string[] => [
+  `DROP INDEX IF EXISTS ${n('macslot_records_rev')}`,
+  `CREATE INDEX macslot_records_rev ON ${n('macslot_records')} (domain, rev) WHERE NOT dirty`,
+  `DROP INDEX IF EXISTS ${n('macslot_records_identity')}`,
+  `CREATE INDEX macslot_records_identity ON ${n('macslot_records')} (domain COLLATE "C", nic, guest, iface)
+    WHERE NOT gone AND policy <> 'direct'`,
+  claimFunction(n, 'CREATE OR REPLACE', idDomain),
+  `CREATE FUNCTION ${n('macslot_known')}(p_domain text, p_guest text, p_nic text, p_iface text) RETURNS boolean
+    LANGUAGE plpgsql STABLE AS $f$
+    BEGIN
+      RETURN EXISTS (SELECT 1 FROM ${n('macslot_records')} r WHERE ${idDomain('r')} AND NOT r.gone AND ${sameId('r')})
+        OR EXISTS (SELECT 1 FROM ${n('macslot_displaced')} x WHERE x.domain = p_domain AND x.guest = p_guest AND x.nic = p_nic
+          AND x.iface = p_iface);
     END $f$`,
+  claimsFunction(
+    n,
+    'CREATE OR REPLACE',
+    `            AND NOT (a.fresh AND a.policy <> 'direct' AND ${n('macslot_known')}(p_domain, a.guest, a.nic, a.iface))`,
+    `        FOR mv IN SELECT split_part(a.macs, ',', 1) AS mac, a.guest, a.nic, a.iface FROM ${BATCH_ROWS}
+            WHERE a.i = ANY(done) AND NOT a.fresh AND a.policy <> 'direct' LOOP
+          UPDATE ${n('macslot_records')} r SET gone = true, dirty = true
+            WHERE r.domain COLLATE "C" = p_domain AND r.nic = mv.nic AND r.guest = mv.guest AND r.iface = mv.iface
+              AND r.mac <> mv.mac AND NOT r.gone AND r.policy <> 'direct';
+          DELETE FROM ${n('macslot_displaced')} x
+            WHERE x.domain = p_domain AND x.nic = mv.nic AND x.guest = mv.guest AND x.iface = mv.iface;
+        END LOOP;`,
+  ),
 ];
 
 /** Migration i takes a schema from version i to version i + 1 (0: nothing there yet). */
