@@ -319,7 +319,7 @@ const V5 = (n: Names): string[] => [
     `        FOR mv IN SELECT split_part(a.macs, ',', 1) AS mac, a.guest, a.nic, a.iface FROM ${BATCH_ROWS}
             WHERE a.i = ANY(done) AND NOT a.fresh AND a.policy <> 'direct' LOOP
           UPDATE ${n('macslot_records')} r SET gone = true, dirty = true
-            WHERE r.domain COLLATE "C" = p_domain AND r.nic = mv.nic AND r.guest = mv.guest AND r.iface = mv.iface
+            WHERE ${idDomain('r')} AND r.nic = mv.nic AND r.guest = mv.guest AND r.iface = mv.iface
               AND r.mac <> mv.mac AND NOT r.gone AND r.policy <> 'direct';
           DELETE FROM ${n('macslot_displaced')} x
             WHERE x.domain = p_domain AND x.nic = mv.nic AND x.guest = mv.guest AND x.iface = mv.iface;

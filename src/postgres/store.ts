@@ -468,7 +468,8 @@ export class PostgresStore implements MacStore, RecordStore {
     const rows =
       cache === undefined
         ? await c.query<Row>(`SELECT * FROM ${n('macslot_records')} WHERE domain = $1 AND NOT gone`, [this.domain])
-        : await c.query<Row>(`SELECT * FROM ${n('macslot_records')} WHERE domain = $1 AND ((rev > $2 AND NOT dirty) OR dirty)`, [
+        : // rev > $2 OR dirty, written so that each side has its partial index (see schema version 5).
+          await c.query<Row>(`SELECT * FROM ${n('macslot_records')} WHERE domain = $1 AND ((rev > $2 AND NOT dirty) OR dirty)`, [
             this.domain,
             cache.rev,
           ]);
