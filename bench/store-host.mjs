@@ -1,6 +1,9 @@
 // One "host" of the store benchmark. Mode `manager` (what users run): a MacManager over the store allocating for new
 // guests from one block, `concurrency` allocations at a time (a host starting many guests). Mode `claim`: bare
-// record-level claims of random MACs, one at a time. It warms up first (unmeasured: a long-running host has its code
+// record-level claims of random MACs, one at a time. The floors, on a plain node-postgres connection and no store:
+// mode `select` makes one `SELECT 1` round trip per allocation, mode `insert` one durable INSERT of a random MAC into a
+// table with a UNIQUE constraint on it (the least a recorded claim can cost). A process runs `lanes` hosts (default 1),
+// each with its own connection. It warms up first (unmeasured: a long-running host has its code
 // compiled and its connections open, a fresh process has neither), says `ready`, and on `go` times each allocation for
 // as long as told, then prints the count, its CPU time and the latencies (ms) as one JSON line. Loads the built modules
 // (npm run bench:store builds them).
@@ -8,36 +11,80 @@ import { FileStore } from '../dist/node/file-store.js';
 import { PostgresStore } from '../dist/postgres/store.js';
 import { MacManager } from '../dist/manager/manager.js';
 import { Nic } from '../dist/nic/nic.js';
+import pg from 'pg';
 
-const [kind, target, schema, tag, msText, mode = 'manager', concurrencyText = '8', rateText = '0'] = process.argv.slice(2);
-// Open loop (rate > 0): allocations start on a fixed schedule of `rate` per second, however many are still under way.
+const [kind, target, schema, first, msText, mode = 'manager', concurrencyText = '8', rateText = '0', lanesText = '1'] =
+  process.argv.slice(2);
+// Open loop (rate > 0): allocations start on a fixed schedule of `rate` per second per host, however many are still
+// under way.
 const rate = Number(rateText);
-const store =
-  kind === 'file' ? new FileStore({ path: target, lockTimeoutMs: 60_000 }) : await PostgresStore.open({ connectionString: target, schema });
 const concurrency = mode === 'manager' ? Number(concurrencyText) : 1;
-const manager =
-  mode === 'manager'
-    ? new MacManager({
-        nics: { eth0: new Nic({ primary: `00:14:4f:00:${Number(tag).toString(16).padStart(2, '0')}:00`, maxAddresses: 1 << 16 }) },
-        store,
-        block: '02:5b:00/24',
-        session: `host${tag}`,
-      })
-    : undefined;
-let next = 0;
+const floor = mode === 'select' || mode === 'insert';
+
+/** A plain connection for the floors, with the table the `insert` floor writes to (created once, under a lock). */
+async function floorClient() {
+  const c = new pg.Client({ connectionString: target });
+  await c.connect();
+  const table = `${pg.escapeIdentifier(schema)}.floor`;
+  await c.query('BEGIN');
+  await c.query('SELECT pg_advisory_xact_lock(7305)');
+  await c.query(`CREATE SCHEMA IF NOT EXISTS ${pg.escapeIdentifier(schema)}`);
+  await c.query(`CREATE TABLE IF NOT EXISTS ${table} (mac text PRIMARY KEY, holder text NOT NULL)`);
+  await c.query('COMMIT');
+  // One query at a time, as a connection runs them (node-postgres warns when a second is handed over early).
+  let tail = Promise.resolve();
+  const serial = (f) => {
+    const p = tail.then(f);
+    tail = p.catch(() => undefined);
+    return p;
+  };
+  return {
+    close: () => c.end(),
+    claim: (mac, holder) => serial(() => c.query(`INSERT INTO ${table} VALUES ($1, $2) ON CONFLICT DO NOTHING`, [mac, holder])),
+    select: () => serial(() => c.query('SELECT 1')),
+  };
+}
+
+/** The hosts this process runs, numbered from `first`: each has its own store, connection and manager. */
+const hosts = await Promise.all(
+  Array.from({ length: Number(lanesText) }, async (_, j) => {
+    const tag = Number(first) + j;
+    const store = floor
+      ? await floorClient()
+      : kind === 'file'
+        ? new FileStore({ path: target, lockTimeoutMs: 60_000 })
+        : await PostgresStore.open({ connectionString: target, schema });
+    const manager =
+      mode === 'manager'
+        ? new MacManager({
+            nics: { eth0: new Nic({ primary: `00:14:4f:00:${tag.toString(16).padStart(2, '0')}:00`, maxAddresses: 1 << 16 }) },
+            store,
+            block: '02:5b:00/24',
+            session: `host${tag}`,
+          })
+        : undefined;
+    return { tag, store, manager, next: 0 };
+  }),
+);
 let conflicts = 0;
 let failed = 0;
 
-/** One allocation; resolves false when the store gave the MAC to someone else (bare claims only). */
-async function allocateOne() {
-  const i = next++;
+/** One allocation by host `h`; resolves false when the store gave the MAC to someone else (bare claims only). */
+async function allocateOne(h) {
+  const { tag, store, manager } = h;
+  const i = h.next++;
   if (manager !== undefined) {
     // 64 guests per host, each with many interfaces: a NIC has at most 1,024 clients.
     await manager.allocate({ guest: `h${tag}-${i % 64}`, iface: String(i), policy: 'block', order: 'random' });
     return true;
   }
+  if (mode === 'select') {
+    await store.select();
+    return true;
+  }
   const n = Math.floor(Math.random() * 2 ** 24);
   const mac = `02:5b:${[n >> 16, (n >> 8) & 0xff, n & 0xff, Number(tag) & 0xff].map((b) => b.toString(16).padStart(2, '0')).join(':')}`;
+  if (mode === 'insert') return (await store.claim(mac, `host${tag}`)).rowCount === 1;
   try {
     await store.claim({ mac, guest: `h${tag}`, nic: 'eth0', iface: String(i), policy: 'block', holder: `host${tag}` });
     return true;
@@ -47,12 +94,12 @@ async function allocateOne() {
   }
 }
 
-/** Runs `concurrency` loops of allocations until `end`, timing each into `lat` when given. */
-async function run(end, lat) {
+/** Runs `concurrency` loops of allocations by host `h` until `end`, timing each into `lat` when given. */
+async function run(h, end, lat) {
   const loop = async () => {
     while (performance.now() < end) {
       const t0 = performance.now();
-      const ok = await allocateOne();
+      const ok = await allocateOne(h);
       if (lat === undefined) continue;
       if (!ok) conflicts++;
       lat.push(performance.now() - t0);
@@ -65,7 +112,7 @@ async function run(end, lat) {
  * Starts one allocation every 1/rate s until `end`, each timed into `lat` (when given) from its scheduled start, not from
  * when a late timer got to it: time spent queueing counts (no coordinated omission). Resolves once all have settled.
  */
-async function runOpen(end, lat) {
+async function runOpen(h, end, lat) {
   const t0 = performance.now();
   const gap = 1000 / rate;
   const started = [];
@@ -75,7 +122,7 @@ async function runOpen(end, lat) {
     for (; t0 + k * gap <= now && t0 + k * gap < end; k++) {
       const at = t0 + k * gap;
       started.push(
-        allocateOne().then(
+        allocateOne(h).then(
           (ok) => {
             if (lat === undefined) return;
             if (!ok) conflicts++;
@@ -94,7 +141,7 @@ async function runOpen(end, lat) {
   await Promise.all(started);
 }
 
-const timed = rate > 0 ? runOpen : run;
+const timed = (end, lat) => Promise.all(hosts.map((h) => (rate > 0 ? runOpen : run)(h, end, lat)));
 await timed(performance.now() + Number(process.env.BENCH_WARMUP_MS ?? 5_000));
 process.stdout.write('ready\n');
 await new Promise((r) => process.stdin.once('data', r));
@@ -105,5 +152,5 @@ const { user, system } = process.cpuUsage(cpu0);
 process.stdout.write(`${JSON.stringify({ count: lat.length - conflicts, conflicts, failed, cpuMs: (user + system) / 1000, lat })}\n`);
 // Connections stay open until told, so the database's CPU time can be read while its backends still exist.
 await new Promise((r) => process.stdin.once('data', r));
-await store.close?.();
+await Promise.all(hosts.map((h) => h.store.close?.()));
 process.exit(0);

@@ -8,6 +8,10 @@
 // else a private throwaway cluster. The database's CPU time is the cluster's alone when scripts/pg-cluster.sh laid it
 // out (the private one), else that of every process named postgres here. BENCH_SECONDS sets each run's length
 // (default 3), BENCH_WARMUP_MS the unmeasured warm-up before it (default 5,000), BENCH_NODE_ARGS the hosts' node options.
+// Each open loop runs once per BENCH_HOSTS_PER_PROCESS entry (default "1,8": a process per host, then 8 hosts to a
+// process), then once per BENCH_FLOORS entry (default "select,insert"): the same hosts on the same schedule, each
+// allocation only a `SELECT 1`, or only a durable INSERT, on a plain connection. The floors bound what any store could
+// do from those processes on this machine.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -28,11 +32,21 @@ const RATES = (process.env.BENCH_RATE ?? '5000')
 const OPEN_HOSTS = (process.env.BENCH_OPEN_HOSTS ?? '16').split(',').map(Number);
 // Options for each host's node, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to see where a host's time goes.
 const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+// Open loops run once per entry: 1 is a process per host, as users run a fleet; 8 runs the 16 hosts in 2 processes,
+// which shows what the store gives when the hosts' own CPU time is not that of 16 processes sharing this machine.
+const PER_PROCESS = (process.env.BENCH_HOSTS_PER_PROCESS ?? '1,8').split(',').map((n) => Math.max(1, Number(n)));
+// The floors, run open-loop beside the store: what one round trip (`select`) or one durable INSERT (`insert`) per
+// allocation costs from the same hosts on the same schedule, with no store at all.
+const FLOORS = (process.env.BENCH_FLOORS ?? 'select,insert').split(',').filter((f) => f === 'select' || f === 'insert');
 const host = fileURLToPath(new URL('./store-host.mjs', import.meta.url));
 
 interface Result {
   store: string;
+  /** What each allocation was: `manager`, `claim`, or a floor (`select`, `insert`). */
+  mode: string;
   hosts: number;
+  /** The processes the hosts ran in. */
+  processes: number;
   /** Allocations/s offered in all (open loop), or 0 for a closed loop. */
   offered: number;
   perSecond: number;
@@ -102,19 +116,27 @@ function line(child: ChildProcess): Promise<string> {
   });
 }
 
-async function run(kind: 'file' | 'postgres', target: string, schema: string, hosts: number, rate = 0): Promise<Result> {
+async function run(
+  kind: 'file' | 'postgres',
+  target: string,
+  schema: string,
+  hosts: number,
+  { rate = 0, mode = MODE, perProcess = 1 }: { rate?: number; mode?: string; perProcess?: number } = {},
+): Promise<Result> {
+  const per = Math.min(perProcess, hosts);
   const args = (i: number): string[] => [
     host,
     kind,
     target,
     schema,
-    String(i),
+    String(i * per),
     String(SECONDS * 1000),
-    MODE,
+    mode,
     String(CONCURRENCY),
     String(rate / hosts),
+    String(Math.min(per, hosts - i * per)),
   ];
-  const children = Array.from({ length: hosts }, (_, i) =>
+  const children = Array.from({ length: Math.ceil(hosts / per) }, (_, i) =>
     spawn(process.execPath, [...NODE_ARGS, ...args(i)], { stdio: ['pipe', 'pipe', 'inherit'] }),
   );
   try {
@@ -137,7 +159,9 @@ async function run(kind: 'file' | 'postgres', target: string, schema: string, ho
     const count = outs.reduce((n, o) => n + o.count, 0);
     return {
       store: kind,
+      mode,
       hosts,
+      processes: children.length,
       offered: rate,
       perSecond: count / seconds,
       p50: q(0.5),
@@ -185,7 +209,11 @@ try {
   if (url === undefined) console.error('no PostgreSQL (set MACSLOT_PG_URL or install postgresql): PostgresStore skipped');
   else {
     for (const n of HOSTS) results.push(await run('postgres', url, schema(), n));
-    for (const rate of RATES) for (const n of OPEN_HOSTS) results.push(await run('postgres', url, schema(), n, rate));
+    for (const rate of RATES)
+      for (const n of OPEN_HOSTS) {
+        for (const perProcess of PER_PROCESS) results.push(await run('postgres', url, schema(), n, { rate, perProcess }));
+        for (const mode of FLOORS) results.push(await run('postgres', url, schema(), n, { rate, mode }));
+      }
   }
 } finally {
   cluster?.remove();
@@ -202,10 +230,13 @@ console.log(
   `a round trip between two processes over a unix socket costs ${wakeup.slow.toFixed(3)} ms of CPU at 300/s and ` +
     `${wakeup.fast.toFixed(3)} ms back to back (bench/wakeup.mjs)`,
 );
-console.log('store     hosts  offered/s  alloc/s    p50 ms   p99 ms   conflicts  failed  host CPU ms/alloc  db CPU ms/alloc');
+console.log(
+  'store     each      hosts  procs  offered/s  alloc/s    p50 ms   p99 ms   conflicts  failed  host CPU ms/alloc  db CPU ms/alloc',
+);
 for (const r of results) {
   console.log(
-    `${r.store.padEnd(9)} ${String(r.hosts).padStart(5)} ${(r.offered > 0 ? r.offered.toFixed(0) : 'closed').padStart(10)} ` +
+    `${r.store.padEnd(9)} ${r.mode.padEnd(8)} ${String(r.hosts).padStart(6)} ${String(r.processes).padStart(6)} ` +
+      `${(r.offered > 0 ? r.offered.toFixed(0) : 'closed').padStart(10)} ` +
       `${r.perSecond.toFixed(0).padStart(8)} ` +
       `${r.p50.toFixed(2).padStart(9)} ${r.p99.toFixed(2).padStart(8)} ` +
       `${String(r.conflicts).padStart(11)} ${String(r.failed).padStart(7)} ` +
