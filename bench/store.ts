@@ -244,3 +244,9 @@ for (const r of results) {
   );
 }
 console.log(JSON.stringify(results));
+// A run that completed nothing is broken, not slow: CI's short run of this benchmark fails on it.
+const empty = results.filter((r) => !(r.perSecond > 0));
+if (empty.length > 0) {
+  console.error(`no allocation completed in ${empty.map((r) => `${r.store} ${r.mode} × ${r.hosts}`).join(', ')}`);
+  process.exitCode = 1;
+}
