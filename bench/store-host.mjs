@@ -2,7 +2,7 @@
 // guests from one block, `concurrency` allocations at a time (a host starting many guests). Mode `claim`: bare
 // record-level claims of random MACs, one at a time. The floors, on a plain node-postgres connection and no store:
 // mode `select` makes one `SELECT 1` round trip per allocation, mode `insert` one durable INSERT of a random MAC into a
-// table with a UNIQUE constraint on it (the least a recorded claim can cost). A process runs `lanes` hosts (default 1),
+// table keyed on it (the least a recorded claim can cost without batching). A process runs `lanes` hosts (default 1),
 // each with its own connection. It warms up first (unmeasured: a long-running host has its code
 // compiled and its connections open, a fresh process has neither), says `ready`, and on `go` times each allocation for
 // as long as told, then prints the count, its CPU time and the latencies (ms) as one JSON line. Loads the built modules
@@ -21,27 +21,27 @@ const rate = Number(rateText);
 const concurrency = mode === 'manager' ? Number(concurrencyText) : 1;
 const floor = mode === 'select' || mode === 'insert';
 
-/** A plain connection for the floors, with the table the `insert` floor writes to (created once, under a lock). */
+/**
+ * A plain connection for the floors (a pool of one: it runs their queries one at a time, queued), with the table the
+ * `insert` floor writes to, created once under a lock.
+ */
 async function floorClient() {
-  const c = new pg.Client({ connectionString: target });
-  await c.connect();
+  const pool = new pg.Pool({ connectionString: target, max: 1 });
   const table = `${pg.escapeIdentifier(schema)}.floor`;
-  await c.query('BEGIN');
-  await c.query('SELECT pg_advisory_xact_lock(7305)');
-  await c.query(`CREATE SCHEMA IF NOT EXISTS ${pg.escapeIdentifier(schema)}`);
-  await c.query(`CREATE TABLE IF NOT EXISTS ${table} (mac text PRIMARY KEY, holder text NOT NULL)`);
-  await c.query('COMMIT');
-  // One query at a time, as a connection runs them (node-postgres warns when a second is handed over early).
-  let tail = Promise.resolve();
-  const serial = (f) => {
-    const p = tail.then(f);
-    tail = p.catch(() => undefined);
-    return p;
-  };
+  const c = await pool.connect();
+  try {
+    await c.query('BEGIN');
+    await c.query('SELECT pg_advisory_xact_lock(7305)');
+    await c.query(`CREATE SCHEMA IF NOT EXISTS ${pg.escapeIdentifier(schema)}`);
+    await c.query(`CREATE TABLE IF NOT EXISTS ${table} (mac text PRIMARY KEY, holder text NOT NULL)`);
+    await c.query('COMMIT');
+  } finally {
+    c.release();
+  }
   return {
-    close: () => c.end(),
-    claim: (mac, holder) => serial(() => c.query(`INSERT INTO ${table} VALUES ($1, $2) ON CONFLICT DO NOTHING`, [mac, holder])),
-    select: () => serial(() => c.query('SELECT 1')),
+    close: () => pool.end(),
+    insert: (mac, holder) => pool.query(`INSERT INTO ${table} VALUES ($1, $2) ON CONFLICT DO NOTHING`, [mac, holder]),
+    select: () => pool.query('SELECT 1'),
   };
 }
 
@@ -84,7 +84,7 @@ async function allocateOne(h) {
   }
   const n = Math.floor(Math.random() * 2 ** 24);
   const mac = `02:5b:${[n >> 16, (n >> 8) & 0xff, n & 0xff, Number(tag) & 0xff].map((b) => b.toString(16).padStart(2, '0')).join(':')}`;
-  if (mode === 'insert') return (await store.claim(mac, `host${tag}`)).rowCount === 1;
+  if (mode === 'insert') return (await store.insert(mac, `host${tag}`)).rowCount === 1;
   try {
     await store.claim({ mac, guest: `h${tag}`, nic: 'eth0', iface: String(i), policy: 'block', holder: `host${tag}` });
     return true;

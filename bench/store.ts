@@ -10,8 +10,8 @@
 // (default 3), BENCH_WARMUP_MS the unmeasured warm-up before it (default 5,000), BENCH_NODE_ARGS the hosts' node options.
 // Each open loop runs once per BENCH_HOSTS_PER_PROCESS entry (default "1,8": a process per host, then 8 hosts to a
 // process), then once per BENCH_FLOORS entry (default "select,insert"): the same hosts on the same schedule, each
-// allocation only a `SELECT 1`, or only a durable INSERT, on a plain connection. The floors bound what any store could
-// do from those processes on this machine.
+// allocation only a `SELECT 1`, or only a durable INSERT, on a plain connection. The floors show what one round trip, or one
+// unbatched durable commit, per allocation costs from those processes on this machine.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
